@@ -1,0 +1,132 @@
+"""Config dataclasses <-> JSON and <-> command-line flags, written once for every config.
+
+Every model, the trainer and the data have one config dataclass each; ``config.json`` in a
+run directory holds them as plain JSON and the CLI builds one ``--flag`` per field, so
+nothing is configured twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, TypeVar, Union
+
+T = TypeVar("T")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as JSON-ready values (tuples become lists)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[T], values: dict[str, Any]) -> T:
+    """Build ``cls`` from JSON values, coercing lists to tuples; unknown keys are an error."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; fields: {sorted(names)}")
+    return cls(**{k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in values.items()})
+
+
+def replace(config: T, **changes: Any) -> T:
+    """``dataclasses.replace`` with the same coercion and checks as ``from_dict``."""
+    return from_dict(type(config), {**to_dict(config), **changes})
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, where)
+    if origin is tuple:
+        (item, *_rest) = typing.get_args(tp)
+        if isinstance(value, (int, float, str)):
+            value = [value]
+        return tuple(_coerce(item, v, where) for v in value)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ValueError(f"{where} must be one of {typing.get_args(tp)}, got {value!r}")
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and not isinstance(value, tp):
+        raise ValueError(f"{where} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+# -- command-line flags ------------------------------------------------------------------
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser | Any, cls: type, skip: tuple[str, ...] = ()
+) -> None:
+    """One flag per field of ``cls`` (``latent_dim`` -> ``--latent-dim``), default unset so
+    that only the flags given on the command line override the dataclass defaults."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        tp = hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = _parser_for(tp)
+            kwargs["metavar"] = _metavar(tp)
+        kwargs["help"] = f"(default: {_show(default)})"
+        parser.add_argument(flag(f.name), **kwargs)
+
+
+def _parser_for(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        inner = _parser_for(next(a for a in typing.get_args(tp) if a is not type(None)))
+
+        def optional(text: str) -> Any:
+            return None if text.lower() == "none" else inner(text)
+
+        return optional
+    if origin is tuple:
+        item = _parser_for(typing.get_args(tp)[0])
+
+        def items(text: str) -> tuple:
+            return tuple(item(t) for t in text.split(",") if t.strip())
+
+        return items
+    if origin is Literal:
+        choices = typing.get_args(tp)
+
+        def choice(text: str) -> Any:
+            if text not in choices:
+                raise argparse.ArgumentTypeError(f"choose from {', '.join(map(str, choices))}")
+            return text
+
+        return choice
+    return tp
+
+
+def _metavar(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "{" + ",".join(map(str, typing.get_args(tp))) + "}"
+    if origin is tuple:
+        return "N,N,..."
+    if origin in (Union, types.UnionType):
+        return _metavar(next(a for a in typing.get_args(tp) if a is not type(None))) + "|none"
+    return getattr(tp, "__name__", str(tp)).upper()
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "(empty)"
+    return str(value)

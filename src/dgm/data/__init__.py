@@ -1,0 +1,26 @@
+"""Datasets: ``dgm.data.get(name, split, root, **options)`` returns a ``TensorData``.
+
+Image data (Fashion-MNIST, MNIST, sklearn's 8x8 digits) and 2-D toy densities register
+themselves on import.
+"""
+
+from dgm.data import images, toy  # noqa: F401  (registers the datasets)
+from dgm.data.config import DataConfig
+from dgm.data.dataset import (
+    SPLITS,
+    TensorData,
+    available_datasets,
+    dataset_options,
+    get,
+    register_dataset,
+)
+
+__all__ = [
+    "SPLITS",
+    "DataConfig",
+    "TensorData",
+    "available_datasets",
+    "dataset_options",
+    "get",
+    "register_dataset",
+]

@@ -1,0 +1,30 @@
+"""What a run trains on, as stored in config.json and set by the CLI's data flags."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from dgm.data.dataset import TensorData, get
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """A dataset name plus the options given for it; ``None`` keeps the loader's default."""
+
+    name: str = "digits"
+    root: str | None = None  # folder with the data files (IDX for mnist / fashion_mnist)
+    binarize: Literal["none", "static", "dynamic"] | None = None  # images: binary pixels
+    scale: Literal["unit", "byte"] | None = None  # images: [0, 1] floats or {0..255}
+    valid_fraction: float | None = None  # share of the train split held out for validation
+    data_seed: int | None = None  # seeds the split, static binarization and toy sampling
+    num_samples: int | None = None  # toy 2-D densities: examples per split
+
+    def options(self) -> dict[str, Any]:
+        """Loader options that were given (``data_seed`` is the loaders' ``seed``)."""
+        fields = dataclasses.asdict(self)
+        fields["seed"] = fields.pop("data_seed")
+        return {k: v for k, v in fields.items() if k not in ("name", "root") and v is not None}
+
+    def load(self, split: str) -> TensorData:
+        return get(self.name, split, self.root, **self.options())

@@ -1,0 +1,284 @@
+"""Grey-scale image datasets: Fashion-MNIST, MNIST (28x28) and sklearn's digits (8x8).
+
+Every loader returns x of shape (N, 1, H, W), float32, and labels y in 0..9. Options:
+
+- ``scale``: ``"unit"`` gives pixel / max level in [0, 1]; ``"byte"`` gives the integers
+  0..255 (as float32), the scale on which discrete-data likelihoods are reported.
+- ``binarize``: ``"none"``; ``"static"`` draws binary pixels Bernoulli(x) once, seeded by
+  ``seed`` and the split; ``"dynamic"`` stores the probabilities and draws afresh on every
+  access (``TensorData.dynamic_binarize``). Published NLLs differ by about 2 nats between
+  the two. Binarization needs ``scale="unit"``.
+- ``valid_fraction``: share of the official train set held out, at random (seeded by
+  ``seed``), as the "valid" split; "train" is the rest. 1/12 gives 55000 / 5000 for MNIST.
+
+Nothing is downloaded implicitly: Fashion-MNIST comes from the Debian package
+``dataset-fashion-mnist``; MNIST from ``download_mnist(root)``, called once by hand.
+
+Example:
+    >>> from dgm.data import get
+    >>> get("digits", "test").x.shape
+    torch.Size([300, 1, 8, 8])
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dgm.data.dataset import SPLITS, TensorData, register_dataset
+from dgm.data.idx import read_idx
+
+BINARIZE = ("none", "static", "dynamic")
+SCALES = ("unit", "byte")
+VALID_FRACTION = 1 / 12  # 5000 of MNIST's 60000 train images, the customary validation set
+
+IDX_FILES = {  # official split -> (images, labels), each stored raw or as .gz
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+MNIST_MD5 = {  # the published checksums, as torchvision checks them
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+
+
+@register_dataset("fashion_mnist", "Fashion-MNIST: 28x28 grey clothing images, 10 classes")
+def load_fashion_mnist(
+    split: str,
+    root: str | None,
+    *,
+    binarize: str = "none",
+    scale: str = "unit",
+    valid_fraction: float = VALID_FRACTION,
+    seed: int = 0,
+) -> TensorData:
+    """Fashion-MNIST from ``root``, else ``$DGM_DATA/fashion-mnist``, ``$DGM_DATA`` or the
+    Debian package folder /usr/share/datasets/fashion-mnist (``apt-get install
+    dataset-fashion-mnist``). Xiao et al. 2017, arXiv:1708.07747."""
+    _check_options(binarize, scale, valid_fraction, seed)
+    if root is not None:
+        folders = [Path(root)]
+    else:
+        folders = [*_env_folders("fashion-mnist"), FASHION_MNIST_DEBIAN]
+    fix = "`apt-get install dataset-fashion-mnist`, or pass root=<folder with the files>"
+    folder = _find_idx_folder("fashion_mnist", folders, fix)
+    return _idx_split("fashion_mnist", folder, split, binarize, scale, valid_fraction, seed)
+
+
+@register_dataset("mnist", "MNIST: 28x28 grey handwritten digits, 10 classes")
+def load_mnist(
+    split: str,
+    root: str | None,
+    *,
+    binarize: str = "none",
+    scale: str = "unit",
+    valid_fraction: float = VALID_FRACTION,
+    seed: int = 0,
+) -> TensorData:
+    """MNIST from ``root``, else ``$DGM_DATA/mnist`` or ``$DGM_DATA``; never downloads
+    (``download_mnist(root)`` does, once). LeCun et al. 1998, doi:10.1109/5.726791."""
+    _check_options(binarize, scale, valid_fraction, seed)
+    folders = [Path(root)] if root is not None else _env_folders("mnist")
+    fix = "pass root=<folder with the files>, or download them once with "
+    fix += "dgm.data.images.download_mnist(root)"
+    folder = _find_idx_folder("mnist", folders, fix)
+    return _idx_split("mnist", folder, split, binarize, scale, valid_fraction, seed)
+
+
+@register_dataset("digits", "sklearn digits: 1797 8x8 grey handwritten digits, 10 classes")
+def load_digits(
+    split: str,
+    root: str | None,
+    *,
+    binarize: str = "none",
+    scale: str = "unit",
+    valid_fraction: float = VALID_FRACTION,
+    seed: int = 0,
+) -> TensorData:
+    """sklearn's 8x8 digits (levels 0..16; ``root`` is unused). There is no official test
+    split: a fixed permutation (seed 0, whatever ``seed``) holds out 300 test images, and
+    "train" / "valid" divide the other 1497 by ``valid_fraction``, seeded by ``seed``."""
+    _check_options(binarize, scale, valid_fraction, seed)
+    pixels, labels = _digits()
+    order = torch.randperm(len(pixels), generator=torch.Generator().manual_seed(0)).numpy()
+    test, rest = np.sort(order[:300]), np.sort(order[300:])
+    if split == "test":
+        index = test
+    else:
+        index = rest[_train_valid_index(len(rest), split, valid_fraction, seed)]
+    return _tensor_data("digits", pixels[index], labels[index], 16, split, binarize, scale, seed)
+
+
+def download_mnist(root: str | os.PathLike[str]) -> Path:
+    """Download the four MNIST .gz files into ``root`` (created if needed); returns ``root``.
+
+    Each file goes to a temporary name, is checked against its published MD5, then renamed;
+    a mismatch raises ``ValueError`` and leaves nothing behind. Files already present with
+    the right checksum are kept without downloading.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, md5 in MNIST_MD5.items():
+        dest = root / name
+        if dest.is_file() and _md5(dest) == md5:
+            continue
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{name}.", suffix=".part")
+        os.close(fd)
+        try:
+            _fetch(MNIST_URL + name, Path(tmp))
+            got = _md5(Path(tmp))
+            if got != md5:
+                raise ValueError(
+                    f"{MNIST_URL + name}: MD5 {got} does not match the published {md5}; "
+                    f"nothing was saved. Retry, or fetch the file by hand into {root}"
+                )
+            os.replace(tmp, dest)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return root
+
+
+def _fetch(url: str, dest: Path) -> None:
+    """Copy the bytes at ``url`` into file ``dest`` (tests replace this)."""
+    with urllib.request.urlopen(url, timeout=60) as response, dest.open("wb") as f:
+        shutil.copyfileobj(response, f)
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_options(binarize: str, scale: str, valid_fraction: float, seed: int) -> None:
+    if binarize not in BINARIZE:
+        raise ValueError(f"binarize must be one of {BINARIZE}, got {binarize!r}")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if binarize != "none" and scale != "unit":
+        raise ValueError(f"binarize={binarize!r} draws from [0, 1] pixels: use scale='unit'")
+    if not 0 <= valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+
+
+def _env_folders(subfolder: str) -> list[Path]:
+    data = os.environ.get("DGM_DATA")
+    return [Path(data) / subfolder, Path(data)] if data else []
+
+
+def _find_idx_folder(name: str, folders: list[Path], fix: str) -> Path:
+    """The first of ``folders`` holding all four IDX files (raw or .gz)."""
+    tried = []
+    for folder in folders:
+        missing = [f for pair in IDX_FILES.values() for f in pair if _idx_path(folder, f) is None]
+        if not missing:
+            return folder
+        why = "no such folder" if not folder.is_dir() else f"missing {', '.join(missing)}"
+        tried.append(f"{folder} ({why})")
+    searched = "; ".join(tried) or "nowhere: no root given and $DGM_DATA is not set"
+    raise FileNotFoundError(f"{name} IDX files not found; searched {searched}. To fix: {fix}")
+
+
+def _idx_path(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _idx_split(
+    name: str, folder: Path, split: str, binarize: str, scale: str, valid_fraction: float, seed: int
+) -> TensorData:
+    official = "test" if split == "test" else "train"
+    images, labels = (_read_cached(_idx_path(folder, f)) for f in IDX_FILES[official])
+    if images.ndim != 3 or len(images) != len(labels):
+        raise ValueError(
+            f"{folder}: {official} images have shape {images.shape} and labels {labels.shape}; "
+            "expected (N, H, W) images and N labels"
+        )
+    if split == "test":
+        index = np.arange(len(images))
+    else:
+        index = _train_valid_index(len(images), split, valid_fraction, seed)
+    return _tensor_data(name, images[index], labels[index], 255, split, binarize, scale, seed)
+
+
+def _read_cached(path: Path) -> np.ndarray:
+    stat = path.stat()  # the key includes size and mtime, so a rewritten file is read again
+    return _read_idx_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_idx_cached(path: str, size: int, mtime_ns: int) -> np.ndarray:
+    array = read_idx(path)
+    array.flags.writeable = False  # shared between calls
+    return array
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    images, labels = bunch.images.astype(np.uint8), bunch.target.astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def _train_valid_index(n: int, split: str, valid_fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices into the official train set of ``n`` for "train" or "valid"."""
+    n_valid = round(valid_fraction * n)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    index = np.sort(order[:n_valid] if split == "valid" else order[n_valid:])
+    if len(index) == 0:
+        raise ValueError(
+            f"split {split!r} is empty with valid_fraction={valid_fraction} of {n} images; "
+            f"use a valid_fraction in (0, 1) such as the default {VALID_FRACTION:.4g}"
+        )
+    return index
+
+
+def _tensor_data(
+    name: str,
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    max_level: int,
+    split: str,
+    binarize: str,
+    scale: str,
+    seed: int,
+) -> TensorData:
+    """x (N, 1, H, W) float32 on the requested scale, binarized as asked."""
+    x = torch.from_numpy(np.array(pixels, dtype=np.float32))[:, None]  # (N, 1, H, W)
+    if scale == "byte":
+        x = x if max_level == 255 else torch.round(x * (255 / max_level))
+    else:
+        x = x / max_level
+    if binarize == "static":
+        generator = torch.Generator().manual_seed(_split_seed(name, split, seed))
+        x = torch.bernoulli(x, generator=generator)
+    y = torch.from_numpy(np.array(labels, dtype=np.int64))
+    return TensorData(x, y, name=name, num_classes=10, dynamic_binarize=binarize == "dynamic")
+
+
+def _split_seed(name: str, split: str, seed: int) -> int:
+    """A seed for ``split`` of ``name``, stable across processes, distinct per split."""
+    words = [zlib.crc32(name.encode()), SPLITS.index(split), seed]
+    return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> 1)

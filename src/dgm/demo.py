@@ -1,0 +1,58 @@
+"""``make demo``: a VAE on sklearn's 8x8 digits (shipped inside scikit-learn, so offline),
+about a minute on 2 CPU cores; prints the test NELBO and IWAE-100 bound."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from dgm.data import DataConfig
+from dgm.evaluate.likelihood import evaluate
+from dgm.train import TrainConfig, train
+from dgm.train import checkpoint as ckpt
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--steps", type=int, default=6000)
+    args = p.parse_args(argv)
+    if args.out.exists():
+        if not (args.out / ckpt.CONFIG).exists():
+            raise SystemExit(f"{args.out} exists and is not a dgm run: choose another --out")
+        shutil.rmtree(args.out)  # the demo owns its run directory
+    data = DataConfig("digits", binarize="static")
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=64,
+        lr=1e-3,
+        eval_every=1000,
+        sample_every=2000,
+        checkpoint_every=2000,
+        device="cpu",
+    )
+    t0 = time.perf_counter()
+    model, _ = train("vae", data, args.out, config, latent_dim=8, hidden_sizes=(256, 256))
+    minutes = (time.perf_counter() - t0) / 60
+    test = data.load("test")
+    torch.manual_seed(0)
+    elbo = evaluate(model, test)
+    iwae = evaluate(model, test, iw_samples=100)
+    print(f"\nVAE on digits (8x8, static binarization), {args.steps} steps in {minutes:.1f} min")
+    print(f"run directory: {args.out}  (metrics.jsonl, model.safetensors, samples/*.png)")
+    print(f"{'test bound':<12} {'nats':>8} {'bits/dim':>9}")
+    for name, r in (("NELBO", elbo), ("-IWAE-100", iwae)):
+        print(f"{name:<12} {r['nll']:8.2f} {r['bits_per_dim']:9.4f}")
+    print(
+        f"(KL {elbo['kl']:.2f} nats, reconstruction {elbo['reconstruction']:.2f} nats; "
+        f"n = {elbo['n']})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

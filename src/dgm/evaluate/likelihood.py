@@ -1,0 +1,122 @@
+"""Negative log-likelihoods on a dataset, in nats per example and bits per dimension.
+
+Units, written once: ``nll`` is in nats per example; bits/dim = nll / (D ln 2) with D the
+number of dimensions of one x. A continuous density fitted to discrete data rescaled from
+{0..L-1} to [0, 1) by x/L (after uniform dequantization) bounds the discrete NLL on the
+original scale by ``nll + D ln L`` (``discrete_nll``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from dgm.model import GenerativeModel, LatentVariableModel, Likelihood
+
+
+def bits_per_dim(nll_nats: float, num_dims: int) -> float:
+    """Nats per example -> bits per dimension."""
+    return nll_nats / (num_dims * math.log(2))
+
+
+def discrete_nll(nll_rescaled: float, num_dims: int, levels: int = 256) -> float:
+    """NLL of discrete data on the {0..levels-1} scale from the NLL of a continuous density
+    on the data rescaled by 1/levels: the change of variables adds D ln(levels) nats."""
+    return nll_rescaled + num_dims * math.log(levels)
+
+
+def _batches(data: Dataset, batch_size: int, device: torch.device) -> Any:
+    n = len(data)  # type: ignore[arg-type]
+    for index in torch.arange(n).split(batch_size):
+        if hasattr(data, "batch"):
+            x, y = data.batch(index)
+        else:
+            x, y = torch.utils.data.default_collate([data[int(i)] for i in index])
+        yield x.to(device), y.to(device)
+
+
+@torch.no_grad()
+def evaluate(
+    model: GenerativeModel,
+    data: Dataset,
+    *,
+    iw_samples: int | None = None,
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Average NLL of ``model`` on ``data`` (nats/example) and what it is.
+
+    ``bound`` names what was computed: ``"exact"`` (log p(x)), ``"elbo"`` (so ``nll`` is the
+    negative ELBO, an upper bound on -log p(x)) or ``"iwae_k"`` (the importance-weighted
+    bound with k samples, tighter as k grows). Latent-variable models also report the mean
+    ``kl`` and ``reconstruction`` terms of their loss.
+    """
+    if model.likelihood is Likelihood.NONE:
+        raise ValueError(
+            f"{type(model).__name__} defines no likelihood: it cannot be evaluated in nats"
+        )
+    if iw_samples is not None:
+        if not isinstance(model, LatentVariableModel):
+            raise ValueError(
+                f"--iw-samples needs a latent-variable model; {type(model).__name__} is not"
+            )
+        if iw_samples < 1:
+            raise ValueError(f"iw_samples must be >= 1, got {iw_samples}")
+    if len(data) == 0:  # type: ignore[arg-type]
+        raise ValueError("the evaluation split is empty")
+    model.eval()
+    total, n = 0.0, 0
+    extra: dict[str, float] = {}
+    for x, y in _batches(data, batch_size, model.device):
+        c = y if model.conditional else None
+        if iw_samples is not None:
+            lp = model.log_prob_iw(x, iw_samples, c)  # type: ignore[attr-defined]
+        else:
+            lp = model.log_prob(x, c)
+        total += -lp.double().sum().item()
+        n += len(x)
+        if isinstance(model, LatentVariableModel) and iw_samples is None:
+            for k, v in model.loss(x, c).metrics.items():
+                if k in ("kl", "reconstruction"):
+                    extra[k] = extra.get(k, 0.0) + float(v) * len(x)
+    nll = total / n
+    if iw_samples is not None:
+        bound = f"iwae_{iw_samples}"
+    else:
+        bound = "exact" if model.likelihood is Likelihood.EXACT else "elbo"
+    return {
+        "nll": nll,
+        "bits_per_dim": bits_per_dim(nll, model.num_dims),
+        "bound": bound,
+        "n": n,
+        **{k: v / n for k, v in extra.items()},
+    }
+
+
+@torch.no_grad()
+def evaluate_losses(model: GenerativeModel, data: Dataset, batch_size: int = 256) -> dict[str, Any]:
+    """Mean of every phase's loss metrics on ``data``: the validation signal of models
+    without a likelihood (GANs)."""
+    sums: dict[str, float] = {}
+    n = 0
+    for x, y in _batches(data, batch_size, model.device):
+        c = y if model.conditional else None
+        for phase in dict.fromkeys(model.phases):
+            out = model.loss(x, c, phase=phase)
+            for k, v in {"loss": out.value, **out.metrics}.items():
+                key = f"{phase}/{k}"
+                sums[key] = sums.get(key, 0.0) + float(v) * len(x)
+        n += len(x)
+    return {k: v / n for k, v in sums.items()} | {"n": n}
+
+
+def per_example_iw(model: GenerativeModel, x: Tensor, k: int, c: Tensor | None = None) -> Tensor:
+    """``log_prob_iw`` one example at a time: the naive baseline the benchmark compares with."""
+    rows = [
+        model.log_prob_iw(x[i : i + 1], k, None if c is None else c[i : i + 1])
+        for i in range(len(x))
+    ]  # type: ignore[attr-defined]
+    return torch.cat(rows)

@@ -1,0 +1,50 @@
+"""The trainer's configuration: one dataclass, stored in config.json, one CLI flag per field."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    steps: int = 1000  # total optimisation steps (one batch per phase call)
+    batch_size: int = 128  # examples per step, per process
+    lr: float = 1e-3  # peak learning rate: Adam's usual 1e-3 suits MLP VAEs (CS236 uses it)
+    weight_decay: float = 0.0  # AdamW decoupled decay; 0 keeps plain Adam, as the references
+    adam_betas: tuple[float, ...] = (0.9, 0.999)  # Adam defaults; GANs often want (0.5, 0.999)
+    warmup_steps: int = 100  # linear warm-up from 0 avoids early blow-ups of Adam's moments
+    decay_steps: int | None = None  # cosine horizon; None = `steps` of the first run, so that
+    #                                 resuming to more steps keeps the schedule (then min lr)
+    min_lr_ratio: float = 0.1  # cosine floor as a fraction of lr (nanoGPT's choice)
+    grad_clip: float | None = None  # max global grad norm; None = off, as the VAE references
+    eval_every: int = 1000  # steps between evaluations on the valid split (0 = never)
+    sample_every: int = 1000  # steps between PNG sample grids (0 = never)
+    log_every: int = 100  # steps between metrics.jsonl lines
+    checkpoint_every: int = 1000  # steps between checkpoints (and always at the end)
+    seed: int = 0  # seeds init, data order and sampling: a run is repeatable
+    device: Literal["cpu", "cuda", "auto"] = "auto"  # auto = CUDA when present
+    amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of ``lr`` at ``step`` (0-based): linear warm-up, cosine decay to
+        ``min_lr_ratio`` at ``decay_steps``, constant after."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        horizon = self.decay_steps if self.decay_steps is not None else self.steps
+        if step >= horizon or horizon <= self.warmup_steps:
+            return self.min_lr_ratio
+        progress = (step - self.warmup_steps) / (horizon - self.warmup_steps)
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (
+            1 + math.cos(math.pi * progress)
+        )

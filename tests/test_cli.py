@@ -1,0 +1,127 @@
+"""The command line: every verb end to end, and clear errors for bad input."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from dgm.cli import main
+
+TRAIN = [
+    "train",
+    "vae",
+    "--data",
+    "digits",
+    "--binarize",
+    "static",
+    "--steps",
+    "30",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+    "--latent-dim",
+    "3",
+    "--hidden-sizes",
+    "32,32",
+    "--eval-every",
+    "10",
+    "--sample-every",
+    "30",
+]
+
+
+def test_list_names_models_and_datasets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("vae", "gmvae", "digits", "fashion_mnist", "mnist", "moons"):
+        assert name in out
+
+
+def test_train_eval_sample_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main([*TRAIN, "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["model_config"]["latent_dim"] == 3 and config["model_config"]["hidden_sizes"] == [
+        32,
+        32,
+    ]
+    assert config["train"]["batch_size"] == 32 and config["data"]["binarize"] == "static"
+    capsys.readouterr()
+
+    assert main(["eval", str(run), "--json"]) == 0
+    elbo = json.loads(capsys.readouterr().out)
+    assert elbo["bound"] == "elbo" and elbo["split"] == "test" and elbo["n"] > 0
+    assert elbo["bits_per_dim"] == pytest.approx(elbo["nll"] / (64 * 0.6931471805599453))
+    assert main(["eval", str(run), "--iw-samples", "50", "--json"]) == 0
+    iwae = json.loads(capsys.readouterr().out)
+    assert iwae["bound"] == "iwae_50" and iwae["nll"] < elbo["nll"]  # the tighter bound
+
+    png = tmp_path / "s.png"
+    assert main(["sample", str(run), "-n", "16", "--out", str(png)]) == 0
+    assert Image.open(png).size[0] > 8
+
+    assert main(["resume", str(run), "--steps", "40"]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 40
+
+
+def test_conditional_sampling_by_class(tmp_path):
+    run = tmp_path / "cvae"
+    assert main([*TRAIN, "--num-classes", "10", "--out", str(run)]) == 0
+    assert (
+        main(["sample", str(run), "-n", "8", "--class", "3", "--out", str(tmp_path / "c.png")]) == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["train", "nope", "--data", "digits", "--steps", "1", "--out", "x"],
+            "unknown model 'nope'",
+        ),
+        (
+            ["train", "vae", "--data", "nope", "--steps", "1", "--out", "x"],
+            "unknown dataset 'nope'",
+        ),
+        (
+            [
+                "train",
+                "vae",
+                "--data",
+                "moons",
+                "--binarize",
+                "static",
+                "--steps",
+                "1",
+                "--out",
+                "x",
+            ],
+            "takes no option",
+        ),
+        (["eval", "/nonexistent/run"], "dgm run directory"),
+    ],
+)
+def test_bad_input_is_a_clear_error(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_flag_for_the_model_is_rejected(capsys):
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "train",
+                "vae",
+                "--data",
+                "digits",
+                "--steps",
+                "1",
+                "--out",
+                "x",
+                "--num-components",
+                "3",
+            ]
+        )
+    assert "--num-components" in capsys.readouterr().err

@@ -1,0 +1,212 @@
+"""The trainer serves every kind of model through the contract alone: gradient models
+(one phase), GANs (several phases, several critic steps), closed-form fits (EM); and its
+promises hold: exact resume, NaN guard, schedule, logs and artefacts."""
+
+import itertools
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import dgm
+from dgm.data import DataConfig, TensorData
+from dgm.train import TrainConfig, Trainer, TrainingDiverged, resume, train
+from dgm.train import checkpoint as ckpt
+from helpers import (
+    DiagonalGaussian,
+    EMGaussianMixture,
+    GaussianConfig,
+    MixtureConfig,
+    ToyGAN,
+    ToyGANConfig,
+    registered,
+)
+
+
+def _gaussian_data(n=512, d=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return TensorData(torch.randn(n, d, generator=g) * 0.5 + 2.0, name="gauss")
+
+
+def _quiet(**kw):
+    base = dict(
+        steps=20,
+        batch_size=32,
+        eval_every=0,
+        sample_every=0,
+        log_every=5,
+        checkpoint_every=5,
+        device="cpu",
+        warmup_steps=2,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def test_lr_schedule_warmup_cosine_floor():
+    c = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1, decay_steps=100)
+    f = [c.lr_factor(s) for s in range(120)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(f[10:]))  # monotone decay, then flat
+    assert f[55] == pytest.approx(0.1 + 0.9 * 0.5)  # half-way down the cosine
+    assert f[100:] == [pytest.approx(0.1)] * 20  # resumed beyond the horizon: the floor
+
+
+def test_gradient_model_learns_the_maximum_likelihood_solution():
+    data = _gaussian_data()
+    model = DiagonalGaussian((2,), GaussianConfig())
+    Trainer(model, data, None, _quiet(steps=600, lr=0.05), progress=False).fit()
+    assert torch.allclose(model.loc, data.x.mean(0), atol=0.1)
+    assert torch.allclose(model.log_scale.exp(), data.x.std(0), atol=0.1)
+
+
+def test_multi_phase_calls_every_phase_in_order_with_its_own_optimizer():
+    data = _gaussian_data(d=1)
+    model = ToyGAN((1,), ToyGANConfig(critic_steps=3))
+    trainer = Trainer(model, data, None, _quiet(steps=4, lr=1e-2), progress=False)
+    assert set(trainer.optimizers) == {"discriminator", "generator"}
+    d_params = {id(p) for p in trainer.optimizers["discriminator"].param_groups[0]["params"]}
+    assert d_params == {id(p) for p in model.discriminator.parameters()}
+    before_g = [p.detach().clone() for p in model.generator.parameters()]
+    trainer.fit()
+    assert model.calls == (["discriminator"] * 3 + ["generator"]) * 4
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before_g, model.generator.parameters(), strict=True)
+    )
+
+
+def test_generator_step_leaves_discriminator_untouched():
+    data = _gaussian_data(d=1)
+    model = ToyGAN((1,), ToyGANConfig(critic_steps=1))
+    trainer = Trainer(model, data, None, _quiet(steps=1), progress=False)
+    model.phases = ("generator",)  # a step of the generator phase alone
+    before_d = [p.detach().clone() for p in model.discriminator.parameters()]
+    trainer.fit()
+    assert all(
+        torch.equal(a, b) for a, b in zip(before_d, model.discriminator.parameters(), strict=True)
+    )
+
+
+def test_gan_generator_moves_towards_the_data():
+    torch.manual_seed(1)
+    data = _gaussian_data(n=2048, d=1)
+    model = ToyGAN((1,), ToyGANConfig(critic_steps=1))
+    Trainer(
+        model, data, None, _quiet(steps=1500, lr=5e-3, adam_betas=(0.5, 0.999)), progress=False
+    ).fit()
+    fake = model.sample(4000).squeeze(-1)
+    assert abs(fake.mean().item() - 2.0) < 0.3
+
+
+def test_closed_form_fit_runs_em_and_the_likelihood_never_decreases(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[-3.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    x = centres[torch.randint(0, 3, (900,), generator=g)] + 0.5 * torch.randn(900, 2, generator=g)
+    torch.manual_seed(3)
+    model = EMGaussianMixture((2,), MixtureConfig(num_components=3))
+    trainer = Trainer(
+        model,
+        TensorData(x),
+        None,
+        _quiet(steps=30, log_every=1, checkpoint_every=0, batch_size=300),
+        tmp_path,
+        progress=False,
+    )
+    assert trainer.optimizers == {}
+    with registered():
+        trainer.fit()
+    lls = [
+        json.loads(line)["log_likelihood"]
+        for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert len(lls) == 30
+    assert all(b >= a - 1e-4 for a, b in itertools.pairwise(lls))  # EM's monotonicity
+    assert lls[-1] > lls[0] + 0.5
+    assert model.log_prob(x).mean().item() == pytest.approx(lls[-1], abs=0.05)
+
+
+def test_nan_guard_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = _gaussian_data()
+    model = DiagonalGaussian((2,), GaussianConfig(nan_at_update=13))
+    with registered(), pytest.raises(TrainingDiverged, match="non-finite loss"):
+        Trainer(model, data, None, _quiet(), tmp_path, progress=False).fit()
+    weights = load_file(str(tmp_path / ckpt.WEIGHTS))
+    assert ckpt.weights_step(tmp_path / ckpt.WEIGHTS) == 10  # the last checkpoint before
+    assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+def test_param_groups_must_cover_the_phases():
+    model = ToyGAN((1,), ToyGANConfig())
+    model.param_groups = lambda: {"generator": list(model.generator.parameters())}
+    with pytest.raises(ValueError, match="give every phase its parameters"):
+        Trainer(model, _gaussian_data(d=1), None, _quiet(), progress=False)
+
+
+def _weights(run_dir):
+    return load_file(str(run_dir / ckpt.WEIGHTS))
+
+
+def test_interrupted_and_resumed_run_ends_bit_identical(tmp_path, monkeypatch):
+    data = DataConfig("digits", binarize="dynamic")  # dynamic: the binarization RNG resumes too
+    cfg = TrainConfig(
+        steps=30,
+        batch_size=32,
+        eval_every=10,
+        sample_every=10,
+        log_every=5,
+        checkpoint_every=10,
+        device="cpu",
+        warmup_steps=5,
+    )
+    kw = dict(latent_dim=4, hidden_sizes=(32,), kl_warmup_steps=20)
+    train("vae", data, tmp_path / "whole", cfg, progress=False, **kw)
+
+    original = Trainer._train_step
+
+    def stop_at_17(self):
+        original(self)
+        if self.step + 1 == 17:
+            self.request_stop()
+
+    monkeypatch.setattr(Trainer, "_train_step", stop_at_17)
+    _, last = train("vae", data, tmp_path / "cut", cfg, progress=False, **kw)
+    assert last["interrupted"] and ckpt.weights_step(tmp_path / "cut" / ckpt.WEIGHTS) == 17
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    resume(tmp_path / "cut", progress=False)
+
+    whole, cut = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
+    assert whole.keys() == cut.keys()
+    for k in whole:
+        assert torch.equal(whole[k], cut[k]), k
+
+
+def test_resume_to_more_steps_continues_and_never_overwrites_a_run(tmp_path):
+    data = DataConfig("digits", binarize="static")
+    cfg = TrainConfig(
+        steps=10,
+        batch_size=32,
+        eval_every=5,
+        sample_every=5,
+        log_every=5,
+        checkpoint_every=5,
+        device="cpu",
+    )
+    train("vae", data, tmp_path, cfg, progress=False, latent_dim=2, hidden_sizes=(16,))
+    with pytest.raises(FileExistsError, match="dgm resume"):
+        train("vae", data, tmp_path, cfg, progress=False)
+    resume(tmp_path, 15, progress=False)
+    assert ckpt.weights_step(tmp_path / ckpt.WEIGHTS) == 15
+    saved = json.loads((tmp_path / ckpt.CONFIG).read_text())
+    assert saved["train"]["steps"] == 15 and saved["train"]["decay_steps"] == 10
+    lines = [json.loads(s) for s in (tmp_path / ckpt.METRICS).read_text().splitlines()]
+    assert [r["step"] for r in lines if "loss" in r] == [5, 10, 15]
+    assert any("valid/nll" in r for r in lines)
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "step_0000005.png",
+        "step_0000010.png",
+        "step_0000015.png",
+    ]
+    assert (tmp_path / ckpt.BEST_WEIGHTS).exists()
+    test_x = dgm.data.get("digits", "test", binarize="static").x[:4]
+    assert math.isfinite(dgm.load(tmp_path).log_prob(test_x).sum().item())
