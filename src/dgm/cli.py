@@ -42,7 +42,7 @@ def _parser(model: str | None) -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, required=True, help="total training steps")
     t.add_argument("--out", required=True, type=Path, help="run directory to create")
     data_flags = t.add_argument_group("data options")
-    cfg.add_arguments(data_flags, DataConfig, skip=("name", "root"))
+    cfg.add_arguments(data_flags, DataConfig, skip=("name", "root"), unset="the dataset's own")
     data_flags.add_argument(
         "--data-root",
         dest="root",

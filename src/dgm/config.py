@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import re
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union
@@ -67,11 +69,16 @@ def flag(name: str) -> str:
 
 
 def add_arguments(
-    parser: argparse.ArgumentParser | Any, cls: type, skip: tuple[str, ...] = ()
+    parser: argparse.ArgumentParser | Any,
+    cls: type,
+    skip: tuple[str, ...] = (),
+    unset: str = "none",
 ) -> None:
     """One flag per field of ``cls`` (``latent_dim`` -> ``--latent-dim``), default unset so
-    that only the flags given on the command line override the dataclass defaults."""
+    that only the flags given on the command line override the dataclass defaults.
+    ``unset`` is how the help text shows a default of None."""
     hints = typing.get_type_hints(cls)
+    comments = field_comments(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
@@ -83,8 +90,26 @@ def add_arguments(
         else:
             kwargs["type"] = _parser_for(tp)
             kwargs["metavar"] = _metavar(tp)
-        kwargs["help"] = f"(default: {_show(default)})"
+        comment = comments.get(f.name, "")
+        shown = unset if default is None else _show(default)
+        kwargs["help"] = f"{comment} (default: {shown})".strip()
         parser.add_argument(flag(f.name), **kwargs)
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """The ``# why`` comment after each field of a config dataclass (and its bases): the
+    CLI's help text, so a field is documented once, where it is declared."""
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for match in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, flags=re.MULTILINE):
+            out[match.group(1)] = match.group(2).strip()
+    return out
 
 
 def _parser_for(tp: Any) -> Any:

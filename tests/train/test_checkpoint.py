@@ -2,6 +2,7 @@
 message naming the file, and are written atomically."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -75,6 +76,9 @@ def test_trainer_state_loads_without_unpickling_code(tmp_path):
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "f.json"
     ckpt.write_json(target, {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
     def explode(p):
         p.write_text("partial")

@@ -11,11 +11,12 @@ import gzip
 import math
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from dgm.io import atomic_write
 
 # dtype code (third magic byte) -> big-endian numpy dtype
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -90,11 +91,5 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     data = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
     if path.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
     return path

@@ -26,7 +26,6 @@ import functools
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch
 
 from dgm.data.dataset import SPLITS, TensorData, register_dataset
 from dgm.data.idx import read_idx
+from dgm.io import atomic_write
 
 BINARIZE = ("none", "static", "dynamic")
 SCALES = ("unit", "byte")
@@ -135,20 +135,18 @@ def download_mnist(root: str | os.PathLike[str]) -> Path:
         dest = root / name
         if dest.is_file() and _md5(dest) == md5:
             continue
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{name}.", suffix=".part")
-        os.close(fd)
-        try:
-            _fetch(MNIST_URL + name, Path(tmp))
-            got = _md5(Path(tmp))
-            if got != md5:
-                raise ValueError(
-                    f"{MNIST_URL + name}: MD5 {got} does not match the published {md5}; "
-                    f"nothing was saved. Retry, or fetch the file by hand into {root}"
-                )
-            os.replace(tmp, dest)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write(dest, lambda tmp, name=name, md5=md5: _fetch_verified(name, md5, tmp))
     return root
+
+
+def _fetch_verified(name: str, md5: str, tmp: Path) -> None:
+    _fetch(MNIST_URL + name, tmp)
+    got = _md5(tmp)
+    if got != md5:
+        raise ValueError(
+            f"{MNIST_URL + name}: MD5 {got} does not match the published {md5}; "
+            f"nothing was saved. Retry, or fetch the file by hand into {tmp.parent}"
+        )
 
 
 def _fetch(url: str, dest: Path) -> None:

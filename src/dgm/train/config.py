@@ -15,8 +15,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # AdamW decoupled decay; 0 keeps plain Adam, as the references
     adam_betas: tuple[float, ...] = (0.9, 0.999)  # Adam defaults; GANs often want (0.5, 0.999)
     warmup_steps: int = 100  # linear warm-up from 0 avoids early blow-ups of Adam's moments
-    decay_steps: int | None = None  # cosine horizon; None = `steps` of the first run, so that
-    #                                 resuming to more steps keeps the schedule (then min lr)
+    decay_steps: int | None = None  # cosine horizon; none = the first run's steps (kept on resume)
     min_lr_ratio: float = 0.1  # cosine floor as a fraction of lr (nanoGPT's choice)
     grad_clip: float | None = None  # max global grad norm; None = off, as the VAE references
     eval_every: int = 1000  # steps between evaluations on the valid split (0 = never)

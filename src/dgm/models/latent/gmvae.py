@@ -41,8 +41,9 @@ class GMVAE(VAE):
 
     The prior is a ``MixtureSameFamily`` (``DiagonalGaussianMixture``) over ``num_components``
     diagonal Normals with uniform weights; means start at randn / sqrt(K · latent_dim) (as
-    in CS236) and scales at 1, so the untrained prior is close to N(0, I). log_prob is the ELBO in nats with a Monte-Carlo
-    KL; every VAE option (decoders, β, warm-up, IWAE, conditioning, conv) applies.
+    in CS236) and scales at 1, so the untrained prior is close to N(0, I). log_prob is the
+    ELBO in nats with a Monte-Carlo KL; every VAE option (decoders, β, warm-up, IWAE,
+    conditioning, conv) applies.
 
     References:
         Dilokthanakul et al. 2016, arXiv:1611.02648; Kingma & Welling 2013, arXiv:1312.6114.
