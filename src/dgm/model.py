@@ -182,6 +182,8 @@ class LatentVariableModel(Protocol):
 
     def log_prob_iw(self, x: Tensor, k: int, c: Tensor | None = None) -> Tensor: ...
 
+    def elbo_terms(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
+
 
 @runtime_checkable
 class ClosedFormFit(Protocol):

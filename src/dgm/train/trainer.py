@@ -154,40 +154,35 @@ class Trainer:
             desc="train",
         )
         train_time, t0 = 0.0, time.perf_counter()
+        saved_at = None
         self.model.train()
         with self._stop_on_signals():
             while self.step < cfg.steps and not self._stop:
                 self._train_step()
                 self.step += 1
                 bar.update(1)
-                due = (
-                    self._due(cfg.log_every),
-                    self._due(cfg.eval_every),
-                    self._due(cfg.sample_every),
-                )
-                if any(due) or self._due(cfg.checkpoint_every):
-                    train_time += time.perf_counter() - t0
-                    if due[0]:
-                        last = self._log(train_time)
-                        bar.set_postfix(
-                            {
-                                k: f"{v:.4g}"
-                                for k, v in last.items()
-                                if k in ("loss", "nll", "nelbo")
-                            }
-                        )
-                    if due[1] and self.valid_data is not None:
-                        last = {**last, **self._evaluate()}
-                    if due[2]:
-                        self._write_samples()
-                    if self._due(cfg.checkpoint_every):
-                        self.save_checkpoint()
-                    t0 = time.perf_counter()
+                every = (cfg.log_every, cfg.eval_every, cfg.sample_every, cfg.checkpoint_every)
+                log, evaluate, sample, save = (self._due(n) for n in every)
+                if not (log or evaluate or sample or save):
+                    continue
+                train_time += time.perf_counter() - t0  # periodic work is not training time
+                if log:
+                    last = self._log(train_time)
+                    shown = {k: f"{v:.4g}" for k, v in last.items() if k in ("loss", "nelbo")}
+                    bar.set_postfix(shown)
+                if evaluate and self.valid_data is not None:
+                    last = {**last, **self._evaluate()}
+                if sample:
+                    self._write_samples()
+                if save:
+                    self.save_checkpoint()
+                    saved_at = self.step
+                t0 = time.perf_counter()
         train_time += time.perf_counter() - t0
         bar.close()
         if self._sum_steps:
             last = {**last, **self._log(train_time)}
-        if self._stop or not self._due(cfg.checkpoint_every):
+        if saved_at != self.step:  # always end (or stop) with a checkpoint
             self.save_checkpoint()
         last["interrupted"] = self._stop and self.step < cfg.steps
         return last
@@ -275,7 +270,8 @@ class Trainer:
     # -- periodic work -------------------------------------------------------------------------
 
     def _due(self, every: int) -> bool:
-        return (every > 0 and self.step % every == 0) or self.step == self.config.steps
+        """Periodic work every ``every`` steps (0 = never), and at the last step."""
+        return every > 0 and (self.step % every == 0 or self.step == self.config.steps)
 
     def _log(self, train_time: float) -> dict[str, Any]:
         record: dict[str, Any] = {"step": self.step}

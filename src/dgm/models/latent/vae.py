@@ -123,9 +123,14 @@ class VAE(GenerativeModel):
         estimate still varies with z when q is the exact posterior; ``log_prob_iw(x, 1)``
         (the same bound, with log p(x, z) − log q(z | x)) is then exactly log p(x).
         """
-        x = self.check_x(x)
-        rec, kl = self._elbo_terms(x, self._one_hot(self.check_c(c, len(x))))
+        rec, kl = self.elbo_terms(x, c)
         return rec - kl
+
+    def elbo_terms(self, x: Tensor, c: Tensor | int | None = None) -> tuple[Tensor, Tensor]:
+        """(E_q log p(x | z), KL(q ‖ p)) per example in nats, from one draw of z: the two
+        terms of ``log_prob``, for reports that show both."""
+        x = self.check_x(x)
+        return self._elbo_terms(x, self._one_hot(self.check_c(c, len(x))))
 
     def log_prob_iw(
         self,

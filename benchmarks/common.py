@@ -1,0 +1,178 @@
+"""What every benchmark shares: the machine it ran on, result files, timing helpers.
+
+Full results go to ``benchmarks/results/<name>.json``; quick-mode results (``--quick``) to
+``benchmarks/results/quick/<name>.json``, so a smoke run never overwrites a full one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+QUICK_RESULTS = RESULTS / "quick"
+
+# The CS236 (Stanford, Ermon) homework 2 setup on binary 28x28 images: a VAE with a
+# 10-dimensional latent, 300-300 MLP encoder and decoder, Bernoulli decoder, batch 97.
+CS236_MODEL: dict[str, Any] = {
+    "latent_dim": 10,
+    "hidden_sizes": (300, 300),
+    "decoder": "bernoulli",
+}
+CS236_BATCH = 97
+CS236_LR = 1e-3
+CS236_GMVAE_COMPONENTS = 500
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (Linux), else ``platform.processor()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    """Where a result came from: OS, CPU, cores, Python, torch and its threads, GPU."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count()
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cores": usable,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "cuda_device": cuda,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def cpu_busy(seconds: float = 1.0) -> float | None:
+    """Share of all CPUs busy over the next ``seconds`` (Linux /proc/stat), in [0, 1]."""
+
+    def read() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields[:8]), fields[3] + fields[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = read()
+        time.sleep(seconds)
+        total1, idle1 = read()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def busy_warning() -> str | None:
+    """A warning when other processes keep the CPUs busy (timings then mean little)."""
+    busy = cpu_busy()
+    if busy is not None and busy > 0.1:
+        return (
+            f"warning: the CPUs are {100 * busy:.0f}% busy before starting: timings will be "
+            "slow and noisy; rerun on an idle machine for figures worth publishing"
+        )
+    return None
+
+
+def result_path(name: str, *, quick: bool) -> Path:
+    return (QUICK_RESULTS if quick else RESULTS) / f"{name}.json"
+
+
+def write_result(
+    name: str,
+    payload: dict[str, Any],
+    *,
+    quick: bool,
+    seed: int,
+    steps: int | None,
+    wall_time_s: float,
+) -> Path:
+    """Write ``payload`` with its provenance to ``results[/quick]/<name>.json``, atomically
+    (a temporary file in the same folder, then a rename). Returns the path."""
+    record = {
+        "benchmark": name,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quick": quick,
+        "seed": seed,
+        "steps": steps,
+        "wall_time_s": round(wall_time_s, 3),
+        "torch_version": torch.__version__,
+        "machine": machine_info(),
+        **payload,
+    }
+    path = result_path(name, quick=quick)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_results(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
+    """Benchmark name -> its result record, for every ``*.json`` directly in ``folder``."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"skipping {path}: {e}")
+            continue
+        out[record.get("benchmark", path.stem)] = record
+    return out
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Wall-clock seconds of one call of ``fn``."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """Median, min and max of repeated measurements."""
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def fashion_mnist_root() -> str | None:
+    """``$DGM_FASHION_MNIST_ROOT`` when set, else None (the loader's own search path)."""
+    return os.environ.get("DGM_FASHION_MNIST_ROOT") or None
+
+
+def mnist_root() -> str | None:
+    """``$DGM_MNIST_ROOT``: the folder with the MNIST IDX files; None skips MNIST."""
+    return os.environ.get("DGM_MNIST_ROOT") or None
+
+
+def log(message: str) -> None:
+    print(message, flush=True)

@@ -1,0 +1,216 @@
+"""The CS236 VAE and GMVAE on binarized 28x28 images: bounds on the test NLL and speed.
+
+The configuration of Stanford CS236 homework 2: latent z of 10 dimensions, MLP encoder and
+decoder with two hidden layers of 300, Bernoulli decoder, batch 97, Adam at lr 1e-3; the
+GMVAE's prior is a mixture of 500 Gaussians (Dilokthanakul et al. 2016, arXiv:1611.02648).
+Both train for 20k steps on statically binarized Fashion-MNIST, and on MNIST too when
+``$DGM_MNIST_ROOT`` names a folder with its IDX files. Everything else is ``TrainConfig``'s
+default (warm-up 100, cosine decay to 0.1 lr; recorded in the JSON).
+
+On the test split we report the NELBO with its KL and reconstruction terms (one latent
+sample per example), and -IWAE with k = 1, 10, 100, 1000 (Burda et al. 2015,
+arXiv:1509.00519), all in nats per example; ms/step is the trainer's own training time
+(evaluation excluded) over the steps. Quick mode trains 300 steps and evaluates every
+bound on the same first 200 test examples.
+
+    python -m benchmarks.cs236 [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.common import (
+    CS236_BATCH,
+    CS236_GMVAE_COMPONENTS,
+    CS236_LR,
+    CS236_MODEL,
+    fashion_mnist_root,
+    log,
+    mnist_root,
+    write_result,
+)
+from dgm.data import DataConfig, TensorData
+from dgm.evaluate.likelihood import evaluate
+from dgm.train import TrainConfig, train
+from dgm.train import checkpoint as ckpt
+
+NAME = "cs236"
+SEED = 0
+RUNS = Path(__file__).resolve().parent.parent / "runs" / "bench"
+IW_SAMPLES = (1, 10, 100, 1000)
+MODELS: dict[str, dict[str, Any]] = {
+    "vae": dict(CS236_MODEL),
+    "gmvae": {**CS236_MODEL, "num_components": CS236_GMVAE_COMPONENTS},
+}
+# As published for MNIST (statically binarized), not Fashion-MNIST: for scale only.
+REFERENCES = [
+    {
+        "model": "vae",
+        "dataset": "mnist",
+        "source": "published, CS236",
+        "nelbo": 101.5,
+        "iwae": {"1000": 95.6},
+    },
+    {
+        "model": "gmvae",
+        "dataset": "mnist",
+        "source": "published, CS236",
+        "nelbo": 97.2,
+        "iwae": {"1000": 93.4},
+    },
+]
+
+
+def _datasets() -> list[DataConfig]:
+    out = [DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")]
+    if mnist_root() is not None:
+        out.append(DataConfig(name="mnist", root=mnist_root(), binarize="static"))
+    return out
+
+
+def _fresh_run_dir(path: Path) -> Path:
+    """``path`` emptied for a new run; refuses to delete a folder that is not a dgm run."""
+    if path.exists():
+        if not (path / ckpt.CONFIG).exists() and any(path.iterdir()):
+            raise SystemExit(f"{path} exists and is not a dgm run: move it away first")
+        shutil.rmtree(path)
+    return path
+
+
+def _subset(data: TensorData, n: int | None) -> TensorData:
+    if n is None or n >= len(data):
+        return data
+    return TensorData(data.x[:n], data.y[:n], name=data.name, num_classes=data.num_classes)
+
+
+def _eval_batch_size(k: int) -> int:
+    """About 16k importance samples per batch: fast on a CPU, a few hundred MB at k=1000."""
+    return max(1, min(1024, 16384 // k))
+
+
+def train_and_evaluate(
+    model_name: str, data: DataConfig, *, steps: int, eval_n: dict[str, int | None], quick: bool
+) -> dict[str, Any]:
+    """Train one model into runs/bench[/quick]/cs236/<dataset>/<model> and evaluate it."""
+    run_dir = _fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / model_name)
+    config = TrainConfig(steps=steps, batch_size=CS236_BATCH, lr=CS236_LR, seed=SEED, device="cpu")
+    t0 = time.perf_counter()
+    model, last = train(model_name, data, run_dir, config, progress=False, **MODELS[model_name])
+    train_wall = time.perf_counter() - t0
+    if last.get("interrupted"):
+        raise SystemExit(f"training of {model_name} was interrupted at step {last.get('step')}")
+    ms_per_step = 1000 * last["train_time_s"] / steps
+    log(
+        f"  {model_name} on {data.name}: {steps} steps in {train_wall:.1f} s "
+        f"({ms_per_step:.2f} ms/step of training)"
+    )
+
+    test = data.load("test")
+    t1 = time.perf_counter()
+    torch.manual_seed(SEED)
+    elbo = evaluate(model, _subset(test, eval_n["elbo"]), batch_size=1024)
+    iwae: dict[str, float] = {}
+    iwae_n: dict[str, int] = {}
+    for k in IW_SAMPLES:
+        torch.manual_seed(SEED)
+        r = evaluate(
+            model, _subset(test, eval_n[f"iwae_{k}"]), iw_samples=k, batch_size=_eval_batch_size(k)
+        )
+        iwae[str(k)], iwae_n[str(k)] = r["nll"], r["n"]
+    eval_s = time.perf_counter() - t1
+    log(
+        f"  {model_name} on {data.name}: NELBO {elbo['nll']:.2f} (KL {elbo['kl']:.2f}, "
+        f"rec {elbo['reconstruction']:.2f}), -IWAE "
+        + ", ".join(f"k={k}: {v:.2f}" for k, v in iwae.items())
+        + f"  [eval {eval_s:.1f} s]"
+    )
+    saved = ckpt.read_json(run_dir / ckpt.CONFIG)
+    return {
+        "model": model_name,
+        "dataset": data.name,
+        "data": dataclasses.asdict(data),
+        "model_config": saved["model_config"],
+        "train_config": saved["train"],
+        "steps": steps,
+        "seed": SEED,
+        "run_dir": str(run_dir),
+        "weights": f"final (step {steps})",
+        "split": "test",
+        "nelbo": elbo["nll"],
+        "kl": elbo["kl"],
+        "reconstruction": elbo["reconstruction"],
+        "elbo_n": elbo["n"],
+        "test_size": len(test),
+        "iwae": iwae,
+        "iwae_n": iwae_n,
+        "units": "nats per example",
+        "ms_per_step": ms_per_step,
+        "train_time_s": last["train_time_s"],
+        "train_wall_s": train_wall,
+        "eval_wall_s": eval_s,
+        "wall_time_s": time.perf_counter() - t0,
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    steps = 300 if quick else 20_000
+    # quick: every bound on the same first test examples, so the columns stay comparable
+    n_eval = 200 if quick else None
+    eval_n: dict[str, int | None] = {"elbo": n_eval, **{f"iwae_{k}": n_eval for k in IW_SAMPLES}}
+    t_start = time.perf_counter()
+    runs: list[dict[str, Any]] = []
+    payload: dict[str, Any] = {}
+    for data in _datasets():
+        for model_name in MODELS:
+            runs.append(
+                train_and_evaluate(model_name, data, steps=steps, eval_n=eval_n, quick=quick)
+            )
+            payload = {
+                "description": "CS236 VAE, GMVAE: test NELBO, KL, reconstruction, -IWAE-k; ms/step",
+                "complete": False,
+                "eval_examples": eval_n,
+                "runs": runs,
+                "references": REFERENCES,
+                "references_note": "published MNIST numbers, for scale: not comparable with "
+                "Fashion-MNIST rows",
+            }
+            write_result(
+                NAME,
+                payload,
+                quick=quick,
+                seed=SEED,
+                steps=steps,
+                wall_time_s=time.perf_counter() - t_start,
+            )  # partial results survive a crash
+    payload["complete"] = True
+    path = write_result(
+        NAME,
+        payload,
+        quick=quick,
+        seed=SEED,
+        steps=steps,
+        wall_time_s=time.perf_counter() - t_start,
+    )
+    log(f"cs236: {len(runs)} runs  -> {path}")
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="300 steps, test subsets; results/quick/")
+    run(quick=p.parse_args(argv).quick)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

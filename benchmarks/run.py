@@ -1,0 +1,62 @@
+"""``make bench``: every benchmark in order, then the README tables.
+
+    python -m benchmarks.run [--quick] [--only NAME ...]
+
+NAME is one of trainer_overhead (or overhead), iw_eval, cs236. Full results go to
+benchmarks/results/, quick ones to benchmarks/results/quick/; the README tables are made
+from the full results only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+
+from benchmarks import tables
+from benchmarks.common import busy_warning, log, machine_info
+
+BENCHMARKS = ("trainer_overhead", "iw_eval", "cs236")
+ALIASES = {"overhead": "trainer_overhead"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="a smoke run in a few minutes; results/quick/"
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=[*BENCHMARKS, *ALIASES],
+        help="run only these benchmarks (still in the standard order)",
+    )
+    args = p.parse_args(argv)
+    chosen = {ALIASES.get(n, n) for n in args.only} if args.only else set(BENCHMARKS)
+    info = machine_info()
+    gpu = f", {info['cuda_device']}" if info["cuda_device"] else ""
+    log(
+        f"{info['cpu_model']}, {info['usable_cores']} cores, torch {info['torch']} "
+        f"({info['torch_threads']} threads){gpu}{'  [quick]' if args.quick else ''}"
+    )
+    warning = busy_warning()
+    if warning:
+        log(warning)
+    t0 = time.perf_counter()
+    for name in BENCHMARKS:
+        if name not in chosen:
+            continue
+        log(f"== {name}")
+        t = time.perf_counter()
+        importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
+        log(f"== {name} done in {time.perf_counter() - t:.1f} s")
+    log(f"all done in {time.perf_counter() - t0:.1f} s")
+    tables.main([])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""Trainer overhead: ms/step of ``Trainer.fit()`` against a bare PyTorch loop.
+
+Both train the CS236 VAE (z=10, MLP 300-300, Bernoulli decoder, batch 97) on statically
+binarized Fashion-MNIST with AdamW at a constant lr (1e-3; the trainer's schedule is set
+to warm-up 0 and no decay, so both update with the same lr). The trainer runs as a user
+has it: progress bar on (tqdm writing to os.devnull), logging every 100 steps, a fresh
+batch from its BatchStream each step; evaluation, samples and periodic checkpoints are
+off (no run directory, no validation data). The bare loop is
+
+    model.loss(x).value.backward(); opt.step(); opt.zero_grad()
+
+on one fixed batch. After a warm-up of each, rounds of (trainer, bare) alternate, so
+drift in the machine's speed hits both; we report the median ms/step of each.
+
+    python -m benchmarks.trainer_overhead [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import statistics
+import time
+from typing import Any
+
+import torch
+
+import dgm
+from benchmarks.common import (
+    CS236_BATCH,
+    CS236_LR,
+    CS236_MODEL,
+    fashion_mnist_root,
+    log,
+    summary,
+    write_result,
+)
+from dgm.data import DataConfig
+from dgm.train import TrainConfig, Trainer
+
+NAME = "trainer_overhead"
+SEED = 0
+
+
+def _bare_round(
+    model: dgm.GenerativeModel, opt: torch.optim.Optimizer, x: torch.Tensor, steps: int
+) -> float:
+    """Seconds for ``steps`` bare AdamW steps on batch ``x``."""
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        model.loss(x).value.backward()
+        opt.step()
+        opt.zero_grad()
+    return time.perf_counter() - t0
+
+
+def _trainer_round(trainer: Trainer, steps: int) -> float:
+    """Seconds for ``steps`` more steps through ``trainer.fit()``, tqdm to os.devnull."""
+    trainer.config = dataclasses.replace(trainer.config, steps=trainer.step + steps)
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+        t0 = time.perf_counter()
+        trainer.fit()
+        return time.perf_counter() - t0
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    steps, rounds, warmup = (60, 3, 20) if quick else (300, 5, 100)
+    data = DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")
+    train_data = data.load("train")
+    event_shape = train_data.event_shape
+    config = TrainConfig(
+        steps=1,
+        batch_size=CS236_BATCH,
+        lr=CS236_LR,
+        warmup_steps=0,
+        decay_steps=0,
+        min_lr_ratio=1.0,  # constant lr: the bare loop has no schedule
+        eval_every=0,
+        sample_every=0,
+        checkpoint_every=0,
+        log_every=100,
+        seed=SEED,
+        device="cpu",
+    )
+
+    torch.manual_seed(SEED)
+    trainer_model = dgm.create("vae", event_shape, **CS236_MODEL)
+    trainer = Trainer(trainer_model, train_data, None, config, run_dir=None, progress=True)
+
+    torch.manual_seed(SEED)
+    bare_model = dgm.create("vae", event_shape, **CS236_MODEL).train()
+    opt = torch.optim.AdamW(
+        bare_model.parameters(),
+        lr=config.lr,
+        betas=tuple(config.adam_betas),
+        weight_decay=config.weight_decay,
+    )
+    x = train_data.x[:CS236_BATCH].clone()  # one fixed batch of the same size
+
+    t_start = time.perf_counter()
+    _trainer_round(trainer, warmup)
+    _bare_round(bare_model, opt, x, warmup)
+    trainer_ms: list[float] = []
+    bare_ms: list[float] = []
+    for r in range(rounds):
+        trainer_ms.append(1000 * _trainer_round(trainer, steps) / steps)
+        bare_ms.append(1000 * _bare_round(bare_model, opt, x, steps) / steps)
+        log(
+            f"  round {r + 1}/{rounds}: trainer {trainer_ms[-1]:.3f} ms/step, "
+            f"bare {bare_ms[-1]:.3f} ms/step"
+        )
+    wall = time.perf_counter() - t_start
+
+    t, b = statistics.median(trainer_ms), statistics.median(bare_ms)
+    payload = {
+        "description": "ms/step of Trainer.fit() vs a bare forward/backward/AdamW loop, CS236 VAE",
+        "model": "vae",
+        "model_config": {**CS236_MODEL, "hidden_sizes": list(CS236_MODEL["hidden_sizes"])},
+        "data": dataclasses.asdict(data),
+        "batch_size": CS236_BATCH,
+        "train_config": dataclasses.asdict(config),
+        "progress_bar": "on, tqdm writing to os.devnull",
+        "bare_loop": "model.loss(x).value.backward(); opt.step(); opt.zero_grad(), one fixed batch",
+        "steps_per_round": steps,
+        "rounds": rounds,
+        "warmup_steps": warmup,
+        "order": "trainer then bare in each round, after warming up both",
+        "bare_ms_per_step": b,
+        "trainer_ms_per_step": t,
+        "ratio_trainer_over_bare": t / b,
+        # each round's trainer/bare ratio: robust to drift in the machine's speed across rounds
+        "ratio_paired_median": statistics.median(
+            [a / c for a, c in zip(trainer_ms, bare_ms, strict=True)]
+        ),
+        "bare_ms_rounds": bare_ms,
+        "trainer_ms_rounds": trainer_ms,
+        "bare_ms_summary": summary(bare_ms),
+        "trainer_ms_summary": summary(trainer_ms),
+    }
+    path = write_result(
+        NAME, payload, quick=quick, seed=SEED, steps=steps * rounds, wall_time_s=wall
+    )
+    log(
+        f"trainer overhead: bare {b:.3f} ms/step, trainer {t:.3f} ms/step, "
+        f"ratio {t / b:.3f}  -> {path}"
+    )
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="fewer, shorter rounds; results/quick/")
+    run(quick=p.parse_args(argv).quick)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
