@@ -4,11 +4,11 @@ import math
 
 import pytest
 import torch
-from helpers import DiagonalGaussian, GaussianConfig, ToyGAN, ToyGANConfig
 
 import dgm
 from dgm.data import TensorData
 from dgm.evaluate.likelihood import bits_per_dim, discrete_nll, evaluate, per_example_iw
+from helpers import DiagonalGaussian, GaussianConfig, ToyGAN, ToyGANConfig
 
 
 def test_bits_per_dim_is_nats_over_d_ln2():
