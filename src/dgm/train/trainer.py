@@ -124,7 +124,7 @@ class Trainer:
         if ckpt.weights_step(run_dir / ckpt.WEIGHTS) != state["step"]:
             raise ValueError(
                 f"{run_dir}: model.safetensors and trainer.pt come from different steps "
-                "(a crash between the two writes); delete trainer.pt to restart training"
+                "(a crash between the two writes): it cannot resume exactly; start a new run"
             )
         if state["world_size"] != self.world_size:
             raise ValueError(
