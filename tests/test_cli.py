@@ -125,3 +125,52 @@ def test_unknown_flag_for_the_model_is_rejected(capsys):
             ]
         )
     assert "--num-components" in capsys.readouterr().err
+
+
+def test_two_dimensional_data_train_eval_and_scatter_plot(tmp_path, capsys):
+    run = tmp_path / "moons"
+    argv = [
+        "train",
+        "vae",
+        "--data",
+        "moons",
+        "--num-samples",
+        "500",
+        "--decoder",
+        "gaussian",
+        "--latent-dim",
+        "2",
+        "--hidden-sizes",
+        "16",
+        "--steps",
+        "20",
+        "--batch-size",
+        "50",
+        "--device",
+        "cpu",
+        "--out",
+        str(run),
+    ]
+    assert main(argv) == 0
+    assert (run / "samples" / "step_0000020.png").exists()
+    capsys.readouterr()
+    assert main(["eval", str(run), "--split", "valid", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "valid" and result["n"] == 500
+    assert main(["sample", str(run), "-n", "200", "--out", str(tmp_path / "m.png")]) == 0
+    assert Image.open(tmp_path / "m.png").size == (384, 384)
+
+
+def test_asking_for_cuda_without_one_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert main([*TRAIN, "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    from dgm.demo import main as demo
+
+    assert demo(["--out", str(tmp_path / "demo"), "--steps", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "NELBO" in out and "-IWAE-100" in out
+    assert (tmp_path / "demo" / "model.safetensors").exists()
