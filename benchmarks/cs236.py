@@ -167,39 +167,28 @@ def run(quick: bool = False) -> dict[str, Any]:
     eval_n: dict[str, int | None] = {"elbo": n_eval, **{f"iwae_{k}": n_eval for k in IW_SAMPLES}}
     t_start = time.perf_counter()
     runs: list[dict[str, Any]] = []
-    payload: dict[str, Any] = {}
+    payload: dict[str, Any] = {
+        "description": "CS236 VAE, GMVAE: test NELBO, KL, reconstruction, -IWAE-k; ms/step",
+        "complete": False,
+        "eval_examples": eval_n,
+        "runs": runs,
+        "references": REFERENCES,
+        "references_note": "published MNIST numbers, for scale: not comparable with "
+        "Fashion-MNIST rows",
+    }
+
+    def save() -> Path:
+        wall = time.perf_counter() - t_start
+        return write_result(NAME, payload, quick=quick, seed=SEED, steps=steps, wall_time_s=wall)
+
     for data in _datasets():
         for model_name in MODELS:
             runs.append(
                 train_and_evaluate(model_name, data, steps=steps, eval_n=eval_n, quick=quick)
             )
-            payload = {
-                "description": "CS236 VAE, GMVAE: test NELBO, KL, reconstruction, -IWAE-k; ms/step",
-                "complete": False,
-                "eval_examples": eval_n,
-                "runs": runs,
-                "references": REFERENCES,
-                "references_note": "published MNIST numbers, for scale: not comparable with "
-                "Fashion-MNIST rows",
-            }
-            write_result(
-                NAME,
-                payload,
-                quick=quick,
-                seed=SEED,
-                steps=steps,
-                wall_time_s=time.perf_counter() - t_start,
-            )  # partial results survive a crash
+            save()  # partial results survive a crash
     payload["complete"] = True
-    path = write_result(
-        NAME,
-        payload,
-        quick=quick,
-        seed=SEED,
-        steps=steps,
-        wall_time_s=time.perf_counter() - t_start,
-    )
-    log(f"cs236: {len(runs)} runs  -> {path}")
+    log(f"cs236: {len(runs)} runs  -> {save()}")
     return payload
 
 
