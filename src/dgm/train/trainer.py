@@ -237,10 +237,15 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             out.value.backward()
             metrics = {"loss": out.value.detach(), **out.metrics}
-            if self.config.grad_clip is not None:
-                norm = torch.nn.utils.clip_grad_norm_(self.groups[phase], self.config.grad_clip)
+            clip = self.config.grad_clip
+            if clip is not None or self.world_size > 1:
+                norm = torch.nn.utils.clip_grad_norm_(
+                    self.groups[phase], math.inf if clip is None else clip
+                )
                 metrics["grad_norm"] = norm
-                self._guard([out.value, norm], f"phase {phase!r}")
+                # the all-reduced gradient's norm is the same on every rank, so all ranks
+                # stop together; one rank's loss alone would leave the others waiting
+                self._guard([norm], f"phase {phase!r}")
             else:
                 self._guard([out.value], f"phase {phase!r}")
             opt.step()
