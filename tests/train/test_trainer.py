@@ -278,3 +278,22 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
     whole, cut = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
     for k in whole:
         assert torch.equal(whole[k], cut[k]), k
+
+
+def test_a_model_without_likelihood_is_validated_by_its_phase_losses(tmp_path):
+    model = ToyGAN((1,), ToyGANConfig(critic_steps=1))
+    cfg = _quiet(steps=4, eval_every=2, sample_every=0)
+    with registered():
+        Trainer(
+            model,
+            _gaussian_data(d=1),
+            _gaussian_data(n=64, d=1, seed=1),
+            cfg,
+            tmp_path,
+            progress=False,
+        ).fit()
+    lines = [json.loads(s) for s in (tmp_path / ckpt.METRICS).read_text().splitlines()]
+    evals = [r for r in lines if "valid/generator/loss" in r]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert all(math.isfinite(r["valid/discriminator/loss"]) for r in evals)
+    assert not (tmp_path / ckpt.BEST_WEIGHTS).exists()  # no likelihood: no "best" to keep
