@@ -33,11 +33,6 @@ def from_dict(cls: type[T], values: dict[str, Any]) -> T:
     return cls(**{k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in values.items()})
 
 
-def replace(config: T, **changes: Any) -> T:
-    """``dataclasses.replace`` with the same coercion and checks as ``from_dict``."""
-    return from_dict(type(config), {**to_dict(config), **changes})
-
-
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):

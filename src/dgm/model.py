@@ -195,17 +195,3 @@ class ClosedFormFit(Protocol):
     """
 
     def fit_step(self, batches: Iterable[tuple[Tensor, Tensor | None]]) -> dict[str, Tensor]: ...
-
-
-@runtime_checkable
-class Completable(Protocol):
-    """Draws the missing part of x given the observed part (imputation, inpainting)."""
-
-    def complete(self, x: Tensor, observed_mask: Tensor) -> Tensor: ...
-
-
-@runtime_checkable
-class DiscreteAutoregressive(Protocol):
-    """Per-dimension conditionals in a fixed order (lossless compression needs them)."""
-
-    def conditionals(self, x: Tensor) -> Tensor: ...  # (batch, D, num_values) probabilities

@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from dgm.evaluate.likelihood import evaluate, evaluate_losses
 from dgm.model import ClosedFormFit, GenerativeModel, Likelihood
 from dgm.report.plots import save_samples
 from dgm.train import checkpoint as ckpt
@@ -301,8 +302,6 @@ class Trainer:
         self.model.train(was_training)
 
     def _evaluate(self) -> dict[str, Any]:
-        from dgm.evaluate.likelihood import evaluate, evaluate_losses
-
         record: dict[str, Any] = {}
         if self.rank == 0:
             with self._quiet_rng():
