@@ -297,3 +297,23 @@ def test_a_model_without_likelihood_is_validated_by_its_phase_losses(tmp_path):
     assert [r["step"] for r in evals] == [2, 4]
     assert all(math.isfinite(r["valid/discriminator/loss"]) for r in evals)
     assert not (tmp_path / ckpt.BEST_WEIGHTS).exists()  # no likelihood: no "best" to keep
+
+
+def test_any_dataset_of_pairs_trains_exactly_like_tensor_data():
+    data = _gaussian_data(n=128)
+
+    class Pairs(torch.utils.data.Dataset):  # a plain Dataset: items only, no batch()
+        def __len__(self):
+            return len(data)
+
+        def __getitem__(self, i):
+            return data.x[i], data.y[i]
+
+    weights = []
+    for source in (data, Pairs()):
+        torch.manual_seed(0)
+        model = DiagonalGaussian((2,), GaussianConfig())
+        Trainer(model, source, None, _quiet(steps=12), progress=False).fit()
+        weights.append(model.state_dict())
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k

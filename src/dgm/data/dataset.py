@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 
 class TensorData(Dataset):
@@ -80,6 +80,21 @@ class TensorData(Dataset):
             f"TensorData({self.name!r}, n={len(self)}, event_shape={tuple(self.event_shape)}, "
             f"num_classes={self.num_classes}, dynamic_binarize={self.dynamic_binarize})"
         )
+
+
+def take(
+    data: Dataset,
+    index: Tensor,
+    device: torch.device | str,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Examples ``index`` of any dataset of (x, y) pairs as one batch on ``device``:
+    ``TensorData.batch`` (one indexing op) when it has one, else item by item, collated."""
+    if isinstance(data, TensorData):
+        x, y = data.batch(index, generator)
+    else:
+        x, y = default_collate([data[int(i)] for i in index])
+    return x.to(device), y.to(device)
 
 
 SPLITS = ("train", "valid", "test")

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from dgm.data.dataset import take
 from dgm.model import GenerativeModel, LatentVariableModel, Likelihood
 
 
@@ -32,11 +33,7 @@ def discrete_nll(nll_rescaled: float, num_dims: int, levels: int = 256) -> float
 def _batches(data: Dataset, batch_size: int, device: torch.device) -> Any:
     n = len(data)  # type: ignore[arg-type]
     for index in torch.arange(n).split(batch_size):
-        if hasattr(data, "batch"):
-            x, y = data.batch(index)
-        else:
-            x, y = torch.utils.data.default_collate([data[int(i)] for i in index])
-        yield x.to(device), y.to(device)
+        yield take(data, index, device)
 
 
 @torch.no_grad()

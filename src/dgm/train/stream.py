@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, DistributedSampler, default_collate
+from torch.utils.data import Dataset, DistributedSampler
+
+from dgm.data.dataset import take
 
 
 class BatchStream:
@@ -57,10 +59,7 @@ class BatchStream:
         return self.gather(index)
 
     def gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
-        if hasattr(self.data, "batch"):  # TensorData: one indexing op for the whole batch
-            return self.data.batch(index, self.generator)
-        x, y = default_collate([self.data[int(i)] for i in index])
-        return x.to(self.device), y.to(self.device)
+        return take(self.data, index, self.device, self.generator)
 
     def state_dict(self) -> dict[str, Any]:
         return {

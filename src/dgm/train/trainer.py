@@ -163,15 +163,15 @@ class Trainer:
                 self.step += 1
                 bar.update(1)
                 every = (cfg.log_every, cfg.eval_every, cfg.sample_every, cfg.checkpoint_every)
-                log, evaluate, sample, save = (self._due(n) for n in every)
-                if not (log or evaluate or sample or save):
+                log, validate, sample, save = (self._due(n) for n in every)
+                if not (log or validate or sample or save):
                     continue
                 train_time += time.perf_counter() - t0  # periodic work is not training time
                 if log:
                     last = self._log(train_time)
                     shown = {k: f"{v:.4g}" for k, v in last.items() if k in ("loss", "nelbo")}
                     bar.set_postfix(shown)
-                if evaluate and self.valid_data is not None:
+                if validate and self.valid_data is not None:
                     last = {**last, **self._evaluate()}
                 if sample:
                     self._write_samples()
