@@ -6,6 +6,7 @@ Full results go to ``benchmarks/results/<name>.json``; quick-mode results (``--q
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -176,3 +177,13 @@ def mnist_root() -> str | None:
 
 def log(message: str) -> None:
     print(message, flush=True)
+
+
+def main(run: Callable[..., Any], doc: str | None, quick_help: str, argv: list[str] | None) -> int:
+    """The command line of one benchmark module: ``python -m benchmarks.NAME [--quick]``."""
+    p = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    run(quick=p.parse_args(argv).quick)
+    return 0

@@ -18,7 +18,6 @@ bound on the same first 200 test examples.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
 import time
@@ -27,6 +26,7 @@ from typing import Any
 
 import torch
 
+from benchmarks import common
 from benchmarks.common import (
     CS236_BATCH,
     CS236_GMVAE_COMPONENTS,
@@ -193,12 +193,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--quick", action="store_true", help="300 steps, test subsets; results/quick/")
-    run(quick=p.parse_args(argv).quick)
-    return 0
+    return common.main(run, __doc__, "300 steps, test subsets; results/quick/", argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ on the weights. All three run under ``torch.no_grad()`` with the default torch t
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import time
@@ -29,6 +28,7 @@ import torch
 from torch import Tensor
 
 import dgm
+from benchmarks import common
 from benchmarks.common import CS236_MODEL, fashion_mnist_root, log, write_result
 from dgm.data import DataConfig, TensorData
 from dgm.evaluate.likelihood import evaluate, per_example_iw
@@ -59,6 +59,13 @@ def _seconds(fn: Any) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
+def _rate(label: str, n: int, fn: Any) -> tuple[float, float, Any]:
+    """(seconds, examples/s, result) of ``fn`` over ``n`` examples, logged."""
+    seconds, out = _seconds(fn)
+    log(f"  {label}: {n} examples in {seconds:.1f} s, {n / seconds:.3f} examples/s")
+    return seconds, n / seconds, out
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     n_batched, n_per_example, n_naive = (200, 50, 3) if quick else (10_000, 100, 5)
     candidates = (4, 16, 64) if quick else (4, 16, 64, 256)
@@ -86,29 +93,18 @@ def run(quick: bool = False) -> dict[str, Any]:
         batch_size = max(sweep, key=sweep.__getitem__)
 
         batched_data = _subset(test, n_batched)
-        batched_s, batched = _seconds(
-            lambda: evaluate(model, batched_data, iw_samples=K, batch_size=batch_size)
+        batched_s, batched_rate, batched = _rate(
+            f"batched (B={batch_size})",
+            len(batched_data),
+            lambda: evaluate(model, batched_data, iw_samples=K, batch_size=batch_size),
         )
-        batched_rate = len(batched_data) / batched_s
-        log(
-            f"  batched (B={batch_size}): {len(batched_data)} examples in {batched_s:.1f} s, "
-            f"{batched_rate:.1f} examples/s"
-        )
-
         x_pe = test.x[:n_per_example]
-        per_example_s, per_example_lp = _seconds(lambda: per_example_iw(model, x_pe, K))
-        per_example_rate = len(x_pe) / per_example_s
-        log(
-            f"  per example: {len(x_pe)} examples in {per_example_s:.1f} s, "
-            f"{per_example_rate:.2f} examples/s"
+        per_example_s, per_example_rate, per_example_lp = _rate(
+            "per example", len(x_pe), lambda: per_example_iw(model, x_pe, K)
         )
-
         x_naive = test.x[:n_naive]
-        naive_s, naive_lp = _seconds(lambda: naive_iw(model, x_naive, K))
-        naive_rate = len(x_naive) / naive_s
-        log(
-            f"  naive (one sample per call): {len(x_naive)} examples in {naive_s:.1f} s, "
-            f"{naive_rate:.3f} examples/s"
+        naive_s, naive_rate, naive_lp = _rate(
+            "naive (one sample per call)", len(x_naive), lambda: naive_iw(model, x_naive, K)
         )
 
         # the same estimate on the same examples, batched: the three must agree in value
@@ -170,12 +166,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--quick", action="store_true", help="small test subsets; results/quick/")
-    run(quick=p.parse_args(argv).quick)
-    return 0
+    return common.main(run, __doc__, "small test subsets; results/quick/", argv)
 
 
 if __name__ == "__main__":

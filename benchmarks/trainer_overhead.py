@@ -17,7 +17,6 @@ drift in the machine's speed hits both; we report the median ms/step of each.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import os
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 
 import dgm
+from benchmarks import common
 from benchmarks.common import (
     CS236_BATCH,
     CS236_LR,
@@ -150,12 +150,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--quick", action="store_true", help="fewer, shorter rounds; results/quick/")
-    run(quick=p.parse_args(argv).quick)
-    return 0
+    return common.main(run, __doc__, "fewer, shorter rounds; results/quick/", argv)
 
 
 if __name__ == "__main__":
