@@ -37,10 +37,10 @@ from benchmarks.common import (
     mnist_root,
     write_result,
 )
+from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
 from dgm.data import DataConfig, TensorData
 from dgm.evaluate.likelihood import evaluate
 from dgm.train import TrainConfig, train
-from dgm.train import checkpoint as ckpt
 
 NAME = "cs236"
 SEED = 0
@@ -79,7 +79,7 @@ def _datasets() -> list[DataConfig]:
 def _fresh_run_dir(path: Path) -> Path:
     """``path`` emptied for a new run; refuses to delete a folder that is not a dgm run."""
     if path.exists():
-        if not (path / ckpt.CONFIG).exists() and any(path.iterdir()):
+        if not (path / run_files.CONFIG).exists() and any(path.iterdir()):
             raise SystemExit(f"{path} exists and is not a dgm run: move it away first")
         shutil.rmtree(path)
     return path
@@ -132,7 +132,7 @@ def train_and_evaluate(
         + ", ".join(f"k={k}: {v:.2f}" for k, v in iwae.items())
         + f"  [eval {eval_s:.1f} s]"
     )
-    saved = ckpt.read_json(run_dir / ckpt.CONFIG)
+    saved = run_files.read_json(run_dir / run_files.CONFIG)
     return {
         "model": model_name,
         "dataset": data.name,

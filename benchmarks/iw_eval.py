@@ -1,8 +1,13 @@
-"""Importance-weighted evaluation speed: batched ``log_prob_iw`` against one example at a time.
+"""Importance-weighted evaluation speed: batched ``log_prob_iw`` against its matrix products
+alone and against one example at a time.
 
 The estimate is -log p(x) by IWAE with k = 1000 samples (Burda et al. 2015,
 arXiv:1509.00519) for the CS236 VAE (z=10, MLP 300-300, Bernoulli decoder) on the
-statically binarized Fashion-MNIST test set. Three ways to compute the same estimate:
+statically binarized Fashion-MNIST test set, about 10^7 decoder passes. The floor is the
+estimator's matrix products alone: the encoder's and the decoder's ``addmm`` calls at the
+shapes ``log_prob_iw`` uses (the same batch and chunk of draws), on random inputs, timed
+in the same run in alternating rounds with the batched estimate (each round a slice of
+the test set, the two back to back). Three ways to compute the same estimate:
 
 - batched: ``dgm.evaluate.likelihood.evaluate(model, test, iw_samples=1000, batch_size=B)``,
   B the fastest of a few sizes tried first on a small subset;
@@ -12,7 +17,7 @@ statically binarized Fashion-MNIST test set. Three ways to compute the same esti
   then a logsumexp), timed on a handful of examples.
 
 The model is untrained (seeded initialization): the cost of the estimate does not depend
-on the weights. All three run under ``torch.no_grad()`` with the default torch threads.
+on the weights. Everything runs under ``torch.no_grad()`` on one torch thread.
 
     python -m benchmarks.iw_eval [--quick]
 """
@@ -21,21 +26,36 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 import dgm
 from benchmarks import common
-from benchmarks.common import CS236_MODEL, fashion_mnist_root, log, write_result
+from benchmarks.common import CS236_MODEL, busy_warning, fashion_mnist_root, log, write_result
 from dgm.data import DataConfig, TensorData
-from dgm.evaluate.likelihood import evaluate, per_example_iw
+from dgm.evaluate.likelihood import evaluate
+from dgm.models.latent import vae as vae_module
 
 NAME = "iw_eval"
 SEED = 0
 K = 1000
+
+
+@torch.no_grad()
+def per_example_iw(
+    model: dgm.GenerativeModel, x: Tensor, k: int, c: Tensor | None = None
+) -> Tensor:
+    """``log_prob_iw`` one example at a time (its k samples in one call), shape (B,)."""
+    rows = [
+        model.log_prob_iw(x[i : i + 1], k, None if c is None else c[i : i + 1])  # type: ignore[attr-defined]
+        for i in range(len(x))
+    ]
+    return torch.cat(rows)
 
 
 def naive_iw(model: dgm.GenerativeModel, x: Tensor, k: int) -> Tensor:
@@ -47,9 +67,42 @@ def naive_iw(model: dgm.GenerativeModel, x: Tensor, k: int) -> Tensor:
     return torch.stack(rows)
 
 
-def _subset(data: TensorData, n: int) -> TensorData:
-    n = min(n, len(data))
-    return TensorData(data.x[:n], data.y[:n], name=data.name, num_classes=data.num_classes)
+def matmul_floor(model: dgm.GenerativeModel, n: int, batch_size: int, k: int) -> Callable[[], None]:
+    """The matrix products of ``log_prob_iw`` over n examples in batches of ``batch_size``,
+    alone: per batch, the encoder's ``addmm`` calls on (B, D) and the decoder's on each
+    chunk of (k_chunk * B, latent) draws, chunked as ``_iw_terms`` chunks them."""
+    enc = [m for m in model.encoder.modules() if isinstance(m, nn.Linear)]  # type: ignore[union-attr]
+    dec = [m for m in model.decoder.modules() if isinstance(m, nn.Linear)]  # type: ignore[union-attr]
+    sizes = [min(batch_size, n - s) for s in range(0, n, batch_size)]
+    cost = model._draw_cost()  # type: ignore[attr-defined]
+    inputs: dict[int, tuple[Tensor, Tensor, list[int]]] = {}
+    for b in set(sizes):
+        chunk = max(1, vae_module.IW_MAX_ELEMENTS // (b * cost))
+        chunks = [min(chunk, k - s) for s in range(0, k, chunk)]
+        x = torch.randn(b, enc[0].in_features)  # (B, D)
+        z = torch.randn(chunk * b, dec[0].in_features)  # (k_chunk * B, latent)
+        inputs[b] = (x, z, chunks)
+
+    def run() -> None:
+        with torch.no_grad():
+            for b in sizes:
+                x, z, chunks = inputs[b]
+                h = x
+                for layer in enc:
+                    h = torch.addmm(layer.bias, h, layer.weight.T)
+                for kc in chunks:
+                    h = z[: kc * b]
+                    for layer in dec:
+                        h = torch.addmm(layer.bias, h, layer.weight.T)
+
+    return run
+
+
+def _subset(data: TensorData, n: int, start: int = 0) -> TensorData:
+    end = min(start + n, len(data))
+    return TensorData(
+        data.x[start:end], data.y[start:end], name=data.name, num_classes=data.num_classes
+    )
 
 
 def _seconds(fn: Any) -> tuple[float, Any]:
@@ -67,9 +120,22 @@ def _rate(label: str, n: int, fn: Any) -> tuple[float, float, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(quick)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(quick: bool) -> dict[str, Any]:
     n_batched, n_per_example, n_naive = (200, 50, 3) if quick else (10_000, 100, 5)
     candidates = (4, 16, 64) if quick else (4, 16, 64, 256)
     n_sweep = 64 if quick else 256
+    rounds = 4 if quick else 10  # the batched estimate and its floor alternate over these
+    warning = busy_warning()
+    if warning:
+        log(warning)
     data = DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")
     test = data.load("test")
     torch.manual_seed(SEED)
@@ -79,6 +145,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     with torch.no_grad():
         # warm up every path once
         evaluate(model, _subset(test, 8), iw_samples=K, batch_size=8)
+        matmul_floor(model, 8, 8, K)()
         per_example_iw(model, test.x[:1], K)
         naive_iw(model, test.x[:1], 10)
 
@@ -92,12 +159,36 @@ def run(quick: bool = False) -> dict[str, Any]:
             log(f"  batch size {bs:>4}: {sweep[bs]:8.1f} examples/s")
         batch_size = max(sweep, key=sweep.__getitem__)
 
-        batched_data = _subset(test, n_batched)
-        batched_s, batched_rate, batched = _rate(
-            f"batched (B={batch_size})",
-            len(batched_data),
-            lambda: evaluate(model, batched_data, iw_samples=K, batch_size=batch_size),
-        )
+        # the batched estimate over the first n_batched test examples, a slice per round,
+        # each slice followed (odd rounds: preceded) by the floor at the same shapes
+        size = math.ceil(n_batched / rounds)
+        est_s: list[float] = []
+        floor_s: list[float] = []
+        nll_sum, n_done = 0.0, 0
+        for r in range(rounds):
+            part = _subset(test, size, r * size)
+            if len(part) == 0 or r * size >= n_batched:
+                break
+            floor = matmul_floor(model, len(part), batch_size, K)
+            torch.manual_seed(SEED + r)
+            est = lambda part=part: evaluate(model, part, iw_samples=K, batch_size=batch_size)  # noqa: E731
+            if r % 2:
+                floor_s.append(common.timed(floor))
+                seconds, result = _seconds(est)
+            else:
+                seconds, result = _seconds(est)
+                floor_s.append(common.timed(floor))
+            est_s.append(seconds)
+            nll_sum += result["nll"] * result["n"]
+            n_done += result["n"]
+            log(
+                f"  round {r + 1}/{rounds}: {len(part)} examples, estimate {seconds:.2f} s, "
+                f"matrix products {floor_s[-1]:.2f} s (x{seconds / floor_s[-1]:.3f})"
+            )
+        batched_s = sum(est_s)
+        batched_rate = n_done / batched_s
+        batched = {"nll": nll_sum / n_done}
+        log(f"  batched (B={batch_size}): {n_done} examples in {batched_s:.1f} s")
         x_pe = test.x[:n_per_example]
         per_example_s, per_example_rate, per_example_lp = _rate(
             "per example", len(x_pe), lambda: per_example_iw(model, x_pe, K)
@@ -117,7 +208,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     wall = time.perf_counter() - t_start
 
     payload = {
-        "description": "IWAE (k=1000) evaluation speed: batched vs one example at a time",
+        "description": "IWAE (k=1000) evaluation speed: batched vs its matrix products alone "
+        "vs one example at a time",
         "model": "vae",
         "model_config": {**CS236_MODEL, "hidden_sizes": list(CS236_MODEL["hidden_sizes"])},
         "weights": "untrained (seeded init): the cost of the estimate does not depend on them",
@@ -125,17 +217,33 @@ def run(quick: bool = False) -> dict[str, Any]:
         "split": "test",
         "k": K,
         "no_grad": True,
+        "threads": 1,
+        "iw_max_elements": vae_module.IW_MAX_ELEMENTS,
+        "busy_warning": warning,
         "batch_size_sweep": {
             "examples": len(sweep_data),
             "examples_per_s": {str(b): r for b, r in sweep.items()},
         },
         "batched": {
             "batch_size": batch_size,
-            "examples": len(batched_data),
+            "examples": n_done,
             "seconds": batched_s,
             "examples_per_s": batched_rate,
             "nll": batched["nll"],
+            "rounds_s": est_s,
         },
+        "matmul_floor": {
+            "what": "encoder and decoder addmm calls alone at log_prob_iw's batch and chunk "
+            "shapes, random inputs; timed beside each round of the batched estimate",
+            "seconds": sum(floor_s),
+            "rounds_s": floor_s,
+            "examples_per_s": n_done / sum(floor_s),
+        },
+        "ratio_batched_over_floor": batched_s / sum(floor_s),
+        # each round's ratio: robust to drift in the machine's speed across rounds
+        "ratio_batched_over_floor_paired_median": statistics.median(
+            [a / b for a, b in zip(est_s, floor_s, strict=True)]
+        ),
         "per_example": {
             "examples": len(x_pe),
             "seconds": per_example_s,
@@ -158,7 +266,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     path = write_result(NAME, payload, quick=quick, seed=SEED, steps=None, wall_time_s=wall)
     log(
-        f"iw eval: batched {batched_rate:.1f}/s, per example {per_example_rate:.2f}/s "
+        f"iw eval: batched {batched_rate:.1f}/s ({batched_s:.1f} s, "
+        f"x{payload['ratio_batched_over_floor']:.3f} the matrix products' {sum(floor_s):.1f} s), "
+        f"per example {per_example_rate:.2f}/s "
         f"(x{batched_rate / per_example_rate:.1f}), naive {naive_rate:.3f}/s "
         f"(x{batched_rate / naive_rate:.0f})  -> {path}"
     )

@@ -2,7 +2,7 @@
 
     python -m benchmarks.run [--quick] [--only NAME ...]
 
-NAME is one of trainer_overhead (or overhead), iw_eval, cs236. Full results go to
+NAME is one of hot_path, trainer_overhead (or overhead), iw_eval, cs236. Full results go to
 benchmarks/results/, quick ones to benchmarks/results/quick/; the README tables are made
 from the full results only.
 """
@@ -16,7 +16,7 @@ import time
 from benchmarks import tables
 from benchmarks.common import busy_warning, log, machine_info
 
-BENCHMARKS = ("trainer_overhead", "iw_eval", "cs236")
+BENCHMARKS = ("hot_path", "trainer_overhead", "iw_eval", "cs236")
 ALIASES = {"overhead": "trainer_overhead"}
 
 

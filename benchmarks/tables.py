@@ -27,6 +27,10 @@ def _f(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def _threads(n: Any) -> str:
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     right = ["---:" if i else "---" for i in range(len(header))]
     return [
@@ -113,6 +117,36 @@ def overhead_table(record: dict[str, Any]) -> list[str]:
     ]
 
 
+def hot_path_table(record: dict[str, Any]) -> list[str]:
+    ms = record["ms_per_step"]
+    on, off = record["ratio_dgm_checks_on_over_hand"], record["ratio_dgm_checks_off_over_hand"]
+    hand_mm = record["ratio_hand_over_matmuls"]
+    rows = [
+        ["hand-written PyTorch loop", _f(ms["hand"], 3), "1", _f(hand_mm, 2)],
+        [
+            "dgm `model.loss`, value checks on",
+            _f(ms["dgm_checks_on"], 3),
+            _f(on, 3),
+            _f(record.get("ratio_dgm_checks_on_over_matmuls"), 2),
+        ],
+        [
+            "dgm `model.loss`, value checks off (as `fit` runs it)",
+            _f(ms["dgm_checks_off"], 3),
+            _f(off, 3),
+            _f(record["ratio_dgm_checks_off_over_matmuls"], 2),
+        ],
+        ["matrix products alone", _f(ms["matmuls"], 3), _f(1 / hand_mm, 3), "1"],
+    ]
+    return [
+        f"**Training-step hot path** (CS236 VAE, batch {record['batch_size']}, "
+        f"AdamW fused, {_threads(record['threads'])}; median of {record['rounds']} alternating "
+        f"rounds of {record['steps_per_round']} steps; ratios are per-round medians; a step "
+        "is forward, backward and optimizer step):",
+        "",
+        *_table(["step", "ms/step", "÷ hand loop", "÷ matrix products"], rows),
+    ]
+
+
 def iw_table(record: dict[str, Any]) -> list[str]:
     b, pe, nv = record["batched"], record["per_example"], record["naive"]
     rows = [
@@ -135,12 +169,35 @@ def iw_table(record: dict[str, Any]) -> list[str]:
             _f(record["speedup_batched_over_naive"], 0),
         ],
     ]
-    return [
-        f"**IWAE evaluation speed** (k = {record['k']}, CS236 VAE, Fashion-MNIST test set; "
-        "the cost does not depend on the weights):",
+    threads = f", {_threads(record['threads'])}" if record.get("threads") else ""
+    out = [
+        f"**IWAE evaluation speed** (k = {record['k']}, CS236 VAE, Fashion-MNIST test set"
+        f"{threads}; the cost does not depend on the weights):",
         "",
         *_table(["method", "examples timed", "examples/s", "batched speed-up"], rows),
     ]
+    floor = record.get("matmul_floor")
+    if floor:
+        out += [
+            "",
+            f"The batched estimate against its matrix products alone (encoder and decoder "
+            f"`addmm` at the same batch and chunk shapes, {len(floor['rounds_s'])} alternating "
+            f"rounds, chunks of {record['iw_max_elements']:,} decoder outputs):",
+            "",
+            *_table(
+                ["examples", "estimate s", "matrix products s", "ratio", "per-round ratio"],
+                [
+                    [
+                        str(b["examples"]),
+                        _f(b["seconds"], 1),
+                        _f(floor["seconds"], 1),
+                        _f(record["ratio_batched_over_floor"], 3),
+                        _f(record["ratio_batched_over_floor_paired_median"], 3),
+                    ]
+                ],
+            ),
+        ]
+    return out
 
 
 def render(results: dict[str, dict[str, Any]]) -> str:
@@ -150,6 +207,8 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     parts: list[list[str]] = []
     if "cs236" in results:
         parts.append(cs236_table(results["cs236"]))
+    if "hot_path" in results:
+        parts.append(hot_path_table(results["hot_path"]))
     if "trainer_overhead" in results:
         parts.append(overhead_table(results["trainer_overhead"]))
     if "iw_eval" in results:
@@ -160,7 +219,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         gpu = f", {m['cuda_device']}" if m.get("cuda_device") else ""
         where = (
             f"{m.get('cpu_model', '?')}, {m.get('usable_cores', '?')} cores{gpu}, "
-            f"torch {rec.get('torch_version', '?')} ({m.get('torch_threads', '?')} threads)"
+            f"torch {rec.get('torch_version', '?')} ({_threads(m.get('torch_threads', '?'))})"
         )
         quick = " quick mode" if rec.get("quick") else ""
         machines.setdefault(where, []).append(f"{name} {rec.get('date', '?')[:10]}{quick}")

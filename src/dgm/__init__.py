@@ -16,12 +16,13 @@ from dgm.registry import available_models, create
 from dgm.version import __version__
 
 
-def load(run_dir: str | Path) -> GenerativeModel:
-    """The model saved in a run directory, rebuilt from config.json and model.safetensors,
-    in eval mode. Loading never unpickles code."""
-    from dgm.train.checkpoint import load_model
+def load(run_dir: str | Path, *, ema: bool = True) -> GenerativeModel:
+    """The model saved in a run directory, rebuilt from config.json and its weights, in
+    eval mode: the EMA of the weights (ema.safetensors) when the run kept one and ``ema``
+    is true, else the raw weights (model.safetensors). Loading never unpickles code."""
+    from dgm.run_dir import load_model
 
-    return load_model(run_dir)
+    return load_model(run_dir, ema=ema)
 
 
 __all__ = [

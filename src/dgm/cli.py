@@ -5,14 +5,25 @@ dgm train MODEL --data NAME --steps N --out DIR [--seed S] [--device cpu|cuda|au
 dgm resume DIR --steps N
 dgm eval DIR [--split test] [--iw-samples K] [--json]
 dgm sample DIR -n 64 [--class C] --out FILE.png
+dgm --version
+
+Flags are never abbreviated (``--step`` is not ``--steps``); a misspelled one is refused
+with the subcommand's usage and the closest flag. train, eval and sample take
+``--threads N``. Errors are one line on stderr: exit 2 for bad input or files, 3 when
+training diverged, 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import json
+import os
+import re
+import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +34,55 @@ from dgm.data import DataConfig, available_datasets
 from dgm.data.dataset import dataset_spec
 from dgm.registry import available_models, spec
 from dgm.train.config import TrainConfig
+from dgm.version import __version__
 
 # Trainer fields with their own spelling on the command line (the issue's interface).
 _TRAIN_SKIP = ("steps",)
 
 
-def _parser(model: str | None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="dgm", description="Deep generative models: train, evaluate, sample."
+# Counts that must be at least 1, checked after parsing (one line, not argparse's usage).
+_POSITIVE = {"n": "-n", "iw_samples": "--iw-samples", "batch_size": "--batch-size"}
+_POSITIVE |= {"threads": "--threads", "steps": "--steps"}
+
+
+def _threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads torch uses (default: torch's own choice, usually one per core)",
     )
+
+
+def _parser(
+    model: str | None, sampled: str | None = None
+) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser and its subcommands' parsers; ``model`` adds that model's config flags to
+    ``train``, ``sampled`` (the model of the run being sampled) its sampling-option flags to
+    ``sample``. No parser takes abbreviations: ``--step`` is refused, not read as --steps."""
+    p = argparse.ArgumentParser(
+        prog="dgm",
+        description="Deep generative models: train, evaluate, sample.",
+        allow_abbrev=False,
+    )
+    p.add_argument("--version", action="version", version=f"dgm {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="registered models and datasets")
+    sub.add_parser("list", help="registered models and datasets", allow_abbrev=False)
 
-    t = sub.add_parser("train", help="train a new model into a run directory")
+    t = sub.add_parser("train", help="train a new model into a run directory", allow_abbrev=False)
     t.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(available_models())}")
     t.add_argument("--data", required=True, help=f"one of: {', '.join(available_datasets())}")
     t.add_argument("--steps", type=int, required=True, help="total training steps")
-    t.add_argument("--out", required=True, type=Path, help="run directory to create")
+    t.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="run directory to create (missing folders are created); one whose run never "
+        "reached its first checkpoint is replaced",
+    )
+    _threads(t)
     data_flags = t.add_argument_group("data options")
     cfg.add_arguments(data_flags, DataConfig, skip=("name", "root"), unset="the dataset's own")
     data_flags.add_argument(
@@ -54,11 +96,18 @@ def _parser(model: str | None) -> argparse.ArgumentParser:
         group = t.add_argument_group(f"{model} options")
         cfg.add_arguments(group, spec(model).config_cls)
 
-    r = sub.add_parser("resume", help="continue a run to N total steps")
+    r = sub.add_parser("resume", help="continue a run to N total steps", allow_abbrev=False)
     r.add_argument("run_dir", type=Path)
-    r.add_argument("--steps", type=int, default=None, help="total steps (default: the run's own)")
+    r.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="total steps, more than the run has done (default: the run's own)",
+    )
 
-    e = sub.add_parser("eval", help="negative log-likelihood (or its bound) on a split")
+    e = sub.add_parser(
+        "eval", help="negative log-likelihood (or its bound) on a split", allow_abbrev=False
+    )
     e.add_argument("run_dir", type=Path)
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
     e.add_argument(
@@ -66,19 +115,52 @@ def _parser(model: str | None) -> argparse.ArgumentParser:
     )
     e.add_argument("--batch-size", type=int, default=None)
     e.add_argument("--best", action="store_true", help="evaluate best.safetensors (best valid NLL)")
+    e.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
     e.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    _threads(e)
 
-    s = sub.add_parser("sample", help="draw samples into a PNG grid")
+    s = sub.add_parser("sample", help="draw samples into a picture", allow_abbrev=False)
     s.add_argument("run_dir", type=Path)
-    s.add_argument("-n", type=int, default=64)
+    s.add_argument("-n", type=int, default=64, help="number of samples (default: 64)")
     s.add_argument(
         "--class", dest="cls", type=int, default=None, help="class label (conditional models)"
     )
-    s.add_argument("--out", type=Path, required=True)
+    s.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="picture file; its suffix picks the format (.png, .jpg, .webp, .bmp, ...) and "
+        "missing folders are created. Samples without a picture (not images or 2-D "
+        "points) go to FILE with the suffix .pt",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--best", action="store_true")
-    return p
+    s.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
+    _threads(s)
+    if sampled is not None and sampled in available_models():
+        options = spec(sampled).cls.sample_options
+        if options is not None:
+            cfg.add_arguments(s.add_argument_group(f"{sampled} sampling options"), options)
+    return p, {"list": sub.choices["list"], "train": t, "resume": r, "eval": e, "sample": s}
+
+
+def _check_flags(parser: argparse.ArgumentParser, args: Sequence[str]) -> None:
+    """Refuse a flag ``parser`` does not know, with its usage and the closest flag it does
+    (before argparse, whose complaint about a missing required flag would come first)."""
+    known = [o for action in parser._actions for o in action.option_strings]
+    for arg in args:
+        if arg == "--":
+            return
+        if not re.match(r"--?[A-Za-z]", arg):  # values, including negative numbers
+            continue
+        name = arg.split("=", 1)[0]
+        if name in known or (not name.startswith("--") and name[:2] in known):  # -n4
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"see {parser.prog} --help"
+        parser.error(f"unrecognized argument {name}: {hint}")
 
 
 def _model_name(argv: Sequence[str]) -> str | None:
@@ -86,6 +168,21 @@ def _model_name(argv: Sequence[str]) -> str | None:
     args = list(argv)
     if len(args) >= 2 and args[0] == "train" and not args[1].startswith("-"):
         return args[1]
+    return None
+
+
+def _sampled_model(argv: Sequence[str]) -> str | None:
+    """The model of the run in ``dgm sample RUN_DIR ...``, to add its sampling options."""
+    from dgm.io import read_json
+
+    args = list(argv)
+    if len(args) >= 2 and args[0] == "sample" and not args[1].startswith("-"):
+        config = Path(args[1]) / "config.json"
+        if config.is_file():
+            try:
+                return str(read_json(config).get("model"))
+            except ValueError:
+                return None  # cmd_sample reports the unreadable file
     return None
 
 
@@ -117,44 +214,72 @@ def cmd_train(ns: argparse.Namespace) -> int:
         steps=ns.steps, **{k: v for k, v in _split(ns, TrainConfig).items() if k != "steps"}
     )
     model_cfg = {k: v for k, v in _split(ns, spec(ns.model).config_cls).items()}
-    _, last = train(ns.model, data, ns.out, train_cfg, **model_cfg)
-    return _finish(ns.out, last)
+    if not ns.out.exists():  # before the data are loaded: a bad --out fails at once
+        with _writing(ns.out, "create the run directory"):
+            ns.out.mkdir(parents=True, exist_ok=True)
+    model, last = train(ns.model, data, ns.out, train_cfg, **model_cfg)
+    return _finish(ns.out, last, model)
 
 
 def cmd_resume(ns: argparse.Namespace) -> int:
     from dgm.train import resume
 
-    _, last = resume(ns.run_dir, ns.steps)
-    return _finish(ns.run_dir, last)
+    model, last = resume(ns.run_dir, ns.steps)
+    return _finish(ns.run_dir, last, model)
 
 
-def _finish(run_dir: Path, last: dict[str, Any]) -> int:
+def _rank_zero() -> bool:
+    """True unless this is a torchrun process other than rank 0 (which alone reports)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _finish(run_dir: Path, last: dict[str, Any], model: Any) -> int:
+    """What a finished (or stopped) train or resume tells the user, and the exit code."""
+    from dgm.model import Likelihood
+
+    code = 130 if last.get("interrupted") else 0
+    if not _rank_zero():
+        return code
+    where = shlex.quote(str(run_dir))
+    if last.get("finished"):
+        step = last["step"]
+        print(
+            f"{run_dir} has already finished its {step} steps; nothing was changed. "
+            f"To train further: dgm resume {where} --steps N, with N more than {step}"
+        )
+        return 0
     if last.get("interrupted"):
         print(
-            f"interrupted at step {last.get('step')}; continue with: dgm resume {run_dir}",
+            f"interrupted at step {last.get('step')}; continue with: dgm resume {where}",
             file=sys.stderr,
         )
-        return 130
-    summary = {
-        k: round(v, 4) if isinstance(v, float) else v for k, v in last.items() if k != "interrupted"
-    }
-    print(json.dumps(summary), file=sys.stderr)
+        return code
+    losses = [k for k in last if k.rpartition("/")[2] == "loss" and not k.startswith("valid/")]
+    numbers = [f"{'train ' if k == 'loss' else ''}{k} {last[k]:.4g}" for k in losses]
+    if isinstance(last.get("valid/nll"), float):
+        numbers.append(f"valid NLL {last['valid/nll']:.4g} nats")
+    print(f"trained to step {last.get('step')}" + (": " + ", ".join(numbers) if numbers else ""))
+    print(f"run directory: {run_dir} (model.safetensors, metrics.jsonl, curves.png)")
+    print("next:")
+    if model.likelihood is not Likelihood.NONE:
+        print(f"  dgm eval {where}")
+    print(f"  dgm sample {where} --out {shlex.quote(str(run_dir / 'samples.png'))}")
     return 0
 
 
 def cmd_eval(ns: argparse.Namespace) -> int:
+    from dgm import run_dir as rd
     from dgm.evaluate.likelihood import evaluate
-    from dgm.train import checkpoint as ckpt
-    from dgm.train.trainer import resolve_device
 
-    saved = ckpt.read_json(ns.run_dir / ckpt.CONFIG)
-    model = ckpt.load_model(ns.run_dir, best=ns.best).to(resolve_device(ns.device))
+    saved = rd.read_json(ns.run_dir / rd.CONFIG)
+    model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
+    model = model.to(rd.resolve_device(ns.device))
     data = cfg.from_dict(DataConfig, saved["data"]).load(ns.split)
     torch.manual_seed(0)  # the ELBO and IWAE estimates are stochastic: make them repeatable
     batch = ns.batch_size or (max(1, 100_000 // ns.iw_samples) if ns.iw_samples else 500)
     result = {
         "split": ns.split,
-        **evaluate(model, data, iw_samples=ns.iw_samples, batch_size=batch),
+        **evaluate(model, data, iw_samples=ns.iw_samples, batch_size=batch, progress=True),
     }
     if ns.json:
         print(json.dumps(result))
@@ -165,32 +290,115 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
 
 def cmd_sample(ns: argparse.Namespace) -> int:
-    from dgm.report.plots import save_samples
-    from dgm.train import checkpoint as ckpt
+    from dgm import run_dir as rd
+    from dgm.data.dataset import grid_conditions, take
+    from dgm.report.plots import has_picture, picture_format, save_samples
 
-    model = ckpt.load_model(ns.run_dir, best=ns.best)
-    c = None
-    if ns.cls is not None or model.conditional:
-        if ns.cls is None:
-            c = torch.arange(ns.n) % model.num_classes  # one row per class
-        else:
-            c = torch.full((ns.n,), ns.cls, dtype=torch.long)
+    out: Path = ns.out
+    if out.is_dir():
+        raise ValueError(
+            f"--out {out} is a folder: name a picture file, e.g. {out / 'samples.png'}"
+        )
+    saved = rd.read_json(ns.run_dir / rd.CONFIG)
+    model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
+    if has_picture(model.event_shape):
+        picture_format(out)  # a suffix Pillow writes, checked before the sampling
+    with _writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    cond = model.conditioning
+    if ns.cls is not None and cond.kind != "classes":
+        raise ValueError(
+            f"--class needs a class-conditional model; the run in {ns.run_dir} was trained "
+            "without --num-classes"
+        )
+    if ns.cls is not None:
+        c = torch.full((ns.n,), ns.cls, dtype=torch.long)
+    else:  # one row per class, or the test split's first contexts
+        data = None
+        if cond.kind == "context":
+            data = cfg.from_dict(DataConfig, saved["data"]).load("test")
+        c = grid_conditions(model, data, ns.n)
+    options = _split(ns, model.sample_options) if model.sample_options is not None else {}
     gen = torch.Generator(model.device).manual_seed(ns.seed)
     with torch.no_grad():
-        x = model.sample(ns.n, c, generator=gen)
-    if not save_samples(x, ns.out):
-        torch.save(x, ns.out.with_suffix(".pt"))
-        print(
-            f"samples of shape {tuple(x.shape)} have no picture; wrote {ns.out.with_suffix('.pt')}"
-        )
+        x = model.sample(ns.n, c, generator=gen, **options)
+    extra: dict[str, Any] = {}
+    if tuple(model.event_shape) == (2,):  # drawn over the training data and the density
+        extra = {"model": model}
+        try:
+            train_data = cfg.from_dict(DataConfig, saved["data"]).load("train")
+            extra["data"] = take(train_data, torch.arange(min(2000, len(train_data))), "cpu").x
+        except (KeyError, TypeError, ValueError, OSError):  # data gone: the samples alone
+            pass
+    with _writing(out):
+        drawn = save_samples(x, out, value_range=saved.get("value_range"), **extra)
+    if not drawn:
+        tensor_file = out.with_suffix(".pt")
+        with _writing(tensor_file):
+            torch.save(x, tensor_file)
+        print(f"samples of shape {tuple(x.shape)} have no picture; wrote {tensor_file}")
         return 0
-    print(f"wrote {ns.out}")
+    print(f"wrote {out}")
     return 0
+
+
+class _WriteError(OSError):
+    """A failed write, already explained in one line."""
+
+
+@contextlib.contextmanager
+def _writing(path: Path, what: str = "write") -> Iterator[None]:
+    """Turns an OSError while writing ``path`` into one line that names it and says why."""
+    try:
+        yield
+    except _WriteError:
+        raise
+    except OSError as e:
+        raise _WriteError(f"cannot {what} {path}: {_why(e, path)}") from None
+
+
+def _why(error: OSError, path: Path | None = None) -> str:
+    """Why writing ``path`` (default: the error's file) failed, in words: a parent that is
+    a file, or the OS's reason, naming the folder that could not be made if it is not
+    ``path`` itself."""
+    path = path if path is not None else Path(error.filename or ".")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file, not a folder"
+            break
+    reason = error.strerror or str(error)
+    failed = Path(error.filename) if error.filename else None
+    if failed is not None and failed in path.parents:
+        return f"{reason} ({failed})"
+    return reason
+
+
+def _check_counts(ns: argparse.Namespace) -> None:
+    for name, flag in _POSITIVE.items():
+        value = getattr(ns, name, None)
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ns = _parser(_model_name(argv)).parse_args(argv)
+    model = _model_name(argv)
+    if model is not None and model not in available_models():
+        close = difflib.get_close_matches(model, available_models(), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        print(
+            f"dgm train: error: unknown model {model!r}; {hint}available: "
+            f"{', '.join(available_models())}",
+            file=sys.stderr,
+        )
+        return 2
+    parser, commands_parsers = _parser(model, _sampled_model(argv))
+    if argv and argv[0] in commands_parsers:
+        _check_flags(commands_parsers[argv[0]], argv[1:])
+    ns, extra = parser.parse_known_args(argv)
+    if extra:  # e.g. a second run directory: the subcommand's usage, not the top-level one
+        commands_parsers[ns.command].error(f"unrecognized arguments: {' '.join(extra)}")
     commands = {
         "list": lambda: cmd_list(),
         "train": lambda: cmd_train(ns),
@@ -199,15 +407,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sample": lambda: cmd_sample(ns),
     }
     try:
+        _check_counts(ns)
+        if getattr(ns, "threads", None) is not None:
+            torch.set_num_threads(ns.threads)
         return commands[ns.command]()
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except ValueError as e:
         print(f"dgm {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # our own messages, else the path and the reason
+        text = str(e) if e.filename is None else f"{e.filename}: {_why(e)}"
+        print(f"dgm {ns.command}: error: {text}", file=sys.stderr)
         return 2
     except RuntimeError as e:
         from dgm.train.trainer import TrainingDiverged
 
         if isinstance(e, TrainingDiverged):
-            print(f"dgm {ns.command}: training stopped: {e}", file=sys.stderr)
+            from dgm.train.checkpoint import TRAINER_STATE
+
+            again = ""
+            if ns.command == "train" and not (ns.out / TRAINER_STATE).exists():
+                again = " (then the same dgm train --out starts afresh)"
+            if _rank_zero():
+                print(f"dgm {ns.command}: training stopped: {e}{again}", file=sys.stderr)
             return 3
         raise
     finally:

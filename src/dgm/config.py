@@ -24,7 +24,8 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type[T], values: dict[str, Any]) -> T:
-    """Build ``cls`` from JSON values, coercing lists to tuples; unknown keys are an error."""
+    """Build ``cls`` from JSON values, coercing lists to tuples and dicts of nested
+    dataclass fields to those dataclasses; unknown keys are an error."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
@@ -34,6 +35,8 @@ def from_dict(cls: type[T], values: dict[str, Any]) -> T:
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):  # a nested config
+        return from_dict(tp, value)
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]

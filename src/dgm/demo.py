@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
+from dgm import run_dir
 from dgm.data import DataConfig
 from dgm.evaluate.likelihood import evaluate
 from dgm.train import TrainConfig, train
-from dgm.train import checkpoint as ckpt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=6000)
     args = p.parse_args(argv)
     if args.out.exists():
-        if not (args.out / ckpt.CONFIG).exists():
+        if not (args.out / run_dir.CONFIG).exists():
             raise SystemExit(f"{args.out} exists and is not a dgm run: choose another --out")
         shutil.rmtree(args.out)  # the demo owns its run directory
     data = DataConfig("digits", binarize="static")

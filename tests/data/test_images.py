@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import re
 from pathlib import Path
 
@@ -55,7 +56,14 @@ def ids(ds) -> list[int]:
 
 def test_options_are_exactly_these():
     for name in ("mnist", "fashion_mnist", "digits"):
-        assert set(dataset_options(name)) == {"binarize", "scale", "valid_fraction", "seed"}
+        assert set(dataset_options(name)) == {
+            "binarize",
+            "scale",
+            "valid_fraction",
+            "seed",
+            "condition",
+            "lowres_factor",
+        }
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
@@ -73,7 +81,7 @@ def test_shapes_and_unit_scale(root, name):
 def test_test_split_is_the_official_test_set(root):
     pixels, labels = fake_split(N_TEST, 2)
     unit, byte = get("mnist", "test", root=root), get("mnist", "test", root=root, scale="byte")
-    torch.testing.assert_close(byte.x[:, 0], torch.from_numpy(pixels).float())
+    assert torch.equal(byte.x[:, 0], torch.from_numpy(pixels))  # uint8, as stored
     torch.testing.assert_close(unit.x[:, 0], torch.from_numpy(pixels).float() / 255)
     torch.testing.assert_close(unit.y, torch.from_numpy(labels).long())
 
@@ -120,13 +128,44 @@ def test_static_binarization_draws_afresh_per_split(tmp_path):
     assert not torch.equal(train.x, test.x)
 
 
+def test_static_binarization_is_bernoulli_of_the_grey_levels():
+    """On the digits test split, whose images do not depend on the seed, static binarization
+    is Bernoulli(grey) per pixel: fixed by the seed, fresh for another seed, and over 200
+    seeds the frequency of ones is the grey value, level by level (17 levels k / 16) and
+    pixel by pixel. Thresholding at 0.5, Bernoulli(0.5), Bernoulli(x²), a seed ignored or
+    probabilities shifted by one pixel each fail both frequency checks."""
+    grey = get("digits", "test").x.flatten(1)  # (300, 64)
+    seeds = 200
+    draws = torch.stack(
+        [get("digits", "test", binarize="static", seed=s).x.flatten(1) for s in range(seeds)]
+    )  # (S, 300, 64)
+    assert set(draws.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(get("digits", "test", binarize="static", seed=0).x.flatten(1), draws[0])
+    assert (draws[0] != draws[1]).float().mean() > 0.05  # many pixels differ, not a few
+    assert torch.all(draws[:, grey == 0] == 0) and torch.all(draws[:, grey == 1] == 1)
+    ones = draws.sum(0).flatten()  # (300 * 64,): ones per pixel over the seeds
+    level = (grey * 16).round().long().flatten()  # (300 * 64,): grey = level / 16
+    n = torch.bincount(level, minlength=17) * seeds  # (17,): draws per level, >= 79000
+    freq = torch.bincount(level, weights=ones, minlength=17) / n  # (17,)
+    p = torch.arange(17, dtype=torch.float64) / 16
+    se = (p * (1 - p) / n).sqrt()  # binomial standard error, <= 0.0018
+    assert ((freq - p).abs() <= 4 * se).all(), (freq - p) / se
+    # each of the ~8000 grey pixels: ((ones - S g)^2 / (S g (1 - g))) has mean 1 and
+    # variance ~2; a map of probabilities shifted by a pixel, or drawn from another image,
+    # puts the mean far above 1
+    g = grey.flatten().double()
+    inner = (g > 0) & (g < 1)
+    z2 = (ones[inner] - seeds * g[inner]) ** 2 / (seeds * g[inner] * (1 - g[inner]))
+    assert abs(z2.mean().item() - 1) < 5 * math.sqrt(2 / inner.sum().item()), z2.mean()
+
+
 def test_dynamic_binarization(root):
     unit = get("mnist", "train", root=root)
     ds = get("mnist", "train", root=root, binarize="dynamic")
     assert ds.dynamic_binarize and torch.equal(ds.x, unit.x)
     index = torch.arange(len(ds))
-    x1, y1 = ds.batch(index)
-    x2, _ = ds.batch(index)
+    x1, y1, _ = ds.batch(index)
+    x2, _, _ = ds.batch(index)
     assert set(x1.unique().tolist()) == {0.0, 1.0}
     assert not torch.equal(x1, x2)
     torch.testing.assert_close(y1, unit.y)
@@ -137,8 +176,8 @@ def test_dynamic_binarization(root):
 
 def test_byte_scale(root):
     ds = get("mnist", "train", root=root, scale="byte")
-    assert ds.x.dtype == torch.float32 and ds.x.min() == 0 and ds.x.max() == 255
-    assert torch.equal(ds.x, ds.x.round())
+    assert ds.x.dtype == torch.uint8 and ds.x.min() == 0 and ds.x.max() == 255
+    assert ds.batch(torch.arange(3)).x.dtype == torch.long and ds.value_range == (0.0, 255.0)
 
 
 @pytest.mark.parametrize(
@@ -266,7 +305,7 @@ def test_digits_splits():
     assert torch.equal(other["test"].x, splits["test"].x)  # the test split ignores the seed
     assert not torch.equal(other["valid"].x, splits["valid"].x)
     byte = get("digits", "test", scale="byte")
-    torch.testing.assert_close(byte.x, torch.round(splits["test"].x * 255))
+    torch.testing.assert_close(byte.x.float(), torch.round(splits["test"].x * 255))
 
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")

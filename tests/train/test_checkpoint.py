@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import dgm
+from dgm import run_dir as rd
 from dgm.train import checkpoint as ckpt
 
 
@@ -15,15 +16,15 @@ from dgm.train import checkpoint as ckpt
 def run_dir(tmp_path):
     torch.manual_seed(0)
     model = dgm.create("vae", (1, 8, 8), latent_dim=2, hidden_sizes=(8,))
-    ckpt.write_json(tmp_path / ckpt.CONFIG, ckpt.run_config(model))
-    ckpt.save_weights(tmp_path / ckpt.WEIGHTS, model, step=7)
+    rd.write_json(tmp_path / rd.CONFIG, rd.run_config(model))
+    rd.save_weights(tmp_path / rd.WEIGHTS, model, step=7)
     return tmp_path, model
 
 
 def test_round_trip_gives_the_same_log_prob_in_eval_mode(run_dir):
     path, model = run_dir
     loaded = dgm.load(path)
-    assert not loaded.training and ckpt.weights_step(path / ckpt.WEIGHTS) == 7
+    assert not loaded.training and rd.weights_step(path / rd.WEIGHTS) == 7
     x = torch.bernoulli(torch.full((5, 1, 8, 8), 0.3))
     torch.manual_seed(1)
     a = model.log_prob(x)
@@ -34,7 +35,7 @@ def test_round_trip_gives_the_same_log_prob_in_eval_mode(run_dir):
 def test_weights_from_another_model_are_refused(run_dir, tmp_path_factory):
     path, _ = run_dir
     other = dgm.create("gmvae", (1, 8, 8), latent_dim=2, hidden_sizes=(8,), num_components=3)
-    ckpt.save_weights(path / ckpt.WEIGHTS, other, step=1)
+    rd.save_weights(path / rd.WEIGHTS, other, step=1)
     with pytest.raises(ValueError, match="weights of model 'gmvae', not 'vae'"):
         dgm.load(path)
 
@@ -42,21 +43,21 @@ def test_weights_from_another_model_are_refused(run_dir, tmp_path_factory):
 def test_weights_of_another_shape_are_refused(run_dir):
     path, _ = run_dir
     bigger = dgm.create("vae", (1, 8, 8), latent_dim=3, hidden_sizes=(8,))
-    ckpt.save_weights(path / ckpt.WEIGHTS, bigger, step=1)
+    rd.save_weights(path / rd.WEIGHTS, bigger, step=1)
     with pytest.raises(ValueError, match=r"does not match the model in config\.json"):
         dgm.load(path)
 
 
 def test_corrupt_or_missing_files_name_the_file(run_dir):
     path, _ = run_dir
-    blob = (path / ckpt.WEIGHTS).read_bytes()
-    (path / ckpt.WEIGHTS).write_bytes(blob[: len(blob) // 2])
+    blob = (path / rd.WEIGHTS).read_bytes()
+    (path / rd.WEIGHTS).write_bytes(blob[: len(blob) // 2])
     with pytest.raises(ValueError, match=r"model\.safetensors is not a readable safetensors file"):
         dgm.load(path)
-    (path / ckpt.WEIGHTS).unlink()
+    (path / rd.WEIGHTS).unlink()
     with pytest.raises(FileNotFoundError, match=r"model\.safetensors"):
         dgm.load(path)
-    (path / ckpt.CONFIG).write_text("{not json")
+    (path / rd.CONFIG).write_text("{not json")
     with pytest.raises(ValueError, match=r"config\.json is not valid JSON"):
         dgm.load(path)
     with pytest.raises(FileNotFoundError, match="dgm run directory"):
@@ -75,7 +76,7 @@ def test_trainer_state_loads_without_unpickling_code(tmp_path):
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "f.json"
-    ckpt.write_json(target, {"a": 1})
+    rd.write_json(target, {"a": 1})
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
@@ -85,6 +86,6 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        ckpt.atomic_write(target, explode)
+        rd.atomic_write(target, explode)
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]

@@ -1,4 +1,6 @@
-"""Two gloo processes on the CPU train exactly as one process with the combined batch."""
+"""Two gloo processes on the CPU train exactly as one process with the combined batch,
+each rank draws its own noise, every phase of a multi-phase model trains, and only rank
+0 writes."""
 
 import os
 import subprocess
@@ -6,61 +8,93 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
+
+from dgm import run_dir as rd
 
 SCRIPT = textwrap.dedent("""
     import sys, torch
     sys.path.insert(0, {tests!r})
-    from helpers import DiagonalGaussian, GaussianConfig
+    from helpers import DiagonalGaussian, GaussianConfig, ToyGAN, ToyGANConfig
     from dgm.data import TensorData
     from dgm.train import TrainConfig, Trainer
     from dgm.train import distributed
 
     torch.set_default_dtype(torch.float64)
-    batch, out = int(sys.argv[1]), sys.argv[2]
+    batch, out, jobs = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
     g = torch.Generator().manual_seed(0)
     data = TensorData(torch.randn(400, 3, generator=g) * 0.7 + 1.0)
-    torch.manual_seed(0)
-    model = DiagonalGaussian((3,), GaussianConfig())
-    cfg = TrainConfig(steps=25, batch_size=batch, lr=0.05, warmup_steps=3, grad_clip=1.0,
-                      eval_every=0, sample_every=0, log_every=0, checkpoint_every=0, device="cpu")
-    trainer = Trainer(model, data, None, cfg, progress=False)
-    trainer.fit()
-    state = {{k: v.clone() for k, v in model.state_dict().items()}}
-    torch.save(state, f"{{out}}/rank{{trainer.rank}}.pt")
+
+    def fit(model, steps, **kw):
+        cfg = TrainConfig(steps=steps, batch_size=batch, lr=0.05, warmup_steps=3,
+                          eval_every=0, sample_every=0, log_every=0, checkpoint_every=0,
+                          device="cpu", **kw)
+        trainer = Trainer(model, data, None, cfg, progress=False)
+        trainer.fit()
+        return trainer.rank
+
+    def state(model):
+        return {{k: v.clone() for k, v in model.state_dict().items()}}
+
+    if "gaussian" in jobs:  # deterministic: 2 x 16 must equal 1 x 32
+        torch.manual_seed(0)
+        model = DiagonalGaussian((3,), GaussianConfig())
+        rank = fit(model, 25, grad_clip=1.0)
+        torch.save(state(model), f"{{out}}/gaussian{{rank}}.pt")
+    if "noise" in jobs:  # the loss draws torch.randn: each rank its own
+        torch.manual_seed(0)
+        model = DiagonalGaussian((3,), GaussianConfig(noise=0.1))
+        rank = fit(model, 3)
+        torch.save(torch.stack(model.noise_draws), f"{{out}}/noise{{rank}}.pt")
+    if "gan" in jobs:  # two phases, the critic twice per step
+        torch.manual_seed(0)
+        model = ToyGAN((3,), ToyGANConfig(critic_steps=2))
+        before = state(model)
+        rank = fit(model, 4)
+        torch.save({{"before": before, "after": state(model)}}, f"{{out}}/gan{{rank}}.pt")
     distributed.teardown()
 """)
 
 
-def _run(cmd, env_extra=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+def _run(cmd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     return res
 
 
-def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
-    script = tmp_path / "ddp_script.py"
-    script.write_text(SCRIPT.format(tests=str(Path(__file__).parents[1])))
-    (tmp_path / "two").mkdir()
-    (tmp_path / "one").mkdir()
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29517",
-            str(script),
-            "16",
-            str(tmp_path / "two"),
-        ]
-    )
-    _run([sys.executable, str(script), "32", str(tmp_path / "one")])
-    r0, r1 = (torch.load(tmp_path / "two" / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    single = torch.load(tmp_path / "one" / "rank0.pt", weights_only=True)
+def _torchrun(*args):
+    """Two processes on this machine; --standalone picks a free port."""
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    return _run([*run, *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def script(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ddp") / "ddp_script.py"
+    path.write_text(SCRIPT.format(tests=str(Path(__file__).parents[1])))
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_ranks(script):
+    out = script.parent / "two"
+    out.mkdir()
+    _torchrun(script, 16, out, "gaussian,noise,gan")
+    return out
+
+
+def _load(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_two_gloo_processes_match_one_process_with_the_combined_batch(script, two_ranks):
+    one = script.parent / "one"
+    one.mkdir()
+    _run([sys.executable, str(script), "32", str(one), "gaussian"])
+    r0, r1 = (_load(two_ranks / f"gaussian{r}.pt") for r in (0, 1))
+    single = _load(one / "gaussian0.pt")
     for k in single:
         assert torch.equal(r0[k], r1[k]), f"{k} differs between ranks"
         assert torch.allclose(r0[k], single[k], rtol=1e-9, atol=1e-12), f"{k}: 2x16 != 1x32"
@@ -69,42 +103,56 @@ def test_two_gloo_processes_match_one_process_with_the_combined_batch(tmp_path):
     )  # it trained
 
 
+def test_each_rank_draws_its_own_noise(two_ranks):
+    d0, d1 = (_load(two_ranks / f"noise{r}.pt") for r in (0, 1))
+    assert d0.shape == d1.shape == (3, 16, 3)  # 3 steps of a batch of 16
+    for step in range(3):  # the same draws on both ranks would count one sample twice
+        assert not torch.allclose(d0[step], d1[step]), f"step {step}: both ranks drew alike"
+
+
+def test_every_phase_of_a_multi_phase_model_trains_under_ddp(two_ranks):
+    r0, r1 = (_load(two_ranks / f"gan{r}.pt") for r in (0, 1))
+    for k in r0["after"]:
+        assert torch.equal(r0["after"][k], r1["after"][k]), f"{k} differs between ranks"
+    for part in ("discriminator", "generator"):
+        keys = [k for k in r0["after"] if k.startswith(part)]
+        assert keys, part
+        for k in keys:
+            assert not torch.equal(r0["before"][k], r0["after"][k]), f"{k} did not change"
+
+
 def test_torchrun_cli_trains_a_vae_and_only_rank_zero_writes(tmp_path):
     out = tmp_path / "run"
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29518",
-            "-m",
-            "dgm",
-            "train",
-            "vae",
-            "--data",
-            "digits",
-            "--binarize",
-            "static",
-            "--steps",
-            "6",
-            "--batch-size",
-            "16",
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--eval-every",
-            "3",
-            "--latent-dim",
-            "2",
-            "--hidden-sizes",
-            "16",
-        ]
+    _torchrun(
+        "-m",
+        "dgm",
+        "train",
+        "vae",
+        "--data",
+        "digits",
+        "--binarize",
+        "static",
+        "--steps",
+        "6",
+        "--batch-size",
+        "16",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--log-every",
+        "2",
+        "--eval-every",
+        "3",
+        "--latent-dim",
+        "2",
+        "--hidden-sizes",
+        "16",
     )
-    assert (out / "model.safetensors").exists() and (out / "config.json").exists()
-    assert (
-        sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
-    )  # no temp files left
+    assert (out / rd.WEIGHTS).exists() and (out / rd.CONFIG).exists()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temp files
+    records = rd.read_metrics(out / rd.METRICS)
+    # one line per logged step and per evaluation: a second writer would double them
+    assert [r["step"] for r in records if "loss" in r] == [2, 4, 6]
+    assert [r["step"] for r in records if "valid/nll" in r] == [3, 6]
+    assert len(records) == 5

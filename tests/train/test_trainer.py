@@ -16,9 +16,9 @@ import torch
 from safetensors.torch import load_file
 
 import dgm
+from dgm import run_dir as rd
 from dgm.data import DataConfig, TensorData
 from dgm.train import TrainConfig, Trainer, TrainingDiverged, resume, train
-from dgm.train import checkpoint as ckpt
 from helpers import (
     DiagonalGaussian,
     EMGaussianMixture,
@@ -26,27 +26,10 @@ from helpers import (
     MixtureConfig,
     ToyGAN,
     ToyGANConfig,
+    gaussian_data,
+    quiet_config,
     registered,
 )
-
-
-def _gaussian_data(n=512, d=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return TensorData(torch.randn(n, d, generator=g) * 0.5 + 2.0, name="gauss")
-
-
-def _quiet(**kw):
-    base = dict(
-        steps=20,
-        batch_size=32,
-        eval_every=0,
-        sample_every=0,
-        log_every=5,
-        checkpoint_every=5,
-        device="cpu",
-        warmup_steps=2,
-    )
-    return TrainConfig(**{**base, **kw})
 
 
 def test_lr_schedule_warmup_cosine_floor():
@@ -59,17 +42,17 @@ def test_lr_schedule_warmup_cosine_floor():
 
 
 def test_gradient_model_learns_the_maximum_likelihood_solution():
-    data = _gaussian_data()
+    data = gaussian_data()
     model = DiagonalGaussian((2,), GaussianConfig())
-    Trainer(model, data, None, _quiet(steps=600, lr=0.05), progress=False).fit()
+    Trainer(model, data, None, quiet_config(steps=600, lr=0.05), progress=False).fit()
     assert torch.allclose(model.loc, data.x.mean(0), atol=0.1)
     assert torch.allclose(model.log_scale.exp(), data.x.std(0), atol=0.1)
 
 
 def test_multi_phase_calls_every_phase_in_order_with_its_own_optimizer():
-    data = _gaussian_data(d=1)
+    data = gaussian_data(d=1)
     model = ToyGAN((1,), ToyGANConfig(critic_steps=3))
-    trainer = Trainer(model, data, None, _quiet(steps=4, lr=1e-2), progress=False)
+    trainer = Trainer(model, data, None, quiet_config(steps=4, lr=1e-2), progress=False)
     assert set(trainer.optimizers) == {"discriminator", "generator"}
     d_params = {id(p) for p in trainer.optimizers["discriminator"].param_groups[0]["params"]}
     assert d_params == {id(p) for p in model.discriminator.parameters()}
@@ -82,9 +65,9 @@ def test_multi_phase_calls_every_phase_in_order_with_its_own_optimizer():
 
 
 def test_generator_step_leaves_discriminator_untouched():
-    data = _gaussian_data(d=1)
+    data = gaussian_data(d=1)
     model = ToyGAN((1,), ToyGANConfig(critic_steps=1))
-    trainer = Trainer(model, data, None, _quiet(steps=1), progress=False)
+    trainer = Trainer(model, data, None, quiet_config(steps=1), progress=False)
     model.phases = ("generator",)  # a step of the generator phase alone
     before_d = [p.detach().clone() for p in model.discriminator.parameters()]
     trainer.fit()
@@ -95,10 +78,14 @@ def test_generator_step_leaves_discriminator_untouched():
 
 def test_gan_generator_moves_towards_the_data():
     torch.manual_seed(1)
-    data = _gaussian_data(n=2048, d=1)
+    data = gaussian_data(n=2048, d=1)
     model = ToyGAN((1,), ToyGANConfig(critic_steps=1))
     Trainer(
-        model, data, None, _quiet(steps=1500, lr=5e-3, adam_betas=(0.5, 0.999)), progress=False
+        model,
+        data,
+        None,
+        quiet_config(steps=1500, lr=5e-3, adam_betas=(0.5, 0.999)),
+        progress=False,
     ).fit()
     fake = model.sample(4000).squeeze(-1)
     assert abs(fake.mean().item() - 2.0) < 0.3
@@ -114,7 +101,7 @@ def test_closed_form_fit_runs_em_and_the_likelihood_never_decreases(tmp_path):
         model,
         TensorData(x),
         None,
-        _quiet(steps=30, log_every=1, checkpoint_every=0, batch_size=300),
+        quiet_config(steps=30, log_every=1, checkpoint_every=0, batch_size=300),
         tmp_path,
         progress=False,
     )
@@ -132,12 +119,12 @@ def test_closed_form_fit_runs_em_and_the_likelihood_never_decreases(tmp_path):
 
 
 def test_nan_guard_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
-    data = _gaussian_data()
+    data = gaussian_data()
     model = DiagonalGaussian((2,), GaussianConfig(nan_at_update=13))
-    with registered(), pytest.raises(TrainingDiverged, match="non-finite loss"):
-        Trainer(model, data, None, _quiet(), tmp_path, progress=False).fit()
-    weights = load_file(str(tmp_path / ckpt.WEIGHTS))
-    assert ckpt.weights_step(tmp_path / ckpt.WEIGHTS) == 10  # the last checkpoint before
+    with registered(), pytest.raises(TrainingDiverged, match=r"non-finite loss.*\(step 10\)"):
+        Trainer(model, data, None, quiet_config(), tmp_path, progress=False).fit()
+    weights = load_file(str(tmp_path / rd.WEIGHTS))
+    assert rd.weights_step(tmp_path / rd.WEIGHTS) == 10  # the last checkpoint before
     assert all(torch.isfinite(v).all() for v in weights.values())
 
 
@@ -145,11 +132,11 @@ def test_param_groups_must_cover_the_phases():
     model = ToyGAN((1,), ToyGANConfig())
     model.param_groups = lambda: {"generator": list(model.generator.parameters())}
     with pytest.raises(ValueError, match="give every phase its parameters"):
-        Trainer(model, _gaussian_data(d=1), None, _quiet(), progress=False)
+        Trainer(model, gaussian_data(d=1), None, quiet_config(), progress=False)
 
 
 def _weights(run_dir):
-    return load_file(str(run_dir / ckpt.WEIGHTS))
+    return load_file(str(run_dir / rd.WEIGHTS))
 
 
 def test_interrupted_and_resumed_run_ends_bit_identical(tmp_path, monkeypatch):
@@ -176,7 +163,7 @@ def test_interrupted_and_resumed_run_ends_bit_identical(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "_train_step", stop_at_17)
     _, last = train("vae", data, tmp_path / "cut", cfg, progress=False, **kw)
-    assert last["interrupted"] and ckpt.weights_step(tmp_path / "cut" / ckpt.WEIGHTS) == 17
+    assert last["interrupted"] and rd.weights_step(tmp_path / "cut" / rd.WEIGHTS) == 17
     monkeypatch.setattr(Trainer, "_train_step", original)
     resume(tmp_path / "cut", progress=False)
 
@@ -201,10 +188,10 @@ def test_resume_to_more_steps_continues_and_never_overwrites_a_run(tmp_path):
     with pytest.raises(FileExistsError, match="dgm resume"):
         train("vae", data, tmp_path, cfg, progress=False)
     resume(tmp_path, 15, progress=False)
-    assert ckpt.weights_step(tmp_path / ckpt.WEIGHTS) == 15
-    saved = json.loads((tmp_path / ckpt.CONFIG).read_text())
+    assert rd.weights_step(tmp_path / rd.WEIGHTS) == 15
+    saved = json.loads((tmp_path / rd.CONFIG).read_text())
     assert saved["train"]["steps"] == 15 and saved["train"]["decay_steps"] == 10
-    lines = [json.loads(s) for s in (tmp_path / ckpt.METRICS).read_text().splitlines()]
+    lines = [json.loads(s) for s in (tmp_path / rd.METRICS).read_text().splitlines()]
     assert [r["step"] for r in lines if "loss" in r] == [5, 10, 15]
     assert any("valid/nll" in r for r in lines)
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
@@ -212,7 +199,7 @@ def test_resume_to_more_steps_continues_and_never_overwrites_a_run(tmp_path):
         "step_0000010.png",
         "step_0000015.png",
     ]
-    assert (tmp_path / ckpt.BEST_WEIGHTS).exists()
+    assert (tmp_path / rd.BEST_WEIGHTS).exists()
     test_x = dgm.data.get("digits", "test", binarize="static").x[:4]
     assert math.isfinite(dgm.load(tmp_path).log_prob(test_x).sum().item())
 
@@ -245,12 +232,11 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = [sys.executable, "-m", "dgm"]
-    subprocess.run(
+    whole_run = subprocess.Popen(  # alongside the interrupted one: two cores, half the wait
         [*run, *args, "--out", str(tmp_path / "whole")],
-        check=True,
         env=env,
-        capture_output=True,
-        timeout=300,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     proc = subprocess.Popen(
         [*run, *args, "--out", str(tmp_path / "cut")],
@@ -259,11 +245,11 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
         stderr=subprocess.PIPE,
     )
     deadline = time.time() + 120
-    while not (tmp_path / "cut" / ckpt.WEIGHTS).exists() and time.time() < deadline:
+    while not (tmp_path / "cut" / rd.WEIGHTS).exists() and time.time() < deadline:
         time.sleep(0.05)  # interrupt once training has really started
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    stopped_at = ckpt.weights_step(tmp_path / "cut" / ckpt.WEIGHTS)
+    stopped_at = rd.weights_step(tmp_path / "cut" / rd.WEIGHTS)
     if proc.returncode == 130:
         assert b"dgm resume" in err and 50 <= stopped_at < 400
     else:  # the signal came after the last step: nothing to resume, but still a clean exit
@@ -275,6 +261,7 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
         capture_output=True,
         timeout=300,
     )
+    assert whole_run.wait(timeout=300) == 0
     whole, cut = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
     for k in whole:
         assert torch.equal(whole[k], cut[k]), k
@@ -282,25 +269,25 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
 
 def test_a_model_without_likelihood_is_validated_by_its_phase_losses(tmp_path):
     model = ToyGAN((1,), ToyGANConfig(critic_steps=1))
-    cfg = _quiet(steps=4, eval_every=2, sample_every=0)
+    cfg = quiet_config(steps=4, eval_every=2, sample_every=0)
     with registered():
         Trainer(
             model,
-            _gaussian_data(d=1),
-            _gaussian_data(n=64, d=1, seed=1),
+            gaussian_data(d=1),
+            gaussian_data(n=64, d=1, seed=1),
             cfg,
             tmp_path,
             progress=False,
         ).fit()
-    lines = [json.loads(s) for s in (tmp_path / ckpt.METRICS).read_text().splitlines()]
+    lines = [json.loads(s) for s in (tmp_path / rd.METRICS).read_text().splitlines()]
     evals = [r for r in lines if "valid/generator/loss" in r]
     assert [r["step"] for r in evals] == [2, 4]
     assert all(math.isfinite(r["valid/discriminator/loss"]) for r in evals)
-    assert not (tmp_path / ckpt.BEST_WEIGHTS).exists()  # no likelihood: no "best" to keep
+    assert not (tmp_path / rd.BEST_WEIGHTS).exists()  # no likelihood: no "best" to keep
 
 
 def test_any_dataset_of_pairs_trains_exactly_like_tensor_data():
-    data = _gaussian_data(n=128)
+    data = gaussian_data(n=128)
 
     class Pairs(torch.utils.data.Dataset):  # a plain Dataset: items only, no batch()
         def __len__(self):
@@ -313,7 +300,7 @@ def test_any_dataset_of_pairs_trains_exactly_like_tensor_data():
     for source in (data, Pairs()):
         torch.manual_seed(0)
         model = DiagonalGaussian((2,), GaussianConfig())
-        Trainer(model, source, None, _quiet(steps=12), progress=False).fit()
+        Trainer(model, source, None, quiet_config(steps=12), progress=False).fit()
         weights.append(model.state_dict())
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[1][k]), k

@@ -1,10 +1,10 @@
 """Datasets: ``dgm.data.get(name, split, root, **options)`` returns a ``TensorData``.
 
-Image data (Fashion-MNIST, MNIST, sklearn's 8x8 digits) and 2-D toy densities register
-themselves on import.
+Image data (Fashion-MNIST, MNIST, sklearn's 8x8 digits), 2-D toy densities and the
+user's own files (``tensors``, ``images``, ``csv``) register themselves on import.
 """
 
-from dgm.data import images, toy  # noqa: F401  (registers the datasets)
+from dgm.data import files, images, toy  # noqa: F401  (registers the datasets)
 from dgm.data.config import DataConfig
 from dgm.data.dataset import (
     SPLITS,

@@ -1,13 +1,17 @@
 """Grey-scale image datasets: Fashion-MNIST, MNIST (28x28) and sklearn's digits (8x8).
 
-Every loader returns x of shape (N, 1, H, W), float32, and labels y in 0..9. Options:
+Every loader returns x of shape (N, 1, H, W) and labels y in 0..9. Options:
 
-- ``scale``: ``"unit"`` gives pixel / max level in [0, 1]; ``"byte"`` gives the integers
-  0..255 (as float32), the scale on which discrete-data likelihoods are reported.
+- ``scale``: ``"unit"`` gives float32 pixel / max level in [0, 1]; ``"byte"`` gives the
+  integers 0..255 (uint8, batches come out as int64), the scale on which discrete-data
+  likelihoods are reported.
 - ``binarize``: ``"none"``; ``"static"`` draws binary pixels Bernoulli(x) once, seeded by
   ``seed`` and the split; ``"dynamic"`` stores the probabilities and draws afresh on every
   access (``TensorData.dynamic_binarize``). Published NLLs differ by about 2 nats between
   the two. Binarization needs ``scale="unit"``.
+- ``condition``: ``"none"``, or ``"lowres"`` to carry a context c beside x: the grey image
+  average-pooled by ``lowres_factor`` (28x28 -> 7x7 at the default 4), floats in [0, 1].
+  A model conditioned on it learns p(x | c), super-resolution.
 - ``valid_fraction``: share of the official train set held out, at random (seeded by
   ``seed``), as the "valid" split; "train" is the rest. 1/12 gives 55000 / 5000 for MNIST.
 
@@ -39,6 +43,7 @@ from dgm.io import atomic_write
 
 BINARIZE = ("none", "static", "dynamic")
 SCALES = ("unit", "byte")
+CONDITIONS = ("none", "lowres")
 VALID_FRACTION = 1 / 12  # 5000 of MNIST's 60000 train images, the customary validation set
 
 IDX_FILES = {  # official split -> (images, labels), each stored raw or as .gz
@@ -64,18 +69,22 @@ def load_fashion_mnist(
     scale: str = "unit",
     valid_fraction: float = VALID_FRACTION,
     seed: int = 0,
+    condition: str = "none",
+    lowres_factor: int = 4,
 ) -> TensorData:
     """Fashion-MNIST from ``root``, else ``$DGM_DATA/fashion-mnist``, ``$DGM_DATA`` or the
     Debian package folder /usr/share/datasets/fashion-mnist (``apt-get install
     dataset-fashion-mnist``). Xiao et al. 2017, arXiv:1708.07747."""
-    _check_options(binarize, scale, valid_fraction, seed)
+    _check_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
     if root is not None:
         folders = [Path(root)]
     else:
         folders = [*_env_folders("fashion-mnist"), FASHION_MNIST_DEBIAN]
-    fix = "`apt-get install dataset-fashion-mnist`, or pass root=<folder with the files>"
+    fix = "`apt-get install dataset-fashion-mnist`, or point --data-root (Python: root=) "
+    fix += "at the folder with the files"
     folder = _find_idx_folder("fashion_mnist", folders, fix)
-    return _idx_split("fashion_mnist", folder, split, binarize, scale, valid_fraction, seed)
+    lowres = lowres_factor if condition == "lowres" else 0
+    return _idx_split("fashion_mnist", folder, split, binarize, scale, valid_fraction, seed, lowres)
 
 
 @register_dataset("mnist", "MNIST: 28x28 grey handwritten digits, 10 classes")
@@ -87,15 +96,19 @@ def load_mnist(
     scale: str = "unit",
     valid_fraction: float = VALID_FRACTION,
     seed: int = 0,
+    condition: str = "none",
+    lowres_factor: int = 4,
 ) -> TensorData:
     """MNIST from ``root``, else ``$DGM_DATA/mnist`` or ``$DGM_DATA``; never downloads
     (``download_mnist(root)`` does, once). LeCun et al. 1998, doi:10.1109/5.726791."""
-    _check_options(binarize, scale, valid_fraction, seed)
+    _check_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
     folders = [Path(root)] if root is not None else _env_folders("mnist")
-    fix = "pass root=<folder with the files>, or download them once with "
+    fix = "point --data-root (Python: root=) at the folder with the files, or download "
+    fix += "them once with "
     fix += "dgm.data.images.download_mnist(root)"
     folder = _find_idx_folder("mnist", folders, fix)
-    return _idx_split("mnist", folder, split, binarize, scale, valid_fraction, seed)
+    lowres = lowres_factor if condition == "lowres" else 0
+    return _idx_split("mnist", folder, split, binarize, scale, valid_fraction, seed, lowres)
 
 
 @register_dataset("digits", "sklearn digits: 1797 8x8 grey handwritten digits, 10 classes")
@@ -107,11 +120,13 @@ def load_digits(
     scale: str = "unit",
     valid_fraction: float = VALID_FRACTION,
     seed: int = 0,
+    condition: str = "none",
+    lowres_factor: int = 4,
 ) -> TensorData:
     """sklearn's 8x8 digits (levels 0..16; ``root`` is unused). There is no official test
     split: a fixed permutation (seed 0, whatever ``seed``) holds out 300 test images, and
     "train" / "valid" divide the other 1497 by ``valid_fraction``, seeded by ``seed``."""
-    _check_options(binarize, scale, valid_fraction, seed)
+    _check_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
     pixels, labels = _digits()
     order = torch.randperm(len(pixels), generator=torch.Generator().manual_seed(0)).numpy()
     test, rest = np.sort(order[:300]), np.sort(order[300:])
@@ -119,7 +134,9 @@ def load_digits(
         index = test
     else:
         index = rest[_train_valid_index(len(rest), split, valid_fraction, seed)]
-    return _tensor_data("digits", pixels[index], labels[index], 16, split, binarize, scale, seed)
+    lowres = lowres_factor if condition == "lowres" else 0
+    pixels, labels = pixels[index], labels[index]
+    return _tensor_data("digits", pixels, labels, 16, split, binarize, scale, seed, lowres)
 
 
 def download_mnist(root: str | os.PathLike[str]) -> Path:
@@ -163,7 +180,14 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def _check_options(binarize: str, scale: str, valid_fraction: float, seed: int) -> None:
+def _check_options(
+    binarize: str,
+    scale: str,
+    valid_fraction: float,
+    seed: int,
+    condition: str = "none",
+    lowres_factor: int = 4,
+) -> None:
     if binarize not in BINARIZE:
         raise ValueError(f"binarize must be one of {BINARIZE}, got {binarize!r}")
     if scale not in SCALES:
@@ -174,6 +198,10 @@ def _check_options(binarize: str, scale: str, valid_fraction: float, seed: int) 
         raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if condition not in CONDITIONS:
+        raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    if not isinstance(lowres_factor, int) or lowres_factor < 2:
+        raise ValueError(f"lowres_factor must be an int >= 2, got {lowres_factor!r}")
 
 
 def _env_folders(subfolder: str) -> list[Path]:
@@ -202,7 +230,14 @@ def _idx_path(folder: Path, stem: str) -> Path | None:
 
 
 def _idx_split(
-    name: str, folder: Path, split: str, binarize: str, scale: str, valid_fraction: float, seed: int
+    name: str,
+    folder: Path,
+    split: str,
+    binarize: str,
+    scale: str,
+    valid_fraction: float,
+    seed: int,
+    lowres: int = 0,
 ) -> TensorData:
     official = "test" if split == "test" else "train"
     images, labels = (_read_cached(_idx_path(folder, f)) for f in IDX_FILES[official])
@@ -215,7 +250,9 @@ def _idx_split(
         index = np.arange(len(images))
     else:
         index = _train_valid_index(len(images), split, valid_fraction, seed)
-    return _tensor_data(name, images[index], labels[index], 255, split, binarize, scale, seed)
+    return _tensor_data(
+        name, images[index], labels[index], 255, split, binarize, scale, seed, lowres
+    )
 
 
 def _read_cached(path: Path) -> np.ndarray:
@@ -262,18 +299,42 @@ def _tensor_data(
     binarize: str,
     scale: str,
     seed: int,
+    lowres: int = 0,
+    num_classes: int = 10,
 ) -> TensorData:
-    """x (N, 1, H, W) float32 on the requested scale, binarized as asked."""
-    x = torch.from_numpy(np.array(pixels, dtype=np.float32))[:, None]  # (N, 1, H, W)
+    """x (N, C, H, W) on the requested scale (float32 in [0, 1], or uint8 0..255),
+    binarized as asked; with ``lowres`` > 0 the context is the grey image average-pooled
+    by that factor (before binarization)."""
+    grey = torch.from_numpy(np.array(pixels, dtype=np.float32)) / max_level
+    if grey.dim() == 3:
+        grey = grey[:, None]  # (N, 1, H, W); colour images come as (N, C, H, W)
+    context = None
+    if lowres:
+        h, w = grey.shape[-2:]
+        if h % lowres or w % lowres:
+            raise ValueError(
+                f"lowres_factor {lowres} does not divide the {h}x{w} images of {name!r}: "
+                f"choose a divisor of {h} (e.g. {2 if h % 4 else 4})"
+            )
+        context = torch.nn.functional.avg_pool2d(grey, lowres)  # (N, 1, H / f, W / f)
     if scale == "byte":
-        x = x if max_level == 255 else torch.round(x * (255 / max_level))
+        x = torch.round(grey * 255).to(torch.uint8)
+        value_range = (0.0, 255.0)
     else:
-        x = x / max_level
+        x, value_range = grey, (0.0, 1.0)
     if binarize == "static":
         generator = torch.Generator().manual_seed(_split_seed(name, split, seed))
         x = torch.bernoulli(x, generator=generator)
     y = torch.from_numpy(np.array(labels, dtype=np.int64))
-    return TensorData(x, y, name=name, num_classes=10, dynamic_binarize=binarize == "dynamic")
+    return TensorData(
+        x,
+        y,
+        name=name,
+        num_classes=num_classes,
+        dynamic_binarize=binarize == "dynamic",
+        context=context,
+        value_range=value_range,
+    )
 
 
 def _split_seed(name: str, split: str, seed: int) -> int:

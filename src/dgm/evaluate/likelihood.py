@@ -12,11 +12,11 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from dgm.data.dataset import take
-from dgm.model import GenerativeModel, LatentVariableModel, Likelihood
+from dgm.model import ELBOTerms, GenerativeModel, ImportanceWeighted, Likelihood
 
 
 def bits_per_dim(nll_nats: float, num_dims: int) -> float:
@@ -43,22 +43,32 @@ def evaluate(
     *,
     iw_samples: int | None = None,
     batch_size: int = 256,
+    validation: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Average NLL of ``model`` on ``data`` (nats/example) and what it is.
 
     ``bound`` names what was computed: ``"exact"`` (log p(x)), ``"elbo"`` (so ``nll`` is the
     negative ELBO, an upper bound on -log p(x)) or ``"iwae_k"`` (the importance-weighted
-    bound with k samples, tighter as k grows). Latent-variable models also report the mean
-    ``kl`` and ``reconstruction`` terms of their loss.
+    bound with k samples, tighter as k grows). Latent-variable models (``ELBOTerms``) also
+    report the mean ``kl`` and ``reconstruction`` terms of the one-sample ELBO, computed in
+    the same pass when ``iw_samples`` is given. With ``validation`` (the trainer's
+    periodic check) ``nll`` is the negative of the model's ``validation_log_prob``, a score
+    it may make cheaper than its likelihood, ``bound`` is ``"validation"`` and no other
+    terms are computed. ``progress`` shows a progress bar on stderr for an evaluation that
+    lasts more than two seconds.
     """
     if model.likelihood is Likelihood.NONE:
         raise ValueError(
             f"{type(model).__name__} defines no likelihood: it cannot be evaluated in nats"
         )
+    if iw_samples is not None and validation:
+        raise ValueError("iw_samples and validation exclude each other: pick one score")
     if iw_samples is not None:
-        if not isinstance(model, LatentVariableModel):
+        if not isinstance(model, ImportanceWeighted):
             raise ValueError(
-                f"--iw-samples needs a latent-variable model; {type(model).__name__} is not"
+                f"--iw-samples needs a model with an importance-weighted bound "
+                f"(log_prob_iw); {type(model).__name__} has none"
             )
         if iw_samples < 1:
             raise ValueError(f"iw_samples must be >= 1, got {iw_samples}")
@@ -67,21 +77,40 @@ def evaluate(
     model.eval()
     total, n = 0.0, 0
     extra: dict[str, float] = {}
-    for x, y in _batches(data, batch_size, model.device):
-        c = y if model.conditional else None
-        if iw_samples is not None:
-            lp = model.log_prob_iw(x, iw_samples, c)  # type: ignore[attr-defined]
-        elif isinstance(model, LatentVariableModel):  # the ELBO and its two terms, one draw
-            rec, kl = model.elbo_terms(x, c)
-            lp = rec - kl
-            extra["kl"] = extra.get("kl", 0.0) + kl.double().sum().item()
-            extra["reconstruction"] = extra.get("reconstruction", 0.0) - rec.double().sum().item()
-        else:
-            lp = model.log_prob(x, c)
-        total += -lp.double().sum().item()
-        n += len(x)
+    terms = isinstance(model, ELBOTerms) and not validation
+    bar = tqdm(
+        total=len(data),  # type: ignore[arg-type]
+        desc="eval",
+        unit="ex",
+        disable=not progress,
+        delay=2,  # a quick evaluation shows no bar at all
+        dynamic_ncols=True,
+        leave=False,
+    )
+    with bar:
+        for x, y, context in _batches(data, batch_size, model.device):
+            c = model.conditioning.pick(y, context)
+            if validation:
+                lp = model.validation_log_prob(x, c)
+            elif iw_samples is not None:
+                lp = model.log_prob_iw(x, iw_samples, c)  # type: ignore[attr-defined]
+            elif not terms:
+                lp = model.log_prob(x, c)
+            if terms:  # the one-sample ELBO's two terms, drawn after any IWAE samples
+                rec, kl = model.elbo_terms(x, c)  # type: ignore[attr-defined]
+                extra["kl"] = extra.get("kl", 0.0) + kl.double().sum().item()
+                extra["reconstruction"] = (
+                    extra.get("reconstruction", 0.0) - rec.double().sum().item()
+                )
+                if iw_samples is None:
+                    lp = rec - kl  # the ELBO itself
+            total += -lp.double().sum().item()
+            n += len(x)
+            bar.update(len(x))
     nll = total / n
-    if iw_samples is not None:
+    if validation:
+        bound = "validation"
+    elif iw_samples is not None:
         bound = f"iwae_{iw_samples}"
     else:
         bound = "exact" if model.likelihood is Likelihood.EXACT else "elbo"
@@ -100,8 +129,8 @@ def evaluate_losses(model: GenerativeModel, data: Dataset, batch_size: int = 256
     without a likelihood (GANs)."""
     sums: dict[str, float] = {}
     n = 0
-    for x, y in _batches(data, batch_size, model.device):
-        c = y if model.conditional else None
+    for x, y, context in _batches(data, batch_size, model.device):
+        c = model.conditioning.pick(y, context)
         for phase in dict.fromkeys(model.phases):
             out = model.loss(x, c, phase=phase)
             for k, v in {"loss": out.value, **out.metrics}.items():
@@ -109,13 +138,3 @@ def evaluate_losses(model: GenerativeModel, data: Dataset, batch_size: int = 256
                 sums[key] = sums.get(key, 0.0) + float(v) * len(x)
         n += len(x)
     return {k: v / n for k, v in sums.items()} | {"n": n}
-
-
-@torch.no_grad()
-def per_example_iw(model: GenerativeModel, x: Tensor, k: int, c: Tensor | None = None) -> Tensor:
-    """``log_prob_iw`` one example at a time: the naive baseline the benchmark compares with."""
-    rows = [
-        model.log_prob_iw(x[i : i + 1], k, None if c is None else c[i : i + 1])
-        for i in range(len(x))
-    ]  # type: ignore[attr-defined]
-    return torch.cat(rows)

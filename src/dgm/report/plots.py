@@ -1,25 +1,43 @@
-"""Sample grids as PNG files, drawn with Pillow alone."""
+"""Pictures of a run: sample grids (Pillow), 2-D samples over the data and the model's
+density, and training curves (matplotlib, drawn off-screen with Agg)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from torch import Tensor
 
 from dgm.io import atomic_write
+from dgm.model import GenerativeModel, Likelihood
 
 
-def image_grid(x: Tensor, nrow: int | None = None, pad: int = 2) -> Image.Image:
-    """Images (n, C, H, W) with C in {1, 3}, values in [0, 1] or {0..255}, as one grid."""
+def default_range(x: Tensor) -> tuple[float, float]:
+    """The value range of images when the data's own is not known: 0..255 for integer
+    pixels, [0, 1] for float ones."""
+    return (0.0, 255.0) if not x.is_floating_point() else (0.0, 1.0)
+
+
+def image_grid(
+    x: Tensor,
+    nrow: int | None = None,
+    pad: int = 2,
+    value_range: tuple[float, float] | None = None,
+) -> Image.Image:
+    """Images (n, C, H, W) with C in {1, 3} as one grid. ``value_range`` (low, high) is the
+    data's range (the dataset's scale, stored in the run's config); values outside it are
+    clipped, so one stray sample pixel cannot darken the grid. Default: ``default_range``.
+    """
     if x.dim() != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"image_grid expects (n, 1 or 3, H, W), got {tuple(x.shape)}")
-    x = x.detach().float().cpu()
-    if x.max() > 1.0:  # byte scale
-        x = x / 255.0
+    low, high = value_range if value_range is not None else default_range(x)
+    if not high > low:
+        raise ValueError(f"value_range must have low < high, got {(low, high)}")
+    x = ((x.detach().float().cpu() - low) / (high - low)).clamp(0, 1)
     n, c, h, w = x.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)
@@ -37,26 +55,183 @@ def image_grid(x: Tensor, nrow: int | None = None, pad: int = 2) -> Image.Image:
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
 
 
-def scatter(x: Tensor, size: int = 384, limit: float | None = None) -> Image.Image:
-    """2-D points (n, 2) as a scatter plot on a square canvas."""
-    pts = x.detach().float().cpu().numpy()
-    limit = limit or float(np.abs(pts).max() * 1.05 + 1e-9)
-    img = Image.new("RGB", (size, size), "white")
-    draw = ImageDraw.Draw(img)
-    uv = (pts / limit + 1) / 2 * (size - 1)  # (n, 2) pixel coordinates
-    for u, v in uv:
-        draw.point((float(u), float(size - 1 - v)), fill=(20, 60, 160))
-    return img
+def picture_format(path: str | Path) -> str:
+    """The Pillow format that ``path``'s suffix names ("PNG" for .png, "JPEG" for .jpg, ...);
+    a suffix Pillow cannot write is refused with the ones it can."""
+    writable = {e: f for e, f in Image.registered_extensions().items() if f in Image.SAVE}
+    suffix = Path(path).suffix.lower()
+    if suffix not in writable:
+        usual = [e for e in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff") if e in writable]
+        given = f"suffix {suffix!r}" if suffix else "no suffix"
+        raise ValueError(
+            f"{path} has {given}: name a picture file ending in {', '.join(usual)} (the "
+            "suffix picks the format)"
+        )
+    return writable[suffix]
 
 
-def save_samples(x: Tensor, path: str | Path) -> bool:
-    """Save samples as a picture when their shape has one (images or 2-D points);
-    returns whether a file was written."""
+def has_picture(event_shape: tuple[int, ...] | torch.Size) -> bool:
+    """Whether samples of this shape are drawn: images (C in {1, 3}, H, W) or 2-D points."""
+    shape = tuple(event_shape)
+    return (len(shape) == 3 and shape[0] in (1, 3)) or shape == (2,)
+
+
+def _render(fig: Any) -> Image.Image:
+    """A matplotlib Figure (drawn off-screen with Agg; pyplot's global state is never
+    touched) as an RGB image."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())  # (H, W, 4)
+    return Image.fromarray(np.ascontiguousarray(rgba[..., :3]), mode="RGB")
+
+
+def _limits(*clouds: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Square axis limits holding the bulk (0.5..99.5 %) of every point cloud, with a margin."""
+    pts = np.concatenate([c[np.isfinite(c).all(axis=1)] for c in clouds])  # (n, 2)
+    if len(pts) == 0:
+        return (-1.0, 1.0), (-1.0, 1.0)
+    low, high = np.percentile(pts, 0.5, axis=0), np.percentile(pts, 99.5, axis=0)  # (2,)
+    centre, half = (low + high) / 2, max(float((high - low).max()) / 2 * 1.15, 1e-3)
+    return (centre[0] - half, centre[0] + half), (centre[1] - half, centre[1] + half)
+
+
+@torch.no_grad()
+def _log_density(
+    model: GenerativeModel, xs: np.ndarray, ys: np.ndarray
+) -> tuple[np.ndarray, str] | None:
+    """``model.log_prob`` on the grid xs x ys, (len(ys), len(xs)), and what it is; None for
+    a model without a likelihood, one that needs a c, or a grid outside its support."""
+    if model.likelihood is Likelihood.NONE:
+        return None
+    if model.conditional and not model.conditioning.optional:
+        return None
+    gx, gy = np.meshgrid(xs, ys)  # (G, G) each
+    grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], axis=1))  # (G*G, 2)
+    grid = grid.to(model.device, model.dtype)
+    try:
+        lp = torch.cat([model.log_prob(chunk) for chunk in grid.split(4096)])  # (G*G,)
+    except ValueError:  # the grid leaves the model's support (e.g. integer points)
+        return None
+    lp = lp.double().cpu().numpy().reshape(gx.shape)  # (G, G)
+    if not np.isfinite(lp).any():
+        return None
+    lp = np.where(np.isfinite(lp), lp, np.nanmin(np.where(np.isfinite(lp), lp, np.nan)))
+    what = "ELBO" if model.likelihood is Likelihood.LOWER_BOUND else "log p(x)"
+    return lp, what
+
+
+def scatter(
+    x: Tensor,
+    size: int = 384,
+    *,
+    data: Tensor | None = None,
+    model: GenerativeModel | None = None,
+) -> Image.Image:
+    """2-D samples (n, 2) as a scatter plot with axes, size x size pixels, drawn over
+    ``data`` (training points, grey) and, when ``model`` has a likelihood, the contours of
+    its log-density (for latent models the one-sample ELBO) on a grid."""
+    from matplotlib.figure import Figure
+
+    pts = x.detach().double().cpu().numpy()  # (n, 2)
+    ref = None if data is None else data.detach().double().cpu().numpy().reshape(-1, 2)
+    xlim, ylim = _limits(pts, *([] if ref is None else [ref]))
+    fig = Figure(figsize=(size / 96, size / 96), dpi=96)
+    ax = fig.add_subplot()
+    density = None
+    if model is not None:
+        xs, ys = np.linspace(*xlim, 80), np.linspace(*ylim, 80)  # (80,) each
+        density = _log_density(model, xs, ys)
+    if density is not None:
+        lp, what = density
+        floor = max(float(lp.min()), float(lp.max()) - 12.0)  # e^-12: where the mass ends
+        levels = np.linspace(floor, float(lp.max()), 9)
+        filled = ax.contourf(xs, ys, np.maximum(lp, floor), levels=levels, cmap="Blues")
+        fig.colorbar(filled, ax=ax, shrink=0.8).ax.tick_params(labelsize=6)
+        ax.set_title(f"model {what} (nats), samples, data", fontsize=8)
+    else:
+        ax.set_title("samples" + (" over the data" if ref is not None else ""), fontsize=8)
+    if ref is not None:
+        ax.scatter(ref[:, 0], ref[:, 1], s=2, c="0.55", linewidths=0, label="data")
+    ax.scatter(pts[:, 0], pts[:, 1], s=5, c="tab:orange", linewidths=0, label="samples")
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=7)
+    if ref is not None:
+        ax.legend(loc="upper right", fontsize=7, markerscale=2.5, framealpha=0.8)
+    fig.tight_layout()
+    return _render(fig)
+
+
+def curves(records: list[dict[str, Any]], size: tuple[int, int] = (640, 400)) -> Image.Image:
+    """Training curves from metrics.jsonl records: every phase's loss per logged step and,
+    when present, the validation NLL (``valid/nll``, nats per example)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size[0] / 96, size[1] / 96), dpi=96)
+    ax = fig.add_subplot()
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in records:
+        for k, v in r.items():
+            train_loss = not k.startswith("valid/") and k.rpartition("/")[2] == "loss"
+            if (train_loss or k == "valid/nll") and isinstance(v, (int, float)):
+                series.setdefault(k, []).append((int(r["step"]), float(v)))
+    shown: list[float] = []
+    for k, points in series.items():
+        steps, values = zip(*points, strict=True)
+        label = "valid NLL" if k == "valid/nll" else f"train {k}"
+        style = {"marker": "o", "markersize": 3} if k == "valid/nll" else {}
+        ax.plot(steps, values, label=label, linewidth=1.2, **style)
+        finite = [v for v in values if math.isfinite(v)]
+        shown += finite[len(finite) // 10 :]  # the first tenth (the initial drop) may overflow
+    if shown:
+        low, high = min(shown), max(shown)
+        pad = 0.05 * (high - low) or 1.0
+        ax.set_ylim(low - pad, high + pad)
+    ax.set_xlabel("step")
+    ax.set_ylabel("nats per example" if "valid/nll" in series else "loss")
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+    else:
+        ax.set_title("no metrics logged yet", fontsize=9)
+    fig.tight_layout()
+    return _render(fig)
+
+
+def save_curves(metrics: str | Path, path: str | Path) -> None:
+    """Draw the training curves of a metrics.jsonl into the picture file ``path``."""
+    from dgm.run_dir import read_metrics
+
+    img = curves(read_metrics(Path(metrics)))
+    save_picture(img, path)
+
+
+def save_picture(img: Image.Image, path: str | Path) -> None:
+    """Write ``img`` atomically in the format ``path``'s suffix names."""
+    fmt = picture_format(path)
+    atomic_write(Path(path), lambda p: img.save(p, format=fmt))
+
+
+def save_samples(
+    x: Tensor,
+    path: str | Path,
+    value_range: tuple[float, float] | list[float] | None = None,
+    *,
+    data: Tensor | None = None,
+    model: GenerativeModel | None = None,
+) -> bool:
+    """Save samples as a picture when their shape has one (images or 2-D points), in the
+    format ``path``'s suffix names (.png, .jpg, .webp, ...); returns whether a file was
+    written. ``value_range`` is the images' data range; for 2-D points ``data`` (n, 2) are
+    drawn under the samples and ``model``'s density contours under both (``scatter``)."""
     if x.dim() == 4 and x.shape[1] in (1, 3):
-        img = image_grid(x)
+        img = image_grid(x, value_range=tuple(value_range) if value_range else None)
     elif x.dim() == 2 and x.shape[1] == 2:
-        img = scatter(x)
+        img = scatter(x, data=data, model=model)
     else:
         return False
-    atomic_write(Path(path), lambda p: img.save(p, format="PNG"))
+    save_picture(img, path)
     return True

@@ -18,6 +18,7 @@ class TrainConfig:
     decay_steps: int | None = None  # cosine horizon; none = the first run's steps (kept on resume)
     min_lr_ratio: float = 0.1  # cosine floor as a fraction of lr (nanoGPT's choice)
     grad_clip: float | None = None  # max global grad norm; None = off, as the VAE references
+    ema_decay: float | None = None  # weight EMA for samples/eval; off: pays for GANs, DDPM (0.999)
     eval_every: int = 1000  # steps between evaluations on the valid split (0 = never)
     sample_every: int = 1000  # steps between PNG sample grids (0 = never)
     log_every: int = 100  # steps between metrics.jsonl lines
@@ -34,6 +35,8 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive (or none), got {self.grad_clip}")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1) (or none), got {self.ema_decay}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
 

@@ -8,6 +8,7 @@ epoch. Only rank 0 writes files.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -37,7 +38,11 @@ def setup(device: torch.device) -> tuple[int, int, torch.device]:
 
 
 def teardown() -> None:
+    """Leave the process group. Collect garbage first: a DDP wrapper kept alive by a
+    reference cycle also holds the group, whose gloo threads should stop now rather
+    than during interpreter shutdown."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler
 
-from dgm.data.dataset import take
+from dgm.data.dataset import Batch, take
 
 
 class BatchStream:
@@ -48,8 +48,9 @@ class BatchStream:
         self.sampler.set_epoch(self.epoch)
         return torch.tensor(list(self.sampler), dtype=torch.long)
 
-    def next(self) -> tuple[Tensor, Tensor]:
-        """The next batch (x, y) on the stream's device; a short tail of an epoch is dropped."""
+    def next(self) -> Batch:
+        """The next batch (x, y, context) on the stream's device; a short tail of an epoch
+        is dropped."""
         if self.position + self.batch_size > len(self._order):
             self.epoch += 1
             self.position = 0
@@ -58,7 +59,7 @@ class BatchStream:
         self.position += self.batch_size
         return self.gather(index)
 
-    def gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
+    def gather(self, index: Tensor) -> Batch:
         return take(self.data, index, self.device, self.generator)
 
     def state_dict(self) -> dict[str, Any]:

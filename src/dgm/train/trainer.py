@@ -1,9 +1,13 @@
 """One training loop for every model.
 
 The loop knows the contract, never a model's name: it builds one AdamW per key of
-``model.param_groups()``, and each step calls ``model.loss(x, c, phase=p)`` for every
-phase in ``model.phases``, in order, each on the next batch. Models with the
-``ClosedFormFit`` capability (counting, EM) are fitted by ``fit_step`` instead.
+``model.param_groups()`` (a phase's torch-style group dicts override lr, betas and weight
+decay), and each step calls ``model.loss(x, c, phase=p)`` for every phase in
+``model.phases``, in order, each on the next batch; a phase listed k times is logged as
+the mean of its k calls. Before each step the model is told the step
+(``model.training_step``); a step whose gradient is not finite is refused before it
+changes a parameter; an optional EMA of the weights serves samples and validation.
+Models with the ``ClosedFormFit`` capability (counting, EM) are fitted by ``fit_step``.
 """
 
 from __future__ import annotations
@@ -22,33 +26,35 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from dgm import run_dir as rd
+from dgm.data.dataset import grid_conditions, take
 from dgm.evaluate.likelihood import evaluate, evaluate_losses
 from dgm.model import ClosedFormFit, GenerativeModel, Likelihood
-from dgm.report.plots import save_samples
+from dgm.report.plots import save_curves, save_samples
 from dgm.train import checkpoint as ckpt
 from dgm.train import distributed
 from dgm.train.config import TrainConfig
+from dgm.train.optim import WeightAverage, build_optimizer
 from dgm.train.stream import BatchStream
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the parameters became NaN or infinite; the last good checkpoint is kept."""
+    """The loss, the gradient or the parameters became NaN or infinite; the bad step is not
+    applied and the last good checkpoint is kept."""
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch sees no CUDA device")
-    return torch.device(name)
+CHECK_CHUNK = 8192  # examples per chunk of the up-front data check
+CURVES = "curves.png"  # the training curves, drawn from metrics.jsonl at the end of a run
 
 
 class Trainer:
     """Trains ``model`` on ``train_data``, evaluating on ``valid_data``, writing ``run_dir``.
 
-    ``run_dir=None`` trains in memory (nothing written). ``fit()`` returns the last
+    ``run_dir=None`` trains in memory (nothing written). Every example of both splits is
+    checked against the model once, here, before anything is written; ``fit()`` then
+    skips the per-step value scan (``model.check_values``). ``fit()`` returns the last
     logged metrics and stops early, with a checkpoint, on SIGINT/SIGTERM or
-    ``request_stop()``.
+    ``request_stop()``; at its end it draws metrics.jsonl into curves.png.
     """
 
     def __init__(
@@ -62,7 +68,9 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         self.config = config
-        self.rank, self.world_size, self.device = distributed.setup(resolve_device(config.device))
+        self.rank, self.world_size, self.device = distributed.setup(
+            rd.resolve_device(config.device)
+        )
         self.model = model.to(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.writes = self.run_dir is not None and self.rank == 0  # only rank 0 writes files
@@ -71,6 +79,7 @@ class Trainer:
             torch.manual_seed(config.seed + 7919 * self.rank)
         data = train_data.to(self.device) if hasattr(train_data, "to") else train_data
         self.train_data = data
+        self._check_data()
         self.stream = BatchStream(
             data,
             config.batch_size,
@@ -84,29 +93,35 @@ class Trainer:
             raise ValueError(
                 f"{type(model).__name__} is fitted in closed form: train it in one process"
             )
-        self.groups = {} if self.closed_form else model.param_groups()
-        if not self.closed_form and set(self.groups) != set(model.phases):
+        if self.closed_form and config.ema_decay is not None:
             raise ValueError(
-                f"{type(model).__name__}.param_groups() has keys {sorted(self.groups)} but its "
+                f"{type(model).__name__} is fitted in closed form: an EMA of its weights "
+                "averages nothing useful; leave ema_decay unset"
+            )
+        groups = {} if self.closed_form else model.param_groups()
+        if not self.closed_form and set(groups) != set(model.phases):
+            raise ValueError(
+                f"{type(model).__name__}.param_groups() has keys {sorted(groups)} but its "
                 f"phases are {model.phases}: give every phase its parameters"
             )
         self.optimizers = {
-            phase: torch.optim.AdamW(
-                params,
-                lr=config.lr,
-                betas=tuple(config.adam_betas),
-                weight_decay=config.weight_decay,
-            )
-            for phase, params in self.groups.items()
+            phase: build_optimizer(phase, entries, config) for phase, entries in groups.items()
+        }
+        self.params = {  # each phase's parameters, flat: the gradient norm's scope
+            phase: [p for g in opt.param_groups for p in g["params"]]
+            for phase, opt in self.optimizers.items()
         }
         self.forward = distributed.wrap(model, self.device) if self.world_size > 1 else model.loss
         self.amp = config.amp and self.device.type == "cuda"
+        self.ema = None if config.ema_decay is None else WeightAverage(model, config.ema_decay)
         self.step = 0
         self.best = math.inf
         self.best_step = -1
+        self.saved_step: int | None = None  # the step of the checkpoint on disk, if any
         self.progress = progress and self.rank == 0
         self._stop = False
-        self._sums: dict[str, Tensor] = {}
+        self._sums: dict[str, Tensor] = {}  # metric -> sum over its calls since the last log
+        self._counts: dict[str, int] = {}  # metric -> number of those calls
         self._sum_steps = 0
 
     # -- public ------------------------------------------------------------------------------
@@ -121,11 +136,19 @@ class Trainer:
             raise ValueError("this trainer has no run directory to resume from")
         run_dir = self.run_dir
         state = ckpt.load_trainer_state(run_dir / ckpt.TRAINER_STATE)
-        ckpt.load_weights(run_dir / ckpt.WEIGHTS, self.model)
-        if ckpt.weights_step(run_dir / ckpt.WEIGHTS) != state["step"]:
+        rd.load_weights(run_dir / rd.WEIGHTS, self.model)
+        files = [rd.WEIGHTS]
+        if self.ema is not None:
+            if not (run_dir / rd.EMA_WEIGHTS).is_file():
+                raise FileNotFoundError(
+                    f"{run_dir / rd.EMA_WEIGHTS} not found: the run has no EMA to continue"
+                )
+            self.ema.load(rd.read_weights(run_dir / rd.EMA_WEIGHTS, self.model))
+            files.append(rd.EMA_WEIGHTS)
+        if any(rd.weights_step(run_dir / f) != state["step"] for f in files):
             raise ValueError(
-                f"{run_dir}: model.safetensors and trainer.pt come from different steps "
-                "(a crash between the two writes): it cannot resume exactly; start a new run"
+                f"{run_dir}: {' and '.join(files)} and trainer.pt come from different steps "
+                "(a crash between the writes): it cannot resume exactly; start a new run"
             )
         if state["world_size"] != self.world_size:
             raise ValueError(
@@ -134,6 +157,8 @@ class Trainer:
                 "resume it with the same number so data order and noise continue exactly"
             )
         self.step, self.best, self.best_step = state["step"], state["best"], state["best_step"]
+        self.saved_step = self.step
+        self.model.training_step = self.step
         for phase, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][phase])
         self.stream.load_state_dict(state["stream"][self.rank])
@@ -155,44 +180,49 @@ class Trainer:
             desc="train",
         )
         train_time, t0 = 0.0, time.perf_counter()
-        saved_at = None
         self.model.train()
-        with self._stop_on_signals():
-            while self.step < cfg.steps and not self._stop:
-                self._train_step()
-                self.step += 1
-                bar.update(1)
-                every = (cfg.log_every, cfg.eval_every, cfg.sample_every, cfg.checkpoint_every)
-                log, validate, sample, save = (self._due(n) for n in every)
-                if not (log or validate or sample or save):
-                    continue
-                train_time += time.perf_counter() - t0  # periodic work is not training time
-                if log:
-                    last = self._log(train_time)
-                    shown = {k: f"{v:.4g}" for k, v in last.items() if k in ("loss", "nelbo")}
-                    bar.set_postfix(shown)
-                if validate and self.valid_data is not None:
-                    last = {**last, **self._evaluate()}
-                if sample:
-                    self._write_samples()
-                if save:
-                    self.save_checkpoint()
-                    saved_at = self.step
-                t0 = time.perf_counter()
-        train_time += time.perf_counter() - t0
-        bar.close()
-        if self._sum_steps:
-            last = {**last, **self._log(train_time)}
-        if saved_at != self.step:  # always end (or stop) with a checkpoint
-            self.save_checkpoint()
+        check_values = self.model.check_values
+        self.model.check_values = False  # every example was checked up front (_check_data)
+        try:
+            with self._stop_on_signals():
+                while self.step < cfg.steps and not self._stop:
+                    self._train_step()
+                    self.step += 1
+                    bar.update(1)
+                    every = (cfg.log_every, cfg.eval_every, cfg.sample_every, cfg.checkpoint_every)
+                    log, validate, sample, save = (self._due(n) for n in every)
+                    if not (log or validate or sample or save):
+                        continue
+                    train_time += time.perf_counter() - t0  # periodic work is not training time
+                    if log:
+                        last = self._log(train_time)
+                        bar.set_postfix(self._postfix(last))
+                    if validate and self.valid_data is not None:
+                        last = {**last, **self._evaluate()}
+                    if sample:
+                        self._write_samples()
+                    if save:
+                        self.save_checkpoint()
+                    t0 = time.perf_counter()
+            train_time += time.perf_counter() - t0
+            if self._sum_steps:
+                last = {**last, **self._log(train_time)}
+            if self.saved_step != self.step:  # always end (or stop) with a checkpoint
+                self.save_checkpoint()
+            if self.writes and (self.run_dir / rd.METRICS).is_file():
+                save_curves(self.run_dir / rd.METRICS, self.run_dir / CURVES)
+        finally:
+            self.model.check_values = check_values
+            bar.close()
         last["interrupted"] = self._stop and self.step < cfg.steps
         return last
 
     def save_checkpoint(self) -> None:
-        """Write model.safetensors and trainer.pt (rank 0), refusing non-finite weights."""
+        """Write trainer.pt, model.safetensors and, with EMA on, ema.safetensors (rank 0),
+        refusing non-finite weights."""
         if any(not bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise TrainingDiverged(
-                f"parameters are NaN or infinite at step {self.step}; kept the last good checkpoint"
+                f"parameters are NaN or infinite at step {self.step}; {self._kept()}"
             )
         rng = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
@@ -210,25 +240,36 @@ class Trainer:
                 "world_size": self.world_size,
             }
             ckpt.save_trainer_state(self.run_dir / ckpt.TRAINER_STATE, state)
-            ckpt.save_weights(self.run_dir / ckpt.WEIGHTS, self.model, self.step)
+            rd.save_weights(self.run_dir / rd.WEIGHTS, self.model, self.step)
+            if self.ema is not None:
+                ema = self.ema.state_dict()
+                rd.save_weights(self.run_dir / rd.EMA_WEIGHTS, self.model, self.step, ema)
+        self.saved_step = self.step
         distributed.barrier(self.world_size)
 
     # -- one step ------------------------------------------------------------------------------
 
     def _train_step(self) -> None:
+        self.model.training_step = self.step  # updates so far: the model's own schedules
         if self.closed_form:
-            metrics = self.model.fit_step(self._full_pass())
-            self._guard(metrics.values(), "fit_step metrics")
+            with torch.no_grad():
+                metrics = self.model.fit_step(self._full_pass())
+            finite = [bool(torch.isfinite(torch.as_tensor(v)).all()) for v in metrics.values()]
+            if not all(finite):
+                raise TrainingDiverged(
+                    f"non-finite fit_step metrics at step {self.step + 1}; {self._kept()}"
+                )
             self._accumulate("", metrics)
             self._sum_steps += 1
             return
         factor = self.config.lr_factor(self.step)
+        clip = self.config.grad_clip
         for phase in self.model.phases:
-            x, y = self.stream.next()
-            c = y if self.model.conditional else None
-            opt = self.optimizers[phase]
+            x, y, context = self.stream.next()
+            c = self.model.conditioning.pick(y, context)
+            opt, params = self.optimizers[phase], self.params[phase]
             for group in opt.param_groups:
-                group["lr"] = self.config.lr * factor
+                group["lr"] = group["initial_lr"] * factor
             with (
                 torch.autocast("cuda", dtype=torch.bfloat16)
                 if self.amp
@@ -237,41 +278,58 @@ class Trainer:
                 out = self.forward(x, c, phase=phase)
             opt.zero_grad(set_to_none=True)
             out.value.backward()
-            metrics = {"loss": out.value.detach(), **out.metrics}
-            clip = self.config.grad_clip
-            if clip is not None or self.world_size > 1:
-                norm = torch.nn.utils.clip_grad_norm_(
-                    self.groups[phase], math.inf if clip is None else clip
+            grads = [p.grad for p in params if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm(grads) if grads else out.value.new_zeros(())
+            # the all-reduced gradient's norm is the same on every rank, so all ranks stop
+            # together; one rank's loss alone would leave the others waiting
+            finite = torch.isfinite(norm)
+            if self.world_size == 1:
+                finite = finite & torch.isfinite(out.value.detach())
+            if not bool(finite):  # before opt.step(): the bad step changes no parameter
+                raise TrainingDiverged(
+                    f"non-finite loss or gradient norm in phase {phase!r} at step "
+                    f"{self.step + 1}; the parameters keep their values from before it, "
+                    f"{self._kept()}"
                 )
-                metrics["grad_norm"] = norm
-                # the all-reduced gradient's norm is the same on every rank, so all ranks
-                # stop together; one rank's loss alone would leave the others waiting
-                self._guard([norm], f"phase {phase!r}")
-            else:
-                self._guard([out.value], f"phase {phase!r}")
+            if clip is not None:
+                torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
             opt.step()
+            metrics = {"loss": out.value.detach(), **out.metrics, "grad_norm": norm}
             self._accumulate(phase if len(self.optimizers) > 1 else "", metrics)
+        if self.ema is not None:
+            self.ema.update()
         self._sum_steps += 1
 
-    def _guard(self, values: Any, where: str) -> None:
-        for v in values:
-            if not bool(torch.isfinite(torch.as_tensor(v)).all()):
-                raise TrainingDiverged(
-                    f"non-finite loss or gradient in {where} at step {self.step + 1}; "
-                    "the last good checkpoint is kept: lower --lr or set --grad-clip"
-                )
+    def _kept(self) -> str:
+        """What is safe on disk, and the fix, for a divergence message."""
+        fix = (
+            "lower --lr or --grad-clip"
+            if self.config.grad_clip
+            else "lower --lr or set --grad-clip"
+        )
+        if self.run_dir is None:
+            return f"nothing was written (training in memory): {fix}"
+        if self.saved_step is None:
+            return f"no checkpoint was written yet: {fix}"
+        return f"the last good checkpoint (step {self.saved_step}) is kept: {fix}"
 
     def _accumulate(self, prefix: str, metrics: dict[str, Any]) -> None:
+        """Add one call's metrics; the log divides each by its number of calls, so a phase
+        listed k times in ``model.phases`` logs the mean of its k calls, not their sum."""
         for k, v in metrics.items():
             key = f"{prefix}/{k}" if prefix else k
             v = torch.as_tensor(v).detach().float()
-            self._sums[key] = self._sums[key] + v if key in self._sums else v.clone()
+            if key in self._sums:
+                self._sums[key] = self._sums[key] + v
+                self._counts[key] += 1
+            else:
+                self._sums[key], self._counts[key] = v.clone(), 1
 
     def _full_pass(self) -> Iterator[tuple[Tensor, Tensor | None]]:
         n, bs = len(self.train_data), self.config.batch_size
         for index in torch.arange(n).split(bs):
-            x, y = self.stream.gather(index)
-            yield x, (y if self.model.conditional else None)
+            x, y, context = self.stream.gather(index)
+            yield x, self.model.conditioning.pick(y, context)
 
     # -- periodic work -------------------------------------------------------------------------
 
@@ -281,13 +339,23 @@ class Trainer:
 
     def _log(self, train_time: float) -> dict[str, Any]:
         record: dict[str, Any] = {"step": self.step}
-        record.update({k: (v / self._sum_steps).item() for k, v in self._sums.items()})
+        record.update({k: (v / self._counts[k]).item() for k, v in self._sums.items()})
         record["lr"] = self.config.lr * self.config.lr_factor(self.step - 1)
         record["train_time_s"] = round(train_time, 3)
-        self._sums, self._sum_steps = {}, 0
+        self._sums, self._counts, self._sum_steps = {}, {}, 0
         if self.writes:
-            ckpt.append_metrics(self.run_dir / ckpt.METRICS, record)
+            rd.append_metrics(self.run_dir / rd.METRICS, record)
         return record
+
+    @staticmethod
+    def _postfix(record: dict[str, Any]) -> dict[str, str]:
+        """The progress bar's numbers: every phase's loss and the first two metrics the
+        model's Loss reports, whatever their names."""
+        own = ("step", "lr", "train_time_s")
+        names = [k for k in record if k not in own and k.rpartition("/")[2] != "grad_norm"]
+        losses = [k for k in names if k.rpartition("/")[2] == "loss"]
+        shown = losses + [k for k in names if k not in losses][:2]
+        return {k: f"{record[k]:.4g}" for k in shown}
 
     @contextlib.contextmanager
     def _quiet_rng(self) -> Iterator[None]:
@@ -304,21 +372,22 @@ class Trainer:
     def _evaluate(self) -> dict[str, Any]:
         record: dict[str, Any] = {}
         if self.rank == 0:
-            with self._quiet_rng():
+            with self._quiet_rng(), self._averaged():
                 if self.model.likelihood is Likelihood.NONE:
                     result = evaluate_losses(self.model, self.valid_data, self.config.batch_size)
-                else:
+                else:  # the model's cheaper validation score; `dgm eval` computes the full one
+                    batch_size = max(256, self.config.batch_size)
                     result = evaluate(
-                        self.model, self.valid_data, batch_size=max(256, self.config.batch_size)
+                        self.model, self.valid_data, batch_size=batch_size, validation=True
                     )
-            record = {f"valid/{k}": v for k, v in result.items() if isinstance(v, (int, float))}
-            score = result.get("nll", math.nan)
-            if self.writes:
-                if score < self.best:
+                record = {f"valid/{k}": v for k, v in result.items() if isinstance(v, (int, float))}
+                score = result.get("nll", math.nan)
+                if self.writes and score < self.best:  # best holds the weights scored
                     self.best, self.best_step = score, self.step
-                    ckpt.save_weights(self.run_dir / ckpt.BEST_WEIGHTS, self.model, self.step)
-                ckpt.append_metrics(
-                    self.run_dir / ckpt.METRICS,
+                    rd.save_weights(self.run_dir / rd.BEST_WEIGHTS, self.model, self.step)
+            if self.writes:
+                rd.append_metrics(
+                    self.run_dir / rd.METRICS,
                     {"step": self.step, **record, "best_step": self.best_step},
                 )
         distributed.barrier(self.world_size)
@@ -327,16 +396,46 @@ class Trainer:
     def _write_samples(self) -> None:
         if not self.writes:
             return
-        n = 64
-        c = (
-            torch.arange(n, device=self.device) % self.model.num_classes
-            if self.model.conditional
-            else None
-        )
-        with self._quiet_rng():
+        points = tuple(self.model.event_shape) == (2,)
+        n = 1000 if points else 64  # a 2-D scatter needs more points than an image grid
+        c = grid_conditions(self.model, self.valid_data or self.train_data, n)
+        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        value_range = getattr(self.train_data, "value_range", None)
+        with self._quiet_rng(), self._averaged():
             gen = torch.Generator(self.device).manual_seed(self.config.seed)
             x = self.model.sample(n, c, generator=gen)
-        save_samples(x.float().cpu(), self.run_dir / "samples" / f"step_{self.step:07d}.png")
+            # 2-D points are drawn over the data and the model's density, whose log_prob
+            # draws noise for latent models: inside the quiet RNG, so resume stays exact
+            extra: dict[str, Any] = {}
+            if points:
+                index = torch.arange(min(2000, len(self.train_data)))  # type: ignore[arg-type]
+                extra = {"data": take(self.train_data, index, "cpu").x, "model": self.model}
+            save_samples(x.float().cpu(), path, value_range, **extra)
+
+    def _averaged(self) -> contextlib.AbstractContextManager[None]:
+        """The EMA weights in the model for the duration, when EMA is on."""
+        return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
+
+    def _check_data(self) -> None:
+        """Check every example of both splits against the model (shape, dtype, support,
+        classes, context), in chunks drawn as training draws them (dynamic binarization
+        gives binary values), from a generator of its own: the run's RNG is untouched."""
+        gen = torch.Generator(self.device).manual_seed(self.config.seed)
+        chunk = max(CHECK_CHUNK, self.config.batch_size)
+        for split, data in (("train", self.train_data), ("valid", self.valid_data)):
+            if data is None:
+                continue
+            for index in torch.arange(len(data)).split(chunk):  # type: ignore[arg-type]
+                x, y, context = take(data, index, self.device, gen)
+                try:
+                    self.model.check_x(x)
+                    self.model.check_c(self.model.conditioning.pick(y, context), len(x))
+                except (ValueError, TypeError) as e:
+                    name = getattr(data, "name", "") or type(data).__name__
+                    raise ValueError(
+                        f"the {split} split of dataset {name!r} (examples {int(index[0])}.."
+                        f"{int(index[-1])}) does not suit {type(self.model).__name__}: {e}"
+                    ) from None
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:

@@ -74,9 +74,16 @@ class GMVAE(VAE):
 
     def _kl(self, q: Distribution, z: Tensor) -> Tensor:
         """Monte-Carlo KL: log q(z | x) − log p(z) at the draw z, in nats per example."""
-        return q.log_prob(z) - self.prior().log_prob(z)
+        mu, std = q.base_dist.loc, q.base_dist.scale  # (B, latent) each
+        # log q(z | x) = Σ_j −((z_j − μ_j)/σ_j)²/2 − log σ_j − log √(2π): q.log_prob(z)
+        norm = std.log().sum(-1) + mu.shape[-1] * 0.5 * math.log(2 * math.pi)  # (B,)
+        log_qz = -0.5 * ((z - mu) / std).pow(2).sum(-1) - norm  # (B,)
+        return log_qz - self.prior().log_prob(z)
 
-    def _sample_prior(self, n: int, generator: torch.Generator | None) -> Tensor:
+    def _sample_prior(
+        self, n: int, generator: torch.Generator | None, temperature: float = 1.0
+    ) -> Tensor:
+        """z ~ p(z) with each component's noise scaled by ``temperature``."""
         prior = self.prior()
         probs = prior.mixture_distribution.probs  # (K,)
         k = torch.multinomial(probs, n, replacement=True, generator=generator)  # (n,)
@@ -84,7 +91,7 @@ class GMVAE(VAE):
         eps = torch.randn(
             (n, self.config.latent_dim), generator=generator, device=self.device, dtype=self.dtype
         )
-        return comp.loc[k] + comp.scale[k] * eps  # (n, latent)
+        return comp.loc[k] + temperature * comp.scale[k] * eps  # (n, latent)
 
     def _draw_cost(self) -> int:
         # the mixture's log_prob holds (k_chunk, B, K) component terms

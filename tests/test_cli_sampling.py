@@ -1,0 +1,63 @@
+"""`dgm sample` flags come from the model's sampling options; context-conditional runs
+sample on the test split's contexts; conditioning errors speak in CLI words."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dgm.cli import main
+
+BASE = ["--steps", "20", "--batch-size", "32", "--device", "cpu", "--latent-dim", "2"]
+BASE += ["--hidden-sizes", "16", "--eval-every", "0", "--sample-every", "0"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    plain, sr = root / "plain", root / "sr"
+    assert main(["train", "vae", "--data", "digits", "--binarize", "static", *BASE,
+                 "--out", str(plain)]) == 0  # fmt: skip
+    assert main(["train", "vae", "--data", "digits", "--binarize", "static", "--condition",
+                 "lowres", "--lowres-factor", "2", *BASE, "--out", str(sr)]) == 0  # fmt: skip
+    return plain, sr
+
+
+def pixels(path):
+    return np.asarray(Image.open(path), dtype=np.float64)
+
+
+def test_sampling_option_flags_come_from_the_model(runs, tmp_path, capsys):
+    plain, _ = runs
+    draws, means = tmp_path / "d.png", tmp_path / "m.png"
+    assert main(["sample", str(plain), "-n", "16", "--out", str(draws)]) == 0
+    assert main(["sample", str(plain), "-n", "16", "--mean", "--out", str(means)]) == 0
+    assert set(np.unique(pixels(draws))) <= {0.0, 128.0, 255.0}  # binary pixels, grey pad
+    assert len(np.unique(pixels(means))) > 10  # probabilities: shades of grey
+    cold = tmp_path / "t.png"
+    assert (
+        main(["sample", str(plain), "-n", "16", "--temperature", "0.01", "--out", str(cold)]) == 0
+    )
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["sample", str(plain), "-n", "4", "--temprature", "1", "--out", str(cold)])
+    assert "--temprature" in capsys.readouterr().err
+
+
+def test_a_context_conditional_run_samples_on_test_contexts(runs, tmp_path, capsys):
+    _, sr = runs
+    out = tmp_path / "sr.png"
+    assert main(["sample", str(sr), "-n", "8", "--mean", "--out", str(out)]) == 0
+    assert out.is_file()
+    assert main(["eval", str(sr), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(sr), "-n", "4", "--class", "3", "--out", str(out)]) == 2
+    assert "--class needs a class-conditional model" in capsys.readouterr().err
+
+
+def test_class_on_an_unconditional_run_names_the_flag(runs, tmp_path, capsys):
+    plain, _ = runs
+    assert (
+        main(["sample", str(plain), "-n", "4", "--class", "3", "--out", str(tmp_path / "x.png")])
+        == 2
+    )
+    assert "trained without --num-classes" in capsys.readouterr().err

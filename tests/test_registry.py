@@ -1,0 +1,72 @@
+"""The registry refuses configs whose flags would collide on the command line, and every
+registered model's flags fit the real parsers."""
+
+import dataclasses
+
+import pytest
+
+import dgm
+from dgm import cli
+from dgm.config import from_dict
+from dgm.model import GenerativeModel
+from dgm.registry import (
+    SAMPLE_CLI_FLAGS,
+    TRAIN_CLI_FLAGS,
+    register,
+    reserved_train_flags,
+    spec,
+    unregister,
+)
+
+
+@pytest.mark.parametrize("field", ["steps", "lr", "seed", "scale", "batch_size", "device", "out"])
+def test_a_config_field_that_collides_with_a_flag_is_refused_at_registration(field):
+    config = dataclasses.make_dataclass("Bad", [(field, int, dataclasses.field(default=1))])
+    with pytest.raises(ValueError, match=f"{field!r} collides with the flag --"):
+        register("bad_model", config)
+    assert "bad_model" not in dgm.available_models()
+
+
+def test_sample_options_that_collide_are_refused():
+    @dataclasses.dataclass
+    class Options:
+        seed: int = 0
+
+    class Model(GenerativeModel):
+        sample_options = Options
+
+    @dataclasses.dataclass
+    class Config:
+        width: int = 3
+
+    with pytest.raises(ValueError, match="sample option field 'seed' collides"):
+        register("bad_sampler", Config)(Model)
+    unregister("bad_sampler")
+
+
+def test_nested_configs_are_refused_and_from_dict_builds_them():
+    @dataclasses.dataclass
+    class Inner:
+        width: int = 3
+
+    @dataclasses.dataclass
+    class Outer:
+        inner: Inner = dataclasses.field(default_factory=Inner)
+
+    with pytest.raises(ValueError, match="nested dataclass; keep configs flat"):
+        register("nested", Outer)
+    assert from_dict(Outer, {"inner": {"width": 5}}) == Outer(Inner(5))
+
+
+@pytest.mark.parametrize("name", dgm.available_models())
+def test_every_model_fits_the_train_and_sample_parsers(name, tmp_path):
+    _, parsers = cli._parser(name, name)  # argparse raises on any duplicate flag
+    reserved = set(reserved_train_flags()) | {"root"}  # --data-root stores into root
+    model_fields = {f.name for f in dataclasses.fields(spec(name).config_cls)}
+    train_dests = {a.dest for a in parsers["train"]._actions} - model_fields
+    assert train_dests <= reserved, f"flags the registry does not reserve: {train_dests - reserved}"
+    options = spec(name).cls.sample_options
+    option_fields = {f.name for f in dataclasses.fields(options)} if options else set()
+    sample_dests = {a.dest for a in parsers["sample"]._actions} - option_fields
+    assert sample_dests <= set(SAMPLE_CLI_FLAGS)
+    assert set(TRAIN_CLI_FLAGS) >= {"model", "data", "out"}

@@ -1,0 +1,187 @@
+"""What one training step promises: phase metrics averaged per call, per-phase optimiser
+settings under the schedule, fused AdamW, the step handed to the model, a NaN gradient
+refused before it changes a parameter, closed-form fits without autograd over every
+example, the progress bar's names and the cheaper validation score."""
+
+import math
+
+import pytest
+import torch
+
+import dgm.train.optim as optim
+from dgm import run_dir as rd
+from dgm.data import TensorData
+from dgm.evaluate.likelihood import evaluate
+from dgm.model import Loss
+from dgm.train import Trainer, TrainingDiverged
+from helpers import (
+    ConstantCritic,
+    CriticConfig,
+    DiagonalGaussian,
+    GaussianConfig,
+    RecordingConfig,
+    RecordingFit,
+    ToyGAN,
+    ToyGANConfig,
+    gaussian_data,
+    quiet_config,
+    registered,
+)
+
+
+def test_a_repeated_phase_logs_the_mean_of_its_calls_not_their_sum(tmp_path):
+    model = ConstantCritic((1,), CriticConfig(critic_steps=3))
+    cfg = quiet_config(steps=4, log_every=2, checkpoint_every=0)
+    with registered():
+        Trainer(model, gaussian_data(d=1), None, cfg, tmp_path, progress=False).fit()
+    records = [r for r in rd.read_metrics(tmp_path / rd.METRICS) if "critic/loss" in r]
+    assert [r["step"] for r in records] == [2, 4]
+    for r in records:
+        assert r["critic/loss"] == pytest.approx(2.0)  # summed over 3 calls it would be 6
+        assert r["critic/call"] == pytest.approx(1.0)  # mean of 0, 1, 2
+        assert r["critic/grad_norm"] == pytest.approx(2.0)
+        assert r["generator/loss"] == pytest.approx(5.0)
+        assert r["generator/grad_norm"] == pytest.approx(3.0)
+
+
+def test_per_phase_group_dicts_override_the_defaults_and_the_schedule_scales_them():
+    model = ToyGAN((1,), ToyGANConfig(critic_steps=1))
+    d_weight, d_bias = model.discriminator.weight, model.discriminator.bias
+    model.param_groups = lambda: {
+        "discriminator": [
+            {"params": [d_weight], "lr": 4e-3, "betas": (0.5, 0.9), "weight_decay": 0.1},
+            {"params": [d_bias]},  # the trainer's defaults
+        ],
+        "generator": list(model.generator.parameters()),
+    }
+    cfg = quiet_config(steps=6, lr=1e-3, warmup_steps=4, weight_decay=0.0)
+    trainer = Trainer(model, gaussian_data(d=1), None, cfg, progress=False)
+    weight_group, bias_group = trainer.optimizers["discriminator"].param_groups
+    assert weight_group["params"] == [d_weight] and bias_group["params"] == [d_bias]
+    assert weight_group["betas"] == (0.5, 0.9) and weight_group["weight_decay"] == 0.1
+    assert bias_group["betas"] == (0.9, 0.999) and bias_group["weight_decay"] == 0.0
+    assert weight_group["initial_lr"] == 4e-3 and bias_group["initial_lr"] == 1e-3
+    (gen_group,) = trainer.optimizers["generator"].param_groups
+    seen = []
+    original = trainer._train_step
+
+    def record():
+        original()
+        seen.append((weight_group["lr"], bias_group["lr"], gen_group["lr"]))
+
+    trainer._train_step = record
+    trainer.fit()
+    assert len(seen) == 6 and cfg.lr_factor(0) == 0.25  # warm-up, then the cosine
+    for step, lrs in enumerate(seen):
+        factor = cfg.lr_factor(step)
+        assert lrs == pytest.approx((4e-3 * factor, 1e-3 * factor, 1e-3 * factor))
+
+
+def test_fused_adamw_is_used_on_the_cpu_and_agrees_with_the_unfused_one(monkeypatch):
+    states, flags = [], []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(optim, "_has_fused_adamw", lambda device, dtype: False)
+        torch.manual_seed(0)
+        model = DiagonalGaussian((3,), GaussianConfig())
+        cfg = quiet_config(steps=30, lr=0.05, weight_decay=0.01, grad_clip=5.0)
+        trainer = Trainer(model, gaussian_data(d=3), None, cfg, progress=False)
+        flags.append(bool(trainer.optimizers["main"].defaults["fused"]))
+        trainer.fit()
+        states.append(model.state_dict())
+    assert flags == [True, False]
+    for k in states[0]:
+        assert torch.allclose(states[0][k].double(), states[1][k].double(), atol=1e-5), k
+    assert not torch.allclose(states[0]["loc"], torch.zeros(3), atol=0.5)  # it trained
+
+
+def test_the_model_sees_the_training_step_and_a_resume_continues_it(tmp_path):
+    cfg = quiet_config(steps=10, eval_every=3, checkpoint_every=4)
+    valid = gaussian_data(n=64, seed=1)
+    torch.manual_seed(0)
+    model = DiagonalGaussian((2,), GaussianConfig())
+    trainer = Trainer(model, gaussian_data(), valid, cfg, tmp_path, progress=False)
+    original = trainer._train_step
+
+    def stop_after_6():
+        original()
+        if trainer.step + 1 == 6:
+            trainer.request_stop()
+
+    trainer._train_step = stop_after_6
+    with registered():
+        trainer.fit()
+    assert model.seen_steps == [0, 1, 2, 3, 4, 5]  # evaluations (steps 3, 6) added nothing
+    resumed = DiagonalGaussian((2,), GaussianConfig())
+    trainer = Trainer(resumed, gaussian_data(), valid, cfg, tmp_path, progress=False)
+    with registered():
+        trainer.resume()
+        assert resumed.training_step == 6
+        trainer.fit()
+    assert resumed.seen_steps == [6, 7, 8, 9]
+
+
+def test_a_nan_gradient_is_refused_before_it_changes_a_parameter(tmp_path):
+    model = DiagonalGaussian((2,), GaussianConfig(nan_grad_at_update=13))
+    with registered(), pytest.raises(TrainingDiverged) as err:
+        Trainer(model, gaussian_data(), None, quiet_config(), tmp_path, progress=False).fit()
+    message = str(err.value)
+    assert "gradient" in message and "at step 13" in message
+    assert "the last good checkpoint (step 10) is kept" in message
+    assert "lower --lr or set --grad-clip" in message
+    assert rd.weights_step(tmp_path / rd.WEIGHTS) == 10
+    for k in ("loc", "log_scale"):  # exactly the values the bad step saw
+        assert torch.equal(model.state_dict()[k], model.before_bad_step[k]), k
+    records = rd.read_metrics(tmp_path / rd.METRICS)
+    assert [r["step"] for r in records] == [5, 10]
+    assert all(math.isfinite(r["grad_norm"]) and r["grad_norm"] > 0 for r in records)
+
+
+def test_a_divergence_before_the_first_checkpoint_says_none_was_written(tmp_path):
+    model = DiagonalGaussian((2,), GaussianConfig(nan_grad_at_update=3))
+    cfg = quiet_config(grad_clip=1.0)
+    with registered(), pytest.raises(TrainingDiverged) as err:
+        Trainer(model, gaussian_data(), None, cfg, tmp_path, progress=False).fit()
+    assert "no checkpoint was written yet" in str(err.value)
+    assert "lower --lr or --grad-clip" in str(err.value)
+    assert not (tmp_path / rd.WEIGHTS).exists()
+
+
+def test_one_fit_step_sees_every_example_once_without_autograd():
+    n = 50  # batches of 16: the last one is short
+    data = TensorData(torch.arange(n, dtype=torch.float32)[:, None])
+    model = RecordingFit((1,), RecordingConfig())
+    Trainer(model, data, None, quiet_config(steps=2, batch_size=16), progress=False).fit()
+    assert model.grad_enabled == [False, False]
+    for seen in model.seen:
+        assert sorted(seen.tolist()) == list(range(n))
+
+
+def test_the_progress_bar_shows_the_loss_and_the_models_first_two_metrics(capsys):
+    class Named(DiagonalGaussian):
+        def loss(self, x, c=None, *, phase="main"):
+            out = super().loss(x, c, phase=phase)
+            v = out.value.detach()
+            return Loss(out.value, {"alpha": v, "beta": v, "gamma": v})
+
+    model = Named((2,), GaussianConfig())
+    Trainer(model, gaussian_data(), None, quiet_config(steps=5), progress=True).fit()
+    err = capsys.readouterr().err
+    assert "loss=" in err and "alpha=" in err and "beta=" in err
+    assert "gamma=" not in err and "nelbo" not in err and "grad_norm" not in err
+
+
+def test_periodic_validation_reports_the_models_validation_score():
+    class CheapScore(DiagonalGaussian):
+        def validation_log_prob(self, x, c=None):
+            return self.log_prob(x, c) - 1.0  # a score that differs from the likelihood
+
+    valid = gaussian_data(n=64, seed=1)
+    model = CheapScore((2,), GaussianConfig())
+    cfg = quiet_config(steps=10, eval_every=10)
+    last = Trainer(model, gaussian_data(), valid, cfg, progress=False).fit()
+    full = evaluate(model, valid)["nll"]
+    assert last["valid/nll"] == pytest.approx(full + 1.0, abs=1e-5)
+    assert evaluate(model, valid, validation=True)["bound"] == "validation"
+    with pytest.raises(ValueError, match="exclude each other"):
+        evaluate(model, valid, validation=True, iw_samples=2)
