@@ -123,6 +123,7 @@ def _parser_for(tp: Any) -> Any:
         item = _parser_for(typing.get_args(tp)[0])
 
         def items(text: str) -> tuple:
+            text = text.strip().strip("()[]")  # '', '()' and '[]' all mean the empty tuple
             return tuple(item(t) for t in text.split(",") if t.strip())
 
         return items

@@ -32,7 +32,7 @@ _SOFTPLUS_INV_1 = math.log(math.e - 1.0)  # softplus(x) = 1 at x = log(e - 1)
 
 @dataclasses.dataclass
 class GMVAEConfig(VAEConfig):
-    num_components: int = 500  # CS236 homework 2 uses K = 500 uniformly weighted components
+    num_components: int = 500  # K, components of the mixture prior p(z) (CS236 uses 500)
 
 
 @register("gmvae", GMVAEConfig)

@@ -36,18 +36,21 @@ IW_MAX_ELEMENTS = 2**20
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 3.0  # clamp on the encoder's log σ: σ in [4.5e-5, 20]
 
 
+Decoder = Literal["bernoulli", "gaussian", "categorical"]
+
+
 @dataclasses.dataclass
 class VAEConfig:
-    latent_dim: int = 10  # the CS236 default: enough for MNIST-scale images, cheap to inspect
-    hidden_sizes: tuple[int, ...] = (300, 300)  # CS236's two layers of 300; () = affine maps
-    architecture: Literal["mlp", "conv"] = "mlp"  # an MLP needs no assumption on event_shape
-    conv_channels: int = 32  # enough for 28x28 grey images, still fast on a CPU
-    decoder: Literal["bernoulli", "gaussian", "categorical"] = "bernoulli"  # binarised MNIST
-    decoder_std: float | None = None  # gaussian only; None learns σ(z), a number fixes σ
-    beta: float = 1.0  # 1 is the true ELBO; β > 1 trades likelihood for disentanglement
-    kl_warmup_steps: int = 0  # 0: no annealing; the paper's default objective
-    iw_samples: int = 1  # 1 trains the ELBO; k > 1 the tighter IWAE_k bound (Burda et al.)
-    num_classes: int = 0  # 0: unconditional; > 0 models p(x | class) (CVAE, Sohn et al.)
+    latent_dim: int = 10  # dimensions of z (10 is CS236's choice for MNIST-size images)
+    hidden_sizes: tuple[int, ...] = (300, 300)  # layer widths, e.g. 300,300; '' for none
+    architecture: Literal["mlp", "conv"] = "mlp"  # mlp: any data; conv: images (C, H, W)
+    conv_channels: int = 32  # width of the conv networks (conv only)
+    decoder: Decoder = "bernoulli"  # p(x|z) for binary, real or 0..255 x (categorical: use conv)
+    decoder_std: float | None = None  # gaussian σ; none: learned from z
+    beta: float = 1.0  # weight of the KL term: 1 is the ELBO, > 1 a β-VAE
+    kl_warmup_steps: int = 0  # steps over which β ramps up from 0 (0: no warm-up)
+    iw_samples: int = 1  # k: 1 trains the ELBO, k > 1 the tighter IWAE_k bound
+    num_classes: int = 0  # > 0: a conditional VAE p(x | class) over this many classes
     context_shape: tuple[int, ...] = ()  # shape of a context c (set from --condition lowres)
     context_vocab: int = 0  # 0: the context is floats; V > 0: tokens 0..V-1
     condition_dropout: float = 0.0  # share of training examples without c; > 0 allows c=None
