@@ -20,7 +20,11 @@ def test_data_outside_the_support_fail_before_the_run_directory_is_written(tmp_p
 def test_labels_beyond_the_models_classes_fail_up_front(tmp_path):
     out = tmp_path / "run"
     data = DataConfig("digits", binarize="static")  # labels 0..9
-    with pytest.raises(ValueError, match=r"train split of dataset 'digits'.*labels outside 0\.\.2"):
+    with pytest.raises(
+        ValueError,
+        match=r"train split of dataset 'digits'.*labels outside 0\.\.2 \(the data have 10 "
+        r"classes: --num-classes 10\)",
+    ):
         train("vae", data, out, quiet_config(), progress=False, latent_dim=2, num_classes=3)
     assert not (out / "config.json").exists()
 

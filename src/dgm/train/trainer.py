@@ -432,9 +432,14 @@ class Trainer:
                     self.model.check_c(self.model.conditioning.pick(y, context), len(x))
                 except (ValueError, TypeError) as e:
                     name = getattr(data, "name", "") or type(data).__name__
+                    hint = ""
+                    classes = getattr(data, "num_classes", 0)
+                    if 0 < self.model.num_classes < classes:
+                        hint = f" (the data have {classes} classes: --num-classes {classes})"
                     raise ValueError(
                         f"the {split} split of dataset {name!r} (examples {int(index[0])}.."
                         f"{int(index[-1])}) does not suit {type(self.model).__name__}: {e}"
+                        f"{hint}"
                     ) from None
 
     @contextlib.contextmanager
