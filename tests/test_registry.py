@@ -4,6 +4,7 @@ registered model's flags fit the real parsers."""
 import dataclasses
 
 import pytest
+import torch
 
 import dgm
 from dgm import cli
@@ -70,3 +71,15 @@ def test_every_model_fits_the_train_and_sample_parsers(name, tmp_path):
     sample_dests = {a.dest for a in parsers["sample"]._actions} - option_fields
     assert sample_dests <= set(SAMPLE_CLI_FLAGS)
     assert set(TRAIN_CLI_FLAGS) >= {"model", "data", "out"}
+
+
+@pytest.mark.parametrize("text", ["", "()", "[]"])
+def test_an_empty_tuple_flag_means_affine_maps_as_the_help_says(text):
+    _, parsers = cli._parser("vae")
+    ns = parsers["train"].parse_args(
+        ["vae", "--data", "digits", "--steps", "1", "--out", "r", "--hidden-sizes", text]
+    )
+    assert ns.hidden_sizes == ()
+    model = dgm.create("vae", (4,), hidden_sizes=ns.hidden_sizes)
+    assert model.log_prob(torch.zeros(2, 4)).shape == (2,)
+    assert "'' for none" in parsers["train"].format_help()

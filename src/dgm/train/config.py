@@ -11,16 +11,16 @@ from typing import Literal
 class TrainConfig:
     steps: int = 1000  # total optimisation steps (one batch per phase call)
     batch_size: int = 128  # examples per step, per process
-    lr: float = 1e-3  # peak learning rate: Adam's usual 1e-3 suits MLP VAEs (CS236 uses it)
-    weight_decay: float = 0.0  # AdamW decoupled decay; 0 keeps plain Adam, as the references
-    adam_betas: tuple[float, ...] = (0.9, 0.999)  # Adam defaults; GANs often want (0.5, 0.999)
-    warmup_steps: int = 100  # linear warm-up from 0 avoids early blow-ups of Adam's moments
-    decay_steps: int | None = None  # cosine horizon; none = the first run's steps (kept on resume)
-    min_lr_ratio: float = 0.1  # cosine floor as a fraction of lr (nanoGPT's choice)
-    grad_clip: float | None = None  # max global grad norm; None = off, as the VAE references
-    ema_decay: float | None = None  # weight EMA for samples/eval; off: pays for GANs, DDPM (0.999)
+    lr: float = 1e-3  # peak learning rate, reached after the warm-up
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay (0: plain Adam)
+    adam_betas: tuple[float, ...] = (0.9, 0.999)  # Adam's β1,β2 (GANs often use 0.5,0.999)
+    warmup_steps: int = 100  # steps of linear learning-rate warm-up from 0
+    decay_steps: int | None = None  # step where the cosine decay ends; none: --steps
+    min_lr_ratio: float = 0.1  # the learning rate after the decay, as a fraction of --lr
+    grad_clip: float | None = None  # clip the global gradient norm to this; none: no clipping
+    ema_decay: float | None = None  # keep an EMA of the weights for eval/sample, e.g. 0.999
     eval_every: int = 1000  # steps between evaluations on the valid split (0 = never)
-    sample_every: int = 1000  # steps between PNG sample grids (0 = never)
+    sample_every: int = 1000  # steps between sample pictures in samples/ (0 = never)
     log_every: int = 100  # steps between metrics.jsonl lines
     checkpoint_every: int = 1000  # steps between checkpoints (and always at the end)
     seed: int = 0  # seeds init, data order and sampling: a run is repeatable
