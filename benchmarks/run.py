@@ -2,22 +2,26 @@
 
     python -m benchmarks.run [--quick] [--only NAME ...]
 
-NAME is one of hot_path, trainer_overhead (or overhead), iw_eval, cs236. Full results go to
-benchmarks/results/, quick ones to benchmarks/results/quick/; the README tables are made
-from the full results only.
+NAME is one of hot_path, trainer_overhead (or overhead), threads, iw_eval, cs236,
+pythae_compare (or pythae). Full results go to benchmarks/results/, quick ones to
+benchmarks/results/quick/; the README tables are made from the full results only.
+pythae_compare needs the bench extra (pythae) and is skipped, with a message, without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import time
 
 from benchmarks import tables
 from benchmarks.common import busy_warning, log, machine_info
 
-BENCHMARKS = ("hot_path", "trainer_overhead", "iw_eval", "cs236")
-ALIASES = {"overhead": "trainer_overhead"}
+BENCHMARKS = ("hot_path", "trainer_overhead", "threads", "iw_eval", "cs236", "pythae_compare")
+ALIASES = {"overhead": "trainer_overhead", "pythae": "pythae_compare"}
+# benchmark -> the module it needs beyond dgm's own dependencies, and the extra providing it
+OPTIONAL = {"pythae_compare": ("pythae", "bench")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         if name not in chosen:
             continue
         log(f"== {name}")
+        needs = OPTIONAL.get(name)
+        if needs and importlib.util.find_spec(needs[0]) is None:
+            log(
+                f"== {name} skipped: {needs[0]} is not installed "
+                f"(pip install -c constraints.txt -e '.[{needs[1]}]')"
+            )
+            continue
         t = time.perf_counter()
         importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
         log(f"== {name} done in {time.perf_counter() - t:.1f} s")

@@ -147,6 +147,133 @@ def hot_path_table(record: dict[str, Any]) -> list[str]:
     ]
 
 
+def pythae_table(record: dict[str, Any]) -> list[str]:
+    ms, opts = record["ms_per_step"], record["optimizers"]
+    adam, fused = record["ratio_dgm_over_pythae_adam"], record["ratio_dgm_over_pythae_adam_fused"]
+    labels = {
+        "dgm": ("dgm `model.loss`, value checks off (as `fit` runs it)", "1"),
+        "pythae_adam": ("pythae `VAE`, its trainer's default Adam", _f(adam, 3)),
+        "pythae_adam_fused": ("pythae `VAE`, fused Adam", _f(fused, 3)),
+    }
+    gap = ms["pythae_adam"] - ms["dgm"]  # and the fused kernel's part of it, in median ms/step
+    kernel = ms["pythae_adam"] - ms["pythae_adam_fused"]
+    share = (
+        f": the fused kernel is {_f(100 * kernel / gap, 0)} % of the difference in median "
+        f"ms/step ({_f(kernel)} of {_f(gap)} ms), the rest is in the forward and backward pass"
+        if gap > 0 and 0 < kernel <= gap
+        else ""
+    )
+    rows = [[label, f"`{opts[side]}`", _f(ms[side], 3), r] for side, (label, r) in labels.items()]
+    return [
+        f"**dgm against pythae {record['pythae_version']}** (the CS236 VAE above in both, "
+        f"same initial weights, same statically binarized batches of {record['batch_size']}, "
+        f"{_threads(record['threads'])}; median of {record['rounds']} rounds of "
+        f"{record['steps_per_round']} steps in rotating order; a step is forward, backward, "
+        "optimizer step and `zero_grad`; both losses are the negative ELBO per example, "
+        "summed over pixels and averaged over the batch, checked equal before timing):",
+        "",
+        *_table(["step", "optimizer", "ms/step", "dgm ÷ this (per-round median)"], rows),
+        "",
+        f"A dgm training step costs {_f(adam, 2)}× pythae's with pythae's default (unfused) "
+        f"Adam and {_f(fused, 2)}× with pythae on the fused Adam kernel too{share}.",
+    ]
+
+
+THREAD_SETUPS = {  # result key -> the row label
+    "demo": "demo VAE (8x8 digits, z=8, MLP 256-256, batch 64)",
+    "cs236": "CS236 VAE (784 pixels, z=10, MLP 300-300, batch 97)",
+}
+THREAD_LOADS = {"idle": "idle", "loaded": "busy"}  # result key -> the column label
+
+
+def _threads_advice(record: dict[str, Any]) -> str:
+    """One sentence: when one thread beat two, judged by the mean ms per step (what a run's
+    wall time follows), with the 90th percentiles beside it."""
+    res = {s: record["ms_per_step"][s] for s in THREAD_SETUPS if s in record["ms_per_step"]}
+    cores = record.get("machine", {}).get("usable_cores", "?")
+    flag = "`--threads 1` (`dgm train --threads 1`)"
+
+    def wins(threads: str, load: str) -> bool:  # lower mean for every model
+        other = "2" if threads == "1" else "1"
+        return all(r[load][threads]["mean"] < r[load][other]["mean"] for r in res.values())
+
+    def compare(load: str, q: str = "mean") -> str:  # "demo VAE 1.35 vs 1.12 ms, ..."
+        return ", ".join(
+            f"{THREAD_SETUPS[s].split(' (')[0]} {_f(r[load]['1'][q])} vs {_f(r[load]['2'][q])} ms"
+            for s, r in res.items()
+        )
+
+    idle, busy, busy_p90 = compare("idle"), compare("loaded"), compare("loaded", "p90")
+    if wins("1", "loaded") and wins("1", "idle"):
+        return (
+            f"One thread beat two for every model, on the idle machine ({idle}; mean ms per "
+            f"step, one thread first) and beside one busy process ({busy}; at p90 {busy_p90}): "
+            f"on a {cores}-core machine, pass {flag} for models this small."
+        )
+    if wins("1", "loaded") and wins("2", "idle"):
+        return (
+            f"Two threads were faster on the idle machine ({idle}; mean ms per step, one "
+            f"thread first), one thread beside one busy process ({busy}; at p90 {busy_p90}): "
+            f"on a {cores}-core machine, pass {flag} whenever anything else keeps a core busy, "
+            "and keep the default when the machine is yours alone."
+        )
+    if wins("1", "loaded"):
+        return (
+            f"Beside one busy process one thread beat two for every model ({busy}; mean ms "
+            f"per step, one thread first; at p90 {busy_p90}); on the idle machine, {idle}: on "
+            f"a {cores}-core machine, pass {flag} whenever anything else keeps a core busy."
+        )
+    return (
+        f"Mean ms per step, one thread against two: idle, {idle}; beside one busy process, "
+        f"{busy}. Pass {flag} where one thread is the faster."
+    )
+
+
+def threads_table(record: dict[str, Any]) -> list[str]:
+    quantities = ("median", "p90", "mean")
+    rows = []
+    for s, label in THREAD_SETUPS.items():
+        r = record["ms_per_step"].get(s)
+        if r is None:
+            continue
+        for t in record["threads"]:
+            rows.append(
+                [
+                    label if t == record["threads"][0] else "",
+                    str(t),
+                    *(_f(r[load][str(t)][q]) for load in THREAD_LOADS for q in quantities),
+                ]
+            )
+    full = record["rounds"] * record["steps_per_round"]  # a segment past its time cap has fewer
+    capped = any(
+        r[load][str(t)]["steps"] < full
+        for r in record["ms_per_step"].values()
+        for load in THREAD_LOADS
+        for t in record["threads"]
+    )
+    share = record.get("spinner_core_share")
+    share = f", which got {share:.2f} of a core" if share is not None else ""
+    return [
+        "**Torch threads** (a training step as `fit` runs it: forward, backward, fused AdamW, "
+        f"value checks off; ms per step, every step timed, over {record['rounds']} alternating "
+        f"rounds of {'up to ' if capped else ''}{record['steps_per_round']} steps; p90 is the "
+        "90th percentile; idle: "
+        "nothing else running; busy: beside one other process spinning a pure-Python loop"
+        f"{share}):",
+        "",
+        *_table(
+            [
+                "model",
+                "threads",
+                *(f"{name}: {q}" for name in THREAD_LOADS.values() for q in quantities),
+            ],
+            rows,
+        ),
+        "",
+        _threads_advice(record),
+    ]
+
+
 def iw_table(record: dict[str, Any]) -> list[str]:
     b, pe, nv = record["batched"], record["per_example"], record["naive"]
     rows = [
@@ -209,17 +336,27 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         parts.append(cs236_table(results["cs236"]))
     if "hot_path" in results:
         parts.append(hot_path_table(results["hot_path"]))
+    if "pythae_compare" in results:
+        parts.append(pythae_table(results["pythae_compare"]))
     if "trainer_overhead" in results:
         parts.append(overhead_table(results["trainer_overhead"]))
+    if "threads" in results:
+        parts.append(threads_table(results["threads"]))
     if "iw_eval" in results:
         parts.append(iw_table(results["iw_eval"]))
     machines: dict[str, list[str]] = {}  # machine description -> benchmarks run on it
     for name, rec in results.items():
         m = rec.get("machine", {})
         gpu = f", {m['cuda_device']}" if m.get("cuda_device") else ""
+        threads = rec.get("threads")  # a list: the benchmark set the count itself
+        threads = (
+            " and ".join(map(str, threads)) + " threads"
+            if isinstance(threads, list)
+            else _threads(m.get("torch_threads", "?"))
+        )
         where = (
             f"{m.get('cpu_model', '?')}, {m.get('usable_cores', '?')} cores{gpu}, "
-            f"torch {rec.get('torch_version', '?')} ({_threads(m.get('torch_threads', '?'))})"
+            f"torch {rec.get('torch_version', '?')} ({threads})"
         )
         quick = " quick mode" if rec.get("quick") else ""
         machines.setdefault(where, []).append(f"{name} {rec.get('date', '?')[:10]}{quick}")

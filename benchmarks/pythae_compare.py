@@ -1,0 +1,281 @@
+"""The CS236 VAE training step in dgm against the same VAE in pythae (a peer library).
+
+x = 784 binary pixels, z = 10, MLP 300-300 with ReLU encoder and decoder, Bernoulli
+decoder, batch 97, lr 1e-3, one torch thread, the same statically binarized Fashion-MNIST
+batches for every side. Three steps, each on its own copy of the same initial weights:
+
+- dgm: ``model.loss(x).value.backward(); opt.step(); opt.zero_grad()`` with
+  ``model.check_values = False`` (as ``fit`` runs it) and the trainer's own optimizer,
+  ``dgm.train.optim.build_optimizer`` (AdamW, weight decay 0, fused where torch has the
+  kernel);
+- pythae, default Adam: ``model({"data": x}).loss.backward(); opt.step(); opt.zero_grad()``
+  on ``pythae.models.VAE(VAEConfig(reconstruction_loss="bce"), encoder, decoder)`` with
+  ``torch.optim.Adam(lr=1e-3)``, what pythae's trainer builds by default
+  (``optimizer_cls="Adam"``; torch's single-tensor loop on the CPU);
+- pythae, fused Adam: the same with ``torch.optim.Adam(lr=1e-3, fused=True)``.
+
+pythae's encoder and decoder are ``BaseEncoder``/``BaseDecoder`` modules with dgm's layers
+(one final 300 -> 20 layer split into the mean and log-variance, a final sigmoid for the
+Bernoulli means); their weights are copied from the dgm model, with the log-σ half of the
+encoder's last layer doubled so that pythae's log-variance is 2 log σ.
+
+Both objectives are the negative ELBO per example, summed over the pixels, averaged over
+the batch, with the closed-form KL to N(0, I): checked equal on the same weights and the
+same draw of z before timing. The differences are numerical only: pythae takes the
+binary cross-entropy of sigmoid probabilities (log clamped at -100), dgm of logits
+(``binary_cross_entropy_with_logits``); dgm clamps log σ to [-10, 3], pythae does not
+clamp its log-variance.
+
+After a warm-up, rounds of the three alternate, the order rotating each round; we report
+the median ms/step of each and the median of the per-round ratios dgm / pythae.
+
+pythae is a bench-only extra (``pip install -c constraints.txt -e '.[bench]'``), never a
+dependency of dgm.
+
+    python -m benchmarks.pythae_compare [--quick]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import importlib.util
+import itertools
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import dgm
+from benchmarks import common
+from benchmarks.common import (
+    CS236_BATCH,
+    CS236_LR,
+    CS236_MODEL,
+    busy_warning,
+    fashion_mnist_root,
+    log,
+    summary,
+    write_result,
+)
+from dgm.data import DataConfig
+from dgm.train import TrainConfig
+from dgm.train.optim import build_optimizer
+
+NAME = "pythae_compare"
+SEED = 0
+NUM_BATCHES = 16  # distinct batches cycled through by every side
+SIDES = ("dgm", "pythae_adam", "pythae_adam_fused")
+
+
+def available() -> bool:
+    """Whether pythae is installed (the ``bench`` extra)."""
+    return importlib.util.find_spec("pythae") is not None
+
+
+def _pythae_vae(model: dgm.GenerativeModel) -> nn.Module:
+    """The CS236 VAE in pythae, with dgm's architecture and a copy of ``model``'s weights."""
+    from pythae.models import VAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+
+    latent = CS236_MODEL["latent_dim"]
+
+    def mlp(sizes: list[int]) -> list[nn.Module]:
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU())
+        return layers
+
+    hidden = list(CS236_MODEL["hidden_sizes"])
+    pixels = 784
+
+    class Encoder(BaseEncoder):
+        def __init__(self) -> None:
+            BaseEncoder.__init__(self)
+            self.net = nn.Sequential(*mlp([pixels, *hidden, 2 * latent]))
+
+        def forward(self, x: Tensor) -> Any:
+            mu, log_var = self.net(x.flatten(1)).chunk(2, dim=-1)
+            return ModelOutput(embedding=mu, log_covariance=log_var)
+
+    class Decoder(BaseDecoder):
+        def __init__(self) -> None:
+            BaseDecoder.__init__(self)
+            self.net = nn.Sequential(*mlp([latent, *hidden[::-1], pixels]), nn.Sigmoid())
+
+        def forward(self, z: Tensor) -> Any:
+            return ModelOutput(reconstruction=self.net(z))
+
+    encoder, decoder = Encoder(), Decoder()
+    encoder.net.load_state_dict(model.encoder.state_dict())
+    decoder.net.load_state_dict(model.decoder.state_dict())
+    with torch.no_grad():  # dgm's last encoder layer gives (μ, log σ); pythae's log σ² = 2 log σ
+        last = encoder.net[-1]
+        last.weight[latent:] *= 2
+        last.bias[latent:] *= 2
+    config = VAEConfig(input_dim=(1, 28, 28), latent_dim=latent, reconstruction_loss="bce")
+    return VAE(config, encoder=encoder, decoder=decoder)
+
+
+def run(quick: bool = False) -> dict[str, Any] | None:
+    if not available():
+        log(
+            "pythae is not installed: skipping the pythae comparison "
+            "(pip install -c constraints.txt -e '.[bench]')"
+        )
+        return None
+    steps, rounds, warmup = (50, 31, 100) if quick else (100, 51, 300)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(quick, steps, rounds, warmup)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
+    data = DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")
+    train = data.load("train")
+    batches = [train.x[i * CS236_BATCH : (i + 1) * CS236_BATCH].clone() for i in range(NUM_BATCHES)]
+    torch.manual_seed(SEED)
+    model = dgm.create("vae", train.event_shape, **CS236_MODEL).train()
+    model.check_values = False
+    pythae = {side: _pythae_vae(model).train() for side in SIDES[1:]}
+
+    # the same objective on the same weights and the same draw of z
+    torch.manual_seed(SEED)
+    out = model.loss(batches[0])
+    dgm_terms = {k: out.metrics[k].item() for k in ("nelbo", "kl", "reconstruction")}
+    torch.manual_seed(SEED)
+    p_out = pythae["pythae_adam"]({"data": batches[0]})
+    pythae_terms = {
+        "nelbo": p_out.loss.item(),
+        "kl": p_out.reg_loss.item(),
+        "reconstruction": p_out.recon_loss.item(),
+    }
+    if abs(out.value.item() - dgm_terms["nelbo"]) > 1e-4 * abs(dgm_terms["nelbo"]):
+        raise SystemExit(f"dgm's loss {out.value.item()} is not its NELBO {dgm_terms['nelbo']}")
+    for k, v in dgm_terms.items():
+        if abs(v - pythae_terms[k]) > 1e-3 * max(1.0, abs(v)):
+            raise SystemExit(f"{k}: pythae computes {pythae_terms[k]}, dgm {v}: not the same")
+    del out, p_out
+
+    phase, entries = next(iter(model.param_groups().items()))
+    config = TrainConfig(lr=CS236_LR)
+    opts = {
+        "dgm": build_optimizer(phase, entries, config),
+        "pythae_adam": torch.optim.Adam(pythae["pythae_adam"].parameters(), lr=CS236_LR),
+        "pythae_adam_fused": torch.optim.Adam(
+            pythae["pythae_adam_fused"].parameters(), lr=CS236_LR, fused=True
+        ),
+    }
+    dgm_defaults = opts["dgm"].defaults
+
+    def dgm_round() -> float:
+        opt = opts["dgm"]
+        t0 = time.perf_counter()
+        for i in range(steps):
+            model.loss(batches[i % NUM_BATCHES]).value.backward()
+            opt.step()
+            opt.zero_grad()
+        return time.perf_counter() - t0
+
+    def pythae_round(side: str) -> float:
+        vae, opt = pythae[side], opts[side]
+        t0 = time.perf_counter()
+        for i in range(steps):
+            vae({"data": batches[i % NUM_BATCHES]}).loss.backward()
+            opt.step()
+            opt.zero_grad()
+        return time.perf_counter() - t0
+
+    fns: dict[str, Callable[[], float]] = {
+        "dgm": dgm_round,
+        "pythae_adam": lambda: pythae_round("pythae_adam"),
+        "pythae_adam_fused": lambda: pythae_round("pythae_adam_fused"),
+    }
+    warning = busy_warning()
+    if warning:
+        log(warning)
+    t_start = time.perf_counter()
+    for fn in fns.values():  # warm-up
+        for _ in range(max(1, warmup // steps)):
+            fn()
+    ms: dict[str, list[float]] = {side: [] for side in SIDES}
+    for r in range(rounds):
+        for k in range(len(SIDES)):  # the order rotates each round
+            side = SIDES[(r + k) % len(SIDES)]
+            ms[side].append(1000 * fns[side]() / steps)
+        log(
+            f"  round {r + 1}/{rounds}: "
+            + ", ".join(f"{side} {v[-1]:.3f}" for side, v in ms.items())
+            + " ms/step"
+        )
+    wall = time.perf_counter() - t_start
+    model.check_values = True
+
+    def paired(a: str, b: str) -> float:
+        return statistics.median([p / q for p, q in zip(ms[a], ms[b], strict=True)])
+
+    med = {side: statistics.median(v) for side, v in ms.items()}
+    payload = {
+        "description": "ms/step of the CS236 VAE training step, dgm vs pythae, one thread",
+        "model": "vae",
+        "model_config": {**CS236_MODEL, "hidden_sizes": list(CS236_MODEL["hidden_sizes"])},
+        "data": dataclasses.asdict(data),
+        "batch_size": CS236_BATCH,
+        "batches_cycled": NUM_BATCHES,
+        "pythae_version": importlib.metadata.version("pythae"),
+        "optimizers": {
+            "dgm": f"AdamW(lr={CS236_LR}, weight_decay={dgm_defaults['weight_decay']}, "
+            f"fused={dgm_defaults['fused']})",
+            "pythae_adam": f"Adam(lr={CS236_LR})",
+            "pythae_adam_fused": f"Adam(lr={CS236_LR}, fused=True)",
+        },
+        "optimizer_sources": {
+            "dgm": "dgm.train.optim.build_optimizer(TrainConfig(lr=1e-3)), as the trainer",
+            "pythae_adam": "pythae's trainer default (optimizer_cls='Adam')",
+            "pythae_adam_fused": "the same with fused=True",
+        },
+        "dgm_check_values": False,
+        "objective": "negative ELBO per example: sum over pixels of the Bernoulli "
+        "cross-entropy plus the closed-form KL to N(0, I), mean over the batch, on both sides; "
+        "pythae takes BCE of sigmoid probabilities, dgm of logits; dgm clamps log σ",
+        "loss_check": {"dgm": dgm_terms, "pythae": pythae_terms},
+        "threads": 1,
+        "steps_per_round": steps,
+        "rounds": rounds,
+        "warmup_steps": warmup,
+        "order": "dgm, pythae Adam, pythae fused Adam, rotating by one each round, after a warm-up",
+        "ms_per_step": med,
+        "ms_per_step_rounds": ms,
+        "ms_per_step_summary": {side: summary(v) for side, v in ms.items()},
+        # each round's ratio: robust to drift in the machine's speed across rounds
+        "ratio_dgm_over_pythae_adam": paired("dgm", "pythae_adam"),
+        "ratio_dgm_over_pythae_adam_fused": paired("dgm", "pythae_adam_fused"),
+        "busy_warning": warning,
+    }
+    path = write_result(
+        NAME, payload, quick=quick, seed=SEED, steps=steps * rounds, wall_time_s=wall
+    )
+    log(
+        f"pythae comparison: dgm {med['dgm']:.3f} ms/step, pythae {med['pythae_adam']:.3f} "
+        f"(Adam, dgm x{payload['ratio_dgm_over_pythae_adam']:.3f}) / "
+        f"{med['pythae_adam_fused']:.3f} (fused Adam, dgm "
+        f"x{payload['ratio_dgm_over_pythae_adam_fused']:.3f})  -> {path}"
+    )
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    return common.main(run, __doc__, "fewer, shorter rounds; results/quick/", argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
