@@ -37,7 +37,7 @@ def image_grid(
     low, high = value_range if value_range is not None else default_range(x)
     if not high > low:
         raise ValueError(f"value_range must have low < high, got {(low, high)}")
-    x = ((x.detach().float().cpu() - low) / (high - low)).clamp(0, 1)
+    x = (x.detach().float().cpu() - low) / (high - low)  # [0, 1]; clipped below
     n, c, h, w = x.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)
