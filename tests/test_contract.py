@@ -56,6 +56,22 @@ VARIANTS = [
     ("test_context_gaussian", (3,), {"context_shape": (2, 2), "condition_dropout": 0.2}),
     ("test_token_chain", (4,), {}),
     ("test_token_chain", (3,), {"context_shape": (2,), "context_vocab": 5}),
+    ("char_rnn", (4,), {"vocab_size": 3, "cell": "lstm", "hidden_size": 6, "embedding_dim": 4}),
+    ("char_rnn", (4,), {"vocab_size": 3, "cell": "gru", "hidden_size": 6, "num_layers": 1}),
+    ("char_rnn", (3,), {"vocab_size": 3, "cell": "rnn", "hidden_size": 5, "embedding_dim": 3}),
+    ("gpt", (4,), {"vocab_size": 3, "n_layer": 2, "n_head": 2, "n_embd": 8}),
+    ("fvsbn", (1, 2, 2), {}),
+    ("fvsbn", (1, 2, 3), {}),
+    ("nade", (1, 2, 2), {"hidden_size": 8}),
+    ("made", (1, 2, 2), {"hidden_sizes": (16,)}),
+    ("made", (1, 2, 3), {"hidden_sizes": (16, 8), "ordering": "random"}),
+    ("made", (1, 2, 2), {"hidden_sizes": (16,), "num_masks": 3}),
+    (
+        "made",
+        (2, 2),
+        {"hidden_sizes": (8,), "num_masks": 3, "ordering": "random", "ensemble_masks": False},
+    ),
+    ("made", (1, 1, 2), {"hidden_sizes": (16,), "head": "categorical"}),
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items())}" if o else n for n, _, o in VARIANTS]
 
@@ -360,6 +376,9 @@ def test_elbo_terms_add_up_to_log_prob(variant):
 
 def all_values(model):
     """Every x of a small discrete model, (V^D, *event_shape)."""
+    if model.support is constraints.boolean:  # binary x are floats in {0, 1}
+        grid = itertools.product((0.0, 1.0), repeat=model.num_dims)
+        return torch.tensor(list(grid), dtype=model.dtype).reshape(-1, *model.event_shape)
     hi = model.support.upper_bound
     grid = itertools.product(range(model.support.lower_bound, hi + 1), repeat=model.num_dims)
     return torch.tensor(list(grid)).reshape(-1, *model.event_shape)
@@ -374,7 +393,7 @@ def test_discrete_autoregressive_conditionals_are_causal_and_sum_to_log_prob(var
     order = model.ordering()
     assert sorted(order.tolist()) == list(range(model.num_dims))
     logits = model.conditional_logits(x, c)  # (B, D, V)
-    chosen = logits.log_softmax(-1).gather(-1, x.reshape(len(x), -1, 1)).squeeze(-1)
+    chosen = logits.log_softmax(-1).gather(-1, x.reshape(len(x), -1, 1).long()).squeeze(-1)
     torch.testing.assert_close(chosen.sum(-1), model.log_prob(x, c))
     position = torch.empty_like(order)
     position[order] = torch.arange(len(order))

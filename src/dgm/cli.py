@@ -133,7 +133,8 @@ def _parser(
         metavar="FILE",
         help="picture file; its suffix picks the format (.png, .jpg, .webp, .bmp, ...) and "
         "missing folders are created. Samples without a picture (not images or 2-D "
-        "points) go to FILE with the suffix .pt",
+        "points) go to FILE with the suffix .pt; samples of text runs go to FILE.txt, one "
+        "decoded sequence per line",
     )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--best", action="store_true")
@@ -263,7 +264,14 @@ def _finish(run_dir: Path, last: dict[str, Any], model: Any) -> int:
     print("next:")
     if model.likelihood is not Likelihood.NONE:
         print(f"  dgm eval {where}")
-    print(f"  dgm sample {where} --out {shlex.quote(str(run_dir / 'samples.png'))}")
+    from dgm.io import read_json
+
+    try:  # a text run (its config holds a vocabulary) samples into decoded text
+        text = "vocab" in read_json(run_dir / "config.json")
+    except (OSError, ValueError):
+        text = False
+    samples = run_dir / ("samples.txt" if text else "samples.png")
+    print(f"  dgm sample {where} --out {shlex.quote(str(samples))}")
     return 0
 
 
@@ -301,7 +309,9 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         )
     saved = rd.read_json(ns.run_dir / rd.CONFIG)
     model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
-    if has_picture(model.event_shape):
+    vocab = saved.get("vocab")  # a text run: tokens decode to characters
+    as_text = vocab is not None and out.suffix.lower() == ".txt" and model.integer_data
+    if has_picture(model.event_shape) and not as_text:
         picture_format(out)  # a suffix Pillow writes, checked before the sampling
     with _writing(out):
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -330,6 +340,15 @@ def cmd_sample(ns: argparse.Namespace) -> int:
             extra["data"] = take(train_data, torch.arange(min(2000, len(train_data))), "cpu").x
         except (KeyError, TypeError, ValueError, OSError):  # data gone: the samples alone
             pass
+    if as_text:
+        from dgm.data.text import decode
+        from dgm.io import atomic_write
+
+        lines = "".join(f"{line}\n" for line in decode(x.cpu(), vocab))
+        with _writing(out):
+            atomic_write(out, lambda p: Path(p).write_text(lines, encoding="utf-8"))
+        print(f"wrote {out} ({len(x)} sequences, one per line)")
+        return 0
     with _writing(out):
         drawn = save_samples(x, out, value_range=saved.get("value_range"), **extra)
     if not drawn:

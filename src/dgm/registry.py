@@ -131,11 +131,15 @@ def create(name: str, event_shape: Iterable[int], **config: Any) -> GenerativeMo
 
 def config_for_data(name: str, data: Any, config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with what the data decide filled in: a model with a ``context_shape``
-    field trained on data that carry a context gets that context's shape (unless given)."""
+    field trained on data that carry a context gets that context's shape, and one with a
+    ``vocab_size`` field trained on text gets the size of its vocabulary (unless given)."""
     fields = {f.name for f in dataclasses.fields(spec(name).config_cls)}
     shape = tuple(getattr(data, "context_shape", ()) or ())
     if shape and "context_shape" in fields and not config.get("context_shape"):
-        return {**config, "context_shape": shape}
+        config = {**config, "context_shape": shape}
+    vocab = getattr(data, "vocab", None)  # text: a model with a vocab_size gets the data's
+    if vocab and "vocab_size" in fields and not config.get("vocab_size"):
+        config = {**config, "vocab_size": len(vocab)}
     return config
 
 

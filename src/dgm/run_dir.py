@@ -70,9 +70,12 @@ def run_config(
     train: Any = None,
     *,
     value_range: tuple[float, float] | None = None,
+    vocab: str | None = None,
 ) -> dict[str, Any]:
     """The config.json of a run: enough to rebuild the model, its data and its training;
-    ``value_range`` is the data's (low, high), for drawing samples."""
+    ``value_range`` is the data's (low, high), for drawing samples; ``vocab`` the characters
+    of text tokens (token i is ``vocab[i]``), for decoding samples (stored only when given)."""
+    extra = {"vocab": vocab} if vocab is not None else {}
     return {
         "dgm_version": __version__,
         "model": name_of(model),
@@ -81,6 +84,7 @@ def run_config(
         "data": to_dict(data) if data is not None else None,
         "train": to_dict(train) if train is not None else None,
         "value_range": list(value_range) if value_range is not None else None,
+        **extra,
     }
 
 

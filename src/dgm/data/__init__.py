@@ -4,7 +4,7 @@ Image data (Fashion-MNIST, MNIST, sklearn's 8x8 digits), 2-D toy densities and t
 user's own files (``tensors``, ``images``, ``csv``) register themselves on import.
 """
 
-from dgm.data import files, images, toy  # noqa: F401  (registers the datasets)
+from dgm.data import files, images, text, toy  # noqa: F401  (registers the datasets)
 from dgm.data.config import DataConfig
 from dgm.data.dataset import (
     SPLITS,

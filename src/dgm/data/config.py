@@ -25,6 +25,7 @@ class DataConfig:
     image_size: int | None = None  # your pictures: resized to this square size (default 32)
     channels: int | None = None  # your pictures: 1 grey, 3 RGB, 0 detect (default)
     label_column: str | None = None  # your CSV: the column holding class labels
+    block_size: int | None = None  # text: characters per sequence (text 64, words 16)
 
     def options(self) -> dict[str, Any]:
         """Loader options that were given (``data_seed`` is the loaders' ``seed``)."""

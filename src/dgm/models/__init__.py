@@ -1,3 +1,3 @@
 """Model families; importing this package registers every model with ``dgm.registry``."""
 
-from dgm.models import latent  # noqa: F401  (registers vae, gmvae)
+from dgm.models import autoregressive, latent  # noqa: F401  (registers the models)

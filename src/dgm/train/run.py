@@ -95,7 +95,8 @@ def train(
                 file=sys.stderr,
             )
         out.mkdir(parents=True, exist_ok=True)
-        saved = rd.run_config(model, data, config, value_range=train_data.value_range)
+        vocab = getattr(train_data, "vocab", None)  # text: to decode samples
+        saved = rd.run_config(model, data, config, value_range=train_data.value_range, vocab=vocab)
         rd.write_json(out / rd.CONFIG, saved)
     return model, _fit(trainer)
 

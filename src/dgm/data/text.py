@@ -1,0 +1,210 @@
+"""Character-level text: any UTF-8 file (``text``), a word list (``words``) and a small
+corpus of fortunes (``fortunes``); x are integer tokens of event shape (T,), int64.
+
+The vocabulary is the sorted set of characters of the *whole* corpus (deterministic, the
+same for every split): built from the train split alone, a valid or test character that
+train never shows would have no token and the held-out likelihood could not be computed.
+It is stored on the data (``TextData.vocab``: token i is ``vocab[i]``) and ``dgm train``
+writes it into config.json, so ``dgm sample`` can decode tokens back to text.
+
+Splits of running text (``text``, ``fortunes``) are contiguous: the last ``test_fraction``
+of the characters is "test", the ``valid_fraction`` before it "valid", the rest "train",
+so no held-out character is in a train window. Train windows of ``block_size`` characters
+start every ``block_size // 2`` characters (overlapping halves: twice the windows of a
+plain cut, each character seen in two contexts); valid and test windows do not overlap.
+``words`` has one word per sequence, padded with the end token "\\n" to ``block_size``
+(words that do not fit are dropped), split by a seeded permutation.
+
+Example:
+    >>> import os, tempfile
+    >>> from dgm.data import get
+    >>> path = os.path.join(tempfile.mkdtemp(), "abc.txt")
+    >>> _ = open(path, "w").write("abcabcabca" * 10)
+    >>> data = get("text", "train", path, block_size=8)
+    >>> data.vocab, tuple(data.event_shape), data.x.dtype
+    ('abc', (8,), torch.int64)
+    >>> decode(data.x[:1], data.vocab)
+    ['abcabcab']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from dgm.data.dataset import TensorData, register_dataset
+from dgm.data.files import SPLIT_FRACTION, split_index
+
+BLOCK_SIZE = 64  # default characters per sequence of running text
+WORD_LENGTH = 16  # default length of a padded word: 99.3 % of wamerican fits with its end
+END = "\n"  # the end token padding each word of ``words``
+WORDS_FILE = "/usr/share/dict/words"
+FORTUNES_DIR = "/usr/share/games/fortunes"
+
+
+class TextData(TensorData):
+    """``TensorData`` of integer tokens that keeps its character ``vocab`` through
+    ``subset`` and ``to`` (token i is the character ``vocab[i]``)."""
+
+    def __init__(self, x: Tensor, *, vocab: str, name: str) -> None:
+        super().__init__(x, name=name)
+        self.vocab = vocab
+
+    def _like(self, x: Tensor, y: Tensor, context: Tensor | None) -> TextData:
+        return TextData(x, vocab=self.vocab, name=self.name)
+
+
+def encode(text: str, vocab: str) -> Tensor:
+    """The characters of ``text`` as int64 tokens (their index in ``vocab``)."""
+    lookup = {ch: i for i, ch in enumerate(vocab)}
+    missing = sorted(set(text) - set(lookup))
+    if missing:
+        raise ValueError(f"characters {missing[:10]} are not in the vocabulary")
+    return torch.tensor([lookup[ch] for ch in text], dtype=torch.long)
+
+
+def decode(tokens: Tensor, vocab: str) -> list[str]:
+    """One string per row of integer ``tokens`` (n, T): trailing end tokens ("\\n") are
+    dropped and inner newlines written as the two characters "\\\\n", one line per row."""
+    rows = []
+    for row in tokens.reshape(len(tokens), -1).tolist():
+        if any(not 0 <= t < len(vocab) for t in row):
+            raise ValueError(f"tokens outside 0..{len(vocab) - 1} of the vocabulary")
+        rows.append("".join(vocab[t] for t in row).rstrip(END).replace("\n", "\\n"))
+    return rows
+
+
+def _check(block_size: int, valid_fraction: float, test_fraction: float) -> None:
+    if not isinstance(block_size, int) or block_size < 2:
+        raise ValueError(f"block_size must be an int >= 2, got {block_size!r}")
+    for name, f in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= f < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {f}")
+    if valid_fraction + test_fraction >= 1:
+        raise ValueError("valid_fraction + test_fraction must leave some text to train on")
+
+
+def _windows(tokens: Tensor, block_size: int, stride: int) -> Tensor:
+    """Windows (N, block_size) of ``tokens`` starting every ``stride`` tokens."""
+    if len(tokens) < block_size:
+        return tokens.new_empty(0, block_size)
+    return tokens.unfold(0, block_size, stride).contiguous()  # (N, block_size)
+
+
+def running_text(
+    name: str,
+    text: str,
+    split: str,
+    block_size: int,
+    valid_fraction: float,
+    test_fraction: float,
+) -> TextData:
+    """Split ``split`` of ``text`` as windows of ``block_size`` tokens (see the module)."""
+    _check(block_size, valid_fraction, test_fraction)
+    vocab = "".join(sorted(set(text)))
+    tokens = encode(text, vocab)  # (N,)
+    n = len(tokens)
+    n_test, n_valid = round(test_fraction * n), round(valid_fraction * n)
+    bounds = {
+        "train": (0, n - n_test - n_valid),
+        "valid": (n - n_test - n_valid, n - n_test),
+        "test": (n - n_test, n),
+    }
+    lo, hi = bounds[split]
+    stride = max(1, block_size // 2) if split == "train" else block_size
+    x = _windows(tokens[lo:hi], block_size, stride)
+    if len(x) == 0:
+        raise ValueError(
+            f"split {split!r} of {name!r} holds {hi - lo} characters, fewer than one window "
+            f"of block_size={block_size}: use a longer text, a smaller --block-size or "
+            "larger fractions"
+        )
+    return TextData(x, vocab=vocab, name=name)
+
+
+@register_dataset("text", "your UTF-8 text: --data-root FILE, windows of --block-size characters")
+def load_text(
+    split: str,
+    root: str | None,
+    *,
+    block_size: int = BLOCK_SIZE,
+    valid_fraction: float = SPLIT_FRACTION,
+    test_fraction: float = SPLIT_FRACTION,
+) -> TextData:
+    """Windows of ``block_size`` characters of the UTF-8 file ``root`` (see the module)."""
+    if root is None:
+        raise FileNotFoundError("dataset 'text' reads your file: pass --data-root FILE")
+    path = Path(root).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"--data-root {path} is not a file of text")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e})") from None
+    return running_text("text", text, split, block_size, valid_fraction, test_fraction)
+
+
+@register_dataset("fortunes", "Debian fortunes-min, concatenated: windows of --block-size chars")
+def load_fortunes(
+    split: str,
+    root: str | None,
+    *,
+    block_size: int = BLOCK_SIZE,
+    valid_fraction: float = SPLIT_FRACTION,
+    test_fraction: float = SPLIT_FRACTION,
+) -> TextData:
+    """The fortune files of ``root`` (default /usr/share/games/fortunes, Debian package
+    ``fortunes-min``; the .dat indexes and .u8 links are skipped), in sorted order."""
+    folder = Path(root or FORTUNES_DIR).expanduser()
+    files = (
+        sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8")
+        )
+        if folder.is_dir()
+        else []
+    )
+    if not files:
+        raise FileNotFoundError(
+            f"no fortune files in {folder}: install the Debian package fortunes-min "
+            "(apt-get install fortunes-min) or pass --data-root FOLDER"
+        )
+    text = "".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
+    return running_text("fortunes", text, split, block_size, valid_fraction, test_fraction)
+
+
+@register_dataset("words", "English words (Debian wamerican), one per sequence, padded with '\\n'")
+def load_words(
+    split: str,
+    root: str | None,
+    *,
+    block_size: int = WORD_LENGTH,
+    valid_fraction: float = SPLIT_FRACTION,
+    test_fraction: float = SPLIT_FRACTION,
+    seed: int = 0,
+) -> TextData:
+    """One word per line of ``root`` (default /usr/share/dict/words, Debian package
+    ``wamerican``) as ``block_size`` tokens: the word, then the end token "\\n" repeated.
+    Words of ``block_size`` characters or more are dropped (each needs one end token)."""
+    _check(block_size, valid_fraction, test_fraction)
+    path = Path(root or WORDS_FILE).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: install the Debian package wamerican "
+            "(apt-get install wamerican) or pass --data-root FILE (one word per line)"
+        )
+    words = [w for w in path.read_text(encoding="utf-8").split("\n") if w.strip()]
+    words = [w for w in words if len(w) < block_size]
+    if not words:
+        raise ValueError(f"{path} holds no word shorter than block_size={block_size}")
+    vocab = "".join(sorted(set("".join(words)) | {END}))
+    x = encode("".join(w.ljust(block_size, END) for w in words), vocab)
+    x = x.view(len(words), block_size)  # (N, T)
+    index = torch.from_numpy(split_index(len(words), split, valid_fraction, test_fraction, seed))
+    return TextData(x[index], vocab=vocab, name="words")
+
+
+__all__ = ["TextData", "decode", "encode", "load_fortunes", "load_text", "load_words"]

@@ -1,0 +1,88 @@
+"""Neural autoregressive distribution estimator (NADE) for binary data.
+
+p(x) = Π_d Bernoulli(x_d | σ(b_d + V_d · h_d)), h_d = σ(c + W_{:, <d} x_{<d}), with one
+weight matrix W (H × D) shared by every conditional, so all D conditionals cost O(H D):
+the hidden pre-activation grows by W_{:, d} x_d from one dimension to the next.
+
+References:
+    Larochelle & Murray 2011, The Neural Autoregressive Distribution Estimator, AISTATS.
+    Uria, Côté, Gregor, Murray & Larochelle 2016, Neural Autoregressive Distribution
+    Estimation, JMLR 17, arXiv:1605.02226.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dgm.models.autoregressive.fixed_order import FixedOrderModel
+from dgm.registry import register
+
+
+@dataclasses.dataclass
+class NADEConfig:
+    hidden_size: int = 500  # H, hidden units shared by all conditionals (500 as the paper)
+
+
+@register("nade", NADEConfig)
+class NADE(FixedOrderModel):
+    """NADE (Larochelle & Murray 2011): exact log_prob in nats over binary x, natural order.
+
+    All D conditionals come from one pass: a_d = c + Σ_{j<d} W_{:, j} x_j is an exclusive
+    cumulative sum over d, h_d = σ(a_d), logit_d = b_d + V_d · h_d. Sampling and completion
+    run the same recursion one dimension at a time (O(H D) per draw).
+
+    References:
+        Larochelle & Murray 2011 (AISTATS); Uria et al. 2016, arXiv:1605.02226.
+
+    Example:
+        >>> import torch, dgm
+        >>> model = dgm.create("nade", (1, 3, 3), hidden_size=8)
+        >>> x = model.sample(4, generator=torch.Generator().manual_seed(0))
+        >>> x.shape, model.log_prob(x).shape
+        (torch.Size([4, 1, 3, 3]), torch.Size([4]))
+    """
+
+    def __init__(self, event_shape: Iterable[int], config: NADEConfig) -> None:
+        super().__init__(event_shape, config)
+        if config.hidden_size < 1:
+            raise ValueError(f"hidden_size must be >= 1, got {config.hidden_size}")
+        self._set_head(categorical=False)
+        D, H = self.num_dims, config.hidden_size
+        self.W = nn.Parameter(torch.randn(H, D) / math.sqrt(D))  # (H, D) input weights
+        self.c = nn.Parameter(torch.zeros(H))  # (H,) hidden bias
+        self.V = nn.Parameter(torch.randn(D, H) / math.sqrt(H))  # (D, H) output weights
+        self.b = nn.Parameter(torch.zeros(D))  # (D,) output bias
+
+    def ordering(self) -> Tensor:
+        return torch.arange(self.num_dims, device=self.device)
+
+    def _outputs(self, x: Tensor, index: int = 0) -> Tensor:
+        contrib = x[:, :, None] * self.W.T  # (B, D, H): W_{:, d} x_d
+        before = contrib.cumsum(1)[:, :-1]  # (B, D-1, H): Σ_{j<=d} W_{:, j} x_j
+        a = F.pad(before, (0, 0, 1, 0)) + self.c  # (B, D, H): exclusive sum, j < d
+        h = torch.sigmoid(a)  # (B, D, H)
+        return (h * self.V).sum(-1) + self.b  # (B, D) logits
+
+    def _fill(
+        self,
+        flat: Tensor,
+        observed: Tensor,
+        generator: torch.Generator | None,
+        T: float,
+        index: int = 0,
+    ) -> Tensor:
+        """The O(H D) recursion: one hidden update per dimension."""
+        a = self.c.expand(len(flat), -1)  # (B, H)
+        for d in range(self.num_dims):
+            if not bool(observed[:, d].all()):
+                logit = torch.sigmoid(a) @ self.V[d] + self.b[d]  # (B,)
+                draw = self._draw(logit, generator, T)
+                flat[:, d] = torch.where(observed[:, d], flat[:, d], draw)
+            a = a + flat[:, d, None] * self.W[:, d]  # (B, H)
+        return flat

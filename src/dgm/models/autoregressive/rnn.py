@@ -1,0 +1,134 @@
+"""Character-level recurrent language model: p(x) = Π_t p(x_t | x_<t) over T tokens.
+
+References:
+    Elman 1990, Finding Structure in Time, Cognitive Science 14 (the simple RNN).
+    Hochreiter & Schmidhuber 1997, Long Short-Term Memory, Neural Computation 9 (LSTM).
+    Cho et al. 2014, arXiv:1406.1078 (GRU).
+    Karpathy 2015, The Unreasonable Effectiveness of Recurrent Neural Networks (char-rnn).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import constraints
+
+from dgm.model import GenerativeModel, Likelihood
+from dgm.models.autoregressive.sampling import SequenceSampleOptions, draw
+from dgm.registry import register
+
+CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclasses.dataclass
+class CharRNNConfig:
+    vocab_size: int = 256  # tokens 0..V-1; dgm train sets it from the text's vocabulary
+    cell: Literal["rnn", "lstm", "gru"] = "lstm"  # recurrent cell: tanh RNN, LSTM or GRU
+    hidden_size: int = 256  # width of the hidden state (char-rnn's small model)
+    num_layers: int = 2  # stacked recurrent layers
+    embedding_dim: int = 64  # width of the token embedding fed to the first layer
+    dropout: float = 0.0  # dropout between stacked layers (training only)
+
+
+@register("char_rnn", CharRNNConfig)
+class CharRNN(GenerativeModel):
+    """Recurrent language model over T tokens: log_prob is exact, in nats per sequence.
+
+    The input at step t is the embedding of x_{t-1}, and at t = 1 a learned start token (an
+    extra embedding row, id V, used only as input); the first hidden state is learned too.
+    The top layer's state gives the logits of x_t, so p(x_1) is modelled and
+    ``conditional_logits`` (B, T, V) come from one teacher-forced pass. ``sample`` draws
+    the T tokens one by one, carrying the hidden state (temperature, top-k, top-p).
+
+    References:
+        Elman 1990; Hochreiter & Schmidhuber 1997 (LSTM); Cho et al. 2014,
+        arXiv:1406.1078 (GRU); Karpathy 2015 (char-rnn).
+
+    Example:
+        >>> import torch, dgm
+        >>> model = dgm.create("char_rnn", (6,), vocab_size=5, cell="gru", hidden_size=8)
+        >>> x = model.sample(3, generator=torch.Generator().manual_seed(0), temperature=0.8)
+        >>> x.shape, x.dtype, model.log_prob(x).shape, model.conditional_logits(x).shape
+        (torch.Size([3, 6]), torch.int64, torch.Size([3]), torch.Size([3, 6, 5]))
+    """
+
+    likelihood = Likelihood.EXACT
+    sample_options = SequenceSampleOptions
+
+    def __init__(self, event_shape: Iterable[int], config: CharRNNConfig) -> None:
+        super().__init__(event_shape, config)
+        if len(self.event_shape) != 1:
+            raise ValueError(f"char_rnn models sequences (T,), got {tuple(self.event_shape)}")
+        if config.cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {config.cell!r}")
+        for name in ("vocab_size", "hidden_size", "num_layers", "embedding_dim"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+        V, H, L = config.vocab_size, config.hidden_size, config.num_layers
+        self.support = constraints.integer_interval(0, V - 1)
+        self.embed = nn.Embedding(V + 1, config.embedding_dim)  # id V: the start token
+        dropout = config.dropout if L > 1 else 0.0
+        self.rnn = CELLS[config.cell](config.embedding_dim, H, L, batch_first=True, dropout=dropout)
+        self.h0 = nn.Parameter(torch.zeros(L, 1, H))  # learned start state
+        if config.cell == "lstm":
+            self.c0 = nn.Parameter(torch.zeros(L, 1, H))  # the LSTM's start cell state
+        self.head = nn.Linear(H, V)
+
+    def support_hint(self) -> str:
+        return f"give tokens 0..{self.config.vocab_size - 1} (--vocab-size is set from the data)"
+
+    def _start(self, n: int) -> Any:
+        """The learned start state for a batch of n: h (L, n, H), or (h, c) for an LSTM."""
+        h = self.h0.expand(-1, n, -1).contiguous()  # (L, n, H)
+        if self.config.cell == "lstm":
+            return h, self.c0.expand(-1, n, -1).contiguous()
+        return h
+
+    # -- DiscreteAutoregressive -------------------------------------------------------------
+
+    def ordering(self) -> Tensor:
+        """Left to right: position t is the t-th conditional."""
+        return torch.arange(self.num_dims, device=self.device)
+
+    def conditional_logits(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        """Logits (B, T, V) of p(x_t | x_<t) by teacher forcing."""
+        x = self.check_x(x)
+        self.check_c(c, len(x))
+        start = torch.full_like(x[:, :1], self.config.vocab_size)  # (B, 1): the start token
+        inputs = torch.cat([start, x[:, :-1]], dim=1)  # (B, T): x shifted right
+        h, _ = self.rnn(self.embed(inputs), self._start(len(x)))  # (B, T, H)
+        return self.head(h)  # (B, T, V)
+
+    # -- the contract -----------------------------------------------------------------------
+
+    def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        """log p(x) = Σ_t log p(x_t | x_<t) in nats, shape (B,)."""
+        logits = self.conditional_logits(x, c)  # (B, T, V)
+        x = self.check_x(x)
+        return -F.cross_entropy(logits.transpose(1, 2), x, reduction="none").sum(-1)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        c: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """n sequences (n, T) int64, drawn token by token with the hidden state carried."""
+        settings = self.sample_settings(options)
+        self.check_c(c, n)
+        token = torch.full((n, 1), self.config.vocab_size, dtype=torch.long, device=self.device)
+        state = self._start(n)
+        out = torch.empty(n, self.num_dims, dtype=torch.long, device=self.device)
+        for t in range(self.num_dims):
+            h, state = self.rnn(self.embed(token), state)  # h: (n, 1, H)
+            out[:, t] = draw(self.head(h[:, 0]), settings, generator)
+            token = out[:, t : t + 1]  # (n, 1)
+        return out

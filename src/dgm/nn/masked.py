@@ -1,0 +1,164 @@
+"""Masked linear layers and the MADE network (Germain et al. 2015): an MLP whose weights
+are masked so that output d depends only on the inputs before d in a chosen ordering.
+
+Written once for the autoregressive models (MADE) and for flows (MAF, IAF) to reuse.
+
+References:
+    Germain, Gregor, Murray & Larochelle 2015, MADE: Masked Autoencoder for Distribution
+    Estimation, arXiv:1502.03509.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class MaskedLinear(nn.Linear):
+    """A ``nn.Linear`` whose weight is multiplied by a fixed 0/1 ``mask`` (out, in), kept
+    as a buffer so it moves and saves with the module. ``mask`` may also be a stack of
+    masks (M, out, in): ``forward(x, index)`` then uses mask ``index``.
+
+    Example:
+        >>> layer = MaskedLinear(3, 2, torch.tensor([[1.0, 0, 0], [1, 1, 0]]))
+        >>> layer(torch.ones(4, 3)).shape
+        torch.Size([4, 2])
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, mask: Tensor, bias: bool = True
+    ) -> None:
+        super().__init__(in_features, out_features, bias)
+        masks = mask if mask.dim() == 3 else mask[None]  # (M, out, in)
+        if masks.shape[1:] != (out_features, in_features):
+            raise ValueError(
+                f"mask has shape {tuple(mask.shape)}, expected ([M,] {out_features}, {in_features})"
+            )
+        self.register_buffer("mask", masks.to(self.weight.dtype))
+
+    def forward(self, x: Tensor, index: int = 0) -> Tensor:
+        return F.linear(x, self.weight * self.mask[index], self.bias)
+
+
+def made_degrees(
+    ordering: Tensor,
+    hidden_sizes: Sequence[int],
+    generator: torch.Generator | None = None,
+) -> list[Tensor]:
+    """Degrees of the input and hidden units (Germain et al. 2015, section 4).
+
+    Input d has degree 1 + its position in ``ordering`` (a permutation of 0..D-1). Hidden
+    units take degrees in [min of the layer below, D - 1], cycled so that every degree is
+    present when the layer is wide enough; ``generator`` shuffles which unit gets which
+    degree (a different connectivity for order-agnostic training). Returns
+    [input degrees (D,), hidden layer 1 (H1,), ...], int64.
+    """
+    D = len(ordering)
+    position = torch.empty_like(ordering)
+    position[ordering] = torch.arange(D)
+    degrees = [position + 1]
+    for h in hidden_sizes:
+        low = min(int(degrees[-1].min()), max(D - 1, 1))
+        span = max(D - 1, 1) - low + 1
+        d = low + torch.arange(h) % span  # every degree in [low, D-1] when h >= span
+        if generator is not None:
+            d = d[torch.randperm(h, generator=generator)]
+        degrees.append(d)
+    return degrees
+
+
+def made_masks(
+    ordering: Tensor,
+    hidden_sizes: Sequence[int],
+    num_outputs_per_dim: int = 1,
+    generator: torch.Generator | None = None,
+) -> list[Tensor]:
+    """The masks (out, in) of each layer of a MADE for ``ordering``.
+
+    Hidden layers connect unit k to input/hidden unit j when deg(k) >= deg(j); the output
+    layer is strict, deg(out) > deg(j), so output d sees only inputs before d. Output units
+    are laid out dimension-major: unit d * num_outputs_per_dim + k is output k of dim d.
+
+    Example:
+        >>> masks = made_masks(torch.arange(3), ())
+        >>> masks[0]
+        tensor([[0., 0., 0.],
+                [1., 0., 0.],
+                [1., 1., 0.]])
+    """
+    degrees = made_degrees(ordering, hidden_sizes, generator)
+    masks = [
+        (d_out[:, None] >= d_in[None, :]).float() for d_in, d_out in itertools.pairwise(degrees)
+    ]
+    out = degrees[0].repeat_interleave(num_outputs_per_dim)  # (D * K,)
+    masks.append((out[:, None] > degrees[-1][None, :]).float())
+    return masks
+
+
+def natural_ordering(num_dims: int) -> Tensor:
+    """0, 1, ..., D-1."""
+    return torch.arange(num_dims)
+
+
+def random_ordering(num_dims: int, generator: torch.Generator) -> Tensor:
+    """A random permutation of 0..D-1 drawn with ``generator``."""
+    return torch.randperm(num_dims, generator=generator)
+
+
+class MADE(nn.Module):
+    """A masked MLP: (B, D) inputs to (B, D, num_outputs_per_dim) outputs, output d a
+    function of the inputs before d in the ordering only (Germain et al. 2015).
+
+    ``orderings`` is one permutation (D,) or M of them (M, D); with M > 1 each ordering gets
+    its own connectivity (hidden degrees shuffled by ``seed + m``; mask set 0 is unshuffled)
+    and ``forward(x, index)`` picks one, for order-agnostic training. ReLU between layers.
+
+    Example:
+        >>> net = MADE(4, (16,), num_outputs_per_dim=2)
+        >>> net(torch.zeros(3, 4)).shape
+        torch.Size([3, 4, 2])
+    """
+
+    def __init__(
+        self,
+        num_dims: int,
+        hidden_sizes: Sequence[int],
+        num_outputs_per_dim: int = 1,
+        orderings: Tensor | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if orderings is None:
+            orderings = natural_ordering(num_dims)
+        orderings = orderings if orderings.dim() == 2 else orderings[None]  # (M, D)
+        if orderings.shape[1] != num_dims or not all(
+            torch.equal(o.sort().values, torch.arange(num_dims)) for o in orderings
+        ):
+            raise ValueError(f"orderings must be permutations of 0..{num_dims - 1}")
+        self.num_dims, self.num_outputs_per_dim = num_dims, num_outputs_per_dim
+        self.register_buffer("orderings", orderings.long().clone())
+        sets = []
+        for m, order in enumerate(orderings):
+            g = torch.Generator().manual_seed(seed + m) if m > 0 else None
+            sets.append(made_masks(order, hidden_sizes, num_outputs_per_dim, g))
+        sizes = (num_dims, *hidden_sizes, num_dims * num_outputs_per_dim)
+        self.layers = nn.ModuleList(
+            MaskedLinear(i, o, torch.stack([s[k] for s in sets]))
+            for k, (i, o) in enumerate(itertools.pairwise(sizes))
+        )
+
+    @property
+    def num_masks(self) -> int:
+        return len(self.orderings)
+
+    def forward(self, x: Tensor, index: int = 0) -> Tensor:
+        h = x
+        for k, layer in enumerate(self.layers):
+            h = layer(h, index)
+            if k < len(self.layers) - 1:
+                h = F.relu(h)
+        return h.view(len(x), self.num_dims, self.num_outputs_per_dim)  # (B, D, K)

@@ -1,0 +1,142 @@
+"""char_rnn and gpt: causality, normalisation, the KV cache, filtered sampling, and a short
+training run on real words. Exactness checks run in float64."""
+
+import itertools
+import math
+import os
+
+import pytest
+import torch
+
+import dgm
+from dgm.data.text import WORDS_FILE
+from dgm.models.autoregressive.sampling import filter_logits
+from helpers import quiet_config
+
+TINY = {
+    "rnn": ("char_rnn", {"cell": "rnn", "hidden_size": 8, "embedding_dim": 4}),
+    "lstm": ("char_rnn", {"cell": "lstm", "hidden_size": 8, "embedding_dim": 4}),
+    "gru": ("char_rnn", {"cell": "gru", "hidden_size": 8, "embedding_dim": 4, "num_layers": 1}),
+    "gpt": ("gpt", {"n_layer": 2, "n_head": 2, "n_embd": 8}),
+}
+
+
+def build(kind, T=5, V=4, seed=0):
+    name, config = TINY[kind]
+    torch.manual_seed(seed)
+    model = dgm.create(name, (T,), vocab_size=V, **config).double().eval()
+    if name == "gpt":  # GPT-2's init is near-uniform: spread the weights so tests can fail
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.3)
+    return model
+
+
+@pytest.mark.parametrize("kind", list(TINY))
+def test_changing_x_j_moves_no_logit_at_or_before_j(kind):
+    model = build(kind, T=6, V=5)
+    x = torch.randint(5, (7, 6), generator=torch.Generator().manual_seed(1))
+    logits = model.conditional_logits(x)  # (B, T, V)
+    for j in range(6):
+        changed = x.clone()
+        changed[:, j] = (changed[:, j] + 1) % 5
+        moved = (model.conditional_logits(changed) - logits).abs().amax(dim=(0, 2))  # (T,)
+        assert (moved[: j + 1] == 0).all(), f"x_{j} leaks into positions <= {j}"
+        if j + 1 < 6:
+            assert moved[j + 1] > 0, f"x_{j} does not reach position {j + 1}"
+
+
+@pytest.mark.parametrize("kind", list(TINY))
+def test_probabilities_of_every_sequence_sum_to_one(kind):
+    model = build(kind, T=4, V=3)
+    every = torch.tensor(list(itertools.product(range(3), repeat=4)))  # (81, 4)
+    total = model.log_prob(every).exp().sum()
+    assert abs(total.item() - 1) < 1e-6
+    chosen = model.conditional_logits(every).log_softmax(-1).gather(-1, every[..., None])
+    torch.testing.assert_close(chosen.squeeze(-1).sum(-1), model.log_prob(every))
+
+
+def test_gpt_cached_logits_equal_the_uncached_ones():
+    model = build("gpt", T=7, V=5)
+    x = torch.randint(5, (4, 7), generator=torch.Generator().manual_seed(2))
+    full = model.conditional_logits(x)  # (B, T, V)
+    inputs = torch.cat([torch.full_like(x[:, :1], 5), x[:, :-1]], dim=1)  # BOS + shifted x
+    cache = []
+    steps = [model._forward(inputs[:, t : t + 1], start=t, cache=cache) for t in range(7)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-10, atol=1e-10)
+    assert len(cache) == 2 and cache[0][0].shape == (4, 2, 7, 4)  # (B, nh, T, hs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gpt_cached_and_uncached_sampling_draw_the_same_tokens(dtype):
+    model = build("gpt", T=8, V=6).to(dtype)
+    draws = [
+        model.sample(64, generator=torch.Generator().manual_seed(3), use_cache=u, top_p=0.9)
+        for u in (True, False)
+    ]
+    assert torch.equal(*draws)
+
+
+def test_filter_logits_keeps_the_top_k_and_the_smallest_nucleus():
+    logits = torch.tensor([[0.5, 0.25, 0.15, 0.1]]).log()
+    keep = lambda **kw: filter_logits(logits, **kw).isfinite()[0].tolist()  # noqa: E731
+    assert keep(top_k=1) == [True, False, False, False]
+    assert keep(top_k=3) == [True, True, True, False]
+    assert keep(top_p=0.5) == [True, False, False, False]  # 0.5 reached by the first alone
+    assert keep(top_p=0.6) == [True, True, False, False]
+    assert keep(top_p=0.85) == [True, True, True, False]
+    assert keep(top_p=0.91) == [True, True, True, True]
+    assert keep(top_k=2, top_p=0.99) == [True, True, False, False]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gpt"])
+def test_top_k_and_top_p_restrict_the_support_of_every_draw(kind):
+    model = build(kind, T=5, V=6)
+    g = torch.Generator().manual_seed(4)
+    for opts in ({"top_k": 2}, {"top_p": 0.5}, {"top_k": 3, "temperature": 2.0}):
+        x = model.sample(300, generator=g, **opts)
+        logits = model.conditional_logits(x) / opts.get("temperature", 1.0)  # (B, T, V)
+        kept = filter_logits(logits.reshape(-1, 6), opts.get("top_k", 0), opts.get("top_p", 1.0))
+        allowed = kept.isfinite().gather(-1, x.reshape(-1, 1))
+        assert allowed.all(), f"{opts}: a token outside the filtered set was drawn"
+    x = model.sample(300, generator=g)  # unfiltered: tokens outside the top 2 do appear
+    ranks = model.conditional_logits(x) > model.conditional_logits(x).gather(-1, x[..., None])
+    assert (ranks.sum(-1) >= 2).any()
+    greedy = model.sample(4, generator=g, top_k=1)
+    assert (greedy == greedy[:1]).all()  # top_k=1 is greedy decoding: one sequence
+
+
+def test_options_are_checked_and_gpt_fits_only_its_length():
+    model = build("gpt")
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(2, temperature=0.0)
+    with pytest.raises(ValueError, match="top_p"):
+        model.sample(2, top_p=0.0)
+    with pytest.raises(ValueError, match="multiple of n_head"):
+        dgm.create("gpt", (4,), n_head=3, n_embd=8)
+    with pytest.raises(ValueError, match=r"sequences \(T,\)"):
+        dgm.create("char_rnn", (2, 3))
+
+
+@pytest.mark.skipif(not os.path.isfile(WORDS_FILE), reason="wamerican (dict/words) missing")
+@pytest.mark.parametrize("name", ["char_rnn", "gpt"])
+def test_a_short_run_on_words_learns_far_below_the_uniform_rate(name, tmp_path):
+    from dgm.data import DataConfig, get
+    from dgm.train import train
+
+    tiny = {"char_rnn": {"hidden_size": 64, "num_layers": 1, "embedding_dim": 16},
+            "gpt": {"n_layer": 2, "n_head": 2, "n_embd": 32}}[name]  # fmt: skip
+    config = quiet_config(steps=300, batch_size=64, lr=1e-2, warmup_steps=20)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and immune to busy cores
+    try:
+        model, _ = train(name, DataConfig("words"), tmp_path / "r", config, progress=False, **tiny)
+    finally:
+        torch.set_num_threads(threads)
+    valid = get("words", "valid")
+    with torch.no_grad():
+        nll = -model.eval().log_prob(valid.x[:2000]).mean().item()
+    per_char = nll / valid.x.shape[1]
+    uniform = math.log(len(valid.vocab))  # 4.25 nats/char
+    print(f"{name}: valid {per_char:.3f} nats/char (uniform {uniform:.3f})")
+    assert per_char < 0.4 * uniform
