@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from dgm.model import GenerativeModel, Likelihood
 from dgm.models.autoregressive.sampling import SequenceSampleOptions, draw
+from dgm.models.autoregressive.sequence import TokenSequenceModel
 from dgm.registry import register
 
 Cache = list[tuple[Tensor, Tensor]]  # per layer: keys and values (B, nh, t, hs) so far
@@ -97,7 +97,7 @@ class Block(nn.Module):
 
 
 @register("gpt", GPTConfig)
-class GPT(GenerativeModel):
+class GPT(TokenSequenceModel):
     """Decoder-only transformer over T tokens: log_prob is exact, in nats per sequence.
 
     The input is a begin-of-sequence token (an extra id V, used only as input) followed by
@@ -118,7 +118,6 @@ class GPT(GenerativeModel):
         (torch.Size([3, 6]), torch.int64, torch.Size([3]), torch.Size([3, 6, 5]))
     """
 
-    likelihood = Likelihood.EXACT
     sample_options = GPTSampleOptions
 
     def __init__(self, event_shape: Iterable[int], config: GPTConfig) -> None:
@@ -168,10 +167,6 @@ class GPT(GenerativeModel):
 
     # -- DiscreteAutoregressive -------------------------------------------------------------
 
-    def ordering(self) -> Tensor:
-        """Left to right: position t is the t-th conditional."""
-        return torch.arange(self.num_dims, device=self.device)
-
     def conditional_logits(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """Logits (B, T, V) of p(x_t | x_<t) by teacher forcing."""
         x = self.check_x(x)
@@ -180,12 +175,6 @@ class GPT(GenerativeModel):
         return self._forward(torch.cat([bos, x[:, :-1]], dim=1))  # (B, T, V)
 
     # -- the contract -----------------------------------------------------------------------
-
-    def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        """log p(x) = Σ_t log p(x_t | x_<t) in nats, shape (B,)."""
-        logits = self.conditional_logits(x, c)  # (B, T, V)
-        x = self.check_x(x)
-        return -F.cross_entropy(logits.transpose(1, 2), x, reduction="none").sum(-1)
 
     @torch.no_grad()
     def sample(

@@ -14,12 +14,11 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from dgm.model import GenerativeModel, Likelihood
 from dgm.models.autoregressive.sampling import SequenceSampleOptions, draw
+from dgm.models.autoregressive.sequence import TokenSequenceModel
 from dgm.registry import register
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -36,7 +35,7 @@ class CharRNNConfig:
 
 
 @register("char_rnn", CharRNNConfig)
-class CharRNN(GenerativeModel):
+class CharRNN(TokenSequenceModel):
     """Recurrent language model over T tokens: log_prob is exact, in nats per sequence.
 
     The input at step t is the embedding of x_{t-1}, and at t = 1 a learned start token (an
@@ -57,7 +56,6 @@ class CharRNN(GenerativeModel):
         (torch.Size([3, 6]), torch.int64, torch.Size([3]), torch.Size([3, 6, 5]))
     """
 
-    likelihood = Likelihood.EXACT
     sample_options = SequenceSampleOptions
 
     def __init__(self, event_shape: Iterable[int], config: CharRNNConfig) -> None:
@@ -91,10 +89,6 @@ class CharRNN(GenerativeModel):
 
     # -- DiscreteAutoregressive -------------------------------------------------------------
 
-    def ordering(self) -> Tensor:
-        """Left to right: position t is the t-th conditional."""
-        return torch.arange(self.num_dims, device=self.device)
-
     def conditional_logits(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """Logits (B, T, V) of p(x_t | x_<t) by teacher forcing."""
         x = self.check_x(x)
@@ -105,12 +99,6 @@ class CharRNN(GenerativeModel):
         return self.head(h)  # (B, T, V)
 
     # -- the contract -----------------------------------------------------------------------
-
-    def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        """log p(x) = Σ_t log p(x_t | x_<t) in nats, shape (B,)."""
-        logits = self.conditional_logits(x, c)  # (B, T, V)
-        x = self.check_x(x)
-        return -F.cross_entropy(logits.transpose(1, 2), x, reduction="none").sum(-1)
 
     @torch.no_grad()
     def sample(
