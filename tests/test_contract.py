@@ -72,6 +72,7 @@ VARIANTS = [
         {"hidden_sizes": (8,), "num_masks": 3, "ordering": "random", "ensemble_masks": False},
     ),
     ("made", (1, 1, 2), {"hidden_sizes": (16,), "head": "categorical"}),
+    ("rnade", (2,), {"hidden_size": 16, "num_components": 3}),
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items())}" if o else n for n, _, o in VARIANTS]
 

@@ -5,12 +5,15 @@ dgm train MODEL --data NAME --steps N --out DIR [--seed S] [--device cpu|cuda|au
 dgm resume DIR --steps N
 dgm eval DIR [--split test] [--iw-samples K] [--json]
 dgm sample DIR -n 64 [--class C] --out FILE.png
+dgm complete DIR --mask bottom-half|top-half|left-half|right-half|center|random [-n 8]
+             [--split test] [--seed S] [--out FILE.png] [--best] [--no-ema]
 dgm --version
 
 Flags are never abbreviated (``--step`` is not ``--steps``); a misspelled one is refused
-with the subcommand's usage and the closest flag. train, eval and sample take
-``--threads N``. Errors are one line on stderr: exit 2 for bad input or files, 3 when
-training diverged, 130 when interrupted.
+with the subcommand's usage and the closest flag. train, eval, sample and complete take
+``--threads N``. complete (inpainting) needs an image run whose model is ``Completable``.
+Errors are one line on stderr: exit 2 for bad input or files, 3 when training diverged,
+130 when interrupted.
 """
 
 from __future__ import annotations
@@ -144,7 +147,37 @@ def _parser(
         options = spec(sampled).cls.sample_options
         if options is not None:
             cfg.add_arguments(s.add_argument_group(f"{sampled} sampling options"), options)
-    return p, {"list": sub.choices["list"], "train": t, "resume": r, "eval": e, "sample": s}
+    from dgm.tasks.inpaint import MASKS
+
+    m = sub.add_parser(
+        "complete",
+        help="inpaint hidden pixels of data examples (Completable image models)",
+        allow_abbrev=False,
+    )
+    m.add_argument("run_dir", type=Path)
+    m.add_argument(
+        "--mask",
+        required=True,
+        choices=MASKS,
+        help="pixels to hide: a half, the central square, or each pixel with probability 0.5",
+    )
+    m.add_argument("-n", type=int, default=8, help="examples to complete (default: 8)")
+    m.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    m.add_argument("--seed", type=int, default=0, help="for the random mask and the draws")
+    m.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="picture file (its suffix picks the format; missing folders are created); "
+        "rows of originals, masked inputs and completions. Default: "
+        "RUN_DIR/complete-MASK.png",
+    )
+    m.add_argument("--best", action="store_true")
+    m.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
+    _threads(m)
+    parsers = {"list": sub.choices["list"], "train": t, "resume": r, "eval": e, "sample": s}
+    return p, parsers | {"complete": m}
 
 
 def _check_flags(parser: argparse.ArgumentParser, args: Sequence[str]) -> None:
@@ -361,6 +394,58 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_complete(ns: argparse.Namespace) -> int:
+    from dgm import run_dir as rd
+    from dgm.data.dataset import take
+    from dgm.model import Completable
+    from dgm.report.plots import default_range, image_grid, picture_format, save_picture
+    from dgm.tasks.inpaint import completion_grid, image_mask
+
+    out: Path = ns.out if ns.out is not None else ns.run_dir / f"complete-{ns.mask}.png"
+    if out.is_dir():
+        raise ValueError(
+            f"--out {out} is a folder: name a picture file, e.g. {out / 'complete.png'}"
+        )
+    picture_format(out)  # a suffix Pillow writes, checked before the model runs
+    saved = rd.read_json(ns.run_dir / rd.CONFIG)
+    model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
+    name = saved.get("model", type(model).__name__)
+    if not isinstance(model, Completable):
+        raise ValueError(
+            f"the {name} model of {ns.run_dir} is not Completable (it has no "
+            "complete(x, observed_mask)); inpainting needs e.g. fvsbn, nade or made"
+        )
+    shape = tuple(model.event_shape)
+    if not (len(shape) == 3 and shape[0] in (1, 3)):
+        raise ValueError(
+            f"dgm complete inpaints images (event shape (C, H, W) with C 1 or 3); the run "
+            f"in {ns.run_dir} has event shape {shape}"
+        )
+    data = cfg.from_dict(DataConfig, saved["data"]).load(ns.split)
+    n = min(ns.n, len(data))
+    gen = torch.Generator().manual_seed(ns.seed)  # CPU: the mask and dynamic binarization
+    batch = take(data, torch.arange(n), model.device, gen)
+    cond = model.conditioning
+    c = {"classes": batch.y, "context": batch.context}.get(cond.kind)
+    mask = image_mask(ns.mask, batch.x.shape, gen).to(model.device)
+    draws = torch.Generator(model.device).manual_seed(ns.seed)
+    with torch.no_grad():
+        completed = model.complete(batch.x, mask, c, draws)
+    value_range = saved.get("value_range") or default_range(batch.x)
+    images, columns = completion_grid(batch.x, mask, completed, value_range)
+    with _writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_picture(image_grid(images, nrow=columns, value_range=tuple(value_range)), out)
+    hidden = int((~mask[:, 0]).sum())
+    total = mask[:, 0].numel()
+    print(
+        f"filled {hidden} of {total} pixels ({100 * hidden / total:.1f} %) in {n} "
+        f"{ns.split} examples, mask {ns.mask}; wrote {out} (rows: originals, masked, "
+        "completions)"
+    )
+    return 0
+
+
 class _WriteError(OSError):
     """A failed write, already explained in one line."""
 
@@ -424,6 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "resume": lambda: cmd_resume(ns),
         "eval": lambda: cmd_eval(ns),
         "sample": lambda: cmd_sample(ns),
+        "complete": lambda: cmd_complete(ns),
     }
     try:
         _check_counts(ns)
