@@ -25,7 +25,59 @@ class AutoregressiveSampleOptions:
     temperature: float = 1.0  # divide every conditional's logits by T (< 1: sharper)
 
 
-class FixedOrderModel(GenerativeModel):
+class DrawsInOrder(GenerativeModel):
+    """``sample`` and ``complete`` for models that draw one dimension at a time: a subclass
+    gives ``_fill(flat, observed, generator, temperature)``, which draws the unobserved
+    entries of the flattened x (B, D) in its order, each given the entries before it."""
+
+    def _fill(
+        self, flat: Tensor, observed: Tensor, generator: torch.Generator | None, T: float
+    ) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        c: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """n draws, (n, *event_shape): D sequential passes in the model's order, with the
+        ``temperature`` of its sampling options."""
+        opts = self.sample_settings(options)
+        if not opts.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {opts.temperature}")
+        self.check_c(c, n)
+        dtype = torch.long if self.integer_data else self.dtype
+        flat = torch.zeros(n, self.num_dims, dtype=dtype, device=self.device)
+        observed = torch.zeros_like(flat, dtype=torch.bool)
+        return self._fill(flat, observed, generator, opts.temperature).view(n, *self.event_shape)
+
+    @torch.no_grad()
+    def complete(
+        self,
+        x: Tensor,
+        observed_mask: Tensor,
+        c: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """x with the dimensions where ``observed_mask`` is False drawn in the model's order,
+        each given everything before it in that order; observed dimensions are unchanged.
+
+        Exact (a draw from p(x_missing | x_observed)) only when every observed dimension
+        comes before every missing one in the order. For other masks it is ancestral
+        sampling that conditions on an observed dimension only where the order puts it
+        before the missing one drawn; observed dimensions later in the order are ignored.
+        """
+        mask = observed_mask.to(device=x.device).expand_as(x)
+        x = self.check_x(torch.where(mask, x, torch.zeros_like(x)))
+        self.check_c(c, len(x))
+        return self._fill(x.flatten(1).clone(), mask.flatten(1), generator, 1.0).view(x.shape)
+
+
+class FixedOrderModel(DrawsInOrder):
     """Base of the fixed-order autoregressive models of binary or 8-bit data (exact
     likelihood). ``self.categorical`` picks the head: False, a Bernoulli per dimension on
     float x in {0, 1}; True, a 256-way categorical on integer x in 0..255."""
@@ -88,49 +140,6 @@ class FixedOrderModel(GenerativeModel):
         self.check_c(c, len(x))
         flat = x.flatten(1)  # (B, D)
         return self._log_prob_flat(flat, self._outputs(self._inputs(flat)))
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        c: Tensor | None = None,
-        *,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> Tensor:
-        """n draws, (n, *event_shape): D sequential passes in the model's order.
-        Options (``AutoregressiveSampleOptions``): ``temperature`` divides the logits."""
-        opts = self.sample_settings(options)
-        if not opts.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {opts.temperature}")
-        self.check_c(c, n)
-        dtype = torch.long if self.categorical else self.dtype
-        flat = torch.zeros(n, self.num_dims, dtype=dtype, device=self.device)
-        observed = torch.zeros_like(flat, dtype=torch.bool)
-        return self._fill(flat, observed, generator, opts.temperature).view(n, *self.event_shape)
-
-    @torch.no_grad()
-    def complete(
-        self,
-        x: Tensor,
-        observed_mask: Tensor,
-        c: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """x with the dimensions where ``observed_mask`` is False drawn in the model's order,
-        each given everything before it in that order; observed dimensions are unchanged.
-
-        Exact (a draw from p(x_missing | x_observed)) only when every observed dimension
-        comes before every missing one in ``ordering()``. For other masks it is ancestral
-        sampling that conditions on an observed dimension only where the ordering puts it
-        before the missing one drawn; observed dimensions later in the order are ignored.
-        """
-        mask = observed_mask.to(device=x.device).expand_as(x)
-        filler = 0 if self.categorical else 0.0
-        x = self.check_x(torch.where(mask, x, filler))
-        self.check_c(c, len(x))
-        out = self._fill(x.flatten(1).clone(), mask.flatten(1), generator, 1.0)
-        return out.view(x.shape)
 
     def _order(self, index: int = 0) -> Tensor:
         """The ordering of mask set ``index`` (one ordering unless overridden)."""

@@ -16,14 +16,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from dgm.model import GenerativeModel, Likelihood
+from dgm.model import Likelihood
+from dgm.models.autoregressive.fixed_order import DrawsInOrder
 from dgm.registry import register
 
 LOG_SCALE_MIN, LOG_SCALE_MAX = -7.0, 5.0  # clamp on each component's log σ: σ in [9e-4, 148]
@@ -43,7 +43,7 @@ class RNADESampleOptions:
 
 
 @register("rnade", RNADEConfig)
-class RNADE(GenerativeModel):
+class RNADE(DrawsInOrder):
     """RNADE (Uria, Murray & Larochelle 2013): exact log_prob in nats over real x.
 
     All D conditionals come from one pass: a_d = c + Σ_{j<d} W_{:, j} x_j is an exclusive
@@ -119,42 +119,6 @@ class RNADE(GenerativeModel):
         self.check_c(c, len(x))
         flat = x.flatten(1)  # (B, D)
         return mixture_log_prob(flat, *self.mixture_params(flat)).sum(-1)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        c: Tensor | None = None,
-        *,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> Tensor:
-        """n draws, (n, *event_shape): D sequential passes in the natural order. Options
-        (``RNADESampleOptions``): ``temperature`` multiplies every component's σ."""
-        opts = self.sample_settings(options)
-        if not opts.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {opts.temperature}")
-        self.check_c(c, n)
-        flat = torch.zeros(n, self.num_dims, dtype=self.dtype, device=self.device)
-        observed = torch.zeros_like(flat, dtype=torch.bool)
-        return self._fill(flat, observed, generator, opts.temperature).view(n, *self.event_shape)
-
-    @torch.no_grad()
-    def complete(
-        self,
-        x: Tensor,
-        observed_mask: Tensor,
-        c: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """x with the dimensions where ``observed_mask`` is False drawn in the natural order,
-        each given everything before it; observed dimensions are unchanged. Exact (a draw
-        from p(x_missing | x_observed)) when every observed dimension comes before every
-        missing one; otherwise observed dimensions after a missing one are ignored by it."""
-        mask = observed_mask.to(device=x.device).expand_as(x)
-        x = self.check_x(torch.where(mask, x, torch.zeros_like(x)))
-        self.check_c(c, len(x))
-        return self._fill(x.flatten(1).clone(), mask.flatten(1), generator, 1.0).view(x.shape)
 
     # -- sampling: the O(H D) recursion, one dimension at a time -------------------------------
 
