@@ -140,3 +140,14 @@ def test_a_short_run_on_words_learns_far_below_the_uniform_rate(name, tmp_path):
     uniform = math.log(len(valid.vocab))  # 4.25 nats/char
     print(f"{name}: valid {per_char:.3f} nats/char (uniform {uniform:.3f})")
     assert per_char < 0.4 * uniform
+
+
+@pytest.mark.parametrize("name", ["char_rnn", "gpt"])
+def test_sequence_models_refuse_other_shapes_and_empty_vocabularies(name):
+    with pytest.raises(ValueError, match=r"models sequences \(T,\), got \(2, 3\)"):
+        dgm.create(name, (2, 3), vocab_size=3)
+    with pytest.raises(ValueError, match="vocab_size must be >= 1"):
+        dgm.create(name, (4,), vocab_size=0)
+    model = dgm.create(name, (4,), vocab_size=3)
+    with pytest.raises(ValueError, match=r"outside the support.*give tokens 0\.\.2"):
+        model.log_prob(torch.full((1, 4), 3))

@@ -19,7 +19,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import constraints
 
 from dgm.models.autoregressive.sampling import SequenceSampleOptions, draw
 from dgm.models.autoregressive.sequence import TokenSequenceModel
@@ -122,15 +121,12 @@ class GPT(TokenSequenceModel):
 
     def __init__(self, event_shape: Iterable[int], config: GPTConfig) -> None:
         super().__init__(event_shape, config)
-        if len(self.event_shape) != 1:
-            raise ValueError(f"gpt models sequences (T,), got {tuple(self.event_shape)}")
-        for name in ("vocab_size", "n_layer", "n_head", "n_embd"):
+        for name in ("n_layer", "n_head", "n_embd"):
             if getattr(config, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
         if config.n_embd % config.n_head:
             raise ValueError(f"n_embd={config.n_embd} must be a multiple of n_head={config.n_head}")
         V, C = config.vocab_size, config.n_embd
-        self.support = constraints.integer_interval(0, V - 1)
         self.wte = nn.Embedding(V + 1, C)  # id V: the begin-of-sequence token
         self.wpe = nn.Embedding(self.num_dims, C)  # one learned position per token
         self.drop = nn.Dropout(config.dropout)
@@ -147,9 +143,6 @@ class GPT(TokenSequenceModel):
             nn.init.normal_(module.weight, 0.0, 0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
-
-    def support_hint(self) -> str:
-        return f"give tokens 0..{self.config.vocab_size - 1} (--vocab-size is set from the data)"
 
     def _forward(self, tokens: Tensor, start: int = 0, cache: Cache | None = None) -> Tensor:
         """Logits (B, t, V) for input ``tokens`` (B, t) at positions start..start+t-1;

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import constraints
 
 from dgm.models.autoregressive.sampling import SequenceSampleOptions, draw
 from dgm.models.autoregressive.sequence import TokenSequenceModel
@@ -60,15 +59,12 @@ class CharRNN(TokenSequenceModel):
 
     def __init__(self, event_shape: Iterable[int], config: CharRNNConfig) -> None:
         super().__init__(event_shape, config)
-        if len(self.event_shape) != 1:
-            raise ValueError(f"char_rnn models sequences (T,), got {tuple(self.event_shape)}")
         if config.cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {config.cell!r}")
-        for name in ("vocab_size", "hidden_size", "num_layers", "embedding_dim"):
+        for name in ("hidden_size", "num_layers", "embedding_dim"):
             if getattr(config, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
         V, H, L = config.vocab_size, config.hidden_size, config.num_layers
-        self.support = constraints.integer_interval(0, V - 1)
         self.embed = nn.Embedding(V + 1, config.embedding_dim)  # id V: the start token
         dropout = config.dropout if L > 1 else 0.0
         self.rnn = CELLS[config.cell](config.embedding_dim, H, L, batch_first=True, dropout=dropout)
@@ -76,9 +72,6 @@ class CharRNN(TokenSequenceModel):
         if config.cell == "lstm":
             self.c0 = nn.Parameter(torch.zeros(L, 1, H))  # the LSTM's start cell state
         self.head = nn.Linear(H, V)
-
-    def support_hint(self) -> str:
-        return f"give tokens 0..{self.config.vocab_size - 1} (--vocab-size is set from the data)"
 
     def _start(self, n: int) -> Any:
         """The learned start state for a batch of n: h (L, n, H), or (h, c) for an LSTM."""
