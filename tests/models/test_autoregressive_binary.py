@@ -150,8 +150,10 @@ def test_nade_running_pass_equals_the_naive_per_dimension_computation():
     # the O(HD) sampler draws what the generic one-pass-per-dimension sampler draws
     start = torch.zeros(20, 7, dtype=torch.float64)
     none = torch.zeros(20, 7, dtype=torch.bool)
-    fast = model._fill(start.clone(), none, torch.Generator().manual_seed(1), 0.7)
-    slow = FixedOrderModel._fill(model, start.clone(), none, torch.Generator().manual_seed(1), 0.7)
+    fast = model._fill(start.clone(), none, None, torch.Generator().manual_seed(1), 0.7)
+    slow = FixedOrderModel._fill(
+        model, start.clone(), none, None, torch.Generator().manual_seed(1), 0.7
+    )
     assert torch.equal(fast, slow)
 
 

@@ -27,11 +27,17 @@ class AutoregressiveSampleOptions:
 
 class DrawsInOrder(GenerativeModel):
     """``sample`` and ``complete`` for models that draw one dimension at a time: a subclass
-    gives ``_fill(flat, observed, generator, temperature)``, which draws the unobserved
-    entries of the flattened x (B, D) in its order, each given the entries before it."""
+    gives ``_fill(flat, observed, c, generator, temperature)``, which draws the unobserved
+    entries of the flattened x (B, D) in its order, each given the entries before it and
+    the checked conditioning c (None for an unconditional model)."""
 
     def _fill(
-        self, flat: Tensor, observed: Tensor, generator: torch.Generator | None, T: float
+        self,
+        flat: Tensor,
+        observed: Tensor,
+        c: Tensor | None,
+        generator: torch.Generator | None,
+        T: float,
     ) -> Tensor:
         raise NotImplementedError
 
@@ -49,11 +55,11 @@ class DrawsInOrder(GenerativeModel):
         opts = self.sample_settings(options)
         if not opts.temperature > 0:
             raise ValueError(f"temperature must be positive, got {opts.temperature}")
-        self.check_c(c, n)
+        c = self.check_c(c, n)
         dtype = torch.long if self.integer_data else self.dtype
         flat = torch.zeros(n, self.num_dims, dtype=dtype, device=self.device)
         observed = torch.zeros_like(flat, dtype=torch.bool)
-        return self._fill(flat, observed, generator, opts.temperature).view(n, *self.event_shape)
+        return self._fill(flat, observed, c, generator, opts.temperature).view(n, *self.event_shape)
 
     @torch.no_grad()
     def complete(
@@ -73,8 +79,8 @@ class DrawsInOrder(GenerativeModel):
         """
         mask = observed_mask.to(device=x.device).expand_as(x)
         x = self.check_x(torch.where(mask, x, torch.zeros_like(x)))
-        self.check_c(c, len(x))
-        return self._fill(x.flatten(1).clone(), mask.flatten(1), generator, 1.0).view(x.shape)
+        c = self.check_c(c, len(x))
+        return self._fill(x.flatten(1).clone(), mask.flatten(1), c, generator, 1.0).view(x.shape)
 
 
 class FixedOrderModel(DrawsInOrder):
@@ -149,6 +155,7 @@ class FixedOrderModel(DrawsInOrder):
         self,
         flat: Tensor,
         observed: Tensor,
+        c: Tensor | None,
         generator: torch.Generator | None,
         T: float,
         index: int = 0,

@@ -184,17 +184,20 @@ class MADE(FixedOrderModel):
         self,
         flat: Tensor,
         observed: Tensor,
+        c: Tensor | None,
         generator: torch.Generator | None,
         T: float,
         index: int = 0,
     ) -> Tensor:
         """Different orderings in an ensemble: each row draws its mask set uniformly."""
         if not self.ensembled or self.shared_order:
-            return super()._fill(flat, observed, generator, T, index)
+            return super()._fill(flat, observed, c, generator, T, index)
         M = self.config.num_masks
         which = torch.randint(M, (len(flat),), generator=generator, device=flat.device)
         for m in range(M):
             rows = which == m
             if bool(rows.any()):
-                flat[rows] = super()._fill(flat[rows], observed[rows], generator, T, m)
+                flat[rows] = super()._fill(
+                    flat[rows], observed[rows], None if c is None else c[rows], generator, T, m
+                )
         return flat

@@ -73,6 +73,7 @@ class NADE(FixedOrderModel):
         self,
         flat: Tensor,
         observed: Tensor,
+        c: Tensor | None,
         generator: torch.Generator | None,
         T: float,
         index: int = 0,

@@ -123,7 +123,12 @@ class RNADE(DrawsInOrder):
     # -- sampling: the O(H D) recursion, one dimension at a time -------------------------------
 
     def _fill(
-        self, flat: Tensor, observed: Tensor, generator: torch.Generator | None, T: float
+        self,
+        flat: Tensor,
+        observed: Tensor,
+        c: Tensor | None,
+        generator: torch.Generator | None,
+        T: float,
     ) -> Tensor:
         """Draw the unobserved entries of flat (B, D) in order, one hidden update each."""
         a = self.c.expand(len(flat), -1)  # (B, H)
