@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 
+import pytest
 import torch
 from torch import Tensor, nn
 from torch.distributions import Independent, Normal
 from torch.nn import functional as F
 
+import dgm
+from dgm.data.dataset import get
 from dgm.model import GenerativeModel, Likelihood, Loss
 from dgm.registry import register, unregister
 
@@ -324,3 +328,193 @@ def quiet_config(**kw):
         warmup_steps=2,
     )
     return TrainConfig(**{**base, **kw})
+
+
+# -- pixel models (PixelCNN, PixelRNN): enumeration and the Jacobian ------------------------
+
+
+def binary_grid(shape: tuple[int, ...]) -> Tensor:
+    """Every binary x of the given event shape, (2^D, *shape), float64."""
+    D = math.prod(shape)
+    grid = torch.tensor(list(itertools.product((0.0, 1.0), repeat=D)), dtype=torch.float64)
+    return grid.reshape(-1, *shape)
+
+
+def level_grid(shape: tuple[int, ...], levels: int) -> Tensor:
+    """Every integer x in 0..levels-1 of the given event shape, (levels^D, *shape)."""
+    grid = torch.tensor(list(itertools.product(range(levels), repeat=math.prod(shape))))
+    return grid.reshape(-1, *shape)
+
+
+def assert_normalised(model: GenerativeModel, every: Tensor, c: Tensor | None = None) -> Tensor:
+    """Σ exp log_prob over ``every`` possible x is 1 to 1e-6, and the per-dimension
+    conditionals add up to log_prob; returns log_prob (N,)."""
+    lp = model.log_prob(every, c)
+    assert abs(lp.logsumexp(0).exp().item() - 1) < 1e-6
+    logits = model.conditional_logits(every, c).log_softmax(-1)  # (N, D, V)
+    chosen = logits.gather(-1, every.reshape(len(every), -1, 1).long()).sum((1, 2))
+    torch.testing.assert_close(chosen, lp)
+    return lp
+
+
+def order_positions(model: GenerativeModel) -> Tensor:
+    """position[d]: where flattened dimension d comes in ``model.ordering()``."""
+    order = model.ordering()
+    position = torch.empty_like(order)
+    position[order] = torch.arange(len(order))
+    return position
+
+
+def pixel_jacobian(model: GenerativeModel, shape: tuple[int, int, int], points: int = 4) -> Tensor:
+    """|∂ head params (ch, i, j) / ∂ input (ch', i', j')| of a pixel model's
+    ``_head_params``, summed over the parameters and ``points`` random float64 inputs:
+    (D, D), rows outputs and columns inputs, both flattened (ch·H·W + i·W + j)."""
+    C, H, W = shape
+    D = C * H * W
+    g = torch.Generator().manual_seed(0)
+    total = torch.zeros(D, D, dtype=torch.float64)
+    for _ in range(points):
+        x = torch.randn(1, C, H, W, generator=g, dtype=torch.float64)
+        J = torch.autograd.functional.jacobian(lambda t: model._head_params(t, None), x)
+        total += J.abs().sum(2).reshape(D, D)  # (1, C, P, H, W, 1, C, H, W) -> (D, D)
+    return total
+
+
+def assert_raster_autoregressive(model: GenerativeModel, shape: tuple[int, int, int]) -> None:
+    """The model's order is raster over pixels, R -> G -> B inside a pixel, and its Jacobian
+    follows it: no output depends on an input not before it, every output but the first
+    sees some input, and (with C = 3) G sees R and B sees R and G inside pixel (1, 1)."""
+    C, H, W = shape
+    position = order_positions(model)
+    ch, i, j = torch.meshgrid(torch.arange(C), torch.arange(H), torch.arange(W), indexing="ij")
+    assert torch.equal(position, ((i * W + j) * C + ch).flatten())  # raster, R -> G -> B
+    J = pixel_jacobian(model, shape)
+    later = position[None, :] >= position[:, None]  # input not before the output
+    assert (J[later] == 0).all(), "an output depends on an input not before it"
+    for d in range(model.num_dims):
+        if position[d] > 0:
+            assert J[d, position < position[d]].sum() > 0, f"output {d} sees nothing"
+    if C == 3:  # pixel (1, 1): flattened index ch·H·W + 1·W + 1
+        r, g, b = (1 * W + 1 + k * H * W for k in range(3))
+        assert J[g, r] > 0 and J[b, r] > 0 and J[b, g] > 0
+
+
+def build_pixel(name: str, shape: tuple[int, int, int], **overrides) -> GenerativeModel:
+    """``dgm.create(name, shape, **overrides)`` in float64, seed 0, its weights moved off
+    their init (+ 0.2 N(0, 1)) so nothing is trivially symmetric."""
+    torch.manual_seed(0)
+    model = dgm.create(name, shape, **overrides).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return model
+
+
+def assert_each_c_normalised(model: GenerativeModel, every: Tensor) -> None:
+    """Over ``every`` possible x, the model sums to one given each of three classes (a
+    class-conditional model) or three random contexts, and c changes the distribution."""
+    n = len(every)
+    if model.num_classes:
+        cs = [torch.full((n,), k) for k in range(3)]
+    else:
+        g = torch.Generator().manual_seed(3)
+        cs = [torch.randn(model.conditioning.context_shape, generator=g).double() for _ in range(3)]
+        cs = [c.expand(n, *c.shape) for c in cs]
+    lps = [assert_normalised(model, every, c) for c in cs]
+    assert (lps[0] - lps[1]).abs().max() > 1e-3  # c changes the distribution
+
+
+def sample_fast_and_naive(model: GenerativeModel, n: int, c: Tensor | None = None, **options):
+    """(fast, naive): ``model.sample`` with ``fast`` True and False, the same generator."""
+    fast = model.sample(n, c, generator=torch.Generator().manual_seed(11), **options)
+    naive = model.sample(n, c, generator=torch.Generator().manual_seed(11), fast=False, **options)
+    return fast, naive
+
+
+def assert_completion_keeps_observed(model: GenerativeModel) -> None:
+    """``complete`` keeps the observed entries of a sample, draws the others in the
+    support, and with everything observed returns x itself."""
+    x = model.sample(4, generator=torch.Generator().manual_seed(1))
+    mask = torch.rand(x.shape, generator=torch.Generator().manual_seed(2)) < 0.5
+    out = model.complete(x, mask, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out[mask], x[mask]) and model.support.check(out).all()
+    assert not torch.equal(out, x)  # something was drawn
+    assert torch.equal(model.complete(x, torch.ones_like(mask)), x)
+
+
+def assert_pixel_config_errors(name: str) -> None:
+    """The configuration errors every pixel model names: event shape, hidden channels
+    per colour, even kernel, no layers, temperature."""
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        dgm.create(name, (4, 4))
+    with pytest.raises(ValueError, match="multiple of the 3 image channels"):
+        dgm.create(name, (3, 4, 4), hidden_channels=8)
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        dgm.create(name, (1, 4, 4), kernel_size=4)
+    with pytest.raises(ValueError, match="num_layers"):
+        dgm.create(name, (1, 4, 4), num_layers=0)
+    with pytest.raises(ValueError, match="temperature"):
+        dgm.create(name, (1, 4, 4), hidden_channels=4).sample(2, temperature=0.0)
+
+
+def digits_nll_after_training(name: str, steps: int, **config) -> tuple[float, float]:
+    """(test NLL, independent-pixel NLL) in nats of a float32 model ``name`` on 8x8
+    statically binarized digits after ``steps`` Adam steps (lr 1e-2, batch 32, seed 0, one
+    thread); the independent model uses the per-pixel training frequencies."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train = get("digits", "train", binarize="static").x  # (N, 1, 8, 8)
+        test = get("digits", "test", binarize="static").x
+        p = train.mean(0).clamp(1e-3, 1 - 1e-3)  # (1, 8, 8)
+        independent = -(test * p.log() + (1 - test) * (1 - p).log()).flatten(1).sum(1).mean()
+        torch.manual_seed(0)
+        model = dgm.create(name, (1, 8, 8), **config)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(steps):
+            batch = train[torch.randint(len(train), (32,), generator=g)]
+            loss = model.loss(batch).value
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            after = -model.log_prob(test).mean().item()
+    finally:
+        torch.set_num_threads(before)
+    return after, independent.item()
+
+
+# -- flows and the trainer's EMA ------------------------------------------------------------
+
+
+def perturbed(module: nn.Module, scale: float = 0.3) -> nn.Module:
+    """The module in float64, eval mode, with every parameter moved off its (near-identity)
+    initial value by ``scale`` N(0, 1) (generator seed 7)."""
+    module = module.double()
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return module.eval()
+
+
+def fit_tracking_ema(trainer, decay: float) -> dict[str, Tensor]:
+    """``trainer.fit()`` while recomputing, after each step, ema <- decay · ema + (1 - decay)
+    · param from the model's parameters at the start; asserts the trainer's EMA of every
+    parameter equals it to 1e-6 and returns the EMA's state dict."""
+    model = trainer.model
+    expected = {k: v.detach().clone().double() for k, v in model.named_parameters()}
+    original = trainer._train_step
+
+    def step_and_average():
+        original()
+        for k, p in model.named_parameters():
+            expected[k] = decay * expected[k] + (1 - decay) * p.detach().double()
+
+    trainer._train_step = step_and_average
+    trainer.fit()
+    ema = trainer.ema.state_dict()
+    for k, v in expected.items():
+        assert torch.allclose(ema[k].double(), v, rtol=0, atol=1e-6), k
+    return ema

@@ -61,3 +61,34 @@ def test_class_on_an_unconditional_run_names_the_flag(runs, tmp_path, capsys):
         == 2
     )
     assert "trained without --num-classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "flags"),
+    [
+        ("char_rnn", ["--hidden-size", "16", "--num-layers", "1", "--embedding-dim", "8"]),
+        ("gpt", ["--n-layer", "1", "--n-head", "2", "--n-embd", "8"]),
+    ],
+)
+def test_a_text_run_continues_a_prompt_and_names_an_unseen_character(name, flags, tmp_path, capsys):
+    import random
+
+    rng = random.Random(0)
+    words = ["the", "cat", "sat", "on", "mat", "then", "hat"]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(" ".join(rng.choice(words) for _ in range(800)), encoding="utf-8")
+    run, out = tmp_path / "run", tmp_path / "out.txt"
+    assert main(["train", name, "--data", "text", "--data-root", str(corpus), "--block-size",
+                 "10", "--steps", "5", "--batch-size", "16", "--eval-every", "0",
+                 "--sample-every", "0", *flags, "--out", str(run)]) == 0  # fmt: skip
+    assert main(["sample", str(run), "-n", "6", "--prompt", "the ", "--temperature", "0.8",
+                 "--out", str(out)]) == 0  # fmt: skip
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 6 and all(line.startswith("the ") for line in lines)
+    assert len({line[4:] for line in lines}) > 1  # the rest is drawn
+    capsys.readouterr()
+    assert main(["sample", str(run), "--prompt", "thQ", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'Q'" in err and "never had" in err and "Traceback" not in err
+    assert main(["sample", str(run), "--prompt", "the mat sat", "--out", str(out)]) == 2
+    assert "prompt has 11 tokens but sequences have T = 10" in capsys.readouterr().err

@@ -73,6 +73,29 @@ VARIANTS = [
     ),
     ("made", (1, 1, 2), {"hidden_sizes": (16,), "head": "categorical"}),
     ("rnade", (2,), {"hidden_size": 16, "num_components": 3}),
+    ("fvsbn", (1, 2, 2), {"num_classes": 3}),
+    ("nade", (1, 2, 2), {"hidden_size": 8, "num_classes": 3}),
+    ("made", (1, 2, 2), {"hidden_sizes": (16,), "num_masks": 2, "num_classes": 3}),
+    ("rnade", (2,), {"hidden_size": 16, "num_components": 3, "num_classes": 3}),
+    ("pixelcnn", (1, 2, 3), {"variant": "plain", "hidden_channels": 4, "num_layers": 2}),
+    ("pixelcnn", (1, 2, 2), {"hidden_channels": 4, "num_layers": 2}),
+    (
+        "pixelcnn",
+        (1, 1, 2),
+        {"variant": "plain", "head": "categorical", "num_levels": 4, "hidden_channels": 4},
+    ),
+    (
+        "pixelcnn",
+        (1, 2, 2),
+        {"head": "logistic_mixture", "num_levels": 4, "num_mixtures": 2, "hidden_channels": 4},
+    ),
+    ("pixelcnn", (1, 2, 2), {"hidden_channels": 4, "num_layers": 2, "num_classes": 3}),
+    ("pixelcnn", (1, 2, 2), {"variant": "plain", "hidden_channels": 4, "context_shape": (1, 3, 1)}),
+    ("pixelcnn", (1, 2, 2), {"hidden_channels": 4, "num_layers": 2, "context_shape": (3,)}),
+    ("pixelcnn", (3, 2, 1), {"head": "categorical", "num_levels": 3, "hidden_channels": 6}),
+    ("pixelrnn", (1, 2, 3), {"hidden_channels": 4, "num_layers": 2, "first_kernel": 3}),
+    ("pixelrnn", (3, 2, 1), {"head": "logistic_mixture", "num_levels": 4, "hidden_channels": 6}),
+    ("pixelrnn", (1, 2, 2), {"hidden_channels": 4, "num_layers": 1, "num_classes": 3}),
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items())}" if o else n for n, _, o in VARIANTS]
 

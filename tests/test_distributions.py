@@ -7,7 +7,7 @@ import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from dgm import distributions
-from dgm.distributions import BLOCK_ELEMENTS, DiagonalGaussianMixture
+from dgm.distributions import BLOCK_ELEMENTS, DiagonalGaussianMixture, DiscretizedLogisticMixture
 
 
 def _pair(k, d, dtype, scale_range=(0.3, 2.0), seed=0):
@@ -88,3 +88,77 @@ def test_gradients_match(monkeypatch):
     (g2,) = torch.autograd.grad(slow.log_prob(z).sum(), z)
     assert torch.allclose(g1, g2, atol=1e-10)
     assert math.isfinite(g1.sum().item())
+
+
+# -- the discretized logistic mixture (PixelCNN++'s likelihood) ---------------------------
+
+
+def _dlm(batch, k, dtype=torch.float64, num_levels=256, loc_scale=1.0, log_scale=(-4.0, 1.0)):
+    g = torch.Generator().manual_seed(7)
+    logits = torch.randn(*batch, k, generator=g, dtype=dtype)
+    loc = loc_scale * (2 * torch.rand(*batch, k, generator=g, dtype=dtype) - 1)
+    lo, hi = log_scale
+    log_s = lo + (hi - lo) * torch.rand(*batch, k, generator=g, dtype=dtype)
+    return DiscretizedLogisticMixture(logits, loc, log_s, num_levels=num_levels)
+
+
+@pytest.mark.parametrize("num_levels", [256, 4])
+def test_logistic_mixture_sums_to_one_over_every_value(num_levels):
+    d = _dlm((6, 3), 5, num_levels=num_levels)
+    every = d.all_log_probs()  # (6, 3, L)
+    assert every.shape == (6, 3, num_levels)
+    assert (every.logsumexp(-1).abs() < 1e-10).all()
+    values = d.enumerate_support()  # (L, 6, 3)
+    torch.testing.assert_close(
+        d.log_prob(values).logsumexp(0), torch.zeros(6, 3, dtype=every.dtype)
+    )
+    torch.testing.assert_close(d.log_prob(values), every.movedim(-1, 0), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_logistic_mixture_stays_finite_at_extreme_scales_and_locations(dtype):
+    log_s = torch.tensor([-80.0, -30.0, -7.0, 0.0, 10.0, 40.0, 800.0], dtype=dtype)
+    loc = torch.tensor([-1e4, -3.0, -1.0, 0.0, 0.3, 1.0, 1e4], dtype=dtype)
+    grid_s, grid_l = torch.meshgrid(log_s, loc, indexing="ij")  # every pair, K = 1
+    d = DiscretizedLogisticMixture(
+        torch.zeros_like(grid_s)[..., None], grid_l[..., None], grid_s[..., None]
+    )
+    every = d.all_log_probs()  # (7, 7, 256)
+    assert torch.isfinite(every).all()
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    assert (every.logsumexp(-1).abs() < tol).all()
+    # a tiny scale puts all the mass in the bin of the location (clamped to the edge bins);
+    # at a bin edge (loc 0 lies between bins 127 and 128) it splits the mass in halves
+    tiny = every[0].exp()  # (7 locations, 256)
+    assert tiny[[0, 1, 2, 5, 6], [0, 0, 0, 255, 255]].min() > 1 - 1e-6
+    assert tiny[4, 166] > 1 - 1e-6  # 0.3 lies in bin round(1.3 · 127.5) = 166
+    torch.testing.assert_close(tiny[3, 127:129], torch.full((2,), 0.5, dtype=dtype))
+
+
+def test_logistic_mixture_log_prob_is_the_difference_of_cdfs():
+    d = _dlm((4,), 3, log_scale=(-3.0, 0.5))
+    v = torch.arange(256)[:, None].expand(256, 4)  # every value for each of 4 mixtures
+    x = (2 * v.double() / 255 - 1)[..., None]  # (256, 4, 1) bin centres
+    cdf = lambda t: torch.sigmoid((t - d.loc) / d.log_scale.exp())  # noqa: E731
+    upper = torch.where(v[..., None] == 255, 1.0, cdf(x + 1 / 255))
+    lower = torch.where(v[..., None] == 0, 0.0, cdf(x - 1 / 255))
+    direct = ((upper - lower) * d.logits.softmax(-1)).sum(-1).log()  # (256, 4)
+    torch.testing.assert_close(d.log_prob(v), direct, rtol=1e-9, atol=1e-12)
+
+
+def test_logistic_mixture_samples_follow_the_pmf():
+    """χ² goodness of fit of 20000 draws against exp(all_log_probs), fixed seed."""
+    from scipy.stats import chi2
+
+    d = _dlm((2,), 3, num_levels=8, log_scale=(-2.0, -0.5))
+    n = 20000
+    draws = d.sample((n,), generator=torch.Generator().manual_seed(0))  # (n, 2)
+    assert draws.dtype == torch.long and d.support.check(draws).all()
+    probs = d.all_log_probs().exp()  # (2, 8)
+    for b in range(2):
+        counts = torch.bincount(draws[:, b], minlength=8).double()
+        expected = n * probs[b]
+        keep = expected > 5  # the χ² approximation needs expected counts above ~5
+        stat = ((counts - expected)[keep] ** 2 / expected[keep]).sum().item()
+        assert stat < chi2.ppf(0.999, int(keep.sum()) - 1), stat
+        assert counts[~keep].sum() < 30

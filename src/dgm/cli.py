@@ -362,6 +362,12 @@ def cmd_sample(ns: argparse.Namespace) -> int:
             data = cfg.from_dict(DataConfig, saved["data"]).load("test")
         c = grid_conditions(model, data, ns.n)
     options = _split(ns, model.sample_options) if model.sample_options is not None else {}
+    if isinstance(options.get("prompt"), str):  # --prompt text -> the run's token ids
+        from dgm.models.autoregressive.sampling import encode_prompt
+
+        if vocab is None:
+            raise ValueError(f"--prompt needs a text run; {ns.run_dir} has no vocabulary")
+        options["prompt"] = encode_prompt(options["prompt"], vocab)
     gen = torch.Generator(model.device).manual_seed(ns.seed)
     with torch.no_grad():
         x = model.sample(ns.n, c, generator=gen, **options)

@@ -2,7 +2,6 @@
 enumeration, NADE's O(HD) pass against the naive one, completion, sampling and a real
 learning check on binarized digits. Float64 throughout."""
 
-import itertools
 import math
 
 import pytest
@@ -12,6 +11,7 @@ import dgm
 from dgm.data.dataset import get
 from dgm.model import Completable, DiscreteAutoregressive
 from dgm.models.autoregressive.fixed_order import FixedOrderModel
+from helpers import binary_grid
 
 SINGLE = [  # one ordering each
     ("fvsbn", {}),
@@ -37,13 +37,6 @@ def build(name, shape, **overrides):
         for p in model.parameters():
             p.add_(0.3 * torch.randn_like(p))
     return model
-
-
-def binary_grid(shape):
-    """Every binary x of the given event shape, (2^D, *shape)."""
-    D = math.prod(shape)
-    grid = torch.tensor(list(itertools.product((0.0, 1.0), repeat=D)), dtype=torch.float64)
-    return grid.reshape(-1, *shape)
 
 
 def check_structure(outputs, order, D):
@@ -230,3 +223,183 @@ def test_training_on_binarized_digits_lowers_the_test_nll(name, overrides, lr, o
         after = -model.log_prob(test).mean().item()
     print(f"{name}: test NLL {before:.2f} -> {after:.2f} nats")
     assert after < before - 10 and after < 30  # 64 fair bits would be 44.4 nats
+
+
+@pytest.mark.parametrize("hidden", [(16, 12), ()])
+def test_made_network_context_reaches_every_output_and_keeps_the_masks(hidden):
+    from dgm.nn.masked import MADE as MADENet
+
+    torch.manual_seed(0)
+    order = torch.tensor([2, 0, 3, 1])
+    net = MADENet(4, hidden, 2, orderings=order, context_features=3).double()
+    ctx = torch.randn(1, 3, dtype=torch.float64)
+    check_structure(lambda v: net(v[None], context=ctx)[0], order, 4)
+    # every output (the first in the order too) moves with the context, at several points
+    g = torch.Generator().manual_seed(1)
+    J = sum(
+        torch.autograd.functional.jacobian(
+            lambda c: net(torch.randn(1, 4, generator=g, dtype=torch.float64), context=c)[0], ctx
+        ).abs()  # (D, K, 1, 3)
+        for _ in range(10)
+    )
+    assert (J.sum((2, 3)) > 0).all(), "an output ignores the context"
+    x = torch.randn(5, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"context has shape \(5, 2\), expected \(5, 3\)"):
+        net(x, context=torch.zeros(5, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="context has shape None"):
+        net(x)
+    with pytest.raises(ValueError, match="context_features"):
+        MADENet(4, (8,))(x.float(), context=torch.zeros(5, 3))
+
+
+# -- class conditioning: p(x | c) ------------------------------------------------------------
+
+CONDITIONAL = [
+    ("fvsbn", {"num_classes": 3}),
+    ("nade", {"hidden_size": 7, "num_classes": 3}),
+    ("made", {"hidden_sizes": (12,), "num_classes": 3}),
+    ("made", {"hidden_sizes": (12,), "num_masks": 3, "num_classes": 3}),  # the mixture path
+    ("made", {"hidden_sizes": (12,), "num_masks": 3, "ordering": "random", "num_classes": 3}),
+]
+CIDS = ["fvsbn", "nade", "made", "made-ens", "made-ens-rand"]
+
+
+def one_order(model):
+    """False for a MADE ensemble of several orderings (no per-dimension conditionals)."""
+    return not (getattr(model, "ensembled", False) and not model.shared_order)
+
+
+@pytest.mark.parametrize(("name", "overrides"), CONDITIONAL, ids=CIDS)
+def test_every_class_is_normalised_and_the_labels_change_log_prob(name, overrides):
+    model = build(name, (2, 2), **overrides)
+    every = binary_grid((2, 2))
+    per_class = torch.stack([model.log_prob(every, torch.full((16,), k)) for k in range(3)])
+    torch.testing.assert_close(per_class.logsumexp(1).exp(), torch.ones(3, dtype=torch.float64))
+    assert (per_class[0] - per_class[1]).abs().max() > 1e-2  # the label matters
+    assert (per_class[1] - per_class[2]).abs().max() > 1e-2
+    labels = torch.arange(16) % 3
+    torch.testing.assert_close(model.log_prob(every, labels), per_class[labels, torch.arange(16)])
+    if one_order(model):  # the conditionals add up to log_prob
+        logits = model.conditional_logits(every, labels).log_softmax(-1)  # (16, D, 2)
+        chosen = logits.gather(-1, every.reshape(16, -1, 1).long()).sum((1, 2))
+        torch.testing.assert_close(chosen, model.log_prob(every, labels))
+    with pytest.raises(ValueError, match="is conditional: pass c"):
+        model.log_prob(every)
+
+
+@pytest.mark.parametrize(("name", "overrides"), CONDITIONAL, ids=CIDS)
+def test_jacobian_keeps_its_structure_given_a_class(name, overrides):
+    model = build(name, (2, 3), **overrides)
+    c = torch.tensor([2])
+    for m in range(model.config.num_masks if name == "made" else 1):
+        if name == "made":
+            outputs = lambda v, m=m: model._single(v[None], m, c)[0][:, None]  # noqa: E731
+        else:
+            outputs = lambda v: model._outputs(v[None], c)[0][:, None]  # noqa: E731
+        check_structure(outputs, model._order(m), 6)
+    # the first dimension in the order, which sees no x, depends on the class
+    zero, labels = torch.zeros(3, 6, dtype=torch.float64), torch.arange(3)
+    out = model._single(zero, 0, labels) if name == "made" else model._outputs(zero, labels)
+    assert out[:, model._order(0)[0]].unique().numel() == 3
+
+
+@pytest.mark.parametrize(("name", "overrides"), CONDITIONAL, ids=CIDS)
+def test_samples_of_each_class_follow_that_class_and_completion_keeps_the_label(name, overrides):
+    model = build(name, (2, 2), **overrides)
+    every = binary_grid((2, 2))
+    n = 3000
+    mixed = torch.tensor([0, 2]).repeat(n)  # (2n,): rows of classes 0 and 2 in one batch
+    drawn = model.sample(2 * n, mixed, generator=torch.Generator().manual_seed(0))
+    for k in (0, 2):
+        probs = model.log_prob(every, torch.full((16,), k)).exp()
+        x = drawn[mixed == k]  # (n, 2, 2)
+        freq = (x.reshape(n, 1, -1) == every.reshape(1, 16, -1)).all(-1).double().mean(0)
+        se = (probs * (1 - probs) / n).sqrt()
+        assert ((freq - probs).abs() <= 5 * se + 1e-9).all(), f"class {k}"
+    one = model.sample(4, 1, generator=torch.Generator().manual_seed(1))  # one label for all
+    ones = model.sample(4, torch.ones(4).long(), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(one, ones)
+    labels = torch.arange(8) % 3
+    x = model.sample(8, labels, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(x, model.sample(8, labels, generator=torch.Generator().manual_seed(2)))
+    mask = torch.rand(x.shape, generator=torch.Generator().manual_seed(4)) < 0.5
+    out = model.complete(x, mask, labels, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(out[mask], x[mask]) and model.support.check(out).all()
+    if one_order(model):  # exact: observe the first two dims
+        obs = torch.tensor([[True, True], [False, False]])
+        agrees = (every.flatten(1)[:, :2] == every[6].flatten()[:2]).all(-1)
+        k = torch.tensor(1)
+        probs = model.log_prob(every, k).masked_fill(~agrees, -math.inf).softmax(0)
+        draws = model.complete(every[6:7].expand(n, 2, 2), obs, k, torch.Generator().manual_seed(1))
+        freq = (draws.reshape(n, 1, -1) == every.reshape(1, 16, -1)).all(-1).double().mean(0)
+        assert ((freq - probs).abs() <= 5 * (probs * (1 - probs) / n).sqrt() + 1e-9).all()
+
+
+def test_categorical_made_sums_to_one_over_all_256_levels_in_every_class():
+    model = build("made", (1, 1), hidden_sizes=(16,), head="categorical", num_classes=2)
+    grid = torch.arange(256).view(-1, 1, 1)  # the class reaches the one dim directly
+    per_class = torch.stack([model.log_prob(grid, k) for k in range(2)])  # (2, 256)
+    torch.testing.assert_close(per_class.logsumexp(1).exp(), torch.ones(2, dtype=torch.float64))
+    assert (per_class[0] - per_class[1]).abs().max() > 1e-2
+    x = model.sample(6, torch.tensor([0, 1]).repeat(3), generator=torch.Generator().manual_seed(0))
+    assert x.dtype == torch.long and model.support.check(x).all()
+
+
+def test_nade_running_pass_and_sampler_equal_the_naive_ones_given_a_class():
+    model = build("nade", (1, 7), hidden_size=5, num_classes=4)
+    x = binary_grid((1, 7))[::9].flatten(1)  # (B, 7)
+    c = torch.arange(len(x)) % 4
+    bias = model.c + model.class_hidden[c]  # (B, H)
+    naive = torch.stack(
+        [
+            model.b[d] + torch.sigmoid(bias + x[:, :d] @ model.W[:, :d].T) @ model.V[d]
+            for d in range(7)
+        ],
+        dim=1,
+    )  # (B, 7)
+    torch.testing.assert_close(model._outputs(x, c), naive)
+    start = torch.zeros(20, 7, dtype=torch.float64)
+    none = torch.zeros(20, 7, dtype=torch.bool)
+    c = torch.arange(20) % 4
+    fast = model._fill(start.clone(), none, c, torch.Generator().manual_seed(1), 0.7)
+    slow = FixedOrderModel._fill(
+        model, start.clone(), none, c, torch.Generator().manual_seed(1), 0.7
+    )
+    assert torch.equal(fast, slow)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "lr"),
+    [
+        ("fvsbn", {}, 3e-2),
+        ("nade", {"hidden_size": 32}, 1e-2),
+        ("made", {"hidden_sizes": (64,)}, 1e-2),
+    ],
+    ids=["fvsbn", "nade", "made"],
+)
+def test_class_conditional_training_on_digits_prefers_the_true_labels(
+    name, overrides, lr, one_thread
+):
+    """p(x | true label) beats p(x | shuffled label) on the test set: the labels were used."""
+    train_set = get("digits", "train", binarize="static")
+    test_set = get("digits", "test", binarize="static")
+    x, y = train_set.x.double(), train_set.y
+    torch.manual_seed(0)
+    model = dgm.create(name, (1, 8, 8), num_classes=10, **overrides).double()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(0)
+    for step in range(300):
+        model.training_step = step
+        i = torch.randint(len(x), (64,), generator=g)
+        loss = model.loss(x[i], y[i]).value
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    tx, ty = test_set.x.double(), test_set.y
+    shuffled = ty[torch.randperm(len(ty), generator=g)]
+    with torch.no_grad():
+        true = -model.log_prob(tx, ty).mean().item()
+        wrong = -model.log_prob(tx, shuffled).mean().item()
+    print(f"{name}: test NLL {true:.2f} nats with the labels, {wrong:.2f} with shuffled ones")
+    assert true < wrong - 2

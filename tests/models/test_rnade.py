@@ -159,3 +159,70 @@ def test_a_short_run_on_eight_gaussians_beats_an_untrained_model_and_one_gaussia
     print(f"rnade: test NLL {before:.3f} -> {after:.3f} nats")
     print(f"one fitted Gaussian {one:.3f} nats, the true density {true:.3f} nats")
     assert after < before - 1 and after < one - 1
+
+
+# -- class conditioning: p(x | c) ------------------------------------------------------------
+
+
+def test_each_class_integrates_to_one_and_the_label_changes_log_prob():
+    model = build((2,), num_classes=3)
+    grid = torch.linspace(-8, 8, 401, dtype=torch.float64)  # step 0.04
+    points = torch.cartesian_prod(grid, grid)  # (401², 2)
+    with torch.no_grad():
+        for k in range(3):
+            density = model.log_prob(points, k).exp().view(401, 401)
+            total = torch.trapezoid(torch.trapezoid(density, grid, dim=1), grid, dim=0)
+            assert abs(total.item() - 1) < 1e-3, (k, total.item())
+        x = points[::997]
+        assert (model.log_prob(x, 0) - model.log_prob(x, 1)).abs().min() > 1e-3
+    with pytest.raises(ValueError, match="is conditional: pass c"):
+        model.log_prob(x)
+
+
+def test_class_keeps_the_jacobian_structure_and_the_one_pass_equals_the_naive_one():
+    model = build((5,), num_classes=3)
+    c = torch.tensor([2])
+    J = (
+        torch.autograd.functional.jacobian(
+            lambda v: torch.cat(model.mixture_params(v[None], c), dim=-1)[0],
+            torch.randn(5, dtype=torch.float64),
+        )
+        .abs()
+        .amax(1)
+    )  # (D, D): conditional i, input j
+    below = torch.ones(5, 5, dtype=torch.bool).tril(-1)  # j < i
+    assert (J[~below] == 0).all() and (J[below] > 0).all()
+    x = 1.5 * torch.randn(40, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    labels = torch.arange(40) % 3
+    K, total = model.config.num_components, torch.zeros(40, dtype=torch.float64)
+    for d in range(5):
+        a = model.c + model.class_hidden[labels] + x[:, :d] @ model.W[:, :d].T  # (B, H)
+        out = torch.sigmoid(a * model.log_rho[d].exp()) @ model.V[d] + model.b[d]  # (B, 3K)
+        logits, means, log_scales = out[:, :K], out[:, K : 2 * K], out[:, 2 * K :]
+        scales = log_scales.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX).exp()
+        total = total + MixtureSameFamily(
+            Categorical(logits=logits), Normal(means, scales)
+        ).log_prob(x[:, d])
+    torch.testing.assert_close(model.log_prob(x, labels), total)
+
+
+def test_samples_of_a_class_follow_its_mixture_and_completion_keeps_the_label():
+    model = build((1,), num_components=4, num_classes=3)
+    n = 20_000
+    mixed = torch.tensor([0, 2]).repeat(n)  # (2n,): rows of classes 0 and 2 in one batch
+    drawn = model.sample(2 * n, mixed, generator=torch.Generator().manual_seed(0))[:, 0]
+    for k in (0, 2):
+        params = model.mixture_params(torch.zeros(1, 1), torch.tensor([k]))
+        logits, means, log_scales = (p[0, 0] for p in params)
+        pi, sigma = logits.softmax(-1), log_scales.exp()
+        mean = (pi * means).sum()
+        var = (pi * (sigma**2 + means**2)).sum() - mean**2
+        x = drawn[mixed == k]
+        assert abs(x.mean() - mean) < 5 * x.std() / math.sqrt(n)
+        assert abs(x.var() - var) < 5 * (x - x.mean()).square().std() / math.sqrt(n)
+    model = build((2, 3), num_classes=3)
+    labels = torch.arange(8) % 3
+    x = model.sample(8, labels, generator=torch.Generator().manual_seed(5))
+    mask = torch.rand(x.shape, generator=torch.Generator().manual_seed(6)) < 0.5
+    out = model.complete(x, mask, labels, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(out[mask], x[mask]) and not torch.equal(out[~mask], x[~mask])

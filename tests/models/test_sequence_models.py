@@ -151,3 +151,59 @@ def test_sequence_models_refuse_other_shapes_and_empty_vocabularies(name):
     model = dgm.create(name, (4,), vocab_size=3)
     with pytest.raises(ValueError, match=r"outside the support.*give tokens 0\.\.2"):
         model.log_prob(torch.full((1, 4), 3))
+
+
+# -- prompts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gpt"])
+def test_a_prompt_comes_back_unchanged_and_the_rest_follows_the_conditional(kind):
+    """T = 4, V = 3, prompt of 2: the 9 continuations y are drawn with the probabilities
+    p(y | prompt) ∝ p(prompt, y) of the model (5 standard errors each, and chi-square)."""
+    model = build(kind, T=4, V=3)
+    if kind != "gpt":  # sharper RNN conditionals: the order of the prompt's tokens matters
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(3)
+    prompt = torch.tensor([2, 0])
+    n = 4000
+    x = model.sample(n, generator=torch.Generator().manual_seed(1), prompt=prompt)
+    assert x.shape == (n, 4) and (x[:, :2] == prompt).all()
+    rest = torch.tensor(list(itertools.product(range(3), repeat=2)))  # (9, 2)
+    probs = model.log_prob(torch.cat([prompt.expand(9, 2), rest], 1)).softmax(0)  # (9,)
+    freq = (x[:, None, 2:] == rest).all(-1).double().mean(0)  # (9,)
+    assert ((freq - probs).abs() <= 5 * (probs * (1 - probs) / n).sqrt()).all()
+    chi2 = (n * (freq - probs).square() / probs).sum().item()
+    assert chi2 < 26.1  # the 0.999 quantile of chi-square with 8 degrees of freedom
+    first = model.conditional_logits(x[:1])[0, 2].softmax(-1)  # p(x_2 | prompt), (V,)
+    torch.testing.assert_close(probs.view(3, 3).sum(1), first)
+
+
+def test_prompted_gpt_with_the_cache_draws_what_it_draws_without():
+    model = build("gpt", T=8, V=6)
+    prompt = torch.tensor([5, 1, 1])
+    draws = [
+        model.sample(64, generator=torch.Generator().manual_seed(3), prompt=prompt, use_cache=u)
+        for u in (True, False)
+    ]
+    assert torch.equal(*draws) and (draws[0][:, :3] == prompt).all()
+    unprompted = model.sample(64, generator=torch.Generator().manual_seed(3))
+    empty = model.sample(
+        64, generator=torch.Generator().manual_seed(3), prompt=torch.tensor([]).long()
+    )
+    assert torch.equal(unprompted, empty)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gpt"])
+def test_prompts_too_long_outside_the_vocabulary_or_as_text_are_refused(kind):
+    model = build(kind, T=4, V=3)
+    with pytest.raises(ValueError, match=r"prompt has 4 tokens but sequences have T = 4"):
+        model.sample(2, prompt=torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(ValueError, match=r"outside the vocabulary 0\.\.2"):
+        model.sample(2, prompt=torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match="expected integer token ids of shape"):
+        model.sample(2, prompt=torch.tensor([[0, 1]]))
+    with pytest.raises(ValueError, match="not text: encode the text"):
+        model.sample(2, prompt="ab")
+    last = model.sample(2, prompt=[0, 1, 2])  # a list of ids works too: one token drawn
+    assert (last[:, :3] == torch.tensor([0, 1, 2])).all()

@@ -2,12 +2,15 @@
 
 from dgm.nn.conv import ConvDecoder, ConvEncoder
 from dgm.nn.masked import MADE, MaskedLinear, made_masks, natural_ordering, random_ordering
+from dgm.nn.masked_conv import GatedLayer, MaskedConv2d
 from dgm.nn.mlp import mlp
 
 __all__ = [
     "MADE",
     "ConvDecoder",
     "ConvEncoder",
+    "GatedLayer",
+    "MaskedConv2d",
     "MaskedLinear",
     "made_masks",
     "mlp",

@@ -117,10 +117,20 @@ class MADE(nn.Module):
     its own connectivity (hidden degrees shuffled by ``seed + m``; mask set 0 is unshuffled)
     and ``forward(x, index)`` picks one, for order-agnostic training. ReLU between layers.
 
+    With ``context_features`` > 0, ``forward(x, index, context)`` also takes a context
+    (B, context_features) that enters every unit of the first hidden layer through an
+    unmasked linear map, and the outputs directly through a second one, so every output
+    depends on it (the first output in the order sees no hidden unit, so it needs the
+    direct map) while the masks over x stay as they are (a conditional MADE, as in MAF,
+    Papamakarios et al. 2017, arXiv:1705.07057).
+
     Example:
         >>> net = MADE(4, (16,), num_outputs_per_dim=2)
         >>> net(torch.zeros(3, 4)).shape
         torch.Size([3, 4, 2])
+        >>> cnet = MADE(4, (16,), context_features=5)
+        >>> cnet(torch.zeros(3, 4), context=torch.zeros(3, 5)).shape
+        torch.Size([3, 4, 1])
     """
 
     def __init__(
@@ -130,6 +140,7 @@ class MADE(nn.Module):
         num_outputs_per_dim: int = 1,
         orderings: Tensor | None = None,
         seed: int = 0,
+        context_features: int = 0,
     ) -> None:
         super().__init__()
         if orderings is None:
@@ -139,6 +150,9 @@ class MADE(nn.Module):
             torch.equal(o.sort().values, torch.arange(num_dims)) for o in orderings
         ):
             raise ValueError(f"orderings must be permutations of 0..{num_dims - 1}")
+        if context_features < 0:
+            raise ValueError(f"context_features must be >= 0, got {context_features}")
+        self.context_features = context_features
         self.num_dims, self.num_outputs_per_dim = num_dims, num_outputs_per_dim
         self.register_buffer("orderings", orderings.long().clone())
         sets = []
@@ -150,15 +164,42 @@ class MADE(nn.Module):
             MaskedLinear(i, o, torch.stack([s[k] for s in sets]))
             for k, (i, o) in enumerate(itertools.pairwise(sizes))
         )
+        # context -> every unit of the first hidden layer, and -> every output directly
+        # (the first output in the order sees no hidden unit); unmasked, no bias (the
+        # masked layers have one). With no hidden layer the first layer is the output.
+        cf = context_features
+        self.context_in = nn.Linear(cf, sizes[1], bias=False) if cf else None
+        self.context_out = nn.Linear(cf, sizes[-1], bias=False) if cf and hidden_sizes else None
 
     @property
     def num_masks(self) -> int:
         return len(self.orderings)
 
-    def forward(self, x: Tensor, index: int = 0) -> Tensor:
+    def forward(self, x: Tensor, index: int = 0, context: Tensor | None = None) -> Tensor:
+        self._check_context(context, len(x))
         h = x
+        last = len(self.layers) - 1
         for k, layer in enumerate(self.layers):
             h = layer(h, index)
-            if k < len(self.layers) - 1:
+            if context is not None and k == 0:
+                h = h + self.context_in(context.to(h.dtype))
+            if context is not None and k == last and self.context_out is not None:
+                h = h + self.context_out(context.to(h.dtype))
+            if k < last:
                 h = F.relu(h)
         return h.view(len(x), self.num_dims, self.num_outputs_per_dim)  # (B, D, K)
+
+    def _check_context(self, context: Tensor | None, batch: int) -> None:
+        if self.context_features == 0:
+            if context is not None:
+                raise ValueError(
+                    "this MADE takes no context; build it with "
+                    "context_features=<context size> to condition on one"
+                )
+            return
+        expected = (batch, self.context_features)
+        if context is None or tuple(context.shape) != expected:
+            got = None if context is None else tuple(context.shape)
+            raise ValueError(
+                f"context has shape {got}, expected {expected} (batch, context_features)"
+            )

@@ -1,8 +1,8 @@
 """What FVSBN, NADE and MADE share: p(x) = Π_d p(x_d | x_<d) over the flattened x in a
 fixed ordering, with Bernoulli (binary float x) or 256-way categorical (integer x)
-conditionals. A subclass gives ``_outputs`` (the per-dimension parameters computed from
-x in one pass, teacher forcing); log_prob, the discrete-autoregressive conditionals,
-sampling and completion follow here.
+conditionals, each optionally given a class label c. A subclass gives ``_outputs`` (the
+per-dimension parameters computed from x and c in one pass, teacher forcing); log_prob,
+the discrete-autoregressive conditionals, sampling and completion follow here.
 """
 
 from __future__ import annotations
@@ -109,9 +109,10 @@ class FixedOrderModel(DrawsInOrder):
         """The permutation of the D flattened dimensions the conditionals follow."""
         raise NotImplementedError
 
-    def _outputs(self, x: Tensor, index: int = 0) -> Tensor:
+    def _outputs(self, x: Tensor, c: Tensor | None = None, index: int = 0) -> Tensor:
         """Per-dimension outputs from flattened x (B, D) in one pass: (B, D) Bernoulli
-        logits or (B, D, 256) categorical logits; output d depends on x before d only.
+        logits or (B, D, 256) categorical logits; output d depends on x before d only (and
+        on the checked labels c (B,) of a class-conditional model, None otherwise).
         ``index`` picks one of several orderings (MADE's order-agnostic mask sets)."""
         raise NotImplementedError
 
@@ -126,8 +127,8 @@ class FixedOrderModel(DrawsInOrder):
         V = 2 for binary x ([0, l], so log_softmax is the Bernoulli with logit l), V = 256
         for 8-bit x."""
         x = self.check_x(x)
-        self.check_c(c, len(x))
-        return self._as_logits(self._outputs(self._inputs(x.flatten(1))))
+        c = self.check_c(c, len(x))
+        return self._as_logits(self._outputs(self._inputs(x.flatten(1)), c))
 
     def _as_logits(self, out: Tensor) -> Tensor:
         if self.categorical:
@@ -143,9 +144,9 @@ class FixedOrderModel(DrawsInOrder):
     def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """log p(x) in nats, exact, shape (B,)."""
         x = self.check_x(x)
-        self.check_c(c, len(x))
+        c = self.check_c(c, len(x))
         flat = x.flatten(1)  # (B, D)
-        return self._log_prob_flat(flat, self._outputs(self._inputs(flat)))
+        return self._log_prob_flat(flat, self._outputs(self._inputs(flat), c))
 
     def _order(self, index: int = 0) -> Tensor:
         """The ordering of mask set ``index`` (one ordering unless overridden)."""
@@ -164,7 +165,7 @@ class FixedOrderModel(DrawsInOrder):
         for d in self._order(index).tolist():
             if bool(observed[:, d].all()):
                 continue
-            out = self._outputs(self._inputs(flat), index)[:, d]  # (B,) or (B, 256)
+            out = self._outputs(self._inputs(flat), c, index)[:, d]  # (B,) or (B, 256)
             draw = self._draw(out, generator, T)
             flat[:, d] = torch.where(observed[:, d], flat[:, d], draw)
         return flat

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Iterable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from dgm.models.autoregressive.fixed_order import FixedOrderModel
 from dgm.nn import MaskedLinear
@@ -24,6 +24,7 @@ from dgm.registry import register
 @dataclasses.dataclass
 class FVSBNConfig:
     init_scale: float = 0.01  # std of the initial weights (small: start near independent bits)
+    num_classes: int = 0  # > 0: p(x | class) over this many classes, a bias per class on the logits
 
 
 @register("fvsbn", FVSBNConfig)
@@ -33,7 +34,9 @@ class FVSBN(FixedOrderModel):
     Dimension d of the flattened x is a logistic regression on the dimensions before it
     (natural order), all computed in one pass by a strictly lower-triangular masked
     linear layer. ``conditional_logits`` gives [0, l_d] per dimension; ``complete`` draws
-    missing dimensions in order (exact when the observed ones come first).
+    missing dimensions in order (exact when the observed ones come first). With
+    ``num_classes`` K > 0 it is p(x | c) for labels c: a learned bias per class is added to
+    the D logits (a per-class FVSBN sharing the weights W), zero at the start.
 
     References:
         Neal 1992 (Artificial Intelligence 56); Frey 1998 (MIT Press).
@@ -55,9 +58,14 @@ class FVSBN(FixedOrderModel):
         with torch.no_grad():
             self.linear.weight.normal_(0.0, config.init_scale)
             self.linear.bias.zero_()
+        K = self.num_classes
+        self.class_bias = nn.Parameter(torch.zeros(K, D)) if K else None  # (K, D)
 
     def ordering(self) -> Tensor:
         return torch.arange(self.num_dims, device=self.device)
 
-    def _outputs(self, x: Tensor, index: int = 0) -> Tensor:
-        return self.linear(x)  # (B, D) logits
+    def _outputs(self, x: Tensor, c: Tensor | None = None, index: int = 0) -> Tensor:
+        logits = self.linear(x)  # (B, D)
+        if c is not None:
+            logits = logits + self.class_bias[c]  # (B, D)
+        return logits

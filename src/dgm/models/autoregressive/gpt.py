@@ -103,7 +103,8 @@ class GPT(TokenSequenceModel):
     x_1..x_{T-1}, so position t predicts x_t given x_<t and p(x_1) is modelled; T comes
     from the event shape (``--block-size`` of the data), with one learned position each.
     The output layer shares the token embedding's weights (its first V rows). ``sample``
-    draws token by token, with a key-value cache unless ``use_cache=False``.
+    draws token by token, with a key-value cache unless ``use_cache=False``; with a
+    ``prompt`` (token ids (P,)) the cache is filled by one pass over the prompt.
 
     References:
         Vaswani et al. 2017, arXiv:1706.03762; Radford et al. 2019 (GPT-2);
@@ -178,15 +179,20 @@ class GPT(TokenSequenceModel):
         generator: torch.Generator | None = None,
         **options: Any,
     ) -> Tensor:
-        """n sequences (n, T) int64, drawn token by token; with ``use_cache`` each step
-        feeds only the newest token and reuses the past keys and values."""
+        """n sequences (n, T) int64, drawn token by token, the first P from the ``prompt``
+        option; with ``use_cache`` one pass over the prompt fills the cache (prefill), then
+        each step feeds only the newest token and reuses the past keys and values."""
         settings = self.sample_settings(options)
         self.check_c(c, n)
-        seq = torch.full((n, 1), self.config.vocab_size, dtype=torch.long, device=self.device)
+        prompt = self.check_prompt(settings.prompt)  # (P,)
+        P = len(prompt)
+        bos = torch.full((n, 1), self.config.vocab_size, dtype=torch.long, device=self.device)
+        seq = torch.cat([bos, prompt.expand(n, P)], dim=1)  # (n, 1 + P)
         cache: Cache = []
-        for t in range(self.num_dims):
+        for t in range(P, self.num_dims):
             if settings.use_cache:
-                logits = self._forward(seq[:, t:], start=t, cache=cache)[:, -1]  # (n, V)
+                first = 0 if t == P else t  # the prefill feeds BOS + prompt, then one token
+                logits = self._forward(seq[:, first:], start=first, cache=cache)[:, -1]  # (n, V)
             else:
                 logits = self._forward(seq)[:, -1]  # (n, V): the whole prefix again
             seq = torch.cat([seq, draw(logits, settings, generator)[:, None]], dim=1)

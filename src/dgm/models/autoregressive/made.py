@@ -35,6 +35,7 @@ class MADEConfig:
     num_masks: int = 1  # M orderings/connectivities cycled in training (order-agnostic)
     ensemble_masks: bool = True  # with M > 1: log_prob is the log-mean-exp over the M masks
     mask_seed: int = 0  # seed of the random orderings and connectivities
+    num_classes: int = 0  # > 0: p(x | class) over this many classes, a one-hot label as context
 
 
 @register("made", MADEConfig)
@@ -58,6 +59,10 @@ class MADE(FixedOrderModel):
     raises (build it with ``ensemble_masks=False`` for entropy coding), ``sample`` draws a
     mask set per example (the mixture's exact law) and ``complete`` does the same, each
     row then ancestral in its own ordering.
+
+    With ``num_classes`` K > 0 it is p(x | c) for labels c: the one-hot label enters the
+    network's first hidden layer and its outputs through unmasked weights (the network's
+    context input), so every conditional, in every mask set, depends on the class.
 
     References:
         Germain et al. 2015, arXiv:1502.03509.
@@ -93,6 +98,7 @@ class MADE(FixedOrderModel):
             NUM_LEVELS if self.categorical else 1,
             torch.stack(orders),  # (M, D)
             seed=config.mask_seed,
+            context_features=self.num_classes,
         )
 
     @property
@@ -120,24 +126,28 @@ class MADE(FixedOrderModel):
             )
         return super().conditional_logits(x, c)
 
-    def _outputs(self, x: Tensor, index: int = 0) -> Tensor:
+    def _outputs(self, x: Tensor, c: Tensor | None = None, index: int = 0) -> Tensor:
         if self.ensembled and self.shared_order:
-            return self._mixture_outputs(x)
-        return self._single(x, index)
+            return self._mixture_outputs(x, c)
+        return self._single(x, index, c)
 
-    def _single(self, x: Tensor, index: int) -> Tensor:
+    def _context(self, c: Tensor | None) -> Tensor | None:
+        """The network's context: one-hot labels (B, K) in the model's dtype, or None."""
+        return None if c is None else F.one_hot(c, self.num_classes).to(self.dtype)
+
+    def _single(self, x: Tensor, index: int, c: Tensor | None = None) -> Tensor:
         """The outputs of mask set ``index`` alone: (B, D, 256) or (B, D) logits."""
-        out = self.net(x, index)  # (B, D, K)
+        out = self.net(x, index, self._context(c))  # (B, D, K)
         return out if self.categorical else out.squeeze(-1)
 
-    def _mixture_outputs(self, x: Tensor) -> Tensor:
+    def _mixture_outputs(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """The shared-order ensemble's conditionals: Bernoulli logits (B, D) or normalised
         log-probabilities (B, D, 256) of Σ_m w_m(x_<d) p_m(x_d | x_<d), with log w_m the
         log-likelihood of x_<d under mask set m (normalised over m)."""
-        order = self.ordering()
+        order, context = self.ordering(), self._context(c)
         terms, per_value = [], []
         for m in range(self.config.num_masks):
-            out = self.net(x, m)  # (B, D, K)
+            out = self.net(x, m, context)  # (B, D, K)
             if self.categorical:
                 logp = out.log_softmax(-1)  # (B, D, 256)
                 levels = (x * (NUM_LEVELS - 1)).round().long()  # (B, D): x back to 0..255
@@ -160,21 +170,21 @@ class MADE(FixedOrderModel):
         if not self.ensembled:
             return super().log_prob(x, c)
         x = self.check_x(x)
-        self.check_c(c, len(x))
+        c = self.check_c(c, len(x))
         flat = x.flatten(1)  # (B, D)
         inputs = self._inputs(flat)
         M = self.config.num_masks
-        terms = [self._log_prob_flat(flat, self._single(inputs, m)) for m in range(M)]
+        terms = [self._log_prob_flat(flat, self._single(inputs, m, c)) for m in range(M)]
         return torch.stack(terms).logsumexp(0) - math.log(M)  # (B,)
 
     def loss(self, x: Tensor, c: Tensor | None = None, *, phase: str = "main") -> Loss:
         """Mean NLL in nats under mask set ``training_step`` mod M (order-agnostic training)."""
         self._check_phase(phase)
         x = self.check_x(x)
-        self.check_c(c, len(x))
+        c = self.check_c(c, len(x))
         flat = x.flatten(1)  # (B, D)
         m = self.training_step % self.config.num_masks
-        nll = -self._log_prob_flat(flat, self._single(self._inputs(flat), m)).mean()
+        nll = -self._log_prob_flat(flat, self._single(self._inputs(flat), m, c)).mean()
         return Loss(nll, {"nll": nll.detach()})
 
     def validation_log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:

@@ -17,7 +17,6 @@ import math
 from collections.abc import Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgm.models.autoregressive.fixed_order import FixedOrderModel
@@ -27,6 +26,7 @@ from dgm.registry import register
 @dataclasses.dataclass
 class NADEConfig:
     hidden_size: int = 500  # H, hidden units shared by all conditionals (500 as the paper)
+    num_classes: int = 0  # > 0: p(x | class) over this many classes, a hidden bias per class
 
 
 @register("nade", NADEConfig)
@@ -35,7 +35,9 @@ class NADE(FixedOrderModel):
 
     All D conditionals come from one pass: a_d = c + Σ_{j<d} W_{:, j} x_j is an exclusive
     cumulative sum over d, h_d = σ(a_d), logit_d = b_d + V_d · h_d. Sampling and completion
-    run the same recursion one dimension at a time (O(H D) per draw).
+    run the same recursion one dimension at a time (O(H D) per draw). With ``num_classes``
+    K > 0 it is p(x | c) for labels c: a learned hidden bias per class, e_c (H,), joins c
+    in every a_d (zero at the start), so the cost stays O(H D).
 
     References:
         Larochelle & Murray 2011 (AISTATS); Uria et al. 2016, arXiv:1605.02226.
@@ -58,16 +60,31 @@ class NADE(FixedOrderModel):
         self.c = nn.Parameter(torch.zeros(H))  # (H,) hidden bias
         self.V = nn.Parameter(torch.randn(D, H) / math.sqrt(H))  # (D, H) output weights
         self.b = nn.Parameter(torch.zeros(D))  # (D,) output bias
+        K = self.num_classes
+        self.class_hidden = nn.Parameter(torch.zeros(K, H)) if K else None  # (K, H)
 
     def ordering(self) -> Tensor:
         return torch.arange(self.num_dims, device=self.device)
 
-    def _outputs(self, x: Tensor, index: int = 0) -> Tensor:
-        contrib = x[:, :, None] * self.W.T  # (B, D, H): W_{:, d} x_d
-        before = contrib.cumsum(1)[:, :-1]  # (B, D-1, H): Σ_{j<=d} W_{:, j} x_j
-        a = F.pad(before, (0, 0, 1, 0)) + self.c  # (B, D, H): exclusive sum, j < d
-        h = torch.sigmoid(a)  # (B, D, H)
-        return (h * self.V).sum(-1) + self.b  # (B, D) logits
+    def _hidden_bias(self, c: Tensor | None, batch: int) -> Tensor:
+        """c, plus the class's hidden bias for labels c: (B, H)."""
+        if c is None:
+            return self.c.expand(batch, -1)  # (B, H)
+        return self.c + self.class_hidden[c]  # (B, H)
+
+    def _outputs(self, x: Tensor, c: Tensor | None = None, index: int = 0) -> Tensor:
+        """All D logits (B, D) in one O(H D) pass: a_0 = c (+ the class's bias), then
+        logit_d = b_d + V_d · σ(a_d) and a_{d+1} = a_d + W_{:, d} x_d. Only the running
+        (B, H) pre-activation stays live: on a CPU this is about 20 times faster than
+        forming the same exclusive cumulative sum as one (B, D, H) tensor, whose memory
+        traffic dominates (benchmarks/autoregressive.py measures both)."""
+        a = self._hidden_bias(c, len(x))  # (B, H)
+        weights = self.W.T  # (D, H): row d is W_{:, d}
+        logits = []
+        for d in range(self.num_dims):
+            logits.append(torch.sigmoid(a) @ self.V[d])  # (B,)
+            a = torch.addcmul(a, x[:, d, None], weights[d])  # (B, H)
+        return torch.stack(logits, 1) + self.b  # (B, D)
 
     def _fill(
         self,
@@ -79,7 +96,7 @@ class NADE(FixedOrderModel):
         index: int = 0,
     ) -> Tensor:
         """The O(H D) recursion: one hidden update per dimension."""
-        a = self.c.expand(len(flat), -1)  # (B, H)
+        a = self._hidden_bias(c, len(flat))  # (B, H)
         for d in range(self.num_dims):
             if not bool(observed[:, d].all()):
                 logit = torch.sigmoid(a) @ self.V[d] + self.b[d]  # (B,)

@@ -35,6 +35,7 @@ class RNADEConfig:
     hidden_size: int = 50  # H, hidden units shared by all conditionals (50 for small tabular x)
     num_components: int = 10  # K, Gaussians in the mixture of each conditional p(x_d | x_<d)
     rescale: bool = True  # the paper's ρ_d: h_d = σ(ρ_d a_d), one learned scale per dimension
+    num_classes: int = 0  # > 0: p(x | class) over this many classes, a hidden bias per class
 
 
 @dataclasses.dataclass
@@ -50,7 +51,9 @@ class RNADE(DrawsInOrder):
     cumulative sum over d, h_d = σ(ρ_d a_d), and per-dimension output weights map h_d to
     K mixing logits, K means and K log-scales (clamped to [LOG_SCALE_MIN, LOG_SCALE_MAX]).
     Sampling runs the same recursion one dimension at a time (O(H D) per draw, plus K per
-    conditional); the ``temperature`` option multiplies the components' σ.
+    conditional); the ``temperature`` option multiplies the components' σ. With
+    ``num_classes`` K > 0 it is p(x | c) for labels c: a learned hidden bias per class,
+    e_c (H,), joins c in every a_d (zero at the start), so the cost stays O(H D).
 
     References:
         Uria, Murray & Larochelle 2013, arXiv:1306.0186; Larochelle & Murray 2011 (AISTATS).
@@ -83,8 +86,16 @@ class RNADE(DrawsInOrder):
         b = torch.zeros(D, 3, K)  # (D, 3, K)
         b[:, 1] = torch.randn(D, K)  # spread the means at the start: the components differ
         self.b = nn.Parameter(b.view(D, 3 * K))  # (D, 3K)
+        C = self.num_classes
+        self.class_hidden = nn.Parameter(torch.zeros(C, H)) if C else None  # (C, H)
 
     # -- the network --------------------------------------------------------------------------
+
+    def _hidden_bias(self, c: Tensor | None, batch: int) -> Tensor:
+        """c, plus the class's hidden bias for labels c: (B, H)."""
+        if c is None:
+            return self.c.expand(batch, -1)  # (B, H)
+        return self.c + self.class_hidden[c]  # (B, H)
 
     def _hidden(self, a: Tensor, d: slice | int) -> Tensor:
         """h = σ(ρ_d a) for the running activations a of dimension(s) d."""
@@ -103,12 +114,16 @@ class RNADE(DrawsInOrder):
         logits, means, log_scales = out.chunk(3, dim=-1)  # each (..., K)
         return logits, means, log_scales.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
 
-    def mixture_params(self, flat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(logits, means, log-scales), each (B, D, K), of every p(x_d | x_<d) from flattened
-        x (B, D) in one O(H D) pass (teacher forcing): output d depends on x_<d only."""
+    def mixture_params(
+        self, flat: Tensor, c: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(logits, means, log-scales), each (B, D, K), of every p(x_d | x_<d[, c]) from
+        flattened x (B, D) and checked labels c (B,) or None, in one O(H D) pass (teacher
+        forcing): output d depends on x_<d (and c) only."""
         contrib = flat[:, :, None] * self.W.T  # (B, D, H): W_{:, d} x_d
         before = contrib.cumsum(1)[:, :-1]  # (B, D-1, H): Σ_{j<=d} W_{:, j} x_j
-        a = F.pad(before, (0, 0, 1, 0)) + self.c  # (B, D, H): exclusive sum, j < d
+        bias = self._hidden_bias(c, len(flat))[:, None]  # (B, 1, H)
+        a = F.pad(before, (0, 0, 1, 0)) + bias  # (B, D, H): exclusive sum, j < d
         return self._params(self._hidden(a, slice(None)), slice(None))
 
     # -- the contract -------------------------------------------------------------------------
@@ -116,9 +131,9 @@ class RNADE(DrawsInOrder):
     def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """log p(x) in nats, exact, shape (B,)."""
         x = self.check_x(x)
-        self.check_c(c, len(x))
+        c = self.check_c(c, len(x))
         flat = x.flatten(1)  # (B, D)
-        return mixture_log_prob(flat, *self.mixture_params(flat)).sum(-1)
+        return mixture_log_prob(flat, *self.mixture_params(flat, c)).sum(-1)
 
     # -- sampling: the O(H D) recursion, one dimension at a time -------------------------------
 
@@ -131,7 +146,7 @@ class RNADE(DrawsInOrder):
         T: float,
     ) -> Tensor:
         """Draw the unobserved entries of flat (B, D) in order, one hidden update each."""
-        a = self.c.expand(len(flat), -1)  # (B, H)
+        a = self._hidden_bias(c, len(flat))  # (B, H)
         for d in range(self.num_dims):
             if not bool(observed[:, d].all()):
                 logits, means, log_scales = self._params(self._hidden(a, d), d)  # (B, K) each

@@ -41,7 +41,8 @@ class CharRNN(TokenSequenceModel):
     extra embedding row, id V, used only as input); the first hidden state is learned too.
     The top layer's state gives the logits of x_t, so p(x_1) is modelled and
     ``conditional_logits`` (B, T, V) come from one teacher-forced pass. ``sample`` draws
-    the T tokens one by one, carrying the hidden state (temperature, top-k, top-p).
+    the T tokens one by one, carrying the hidden state (temperature, top-k, top-p); with a
+    ``prompt`` (token ids (P,)) the RNN reads the prompt in one call and draws the rest.
 
     References:
         Elman 1990; Hochreiter & Schmidhuber 1997 (LSTM); Cho et al. 2014,
@@ -102,14 +103,19 @@ class CharRNN(TokenSequenceModel):
         generator: torch.Generator | None = None,
         **options: Any,
     ) -> Tensor:
-        """n sequences (n, T) int64, drawn token by token with the hidden state carried."""
+        """n sequences (n, T) int64, drawn token by token with the hidden state carried; the
+        first P come from the ``prompt`` option, read by the RNN in one call."""
         settings = self.sample_settings(options)
         self.check_c(c, n)
-        token = torch.full((n, 1), self.config.vocab_size, dtype=torch.long, device=self.device)
-        state = self._start(n)
+        prompt = self.check_prompt(settings.prompt)  # (P,)
+        P = len(prompt)
         out = torch.empty(n, self.num_dims, dtype=torch.long, device=self.device)
-        for t in range(self.num_dims):
-            h, state = self.rnn(self.embed(token), state)  # h: (n, 1, H)
-            out[:, t] = draw(self.head(h[:, 0]), settings, generator)
-            token = out[:, t : t + 1]  # (n, 1)
+        out[:, :P] = prompt
+        start = torch.full((n, 1), self.config.vocab_size, dtype=torch.long, device=self.device)
+        tokens = torch.cat([start, out[:, :P]], dim=1)  # (n, 1 + P): start token + prompt
+        state = self._start(n)
+        for t in range(P, self.num_dims):
+            h, state = self.rnn(self.embed(tokens), state)  # h: (n, t_in, H)
+            out[:, t] = draw(self.head(h[:, -1]), settings, generator)
+            tokens = out[:, t : t + 1]  # (n, 1)
         return out

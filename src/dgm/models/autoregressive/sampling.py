@@ -1,5 +1,6 @@
 """Drawing the next token of a sequence model: temperature, top-k and nucleus (top-p)
-filtering, shared by ``char_rnn`` and ``gpt``; apart from the networks (STYLE rule 10).
+filtering, and a prompt the draws continue, shared by ``char_rnn`` and ``gpt``; apart
+from the networks (STYLE rule 10).
 
 References:
     Fan, Lewis & Dauphin 2018, Hierarchical Neural Story Generation, arXiv:1805.04833 (top-k).
@@ -22,11 +23,22 @@ import torch
 from torch import Tensor
 
 
+class Text(str):
+    """A prompt as text, the way ``dgm sample --prompt "the "`` gives it: the command line
+    encodes it with the run's character vocabulary (``encode_prompt``) into the token ids
+    that ``sample(prompt=...)`` takes. The option's type, so its flag reads text."""
+
+
 @dataclasses.dataclass
 class SequenceSampleOptions:
     temperature: float = 1.0  # divides the logits: < 1 sharper, > 1 flatter (1 = the model)
     top_k: int = 0  # draw among the k most likely tokens only (0 = off)
     top_p: float = 1.0  # draw among the most likely tokens holding this mass (1.0 = off)
+    # The start of every sequence, the rest drawn given it. In Python token ids, a
+    # LongTensor (P,) with P < T; on the command line text, which dgm sample encodes with
+    # the run's character vocabulary (a character unseen in training is an error). The
+    # type Text makes the flag read text; the models themselves refuse a str.
+    prompt: Text | Tensor | None = None  # every sequence starts with this text (or ids (P,))
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -35,6 +47,24 @@ class SequenceSampleOptions:
             raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
+
+
+def encode_prompt(text: str, vocab: str) -> Tensor:
+    """``text`` as int64 token ids (P,) of the character ``vocab`` (token i is ``vocab[i]``);
+    a character the vocabulary lacks is an error naming it.
+
+    Example:
+        >>> encode_prompt("abba", "ab").tolist()
+        [0, 1, 1, 0]
+    """
+    missing = sorted(set(text) - set(vocab))
+    if missing:
+        raise ValueError(
+            f"the prompt has characters the training text never had: "
+            f"{', '.join(map(repr, missing))}; use characters of the run's vocabulary {vocab!r}"
+        )
+    lookup = {ch: i for i, ch in enumerate(vocab)}
+    return torch.tensor([lookup[ch] for ch in text], dtype=torch.long)  # (P,)
 
 
 def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:

@@ -36,6 +36,32 @@ class TokenSequenceModel(GenerativeModel):
     def conditional_logits(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
+    def check_prompt(self, prompt: Tensor | None) -> Tensor:
+        """The ``prompt`` sampling option as int64 token ids (P,) on the model's device,
+        P < T and every token in 0..V-1; None gives an empty prompt (P = 0)."""
+        if prompt is None:
+            return torch.zeros(0, dtype=torch.long, device=self.device)
+        if isinstance(prompt, str):
+            raise ValueError(
+                "prompt takes token ids (a LongTensor (P,)), not text: encode the text with "
+                "dgm.models.autoregressive.sampling.encode_prompt(text, vocab) first"
+            )
+        prompt = torch.as_tensor(prompt, device=self.device)
+        V, T = self.config.vocab_size, self.num_dims
+        if prompt.dim() != 1 or prompt.is_floating_point() or prompt.dtype == torch.bool:
+            raise ValueError(
+                f"prompt has shape {tuple(prompt.shape)} and dtype {prompt.dtype}, expected "
+                "integer token ids of shape (P,)"
+            )
+        if len(prompt) >= T:
+            raise ValueError(
+                f"prompt has {len(prompt)} tokens but sequences have T = {T}: give fewer than "
+                f"{T} so that something is left to draw"
+            )
+        if bool(((prompt < 0) | (prompt >= V)).any()):
+            raise ValueError(f"prompt has tokens outside the vocabulary 0..{V - 1}")
+        return prompt.long()
+
     def ordering(self) -> Tensor:
         """Left to right: position t is the t-th conditional."""
         return torch.arange(self.num_dims, device=self.device)
