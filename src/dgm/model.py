@@ -28,6 +28,9 @@ class Likelihood(enum.Enum):
 
     EXACT = "exact"  # log p(x) itself (autoregressive models, flows, classical models)
     LOWER_BOUND = "lower_bound"  # a stochastic lower bound, the ELBO (latent-variable models)
+    # a continuous density on dequantized integer levels 0..L-1: log p((x + u)/L) − D ln L,
+    # u ~ q(u | x), a stochastic lower bound on log P(x) of the discrete x (flows on images)
+    DEQUANTIZED = "dequantized"
     NONE = "none"  # no likelihood (GANs): log_prob raises
 
 
@@ -171,6 +174,12 @@ class GenerativeModel(nn.Module):
         give torch-style param-group dicts (``{"params": [...], "lr": 2e-4, "betas": (0.5,
         0.999)}``) whose settings override the trainer's for that phase."""
         return {"main": [p for p in self.parameters() if p.requires_grad]}
+
+    def initialize(self, x: Tensor, c: Tensor | None = None) -> None:
+        """Data-dependent initialisation (Glow's ActNorm) from one batch: the trainer calls
+        it once, before the first step and before the optimizers and the EMA take the
+        weights (forking the RNG, so training draws are unchanged). Parts already
+        initialised (a resumed or reloaded model) must be left as they are. Default: nothing."""
 
     def validation_log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """The score the trainer's periodic validation reports, in nats (batch,): by default

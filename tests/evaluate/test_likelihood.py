@@ -4,10 +4,13 @@ import math
 
 import pytest
 import torch
+from torch.distributions import Normal
+from torch.distributions.transforms import CumulativeDistributionTransform
 
 import dgm
 from dgm.data import TensorData
-from dgm.evaluate.likelihood import bits_per_dim, discrete_nll, evaluate
+from dgm.evaluate.likelihood import bits_per_dim, evaluate
+from dgm.models.flows.transforms import Chain, ScaleLayer, TorchTransform
 from helpers import DiagonalGaussian, GaussianConfig, ToyGAN, ToyGANConfig
 
 
@@ -15,12 +18,30 @@ def test_bits_per_dim_is_nats_over_d_ln2():
     assert bits_per_dim(784 * math.log(2) * 1.5, 784) == pytest.approx(1.5)
 
 
-def test_discrete_correction_recovers_the_uniform_distribution_over_levels():
-    # a uniform density on [0, 1)^D (NLL 0 nats) is, on the {0..255}^D scale, uniform over
-    # 256^D values: -log P = D ln 256
-    d = 12
-    assert discrete_nll(0.0, d) == pytest.approx(-math.log(256.0**-d))
-    assert discrete_nll(1.0, d, levels=16) == pytest.approx(1.0 + d * math.log(16))
+def uniform_flow(shape, levels):
+    """A dequantized flow whose density of y = (x + u)/L is uniform on [0, 1)^D: z = Φ⁻¹(y),
+    the standard-normal quantile, so log p(y) = log N(z) + log |dz/dy| = 0 (the scaling by
+    exp(0) only gives the model a float64 parameter)."""
+    model = dgm.create(
+        "maf", shape, hidden_sizes=(4,), dequantize="uniform", num_levels=levels, logit_alpha=None
+    )
+    normal = Normal(torch.tensor(0.0).double(), torch.tensor(1.0).double())
+    quantile = TorchTransform(CumulativeDistributionTransform(normal).inv)
+    model.transform = Chain([ScaleLayer(shape), quantile])
+    return model.double()
+
+
+@pytest.mark.parametrize("levels", [256, 17])
+def test_a_uniform_density_on_the_levels_gives_exactly_log2_levels_bits_per_dim(levels):
+    # uniform on [0, L)^D: every one of the L^D integer x has P(x) = L^-D, and the bound is
+    # tight (the density is constant on each cell): log2 L bits/dim, 8 for bytes
+    shape = (1, 2, 3)
+    x = torch.randint(levels, (50, *shape), generator=torch.Generator().manual_seed(0))
+    data = TensorData(x.to(torch.uint8))
+    out = evaluate(uniform_flow(shape, levels), data, batch_size=16)
+    assert out["bound"] == "dequantized" and out["levels"] == levels and out["n"] == 50
+    assert out["nll"] == pytest.approx(6 * math.log(levels), rel=1e-12)
+    assert out["bits_per_dim"] == pytest.approx(math.log2(levels), rel=1e-12)
 
 
 def test_exact_model_is_evaluated_exactly():

@@ -1,9 +1,17 @@
 """Negative log-likelihoods on a dataset, in nats per example and bits per dimension.
 
 Units, written once: ``nll`` is in nats per example; bits/dim = nll / (D ln 2) with D the
-number of dimensions of one x. A continuous density fitted to discrete data rescaled from
-{0..L-1} to [0, 1) by x/L (after uniform dequantization) bounds the discrete NLL on the
-original scale by ``nll + D ln L`` (``discrete_nll``).
+number of dimensions of one x. Discrete data (8-bit images) modelled by a continuous
+density are reported on their own integer scale, never on a rescaled one: such a model
+takes the integers 0..L−1 (``--scale byte``: 0..255 for every image dataset, L = 256) and
+dequantizes them inside its ``log_prob``, y = (x + u)/L, so that ``log_prob`` is already the
+bound log p(y) − D ln L ≤ log P(x) of the discrete x (``Likelihood.DEQUANTIZED``; the flows'
+``dequantize`` option, documented in ``dgm.models.flows.base``). No correction is applied
+here: ``evaluate`` reports that model's NLL and bits/dim as they are, with ``bound:
+"dequantized"`` and the ``levels`` L, and a density uniform on [0, L)^D comes out at
+exactly log2 L bits/dim (8 for bytes). A continuous model fed the ``unit`` scale (x/255,
+or x/16 for digits) reports the density of those floats (``bound: "exact"``), which is not
+a discrete-data likelihood and not comparable to published bits/dim.
 """
 
 from __future__ import annotations
@@ -22,12 +30,6 @@ from dgm.model import ELBOTerms, GenerativeModel, ImportanceWeighted, Likelihood
 def bits_per_dim(nll_nats: float, num_dims: int) -> float:
     """Nats per example -> bits per dimension."""
     return nll_nats / (num_dims * math.log(2))
-
-
-def discrete_nll(nll_rescaled: float, num_dims: int, levels: int = 256) -> float:
-    """NLL of discrete data on the {0..levels-1} scale from the NLL of a continuous density
-    on the data rescaled by 1/levels: the change of variables adds D ln(levels) nats."""
-    return nll_rescaled + num_dims * math.log(levels)
 
 
 def _batches(data: Dataset, batch_size: int, device: torch.device) -> Any:
@@ -49,8 +51,10 @@ def evaluate(
     """Average NLL of ``model`` on ``data`` (nats/example) and what it is.
 
     ``bound`` names what was computed: ``"exact"`` (log p(x)), ``"elbo"`` (so ``nll`` is the
-    negative ELBO, an upper bound on -log p(x)) or ``"iwae_k"`` (the importance-weighted
-    bound with k samples, tighter as k grows). Latent-variable models (``ELBOTerms``) also
+    negative ELBO, an upper bound on -log p(x)), ``"dequantized"`` (a continuous density's
+    dequantization bound on the discrete x, on the 0..L−1 scale, with ``levels`` L: see
+    the module docstring) or ``"iwae_k"`` (the importance-weighted bound with k samples,
+    tighter as k grows). Latent-variable models (``ELBOTerms``) also
     report the mean ``kl`` and ``reconstruction`` terms of the one-sample ELBO, computed in
     the same pass when ``iw_samples`` is given. With ``validation`` (the trainer's
     periodic check) ``nll`` is the negative of the model's ``validation_log_prob``, a score
@@ -113,14 +117,17 @@ def evaluate(
     elif iw_samples is not None:
         bound = f"iwae_{iw_samples}"
     else:
-        bound = "exact" if model.likelihood is Likelihood.EXACT else "elbo"
-    return {
+        bound = {Likelihood.EXACT: "exact", Likelihood.DEQUANTIZED: "dequantized"}.get(
+            model.likelihood, "elbo"
+        )
+    result: dict[str, Any] = {
         "nll": nll,
         "bits_per_dim": bits_per_dim(nll, model.num_dims),
         "bound": bound,
-        "n": n,
-        **{k: v / n for k, v in extra.items()},
     }
+    if bound == "dequantized":  # the integer scale the NLL is on
+        result["levels"] = int(model.support.upper_bound) + 1  # type: ignore[attr-defined]
+    return {**result, "n": n, **{k: v / n for k, v in extra.items()}}
 
 
 @torch.no_grad()

@@ -6,7 +6,10 @@ decay), and each step calls ``model.loss(x, c, phase=p)`` for every phase in
 ``model.phases``, in order, each on the next batch; a phase listed k times is logged as
 the mean of its k calls. Before each step the model is told the step
 (``model.training_step``); a step whose gradient is not finite is refused before it
-changes a parameter; an optional EMA of the weights serves samples and validation.
+changes a parameter; an optional EMA of the weights serves samples and validation. Before
+the optimizers and the EMA are built, the model's data-dependent initialisation
+(``model.initialize``) runs once on a seeded batch, so the EMA starts from initialised
+weights.
 Models with the ``ClosedFormFit`` capability (counting, EM) are fitted by ``fit_step``.
 """
 
@@ -98,6 +101,8 @@ class Trainer:
                 f"{type(model).__name__} is fitted in closed form: an EMA of its weights "
                 "averages nothing useful; leave ema_decay unset"
             )
+        if not self.closed_form:
+            self._initialize()  # before the optimizers and the EMA take the weights
         groups = {} if self.closed_form else model.param_groups()
         if not self.closed_form and set(groups) != set(model.phases):
             raise ValueError(
@@ -415,6 +420,20 @@ class Trainer:
     def _averaged(self) -> contextlib.AbstractContextManager[None]:
         """The EMA weights in the model for the duration, when EMA is on."""
         return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
+
+    def _initialize(self) -> None:
+        """The model's data-dependent initialisation (``GenerativeModel.initialize``, e.g.
+        Glow's ActNorm) on one batch of the training data drawn with the run's seed, the same
+        on every rank, inside a forked RNG: the training draws are as they would be without
+        it. A resumed run then loads its weights over the result."""
+        gen = torch.Generator().manual_seed(self.config.seed)
+        n = len(self.train_data)  # type: ignore[arg-type]
+        index = torch.randperm(n, generator=gen)[: self.config.batch_size]
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            draws = torch.Generator(self.device).manual_seed(self.config.seed)
+            x, y, context = take(self.train_data, index, self.device, draws)
+            self.model.initialize(x, self.model.conditioning.pick(y, context))
 
     def _check_data(self) -> None:
         """Check every example of both splits against the model (shape, dtype, support,

@@ -1,0 +1,97 @@
+"""Glow: steps of ActNorm, invertible 1×1 convolution and affine coupling, multi-scale.
+
+References:
+    Kingma & Dhariwal 2018, Glow: Generative Flow with Invertible 1x1 Convolutions,
+    arXiv:1807.03039.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from dgm.models.flows.base import FlowConfig, FlowModel
+from dgm.models.flows.conditioners import ConvConditioner, channel_mask
+from dgm.models.flows.transforms import (
+    SCALE_BOUND,
+    ActNorm,
+    AffineCoupling,
+    Bijection,
+    Chain,
+    FactorOut,
+    Inverse,
+    InvertibleConv1x1,
+    Squeeze,
+)
+from dgm.registry import register
+
+
+@dataclasses.dataclass
+class GlowConfig(FlowConfig):
+    num_scales: int = 2  # levels, each starting with a squeeze: H, W divide by 2^levels (28: 2)
+    steps_per_level: int = 4  # K flow steps per level (the paper's 32, scaled down for CPUs)
+    hidden_channels: int = 64  # width of each coupling's convolutional network
+    scale_bound: float = SCALE_BOUND  # |log scale| of each coupling soft-clamped below this
+    num_classes: int = 0  # > 0: p(x | class), a one-hot label fed to every coupling
+    context_shape: tuple[int, ...] = ()  # shape of a float context c fed to every coupling
+
+
+@register("glow", GlowConfig)
+class Glow(FlowModel):
+    """Glow (Kingma & Dhariwal 2018): exact log_prob in nats over images (C, H, W).
+
+    Each of the ``num_scales`` levels squeezes (C, H, W) to (4C, H/2, W/2) and runs
+    ``steps_per_level`` steps of ActNorm, an LU-parameterised invertible 1×1 convolution
+    and an affine coupling over half the channels (a soft-clamped log-scale instead of the
+    paper's sigmoid); every level but the last then factors out half the channels, which go
+    to the N(0, I) base as they are (no learned prior), and the rest enters the next level.
+    z keeps the shape of x. ActNorm's data-dependent initialisation runs on a first batch:
+    the trainer calls ``initialize(x, c)`` before its first step (and before the EMA copies
+    the weights); a loop of your own calls it once too, else the first training-mode
+    forward pass initialises them.
+
+    References:
+        Kingma & Dhariwal 2018, arXiv:1807.03039.
+
+    Example:
+        >>> import torch, dgm
+        >>> model = dgm.create("glow", (1, 4, 4), steps_per_level=2, hidden_channels=4)
+        >>> x = model.sample(3, generator=torch.Generator().manual_seed(0))
+        >>> x.shape, model.log_prob(x).shape
+        (torch.Size([3, 1, 4, 4]), torch.Size([3]))
+    """
+
+    def __init__(self, event_shape: Iterable[int], config: GlowConfig) -> None:
+        super().__init__(event_shape, config)
+        shape = tuple(self.event_shape)
+        if config.num_scales < 1 or config.steps_per_level < 1 or config.hidden_channels < 1:
+            raise ValueError("num_scales, steps_per_level and hidden_channels must be >= 1")
+        if config.scale_bound <= 0:
+            raise ValueError(f"scale_bound must be positive, got {config.scale_bound}")
+        step = 2**config.num_scales
+        if len(shape) != 3 or shape[1] % step or shape[2] % step:
+            raise ValueError(
+                f"glow with num_scales={config.num_scales} needs images (C, H, W) with H and W "
+                f"divisible by {step}, got {shape}; lower num_scales (or use realnvp/maf "
+                "for vectors)"
+            )
+        self.transform = self._level(shape, config.num_scales, config)
+
+    def _level(self, shape: tuple[int, ...], levels: int, config: GlowConfig) -> Bijection:
+        """One level (and, inside it, the levels below) on (C, H, W)."""
+        C, H, W = shape
+        squeezed = (4 * C, H // 2, W // 2)
+        steps: list[Bijection] = [Squeeze()]
+        for k in range(config.steps_per_level):
+            net = ConvConditioner(4 * C, config.hidden_channels, 2, self.cond_width)
+            mask = channel_mask(squeezed, k % 2)
+            steps += [
+                ActNorm(4 * C),
+                InvertibleConv1x1(4 * C),
+                AffineCoupling(mask, net, config.scale_bound),
+            ]
+        if levels > 1:
+            rest = (2 * C, H // 2, W // 2)  # the half that stays in the flow
+            steps.append(FactorOut(2 * C, self._level(rest, levels - 1, config)))
+        steps.append(Inverse(Squeeze()))  # back to (C, H, W): z keeps x's shape
+        return Chain(steps)
