@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import itertools
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -429,6 +430,62 @@ def sample_fast_and_naive(model: GenerativeModel, n: int, c: Tensor | None = Non
     fast = model.sample(n, c, generator=torch.Generator().manual_seed(11), **options)
     naive = model.sample(n, c, generator=torch.Generator().manual_seed(11), fast=False, **options)
     return fast, naive
+
+
+def completion_masks(shape: tuple[int, ...], n: int) -> dict[str, Tensor]:
+    """Observed masks (n, *shape) of images (C, H, W) that exercise a sampler's fill:
+    ``bottom-half`` (whole rows observed in every example), ``random`` (each sub-pixel of
+    each example), ``some-all-observed`` (random, but the first and last sub-pixels, the
+    middle channel of pixel (0, 1) and all of row 1 observed in every example: skipped
+    with no draw) and ``none`` (nothing observed: a sample)."""
+    C, H, W = shape
+    rows = torch.arange(H)[:, None].expand(H, W)  # (H, W)
+    g = torch.Generator().manual_seed(5)
+    some = torch.rand(n, C, H, W, generator=g) < 0.5
+    some[:, 0, 0, 0] = some[:, -1, -1, -1] = some[:, C // 2, 0, min(1, W - 1)] = True
+    some[:, :, min(1, H - 1)] = True
+    return {
+        "bottom-half": (rows < H - H // 2).expand(n, C, H, W).clone(),
+        "random": torch.rand(n, C, H, W, generator=g) < 0.5,
+        "some-all-observed": some,
+        "none": torch.zeros(n, C, H, W, dtype=torch.bool),
+    }
+
+
+def complete_fast_and_naive(
+    model: GenerativeModel, x: Tensor, mask: Tensor, c: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """(fast, naive): ``model.complete`` with its fast sampler (the naive loop made to fail)
+    and with the naive loop (``_fast_sampler`` returning None), the same generator."""
+    with mock.patch.object(model, "_naive_fill", side_effect=AssertionError("naive loop ran")):
+        fast = model.complete(x, mask, c, torch.Generator().manual_seed(11))
+    with mock.patch.object(model, "_fast_sampler", return_value=None):
+        naive = model.complete(x, mask, c, torch.Generator().manual_seed(11))
+    return fast, naive
+
+
+def assert_fast_completion_is_naive(model: GenerativeModel, n: int = 4) -> None:
+    """For each of ``completion_masks`` on n random images in the support (given random
+    labels or contexts if the model is conditional), the fast completion equals the naive
+    loop's pixel for pixel, keeps the observed entries, and with nothing observed equals
+    ``sample`` and the fast sampler's ``draw`` with the same generator."""
+    g = torch.Generator().manual_seed(4)
+    c = None
+    if model.num_classes:
+        c = torch.randint(model.num_classes, (n,), generator=g)
+    elif model.conditional:
+        c = torch.randn(n, *model.conditioning.context_shape, generator=g, dtype=torch.float64)
+    x = torch.randint(model.levels, (n, *model.event_shape), generator=g)
+    x = x.to(torch.float64) if not model.integer_data else x
+    for name, mask in completion_masks(tuple(model.event_shape), n).items():
+        fast, naive = complete_fast_and_naive(model, x, mask, c)
+        assert torch.equal(fast, naive), f"mask {name}: fast and naive completions differ"
+        assert torch.equal(fast[mask], x[mask]) and model.support.check(fast).all(), name
+        if name == "none":  # nothing observed: a sample, and the fast sampler's draw
+            drawn = model.sample(n, c, generator=torch.Generator().manual_seed(11))
+            assert torch.equal(fast, drawn)
+            drawn = model._fast_sampler().draw(n, c, torch.Generator().manual_seed(11), 1.0)
+            assert torch.equal(fast, drawn)
 
 
 def assert_completion_keeps_observed(model: GenerativeModel) -> None:

@@ -1,6 +1,7 @@
 """PixelCNN, plain and gated: autoregressive structure through the Jacobian, the blind spot
 of the plain one and none in the gated one, normalisation by enumeration, conditional
-normalisation, the fast sampler against the naive one, completion and a real learning
+normalisation, the fast sampler against the naive one (sampling and completion),
+completion and a real learning
 check on binarized digits. Float64 throughout."""
 
 import itertools
@@ -15,6 +16,7 @@ from dgm.nn.masked_conv import Window
 from helpers import (
     assert_completion_keeps_observed,
     assert_each_c_normalised,
+    assert_fast_completion_is_naive,
     assert_normalised,
     assert_pixel_config_errors,
     assert_raster_autoregressive,
@@ -142,6 +144,25 @@ def test_the_crop_computes_the_full_networks_output_at_every_pixel(variant):
         assert out.shape == (2, full.shape[1], 1, 1)
         torch.testing.assert_close(out[..., 0, 0], full[:, :, i, j], rtol=0, atol=1e-12)
     assert isinstance(CropSampler(model), CropSampler)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize(
+    ("shape", "head", "conditioning"),
+    [((1, 4, 5), "bernoulli", {"num_classes": 3}),
+     ((3, 3, 3), "categorical", {"context_shape": (1, 2, 3)}),
+     ((3, 3, 2), "logistic_mixture", {"context_shape": (2,)}),
+     ((1, 3, 4), "bernoulli", {})],
+)  # fmt: skip
+def test_fast_completion_fills_the_naive_loops_pixels(variant, shape, head, conditioning):
+    """Bottom half, random, some sub-pixels observed in every example (skipped with no
+    draw) and nothing observed: the crop sampler consumes the generator as the naive
+    loop and fills the same pixels, keeping the observed ones."""
+    model = build(
+        shape, variant=variant, head=head, num_levels=5, num_mixtures=2, hidden_channels=6,
+        num_layers=3, kernel_size=3, **conditioning,
+    )  # fmt: skip
+    assert_fast_completion_is_naive(model)
 
 
 @pytest.mark.parametrize("head", ["bernoulli", "categorical", "logistic_mixture"])

@@ -1,6 +1,7 @@
 """PixelRNN (Row LSTM): autoregressive structure through the Jacobian, its triangular
 receptive field, normalisation by enumeration (binary, 4-level colour, per class and per
-context), completion, sampling and a learning check on binarized digits. Float64 except
+context), completion, sampling and completion by the row sampler against the naive
+loop, and a learning check on binarized digits. Float64 except
 the learning check.
 
 Speed (ms per training step against gated PixelCNN, and the row sampler against the
@@ -15,6 +16,7 @@ from dgm.models.autoregressive.pixelrnn import RowSampler
 from helpers import (
     assert_completion_keeps_observed,
     assert_each_c_normalised,
+    assert_fast_completion_is_naive,
     assert_normalised,
     assert_pixel_config_errors,
     assert_raster_autoregressive,
@@ -113,6 +115,25 @@ def test_the_row_pass_computes_the_full_networks_output_on_every_row():
     for i in range(shape[1]):
         params, states = sampler.row(x, cond, i, states)  # (2, C, P, W)
         torch.testing.assert_close(params, full[:, :, :, i], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("shape", "head", "conditioning"),
+    [((1, 4, 5), "bernoulli", {"num_classes": 3}),
+     ((3, 3, 3), "categorical", {"context_shape": (1, 2, 3)}),
+     ((3, 3, 2), "logistic_mixture", {"context_shape": (2,)}),
+     ((1, 3, 4), "bernoulli", {})],
+)  # fmt: skip
+def test_row_sampler_completes_as_the_naive_loop(shape, head, conditioning):
+    """Bottom half, random, some sub-pixels observed in every example (skipped with no
+    draw) and nothing observed: the row sampler consumes the generator as the naive loop
+    and fills the same pixels, keeping the observed ones."""
+    model = build(
+        shape, head=head, num_levels=5, num_mixtures=2, hidden_channels=6, num_layers=2,
+        first_kernel=5,
+        **conditioning,
+    )  # fmt: skip
+    assert_fast_completion_is_naive(model)
 
 
 @pytest.mark.parametrize("head", ["bernoulli", "categorical"])

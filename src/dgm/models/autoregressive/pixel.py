@@ -4,15 +4,15 @@ logistic mixture head per sub-pixel, and optional class or context conditioning.
 
 A subclass gives its network ``net`` (the head parameters of every sub-pixel from the
 scaled image in one pass, teacher forcing) and ``_fast_sampler``; log_prob, the
-per-dimension conditionals, the naive sampler, the fast/naive dispatch of ``sample`` and
-completion follow here.
+per-dimension conditionals, the naive sampler and the fast/naive dispatch of ``_fill``,
+which both ``sample`` and ``complete`` go through, follow here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,12 +47,47 @@ class PixelSampleOptions:
     fast: bool = True  # the model's fast sampler: the naive loop's draws, less work (False: naive)
 
 
-class FastSampler(Protocol):
-    """What ``PixelModel._fast_sampler`` returns: an object that draws as the naive loop."""
+class FastSampler:
+    """Base of what ``PixelModel._fast_sampler`` returns: ``fill`` draws the unobserved
+    sub-pixels of an image exactly as the naive ``PixelModel._naive_fill`` does (the same
+    order, the same skips, the same random draws from the same generator, hence the same
+    pixels), computing less. Sampling is a fill with nothing observed (``draw``)."""
+
+    def __init__(self, model: PixelModel) -> None:
+        self.model = model
+
+    def fill(
+        self,
+        x: Tensor,
+        observed: Tensor,
+        c: Tensor | None,
+        generator: torch.Generator | None,
+        T: float,
+    ) -> Tensor:
+        """x (B, C, H, W) (levels, or binary floats) with every entry where ``observed``
+        (B, C, H, W, bool) is False drawn in the model's order at temperature T, given the
+        checked c, written in place and returned. A sub-pixel observed in every example is
+        skipped (no random draw); any other is drawn for the whole batch and the examples
+        where it is observed keep their value (``keep_observed``)."""
+        raise NotImplementedError
 
     def draw(self, n: int, c: Tensor | None, generator: torch.Generator | None, T: float) -> Tensor:
-        """n draws (n, C, H, W) given the checked c, at temperature T."""
-        ...
+        """n draws (n, C, H, W) given the checked c, at temperature T: ``fill`` of zeros
+        with nothing observed."""
+        model = self.model
+        dtype = torch.long if model.integer_data else model.dtype
+        x = torch.zeros(n, *model.event_shape, dtype=dtype, device=model.device)
+        return self.fill(x, torch.zeros_like(x, dtype=torch.bool), c, generator, T)
+
+    @staticmethod
+    def keep_observed(
+        x: Tensor, observed: Tensor, ch: int, i: int, j: int, drawn: Tensor
+    ) -> Tensor:
+        """Write the draws (B,) into x at sub-pixel (ch, i, j) except in the examples where it
+        is observed (the naive loop's ``torch.where``); returns the values now there (B,)."""
+        value = torch.where(observed[:, ch, i, j], x[:, ch, i, j], drawn)
+        x[:, ch, i, j] = value
+        return value
 
 
 class PixelModel(DrawsInOrder):
@@ -86,11 +121,12 @@ class PixelModel(DrawsInOrder):
     in raster order and on channels < ch at (i, j) itself; ``_head_params`` views it as
     (B, C, P, H, W) (a subclass may override ``_head_params`` instead). It also gives::
 
-        _fast_sampler() -> FastSampler  # .draw(n, c, generator, T) -> (n, C, H, W)
+        _fast_sampler() -> FastSampler | None  # .fill(x, observed, c, generator, T)
 
-    which ``sample(..., fast=True)`` (the default of ``PixelSampleOptions``) uses; it must
-    make the naive loop's draws for the same generator. ``fast=False`` runs the naive
-    ``_fill`` here: one full ``_head_params`` pass per dimension drawn.
+    which ``_fill`` uses, for ``sample(..., fast=True)`` (the default of
+    ``PixelSampleOptions``) and for ``complete``; it must make the naive loop's draws for
+    the same generator. ``fast=False``, or a subclass whose ``_fast_sampler`` returns None,
+    runs the naive ``_naive_fill`` here: one full ``_head_params`` pass per dimension drawn.
     """
 
     likelihood = Likelihood.EXACT
@@ -172,9 +208,10 @@ class PixelModel(DrawsInOrder):
         B, C, H, W = inputs.shape
         return self.net(inputs, cond).view(B, C, -1, H, W)  # (B, C, P, H, W)
 
-    def _fast_sampler(self) -> FastSampler:
-        """The subclass's fast sampler; see the class docstring."""
-        raise NotImplementedError
+    def _fast_sampler(self) -> FastSampler | None:
+        """The subclass's fast sampler (None: none, ``_fill`` runs the naive loop); see the
+        class docstring."""
+        return None
 
     # -- shared pieces ------------------------------------------------------------------------
 
@@ -262,15 +299,18 @@ class PixelModel(DrawsInOrder):
         generator: torch.Generator | None = None,
         **options: Any,
     ) -> Tensor:
-        """n draws (n, C, H, W) at the ``temperature`` of the options; ``fast`` (default)
-        gives exactly the naive loop's draws with the subclass's ``_fast_sampler``."""
+        """n draws (n, C, H, W) at the ``temperature`` of the options: ``_fill`` with nothing
+        observed; ``fast`` (default) gives exactly the naive loop's draws with the
+        subclass's ``_fast_sampler``."""
         opts = self.sample_settings(options)
-        if not opts.fast:
-            return super().sample(n, c, generator=generator, temperature=opts.temperature)
         if not opts.temperature > 0:
             raise ValueError(f"temperature must be positive, got {opts.temperature}")
         c = self.check_c(c, n)
-        return self._fast_sampler().draw(n, c, generator, opts.temperature)
+        dtype = torch.long if self.integer_data else self.dtype
+        flat = torch.zeros(n, self.num_dims, dtype=dtype, device=self.device)
+        observed = torch.zeros_like(flat, dtype=torch.bool)
+        flat = self._fill(flat, observed, c, generator, opts.temperature, fast=opts.fast)
+        return flat.view(n, *self.event_shape)
 
     def _draw(self, params: Tensor, generator: torch.Generator | None, T: float) -> Tensor:
         """One draw per row from a sub-pixel's head parameters (B, P) at temperature T:
@@ -289,9 +329,30 @@ class PixelModel(DrawsInOrder):
         c: Tensor | None,
         generator: torch.Generator | None,
         T: float,
+        fast: bool = True,
+    ) -> Tensor:
+        """Draw the unobserved entries of flat (B, D) in order (``sample`` and ``complete``):
+        with the subclass's fast sampler when it has one and ``fast``, else the naive loop;
+        the same pixels either way for the same generator."""
+        sampler = self._fast_sampler() if fast else None
+        if sampler is None:
+            return self._naive_fill(flat, observed, c, generator, T)
+        shape = (len(flat), *self.event_shape)
+        filled = sampler.fill(flat.view(shape), observed.reshape(shape), c, generator, T)
+        return filled.view(len(flat), -1)  # (B, D)
+
+    def _naive_fill(
+        self,
+        flat: Tensor,
+        observed: Tensor,
+        c: Tensor | None,
+        generator: torch.Generator | None,
+        T: float,
     ) -> Tensor:
         """The naive sampler: draw the unobserved entries of flat (B, D) in order, one full
-        network pass per dimension (dimensions observed in every row are skipped)."""
+        network pass per dimension (dimensions observed in every row are skipped, with no
+        random draw; the others are drawn for every row, observed rows keeping their
+        value)."""
         B = len(flat)
         C, H, W = self.event_shape
         cond = self._condition_features(c)  # fixed while drawing

@@ -32,7 +32,8 @@ binary images, 64 channels, 7 layers (7 x 7 type A + 6): an Adam step takes 1.02
 the gated PixelCNN's (kernel 5), with half its parameters and multiply-adds per layer
 (21 F^2 vs 41 F^2 per pixel); at batch 8, 1.10x. Sampling with ``RowSampler`` recomputes
 one row per sub-pixel (about H times fewer operations than the naive loop: 7.3 s vs
-about 240 s for 16 such images).
+about 240 s for 16 such images); completing the bottom half of 8 such images with it
+takes 2.2 s against 47 s for the naive loop (same pixels).
 
 References:
     van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks,
@@ -49,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgm.models.autoregressive.pixel import PixelConfig, PixelModel
+from dgm.models.autoregressive.pixel import FastSampler, PixelConfig, PixelModel
 from dgm.nn.masked_conv import MaskedConv2d
 from dgm.registry import register
 
@@ -168,8 +169,8 @@ class PixelRNN(PixelModel):
     Heads, ordering (raster, R -> G -> B), conditioning (``num_classes`` or
     ``context_shape``, added to every layer's input-to-state pre-activations), the naive
     sampler and completion come from ``PixelModel``. ``sample(..., fast=True)`` (the
-    default) draws with ``RowSampler``: the same weights and draws as the naive loop,
-    recomputing only the current row.
+    default) and ``complete`` draw with ``RowSampler``: the same weights and draws as the
+    naive loop, recomputing only the current row.
 
     References:
         van den Oord, Kalchbrenner & Kavukcuoglu 2016, arXiv:1601.06759, section 3.1.
@@ -202,42 +203,53 @@ class PixelRNN(PixelModel):
         )
 
     def _fast_sampler(self) -> RowSampler:
-        """``sample(..., fast=True)``: only the current row is recomputed, carrying each
-        layer's LSTM state (about H times fewer operations than the naive loop)."""
+        """``sample(..., fast=True)`` and ``complete``: only the current row is recomputed,
+        carrying each layer's LSTM state (about H times fewer operations than the naive
+        loop)."""
         return RowSampler(self)
 
 
-class RowSampler:
-    """Draws from a ``PixelRNN`` row by row: for each sub-pixel of row i it runs the
-    network on row i alone (the first layer on rows i - first // 2 .. i, each Row LSTM
-    layer on row i from the state (h, c) it reached on row i - 1), which gives the full
-    network's output on row i because nothing there depends on the rows below; once row i
-    is drawn, one more pass stores each layer's state for row i + 1. The draws are made
-    by the model's own ``_draw`` in the model's order, so they equal the naive loop's for
-    the same generator (STYLE rule 10: the sampling algorithm apart from the network).
+class RowSampler(FastSampler):
+    """Samples or completes a ``PixelRNN`` row by row: for each sub-pixel of row i drawn it
+    runs the network on row i alone (the first layer on rows i - first // 2 .. i, each Row
+    LSTM layer on row i from the state (h, c) it reached on row i - 1), which gives the
+    full network's output on row i because nothing there depends on the rows below; once
+    row i is drawn (or observed), one more pass stores each layer's state for row i + 1.
+    The draws are made by the model's own ``_draw`` in the model's order, so they equal the
+    naive loop's for the same generator (STYLE rule 10: the sampling algorithm apart from
+    the network).
     """
 
-    def __init__(self, model: PixelRNN) -> None:
-        self.model = model
+    model: PixelRNN
 
-    def draw(self, n: int, c: Tensor | None, generator: torch.Generator | None, T: float) -> Tensor:
-        """n draws (n, C, H, W) given the checked c, at temperature T."""
+    def fill(
+        self,
+        x: Tensor,
+        observed: Tensor,
+        c: Tensor | None,
+        generator: torch.Generator | None,
+        T: float,
+    ) -> Tensor:
+        """x (n, C, H, W) with its unobserved entries drawn as the naive loop draws them (see
+        ``FastSampler.fill``); a row observed in every example costs one row pass."""
         model = self.model
         C, H, W = model.event_shape
-        dtype = torch.long if model.integer_data else model.dtype
-        out = torch.zeros(n, C, H, W, dtype=dtype, device=model.device)
-        image = torch.zeros(n, C, H, W, dtype=model.dtype, device=model.device)  # scaled
+        todo = (~observed.all(0)).tolist()  # [ch][i][j]: drawn (not observed in every example)
+        image = model._scale(x)  # (n, C, H, W), as the network reads it
         cond = model._condition_features(c)  # (n, F, H, W) or None
         states = self.initial_states(image)
         for i in range(H):
             for j in range(W):
                 for ch in range(C):
+                    if not todo[ch][i][j]:
+                        continue
                     params = self.row(image, cond, i, states)[0][:, ch, :, j]  # (n, P)
-                    value = model._draw(params, generator, T)  # (n,)
-                    out[:, ch, i, j] = value
+                    drawn = model._draw(params, generator, T)  # (n,)
+                    value = self.keep_observed(x, observed, ch, i, j, drawn)
                     image[:, ch, i, j] = model._scale(value)
-            states = self.row(image, cond, i, states)[1]  # each layer's state for row i + 1
-        return out
+            if i < H - 1:
+                states = self.row(image, cond, i, states)[1]  # each layer's state for row i + 1
+        return x
 
     def initial_states(self, image: Tensor) -> list[tuple[Tensor, Tensor]]:
         """Each layer's zero state (h, c) above row 0, for an image (n, C, H, W)."""
