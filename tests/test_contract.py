@@ -56,6 +56,7 @@ VARIANTS = [
     ("realnvp", (1, 4, 4), {"architecture": "conv", "hidden_channels": 4, "num_classes": 3}),
     ("glow", (1, 4, 4), {"steps_per_level": 2, "hidden_channels": 4}),
     ("glow", (2, 2, 2), {"num_scales": 1, "hidden_channels": 4, "context_shape": (1, 2, 1)}),
+    ("glow", (2,), {"steps_per_level": 2, "hidden_sizes": (8,), "num_classes": 3}),
     ("maf", (3,), {"num_transforms": 2, "hidden_sizes": (8,), "batch_norm": True}),
     (
         "realnvp",

@@ -14,7 +14,8 @@ from torch.distributions import Distribution
 import dgm
 from dgm.data import TensorData
 from dgm.model import Encodable, Likelihood
-from dgm.models.flows.transforms import ActNorm, BatchNormFlow, ScaleLayer
+from dgm.models.flows.conditioners import MLPConditioner
+from dgm.models.flows.transforms import ActNorm, BatchNormFlow, ScaleLayer, Squeeze
 from dgm.train import Trainer
 from helpers import fit_tracking_ema, perturbed, quiet_config
 
@@ -23,8 +24,15 @@ VECTOR_FLOWS = {  # name: small config for 2-D data
     "iaf": {"num_transforms": 3, "hidden_sizes": (16,), "scale_bound": 1.0},
     "nice": {"num_couplings": 3, "hidden_sizes": (16,)},
     "realnvp": {"num_couplings": 3, "hidden_sizes": (16,), "scale_bound": 1.0},
+    "glow": {
+        "architecture": "mlp",
+        "steps_per_level": 3,
+        "hidden_sizes": (16,),
+        "scale_bound": 1.0,
+    },
 }
-IMAGE_FLOWS = {  # id: (name, shape of one x, config)
+DEPTH = {"maf": "num_transforms", "iaf": "num_transforms", "glow": "steps_per_level"}
+SHAPED_FLOWS = {  # id: (name, shape of one x, config): images, and glow's vector steps
     "realnvp-conv": ("realnvp", (1, 4, 4), {"architecture": "conv", "hidden_channels": 4}),
     "realnvp-conv-classes": (
         "realnvp",
@@ -36,6 +44,16 @@ IMAGE_FLOWS = {  # id: (name, shape of one x, config)
         "glow",
         (3, 4, 4),
         {"steps_per_level": 2, "hidden_channels": 4, "context_shape": (2,)},
+    ),
+    "glow-mlp-classes": (
+        "glow",
+        (3,),
+        {"steps_per_level": 2, "hidden_sizes": (8,), "num_classes": 2},
+    ),
+    "glow-mlp-context": (
+        "glow",
+        (1, 2, 2),
+        {"architecture": "mlp", "steps_per_level": 2, "hidden_sizes": (8,), "context_shape": (3,)},
     ),
 }
 
@@ -70,8 +88,7 @@ def test_density_integrates_to_one_on_a_2d_grid(name):
 
 @pytest.mark.parametrize("name", list(VECTOR_FLOWS))
 def test_conditional_density_integrates_to_one_for_each_class(name):
-    depth = {"num_transforms": 2} if name in ("maf", "iaf") else {"num_couplings": 2}
-    model = make(name, num_classes=2, scale=0.1, **depth)
+    model = make(name, num_classes=2, scale=0.1, **{DEPTH.get(name, "num_couplings"): 2})
     for label in (0, 1):  # the labels spread the mass wider: a wider grid
         total = grid_integral(model, torch.tensor([label]), half_width=15.0)
         assert abs(total.item() - 1) < 0.01, total
@@ -149,9 +166,9 @@ def test_context_conditioning_reaches_the_flow():
     torch.testing.assert_close(model.decode(model.encode(x, ctx), ctx), x)
 
 
-@pytest.mark.parametrize("case", list(IMAGE_FLOWS))
-def test_image_flows_invert_exactly_and_log_prob_is_change_of_variables(case):
-    name, shape, config = IMAGE_FLOWS[case]
+@pytest.mark.parametrize("case", list(SHAPED_FLOWS))
+def test_flows_after_a_first_batch_invert_exactly_and_log_prob_is_change_of_variables(case):
+    name, shape, config = SHAPED_FLOWS[case]
     torch.manual_seed(0)
     model = dgm.create(name, shape, **config).double()
     g = torch.Generator().manual_seed(1)
@@ -206,6 +223,46 @@ def test_bad_configs_name_the_fix():
         dgm.create("glow", (1, 6, 6))
     with pytest.raises(ValueError, match="divisible by 2"):
         dgm.create("realnvp", (1, 3, 4), architecture="conv")
+    with pytest.raises(ValueError, match="architecture='mlp' for vectors"):
+        dgm.create("glow", (2,), architecture="conv")
+    with pytest.raises(ValueError, match=r"architecture must be one of \(.auto., .mlp., .conv.\)"):
+        dgm.create("glow", (2,), architecture="dense")
+
+
+# -- Glow on vectors ---------------------------------------------------------------------------
+
+
+def test_glow_picks_vector_steps_for_vectors_and_multi_scale_for_images():
+    vector = dgm.create("glow", (2,), steps_per_level=2, hidden_sizes=(8,))
+    kinds = [type(t).__name__ for t in vector.transform.transforms]
+    assert kinds == ["Reshape", *["ActNorm", "InvertibleConv1x1", "AffineCoupling"] * 2, "Reshape"]
+    assert vector.transform.transforms[2].weight().shape == (2, 2)  # a 2×2 linear map
+    image = dgm.create("glow", (1, 4, 4), steps_per_level=1, hidden_channels=4)
+    assert not any(isinstance(m, MLPConditioner) for m in image.modules())
+    assert any(isinstance(m, Squeeze) for m in image.modules())
+
+
+def test_glow_vector_actnorm_initialises_on_the_first_batch_to_zero_mean_unit_variance():
+    torch.manual_seed(0)
+    model = dgm.create("glow", (3,), steps_per_level=2, hidden_sizes=(8,)).double()
+    model = perturbed(model, 0.1)  # every later ActNorm input is a non-trivial mix of x
+    norms = [m for m in model.modules() if isinstance(m, ActNorm)]
+    g = torch.Generator().manual_seed(2)
+    scale, shift = torch.tensor([3.0, 0.2, 1.0]), torch.tensor([5.0, -1.0, 0.0])
+    x = torch.randn(256, 3, generator=g, dtype=torch.float64) * scale + shift
+    for m in norms:
+        m.initialized.fill_(False)
+    model.initialize(x)
+    assert all(bool(m.initialized) for m in norms) and not model.training
+    outputs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o[0])) for m in norms]
+    model.log_prob(x)  # eval: the stored values, the same inputs as the initialising pass
+    for h in hooks:
+        h.remove()
+    assert len(outputs) == 2
+    for z in outputs:  # (256, 3) each: standardised per feature
+        torch.testing.assert_close(z.mean(0), torch.zeros(3, dtype=torch.float64))
+        torch.testing.assert_close(z.var(0, correction=0), torch.ones(3, dtype=torch.float64))
 
 
 # -- BatchNorm inside a model ------------------------------------------------------------------
