@@ -75,7 +75,7 @@ def _chain(model: FlowModel, config: MAFConfig, inverse: bool) -> Bijection:
 class MAF(FlowModel):
     """Masked autoregressive flow (Papamakarios et al. 2017): exact log_prob in nats.
 
-    Each step z_d = (x_d − μ_d(x_<d)) exp(−α_d(x_<d)) with (μ, α) from a MADE over the
+    Each step z_d = x_d exp(−α_d(x_<d)) − μ_d(x_<d) with (μ, α) from a MADE over the
     flattened x, the order reversed between steps. Density: one MADE pass per step;
     sampling: D passes per step. ``num_classes``/``context_shape`` condition every MADE.
     ``batch_norm`` puts a ``BatchNormFlow`` between steps, as the paper does: it
@@ -102,7 +102,7 @@ class MAF(FlowModel):
 class IAF(FlowModel):
     """Inverse autoregressive flow (Kingma et al. 2016): sampling in one pass per step.
 
-    Sampling runs x_d = (z_d − μ_d(z_<d)) exp(−α_d(z_<d)), one MADE pass per step; the
+    Sampling runs x_d = z_d exp(−α_d(z_<d)) − μ_d(z_<d), one MADE pass per step; the
     exact log_prob inverts it, D MADE passes per step (slow for large D: use MAF to fit
     densities, IAF where fast sampling matters). Same config as MAF.
 

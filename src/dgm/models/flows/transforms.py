@@ -390,8 +390,14 @@ class InvertibleConv1x1(Bijection):
 
 
 class MaskedAffineAutoregressive(Bijection):
-    """MAF's transform: z_d = (x_d − μ_d(x_<d)) · exp(−α_d(x_<d)), (μ, α) from one MADE
+    """MAF's transform: z_d = x_d · exp(−α_d(x_<d)) − μ_d(x_<d), (μ, α) from one MADE
     (``dgm.nn.MADE``, natural ordering), α soft-clamped to ±``bound``.
+
+    The shift μ acts after the scale, in z's units (as zuko's affine autoregressive
+    transform), rather than before it as in (x_d − μ_d) · exp(−α_d) (Papamakarios et al.
+    2017): the same family, but μ's gradient no longer carries the factor exp(−α). On
+    moons (``benchmarks/flows.py``'s 5-step MAF, 2000 steps, issue 8) it lowered the test
+    NLL from 1.098 to 1.085 nats (zuko 1.082; mean of the last 500 steps, 4 seeds).
 
     The forward (density) direction is one MADE pass; ``inverse`` (sampling) takes D passes,
     one per dimension. ``Inverse(MaskedAffineAutoregressive(...))`` is IAF: sampling in one
@@ -428,13 +434,13 @@ class MaskedAffineAutoregressive(Bijection):
 
     def forward(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
         mu, alpha = self._params(x, c)
-        return (x - mu) * (-alpha).exp(), -alpha.sum(1)
+        return x * (-alpha).exp() - mu, -alpha.sum(1)
 
     def inverse(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         x = torch.zeros_like(z)
         for _ in range(self.num_dims):  # pass d fixes x_d: its inputs x_<d are final
             mu, alpha = self._params(x, c)
-            x = z * alpha.exp() + mu
+            x = (z + mu) * alpha.exp()
         return x
 
 
