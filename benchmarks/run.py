@@ -3,9 +3,11 @@
     python -m benchmarks.run [--quick] [--only NAME ...]
 
 NAME is one of hot_path, trainer_overhead (or overhead), threads, iw_eval, cs236,
-pythae_compare (or pythae). Full results go to benchmarks/results/, quick ones to
-benchmarks/results/quick/; the README tables are made from the full results only.
+autoregressive, pixelcnn, flows, pythae_compare (or pythae). Full results go to
+benchmarks/results/, quick ones to benchmarks/results/quick/; the README tables are made
+from the full results only.
 pythae_compare needs the bench extra (pythae) and is skipped, with a message, without it.
+flows runs its zuko/normflows comparison only with the bench extra (skipped otherwise).
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ import time
 from benchmarks import tables
 from benchmarks.common import busy_warning, log, machine_info
 
-BENCHMARKS = ("hot_path", "trainer_overhead", "threads", "iw_eval", "cs236", "pythae_compare")
+BENCHMARKS = (
+    "hot_path",
+    "trainer_overhead",
+    "threads",
+    "iw_eval",
+    "cs236",
+    "autoregressive",
+    "pixelcnn",
+    "flows",
+    "pythae_compare",
+)
 ALIASES = {"overhead": "trainer_overhead", "pythae": "pythae_compare"}
 # benchmark -> the module it needs beyond dgm's own dependencies, and the extra providing it
 OPTIONAL = {"pythae_compare": ("pythae", "bench")}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +328,498 @@ def iw_table(record: dict[str, Any]) -> list[str]:
     return out
 
 
+def _cell(text: str, width: int = 60) -> str:
+    """A sample as a markdown table cell: cut to ``width`` characters, pipes escaped."""
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    text = text.replace("`", "'").replace("|", "¦").replace("\t", "\\t")
+    return f"`{text}`" if text else "(empty)"
+
+
+def _text_sample(run: dict[str, Any]) -> str:
+    """The sample cell of a text run: the first sample at temperature 0.8; for ``words``
+    the first five words, each cut at its end token."""
+    samples = run["samples"].get("0.8") or [""]
+    if run["dataset"] == "words":
+        return _cell(", ".join(s.split("\\n")[0] for s in samples[:5]))
+    return _cell(samples[0])
+
+
+def _published(label: str, references: list[dict[str, Any]]) -> str:
+    """The published binarized-MNIST NLLs to print beside our row ``label``."""
+
+    def row_of(ref: dict[str, Any]) -> str:  # which of our rows a reference stands beside
+        model = ref["model"]
+        if model.startswith("made"):
+            return "made (1 mask)" if "masks" not in model else "made (M masks)"
+        return model
+
+    ours = "made (M masks)" if label.startswith("made") and "1 mask" not in label else label
+    cells = []
+    for ref in references:
+        if row_of(ref) == ours:
+            masks = f", {ref['model'].split('(')[1][:-1]}" if "masks" in ref["model"] else ""
+            cells.append(f"{_f(ref['nll'])} ({ref['source'].split(',')[0].split(' (')[0]}{masks})")
+    return "; ".join(cells) or "–"
+
+
+def autoregressive_tables(record: dict[str, Any]) -> list[str]:
+    """Speed pairs, text and binarized-image tables of benchmarks/autoregressive.py."""
+    out: list[str] = []
+    speed = record.get("speed", {})
+    rows = []
+    nade, gpt = speed.get("nade"), speed.get("gpt_kv_cache")
+    pairs = [  # (result, label, dgm side, reference side, ratio key, goal)
+        (
+            nade,
+            "NADE conditionals: O(HD) recursion (`log_prob`) vs naive per dimension",
+            "one_pass",
+            "naive",
+            "ratio_naive_over_one_pass",
+            "≥ 20",
+        ),
+        (
+            nade,
+            "NADE conditionals: O(HD) recursion vs the same sum as one (B, D, H) tensor",
+            "one_pass",
+            "one_tensor",
+            "ratio_one_tensor_over_one_pass",
+            "–",
+        ),
+        (
+            gpt,
+            f"GPT, {gpt['tokens'] if gpt else '?'} tokens: `sample(use_cache=True)` vs `False`",
+            "cached",
+            "uncached",
+            "ratio_uncached_over_cached",
+            "≥ 3",
+        ),
+    ]
+    for result, label, ours, ref, ratio, goal in pairs:
+        for t, r in (result or {}).get("threads", {}).items():
+            rows.append(
+                [
+                    label,
+                    t,
+                    _f(r["ms"][ours], 1),
+                    _f(r["ms"][ref], 1),
+                    _f(r[ratio]),
+                    goal,
+                ]
+            )
+    if rows:
+        g = gpt["model_config"] if gpt else {}
+        out += [
+            "**Autoregressive speed pairs** (each pair timed side by side in one process, "
+            f"up to {nade['repeats'] if nade else gpt['repeats']} interleaved repeats after "
+            "a warm-up; ms is the median, the ratio the median of the per-repeat ratios; both "
+            "sides of each pair are checked to give the same logits first). NADE: H = "
+            f"{nade['hidden_size'] if nade else '?'}, D = {nade['dims'] if nade else '?'}, "
+            f"batch {nade['batch_size'] if nade else '?'}; naive: every h_d recomputed from "
+            f"x_<d, O(HD²). GPT: {g.get('n_layer')} layers, {g.get('n_head')} heads, "
+            f"{g.get('n_embd')} wide, vocabulary {g.get('vocab_size')}, batch "
+            f"{gpt['batch_size'] if gpt else '?'}, same seed on both sides:",
+            "",
+            *_table(
+                ["computation", "threads", "dgm ms", "reference ms", "reference ÷ dgm", "goal"],
+                rows,
+            ),
+        ]
+        if record.get("busy_warning"):
+            out += [
+                "",
+                "Other processes kept the CPUs busy during this run, so the times are slow and "
+                "noisy (two threads suffer most when they must share the cores); each ratio "
+                "still compares the two sides of a pair under the same conditions.",
+            ]
+    text = record.get("text", {})
+    if text.get("runs"):
+        rows = [
+            [
+                r["model"],
+                r["dataset"],
+                f"{r['parameters']:,}",
+                str(r["steps"]),
+                _f(r["ms_per_step"], 1),
+                _f(r["nats_per_char"], 3),
+                _f(r["bits_per_char"], 3),
+                _text_sample(r),
+            ]
+            for r in text["runs"]
+        ]
+        threads = _threads(record.get("train_threads", "?"))
+        out += [
+            *([""] if out else []),
+            f"**Character-level text** (dgm's trainer, batch {text['batch_size']}, AdamW with "
+            f"the default warm-up and cosine decay, gradient norm clipped at "
+            f"{text.get('grad_clip')}, {threads}; validation split; `words`: one word of "
+            "Debian's wamerican per 16-token sequence, nats per letter counting its end "
+            "token but not the padding; `fortunes`: 64-character windows of Debian's "
+            "fortunes, each read without earlier context; samples drawn at temperature 0.8, "
+            "`\\n` a newline):",
+            "",
+            *_table(
+                [
+                    "model",
+                    "corpus",
+                    "parameters",
+                    "steps",
+                    "ms/step",
+                    "nats/char",
+                    "bits/char",
+                    "sample (T = 0.8)",
+                ],
+                rows,
+            ),
+            "",
+            text.get("nanogpt_note", ""),
+        ]
+    images = record.get("images", {})
+    if images.get("runs"):
+        refs = images.get("references", [])
+        rows = []
+        for r in images["runs"]:
+            total = r.get("test_size", r["test_n"])
+            name = r["model"] + (
+                f" (first {r['test_n']} test examples)" if r["test_n"] < total else ""
+            )
+            alone = r.get("nll_mask_0_alone")
+            rows.append(
+                [
+                    name,
+                    r["dataset"],
+                    str(r["steps"]),
+                    _f(r["ms_per_step"], 1),
+                    _f(r["train_wall_s"] + r.get("eval_wall_s", 0.0), 0),
+                    _f(r["nll"]) + (f" (mask 0 alone: {_f(alone)})" if alone is not None else ""),
+                    _published(r["model"], refs),
+                ]
+            )
+        sources: dict[str, list[str]] = {}  # binarization -> the sources that used it
+        for ref in refs:
+            src = ref["source"].split(",")[0].split(" (")[0]
+            if src not in sources.setdefault(ref["binarization"], []):
+                sources[ref["binarization"]].append(src)
+        out += [
+            *([""] if out else []),
+            f"**Fully visible models on binarized images** (dgm's trainer, batch "
+            f"{images['batch_size']}, AdamW lr {images['lr']} with the default warm-up and "
+            f"cosine decay, {_threads(record.get('train_threads', '?'))}; "
+            f"{images['binarization']}; test NLL in nats per example, exact; MADE: one "
+            f"hidden layer of 500; the M-mask MADE: {images['made_masks']}; wall s: training "
+            "and test evaluation). The last column holds published binarized-MNIST "
+            "figures: beside MNIST rows for scale, not comparable with Fashion-MNIST ones.",
+            "",
+            *_table(
+                [
+                    "model",
+                    "dataset",
+                    "steps",
+                    "ms/step",
+                    "wall s",
+                    "test NLL",
+                    "published, binarized MNIST",
+                ],
+                rows,
+            ),
+            "",
+            "Binarization of each published source: "
+            + "; ".join(f"{' and '.join(src)}: {how}" for how, src in sources.items())
+            + ".",
+        ]
+    return out
+
+
+def pixelcnn_tables(record: dict[str, Any]) -> list[str]:
+    """Fast vs naive sampling and binarized-image NLLs of benchmarks/pixelcnn.py."""
+    out: list[str] = []
+    speed = record.get("speed", {})
+    rows = [
+        [
+            r["variant"],
+            "x".join(map(str, r["image"][1:])),
+            str(r["batch_size"]),
+            _f(r["ms"]["fast"], 0),
+            _f(r["ms"]["naive"], 0),
+            _f(r["ratio_naive_over_fast"], 1),
+            "yes" if r["same_pixels"] else "NO",
+        ]
+        for r in speed.values()
+    ]
+    if rows:
+        cfg = next(iter(speed.values()))["model_config"]
+        out += [
+            "**PixelCNN sampling, fast vs naive** (one torch thread; "
+            f"{cfg.get('hidden_channels')} hidden channels, {cfg.get('num_layers')} layers, "
+            "untrained weights; fast: each sub-pixel from its receptive field only, naive: "
+            "one full pass per pixel; median ms per batch, same seed; goal ≥ 5x):",
+            "",
+            *_table(
+                ["variant", "image", "batch", "fast ms", "naive ms", "ratio", "same pixels"],
+                rows,
+            ),
+            "",
+        ]
+    images = record.get("images", {})
+    runs = images.get("runs", [])
+    if runs:
+        refs = images.get("references", [])
+        published = "; ".join(
+            f"{_f(r['nll'])} ({r['source'].split(' (')[0]}, {r['binarization'].split(':')[0]} "
+            "binarization)"
+            for r in refs
+        )
+        out += [
+            "**PixelCNN on statically binarized images** (test NLL, nats per example, exact; "
+            f"batch {images.get('batch_size')}, lr {images.get('lr')}; published binarized-"
+            f"MNIST PixelCNN: {published or '–'}, far larger networks and budgets; "
+            "Fashion-MNIST rows are not comparable with them):",
+            "",
+            *_table(
+                ["model", "dataset", "test NLL", "steps", "train wall s", "parameters"],
+                [
+                    [
+                        r["model"],
+                        r["dataset"],
+                        _f(r["nll"]),
+                        str(r["steps"]),
+                        _f(r["train_wall_s"], 0),
+                        str(r["parameters"]),
+                    ]
+                    for r in runs
+                ],
+            ),
+        ]
+    return out
+
+
+def _flows_toys(toys: dict[str, Any]) -> list[str]:
+    """Part 1: test NLL of every vector flow on every toy, the true density's beside it."""
+    runs = toys.get("runs", [])
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    rows = []
+    for toy in dict.fromkeys(r["toy"] for r in runs):
+        by = {r["model"]: r for r in runs if r["toy"] == toy}
+        floor = toys.get("true_nll", {}).get(toy)
+        cells = [f"{_f(by[m]['test_nll'], 3)} ± {_f(by[m]['test_nll_se'], 3)}" for m in models]
+        rows.append([toy, *cells, _f(floor, 3) if floor is not None else "– (no closed form)"])
+    cfg = toys.get("train_config", {})
+    figures = ", ".join(f"`{p}`" for p in toys.get("figures", {}).values())
+    return [
+        f"**Flows on 2-D toys** (5 transforms of (64, 64) MLPs each; dgm's trainer, "
+        f"{toys['steps']} steps, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}, "
+        f"weight decay 0, {cfg.get('warmup_steps')}-step warm-up and cosine decay; one "
+        f"thread): test NLL in nats per example ± its standard error, on "
+        f"{toys.get('test_size', '?')} test points; the last column is the true density's own "
+        "NLL on the same points, the floor no model beats on average. "
+        f"{toys.get('glow', '–')}. For scale, CS236's MAF reaches about "
+        f"{toys.get('cs236_maf_moons_nll')} nats on its own moons data. Heat maps: "
+        f"{figures}.",
+        "",
+        *_table(["toy", *models, "true density"], rows),
+    ]
+
+
+def _flows_compare(compare: dict[str, Any]) -> list[str]:
+    """Part 2: dgm against zuko and normflows, NLL and ms/step side by side."""
+    libs = ["dgm", *compare.get("versions", {})]
+    versions = ", ".join(f"{lib} {v}" for lib, v in compare.get("versions", {}).items())
+    if compare.get("by_case"):
+        return _flows_compare_seeds(compare, libs, versions) + _flows_profile(compare)
+    rows = []
+    for r in compare.get("runs", []):
+        nll, ms, ratio = r["test_nll"], r["ms_per_step"], r["ratio_dgm_over"]
+        paired = r.get("nll_dgm_minus", {})
+        rows.append(
+            [
+                r["model"],
+                r["toy"],
+                *(_f(nll[lib], 3) for lib in libs),
+                _f(r["true_nll"], 3),
+                *(
+                    f"{paired[lib]['diff']:+.3f} ± {paired[lib]['se']:.3f}"
+                    if lib in paired
+                    else "–"
+                    for lib in libs[1:]
+                ),
+                *(_f(ms[lib], 2) for lib in libs),
+                *(_f(ratio[lib], 2) for lib in libs[1:]),
+            ]
+        )
+    out = [
+        f"**dgm against {versions}** (MAF and RealNVP, 5 transforms of (64, 64) MLPs in each "
+        f"library, the same {compare['steps']} batches of {compare['batch_size']}, Adam lr "
+        f"{compare['lr']} constant on the fused kernel, {_threads(compare['threads'])}; "
+        f"training interleaved in {compare['rounds']} rounds of {compare['steps_per_round']} "
+        "steps, order rotating; ms/step is the median over rounds, the ratios the median of "
+        "per-round ratios; test NLL in nats on 10 000 test points, one seed; dgm − other: "
+        "the mean per-point difference on the same points ± its paired standard error, "
+        "negative where dgm is better):",
+        "",
+        *_table(
+            [
+                "flow",
+                "toy",
+                *(f"NLL {lib}" for lib in libs),
+                "NLL true",
+                *(f"NLL dgm − {lib}" for lib in libs[1:]),
+                *(f"ms/step {lib}" for lib in libs),
+                *(f"dgm ÷ {lib}" for lib in libs[1:]),
+            ],
+            rows,
+        ),
+    ]
+    return out + _flows_profile(compare)
+
+
+def _flows_profile(compare: dict[str, Any]) -> list[str]:
+    prof = compare.get("dgm_profile_top_ops", {})
+    if not prof:
+        return []
+    out = ["", "Where a dgm step's time goes (torch.profiler, self CPU time, top five):"]
+    for model, ops in prof.items():
+        top = ", ".join(f"`{o['op']}` {_f(100 * o['share'], 0)} %" for o in ops[:5])
+        out.append(f"- {model}: {top}")
+    return out
+
+
+def _flows_compare_seeds(compare: dict[str, Any], libs: list[str], versions: str) -> list[str]:
+    """Part 2 over several training seeds: mean ± SD of each library's NLL, of dgm's NLL
+    minus each other's, and the median ms/step ratio."""
+    seeds = compare["seeds"]
+    rows = []
+    for case in compare["by_case"]:
+        mean, sd = case["nll_mean"], case["nll_sd"]
+        dmean, dsd = case["nll_dgm_minus_mean"], case["nll_dgm_minus_sd"]
+        ms = {
+            lib: statistics.median(
+                r["ms_per_step"][lib]
+                for r in compare["runs"]
+                if r["toy"] == case["toy"] and r["model"] == case["model"]
+            )
+            for lib in libs
+        }
+        rows.append(
+            [
+                case["model"],
+                case["toy"],
+                *(f"{mean[lib]:.3f} ± {sd[lib]:.3f}" for lib in libs),
+                _f(case["true_nll"], 3),
+                *(f"{dmean[lib]:+.3f} ± {dsd[lib]:.3f}" for lib in libs[1:]),
+                *(_f(ms[lib], 2) for lib in libs),
+                *(_f(case["ratio_dgm_over_median"][lib], 2) for lib in libs[1:]),
+            ]
+        )
+    return [
+        f"**dgm against {versions}** (MAF and RealNVP, 5 transforms of (64, 64) MLPs in each "
+        f"library, the same {compare['steps']} batches of {compare['batch_size']}, Adam lr "
+        f"{compare['lr']} constant on the fused kernel, {_threads(compare['threads'])}; "
+        f"training interleaved in {compare['rounds']} rounds of {compare['steps_per_round']} "
+        f"steps, order rotating; {len(seeds)} training seeds ({', '.join(map(str, seeds))}: "
+        "initial weights and batch order), the same for every library. Test NLL in nats on "
+        "10 000 test points: mean ± standard deviation over the seeds; dgm − other: dgm's NLL "
+        "minus the other's per seed, mean ± SD over seeds, negative where dgm is better; "
+        "ms/step: the median over seeds of each run's median over rounds; dgm ÷ other: the "
+        "median of per-round ratios):",
+        "",
+        *_table(
+            [
+                "flow",
+                "toy",
+                *(f"NLL {lib}" for lib in libs),
+                "NLL true",
+                *(f"NLL dgm − {lib}" for lib in libs[1:]),
+                *(f"ms/step {lib}" for lib in libs),
+                *(f"dgm ÷ {lib}" for lib in libs[1:]),
+            ],
+            rows,
+        ),
+    ]
+
+
+def _flows_directions(d: dict[str, Any]) -> list[str]:
+    """Part 3: which direction of MAF and IAF is fast, measured."""
+    ms = d["ms"]
+    rows = [
+        ["MAF", _f(ms["maf_density"], 2), _f(ms["maf_sampling"], 1), "density"],
+        ["IAF", _f(ms["iaf_density"], 1), _f(ms["iaf_sampling"], 2), "sampling"],
+    ]
+    return [
+        f"**Which direction is fast** (D = {d['dims']}, batch {d['batch_size']}, 5 MADE steps "
+        f"of (64, 64), no gradients, {_threads(d['threads'])}; median ms per call over "
+        f"{d['repeats']} repeat(s)): MAF's density is one MADE pass per step and its sampling D; "
+        "IAF the other way round. MAF sampling ÷ density: "
+        f"{_f(d['ratio_maf_sampling_over_density'], 0)}×; IAF density ÷ sampling: "
+        f"{_f(d['ratio_iaf_density_over_sampling'], 0)}×.",
+        "",
+        *_table(["flow", "density ms", "sampling ms", "fast direction"], rows),
+    ]
+
+
+def _flows_images(images: dict[str, Any]) -> list[str]:
+    """Part 4: dequantized Fashion-MNIST bits/dim beside the published MNIST figures."""
+    if images.get("skipped"):
+        return [f"**Dequantized Fashion-MNIST**: not run ({images['skipped']})."]
+    refs = {r["model"]: r["bits_per_dim"] for r in images.get("references", [])}
+    rows = []
+    for r in images.get("runs", []):
+        n = r["test_n"]
+        name = r["model"] + (f" (first {n} test images)" if n < r.get("test_size", n) else "")
+        rows.append(
+            [
+                name,
+                r["dataset"],
+                f"{r['parameters']:,}",
+                str(r["steps"]),
+                _f(r["ms_per_step"], 0),
+                _f(r["train_wall_s"] + r["eval_wall_s"], 0),
+                _f(r["bits_per_dim"], 3),
+                _f(r.get("bits_per_dim_median"), 3),
+                _f(r.get("bits_per_dim_max"), 1),
+                _f(refs.get(r["model"])),
+            ]
+        )
+    return [
+        "**Dequantized Fashion-MNIST** (uniform dequantization y = (x + u)/256 and the logit "
+        "transform inside the model; bits/dim is the discrete-data bound on the 0..255 "
+        f"scale, −log_prob / (784 ln 2); dgm's trainer, batch {images['batch_size']}, AdamW "
+        f"lr {images['lr']}, one thread; wall s: training and test evaluation). A budget of "
+        "minutes on a CPU, far from convergence; median and worst image: of the per-image "
+        "bits/dim, a mean that one outlier can dominate; the last column holds published "
+        "MNIST figures, different data, for scale only.",
+        "",
+        *_table(
+            [
+                "flow",
+                "dataset",
+                "parameters",
+                "steps",
+                "ms/step",
+                "wall s",
+                "test bits/dim",
+                "median",
+                "worst image",
+                "published, MNIST",
+            ],
+            rows,
+        ),
+    ]
+
+
+def flows_tables(record: dict[str, Any]) -> list[str]:
+    """The tables of benchmarks/flows.py: toys, the zuko/normflows comparison, the MAF/IAF
+    directions and dequantized Fashion-MNIST."""
+    parts: list[list[str]] = []
+    if record.get("toys"):
+        parts.append(_flows_toys(record["toys"]))
+    if record.get("compare"):
+        parts.append(_flows_compare(record["compare"]))
+    if record.get("directions"):
+        parts.append(_flows_directions(record["directions"]))
+    if record.get("images"):
+        parts.append(_flows_images(record["images"]))
+    return [line for i, p in enumerate(parts) for line in ([""] if i else []) + p]
+
+
 def render(results: dict[str, dict[str, Any]]) -> str:
     """The markdown between the markers for these results."""
     if not results:
@@ -344,13 +837,19 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         parts.append(threads_table(results["threads"]))
     if "iw_eval" in results:
         parts.append(iw_table(results["iw_eval"]))
+    if "autoregressive" in results:
+        parts.append(autoregressive_tables(results["autoregressive"]))
+    if "pixelcnn" in results:
+        parts.append(pixelcnn_tables(results["pixelcnn"]))
+    if "flows" in results:
+        parts.append(flows_tables(results["flows"]))
     machines: dict[str, list[str]] = {}  # machine description -> benchmarks run on it
     for name, rec in results.items():
         m = rec.get("machine", {})
         gpu = f", {m['cuda_device']}" if m.get("cuda_device") else ""
         threads = rec.get("threads")  # a list: the benchmark set the count itself
         threads = (
-            " and ".join(map(str, threads)) + " threads"
+            " and ".join(map(str, threads)) + (" thread" if threads == [1] else " threads")
             if isinstance(threads, list)
             else _threads(m.get("torch_threads", "?"))
         )

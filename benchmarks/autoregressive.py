@@ -1,0 +1,642 @@
+"""The autoregressive family (except PixelCNN): speed pairs, text, binarized images.
+
+Three parts, each saved as soon as it is done (partial results survive a crash):
+
+- speed, each pair timed side by side in one process (interleaved repeats after a warm-up,
+  median ms and the median of the per-repeat ratios), at one torch thread and at two:
+  NADE's one-pass conditionals (``model._outputs``, what ``log_prob`` runs) against the
+  naive per-dimension computation written out below (``nade_naive_logits``: for each d,
+  h_d = σ(c + W_{:, <d} x_{<d}) from scratch, O(H D²)), at H = 500, D = 784, batch 512,
+  with the same O(H D) sum formed as one (B, D, H) tensor (``nade_one_tensor_logits``, an
+  exclusive cumulative sum: what ``_outputs`` did before, memory-bound) timed beside them;
+  and GPT generation of 256 tokens with and without
+  the key-value cache (``sample(..., use_cache=True/False)``, same seed). Both pairs are
+  checked to compute the same logits before timing.
+- text: ``char_rnn`` (LSTM, GRU) and ``gpt`` trained by dgm's trainer on ``words`` (one
+  word per sequence, 16 tokens) and ``fortunes`` (windows of 64 characters); validation
+  nats per character and a few decoded samples.
+- images: ``fvsbn``, ``nade``, ``made`` (one mask) and ``made`` (8 masks, ensembled at test)
+  on statically binarized Fashion-MNIST (the VAE table's data), and MNIST too when
+  ``$DGM_MNIST_ROOT`` names its IDX files: test NLL in nats per example, steps, wall time.
+
+Quick mode (``--quick``, about a minute) runs every part with tiny step counts, smaller
+batches for the speed pairs and evaluation on the first examples only.
+
+    python -m benchmarks.autoregressive [--quick]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import dgm
+from benchmarks import common
+from benchmarks.common import (
+    busy_warning,
+    fashion_mnist_root,
+    log,
+    mnist_root,
+    summary,
+    write_result,
+)
+from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
+from dgm.data import DataConfig, TensorData
+from dgm.data.text import END, decode
+from dgm.evaluate.likelihood import evaluate
+from dgm.train import TrainConfig, train
+
+NAME = "autoregressive"
+SEED = 0
+RUNS = Path(__file__).resolve().parent.parent / "runs" / "bench"
+THREADS = (1, 2)
+
+# -- speed -------------------------------------------------------------------------------------
+
+NADE_HIDDEN, NADE_DIMS = 500, 784
+GPT_SPEED = {"n_layer": 4, "n_head": 4, "n_embd": 128, "vocab_size": 60}
+GPT_TOKENS, QUICK_GPT_TOKENS = 256, 64
+TRAIN_THREADS = 1  # training and evaluation: steady on a shared 2-core machine (threads.py)
+
+# -- text --------------------------------------------------------------------------------------
+
+TEXT_MODELS: dict[str, tuple[str, dict[str, Any], float]] = {  # label -> name, config, lr
+    "char_rnn (lstm)": ("char_rnn", {"cell": "lstm"}, 2e-3),
+    "char_rnn (gru)": ("char_rnn", {"cell": "gru"}, 2e-3),
+    "gpt": ("gpt", {}, 1e-3),
+}
+TEXT_BATCH = 64
+NANOGPT_NOTE = (
+    "For scale only: nanoGPT's character-level model reaches a validation loss of about "
+    "1.47 nats per character on its tiny-Shakespeare corpus (README of karpathy/nanoGPT, "
+    "config/train_shakespeare_char.py: 6 layers, 6 heads, 384 wide, 256-character "
+    "context, 5000 steps on a GPU); a different text, context and budget: not comparable."
+)
+
+# -- images ------------------------------------------------------------------------------------
+
+IMAGE_BATCH, IMAGE_LR = 100, 1e-3
+MADE_MASKS = 8
+IMAGE_MODELS: dict[str, tuple[str, dict[str, Any]]] = {  # label -> name, config
+    "fvsbn": ("fvsbn", {}),
+    "nade": ("nade", {"hidden_size": 500}),
+    "made (1 mask)": ("made", {"hidden_sizes": (500,)}),
+    f"made ({MADE_MASKS} masks)": ("made", {"hidden_sizes": (500,), "num_masks": MADE_MASKS}),
+}
+SALAKHUTDINOV = (
+    "MNIST binarized once by sampling each pixel from its grey level (Salakhutdinov & "
+    "Murray 2008; the fixed train/valid/test files of Larochelle)"
+)
+REFERENCES = [  # published negative log-likelihoods on binarized MNIST, nats per example
+    {
+        "model": "fvsbn",
+        "nll": 97.45,
+        "source": "Larochelle & Murray 2011, Table 2",
+        "binarization": SALAKHUTDINOV,
+    },
+    {
+        "model": "nade",
+        "nll": 88.86,
+        "source": "Larochelle & Murray 2011, Table 2",
+        "binarization": SALAKHUTDINOV,
+    },
+    {
+        "model": "made (1 mask)",
+        "nll": 88.04,
+        "source": "Germain et al. 2015 (figure as quoted in issue 7)",
+        "binarization": SALAKHUTDINOV,
+    },
+    {
+        "model": "made (32 masks)",
+        "nll": 86.64,
+        "source": "Germain et al. 2015, 32 masks ensembled at test",
+        "binarization": SALAKHUTDINOV,
+    },
+    {
+        "model": "nade",
+        "nll": 85.65,
+        "source": "pytorch-generative README",
+        "binarization": "dynamic: a fresh Bernoulli draw of every train and test image "
+        "each time it is loaded (pytorch_generative/datasets.py, _dynamically_binarize)",
+    },
+    {
+        "model": "made",
+        "nll": 84.87,
+        "source": "pytorch-generative README (its made.py: one hidden layer of 8000, 1 mask)",
+        "binarization": "dynamic: a fresh Bernoulli draw of every train and test image "
+        "each time it is loaded (pytorch_generative/datasets.py, _dynamically_binarize)",
+    },
+]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _fresh_run_dir(path: Path) -> Path:
+    """``path`` emptied for a new run; refuses to delete a folder that is not a dgm run."""
+    if path.exists():
+        if not (path / run_files.CONFIG).exists() and any(path.iterdir()):
+            raise SystemExit(f"{path} exists and is not a dgm run: move it away first")
+        shutil.rmtree(path)
+    return path
+
+
+def _subset(data: TensorData, n: int | None) -> TensorData:
+    return data if n is None or n >= len(data) else data.subset(torch.arange(n))
+
+
+def _side_by_side(
+    sides: dict[str, Callable[[], Any]], repeats: int, warmup: int, max_s: float
+) -> dict[str, list[float]]:
+    """Milliseconds of each side over ``repeats`` interleaved rounds (the order rotates
+    every round), after ``warmup`` untimed rounds; past ``max_s`` seconds no new round
+    starts once 3 are done (on a busy machine a round can take minutes)."""
+    names = list(sides)
+    for _ in range(warmup):
+        for fn in sides.values():
+            fn()
+    ms: dict[str, list[float]] = {name: [] for name in names}
+    start = time.perf_counter()
+    for r in range(repeats):
+        if r >= 3 and time.perf_counter() - start > max_s:
+            break
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            ms[name].append(1000 * common.timed(sides[name]))
+    return ms
+
+
+def _paired(ms: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of a's time / b's time (robust to drift in the machine's speed)."""
+    return statistics.median([p / q for p, q in zip(ms[a], ms[b], strict=True)])
+
+
+def _per_threads(measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``measure()`` at each thread count of THREADS; the default count is restored."""
+    default = torch.get_num_threads()
+    out: dict[str, Any] = {}
+    try:
+        for t in THREADS:
+            torch.set_num_threads(t)
+            out[str(t)] = measure()
+    finally:
+        torch.set_num_threads(default)
+    return out
+
+
+# -- speed: NADE -------------------------------------------------------------------------------
+
+
+def nade_naive_logits(model: Any, x: Tensor) -> Tensor:
+    """NADE's D logits computed the naive way, each from scratch: for every d,
+    h_d = σ(c + W[:, :d] x[:, :d]) and logit_d = b_d + V_d · h_d; O(H D²) per example."""
+    flat = x.flatten(1)  # (B, D)
+    out = torch.empty_like(flat)
+    for d in range(flat.shape[1]):
+        h = torch.sigmoid(model.c + flat[:, :d] @ model.W[:, :d].T)  # (B, H)
+        out[:, d] = h @ model.V[d] + model.b[d]  # (B,)
+    return out
+
+
+def nade_one_tensor_logits(model: Any, x: Tensor) -> Tensor:
+    """NADE's O(H D) sum formed as one (B, D, H) tensor: a_d = c + Σ_{j<d} W_{:, j} x_j as an
+    exclusive cumulative sum over d, then h_d = σ(a_d); the same arithmetic as the model's
+    recursion, but every (B, D, H) intermediate goes through memory."""
+    flat = x.flatten(1)  # (B, D)
+    contrib = flat[:, :, None] * model.W.T  # (B, D, H)
+    a = F.pad(contrib.cumsum(1)[:, :-1], (0, 0, 1, 0)) + model.c  # (B, D, H), j < d
+    return (torch.sigmoid(a) * model.V).sum(-1) + model.b  # (B, D)
+
+
+@torch.no_grad()
+def nade_speed(batch: int, repeats: int, warmup: int, max_s: float) -> dict[str, Any]:
+    torch.manual_seed(SEED)
+    model = dgm.create("nade", (NADE_DIMS,), hidden_size=NADE_HIDDEN).eval()
+    with torch.no_grad():  # a trained-looking model: biases and weights off zero
+        model.b.normal_(0.0, 1.0)
+        model.c.normal_(0.0, 1.0)
+    x = (torch.rand(batch, NADE_DIMS, generator=torch.Generator().manual_seed(SEED)) < 0.3).float()
+    one_pass = model._outputs(x)  # (B, D)
+    errors = {}
+    for name, other in (("naive", nade_naive_logits), ("one_tensor", nade_one_tensor_logits)):
+        errors[name] = (one_pass - other(model, x)).abs().max().item()
+        if errors[name] > 1e-4:
+            raise SystemExit(f"NADE's one pass and the {name} logits differ by {errors[name]}")
+    lp = model.log_prob(x)
+    ref = -F.binary_cross_entropy_with_logits(nade_naive_logits(model, x), x, reduction="none")
+    torch.testing.assert_close(lp, ref.sum(-1), rtol=1e-4, atol=1e-3)
+    sides = {
+        "one_pass": lambda: model._outputs(x),
+        "naive": lambda: nade_naive_logits(model, x),
+        "one_tensor": lambda: nade_one_tensor_logits(model, x),
+    }
+
+    def measure() -> dict[str, Any]:
+        ms = _side_by_side(sides, repeats, warmup, max_s)
+        r = {
+            "repeats_done": len(next(iter(ms.values()))),
+            "ms": {k: statistics.median(v) for k, v in ms.items()},
+            "ms_rounds": ms,
+            "ms_summary": {k: summary(v) for k, v in ms.items()},
+            "ratio_naive_over_one_pass": _paired(ms, "naive", "one_pass"),
+            "ratio_one_tensor_over_one_pass": _paired(ms, "one_tensor", "one_pass"),
+        }
+        log(
+            f"  nade, {torch.get_num_threads()} thread(s): one pass {r['ms']['one_pass']:.1f} "
+            f"ms, naive {r['ms']['naive']:.1f} ms (naive / one pass "
+            f"{r['ratio_naive_over_one_pass']:.2f}), one tensor {r['ms']['one_tensor']:.1f} ms "
+            f"(one tensor / one pass {r['ratio_one_tensor_over_one_pass']:.2f})"
+        )
+        return r
+
+    return {
+        "hidden_size": NADE_HIDDEN,
+        "dims": NADE_DIMS,
+        "batch_size": batch,
+        "repeats": repeats,
+        "warmup": warmup,
+        "max_s": max_s,  # no new repeat past this many seconds once 3 are done
+        "sides": {
+            "one_pass": "model._outputs(x): the O(H D) recursion, one (B, H) update per "
+            "dimension, what log_prob and training run",
+            "naive": "nade_naive_logits: each h_d from scratch, O(H D^2)",
+            "one_tensor": "nade_one_tensor_logits: the same sum as one (B, D, H) cumsum",
+        },
+        "max_abs_logit_difference_from_one_pass": errors,
+        "threads": _per_threads(measure),
+    }
+
+
+# -- speed: GPT --------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _cached_logits(model: Any, x: Tensor) -> Tensor:
+    """Logits (B, T, V) of ``x`` fed one token at a time through the key-value cache."""
+    tokens = torch.cat([torch.full_like(x[:, :1], model.config.vocab_size), x[:, :-1]], 1)
+    cache: list = []
+    steps = [model._forward(tokens[:, t : t + 1], start=t, cache=cache) for t in range(x.shape[1])]
+    return torch.cat(steps, dim=1)
+
+
+@torch.no_grad()
+def gpt_speed(batch: int, tokens: int, repeats: int, warmup: int, max_s: float) -> dict[str, Any]:
+    torch.manual_seed(SEED)
+    model = dgm.create("gpt", (tokens,), **GPT_SPEED).eval()
+    gen = torch.Generator()
+
+    def sample(use_cache: bool) -> Tensor:
+        return model.sample(batch, generator=gen.manual_seed(SEED), use_cache=use_cache)
+
+    cached, uncached = sample(True), sample(False)
+    same_tokens = bool((cached == uncached).all())
+    err = (_cached_logits(model, cached) - model.conditional_logits(cached)).abs().max().item()
+    if err > 1e-4:
+        raise SystemExit(f"GPT's cached and uncached logits differ by {err}")
+    sides = {"cached": lambda: sample(True), "uncached": lambda: sample(False)}
+
+    def measure() -> dict[str, Any]:
+        ms = _side_by_side(sides, repeats, warmup, max_s)
+        r = {
+            "repeats_done": len(next(iter(ms.values()))),
+            "ms": {k: statistics.median(v) for k, v in ms.items()},
+            "ms_rounds": ms,
+            "ms_summary": {k: summary(v) for k, v in ms.items()},
+            "ratio_uncached_over_cached": _paired(ms, "uncached", "cached"),
+        }
+        log(
+            f"  gpt, {torch.get_num_threads()} thread(s): cached {r['ms']['cached']:.0f} ms, "
+            f"uncached {r['ms']['uncached']:.0f} ms "
+            f"(x{r['ratio_uncached_over_cached']:.2f})"
+        )
+        return r
+
+    return {
+        "model_config": GPT_SPEED,
+        "tokens": tokens,
+        "batch_size": batch,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "repeats": repeats,
+        "warmup": warmup,
+        "max_s": max_s,  # no new repeat past this many seconds once 3 are done
+        "sides": {
+            "cached": "model.sample(n, use_cache=True): one new token per forward pass",
+            "uncached": "model.sample(n, use_cache=False): the whole prefix every step",
+        },
+        "same_tokens_for_same_seed": same_tokens,
+        "max_abs_logit_difference": err,
+        "threads": _per_threads(measure),
+    }
+
+
+# -- training through dgm's trainer ------------------------------------------------------------
+
+
+def _train(
+    folder: str,
+    label: str,
+    model_name: str,
+    data: DataConfig,
+    model_config: dict[str, Any],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    quick: bool,
+    grad_clip: float | None = None,
+) -> tuple[Any, dict[str, Any], Path]:
+    slug = label.replace(" ", "_").replace("(", "").replace(")", "")
+    run_dir = _fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / folder / slug)
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=SEED,
+        device="cpu",
+        grad_clip=grad_clip,
+        warmup_steps=min(100, steps // 10),
+        eval_every=0,  # evaluated below, once, on the held-out split
+        sample_every=0,
+        checkpoint_every=steps,
+    )
+    t0 = time.perf_counter()
+    model, last = train(model_name, data, run_dir, config, progress=False, **model_config)
+    wall = time.perf_counter() - t0
+    if last.get("interrupted"):
+        raise SystemExit(f"training of {label} was interrupted at step {last.get('step')}")
+    saved = run_files.read_json(run_dir / run_files.CONFIG)
+    info = {
+        "model": label,
+        "registry_name": model_name,
+        "dataset": data.name,
+        "data": dataclasses.asdict(data),
+        "model_config": saved["model_config"],
+        "train_config": saved["train"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": SEED,
+        "run_dir": str(run_dir),
+        "weights": f"final (step {steps})",
+        "ms_per_step": 1000 * last["train_time_s"] / steps,
+        "train_time_s": last["train_time_s"],
+        "train_wall_s": wall,
+    }
+    log(
+        f"  {label} on {data.name}: {steps} steps in {wall:.1f} s "
+        f"({info['ms_per_step']:.1f} ms/step of training)"
+    )
+    return model, info, run_dir
+
+
+# -- text --------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _word_nats_per_char(model: Any, data: TensorData, vocab: str) -> float:
+    """Nats per character of ``words`` counting each word's letters and its first end
+    token (as makemore counts a word), not the padding after it."""
+    end = vocab.index(END)
+    total, count = 0.0, 0
+    for x in data.x.split(1024):
+        nll = F.cross_entropy(model.conditional_logits(x).transpose(1, 2), x, reduction="none")
+        first_end = (x == end).long().argmax(1, keepdim=True)  # (B, 1): each word's end token
+        keep = torch.arange(x.shape[1]) <= first_end  # (B, T)
+        total += float(nll[keep].sum())
+        count += int(keep.sum())
+    return total / count
+
+
+def text_run(
+    label: str, data: DataConfig, *, steps: int, eval_n: int | None, quick: bool
+) -> dict[str, Any]:
+    model_name, config, lr = TEXT_MODELS[label]
+    model, info, _ = _train(
+        "text_" + data.name,
+        label,
+        model_name,
+        data,
+        config,
+        steps=steps,
+        batch_size=TEXT_BATCH,
+        lr=lr,
+        quick=quick,
+        grad_clip=1.0,
+    )
+    valid = _subset(data.load("valid"), eval_n)
+    vocab = valid.vocab
+    T = valid.x.shape[1]
+    t0 = time.perf_counter()
+    torch.manual_seed(SEED)
+    r = evaluate(model, valid, batch_size=512)
+    per_token = r["nll"] / T
+    per_char = _word_nats_per_char(model, valid, vocab) if data.name == "words" else per_token
+    n_samples = 8 if data.name == "words" else 3
+    gen = torch.Generator().manual_seed(SEED)
+    samples = {
+        str(temp): decode(model.sample(n_samples, generator=gen, temperature=temp), vocab)
+        for temp in (1.0, 0.8)
+    }
+    info.update(
+        {
+            "split": "valid",
+            "valid_n": r["n"],
+            "valid_size": len(data.load("valid")),
+            "block_size": T,
+            "vocab_size": len(vocab),
+            "nll_per_sequence": r["nll"],
+            "nats_per_token": per_token,
+            "nats_per_char": per_char,
+            "bits_per_char": per_char / math.log(2),
+            "samples": samples,
+            "eval_wall_s": time.perf_counter() - t0,
+        }
+    )
+    log(
+        f"  {label} on {data.name}: {per_char:.3f} nats/char (valid, {r['n']} sequences); "
+        f"sample: {samples['0.8'][0][:60]!r}"
+    )
+    return info
+
+
+# -- images ------------------------------------------------------------------------------------
+
+
+def _image_datasets() -> list[DataConfig]:
+    out = [DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")]
+    if mnist_root() is not None:
+        out.append(DataConfig(name="mnist", root=mnist_root(), binarize="static"))
+    return out
+
+
+def image_run(
+    label: str, data: DataConfig, *, steps: int, eval_n: int | None, quick: bool
+) -> dict[str, Any]:
+    model_name, config = IMAGE_MODELS[label]
+    model, info, _ = _train(
+        "images_" + data.name,
+        label,
+        model_name,
+        data,
+        config,
+        steps=steps,
+        batch_size=IMAGE_BATCH,
+        lr=IMAGE_LR,
+        quick=quick,
+    )
+    full = data.load("test")
+    test = _subset(full, eval_n)
+    t0 = time.perf_counter()
+    r = evaluate(model, test, batch_size=250 if model_name == "nade" else 1000)
+    info.update(
+        {"split": "test", "test_n": r["n"], "test_size": len(full), "nll": r["nll"]},
+    )
+    if model_name == "made" and model.config.num_masks > 1:  # mask set 0 alone, beside
+        model.config.ensemble_masks = False
+        info["nll_mask_0_alone"] = evaluate(model, test, batch_size=1000)["nll"]
+        model.config.ensemble_masks = True
+    info["eval_wall_s"] = time.perf_counter() - t0
+    alone = f" (mask 0 alone {info['nll_mask_0_alone']:.2f})" if "nll_mask_0_alone" in info else ""
+    log(f"  {label} on {data.name}: test NLL {r['nll']:.2f} nats{alone} on {r['n']} examples")
+    return info
+
+
+# -- the benchmark -----------------------------------------------------------------------------
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    if quick:
+        speed = {
+            "nade_batch": 32,
+            "gpt_batch": 2,
+            "tokens": QUICK_GPT_TOKENS,
+            "repeats": 3,
+            "max_s": 5,
+        }
+        text_steps = {"words": 10, "fortunes": 3}
+        image_steps = {
+            "fvsbn": 30,
+            "nade": 2,
+            "made (1 mask)": 30,
+            f"made ({MADE_MASKS} masks)": 30,
+        }
+        text_eval_n, image_eval_n = 200, 100
+    else:
+        speed = {"nade_batch": 512, "gpt_batch": 8, "tokens": GPT_TOKENS, "repeats": 5, "max_s": 60}
+        text_steps = {"words": 1500, "fortunes": 200}
+        image_steps = {
+            "fvsbn": 3000,
+            "nade": 2000,
+            "made (1 mask)": 6000,
+            f"made ({MADE_MASKS} masks)": 6000,
+        }
+        text_eval_n, image_eval_n = None, None
+    warning = busy_warning()
+    if warning:
+        log(warning)
+    t_start = time.perf_counter()
+    text_runs: list[dict[str, Any]] = []
+    image_runs: list[dict[str, Any]] = []
+    payload: dict[str, Any] = {
+        "description": "autoregressive family: NADE one-pass and GPT KV-cache speed pairs; "
+        "char_rnn and gpt on words and fortunes (valid nats/char); fvsbn, nade, made on "
+        "statically binarized images (test NLL, nats)",
+        "complete": False,
+        "threads": list(THREADS),
+        "train_threads": TRAIN_THREADS,
+        "steps_trained": 0,  # training steps of every run together
+        "busy_warning": warning,
+        "speed": {},
+        "text": {
+            "runs": text_runs,
+            "batch_size": TEXT_BATCH,
+            "grad_clip": 1.0,
+            "eval_examples": text_eval_n,
+            "units": "nats per character of the valid split; words: the letters of each "
+            "word and its end token, not the padding after it; fortunes: every character "
+            "of non-overlapping 64-character windows, each read without earlier context",
+            "nanogpt_note": NANOGPT_NOTE,
+        },
+        "images": {
+            "runs": image_runs,
+            "batch_size": IMAGE_BATCH,
+            "lr": IMAGE_LR,
+            "eval_examples": image_eval_n,
+            "made_masks": f"{MADE_MASKS} connectivities (hidden degrees shuffled per mask), "
+            "natural pixel order shared, cycled one per training step, log-mean-exp of the "
+            "8 likelihoods at test",
+            "binarization": "static: every pixel drawn once from Bernoulli(grey level) with "
+            "the data seed, as for the CS236 VAE table",
+            "units": "nats per example",
+            "references": REFERENCES,
+            "references_note": "published binarized-MNIST numbers: for scale beside MNIST "
+            "rows, not comparable with Fashion-MNIST ones",
+        },
+    }
+
+    def save() -> Path:
+        wall = time.perf_counter() - t_start
+        steps = payload["steps_trained"]
+        return write_result(NAME, payload, quick=quick, seed=SEED, steps=steps, wall_time_s=wall)
+
+    log("  speed: NADE one pass vs naive, GPT sampling with vs without the KV cache")
+    payload["speed"]["nade"] = nade_speed(
+        speed["nade_batch"], speed["repeats"], warmup=1, max_s=speed["max_s"]
+    )
+    payload["speed"]["gpt_kv_cache"] = gpt_speed(
+        speed["gpt_batch"], speed["tokens"], speed["repeats"], warmup=1, max_s=speed["max_s"]
+    )
+    save()
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
+    try:
+        _train_all(payload, text_steps, image_steps, text_eval_n, image_eval_n, quick, save)
+    finally:
+        torch.set_num_threads(default_threads)
+    payload["complete"] = True
+    log(f"autoregressive: {len(text_runs)} text and {len(image_runs)} image runs  -> {save()}")
+    return payload
+
+
+def _train_all(
+    payload: dict[str, Any],
+    text_steps: dict[str, int],
+    image_steps: dict[str, int],
+    text_eval_n: int | None,
+    image_eval_n: int | None,
+    quick: bool,
+    save: Callable[[], Path],
+) -> None:
+    text_runs, image_runs = payload["text"]["runs"], payload["images"]["runs"]
+    for name in ("words", "fortunes"):
+        data = DataConfig(name=name)
+        for label in TEXT_MODELS:
+            text_runs.append(
+                text_run(label, data, steps=text_steps[name], eval_n=text_eval_n, quick=quick)
+            )
+            payload["steps_trained"] += text_steps[name]
+            save()
+    for data in _image_datasets():
+        for label in IMAGE_MODELS:
+            image_runs.append(
+                image_run(label, data, steps=image_steps[label], eval_n=image_eval_n, quick=quick)
+            )
+            payload["steps_trained"] += image_steps[label]
+            save()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return common.main(run, __doc__, "tiny step counts and batches (about a minute)", argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,264 @@
+"""PixelCNN: fast against naive sampling, and test NLL on binarized 28x28 images.
+
+Two parts, each saved as soon as it is done (partial results survive a crash):
+
+- speed: ``sample(n, fast=True)`` (``CropSampler``: each sub-pixel computed from its
+  receptive field only; the gated network's vertical stack once per row) against
+  ``sample(n, fast=False)`` (the naive loop, one full network pass per pixel) for a batch
+  of 28x28 binary images, plain and gated, 64 hidden channels, 7 layers, untrained
+  weights (the cost does not depend on them), same seed on both sides, one torch thread.
+  Both sides are checked to draw the same pixels; we report ms per batch (median over
+  the repeats, sides interleaved) and the ratio naive / fast.
+- images: plain and gated PixelCNN trained by dgm's trainer on statically binarized
+  Fashion-MNIST (the VAE table's data and binarization: every pixel drawn once from
+  Bernoulli(grey level) with the data seed), and MNIST too when ``$DGM_MNIST_ROOT``
+  names its IDX files: test NLL in nats per example (exact), steps, wall time. Beside
+  the MNIST rows the published binarized-MNIST PixelCNN figures, with their binarization.
+
+Full mode keeps within about 15 minutes of one CPU core on Fashion-MNIST alone (small
+networks, 1500 steps); quick mode (``--quick``, under a minute) samples 14x14 images with
+narrower networks and trains 20 steps, evaluating on the first 200 test images.
+
+    python -m benchmarks.pixelcnn [--quick]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import dgm
+from benchmarks import common
+from benchmarks.common import busy_warning, fashion_mnist_root, log, mnist_root, write_result
+from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
+from dgm.data import DataConfig, TensorData
+from dgm.evaluate.likelihood import evaluate
+from dgm.train import TrainConfig, train
+
+NAME = "pixelcnn"
+SEED = 0
+THREADS = 1  # steady on a shared 2-core machine (benchmarks/threads.py)
+RUNS = Path(__file__).resolve().parent.parent / "runs" / "bench"
+SPEED_MODEL = {"hidden_channels": 64, "num_layers": 7}  # the issue's "realistic size"
+IMAGE_MODELS: dict[str, dict[str, Any]] = {  # label -> config: small enough for a CPU
+    "pixelcnn": {"variant": "plain", "hidden_channels": 32, "num_layers": 7},
+    "gated pixelcnn": {"variant": "gated", "hidden_channels": 32, "num_layers": 5},
+}
+IMAGE_BATCH, IMAGE_LR = 32, 2e-3
+REFERENCES = [  # published negative log-likelihoods on binarized MNIST, nats per example
+    {
+        "model": "pixelcnn",
+        "nll": 81.30,
+        "source": "van den Oord, Kalchbrenner & Kavukcuoglu 2016 (arXiv:1601.06759), Table 4",
+        "binarization": "static: MNIST binarized once by sampling each pixel from its grey "
+        "level (Salakhutdinov & Murray 2008; the fixed files of Larochelle)",
+    },
+    {
+        "model": "pixelcnn",
+        "nll": 81.45,
+        "source": "pytorch-generative README",
+        "binarization": "dynamic: a fresh Bernoulli draw of every train and test image "
+        "each time it is loaded (pytorch_generative/datasets.py, _dynamically_binarize)",
+    },
+]
+
+
+# -- speed -------------------------------------------------------------------------------------
+
+
+def sampling_speed(
+    variant: str, config: dict[str, Any], size: int, batch: int, repeats: int
+) -> dict[str, Any]:
+    """ms per batch of fast and naive sampling, interleaved, and whether they agree."""
+    torch.manual_seed(SEED)
+    model = dgm.create("pixelcnn", (1, size, size), variant=variant, **config).eval()
+    ms: dict[str, list[float]] = {"fast": [], "naive": []}
+    same = True
+    for r in range(repeats):
+        draws = {}
+        for side in ("fast", "naive") if r % 2 == 0 else ("naive", "fast"):
+            gen = torch.Generator().manual_seed(SEED + r)
+            t0 = time.perf_counter()
+            draws[side] = model.sample(batch, generator=gen, fast=side == "fast")
+            ms[side].append(1000 * (time.perf_counter() - t0))
+        same = same and torch.equal(draws["fast"], draws["naive"])
+    ratios = [n / f for n, f in zip(ms["naive"], ms["fast"], strict=True)]
+    result = {
+        "variant": variant,
+        "model_config": {"variant": variant, **config},
+        "image": [1, size, size],
+        "batch_size": batch,
+        "repeats": repeats,
+        "threads": THREADS,
+        "ms": {side: statistics.median(v) for side, v in ms.items()},
+        "ms_all": ms,
+        "ratio_naive_over_fast": statistics.median(ratios),
+        "same_pixels": same,
+    }
+    log(
+        f"  {variant}: fast {result['ms']['fast']:.0f} ms, naive {result['ms']['naive']:.0f} ms "
+        f"per batch of {batch} ({result['ratio_naive_over_fast']:.1f}x), same pixels: {same}"
+    )
+    if not same:
+        raise SystemExit(f"the fast sampler of {variant} PixelCNN drew other pixels than the naive")
+    return result
+
+
+# -- images ------------------------------------------------------------------------------------
+
+
+def _datasets() -> list[DataConfig]:
+    out = [DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")]
+    if mnist_root() is not None:
+        out.append(DataConfig(name="mnist", root=mnist_root(), binarize="static"))
+    return out
+
+
+def _fresh_run_dir(path: Path) -> Path:
+    """``path`` emptied for a new run; refuses to delete a folder that is not a dgm run."""
+    if path.exists():
+        if not (path / run_files.CONFIG).exists() and any(path.iterdir()):
+            raise SystemExit(f"{path} exists and is not a dgm run: move it away first")
+        shutil.rmtree(path)
+    return path
+
+
+def _subset(data: TensorData, n: int | None) -> TensorData:
+    return data if n is None or n >= len(data) else data.subset(torch.arange(n))
+
+
+def image_run(
+    label: str, data: DataConfig, *, steps: int, eval_n: int | None, quick: bool
+) -> dict[str, Any]:
+    """Train one model into runs/bench[/quick]/pixelcnn/<dataset>/<label> and evaluate it."""
+    slug = label.replace(" ", "_")
+    run_dir = _fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / slug)
+    config = TrainConfig(
+        steps=steps,
+        batch_size=IMAGE_BATCH,
+        lr=IMAGE_LR,
+        seed=SEED,
+        device="cpu",
+        warmup_steps=min(100, steps // 10),
+        eval_every=0,  # evaluated below, once, on the test split
+        sample_every=0,
+        checkpoint_every=steps,
+    )
+    t0 = time.perf_counter()
+    model, last = train("pixelcnn", data, run_dir, config, progress=False, **IMAGE_MODELS[label])
+    wall = time.perf_counter() - t0
+    if last.get("interrupted"):
+        raise SystemExit(f"training of {label} was interrupted at step {last.get('step')}")
+    full = data.load("test")
+    test = _subset(full, eval_n)
+    t1 = time.perf_counter()
+    r = evaluate(model, test, batch_size=500)
+    saved = run_files.read_json(run_dir / run_files.CONFIG)
+    info = {
+        "model": label,
+        "dataset": data.name,
+        "data": dataclasses.asdict(data),
+        "model_config": saved["model_config"],
+        "train_config": saved["train"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": steps,
+        "batch_size": IMAGE_BATCH,
+        "seed": SEED,
+        "run_dir": str(run_dir),
+        "weights": f"final (step {steps})",
+        "ms_per_step": 1000 * last["train_time_s"] / steps,
+        "train_time_s": last["train_time_s"],
+        "train_wall_s": wall,
+        "split": "test",
+        "test_n": r["n"],
+        "test_size": len(full),
+        "nll": r["nll"],
+        "eval_wall_s": time.perf_counter() - t1,
+    }
+    log(
+        f"  {label} on {data.name}: {steps} steps in {wall:.0f} s, test NLL {r['nll']:.2f} "
+        f"nats on {r['n']} examples"
+    )
+    return info
+
+
+# -- the benchmark -----------------------------------------------------------------------------
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        return _run(quick)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(quick: bool) -> dict[str, Any]:
+    if quick:
+        speed_model, size, batch, repeats = {"hidden_channels": 16, "num_layers": 4}, 14, 2, 1
+        steps, eval_n = 20, 200
+    else:
+        speed_model, size, batch, repeats = SPEED_MODEL, 28, 4, 3
+        steps, eval_n = 1500, None
+    warning = busy_warning()
+    if warning:
+        log(warning)
+    t_start = time.perf_counter()
+    image_runs: list[dict[str, Any]] = []
+    payload: dict[str, Any] = {
+        "description": "PixelCNN: fast vs naive sampling (ms per batch, ratio); plain and "
+        "gated on statically binarized images (test NLL, nats)",
+        "complete": False,
+        "threads": [THREADS],
+        "steps_trained": 0,
+        "busy_warning": warning,
+        "speed": {},
+        "images": {
+            "runs": image_runs,
+            "batch_size": IMAGE_BATCH,
+            "lr": IMAGE_LR,
+            "eval_examples": eval_n,
+            "binarization": "static: every pixel drawn once from Bernoulli(grey level) with "
+            "the data seed, as for the CS236 VAE table",
+            "units": "nats per example",
+            "references": REFERENCES,
+            "references_note": "published binarized-MNIST numbers (larger networks, far "
+            "longer training): for scale beside MNIST rows, not comparable with "
+            "Fashion-MNIST ones",
+        },
+    }
+
+    def save() -> Path:
+        wall = time.perf_counter() - t_start
+        steps_done = payload["steps_trained"]
+        return write_result(
+            NAME, payload, quick=quick, seed=SEED, steps=steps_done, wall_time_s=wall
+        )
+
+    log(f"  speed: fast vs naive sampling of {batch} images {size}x{size}, {speed_model}")
+    for variant in ("plain", "gated"):
+        payload["speed"][variant] = sampling_speed(variant, speed_model, size, batch, repeats)
+        save()
+    for data in _datasets():
+        for label in IMAGE_MODELS:
+            image_runs.append(image_run(label, data, steps=steps, eval_n=eval_n, quick=quick))
+            payload["steps_trained"] += steps
+            save()
+    payload["complete"] = True
+    log(f"pixelcnn: {len(image_runs)} image runs  -> {save()}")
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    return common.main(run, __doc__, "14x14 sampling, 20 training steps; results/quick/", argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
