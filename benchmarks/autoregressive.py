@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -43,10 +42,11 @@ from torch import Tensor
 import dgm
 from benchmarks import common
 from benchmarks.common import (
+    binarized_image_data,
     busy_warning,
-    fashion_mnist_root,
+    first_examples,
+    fresh_run_dir,
     log,
-    mnist_root,
     summary,
     write_result,
 )
@@ -140,19 +140,6 @@ REFERENCES = [  # published negative log-likelihoods on binarized MNIST, nats pe
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _fresh_run_dir(path: Path) -> Path:
-    """``path`` emptied for a new run; refuses to delete a folder that is not a dgm run."""
-    if path.exists():
-        if not (path / run_files.CONFIG).exists() and any(path.iterdir()):
-            raise SystemExit(f"{path} exists and is not a dgm run: move it away first")
-        shutil.rmtree(path)
-    return path
-
-
-def _subset(data: TensorData, n: int | None) -> TensorData:
-    return data if n is None or n >= len(data) else data.subset(torch.arange(n))
 
 
 def _side_by_side(
@@ -355,7 +342,7 @@ def _train(
     grad_clip: float | None = None,
 ) -> tuple[Any, dict[str, Any], Path]:
     slug = label.replace(" ", "_").replace("(", "").replace(")", "")
-    run_dir = _fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / folder / slug)
+    run_dir = fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / folder / slug)
     config = TrainConfig(
         steps=steps,
         batch_size=batch_size,
@@ -432,7 +419,7 @@ def text_run(
         quick=quick,
         grad_clip=1.0,
     )
-    valid = _subset(data.load("valid"), eval_n)
+    valid = first_examples(data.load("valid"), eval_n)
     vocab = valid.vocab
     T = valid.x.shape[1]
     t0 = time.perf_counter()
@@ -471,13 +458,6 @@ def text_run(
 # -- images ------------------------------------------------------------------------------------
 
 
-def _image_datasets() -> list[DataConfig]:
-    out = [DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")]
-    if mnist_root() is not None:
-        out.append(DataConfig(name="mnist", root=mnist_root(), binarize="static"))
-    return out
-
-
 def image_run(
     label: str, data: DataConfig, *, steps: int, eval_n: int | None, quick: bool
 ) -> dict[str, Any]:
@@ -494,7 +474,7 @@ def image_run(
         quick=quick,
     )
     full = data.load("test")
-    test = _subset(full, eval_n)
+    test = first_examples(full, eval_n)
     t0 = time.perf_counter()
     r = evaluate(model, test, batch_size=250 if model_name == "nade" else 1000)
     info.update(
@@ -625,7 +605,7 @@ def _train_all(
             )
             payload["steps_trained"] += text_steps[name]
             save()
-    for data in _image_datasets():
+    for data in binarized_image_data():
         for label in IMAGE_MODELS:
             image_runs.append(
                 image_run(label, data, steps=image_steps[label], eval_n=image_eval_n, quick=quick)

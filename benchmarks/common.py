@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -173,6 +174,33 @@ def fashion_mnist_root() -> str | None:
 def mnist_root() -> str | None:
     """``$DGM_MNIST_ROOT``: the folder with the MNIST IDX files; None skips MNIST."""
     return os.environ.get("DGM_MNIST_ROOT") or None
+
+
+def binarized_image_data() -> list[Any]:
+    """The statically binarized 28x28 datasets the image tables use: Fashion-MNIST, and
+    MNIST too when ``$DGM_MNIST_ROOT`` names its IDX files."""
+    from dgm.data import DataConfig
+
+    out = [DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")]
+    if mnist_root() is not None:
+        out.append(DataConfig(name="mnist", root=mnist_root(), binarize="static"))
+    return out
+
+
+def fresh_run_dir(path: Path) -> Path:
+    """``path`` emptied for a new run; refuses to delete a folder that is not a dgm run."""
+    from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
+
+    if path.exists():
+        if not (path / run_files.CONFIG).exists() and any(path.iterdir()):
+            raise SystemExit(f"{path} exists and is not a dgm run: move it away first")
+        shutil.rmtree(path)
+    return path
+
+
+def first_examples(data: Any, n: int | None) -> Any:
+    """The first n examples of a ``TensorData`` (all of them for None)."""
+    return data if n is None or n >= len(data) else data.subset(torch.arange(n))
 
 
 def log(message: str) -> None:

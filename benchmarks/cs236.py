@@ -19,7 +19,6 @@ bound on the same first 200 test examples.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,14 @@ from benchmarks.common import (
     CS236_GMVAE_COMPONENTS,
     CS236_LR,
     CS236_MODEL,
-    fashion_mnist_root,
+    binarized_image_data,
+    first_examples,
+    fresh_run_dir,
     log,
-    mnist_root,
     write_result,
 )
 from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
-from dgm.data import DataConfig, TensorData
+from dgm.data import DataConfig
 from dgm.evaluate.likelihood import evaluate
 from dgm.train import TrainConfig, train
 
@@ -69,28 +69,6 @@ REFERENCES = [
 ]
 
 
-def _datasets() -> list[DataConfig]:
-    out = [DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")]
-    if mnist_root() is not None:
-        out.append(DataConfig(name="mnist", root=mnist_root(), binarize="static"))
-    return out
-
-
-def _fresh_run_dir(path: Path) -> Path:
-    """``path`` emptied for a new run; refuses to delete a folder that is not a dgm run."""
-    if path.exists():
-        if not (path / run_files.CONFIG).exists() and any(path.iterdir()):
-            raise SystemExit(f"{path} exists and is not a dgm run: move it away first")
-        shutil.rmtree(path)
-    return path
-
-
-def _subset(data: TensorData, n: int | None) -> TensorData:
-    if n is None or n >= len(data):
-        return data
-    return TensorData(data.x[:n], data.y[:n], name=data.name, num_classes=data.num_classes)
-
-
 def _eval_batch_size(k: int) -> int:
     """About 16k importance samples per batch: fast on a CPU, a few hundred MB at k=1000."""
     return max(1, min(1024, 16384 // k))
@@ -100,7 +78,7 @@ def train_and_evaluate(
     model_name: str, data: DataConfig, *, steps: int, eval_n: dict[str, int | None], quick: bool
 ) -> dict[str, Any]:
     """Train one model into runs/bench[/quick]/cs236/<dataset>/<model> and evaluate it."""
-    run_dir = _fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / model_name)
+    run_dir = fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / model_name)
     config = TrainConfig(steps=steps, batch_size=CS236_BATCH, lr=CS236_LR, seed=SEED, device="cpu")
     t0 = time.perf_counter()
     model, last = train(model_name, data, run_dir, config, progress=False, **MODELS[model_name])
@@ -116,13 +94,16 @@ def train_and_evaluate(
     test = data.load("test")
     t1 = time.perf_counter()
     torch.manual_seed(SEED)
-    elbo = evaluate(model, _subset(test, eval_n["elbo"]), batch_size=1024)
+    elbo = evaluate(model, first_examples(test, eval_n["elbo"]), batch_size=1024)
     iwae: dict[str, float] = {}
     iwae_n: dict[str, int] = {}
     for k in IW_SAMPLES:
         torch.manual_seed(SEED)
         r = evaluate(
-            model, _subset(test, eval_n[f"iwae_{k}"]), iw_samples=k, batch_size=_eval_batch_size(k)
+            model,
+            first_examples(test, eval_n[f"iwae_{k}"]),
+            iw_samples=k,
+            batch_size=_eval_batch_size(k),
         )
         iwae[str(k)], iwae_n[str(k)] = r["nll"], r["n"]
     eval_s = time.perf_counter() - t1
@@ -181,7 +162,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         wall = time.perf_counter() - t_start
         return write_result(NAME, payload, quick=quick, seed=SEED, steps=steps, wall_time_s=wall)
 
-    for data in _datasets():
+    for data in binarized_image_data():
         for model_name in MODELS:
             runs.append(
                 train_and_evaluate(model_name, data, steps=steps, eval_n=eval_n, quick=quick)

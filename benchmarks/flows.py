@@ -67,7 +67,15 @@ from torch import Tensor, nn
 
 import dgm
 from benchmarks import common
-from benchmarks.common import busy_warning, fashion_mnist_root, log, summary, write_result
+from benchmarks.common import (
+    busy_warning,
+    fashion_mnist_root,
+    first_examples,
+    fresh_run_dir,
+    log,
+    summary,
+    write_result,
+)
 from dgm.data import DataConfig, TensorData
 from dgm.train import TrainConfig
 from dgm.train.optim import build_optimizer
@@ -593,22 +601,16 @@ def _takes_dequantize(model_name: str) -> bool:
     return "dequantize" in fields
 
 
-def _subset(data: TensorData, n: int | None) -> TensorData:
-    if n is None or n >= len(data):
-        return data
-    return TensorData(data.x[:n], data.y[:n], name=data.name, num_classes=data.num_classes)
-
-
 def _image_run(
     model_name: str, data: DataConfig, steps: int, eval_n: int | None, quick: bool
 ) -> dict[str, Any]:
     """Train one flow on dequantized images into runs/bench[/quick]/flows/<data>/<model>
     and evaluate its test bits/dim (the discrete-data bound on the 0..255 scale)."""
-    from benchmarks.cs236 import RUNS, _fresh_run_dir
+    from benchmarks.cs236 import RUNS
     from dgm.evaluate.likelihood import evaluate
     from dgm.train import train
 
-    run_dir = _fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / model_name)
+    run_dir = fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / model_name)
     config = TrainConfig(
         steps=steps,
         batch_size=IMAGE_BATCH,
@@ -625,7 +627,7 @@ def _image_run(
     t0 = time.perf_counter()
     model, last = train(model_name, data, run_dir, config, progress=False, **cfg)
     train_wall = time.perf_counter() - t0
-    test = _subset(data.load("test"), eval_n)
+    test = first_examples(data.load("test"), eval_n)
     torch.manual_seed(SEED)  # the dequantization noise u of the evaluation
     t1 = time.perf_counter()
     r = evaluate(model, test, batch_size=256)

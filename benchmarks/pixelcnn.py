@@ -25,7 +25,6 @@ narrower networks and trains 20 steps, evaluating on the first 200 test images.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -35,9 +34,16 @@ import torch
 
 import dgm
 from benchmarks import common
-from benchmarks.common import busy_warning, fashion_mnist_root, log, mnist_root, write_result
+from benchmarks.common import (
+    binarized_image_data,
+    busy_warning,
+    first_examples,
+    fresh_run_dir,
+    log,
+    write_result,
+)
 from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
-from dgm.data import DataConfig, TensorData
+from dgm.data import DataConfig
 from dgm.evaluate.likelihood import evaluate
 from dgm.train import TrainConfig, train
 
@@ -113,32 +119,12 @@ def sampling_speed(
 # -- images ------------------------------------------------------------------------------------
 
 
-def _datasets() -> list[DataConfig]:
-    out = [DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")]
-    if mnist_root() is not None:
-        out.append(DataConfig(name="mnist", root=mnist_root(), binarize="static"))
-    return out
-
-
-def _fresh_run_dir(path: Path) -> Path:
-    """``path`` emptied for a new run; refuses to delete a folder that is not a dgm run."""
-    if path.exists():
-        if not (path / run_files.CONFIG).exists() and any(path.iterdir()):
-            raise SystemExit(f"{path} exists and is not a dgm run: move it away first")
-        shutil.rmtree(path)
-    return path
-
-
-def _subset(data: TensorData, n: int | None) -> TensorData:
-    return data if n is None or n >= len(data) else data.subset(torch.arange(n))
-
-
 def image_run(
     label: str, data: DataConfig, *, steps: int, eval_n: int | None, quick: bool
 ) -> dict[str, Any]:
     """Train one model into runs/bench[/quick]/pixelcnn/<dataset>/<label> and evaluate it."""
     slug = label.replace(" ", "_")
-    run_dir = _fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / slug)
+    run_dir = fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / slug)
     config = TrainConfig(
         steps=steps,
         batch_size=IMAGE_BATCH,
@@ -156,7 +142,7 @@ def image_run(
     if last.get("interrupted"):
         raise SystemExit(f"training of {label} was interrupted at step {last.get('step')}")
     full = data.load("test")
-    test = _subset(full, eval_n)
+    test = first_examples(full, eval_n)
     t1 = time.perf_counter()
     r = evaluate(model, test, batch_size=500)
     saved = run_files.read_json(run_dir / run_files.CONFIG)
@@ -246,7 +232,7 @@ def _run(quick: bool) -> dict[str, Any]:
     for variant in ("plain", "gated"):
         payload["speed"][variant] = sampling_speed(variant, speed_model, size, batch, repeats)
         save()
-    for data in _datasets():
+    for data in binarized_image_data():
         for label in IMAGE_MODELS:
             image_runs.append(image_run(label, data, steps=steps, eval_n=eval_n, quick=quick))
             payload["steps_trained"] += steps
