@@ -426,9 +426,24 @@ def assert_each_c_normalised(model: GenerativeModel, every: Tensor) -> None:
 
 
 def sample_fast_and_naive(model: GenerativeModel, n: int, c: Tensor | None = None, **options):
-    """(fast, naive): ``model.sample`` with ``fast`` True and False, the same generator."""
-    fast = model.sample(n, c, generator=torch.Generator().manual_seed(11), **options)
-    naive = model.sample(n, c, generator=torch.Generator().manual_seed(11), fast=False, **options)
+    """(fast, naive): ``model.sample`` with ``fast`` True and False, the same generator;
+    each call is made to fail if it takes the other path, so the two really differ."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sample took the other sampling path")
+
+    model._naive_fill = refuse  # the fast call must not fall back to the naive loop
+    try:
+        fast = model.sample(n, c, generator=torch.Generator().manual_seed(11), **options)
+    finally:
+        del model._naive_fill
+    model._fast_sampler = refuse  # fast=False must not ask for the fast sampler
+    try:
+        naive = model.sample(
+            n, c, generator=torch.Generator().manual_seed(11), fast=False, **options
+        )
+    finally:
+        del model._fast_sampler
     return fast, naive
 
 

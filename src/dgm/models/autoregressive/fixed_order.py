@@ -29,7 +29,8 @@ class DrawsInOrder(GenerativeModel):
     """``sample`` and ``complete`` for models that draw one dimension at a time: a subclass
     gives ``_fill(flat, observed, c, generator, temperature)``, which draws the unobserved
     entries of the flattened x (B, D) in its order, each given the entries before it and
-    the checked conditioning c (None for an unconditional model)."""
+    the checked conditioning c (None for an unconditional model). Sampling options other
+    than ``temperature`` (PixelCNN's ``fast``) reach ``_fill`` as keywords."""
 
     def _fill(
         self,
@@ -51,7 +52,7 @@ class DrawsInOrder(GenerativeModel):
         **options: Any,
     ) -> Tensor:
         """n draws, (n, *event_shape): D sequential passes in the model's order, with the
-        ``temperature`` of its sampling options."""
+        ``temperature`` of its sampling options (the other options go to ``_fill``)."""
         opts = self.sample_settings(options)
         if not opts.temperature > 0:
             raise ValueError(f"temperature must be positive, got {opts.temperature}")
@@ -59,7 +60,9 @@ class DrawsInOrder(GenerativeModel):
         dtype = torch.long if self.integer_data else self.dtype
         flat = torch.zeros(n, self.num_dims, dtype=dtype, device=self.device)
         observed = torch.zeros_like(flat, dtype=torch.bool)
-        return self._fill(flat, observed, c, generator, opts.temperature).view(n, *self.event_shape)
+        extra = {k: v for k, v in dataclasses.asdict(opts).items() if k != "temperature"}
+        flat = self._fill(flat, observed, c, generator, opts.temperature, **extra)
+        return flat.view(n, *self.event_shape)
 
     @torch.no_grad()
     def complete(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -289,28 +289,6 @@ class PixelModel(DrawsInOrder):
         c = self.check_c(c, len(x))
         logits = self._value_logits(self._params(x, c))  # (B, C, H, W, V)
         return logits.reshape(len(x), self.num_dims, -1)  # (B, D, V)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        c: Tensor | None = None,
-        *,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> Tensor:
-        """n draws (n, C, H, W) at the ``temperature`` of the options: ``_fill`` with nothing
-        observed; ``fast`` (default) gives exactly the naive loop's draws with the
-        subclass's ``_fast_sampler``."""
-        opts = self.sample_settings(options)
-        if not opts.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {opts.temperature}")
-        c = self.check_c(c, n)
-        dtype = torch.long if self.integer_data else self.dtype
-        flat = torch.zeros(n, self.num_dims, dtype=dtype, device=self.device)
-        observed = torch.zeros_like(flat, dtype=torch.bool)
-        flat = self._fill(flat, observed, c, generator, opts.temperature, fast=opts.fast)
-        return flat.view(n, *self.event_shape)
 
     def _draw(self, params: Tensor, generator: torch.Generator | None, T: float) -> Tensor:
         """One draw per row from a sub-pixel's head parameters (B, P) at temperature T:
