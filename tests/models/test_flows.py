@@ -227,6 +227,8 @@ def test_bad_configs_name_the_fix():
         dgm.create("glow", (2,), architecture="conv")
     with pytest.raises(ValueError, match=r"architecture must be one of \(.auto., .mlp., .conv.\)"):
         dgm.create("glow", (2,), architecture="dense")
+    with pytest.raises(ValueError, match=r"logit_alpha must lie in \[0, 0.5\)"):
+        dgm.create("realnvp", (1, 4, 4), dequantize="uniform", logit_alpha=0.6)
 
 
 # -- Glow on vectors ---------------------------------------------------------------------------

@@ -113,6 +113,11 @@ class FlowModel(GenerativeModel):
                     self.num_dims, L, (64,), self.cond_width
                 )
             if config.logit_alpha is not None:
+                if not 0 <= config.logit_alpha < 0.5:
+                    raise ValueError(
+                        f"logit_alpha must lie in [0, 0.5) (or none: no logit), "
+                        f"got {config.logit_alpha}"
+                    )
                 self.logit = LogitTransform(config.logit_alpha)
 
     @property
