@@ -127,6 +127,7 @@ def test_a_model_without_the_capability_is_refused(runs, tmp_path, capsys):
     assert main(["complete", str(vae), "--mask", "center", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dgm complete: error:") and "not Completable" in err
+    assert "pixelcnn" in err and "vae," not in err  # the Completable models, by name
     assert err.count("\n") == 1 and not out.exists()
 
 

@@ -417,9 +417,10 @@ def cmd_complete(ns: argparse.Namespace) -> int:
     model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
     name = saved.get("model", type(model).__name__)
     if not isinstance(model, Completable):
+        able = [m for m in available_models() if issubclass(spec(m).cls, Completable)]
         raise ValueError(
             f"the {name} model of {ns.run_dir} is not Completable (it has no "
-            "complete(x, observed_mask)); inpainting needs e.g. fvsbn, nade or made"
+            f"complete(x, observed_mask)); inpainting needs one of: {', '.join(able)}"
         )
     shape = tuple(model.event_shape)
     if not (len(shape) == 3 and shape[0] in (1, 3)):
