@@ -7,7 +7,7 @@ decay), and each step calls ``model.loss(x, c, phase=p)`` for every phase in
 the mean of its k calls. Before each step the model is told the step
 (``model.training_step``); a step whose gradient is not finite is refused before it
 changes a parameter; an optional EMA of the weights serves samples and validation. Before
-the optimizers and the EMA are built, the model's data-dependent initialisation
+the optimizers and the EMA are built, a model's data-dependent initialisation
 (``model.initialize``) runs once on a seeded batch, so the EMA starts from initialised
 weights.
 Models with the ``ClosedFormFit`` capability (counting, EM) are fitted by ``fit_step``.
@@ -101,7 +101,7 @@ class Trainer:
                 f"{type(model).__name__} is fitted in closed form: an EMA of its weights "
                 "averages nothing useful; leave ema_decay unset"
             )
-        if not self.closed_form:
+        if not self.closed_form and type(model).initialize is not GenerativeModel.initialize:
             self._initialize()  # before the optimizers and the EMA take the weights
         groups = {} if self.closed_form else model.param_groups()
         if not self.closed_form and set(groups) != set(model.phases):
