@@ -162,6 +162,17 @@ def _side_by_side(
     return ms
 
 
+def _timings(ms: dict[str, list[float]]) -> dict[str, Any]:
+    """What every speed pair records of its per-round milliseconds: rounds done, the
+    median per side, the rounds themselves and their summary."""
+    return {
+        "repeats_done": len(next(iter(ms.values()))),
+        "ms": {k: statistics.median(v) for k, v in ms.items()},
+        "ms_rounds": ms,
+        "ms_summary": {k: summary(v) for k, v in ms.items()},
+    }
+
+
 def _paired(ms: dict[str, list[float]], a: str, b: str) -> float:
     """Median over rounds of a's time / b's time (robust to drift in the machine's speed)."""
     return statistics.median([p / q for p, q in zip(ms[a], ms[b], strict=True)])
@@ -230,10 +241,7 @@ def nade_speed(batch: int, repeats: int, warmup: int, max_s: float) -> dict[str,
     def measure() -> dict[str, Any]:
         ms = _side_by_side(sides, repeats, warmup, max_s)
         r = {
-            "repeats_done": len(next(iter(ms.values()))),
-            "ms": {k: statistics.median(v) for k, v in ms.items()},
-            "ms_rounds": ms,
-            "ms_summary": {k: summary(v) for k, v in ms.items()},
+            **_timings(ms),
             "ratio_naive_over_one_pass": _paired(ms, "naive", "one_pass"),
             "ratio_one_tensor_over_one_pass": _paired(ms, "one_tensor", "one_pass"),
         }
@@ -294,10 +302,7 @@ def gpt_speed(batch: int, tokens: int, repeats: int, warmup: int, max_s: float) 
     def measure() -> dict[str, Any]:
         ms = _side_by_side(sides, repeats, warmup, max_s)
         r = {
-            "repeats_done": len(next(iter(ms.values()))),
-            "ms": {k: statistics.median(v) for k, v in ms.items()},
-            "ms_rounds": ms,
-            "ms_summary": {k: summary(v) for k, v in ms.items()},
+            **_timings(ms),
             "ratio_uncached_over_cached": _paired(ms, "uncached", "cached"),
         }
         log(
