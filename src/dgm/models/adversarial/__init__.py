@@ -1,0 +1,1 @@
+"""Adversarial family: one ``gan`` model with pluggable objectives."""

@@ -1,0 +1,1 @@
+"""Classical models: naive Bayes, discrete Bayesian networks, Gaussian mixtures, KDE."""

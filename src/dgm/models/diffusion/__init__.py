@@ -1,0 +1,1 @@
+"""Diffusion models (DDPM) with samplers kept apart as scheduler objects."""

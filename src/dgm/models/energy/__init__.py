@@ -1,0 +1,1 @@
+"""Energy-based models trained by contrastive divergence (SGLD) or score matching."""
