@@ -3,7 +3,9 @@
     python -m benchmarks.run [--quick] [--only NAME ...]
 
 NAME is one of hot_path, trainer_overhead (or overhead), threads, iw_eval, cs236,
-autoregressive, pixelcnn, flows, pythae_compare (or pythae). Full results go to
+autoregressive, pixelcnn, flows, pythae_compare (or pythae), gan, sample_quality,
+naive_bayes_vs_lr, density_models, density_tasks, ebm, ddpm, latent_tasks, compression,
+cross_modal. Full results go to
 benchmarks/results/, quick ones to benchmarks/results/quick/; the README tables are made
 from the full results only.
 pythae_compare needs the bench extra (pythae) and is skipped, with a message, without it.
@@ -30,6 +32,16 @@ BENCHMARKS = (
     "pixelcnn",
     "flows",
     "pythae_compare",
+    "gan",
+    "sample_quality",
+    "naive_bayes_vs_lr",
+    "density_models",
+    "density_tasks",
+    "ebm",
+    "ddpm",
+    "latent_tasks",
+    "compression",
+    "cross_modal",
 )
 ALIASES = {"overhead": "trainer_overhead", "pythae": "pythae_compare"}
 # benchmark -> the module it needs beyond dgm's own dependencies, and the extra providing it

@@ -11,6 +11,7 @@ with ``--results``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import statistics
 from pathlib import Path
@@ -19,6 +20,19 @@ from typing import Any
 from benchmarks.common import RESULTS, read_results
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+# benchmarks whose own module has ``table(record) -> list[str]``, in README order
+MODULE_TABLES = (
+    "sample_quality",
+    "gan",
+    "naive_bayes_vs_lr",
+    "density_models",
+    "density_tasks",
+    "ebm",
+    "ddpm",
+    "latent_tasks",
+    "compression",
+    "cross_modal",
+)
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -843,6 +857,9 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         parts.append(pixelcnn_tables(results["pixelcnn"]))
     if "flows" in results:
         parts.append(flows_tables(results["flows"]))
+    for name in MODULE_TABLES:  # benchmarks whose module renders its own tables
+        if name in results:
+            parts.append(importlib.import_module(f"benchmarks.{name}").table(results[name]))
     machines: dict[str, list[str]] = {}  # machine description -> benchmarks run on it
     for name, rec in results.items():
         m = rec.get("machine", {})

@@ -47,6 +47,7 @@ VARIANTS = [
     ("vae", IMAGE, {"num_classes": 3, "condition_dropout": 0.5}),
     ("vae", IMAGE, {"context_shape": (1, 3, 1), "decoder": "gaussian"}),
     ("vae", IMAGE, {"context_shape": (4,), "architecture": "conv", "conv_channels": 4}),
+    ("vae", IMAGE, {"context_shape": (5,), "context_vocab": 4, "text_features": 6}),
     ("gmvae", IMAGE, {"num_classes": 3, "num_components": 4, "decoder": "gaussian"}),
     ("maf", (2,), {"num_transforms": 2, "hidden_sizes": (8,)}),
     ("maf", (1, 2, 2), {"num_transforms": 2, "hidden_sizes": (8,), "num_classes": 3}),
@@ -57,6 +58,28 @@ VARIANTS = [
     ("glow", (1, 4, 4), {"steps_per_level": 2, "hidden_channels": 4}),
     ("glow", (2, 2, 2), {"num_scales": 1, "hidden_channels": 4, "context_shape": (1, 2, 1)}),
     ("glow", (2,), {"steps_per_level": 2, "hidden_sizes": (8,), "num_classes": 3}),
+    ("ddpm", (2,), {"num_timesteps": 8, "hidden_size": 8, "num_blocks": 1}),
+    ("ddpm", (3,), {"num_timesteps": 4, "hidden_size": 8, "num_classes": 3, "num_levels": 2}),
+    (
+        "ddpm",
+        (3,),
+        {"num_timesteps": 5, "hidden_size": 8, "context_shape": (2,), "condition_dropout": 0.3},
+    ),
+    ("ddpm", (1, 4, 4), {"num_timesteps": 4, "unet_channels": 4, "num_levels": 256}),
+    (
+        "ddpm",
+        (1, 4, 3),
+        {"num_timesteps": 4, "unet_channels": 4, "num_classes": 3, "condition_dropout": 0.5},
+    ),
+    ("ddpm", (1, 4, 4), {"num_timesteps": 3, "unet_channels": 4, "context_shape": (1, 2, 2)}),
+    ("ebm", (2,), {"hidden_sizes": (8,), "quadrature_points": 40, "replay_size": 16}),
+    ("ebm", (2,), {"hidden_sizes": (8,), "objective": "dsm", "num_classes": 3}),
+    ("ebm", (3,), {"hidden_sizes": (8,), "objective": "dsm"}),
+    (
+        "ebm",
+        IMAGE,
+        {"architecture": "conv", "conv_channels": 4, "replay_size": 8, "init_range": (0.0, 1.0)},
+    ),
     ("maf", (3,), {"num_transforms": 2, "hidden_sizes": (8,), "batch_norm": True}),
     (
         "realnvp",
@@ -70,7 +93,23 @@ VARIANTS = [
     ),
     ("test_gaussian", (4,), {}),
     ("test_em_mixture", (3,), {}),
+    ("gmm", (3,), {"num_components": 2}),
+    ("gmm", (1, 2, 2), {"num_components": 2, "covariance": "diag"}),
+    ("kde", (3,), {}),
+    ("kde", (1, 1, 2), {"bandwidth": "validation", "standardize": False, "bandwidth_grid": 4}),
     ("test_gan", (3,), {}),
+    ("gan", (2,), {"hidden_sizes": (8,), "latent_dim": 3}),
+    ("gan", (3,), {"objective": "wgan", "hidden_sizes": (8, 4), "n_critic": 2}),
+    (
+        "gan",
+        IMAGE,
+        {"output": "binary", "hidden_sizes": (8,), "num_classes": 3, "objective": "wgan_gp"},
+    ),
+    (
+        "gan",
+        (1, 4, 4),
+        {"output": "real", "conv_channels": 2, "context_shape": (2,), "spectral_norm": True},
+    ),
     ("test_constant_critic", (2,), {}),
     ("test_context_gaussian", (2, 2), {}),
     ("test_context_gaussian", (3,), {"context_shape": (2, 2), "condition_dropout": 0.2}),
@@ -79,6 +118,7 @@ VARIANTS = [
     ("char_rnn", (4,), {"vocab_size": 3, "cell": "lstm", "hidden_size": 6, "embedding_dim": 4}),
     ("char_rnn", (4,), {"vocab_size": 3, "cell": "gru", "hidden_size": 6, "num_layers": 1}),
     ("char_rnn", (3,), {"vocab_size": 3, "cell": "rnn", "hidden_size": 5, "embedding_dim": 3}),
+    ("char_rnn", (3,), {"vocab_size": 3, "hidden_size": 4, "context_shape": (1, 2, 2)}),
     ("gpt", (4,), {"vocab_size": 3, "n_layer": 2, "n_head": 2, "n_embd": 8}),
     ("fvsbn", (1, 2, 2), {}),
     ("fvsbn", (1, 2, 3), {}),
@@ -97,6 +137,11 @@ VARIANTS = [
     ("nade", (1, 2, 2), {"hidden_size": 8, "num_classes": 3}),
     ("made", (1, 2, 2), {"hidden_sizes": (16,), "num_masks": 2, "num_classes": 3}),
     ("rnade", (2,), {"hidden_size": 16, "num_components": 3, "num_classes": 3}),
+    ("naive_bayes", (1, 2, 2), {"num_classes": 3}),
+    ("naive_bayes", (3,), {"num_classes": 2, "feature": "categorical", "num_categories": 3}),
+    ("naive_bayes", (2,), {"num_classes": 3, "feature": "gaussian"}),
+    ("bayes_net", (3,), {}),
+    ("bayes_net", (2, 2), {"structure": '{"1": ["0"], "3": ["0", "2"]}', "num_categories": 2}),
     ("pixelcnn", (1, 2, 3), {"variant": "plain", "hidden_channels": 4, "num_layers": 2}),
     ("pixelcnn", (1, 2, 2), {"hidden_channels": 4, "num_layers": 2}),
     (
@@ -269,6 +314,8 @@ def test_config_round_trips_through_json(case):
 def test_conditioning_is_checked_for_its_kind(case):
     _, model, x, c = case
     cond = model.conditioning
+    # the contract's properties are not shadowed by a model's own methods
+    assert model.conditional is (cond.kind != "none") and isinstance(model.num_classes, int)
     call = model.log_prob if has_likelihood(model) else (lambda x, c: model.sample(len(x), c))
     if cond.kind == "none":
         with pytest.raises(ValueError, match="unconditional"):
@@ -431,8 +478,8 @@ def all_values(model):
 @pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
 def test_discrete_autoregressive_conditionals_are_causal_and_sum_to_log_prob(variant):
     model, x, g = build(variant)
-    if not isinstance(model, DiscreteAutoregressive):
-        return
+    if not isinstance(model, DiscreteAutoregressive) or not model.support.is_discrete:
+        return  # real x (naive Bayes with gaussian features): no discrete conditionals
     c = conditions(model, len(x), g)
     order = model.ordering()
     assert sorted(order.tolist()) == list(range(model.num_dims))
@@ -504,18 +551,20 @@ def test_marginalisation_integrates_out_the_missing_dimensions(variant):
     mask = everything.clone()
     mask.reshape(len(x), -1)[:, 0] = False  # the first dimension is missing
     marginal = model.log_prob_observed(x, mask, c)
-    if model.integer_data:  # Σ over the values of the missing dimension
-        lo, hi = model.support.lower_bound, model.support.upper_bound
+    if not model.integer_data:
+        with_nan = x.clone()
+        with_nan[~mask] = math.nan  # NaN means missing in float data
+        torch.testing.assert_close(model.log_prob(with_nan, c), marginal)
+    if model.integer_data or model.support is constraints.boolean:  # Σ over x_0's values
+        s = model.support
+        values = (0.0, 1.0) if s is constraints.boolean else range(s.lower_bound, s.upper_bound + 1)
         terms = []
-        for v in range(lo, hi + 1):
+        for v in values:
             filled = x.clone().reshape(len(x), -1)
             filled[:, 0] = v
             terms.append(model.log_prob(filled.reshape(x.shape), c))
         torch.testing.assert_close(marginal, torch.stack(terms).logsumexp(0))
         return
-    with_nan = x.clone()
-    with_nan[~mask] = math.nan  # NaN means missing in float data
-    torch.testing.assert_close(model.log_prob(with_nan, c), marginal)
     grid = torch.linspace(-30, 30, 6001, dtype=torch.float64)  # ∫ dx_0 by the trapezoid rule
     values = []
     for v in grid:

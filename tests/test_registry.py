@@ -13,6 +13,7 @@ from dgm.model import GenerativeModel
 from dgm.registry import (
     SAMPLE_CLI_FLAGS,
     TRAIN_CLI_FLAGS,
+    config_for_data,
     register,
     reserved_train_flags,
     spec,
@@ -83,3 +84,19 @@ def test_an_empty_tuple_flag_means_affine_maps_as_the_help_says(text):
     model = dgm.create("vae", (4,), hidden_sizes=ns.hidden_sizes)
     assert model.log_prob(torch.zeros(2, 4)).shape == (2,)
     assert "'' for none" in parsers["train"].format_help()
+
+
+def test_discrete_data_set_num_levels_only_where_it_defaults_to_real_x():
+    from dgm.data.dataset import TensorData
+
+    def data(x, **kw):
+        return TensorData(x, torch.zeros(len(x), dtype=torch.long), name="t", **kw)
+
+    byte = data(torch.randint(0, 256, (6, 1, 2, 2)), value_range=(0, 255))
+    binary = data(torch.randint(0, 2, (6, 1, 2, 2)).float())
+    real = data(torch.rand(6, 1, 2, 2))
+    assert config_for_data("ddpm", byte, {})["num_levels"] == 256
+    assert config_for_data("ddpm", binary, {})["num_levels"] == 2
+    assert "num_levels" not in config_for_data("ddpm", real, {})
+    assert config_for_data("ddpm", byte, {"num_levels": 0}) == {"num_levels": 0}  # as given
+    assert "num_levels" not in config_for_data("glow", binary, {})  # its default is not 0

@@ -3,15 +3,22 @@
 dgm list
 dgm train MODEL --data NAME --steps N --out DIR [--seed S] [--device cpu|cuda|auto] ...
 dgm resume DIR --steps N
-dgm eval DIR [--split test] [--iw-samples K] [--json]
-dgm sample DIR -n 64 [--class C] --out FILE.png
+dgm eval DIR [--split test] [--iw-samples K] [--json] [--sample-quality [--num-samples N]]
+dgm sample DIR -n 64 [--class C | --prompt TEXT] --out FILE.png
 dgm complete DIR --mask bottom-half|top-half|left-half|right-half|center|random [-n 8]
              [--split test] [--seed S] [--out FILE.png] [--best] [--no-ema]
+dgm anomaly DIR --out mnist_subset [--in fashion_mnist] [--background DIR2] [-n N] [--json FILE]
+dgm impute DIR --mask bottom-half|random-50|FILE [-m 5] [--out grid.png] [--json FILE]
+dgm classify DIR [-n N] [--json FILE]
 dgm --version
 
 Flags are never abbreviated (``--step`` is not ``--steps``); a misspelled one is refused
 with the subcommand's usage and the closest flag. train, eval, sample and complete take
 ``--threads N``. complete (inpainting) needs an image run whose model is ``Completable``.
+The task verbs (anomaly, impute, classify) live in ``dgm.cli_tasks``.
+The report verbs (report, compare) live in ``dgm.cli_report``.
+The latent-space verbs (interpolate, represent, design) live in ``dgm.cli_latent``.
+The compression verbs (compress, decompress) live in ``dgm.cli_compress``.
 Errors are one line on stderr: exit 2 for bad input or files, 3 when training diverged,
 130 when interrupted.
 """
@@ -32,6 +39,7 @@ from typing import Any
 
 import torch
 
+from dgm import cli_compress, cli_latent, cli_report, cli_tasks
 from dgm import config as cfg
 from dgm.data import DataConfig, available_datasets
 from dgm.data.dataset import dataset_spec
@@ -45,7 +53,7 @@ _TRAIN_SKIP = ("steps",)
 
 # Counts that must be at least 1, checked after parsing (one line, not argparse's usage).
 _POSITIVE = {"n": "-n", "iw_samples": "--iw-samples", "batch_size": "--batch-size"}
-_POSITIVE |= {"threads": "--threads", "steps": "--steps"}
+_POSITIVE |= {"threads": "--threads", "steps": "--steps", "num_samples": "--num-samples"}
 
 
 def _threads(p: argparse.ArgumentParser) -> None:
@@ -109,7 +117,10 @@ def _parser(
     )
 
     e = sub.add_parser(
-        "eval", help="negative log-likelihood (or its bound) on a split", allow_abbrev=False
+        "eval",
+        help="negative log-likelihood (or its bound) on a split, and with --sample-quality "
+        "FD/KID/precision/recall of samples",
+        allow_abbrev=False,
     )
     e.add_argument("run_dir", type=Path)
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
@@ -121,6 +132,31 @@ def _parser(
     e.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
     e.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument(
+        "--sample-quality",
+        action="store_true",
+        help="also measure samples against the split: FD, KID, precision, recall (image "
+        "runs: in dgm's own classifier features; 2-D toys: raw points, mode coverage); the "
+        "only evaluation of models without a likelihood (GANs)",
+    )
+    e.add_argument(
+        "--num-samples",
+        type=int,
+        default=5000,
+        metavar="N",
+        help="samples drawn for --sample-quality, compared with as many data examples "
+        "(default: 5000; FD and KID are biased by the sample size: compare equal N)",
+    )
+    e.add_argument(
+        "--class",
+        dest="classes",
+        type=int,
+        action="append",
+        default=None,
+        metavar="C",
+        help="--sample-quality of a class-conditional run: draw for class C (repeat the flag "
+        "for several; default: every class)",
+    )
     _threads(e)
 
     s = sub.add_parser("sample", help="draw samples into a picture", allow_abbrev=False)
@@ -143,10 +179,17 @@ def _parser(
     s.add_argument("--best", action="store_true")
     s.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
     _threads(s)
-    if sampled is not None and sampled in available_models():
-        options = spec(sampled).cls.sample_options
-        if options is not None:
-            cfg.add_arguments(s.add_argument_group(f"{sampled} sampling options"), options)
+    options = spec(sampled).cls.sample_options if sampled in available_models() else None
+    if options is not None:
+        cfg.add_arguments(s.add_argument_group(f"{sampled} sampling options"), options)
+    if options is None or "prompt" not in {f.name for f in cfg.dataclasses.fields(options)}:
+        s.add_argument(  # a model's own prompt option (the start of x) takes the flag first
+            "--prompt",
+            default=None,
+            metavar="TEXT",
+            help="text the samples are drawn for, for a model conditioned on a text (trained "
+            "on fashion_mnist_text): it becomes c, in the run's characters",
+        )
     from dgm.tasks.inpaint import MASKS
 
     m = sub.add_parser(
@@ -177,7 +220,10 @@ def _parser(
     m.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
     _threads(m)
     parsers = {"list": sub.choices["list"], "train": t, "resume": r, "eval": e, "sample": s}
-    return p, parsers | {"complete": m}
+    tasks = cli_tasks.add_parsers(sub) | cli_report.add_parsers(sub)
+    tasks |= cli_latent.add_parsers(sub)
+    tasks |= cli_compress.add_parsers(sub)
+    return p, parsers | {"complete": m} | tasks
 
 
 def _check_flags(parser: argparse.ArgumentParser, args: Sequence[str]) -> None:
@@ -297,10 +343,12 @@ def _finish(run_dir: Path, last: dict[str, Any], model: Any) -> int:
     print("next:")
     if model.likelihood is not Likelihood.NONE:
         print(f"  dgm eval {where}")
+    else:
+        print(f"  dgm eval {where} --sample-quality")
     from dgm.io import read_json
 
     try:  # a text run (its config holds a vocabulary) samples into decoded text
-        text = "vocab" in read_json(run_dir / "config.json")
+        text = "vocab" in read_json(run_dir / "config.json") and len(model.event_shape) == 1
     except (OSError, ValueError):
         text = False
     samples = run_dir / ("samples.txt" if text else "samples.png")
@@ -311,22 +359,41 @@ def _finish(run_dir: Path, last: dict[str, Any], model: Any) -> int:
 def cmd_eval(ns: argparse.Namespace) -> int:
     from dgm import run_dir as rd
     from dgm.evaluate.likelihood import evaluate
+    from dgm.evaluate.sample_quality import data_kind, sample_quality, sample_quality_lines
+    from dgm.model import Likelihood
 
     saved = rd.read_json(ns.run_dir / rd.CONFIG)
     model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
     model = model.to(rd.resolve_device(ns.device))
+    if ns.sample_quality:  # before any work: text runs are refused at once
+        data_kind(tuple(model.event_shape), model.integer_data)
+    elif model.likelihood is Likelihood.NONE:
+        raise ValueError(
+            f"the {saved.get('model')} model of {ns.run_dir} has no likelihood: measure its "
+            f"samples with dgm eval {shlex.quote(str(ns.run_dir))} --sample-quality"
+        )
+    elif ns.classes is not None:
+        raise ValueError("--class picks the classes of --sample-quality: add that flag")
     data = cfg.from_dict(DataConfig, saved["data"]).load(ns.split)
     torch.manual_seed(0)  # the ELBO and IWAE estimates are stochastic: make them repeatable
     batch = ns.batch_size or (max(1, 100_000 // ns.iw_samples) if ns.iw_samples else 500)
-    result = {
-        "split": ns.split,
-        **evaluate(model, data, iw_samples=ns.iw_samples, batch_size=batch, progress=True),
-    }
+    result: dict[str, Any] = {"split": ns.split}
+    if model.likelihood is not Likelihood.NONE:
+        result |= evaluate(model, data, iw_samples=ns.iw_samples, batch_size=batch, progress=True)
+    if ns.sample_quality:
+        root = saved["data"].get("root")
+        quality = sample_quality(
+            model, data, num_samples=ns.num_samples, batch_size=batch, classes=ns.classes, root=root
+        )
+        result["sample_quality"] = quality
     if ns.json:
         print(json.dumps(result))
-    else:
-        for k, v in result.items():
+        return 0
+    for k, v in result.items():
+        if k != "sample_quality":
             print(f"{k:>16}: {v:.4f}" if isinstance(v, float) else f"{k:>16}: {v}")
+    for line in sample_quality_lines(result.get("sample_quality", {})):
+        print(line)
     return 0
 
 
@@ -344,6 +411,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
     vocab = saved.get("vocab")  # a text run: tokens decode to characters
     as_text = vocab is not None and out.suffix.lower() == ".txt" and model.integer_data
+    as_text = as_text and len(model.event_shape) == 1  # x are the texts, not a text's c
     if has_picture(model.event_shape) and not as_text:
         picture_format(out)  # a suffix Pillow writes, checked before the sampling
     with _writing(out):
@@ -354,14 +422,25 @@ def cmd_sample(ns: argparse.Namespace) -> int:
             f"--class needs a class-conditional model; the run in {ns.run_dir} was trained "
             "without --num-classes"
         )
+    options = _split(ns, model.sample_options) if model.sample_options is not None else {}
+    text_c = getattr(ns, "prompt", None) if "prompt" not in options else None  # --prompt -> c
+    if text_c is not None and not (cond.context_vocab and vocab):
+        takes = "no c" if cond.kind == "none" else f"c = {cond.describe()}"
+        raise ValueError(
+            f"--prompt needs a model conditioned on a text; the run in {ns.run_dir} takes "
+            f"{takes} (train one with --data fashion_mnist_text)"
+        )
+    data = None
     if ns.cls is not None:
         c = torch.full((ns.n,), ns.cls, dtype=torch.long)
+    elif text_c is not None:
+        from dgm.data.captions import prompt_context
+
+        c = prompt_context(text_c, vocab, cond.context_shape).to(model.device)
     else:  # one row per class, or the test split's first contexts
-        data = None
         if cond.kind == "context":
             data = cfg.from_dict(DataConfig, saved["data"]).load("test")
         c = grid_conditions(model, data, ns.n)
-    options = _split(ns, model.sample_options) if model.sample_options is not None else {}
     if isinstance(options.get("prompt"), str):  # --prompt text -> the run's token ids
         from dgm.models.autoregressive.sampling import encode_prompt
 
@@ -380,13 +459,18 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         except (KeyError, TypeError, ValueError, OSError):  # data gone: the samples alone
             pass
     if as_text:
+        from dgm.data.captions import caption_accuracy_line
         from dgm.data.text import decode
         from dgm.io import atomic_write
 
-        lines = "".join(f"{line}\n" for line in decode(x.cpu(), vocab))
+        texts = decode(x.cpu(), vocab)
+        lines = "".join(f"{line}\n" for line in texts)
         with _writing(out):
             atomic_write(out, lambda p: Path(p).write_text(lines, encoding="utf-8"))
         print(f"wrote {out} ({len(x)} sequences, one per line)")
+        score = caption_accuracy_line(data, texts)  # captions of test images: named right?
+        if score is not None:
+            print(score)
         return 0
     with _writing(out):
         drawn = save_samples(x, out, value_range=saved.get("value_range"), **extra)
@@ -517,6 +601,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "eval": lambda: cmd_eval(ns),
         "sample": lambda: cmd_sample(ns),
         "complete": lambda: cmd_complete(ns),
+        **{name: (lambda fn=fn: fn(ns)) for name, fn in cli_tasks.COMMANDS.items()},
+        **{name: (lambda fn=fn: fn(ns)) for name, fn in cli_report.COMMANDS.items()},
+        **{name: (lambda fn=fn: fn(ns)) for name, fn in cli_latent.COMMANDS.items()},
+        **{name: (lambda fn=fn: fn(ns)) for name, fn in cli_compress.COMMANDS.items()},
     }
     try:
         _check_counts(ns)

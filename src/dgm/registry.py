@@ -8,6 +8,8 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import torch
+
 from dgm.config import from_dict
 from dgm.model import GenerativeModel
 
@@ -40,7 +42,11 @@ SAMPLE_CLI_FLAGS = (
     "device",
     "threads",
     "help",
+    "prompt",
 )
+# Shared: a model's own ``prompt`` sampling option (the start of a sequence) takes --prompt;
+# for the others --prompt is text that becomes c (a model conditioned on a text).
+SHARED_SAMPLE_FLAGS = ("prompt",)
 
 
 def reserved_train_flags() -> dict[str, str]:
@@ -89,7 +95,11 @@ def register(name: str, config_cls: type) -> Callable[[M], M]:
         if name in _MODELS and _MODELS[name].cls is not cls:
             raise ValueError(f"model name {name!r} is already registered to {_MODELS[name].cls}")
         if cls.sample_options is not None:
-            reserved = {k: "the dgm sample command" for k in SAMPLE_CLI_FLAGS}
+            reserved = {
+                k: "the dgm sample command"
+                for k in SAMPLE_CLI_FLAGS
+                if k not in SHARED_SAMPLE_FLAGS
+            }
             check_fields(name, cls.sample_options, reserved, "sample option")
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         _MODELS[name] = ModelSpec(name, cls, config_cls, summary)
@@ -131,16 +141,40 @@ def create(name: str, event_shape: Iterable[int], **config: Any) -> GenerativeMo
 
 def config_for_data(name: str, data: Any, config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with what the data decide filled in: a model with a ``context_shape``
-    field trained on data that carry a context gets that context's shape, and one with a
-    ``vocab_size`` field trained on text gets the size of its vocabulary (unless given)."""
+    field trained on data that carry a context gets that context's shape (and, for a text
+    context, its vocabulary size ``context_vocab``), and one with a ``vocab_size`` field
+    trained on text gets the size of its vocabulary (unless given); a model whose
+    ``num_levels`` defaults to 0 (real x, e.g. ``ddpm``) trained on discrete data gets their
+    number of levels (256 for ``--scale byte``, 2 for binarized images) unless given."""
     fields = {f.name for f in dataclasses.fields(spec(name).config_cls)}
     shape = tuple(getattr(data, "context_shape", ()) or ())
     if shape and "context_shape" in fields and not config.get("context_shape"):
         config = {**config, "context_shape": shape}
+    tokens = int(getattr(data, "context_vocab", 0) or 0)  # a text context: its vocabulary
+    if tokens and "context_vocab" in fields and not config.get("context_vocab"):
+        config = {**config, "context_vocab": tokens}
     vocab = getattr(data, "vocab", None)  # text: a model with a vocab_size gets the data's
     if vocab and "vocab_size" in fields and not config.get("vocab_size"):
         config = {**config, "vocab_size": len(vocab)}
+    levels = _discrete_levels(data)  # 8-bit or binary data: a num_levels that defaults to 0
+    default = {f.name: f.default for f in dataclasses.fields(spec(name).config_cls)}
+    if levels and default.get("num_levels") == 0 and "num_levels" not in config:
+        config = {**config, "num_levels": levels}
     return config
+
+
+def _discrete_levels(data: Any) -> int:
+    """How many values the data's x take when they are discrete: hi + 1 for integer x in
+    0..hi, 2 for binary floats (static or dynamic binarization); 0 for real x."""
+    x = getattr(data, "x", None)
+    if not isinstance(x, torch.Tensor) or x.numel() == 0:
+        return 0
+    if not x.is_floating_point():
+        hi = getattr(data, "value_range", None)
+        return int(hi[1]) + 1 if hi else int(x.max()) + 1
+    if getattr(data, "dynamic_binarize", False) or bool(((x == 0) | (x == 1)).all()):
+        return 2
+    return 0
 
 
 def name_of(model: GenerativeModel) -> str:

@@ -9,9 +9,17 @@ import torch
 from sklearn.datasets import make_moons
 
 from dgm.data import available_datasets, dataset_options, get
-from dgm.data.toy import TOY_DENSITIES, Checkerboard, EightGaussians, Moons, Pinwheel, TwoCircles
+from dgm.data.toy import (
+    TOY_DENSITIES,
+    Checkerboard,
+    EightGaussians,
+    Grid25,
+    Moons,
+    Pinwheel,
+    TwoCircles,
+)
 
-NAMES = ["moons", "eight_gaussians", "checkerboard", "two_circles", "pinwheel"]
+NAMES = ["moons", "eight_gaussians", "grid25", "checkerboard", "two_circles", "pinwheel"]
 WITH_DENSITY = [n for n in NAMES if n != "pinwheel"]
 
 
@@ -81,6 +89,19 @@ def test_eight_gaussians_exact_values():
     assert torch.allclose(d.means.norm(dim=-1), torch.full((8,), 2.0, dtype=torch.float64))
     x = d.sample(50_000, torch.Generator().manual_seed(1))
     assert abs(x.norm(dim=-1).mean() - 2.0) < 0.02
+
+
+def test_grid25_modes_and_exact_values():
+    d = Grid25()
+    ticks = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0], dtype=torch.float64)
+    assert set(map(tuple, d.means.tolist())) == {
+        (a, b) for a in ticks.tolist() for b in ticks.tolist()
+    }
+    peak = -math.log(25 * 2 * math.pi * 0.1**2)  # neighbours 20 std away add < e^-200
+    torch.testing.assert_close(d.log_prob(d.means), torch.full((25,), peak, dtype=torch.float64))
+    x, k = d.sample_labeled(5000, torch.Generator().manual_seed(1))
+    assert ((x.double() - d.means[k]).norm(dim=-1) < 5 * 0.1).all()  # each near its own mode
+    assert torch.bincount(k, minlength=25).min() > 5000 / 25 * 0.7
 
 
 def test_checkerboard_support():

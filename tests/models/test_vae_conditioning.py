@@ -52,11 +52,17 @@ def test_condition_dropout_trains_both_models_and_accepts_no_condition(arch):
         dgm.create("vae", (4,), condition_dropout=0.1)
 
 
-def test_token_contexts_are_one_hot_encoded():
+def test_token_contexts_are_read_by_the_text_encoder():
     model = dgm.create(
-        "vae", (5,), context_shape=(3,), context_vocab=4, decoder="gaussian", **SMALL
+        "vae",
+        (5,),
+        context_shape=(3,),
+        context_vocab=4,
+        text_features=5,
+        decoder="gaussian",
+        **SMALL,
     ).double()
-    assert model.cond_width == 12
+    assert model.cond_width == 5  # the text encoder's features (tests/models/test_cross_modal.py)
     c = torch.tensor([[0, 1, 3], [3, 3, 3]])
     x = model.sample(2, c, generator=torch.Generator().manual_seed(0))
     assert model.log_prob(x, c).shape == (2,)

@@ -1,10 +1,12 @@
 """Datasets: ``dgm.data.get(name, split, root, **options)`` returns a ``TensorData``.
 
-Image data (Fashion-MNIST, MNIST, sklearn's 8x8 digits), 2-D toy densities and the
-user's own files (``tensors``, ``images``, ``csv``) register themselves on import.
+Image data (Fashion-MNIST, MNIST, sklearn's 8x8 digits), 2-D toy densities, binned
+categorical tables (``wine_bins``, ``breast_cancer_bins``) and the user's own files
+(``tensors``, ``images``, ``csv``, ``csv_categorical``) register themselves on import;
+Fashion-MNIST with captions (``fashion_mnist_text``, ``fashion_mnist_captions``) too.
 """
 
-from dgm.data import files, images, text, toy  # noqa: F401  (registers the datasets)
+from dgm.data import captions, files, images, ood, tabular, text, toy  # noqa: F401  (registers)
 from dgm.data.config import DataConfig
 from dgm.data.dataset import (
     SPLITS,

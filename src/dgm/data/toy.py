@@ -86,6 +86,35 @@ class EightGaussians(ToyDensity):
         return torch.logsumexp(-d2 / (2 * self.std**2), -1) - log_norm
 
 
+class Grid25(ToyDensity):
+    """Equal mixture of 25 isotropic Gaussians (std ``std``) centred on the 5x5 grid
+    {-2, -1, 0, 1, 2}^2 times ``spacing``, numbered row by row from the lower left. The
+    mode-collapse benchmark of the GAN literature (VEEGAN, Srivastava et al. 2017,
+    arXiv:1705.07761); defaults 2.0 and 0.1 keep neighbouring modes 20 std apart."""
+
+    num_components = 25
+
+    def __init__(self, spacing: float = 2.0, std: float = 0.1) -> None:
+        self.spacing, self.std = spacing, std
+        ticks = spacing * torch.arange(-2, 3, dtype=torch.float64)
+        self.means = torch.cartesian_prod(ticks, ticks).flip(-1)  # (25, 2) x fastest
+
+    def sample_labeled(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        _check_n(n)
+        k = torch.randint(25, (n,), generator=generator)
+        x = self.means[k] + self.std * torch.randn(n, 2, generator=generator, dtype=torch.float64)
+        return x.float(), k
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        _check_points(x)
+        means = self.means.to(x.device, x.dtype)
+        d2 = ((x[..., None, :] - means) ** 2).sum(-1)  # (..., 25)
+        log_norm = math.log(2 * math.pi * self.std**2) + math.log(25)
+        return torch.logsumexp(-d2 / (2 * self.std**2), -1) - log_norm
+
+
 class Checkerboard(ToyDensity):
     """Uniform on the 8 black squares of a 4x4 board of 2x2 squares over [-4, 4)^2; a
     square (i, j), counted from the lower left corner, is black when i + j is even.
@@ -236,6 +265,7 @@ def _register(name: str, density: ToyDensity, summary: str) -> None:
 TOY_DENSITIES: dict[str, ToyDensity] = {
     "moons": Moons(),
     "eight_gaussians": EightGaussians(),
+    "grid25": Grid25(),
     "checkerboard": Checkerboard(),
     "two_circles": TwoCircles(),
     "pinwheel": Pinwheel(),
@@ -243,6 +273,7 @@ TOY_DENSITIES: dict[str, ToyDensity] = {
 for _name, _summary in [
     ("moons", "2-D toy: two interleaving half circles with Gaussian noise"),
     ("eight_gaussians", "2-D toy: 8 Gaussians on a circle of radius 2"),
+    ("grid25", "2-D toy: 25 Gaussians on a 5x5 grid"),
     ("checkerboard", "2-D toy: uniform on the black squares of a 4x4 checkerboard"),
     ("two_circles", "2-D toy: two concentric noisy rings"),
     ("pinwheel", "2-D toy: five-arm pinwheel"),

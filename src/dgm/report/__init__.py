@@ -1,1 +1,3 @@
-"""Pictures and reports of runs."""
+"""Pictures and reports of runs: sample grids, scatter plots and training curves
+(``plots``), the self-contained HTML report of one run (``html``, ``dgm report``) and the
+page comparing runs (``compare``, ``dgm compare``)."""

@@ -1,2 +1,6 @@
-"""Uses of a trained model beyond sampling and likelihood (inpainting, ...), built on the
-capabilities in ``dgm.model``."""
+"""Uses of a trained model beyond sampling and likelihood, built on the capabilities in
+``dgm.model``: inpainting (``inpaint``), outlier detection (``anomaly``), imputation
+(``impute``), generative classification (``classify``), interpolation and latent
+arithmetic (``interpolate``), representation probes (``represent``), Bayesian optimisation
+in latent space (``design``), lossless compression (``compress``, its file format in
+``container``, bits-back coding for VAEs in ``bits_back``)."""

@@ -10,6 +10,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 
 from dgm.models.autoregressive.sampling import SequenceSampleOptions, draw
 from dgm.models.autoregressive.sequence import TokenSequenceModel
+from dgm.nn import mlp
 from dgm.registry import register
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -31,6 +33,7 @@ class CharRNNConfig:
     num_layers: int = 2  # stacked recurrent layers
     embedding_dim: int = 64  # width of the token embedding fed to the first layer
     dropout: float = 0.0  # dropout between stacked layers (training only)
+    context_shape: tuple[int, ...] = ()  # a float c the text is about, e.g. an image (captions)
 
 
 @register("char_rnn", CharRNNConfig)
@@ -43,10 +46,14 @@ class CharRNN(TokenSequenceModel):
     ``conditional_logits`` (B, T, V) come from one teacher-forced pass. ``sample`` draws
     the T tokens one by one, carrying the hidden state (temperature, top-k, top-p); with a
     ``prompt`` (token ids (P,)) the RNN reads the prompt in one call and draws the rest.
+    With a ``context_shape`` the model is p(x | c) for a float context c, e.g. an image (a
+    captioner, image to text): an MLP maps the flattened c to an offset of the first hidden
+    state of every layer (Vinyals et al. 2015 feed the image once, at the start, too).
 
     References:
         Elman 1990; Hochreiter & Schmidhuber 1997 (LSTM); Cho et al. 2014,
-        arXiv:1406.1078 (GRU); Karpathy 2015 (char-rnn).
+        arXiv:1406.1078 (GRU); Karpathy 2015 (char-rnn); Vinyals et al. 2015, Show and
+        Tell: A Neural Image Caption Generator, arXiv:1411.4555 (image context).
 
     Example:
         >>> import torch, dgm
@@ -73,10 +80,19 @@ class CharRNN(TokenSequenceModel):
         if config.cell == "lstm":
             self.c0 = nn.Parameter(torch.zeros(L, 1, H))  # the LSTM's start cell state
         self.head = nn.Linear(H, V)
+        cond = self.conditioning
+        if cond.kind == "context":  # c -> an offset of the start state of every layer
+            self.context_net = mlp(math.prod(cond.context_shape), (H,), L * H)
 
-    def _start(self, n: int) -> Any:
-        """The learned start state for a batch of n: h (L, n, H), or (h, c) for an LSTM."""
-        h = self.h0.expand(-1, n, -1).contiguous()  # (L, n, H)
+    def _start(self, n: int, c: Tensor | None = None) -> Any:
+        """The start state for a batch of n: h (L, n, H), or (h, c) for an LSTM; learned,
+        plus the context network's offset when the model takes a context c."""
+        h = self.h0.expand(-1, n, -1)  # (L, n, H)
+        if c is not None:
+            L, H = self.config.num_layers, self.config.hidden_size
+            offset = self.context_net(c.flatten(1)).view(n, L, H)  # (n, L, H)
+            h = h + offset.transpose(0, 1)  # (L, n, H)
+        h = h.contiguous()
         if self.config.cell == "lstm":
             return h, self.c0.expand(-1, n, -1).contiguous()
         return h
@@ -86,10 +102,10 @@ class CharRNN(TokenSequenceModel):
     def conditional_logits(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """Logits (B, T, V) of p(x_t | x_<t) by teacher forcing."""
         x = self.check_x(x)
-        self.check_c(c, len(x))
+        c = self.check_c(c, len(x))
         start = torch.full_like(x[:, :1], self.config.vocab_size)  # (B, 1): the start token
         inputs = torch.cat([start, x[:, :-1]], dim=1)  # (B, T): x shifted right
-        h, _ = self.rnn(self.embed(inputs), self._start(len(x)))  # (B, T, H)
+        h, _ = self.rnn(self.embed(inputs), self._start(len(x), c))  # (B, T, H)
         return self.head(h)  # (B, T, V)
 
     # -- the contract -----------------------------------------------------------------------
@@ -106,14 +122,14 @@ class CharRNN(TokenSequenceModel):
         """n sequences (n, T) int64, drawn token by token with the hidden state carried; the
         first P come from the ``prompt`` option, read by the RNN in one call."""
         settings = self.sample_settings(options)
-        self.check_c(c, n)
+        c = self.check_c(c, n)
         prompt = self.check_prompt(settings.prompt)  # (P,)
         P = len(prompt)
         out = torch.empty(n, self.num_dims, dtype=torch.long, device=self.device)
         out[:, :P] = prompt
         start = torch.full((n, 1), self.config.vocab_size, dtype=torch.long, device=self.device)
         tokens = torch.cat([start, out[:, :P]], dim=1)  # (n, 1 + P): start token + prompt
-        state = self._start(n)
+        state = self._start(n, c)
         for t in range(P, self.num_dims):
             h, state = self.rnn(self.embed(tokens), state)  # h: (n, t_in, H)
             out[:, t] = draw(self.head(h[:, -1]), settings, generator)

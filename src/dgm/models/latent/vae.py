@@ -26,7 +26,9 @@ from torch.distributions import Distribution, Independent, Normal
 
 from dgm.model import GenerativeModel, Likelihood, Loss
 from dgm.models.latent.decoders import make_head
+from dgm.models.latent.gibbs import GibbsCompletion
 from dgm.nn import ConvDecoder, ConvEncoder, mlp
+from dgm.nn.text_encoder import TextEncoder
 from dgm.registry import register
 
 # decoder outputs per chunk of log_prob_iw (4 MiB in float32): about 1300 rows of 784 pixels,
@@ -52,7 +54,8 @@ class VAEConfig:
     iw_samples: int = 1  # k: 1 trains the ELBO, k > 1 the tighter IWAE_k bound
     num_classes: int = 0  # > 0: a conditional VAE p(x | class) over this many classes
     context_shape: tuple[int, ...] = ()  # shape of a context c (set from --condition lowres)
-    context_vocab: int = 0  # 0: the context is floats; V > 0: tokens 0..V-1
+    context_vocab: int = 0  # 0: the context is floats; V > 0: a text of tokens 0..V-1 (0: padding)
+    text_features: int = 64  # width of the text encoder's output (token contexts only)
     condition_dropout: float = 0.0  # share of training examples without c; > 0 allows c=None
 
 
@@ -63,7 +66,7 @@ class VAESampleOptions:
 
 
 @register("vae", VAEConfig)
-class VAE(GenerativeModel):
+class VAE(GibbsCompletion, GenerativeModel):
     """Variational autoencoder (Kingma & Welling 2013): log_prob is the ELBO in nats.
 
     The encoder gives q(z | x, c) = N(μ, diag σ²) from one network whose output is split into
@@ -73,8 +76,13 @@ class VAE(GenerativeModel):
     > 1 trains the importance-weighted bound IWAE_k (Burda et al. 2015, arXiv:1509.00519);
     ``num_classes`` > 0 feeds a one-hot label to both networks (CVAE, Sohn et al. 2015);
     ``context_shape`` feeds a context tensor instead, flattened (e.g. a low-resolution image:
-    p(x | c) is then super-resolution). With ``condition_dropout`` > 0 a share of training
-    examples see no condition (a presence flag tells the networks), so ``c=None`` also works.
+    p(x | c) is then super-resolution); with ``context_vocab`` > 0 the context is a text
+    (tokens (T,), trailing token 0 is padding) read by a character-level ``TextEncoder``
+    into ``text_features`` features, trained with the rest (text to image). With
+    ``condition_dropout`` > 0 a share of training examples see no condition (a presence flag
+    tells the networks), so ``c=None`` also works.
+    ``complete`` draws missing dimensions by Metropolis-within-Gibbs (``GibbsCompletion``,
+    Mattei & Frellsen 2018, arXiv:1802.04826), so the VAE is ``Completable``.
 
     References:
         Kingma & Welling 2013, arXiv:1312.6114; Higgins et al. 2017 (β-VAE, ICLR);
@@ -101,7 +109,16 @@ class VAE(GenerativeModel):
         cond = self.conditioning
         # width of the condition features: one-hot label or flattened context, plus a
         # presence flag when c may be dropped
-        K = cond.num_classes or math.prod(cond.context_shape) * max(1, cond.context_vocab)
+        if cond.context_vocab:  # a text: the features of a character-level encoder
+            if len(cond.context_shape) != 1:
+                raise ValueError(
+                    f"a token context is a text of shape (T,), got {cond.context_shape}: set "
+                    "context_shape=(T,), or context_vocab=0 for a float context"
+                )
+            self.text_encoder = TextEncoder(cond.context_vocab, config.text_features)
+            K = config.text_features
+        else:
+            K = cond.num_classes or math.prod(cond.context_shape)
         K = 0 if cond.kind == "none" else K + int(cond.optional)
         self.cond_width = K
         L, m = config.latent_dim, self.head.num_params
@@ -241,9 +258,9 @@ class VAE(GenerativeModel):
 
     def _features(self, c: Tensor | None, n: int, drop: bool = False) -> Tensor | None:
         """The condition as the networks see it, (n, cond_width): a one-hot label or the
-        flattened context (tokens one-hot), then a presence flag when c may be dropped
-        (zeros for c=None, and for a ``condition_dropout`` share of examples when
-        ``drop``). None for an unconditional model."""
+        flattened context (a text: its ``text_encoder`` features), then a presence flag when
+        c may be dropped (zeros for c=None, and for a ``condition_dropout`` share of examples
+        when ``drop``). None for an unconditional model."""
         cond = self.conditioning
         if cond.kind == "none":
             return None
@@ -252,7 +269,7 @@ class VAE(GenerativeModel):
         if cond.kind == "classes":
             h = F.one_hot(c, cond.num_classes).to(self.dtype)  # (n, K)
         elif cond.context_vocab > 0:
-            h = F.one_hot(c, cond.context_vocab).to(self.dtype).flatten(1)  # (n, prod * V)
+            h = self.text_encoder(c)  # (n, text_features)
         else:
             h = c.flatten(1)  # (n, prod(context_shape))
         if not cond.optional:
@@ -357,8 +374,8 @@ def _check_config(config: VAEConfig) -> None:
         fixes.append("beta and kl_warmup_steps must be >= 0")
     if config.iw_samples > 1 and (config.beta != 1.0 or config.kl_warmup_steps > 0):
         fixes.append("iw_samples > 1 trains IWAE, which has no β: set beta=1, kl_warmup_steps=0")
-    if config.num_classes < 0 or config.conv_channels < 1:
-        fixes.append("num_classes must be >= 0 and conv_channels >= 1")
+    if config.num_classes < 0 or config.conv_channels < 1 or config.text_features < 1:
+        fixes.append("num_classes must be >= 0, conv_channels and text_features >= 1")
     if not 0 <= config.condition_dropout < 1:
         fixes.append(f"condition_dropout must lie in [0, 1), got {config.condition_dropout}")
     if config.condition_dropout > 0 and not (config.num_classes or config.context_shape):

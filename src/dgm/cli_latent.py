@@ -1,0 +1,421 @@
+"""The latent-space verbs of the ``dgm`` command: parsers and command functions, no logic of
+their own (that lives in ``dgm.tasks.interpolate``, ``represent`` and ``design``).
+
+dgm interpolate DIR [--a I] [--b J] [--method lerp|slerp] [--steps K] [--split test]
+                [--out strip.png] [--arithmetic A,B [--scales 0,0.5,1,1.5,2] [--rows R]
+                [-n N] [--arithmetic-out grid.png]] [--json FILE]
+dgm represent DIR [--projection pca|tsne] [-n N] [--train-n N] [--out plot.png] [--json FILE]
+dgm design DIR --objective class:K|mass:M [--evaluations N] [--seeds S] [--initial N0]
+           [--width 3] [--out grid.png] [--json FILE]
+
+Every verb needs an ``Encodable`` model (a latent space: VAE, GMVAE, the flows); latent
+arithmetic and ``represent`` need labelled data. ``add_parsers(sub)`` adds the verbs to the
+``dgm`` parser; ``COMMANDS`` maps each name to its function of the parsed arguments. Wrong
+input raises ``ValueError`` with the fix, which ``dgm.cli.main`` prints as one line and
+exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dgm.cli_tasks import _condition, _data, _examples, _load, _positive, _run_flags, _write_json
+
+
+def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
+    """Add interpolate, represent and design to the subparsers ``sub``; returns their parsers."""
+    i = sub.add_parser(
+        "interpolate",
+        help="decode a path between two encoded inputs (lerp or slerp); latent arithmetic",
+        allow_abbrev=False,
+    )
+    _run_flags(i)
+    i.add_argument("--a", type=int, default=0, metavar="I", help="index of the first input")
+    i.add_argument("--b", type=int, default=1, metavar="J", help="index of the second input")
+    i.add_argument("--method", default="lerp", choices=["lerp", "slerp"], help="path in z")
+    i.add_argument(
+        "--steps", type=int, default=8, metavar="K", help="decoded points, ends included"
+    )
+    i.add_argument(
+        "--out", type=Path, default=None, metavar="FILE", help="strip picture (default: DIR/"
+        "interpolate-METHOD.png): input a, the K decodings, input b"
+    )  # fmt: skip
+    i.add_argument(
+        "--arithmetic",
+        default=None,
+        metavar="A,B",
+        help="also add the attribute vector mean code(class A) - mean code(class B) to test "
+        "inputs of class B, at --scales (labelled data)",
+    )
+    i.add_argument(
+        "--scales", default="0,0.5,1,1.5,2", help="multiples of the attribute vector (columns)"
+    )
+    i.add_argument("--rows", type=int, default=6, help="inputs in the arithmetic grid")
+    i.add_argument(
+        "-n", type=int, default=1000, help="train examples averaged per class (default: 1000)"
+    )
+    i.add_argument(
+        "--arithmetic-out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="arithmetic grid picture (default: DIR/arithmetic-A-B.png)",
+    )
+
+    r = sub.add_parser(
+        "represent",
+        help="linear probe on the codes vs on raw pixels, and a 2-D projection of the codes",
+        allow_abbrev=False,
+    )
+    _run_flags(r)
+    r.add_argument("--projection", default="pca", choices=["pca", "tsne"], help="2-D projection")
+    r.add_argument("-n", type=int, default=1000, help="test examples (default: 1000)")
+    r.add_argument(
+        "--train-n", type=int, default=5000, help="train examples for the probe (default: 5000)"
+    )
+    r.add_argument(
+        "--out", type=Path, default=None, metavar="FILE",
+        help="projection plot (default: DIR/represent-PROJECTION.png)",
+    )  # fmt: skip
+
+    d = sub.add_parser(
+        "design",
+        help="Bayesian optimisation vs random search in the latent space of a black-box "
+        "objective over decoded samples",
+        allow_abbrev=False,
+    )
+    _run_flags(d)
+    d.add_argument(
+        "--objective",
+        required=True,
+        help="class:K (dgm's classifier's probability of class K) or mass:M (mean pixel "
+        "intensity near M in [0, 1])",
+    )
+    d.add_argument("--evaluations", type=int, default=30, help="objective calls per search")
+    d.add_argument("--seeds", type=int, default=3, help="searches of each kind, seeds 0..S-1")
+    d.add_argument("--initial", type=int, default=5, help="random points before the first GP")
+    d.add_argument("--width", type=float, default=3.0, help="box: prior mean ± WIDTH prior std")
+    d.add_argument(
+        "--out", type=Path, default=None, metavar="FILE",
+        help="grid of the best designs, BO's row over random search's (default: DIR/design.png)",
+    )  # fmt: skip
+    return {"interpolate": i, "represent": r, "design": d}
+
+
+# -- shared pieces ---------------------------------------------------------------------------
+
+
+def _image(model: Any) -> bool:
+    return len(model.event_shape) == 3 and model.event_shape[0] in (1, 3)
+
+
+def _labelled(data: Any, what: str) -> None:
+    if data.num_classes < 2:
+        raise ValueError(
+            f"{what} needs labelled data: dataset {data.name!r} has no class labels; train "
+            "the model on a labelled dataset (e.g. digits, fashion_mnist)"
+        )
+
+
+def _value_range(saved: dict[str, Any], x: torch.Tensor) -> tuple[float, float]:
+    from dgm.report.plots import default_range
+
+    return tuple(saved.get("value_range") or default_range(x))  # type: ignore[return-value]
+
+
+def _save_grid(images: torch.Tensor, nrow: int, out: Path, value_range: Any, what: str) -> None:
+    from PIL import Image
+
+    from dgm.report.plots import image_grid, save_picture
+
+    img = image_grid(images.float().cpu(), nrow=nrow, value_range=value_range)
+    scale = max(1, 96 // img.height)  # a strip of 8x8 digits would be a few pixels high
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_picture(img, out)
+    print(f"wrote {out} ({what})")
+
+
+# -- interpolate -----------------------------------------------------------------------------
+
+
+def cmd_interpolate(ns: argparse.Namespace) -> int:
+    from dgm.report.plots import picture_format
+    from dgm.tasks import interpolate as interp
+    from dgm.tasks.represent import check_encodable
+
+    _positive(rows=ns.rows, n=ns.n)
+    if ns.steps < 2:
+        raise ValueError(f"--steps must be at least 2 (the two ends), got {ns.steps}")
+    saved, model = _load(ns)
+    check_encodable(model, "interpolation")
+    out = ns.out if ns.out is not None else ns.run_dir / f"interpolate-{ns.method}.png"
+    if _image(model):
+        picture_format(out)
+    pair = _parse_pair(ns.arithmetic) if ns.arithmetic is not None else None
+    scales = _parse_scales(ns.scales)
+    data = _data(saved, None, ns.split, model)
+    for flag, index in (("--a", ns.a), ("--b", ns.b)):
+        if not 0 <= index < len(data):
+            raise ValueError(
+                f"{flag} {index} is outside the {ns.split} split's 0..{len(data) - 1}: "
+                "choose an example index in it"
+            )
+    batch = _examples_at(data, [ns.a, ns.b], model, ns.seed)
+    c = _condition(model, batch)
+    strip = interp.interpolate(model, batch.x, ns.steps, ns.method, c)  # (K, *event)
+    ends = interp.codes(model, batch.x, c).flatten(1).norm(dim=1).tolist()
+    print(
+        f"{ns.method} between {ns.split} examples {ns.a} and {ns.b} in {ns.steps} steps; "
+        f"code norms {ends[0]:.3f} and {ends[1]:.3f}"
+    )
+    record: dict[str, Any] = {
+        "run_dir": str(ns.run_dir),
+        "split": ns.split,
+        "a": ns.a,
+        "b": ns.b,
+        "method": ns.method,
+        "steps": ns.steps,
+        "code_norms": ends,
+    }
+    value_range = _value_range(saved, batch.x)
+    if _image(model):
+        row = torch.cat([batch.x[:1].to(strip), strip, batch.x[1:].to(strip)])  # (K + 2, ...)
+        _save_grid(row, len(row), out, value_range, "input a, decodings, input b")
+        record["out"] = str(out)
+    if pair is not None:
+        record["arithmetic"] = _arithmetic(ns, saved, model, data, pair, scales, value_range)
+    _write_json(ns.json, record)
+    return 0
+
+
+def _parse_pair(text: str) -> tuple[int, int]:
+    parts = text.split(",")
+    try:
+        a, b = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"--arithmetic {text!r}: give two class labels A,B, e.g. --arithmetic 1,0"
+        ) from None
+    return a, b
+
+
+def _parse_scales(text: str) -> tuple[float, ...]:
+    try:
+        scales = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        raise ValueError(f"--scales {text!r}: give numbers separated by commas") from None
+    return scales
+
+
+def _examples_at(data: Any, index: list[int], model: Any, seed: int) -> Any:
+    from dgm.data.dataset import take
+
+    gen = torch.Generator().manual_seed(seed)
+    return take(data, torch.as_tensor(index), model.device, gen)
+
+
+def _arithmetic(
+    ns: argparse.Namespace,
+    saved: dict[str, Any],
+    model: Any,
+    test: Any,
+    pair: tuple[int, int],
+    scales: tuple[float, ...],
+    value_range: Any,
+) -> dict[str, Any]:
+    from dgm.report.plots import picture_format
+    from dgm.tasks import interpolate as interp
+
+    a, b = pair
+    train = _data(saved, None, "train", model)
+    _labelled(train, "latent arithmetic")
+    for k in pair:
+        if not 0 <= k < train.num_classes:
+            raise ValueError(
+                f"--arithmetic {a},{b}: class {k} is outside 0..{train.num_classes - 1}"
+            )
+    out = ns.arithmetic_out or ns.run_dir / f"arithmetic-{a}-{b}.png"
+    if _image(model):
+        picture_format(out)
+    fit = _examples(train, ns.n, model, ns.seed)
+    vector = interp.attribute_vector(model, fit.x, fit.y, a, b, _condition(model, fit))
+    rows = torch.nonzero(test.y == b).flatten()[: ns.rows]
+    if len(rows) == 0:
+        raise ValueError(f"the {ns.split} split has no example of class {b} to shift")
+    batch = _examples_at(test, rows.tolist(), model, ns.seed)
+    grid = interp.arithmetic(model, batch.x, vector, scales, _condition(model, batch))
+    norm = float(vector.norm())
+    print(
+        f"attribute vector: mean code of class {a} - class {b} over {len(fit.x)} train "
+        f"examples, norm {norm:.3f}; added at scales {', '.join(f'{s:g}' for s in scales)} "
+        f"to {len(rows)} {ns.split} examples of class {b}"
+    )
+    if _image(model):
+        images = torch.cat([batch.x.unsqueeze(1).to(grid), grid], dim=1)  # (R, 1 + S, ...)
+        cols = images.shape[1]
+        what = "rows: inputs; columns: the input, then code + s * vector for each scale"
+        _save_grid(images.flatten(0, 1), cols, out, value_range, what)
+    return {
+        "classes": [a, b],
+        "vector_norm": norm,
+        "scales": list(scales),
+        "rows": len(rows),
+        "out": str(out) if _image(model) else None,
+    }
+
+
+# -- represent -------------------------------------------------------------------------------
+
+
+def cmd_represent(ns: argparse.Namespace) -> int:
+    from dgm.io import atomic_write
+    from dgm.report.plots import picture_format
+    from dgm.tasks import represent
+
+    _positive(n=ns.n, train_n=ns.train_n, batch_size=ns.batch_size or 1)
+    saved, model = _load(ns)
+    represent.check_encodable(model, "a representation")
+    cond = model.conditioning
+    if cond.kind == "classes" and not cond.optional:
+        raise ValueError(
+            f"{type(model).__name__} encodes x given its class label, so a probe on its codes "
+            "would read the label: train an unconditional model (or one with "
+            "--condition-dropout > 0, encoded without the label)"
+        )
+    out = ns.out if ns.out is not None else ns.run_dir / f"represent-{ns.projection}.png"
+    picture_format(out)
+    train = _data(saved, None, "train", model)
+    test = _data(saved, None, ns.split, model)
+    _labelled(train, "a linear probe")
+    fit = _examples(train, ns.train_n, model, ns.seed)
+    batch = _examples(test, ns.n, model, ns.seed + 1)
+    torch.manual_seed(ns.seed)
+    ctx = None if cond.kind != "context" else (fit.context, batch.context)
+    bs = ns.batch_size or represent.BATCH_SIZE
+    z_fit = represent.codes(model, fit.x, None if ctx is None else ctx[0], batch_size=bs)
+    z_test = represent.codes(model, batch.x, None if ctx is None else ctx[1], batch_size=bs)
+    on_codes = represent.linear_probe(z_fit, fit.y, z_test, batch.y, seed=ns.seed)
+    on_pixels = represent.linear_probe(fit.x.double(), fit.y, batch.x.double(), batch.y)
+    name = saved.get("model", type(model).__name__)
+    print(
+        f"linear probe (logistic regression on standardised features), {len(fit.x)} train "
+        f"and {len(batch.x)} {ns.split} examples of {test.name}"
+    )
+    print(f"{'features':<40} {'dims':>6} {'accuracy':>9}")
+    print(f"{f'{name} codes':<40} {z_test.shape[1]:>6} {on_codes:>9.4f}")
+    print(f"{'raw pixels':<40} {model.num_dims:>6} {on_pixels:>9.4f}")
+    points = represent.project(z_test.double().cpu().numpy(), ns.projection, seed=ns.seed)
+    title = f"{name} codes of {test.name} ({ns.split}), {ns.projection.upper()}"
+    img = represent.projection_plot(points, batch.y, title=title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda p: img.save(p, format=picture_format(out)))
+    print(f"wrote {out} ({ns.projection} of the codes, coloured by label)")
+    record = {
+        "run_dir": str(ns.run_dir),
+        "dataset": test.name,
+        "split": ns.split,
+        "n": len(batch.x),
+        "train_n": len(fit.x),
+        "code_dims": int(z_test.shape[1]),
+        "probe_codes_accuracy": on_codes,
+        "probe_pixels_accuracy": on_pixels,
+        "projection": ns.projection,
+        "out": str(out),
+    }
+    _write_json(ns.json, record)
+    return 0
+
+
+# -- design ----------------------------------------------------------------------------------
+
+
+def cmd_design(ns: argparse.Namespace) -> int:
+    from dgm.report.plots import picture_format
+    from dgm.tasks import design
+    from dgm.tasks.represent import check_encodable, decode_mean
+
+    _positive(evaluations=ns.evaluations, seeds=ns.seeds, initial=ns.initial)
+    kind, value = design.parse_objective(ns.objective)
+    saved, model = _load(ns)
+    check_encodable(model, "latent-space design")
+    if model.conditional and not model.conditioning.optional:
+        raise ValueError(
+            f"design decodes z alone; {type(model).__name__} needs a condition c for every "
+            "decoding: train it without one (or with --condition-dropout > 0)"
+        )
+    bounds = design.latent_box(model, ns.width)
+    out = ns.out if ns.out is not None else ns.run_dir / "design.png"
+    if _image(model):
+        picture_format(out)
+    data = _data(saved, None, "train", model)
+    value_range = _value_range(saved, data.x[:1])
+    if kind == "class":
+        from dgm.evaluate.features import feature_classifier
+
+        classes = int(getattr(data, "num_classes", 0) or 0)
+        if classes and not int(value) < classes:  # before the classifier trains, if it must
+            raise ValueError(
+                f"--objective {ns.objective}: {data.name} has classes 0..{classes - 1}"
+            )
+        root = (saved.get("data") or {}).get("root")
+        clf = feature_classifier(data.name, root)
+        k = clf.net.head.out_features
+        if not int(value) < k:
+            raise ValueError(f"--objective {ns.objective}: the classifier has classes 0..{k - 1}")
+        objective = design.class_objective(model, clf.net, int(value), value_range)
+        what = f"p(class {int(value)} | decoded z) under the {clf.feature_space} classifier"
+    else:
+        objective = design.mass_objective(model, value, value_range)
+        what = f"-|pixel mass - {value:g}| of decoded z (mean intensity on [0, 1])"
+    results = design.compare(objective, bounds, ns.evaluations, ns.seeds, initial=ns.initial)
+    curves = {k: design.mean_curve(v) for k, v in results.items()}
+    print(
+        f"objective: {what}; box ±{ns.width:g} prior std in {bounds.shape[1]} dimensions; "
+        f"{ns.evaluations} evaluations, seeds 0..{ns.seeds - 1} (mean best value so far)"
+    )
+    print(f"{'evaluations':>11} {'BO':>10} {'random':>10}")
+    marks = sorted({1, min(ns.initial, ns.evaluations), ns.evaluations} | _ticks(ns.evaluations))
+    for n in marks:
+        print(f"{n:>11} {curves['bo'][n - 1]:>10.4f} {curves['random'][n - 1]:>10.4f}")
+    record = {
+        "run_dir": str(ns.run_dir),
+        "objective": ns.objective,
+        "evaluations": ns.evaluations,
+        "seeds": ns.seeds,
+        "initial": ns.initial,
+        "width": ns.width,
+        "latent_dims": int(bounds.shape[1]),
+        "bo_mean_curve": curves["bo"].tolist(),
+        "random_mean_curve": curves["random"].tolist(),
+        "bo_best": [r.best_value for r in results["bo"]],
+        "random_best": [r.best_value for r in results["random"]],
+    }
+    if _image(model):
+        best = torch.stack([r.best_z for r in results["bo"] + results["random"]])  # (2S, d)
+        z = best.reshape(len(best), *model.prior().event_shape).to(model.device, model.dtype)
+        images = decode_mean(model, z)
+        _save_grid(images, ns.seeds, out, value_range, "best designs: BO row over random row")
+        record["out"] = str(out)
+    _write_json(ns.json, record)
+    return 0
+
+
+def _ticks(n: int) -> set[int]:
+    """About five evaluation counts to print, 1..n."""
+    step = max(1, n // 5)
+    return set(range(step, n + 1, step))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "interpolate": cmd_interpolate,
+    "represent": cmd_represent,
+    "design": cmd_design,
+}
+
+__all__ = ["COMMANDS", "add_parsers"]

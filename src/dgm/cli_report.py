@@ -1,0 +1,134 @@
+"""The report verbs of the ``dgm`` command: parsers and command functions, no logic of their
+own.
+
+dgm report DIR [--out FILE] [-n 64] [--eval-n 1000] [--sample-quality [--num-samples N]]
+dgm compare DIR1 DIR2 ... [--out FILE] [-n 64] [--eval-n 1000]
+
+``report`` writes DIR/report.html (``dgm.report.html``), ``compare`` compare.html in the
+current folder (``dgm.report.compare``): self-contained pages that open in any browser
+without a server. ``add_parsers(sub)`` adds them to the ``dgm`` parser; ``COMMANDS`` maps
+each name to its function of the parsed arguments. Wrong input raises ``ValueError`` with
+the fix, which ``dgm.cli.main`` prints as one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", type=int, default=64, help="samples drawn per run (default: 64)")
+    p.add_argument(
+        "--eval-n",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="test examples the likelihood is evaluated on (default: the first 1000)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="for the samples and masks")
+    p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--best", action="store_true", help="best.safetensors (best valid NLL)")
+    p.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads")
+
+
+def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
+    """Add report and compare to the subparsers ``sub``; returns their parsers."""
+    r = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of a run (DIR/report.html)",
+        allow_abbrev=False,
+    )
+    r.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory (dgm train --out)")
+    r.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the HTML file to write (default: DIR/report.html)",
+    )
+    _common(r)
+    r.add_argument(
+        "--sample-quality",
+        action="store_true",
+        help="also measure FD, KID, precision and recall of samples (image runs train dgm's "
+        "feature network once per dataset); without it a saved DIR/eval.json "
+        "(dgm eval DIR --sample-quality --json > DIR/eval.json) is shown when present",
+    )
+    r.add_argument(
+        "--num-samples",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="samples for --sample-quality (default: 1000)",
+    )
+
+    c = sub.add_parser(
+        "compare",
+        help="write one HTML page comparing runs: curves overlaid, one metrics table",
+        allow_abbrev=False,
+    )
+    c.add_argument("run_dirs", type=Path, nargs="+", metavar="DIR", help="two or more runs")
+    c.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the HTML file to write (default: compare.html in the current folder)",
+    )
+    _common(c)
+    return {"report": r, "compare": c}
+
+
+def _options(ns: argparse.Namespace) -> dict[str, Any]:
+    from dgm import run_dir as rd
+
+    if ns.eval_n < 1:
+        raise ValueError(f"--eval-n must be at least 1, got {ns.eval_n}")
+    return {
+        "n": ns.n,
+        "eval_n": ns.eval_n,
+        "seed": ns.seed,
+        "device": rd.resolve_device(ns.device),
+        "best": ns.best,
+        "ema": not ns.no_ema,
+    }
+
+
+def _check_out(out: Path | None) -> None:
+    if out is not None and out.is_dir():
+        raise ValueError(f"--out {out} is a folder: name an HTML file, e.g. {out / 'report.html'}")
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from dgm.report.html import open_run, write_report
+
+    _check_out(ns.out)
+    open_run(ns.run_dir)  # a missing or wrong folder is refused before any work
+    options = _options(ns) | {
+        "sample_quality": ns.sample_quality,
+        "num_samples": ns.num_samples,
+    }
+    out = write_report(ns.run_dir, ns.out, **options)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_compare(ns: argparse.Namespace) -> int:
+    from dgm.report.compare import write_compare
+
+    _check_out(ns.out)
+    out = write_compare(ns.run_dirs, ns.out, **_options(ns))
+    print(f"wrote {out} ({len(ns.run_dirs)} runs)")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "report": cmd_report,
+    "compare": cmd_compare,
+}
+
+__all__ = ["COMMANDS", "add_parsers"]

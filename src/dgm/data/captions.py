@@ -1,0 +1,221 @@
+"""Fashion-MNIST with captions: each image paired with a short text naming the garment.
+
+Each class has a few paraphrases of its name ("t-shirt", "a top", "tee", ...); every image
+gets one of its class's paraphrases, drawn with a generator seeded by ``seed`` and the split
+(the same pairing in both datasets, fixed for a split). A caption is ``CAPTION_LENGTH``
+character tokens of the fixed vocabulary ``VOCAB``, padded with the end token "\\n"
+(token 0), like the ``words`` dataset. Two datasets, one per direction:
+
+- ``fashion_mnist_text``: x the image (the ``fashion_mnist`` loader's options: binarize,
+  scale), c the caption tokens (N, T) int64: text to image. ``context_vocab`` is the
+  vocabulary size, so a model with a ``context_vocab`` field reads c as a text.
+- ``fashion_mnist_captions``: x the caption tokens (N, T), c the image (N, 1, 28, 28),
+  floats in [0, 1]: image to text (a captioner).
+
+Both record ``vocab`` (token i is ``vocab[i]``), which ``dgm train`` writes into the run's
+config.json: ``dgm sample`` decodes drawn captions with it, and encodes a ``--prompt``
+text into the c of a text-conditioned model (``prompt_context``). A caption "names the
+class" when it is exactly one of that class's paraphrases (``caption_accuracy``).
+
+Example:
+    >>> encode_captions(["tee", "a bag"]).shape
+    torch.Size([2, 16])
+    >>> names_class("a sneaker", 7), names_class("a sneaker", 5)
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dgm.data.dataset import TensorData, register_dataset
+from dgm.data.images import VALID_FRACTION, _split_seed, load_fashion_mnist
+from dgm.data.text import END
+
+CLASS_NAMES = (  # Fashion-MNIST's labels 0..9 (Xiao et al. 2017, arXiv:1708.07747)
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+PARAPHRASES: tuple[tuple[str, ...], ...] = (  # per class; no text names two classes
+    ("t-shirt", "a top", "tee", "a t-shirt"),
+    ("trousers", "pants", "a pair of pants"),
+    ("pullover", "a sweater", "jumper"),
+    ("dress", "a dress", "frock"),
+    ("coat", "a coat", "jacket"),
+    ("sandal", "a sandal", "sandals"),
+    ("shirt", "a shirt", "blouse"),
+    ("sneaker", "a sneaker", "trainers"),
+    ("bag", "a bag", "handbag"),
+    ("ankle boot", "a boot", "boots"),
+)
+VOCAB = END + " -" + string.ascii_lowercase  # sorted; token 0 is the end token (padding)
+CAPTION_LENGTH = 16  # tokens per caption: the longest paraphrase (15) plus one end token
+PAIRING = "fashion_mnist_text"  # the name seeding the paraphrase draw of both datasets
+
+
+class CaptionData(TensorData):
+    """``TensorData`` that keeps the caption vocabulary ``vocab`` (token i is ``vocab[i]``)
+    and ``context_vocab`` (the vocabulary size when c is the caption, else 0) through
+    ``subset`` and ``to``."""
+
+    def __init__(self, *args: object, vocab: str, context_vocab: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.vocab = vocab
+        self.context_vocab = context_vocab
+
+    def _like(self, x: Tensor, y: Tensor, context: Tensor | None) -> CaptionData:
+        return CaptionData(
+            x,
+            y,
+            name=self.name,
+            num_classes=self.num_classes,
+            dynamic_binarize=self.dynamic_binarize,
+            context=context,
+            value_range=self.value_range,
+            vocab=self.vocab,
+            context_vocab=self.context_vocab,
+        )
+
+
+def encode_captions(texts: list[str], length: int = CAPTION_LENGTH, vocab: str = VOCAB) -> Tensor:
+    """``texts`` as int64 tokens (N, length) of ``vocab``, each padded with the end token;
+    a text with a character outside ``vocab``, or longer than ``length``, is an error."""
+    from dgm.models.autoregressive.sampling import encode_prompt
+
+    pad = vocab.index(END)
+    out = torch.full((len(texts), length), pad, dtype=torch.long)
+    for i, text in enumerate(texts):
+        if len(text) > length:
+            raise ValueError(
+                f"the text {text!r} has {len(text)} characters; this run's texts hold at most "
+                f"{length}"
+            )
+        out[i, : len(text)] = encode_prompt(text, vocab)  # names any unknown character
+    return out
+
+
+def prompt_context(text: str, vocab: str, context_shape: tuple[int, ...]) -> Tensor:
+    """The c a ``--prompt`` text gives a model conditioned on a text of ``context_shape``
+    (T,): its tokens of the run's ``vocab``, padded with the end token, int64 (T,)."""
+    if len(context_shape) != 1:
+        raise ValueError(f"a text context has shape (T,), the model takes {context_shape}")
+    if END not in vocab:
+        raise ValueError("the run's vocabulary has no end token to pad the prompt with")
+    return encode_captions([text], context_shape[0], vocab)[0]
+
+
+def names_class(caption: str, label: int) -> bool:
+    """True when ``caption`` (end tokens stripped) is one of class ``label``'s paraphrases."""
+    return caption.rstrip(END) in PARAPHRASES[int(label)]
+
+
+def caption_accuracy(captions: list[str], labels: Tensor) -> float:
+    """The share of ``captions`` that name the class of their image (``labels`` (N,))."""
+    if len(captions) != len(labels) or not captions:
+        raise ValueError(f"{len(captions)} captions for {len(labels)} labels: give one per label")
+    return sum(names_class(t, y) for t, y in zip(captions, labels.tolist(), strict=True)) / len(
+        captions
+    )
+
+
+def caption_accuracy_line(data: TensorData | None, captions: list[str]) -> str | None:
+    """For ``dgm sample``: "caption accuracy ..." of ``captions`` drawn for the first
+    examples of ``data`` (cycled, as ``grid_conditions`` takes them), or None when the data
+    are not captioned images."""
+    if not isinstance(data, CaptionData) or data.context_vocab or not captions:
+        return None
+    labels = data.y[torch.arange(len(captions)) % len(data)]  # (n,)
+    hits = round(caption_accuracy(captions, labels) * len(captions))
+    return (
+        f"caption accuracy: {hits} of {len(captions)} captions name their image's class "
+        f"({100 * hits / len(captions):.1f} %)"
+    )
+
+
+def _paired(
+    split: str, root: str | None, seed: int, valid_fraction: float, **options: str
+) -> tuple[TensorData, Tensor]:
+    """(images, captions (N, T)) of a split: the image data and each image's caption, a
+    paraphrase of its class drawn uniformly, seeded by ``seed`` and the split."""
+    images = load_fashion_mnist(split, root, valid_fraction=valid_fraction, seed=seed, **options)
+    table = encode_captions([t for texts in PARAPHRASES for t in texts])  # (P, T): every text
+    count = torch.tensor([len(texts) for texts in PARAPHRASES])  # (K,)
+    first = count.cumsum(0) - count  # (K,): row of each class's first paraphrase
+    gen = np.random.default_rng(_split_seed(PAIRING, split, seed))
+    pick = torch.from_numpy(gen.integers(0, 1 << 30, size=len(images)))  # (N,)
+    row = first[images.y] + pick % count[images.y]  # (N,)
+    return images, table[row]  # (N, T)
+
+
+@register_dataset("fashion_mnist_text", "Fashion-MNIST images x given a caption c (text to image)")
+def load_fashion_mnist_text(
+    split: str,
+    root: str | None,
+    *,
+    binarize: str = "none",
+    scale: str = "unit",
+    valid_fraction: float = VALID_FRACTION,
+    seed: int = 0,
+) -> CaptionData:
+    """x the images as ``fashion_mnist`` gives them, c their captions (N, 16) int64."""
+    images, captions = _paired(split, root, seed, valid_fraction, binarize=binarize, scale=scale)
+    return CaptionData(
+        images.x,
+        images.y,
+        name="fashion_mnist_text",
+        num_classes=images.num_classes,
+        dynamic_binarize=images.dynamic_binarize,
+        context=captions,
+        value_range=images.value_range,
+        vocab=VOCAB,
+        context_vocab=len(VOCAB),
+    )
+
+
+@register_dataset("fashion_mnist_captions", "captions x of Fashion-MNIST images c (image to text)")
+def load_fashion_mnist_captions(
+    split: str,
+    root: str | None,
+    *,
+    valid_fraction: float = VALID_FRACTION,
+    seed: int = 0,
+) -> CaptionData:
+    """x the captions (N, 16) int64, c the images (N, 1, 28, 28) in [0, 1]."""
+    images, captions = _paired(split, root, seed, valid_fraction)
+    return CaptionData(
+        captions,
+        images.y,
+        name="fashion_mnist_captions",
+        num_classes=images.num_classes,
+        context=images.x,
+        vocab=VOCAB,
+        context_vocab=0,
+    )
+
+
+__all__ = [
+    "CAPTION_LENGTH",
+    "CLASS_NAMES",
+    "PARAPHRASES",
+    "VOCAB",
+    "CaptionData",
+    "caption_accuracy",
+    "caption_accuracy_line",
+    "encode_captions",
+    "load_fashion_mnist_captions",
+    "load_fashion_mnist_text",
+    "names_class",
+    "prompt_context",
+]

@@ -1,0 +1,116 @@
+"""Generative design: Bayesian optimisation beats random search on a smooth objective in a
+2-D latent space (averaged over seeds, equal evaluations), both share their first random
+points, the search box comes from the prior, and the objectives over decoded samples
+match their closed forms."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch.distributions import Distribution, Independent, Normal
+
+import dgm
+from dgm.model import GenerativeModel
+from dgm.tasks import design
+
+BOX = torch.tensor([[-3.0, -3.0], [3.0, 3.0]], dtype=torch.float64)
+OPTIMUM = torch.tensor([1.3, -0.7], dtype=torch.float64)
+
+
+def bump(z):
+    """A smooth objective with its maximum 1 at OPTIMUM."""
+    return torch.exp(-(z - OPTIMUM).pow(2).sum(-1) / 2)
+
+
+def test_bayes_opt_beats_random_search_on_average_over_seeds():
+    runs = design.compare(bump, BOX, evaluations=12, seeds=4, initial=4)
+    bo, rand = design.mean_curve(runs["bo"]), design.mean_curve(runs["random"])
+    assert bo.shape == rand.shape == (12,)
+    torch.testing.assert_close(bo[:4], rand[:4])  # the same random start
+    assert bo[-1] > rand[-1] + 0.05
+    assert bo[-1] > 0.95  # near the optimum: within about 0.3 of it
+    for r in runs["bo"] + runs["random"]:
+        assert r.z.shape == (12, 2) and (r.z >= BOX[0]).all() and (r.z <= BOX[1]).all()
+        assert (r.best_curve.diff() >= 0).all() and r.best_value == float(r.values.max())
+        torch.testing.assert_close(bump(r.best_z), torch.tensor(r.best_value, dtype=torch.float64))
+
+
+def test_bayes_opt_is_repeatable_per_seed():
+    a = design.bayes_opt(bump, BOX, 6, initial=3, seed=5)
+    b = design.bayes_opt(bump, BOX, 6, initial=3, seed=5)
+    torch.testing.assert_close(a.z, b.z)
+    torch.testing.assert_close(a.z[:3], design.random_search(bump, BOX, 3, seed=5).z)
+
+
+def test_latent_box_is_prior_mean_plus_minus_width_std():
+    vae = dgm.create("vae", (1, 2, 2), latent_dim=3, hidden_sizes=(4,))
+    box = design.latent_box(vae, 2.0)
+    torch.testing.assert_close(box, torch.tensor([[-2.0] * 3, [2.0] * 3], dtype=torch.float64))
+    gm = dgm.create("gmvae", (1, 2, 2), latent_dim=2, hidden_sizes=(4,), num_components=3)
+    draws = gm.prior().sample((200_000,)).double()  # the mixture's overall mean and std
+    expected = torch.stack([draws.mean(0) - 3 * draws.std(0), draws.mean(0) + 3 * draws.std(0)])
+    torch.testing.assert_close(design.latent_box(gm), expected, atol=0.03, rtol=0)
+    flow = dgm.create("realnvp", (1, 8, 9), num_couplings=1, hidden_sizes=(4,))
+    with pytest.raises(ValueError, match=r"at most 64 dimensions.*has 72"):
+        design.latent_box(flow)
+
+
+@dataclasses.dataclass
+class _NoConfig:
+    pass
+
+
+class Gray(GenerativeModel):
+    """Decodes z (B, 1) to a 2x2 image of uniform grey level sigmoid(z)."""
+
+    def __init__(self) -> None:
+        super().__init__((1, 2, 2), _NoConfig())
+
+    def encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.logit(x.flatten(1).mean(1, keepdim=True))
+
+    def decode(self, z: torch.Tensor, c: torch.Tensor | None = None) -> Distribution:
+        probs = torch.sigmoid(z).view(-1, 1, 1, 1).expand(-1, 1, 2, 2)
+        return Independent(torch.distributions.Bernoulli(probs=probs), 3)
+
+    def prior(self) -> Distribution:
+        return Independent(Normal(torch.zeros(1), torch.ones(1)), 1)
+
+
+def test_objectives_over_decoded_samples_match_their_closed_forms():
+    model = Gray()
+    z = torch.tensor([[-1.0], [0.0], [2.0]], dtype=torch.float64)
+    mass = design.mass_objective(model, 0.3)
+    torch.testing.assert_close(mass(z), -(torch.sigmoid(z[:, 0]) - 0.3).abs())
+    grey = design.mass_objective(model, 0.3, value_range=(0.0, 2.0))  # pixels on [0, 2]
+    torch.testing.assert_close(grey(z), -(torch.sigmoid(z[:, 0]) / 2 - 0.3).abs())
+
+    class Brightness(torch.nn.Module):  # logits (m, 1 - m): class 0 for bright images
+        def forward(self, x):
+            m = x.flatten(1).mean(1)
+            return torch.stack([m, 1 - m], -1)
+
+    p1 = design.class_objective(model, Brightness(), 1)(z)
+    m = torch.sigmoid(z[:, 0])
+    torch.testing.assert_close(p1, torch.sigmoid((1 - m) - m))
+    found = design.bayes_opt(mass, design.latent_box(model), 8, initial=3)
+    assert found.best_value > -0.02  # sigmoid(z) = 0.3 lies inside the box
+
+
+def test_parse_objective_and_errors():
+    assert design.parse_objective("class:3") == ("class", 3.0)
+    assert design.parse_objective("mass:0.25") == ("mass", 0.25)
+    for bad, match in [
+        ("colour:2", "give class:K"),
+        ("class:x", "give class:K"),
+        ("class:1.5", "integer"),
+        ("mass:2", r"\[0, 1\]"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            design.parse_objective(bad)
+    with pytest.raises(ValueError, match="evaluations must be at least 1"):
+        design.random_search(bump, BOX, 0)
+    with pytest.raises(ValueError, match="low < high"):
+        design.bayes_opt(bump, BOX.flip(0), 3)
+    with pytest.raises(ValueError, match="not Encodable"):
+        design.latent_box(dgm.create("fvsbn", (1, 2, 2)))
