@@ -105,3 +105,22 @@ def test_wrong_inputs_exit_2_with_the_fix(tmp_path, capsys):
     assert main(["eval", str(text), "--sample-quality"]) == 2
     err = capsys.readouterr().err
     assert "image data" in err and "text" in err and "Traceback" not in err
+
+
+def test_sampling_options_reach_the_sampler_of_sample_quality(tmp_path, capsys):
+    # a GAN at temperature 0 draws G(0) every time: its samples collapse to one point,
+    # where temperature 1 spreads them
+    run = tmp_path / "gan"
+    flags = ["--steps", "300", "--batch-size", "128", "--num-samples", "1000", "--lr", "2e-3"]
+    assert (
+        main(["train", "gan", "--data", "eight_gaussians", *flags, *QUIET, "--out", str(run)]) == 0
+    )
+    capsys.readouterr()
+    quality = {}
+    for t in ("0", "1"):
+        args = ["eval", str(run), "--sample-quality", "--num-samples", "400", "--json"]
+        assert main([*args, "--temperature", t]) == 0
+        quality[t] = json.loads(capsys.readouterr().out)["sample_quality"]
+    # one point: its k-NN ball has radius 0, so no real point lies in one
+    assert quality["0"]["recall"] == 0 < quality["1"]["recall"]
+    assert quality["0"]["modes_captured"] <= 1 and quality["0"]["fd"] != quality["1"]["fd"]

@@ -1,7 +1,7 @@
 """Every ``dgm`` command the README shows parses: the model and dataset exist and every
 flag is one the command takes (a renamed flag or a typo in the README fails here). Sample
-lines are parsed with the sampling options of the model their run directory was trained
-with (the README's ``dgm train ... --out DIR`` line for that DIR)."""
+and eval lines are parsed with the sampling options of the model their run directory was
+trained with (the README's ``dgm train ... --out DIR`` line for that DIR)."""
 
 import re
 import shlex
@@ -45,7 +45,7 @@ def test_the_readme_shows_commands_of_every_verb():
 @pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a)[:60] for a in COMMANDS])
 def test_a_readme_command_parses(args):
     model = args[1] if args[0] == "train" else None
-    sampled = TRAINED.get(args[1]) if args[0] == "sample" else None
+    sampled = TRAINED.get(args[1]) if args[0] in ("sample", "eval") else None
     if args[0] == "sample" and args[1] in TRAINED:
         assert sampled is not None
     parser, commands = _parser(model, sampled)

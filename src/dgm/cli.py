@@ -158,6 +158,11 @@ def _parser(
         "for several; default: every class)",
     )
     _threads(e)
+    if sampled in available_models() and spec(sampled).cls.sample_options is not None:
+        cfg.add_arguments(  # how --sample-quality draws, e.g. a diffusion model's --sampler
+            e.add_argument_group(f"{sampled} sampling options (with --sample-quality)"),
+            spec(sampled).cls.sample_options,
+        )
 
     s = sub.add_parser("sample", help="draw samples into a picture", allow_abbrev=False)
     s.add_argument("run_dir", type=Path)
@@ -252,11 +257,12 @@ def _model_name(argv: Sequence[str]) -> str | None:
 
 
 def _sampled_model(argv: Sequence[str]) -> str | None:
-    """The model of the run in ``dgm sample RUN_DIR ...``, to add its sampling options."""
+    """The model of the run in ``dgm sample RUN_DIR ...`` (or ``dgm eval RUN_DIR``), to add
+    its sampling options."""
     from dgm.io import read_json
 
     args = list(argv)
-    if len(args) >= 2 and args[0] == "sample" and not args[1].startswith("-"):
+    if len(args) >= 2 and args[0] in ("sample", "eval") and not args[1].startswith("-"):
         config = Path(args[1]) / "config.json"
         if config.is_file():
             try:
@@ -382,8 +388,15 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         result |= evaluate(model, data, iw_samples=ns.iw_samples, batch_size=batch, progress=True)
     if ns.sample_quality:
         root = saved["data"].get("root")
+        options = _split(ns, model.sample_options) if model.sample_options is not None else {}
         quality = sample_quality(
-            model, data, num_samples=ns.num_samples, batch_size=batch, classes=ns.classes, root=root
+            model,
+            data,
+            num_samples=ns.num_samples,
+            batch_size=batch,
+            classes=ns.classes,
+            root=root,
+            options=options,
         )
         result["sample_quality"] = quality
     if ns.json:

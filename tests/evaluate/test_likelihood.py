@@ -51,6 +51,9 @@ def test_exact_model_is_evaluated_exactly():
     assert out["bound"] == "exact" and out["n"] == 37
     assert out["nll"] == pytest.approx(-model.log_prob(x).mean().item(), rel=1e-12)
     assert out["bits_per_dim"] == pytest.approx(out["nll"] / (3 * math.log(2)))
+    nll = -model.log_prob(x)  # its standard error over the examples, in both units
+    assert out["nll_se"] == pytest.approx((nll.std() / math.sqrt(37)).item(), rel=1e-9)
+    assert out["bits_per_dim_se"] == pytest.approx(out["nll_se"] / (3 * math.log(2)))
 
 
 def test_latent_model_reports_consistent_elbo_terms_and_the_iwae_bound():

@@ -79,7 +79,7 @@ def evaluate(
     if len(data) == 0:  # type: ignore[arg-type]
         raise ValueError("the evaluation split is empty")
     model.eval()
-    total, n = 0.0, 0
+    total, total_sq, n = 0.0, 0.0, 0
     extra: dict[str, float] = {}
     terms = isinstance(model, ELBOTerms) and not validation
     bar = tqdm(
@@ -109,9 +109,14 @@ def evaluate(
                 if iw_samples is None:
                     lp = rec - kl  # the ELBO itself
             total += -lp.double().sum().item()
+            total_sq += lp.double().square().sum().item()
             n += len(x)
             bar.update(len(x))
     nll = total / n
+    # the standard error of that mean over the examples (it includes the noise of a
+    # stochastic estimate: sampled z, a diffusion bound's sampled t's)
+    var = max(total_sq - n * nll * nll, 0.0) / (n - 1) if n > 1 else math.nan
+    se = math.sqrt(var / n)
     if validation:
         bound = "validation"
     elif iw_samples is not None:
@@ -122,7 +127,9 @@ def evaluate(
         )
     result: dict[str, Any] = {
         "nll": nll,
+        "nll_se": se,
         "bits_per_dim": bits_per_dim(nll, model.num_dims),
+        "bits_per_dim_se": bits_per_dim(se, model.num_dims),
         "bound": bound,
     }
     if bound == "dequantized":  # the integer scale the NLL is on
