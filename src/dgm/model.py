@@ -261,7 +261,8 @@ class GenerativeModel(nn.Module):
             if not x.is_floating_point():
                 raise ValueError(
                     f"x has dtype {x.dtype} but {name} models real-valued x ({self.support}): "
-                    "pass a float tensor (x.float())"
+                    "pass a float tensor (x.float()); tokens and categories need a model "
+                    "of integer data"
                 )
             x = x.to(self.dtype)
         if not self.check_values:

@@ -48,6 +48,7 @@ def _check_classes(model: GenerativeModel, data: TensorData) -> None:
         raise ValueError(
             f"the model is conditional on {model.num_classes} classes but dataset "
             f"{data.name!r} has {data.num_classes}"
+            + (f": pass --num-classes {data.num_classes}" if data.num_classes else "")
         )
 
 
