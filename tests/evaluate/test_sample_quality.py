@@ -93,6 +93,10 @@ def test_kid_is_zero_for_one_distribution_and_the_cubic_kernel_mmd_for_a_shift()
     torch.manual_seed(123)  # KID's subsets come from its own seed, not the global RNG
     again = feature_distances(a, b, Identity(d), **kw)
     assert again == shifted  # the subsets are seeded
+    # fewer points than the subset size: subsets of half the points still differ, so the
+    # spread is an estimate, not a zero from one subset drawn 40 times
+    small = feature_distances(a[:300], b[:300], Identity(d), kid_subsets=40)
+    assert small["kid_std"] > 0.05 * abs(small["kid"])
 
 
 def test_feature_extractor_plugs_into_torchmetrics_like_precomputed_features():

@@ -67,7 +67,8 @@ def feature_distances(
     seed: int = 0,
 ) -> dict[str, float]:
     """FD and KID (mean and std over ``kid_subsets`` random subsets of
-    ``min(kid_subset_size, len(real), len(fake))`` points, drawn with ``seed``) between
+    ``min(kid_subset_size, len(real) // 2, len(fake) // 2)`` points, drawn with ``seed``: at
+    most half of each set, so that the subsets differ and their spread means something) between
     ``real`` and ``fake`` in the space of ``feature``, a module with an int
     ``num_features`` mapping a batch of inputs to (B, num_features)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
@@ -78,7 +79,7 @@ def feature_distances(
             f"FD and KID need at least 2 real and 2 generated examples; got {len(real)} and "
             f"{len(fake)}: raise --num-samples"
         )
-    size = min(kid_subset_size, len(real), len(fake))
+    size = max(2, min(kid_subset_size, len(real) // 2, len(fake) // 2))
     fd = FrechetInceptionDistance(feature=feature, normalize=False)
     with warnings.catch_warnings():  # "KID will save all extracted features": we know
         warnings.simplefilter("ignore", UserWarning)
