@@ -62,10 +62,10 @@ DATA = {  # the three ways the families read Fashion-MNIST
 }
 # model -> (data, config, full-mode steps); classical models' steps are EM passes / fits
 OOD_MODELS: dict[str, tuple[str, dict[str, Any], int]] = {
-    "vae": ("binary", {"latent_dim": 10, "hidden_sizes": (300, 300)}, 5000),
-    "made": ("binary", {"hidden_sizes": (500,)}, 3000),
-    "pixelcnn": ("binary", {"hidden_channels": 32, "num_layers": 5}, 1500),
-    "realnvp": ("byte", {"architecture": "conv", "dequantize": "uniform"}, 800),
+    "vae": ("binary", {"latent_dim": 10, "hidden_sizes": (300, 300)}, 2000),
+    "made": ("binary", {"hidden_sizes": (500,)}, 1500),
+    "pixelcnn": ("binary", {"hidden_channels": 16, "num_layers": 5}, 500),
+    "realnvp": ("byte", {"architecture": "conv", "dequantize": "uniform"}, 300),
     "gmm": ("unit", {"num_components": 10, "covariance": "diag"}, 30),
     "kde": ("unit", {"max_points": 5000}, 1),
 }
@@ -74,9 +74,9 @@ QUICK_CONFIG: dict[str, dict[str, Any]] = {  # smaller where a full model is slo
     "kde": {"max_points": 500},
 }
 CLASSIFIERS: dict[str, tuple[str, dict[str, Any], int]] = {
-    "vae": ("binary", {"latent_dim": 10, "hidden_sizes": (300, 300), "num_classes": 10}, 5000),
-    "made": ("binary", {"hidden_sizes": (500,), "num_classes": 10}, 3000),
-    "realnvp": ("byte", {"architecture": "conv", "dequantize": "uniform", "num_classes": 10}, 800),
+    "vae": ("binary", {"latent_dim": 10, "hidden_sizes": (300, 300), "num_classes": 10}, 2000),
+    "made": ("binary", {"hidden_sizes": (500,), "num_classes": 10}, 1500),
+    "realnvp": ("byte", {"architecture": "conv", "dequantize": "uniform", "num_classes": 10}, 300),
     "naive_bayes": ("binary", {"num_classes": 10}, 1),
 }
 REFERENCES = [

@@ -54,7 +54,7 @@ DATA = {
 MODELS: dict[str, tuple[str, dict[str, Any], int]] = {
     "vae": ("binary", {"latent_dim": 10, "hidden_sizes": (300, 300)}, 5000),
     "gmvae": ("binary", {"latent_dim": 10, "hidden_sizes": (300, 300), "num_components": 10}, 5000),
-    "realnvp": ("byte", {"architecture": "conv", "dequantize": "uniform"}, 800),
+    "realnvp": ("byte", {"architecture": "conv", "dequantize": "uniform"}, 500),
 }
 OBJECTIVES = ("class:8", "mass:0.45")  # 8 = bag
 DESIGN_MODEL = "vae"
@@ -253,7 +253,7 @@ def _run(quick: bool) -> dict[str, Any]:
     )
     save()
     log("  -- design: BO vs random search")
-    evaluations, seeds = (8, 2) if quick else (50, 5)
+    evaluations, seeds = (8, 2) if quick else (30, 4)
     payload["design"] = design_runs(trained[DESIGN_MODEL], evaluations, seeds, quick)
     payload["complete"] = True
     log(f"{NAME}: {time.perf_counter() - t_start:.0f} s  -> {save()}")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 from typing import Any
 
@@ -38,6 +39,7 @@ import torch
 from benchmarks.common import (
     CS236_GMVAE_COMPONENTS,
     CS236_MODEL,
+    RESULTS,
     busy_warning,
     fashion_mnist_root,
     fresh_run_dir,
@@ -189,6 +191,8 @@ def table(record: dict[str, Any]) -> list[str]:
             f"{r['bits_per_dim']:.3f} | {r['bound']} | {q['fd']:.2f} | "
             f"{q['kid']:.4f} ± {q['kid_std']:.4f} | {q['precision']:.3f} | {q['recall']:.3f} |"
         )
+    gans = _gan_rows(space)
+    rows += gans
     note = (
         f"{record.get('num_samples')} samples against as many test images of the same view, "
         f"k = 3 for precision/recall; the feature network's test accuracy is "
@@ -196,7 +200,35 @@ def table(record: dict[str, Any]) -> list[str]:
         if acc is not None
         else ""
     )
+    if gans:
+        note += (
+            " The GAN rows come from the GAN benchmark (benchmarks/results/gan.json): grey "
+            "levels in [0, 1], 2000 samples against 2000 test images (FD and KID grow as the "
+            "sample count falls, so these are if anything pessimistic), no likelihood."
+        )
     return [*rows, "", note] if note else rows
+
+
+def _gan_rows(space: str) -> list[str]:
+    """Rows of a few GAN objectives from the GAN benchmark's full results, if there are
+    any measured in the same feature space."""
+    path = RESULTS / "gan.json"
+    if not path.is_file():
+        return []
+    images = json.loads(path.read_text()).get("images", {})
+    if images.get("feature_space") not in (None, space):
+        return []
+    steps = images.get("train_config", {}).get("steps", "?")
+    out = []
+    for r in images.get("runs", []):
+        if r["objective"] in ("nonsaturating", "wgan_gp", "hinge"):
+            name = f"gan ({r['objective']}{', conditional' if r.get('conditional') else ''})"
+            out.append(
+                f"| {name} | grey [0, 1] | {steps} | – | – | none | {r['fd']:.2f} | "
+                f"{r['kid']:.4f} ± {r['kid_std']:.4f} | {r['precision']:.3f} | "
+                f"{r['recall']:.3f} |"
+            )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
