@@ -198,6 +198,39 @@ def fresh_run_dir(path: Path) -> Path:
     return path
 
 
+def train_briefly(
+    name: str,
+    data: Any,
+    run_dir: Path,
+    steps: int,
+    *,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    **model_config: Any,
+) -> tuple[Any, dict[str, Any], float]:
+    """Train model ``name`` on ``data`` (a ``DataConfig``) into the emptied ``run_dir``, on
+    the CPU, with no validation and no sample pictures, one checkpoint at the end: the
+    benchmarks' short runs. Returns the model in eval mode, the last metrics and the wall
+    time in seconds."""
+    from dgm.train import TrainConfig, train
+
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device="cpu",
+        eval_every=0,
+        sample_every=0,
+        log_every=max(1, steps // 10),
+        checkpoint_every=steps,
+    )
+    t0 = time.perf_counter()
+    model, last = train(name, data, fresh_run_dir(run_dir), config, progress=False, **model_config)
+    return model.eval(), last, time.perf_counter() - t0
+
+
 def first_examples(data: Any, n: int | None) -> Any:
     """The first n examples of a ``TensorData`` (all of them for None)."""
     return data if n is None or n >= len(data) else data.subset(torch.arange(n))

@@ -32,11 +32,16 @@ from typing import Any
 import torch
 
 from benchmarks import common
-from benchmarks.common import busy_warning, fashion_mnist_root, fresh_run_dir, log, write_result
+from benchmarks.common import (
+    busy_warning,
+    fashion_mnist_root,
+    log,
+    train_briefly,
+    write_result,
+)
 from dgm.data import DataConfig
 from dgm.data.captions import CLASS_NAMES, PARAPHRASES, VOCAB, names_class, prompt_context
 from dgm.data.text import decode
-from dgm.train import TrainConfig
 
 NAME = "cross_modal"
 SEED = 0
@@ -55,26 +60,14 @@ def _train(
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``model`` on ``data`` into runs/bench[/quick]/cross_modal/<direction>."""
     from benchmarks.cs236 import RUNS
-    from dgm.train import train
 
-    run_dir = fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / direction)
-    config = TrainConfig(
-        steps=steps,
-        batch_size=BATCH,
-        lr=LR,
-        seed=SEED,
-        device="cpu",
-        eval_every=0,
-        sample_every=0,
-        log_every=max(1, steps // 10),
-        checkpoint_every=steps,
+    run_dir = RUNS / ("quick" if quick else "") / NAME / direction
+    trained, last, wall = train_briefly(
+        model, data, run_dir, steps, batch_size=BATCH, lr=LR, seed=SEED, **cfg
     )
-    t0 = time.perf_counter()
-    trained, last = train(model, data, run_dir, config, progress=False, **cfg)
-    wall = time.perf_counter() - t0
     loss = last.get("loss", float("nan"))
     log(f"  {direction}: {steps} steps in {wall:.0f} s, last loss {loss:.4g}")
-    return trained.eval(), {"run_dir": str(run_dir), "steps": steps, "train_s": round(wall, 1)}
+    return trained, {"run_dir": str(run_dir), "steps": steps, "train_s": round(wall, 1)}
 
 
 def text_to_image(quick: bool) -> dict[str, Any]:

@@ -38,13 +38,12 @@ from typing import Any
 import torch
 
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, fresh_run_dir, log, write_result
+from benchmarks.common import fashion_mnist_root, log, train_briefly, write_result
 from dgm.data import DataConfig
 from dgm.data.dataset import take
 from dgm.model import Completable, GenerativeModel
 from dgm.registry import available_models
 from dgm.tasks import anomaly, classify, impute
-from dgm.train import TrainConfig
 
 NAME = "density_tasks"
 SEED = 0
@@ -100,22 +99,10 @@ def _runs_root(quick: bool) -> Path:
 def _train(
     name: str, data: DataConfig, cfg: dict[str, Any], steps: int, run_dir: Path
 ) -> tuple[GenerativeModel, float]:
-    from dgm.train import train
-
-    config = TrainConfig(
-        steps=steps,
-        batch_size=BATCH,
-        lr=LR,
-        seed=SEED,
-        device="cpu",
-        eval_every=0,
-        sample_every=0,
-        log_every=max(1, steps // 10),
-        checkpoint_every=steps,
+    model, _, wall = train_briefly(
+        name, data, run_dir, steps, batch_size=BATCH, lr=LR, seed=SEED, **cfg
     )
-    t0 = time.perf_counter()
-    model, _ = train(name, data, fresh_run_dir(run_dir), config, progress=False, **cfg)
-    return model.eval(), time.perf_counter() - t0
+    return model, wall
 
 
 def _x(data: DataConfig, split: str, n: int, name: str | None = None) -> Any:

@@ -42,15 +42,14 @@ from benchmarks.common import (
     RESULTS,
     busy_warning,
     fashion_mnist_root,
-    fresh_run_dir,
     log,
+    train_briefly,
     write_result,
 )
 from dgm.data import DataConfig
 from dgm.evaluate import features as feat
 from dgm.evaluate.likelihood import evaluate
 from dgm.evaluate.sample_quality import sample_quality
-from dgm.train import TrainConfig
 
 NAME = "sample_quality"
 SEED = 0
@@ -72,25 +71,13 @@ def _one(
     name: str, steps: int, num_samples: int, clf: feat.FeatureClassifier, quick: bool
 ) -> dict[str, Any]:
     from benchmarks.cs236 import RUNS
-    from dgm.train import train
 
     cfg, options = MODELS[name]
     data = DataConfig(name="fashion_mnist", root=fashion_mnist_root(), **options)
-    run_dir = fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / name)
-    config = TrainConfig(
-        steps=steps,
-        batch_size=BATCH,
-        lr=LR,
-        seed=SEED,
-        device="cpu",
-        eval_every=0,
-        sample_every=0,
-        log_every=max(1, steps // 10),
-        checkpoint_every=steps,
+    run_dir = RUNS / ("quick" if quick else "") / NAME / name
+    model, _, train_wall = train_briefly(
+        name, data, run_dir, steps, batch_size=BATCH, lr=LR, seed=SEED, **cfg
     )
-    t0 = time.perf_counter()
-    model, _ = train(name, data, run_dir, config, progress=False, **cfg)
-    train_wall = time.perf_counter() - t0
     test = data.load("test")
     if quick:
         test = test.subset(torch.arange(1000))
