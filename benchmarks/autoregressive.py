@@ -47,6 +47,7 @@ from benchmarks.common import (
     first_examples,
     fresh_run_dir,
     log,
+    runs_dir,
     summary,
     write_result,
 )
@@ -58,7 +59,6 @@ from dgm.train import TrainConfig, train
 
 NAME = "autoregressive"
 SEED = 0
-RUNS = Path(__file__).resolve().parent.parent / "runs" / "bench"
 THREADS = (1, 2)
 
 # -- speed -------------------------------------------------------------------------------------
@@ -347,7 +347,7 @@ def _train(
     grad_clip: float | None = None,
 ) -> tuple[Any, dict[str, Any], Path]:
     slug = label.replace(" ", "_").replace("(", "").replace(")", "")
-    run_dir = fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / folder / slug)
+    run_dir = fresh_run_dir(runs_dir(NAME, quick) / folder / slug)
     config = TrainConfig(
         steps=steps,
         batch_size=batch_size,

@@ -187,6 +187,14 @@ def binarized_image_data() -> list[Any]:
     return out
 
 
+RUNS = Path(__file__).resolve().parent.parent / "runs" / "bench"  # the benchmarks' run dirs
+
+
+def runs_dir(benchmark: str, quick: bool) -> Path:
+    """Where a benchmark keeps its runs: runs/bench[/quick]/<benchmark>."""
+    return RUNS / ("quick" if quick else "") / benchmark
+
+
 def fresh_run_dir(path: Path) -> Path:
     """``path`` emptied for a new run; refuses to delete a folder that is not a dgm run."""
     from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name

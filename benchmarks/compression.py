@@ -45,7 +45,14 @@ import numpy as np
 import torch
 
 from benchmarks import common
-from benchmarks.common import busy_warning, fashion_mnist_root, fresh_run_dir, log, write_result
+from benchmarks.common import (
+    busy_warning,
+    fashion_mnist_root,
+    fresh_run_dir,
+    log,
+    runs_dir,
+    write_result,
+)
 from dgm.data import DataConfig
 from dgm.model import DiscreteAutoregressive
 from dgm.tasks import bits_back as bb
@@ -54,7 +61,6 @@ from dgm.train import TrainConfig, train
 
 NAME = "compression"
 SEED = 0
-RUNS = Path(__file__).resolve().parent.parent / "runs" / "bench"
 BATCH, LR = 64, 1e-3
 CODE_BATCH = 128  # examples per model call while coding
 
@@ -144,7 +150,7 @@ def png(images: np.ndarray, mode: str) -> dict[str, float]:
 
 def _train(label: str, name: str, data: DataConfig, cfg: dict, steps: int, quick: bool) -> Any:
     slug = label.replace(" ", "_").replace("(", "").replace(")", "")
-    run_dir = fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / slug)
+    run_dir = fresh_run_dir(runs_dir(NAME, quick) / data.name / slug)
     config = TrainConfig(
         steps=steps,
         batch_size=BATCH,

@@ -36,6 +36,7 @@ from benchmarks.common import (
     busy_warning,
     fashion_mnist_root,
     log,
+    runs_dir,
     train_briefly,
     write_result,
 )
@@ -59,9 +60,7 @@ def _train(
     direction: str, model: str, data: DataConfig, steps: int, quick: bool, **cfg: Any
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``model`` on ``data`` into runs/bench[/quick]/cross_modal/<direction>."""
-    from benchmarks.cs236 import RUNS
-
-    run_dir = RUNS / ("quick" if quick else "") / NAME / direction
+    run_dir = runs_dir(NAME, quick) / direction
     trained, last, wall = train_briefly(
         model, data, run_dir, steps, batch_size=BATCH, lr=LR, seed=SEED, **cfg
     )

@@ -35,6 +35,7 @@ from benchmarks.common import (
     first_examples,
     fresh_run_dir,
     log,
+    runs_dir,
     write_result,
 )
 from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
@@ -44,7 +45,6 @@ from dgm.train import TrainConfig, train
 
 NAME = "cs236"
 SEED = 0
-RUNS = Path(__file__).resolve().parent.parent / "runs" / "bench"
 IW_SAMPLES = (1, 10, 100, 1000)
 MODELS: dict[str, dict[str, Any]] = {
     "vae": dict(CS236_MODEL),
@@ -78,7 +78,7 @@ def train_and_evaluate(
     model_name: str, data: DataConfig, *, steps: int, eval_n: dict[str, int | None], quick: bool
 ) -> dict[str, Any]:
     """Train one model into runs/bench[/quick]/cs236/<dataset>/<model> and evaluate it."""
-    run_dir = fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / model_name)
+    run_dir = fresh_run_dir(runs_dir(NAME, quick) / data.name / model_name)
     config = TrainConfig(steps=steps, batch_size=CS236_BATCH, lr=CS236_LR, seed=SEED, device="cpu")
     t0 = time.perf_counter()
     model, last = train(model_name, data, run_dir, config, progress=False, **MODELS[model_name])

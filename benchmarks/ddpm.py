@@ -53,7 +53,14 @@ from typing import Any
 import torch
 
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, first_examples, fresh_run_dir, log, write_result
+from benchmarks.common import (
+    fashion_mnist_root,
+    first_examples,
+    fresh_run_dir,
+    log,
+    runs_dir,
+    write_result,
+)
 from dgm import run_dir as rd
 from dgm.data import DataConfig
 from dgm.model import GenerativeModel
@@ -180,7 +187,7 @@ def toy_runs(quick: bool, device: str) -> dict[str, Any]:
     fig, axes = plt.subplots(len(toys), 3, figsize=(9, 3 * len(toys)), squeeze=False)
     for row, toy in zip(axes, toys, strict=True):
         data = DataConfig(name=toy)
-        run = fresh_run_dir(_runs(quick) / toy)
+        run = fresh_run_dir(runs_dir(NAME, quick) / toy)
         t0 = time.perf_counter()
         model, last = train(
             "ddpm", data, run, _config(steps, 256, device, None), progress=False, **TOY_CONFIG
@@ -234,12 +241,6 @@ def toy_runs(quick: bool, device: str) -> dict[str, Any]:
     return out
 
 
-def _runs(quick: bool) -> Path:
-    from benchmarks.cs236 import RUNS
-
-    return RUNS / ("quick" if quick else "") / NAME
-
-
 def _quality(
     model: GenerativeModel, test: Any, n: int, batch: int, **options: Any
 ) -> dict[str, Any]:
@@ -276,7 +277,7 @@ def image_runs(quick: bool, device: str) -> dict[str, Any]:
         "budget": budget,
         "references": REFERENCES,
     }
-    run = fresh_run_dir(_runs(quick) / "fashion_mnist")
+    run = fresh_run_dir(runs_dir(NAME, quick) / "fashion_mnist")
     t0 = time.perf_counter()
     _, last = train(
         "ddpm", data, run, _config(steps, IMAGE_BATCH, device, 0.999), progress=False, **cfg
@@ -325,7 +326,7 @@ def image_runs(quick: bool, device: str) -> dict[str, Any]:
         grid, common.result_path(NAME, quick=quick).parent / f"{NAME}_fashion_mnist.png", (0, 255)
     )
     # part 3: class-conditional with label dropout, guidance scales
-    run = fresh_run_dir(_runs(quick) / "fashion_mnist_cfg")
+    run = fresh_run_dir(runs_dir(NAME, quick) / "fashion_mnist_cfg")
     cond = {**cfg, "num_classes": 10, "condition_dropout": 0.1}
     t0 = time.perf_counter()
     train("ddpm", data, run, _config(steps, IMAGE_BATCH, device, 0.999), progress=False, **cond)

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, log, train_briefly, write_result
+from benchmarks.common import fashion_mnist_root, log, runs_dir, train_briefly, write_result
 from dgm.data import DataConfig
 from dgm.data.dataset import take
 from dgm.model import Completable, GenerativeModel
@@ -90,12 +90,6 @@ REFERENCES = [
 ]
 
 
-def _runs_root(quick: bool) -> Path:
-    from benchmarks.cs236 import RUNS
-
-    return RUNS / ("quick" if quick else "") / NAME
-
-
 def _train(
     name: str, data: DataConfig, cfg: dict[str, Any], steps: int, run_dir: Path
 ) -> tuple[GenerativeModel, float]:
@@ -123,7 +117,7 @@ def outlier_runs(n: int, quick: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     trained models, {name: (model, data kind)}, for part 2."""
     out: dict[str, Any] = {"n": n, "perturb": PERTURB, "typical_batch": TYPICAL_BATCH}
     out["runs"], trained = [], {}
-    root = _runs_root(quick) / "outliers"
+    root = runs_dir(NAME, quick) / "outliers"
     for name, (kind, cfg, full_steps) in OOD_MODELS.items():
         if name not in available_models():
             log(f"  {name}: not registered, skipped")
@@ -224,7 +218,7 @@ def imputation_runs(trained: dict[str, Any], n: int, quick: bool) -> dict[str, A
 def classifier_runs(n: int, train_n: int, quick: bool) -> dict[str, Any]:
     """Part 3: generative classifiers vs logistic regression on the same features."""
     out: dict[str, Any] = {"n": n, "train_n": train_n, "rows": []}
-    root = _runs_root(quick) / "classify"
+    root = runs_dir(NAME, quick) / "classify"
     for name, (kind, cfg, full_steps) in CLASSIFIERS.items():
         if name not in available_models():
             log(f"  {name}: not registered, skipped")

@@ -73,6 +73,7 @@ from benchmarks.common import (
     first_examples,
     fresh_run_dir,
     log,
+    runs_dir,
     summary,
     write_result,
 )
@@ -606,11 +607,10 @@ def _image_run(
 ) -> dict[str, Any]:
     """Train one flow on dequantized images into runs/bench[/quick]/flows/<data>/<model>
     and evaluate its test bits/dim (the discrete-data bound on the 0..255 scale)."""
-    from benchmarks.cs236 import RUNS
     from dgm.evaluate.likelihood import evaluate
     from dgm.train import train
 
-    run_dir = fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / model_name)
+    run_dir = fresh_run_dir(runs_dir(NAME, quick) / data.name / model_name)
     config = TrainConfig(
         steps=steps,
         batch_size=IMAGE_BATCH,

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, log, train_briefly, write_result
+from benchmarks.common import fashion_mnist_root, log, runs_dir, train_briefly, write_result
 from dgm.data import DataConfig
 from dgm.data.dataset import take
 from dgm.model import GenerativeModel
@@ -59,12 +59,6 @@ OBJECTIVES = ("class:8", "mass:0.45")  # 8 = bag
 DESIGN_MODEL = "vae"
 
 
-def _runs_root(quick: bool) -> Path:
-    from benchmarks.cs236 import RUNS
-
-    return RUNS / ("quick" if quick else "") / NAME
-
-
 def _train(
     name: str, data: DataConfig, cfg: dict[str, Any], steps: int, run_dir: Path
 ) -> tuple[GenerativeModel, float]:
@@ -87,7 +81,7 @@ def representation_runs(
     n: int, train_n: int, quick: bool
 ) -> tuple[dict[str, Any], dict[str, GenerativeModel]]:
     """Part 1: probe accuracy on each model's codes and on its data's pixels; PCA plots."""
-    root = _runs_root(quick)
+    root = runs_dir(NAME, quick)
     folder = common.result_path(NAME, quick=quick).parent
     folder.mkdir(parents=True, exist_ok=True)
     rows, trained, pixels = [], {}, {}

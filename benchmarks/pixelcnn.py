@@ -40,6 +40,7 @@ from benchmarks.common import (
     first_examples,
     fresh_run_dir,
     log,
+    runs_dir,
     write_result,
 )
 from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
@@ -50,7 +51,6 @@ from dgm.train import TrainConfig, train
 NAME = "pixelcnn"
 SEED = 0
 THREADS = 1  # steady on a shared 2-core machine (benchmarks/threads.py)
-RUNS = Path(__file__).resolve().parent.parent / "runs" / "bench"
 SPEED_MODEL = {"hidden_channels": 64, "num_layers": 7}  # the issue's "realistic size"
 IMAGE_MODELS: dict[str, dict[str, Any]] = {  # label -> config: small enough for a CPU
     "pixelcnn": {"variant": "plain", "hidden_channels": 32, "num_layers": 7},
@@ -124,7 +124,7 @@ def image_run(
 ) -> dict[str, Any]:
     """Train one model into runs/bench[/quick]/pixelcnn/<dataset>/<label> and evaluate it."""
     slug = label.replace(" ", "_")
-    run_dir = fresh_run_dir(RUNS / ("quick" if quick else "") / NAME / data.name / slug)
+    run_dir = fresh_run_dir(runs_dir(NAME, quick) / data.name / slug)
     config = TrainConfig(
         steps=steps,
         batch_size=IMAGE_BATCH,

@@ -43,6 +43,7 @@ from benchmarks.common import (
     busy_warning,
     fashion_mnist_root,
     log,
+    runs_dir,
     train_briefly,
     write_result,
 )
@@ -70,11 +71,10 @@ STEPS = {"vae": 3000, "gmvae": 3000, "made": 3000, "realnvp": 1500}  # full mode
 def _one(
     name: str, steps: int, num_samples: int, clf: feat.FeatureClassifier, quick: bool
 ) -> dict[str, Any]:
-    from benchmarks.cs236 import RUNS
 
     cfg, options = MODELS[name]
     data = DataConfig(name="fashion_mnist", root=fashion_mnist_root(), **options)
-    run_dir = RUNS / ("quick" if quick else "") / NAME / name
+    run_dir = runs_dir(NAME, quick) / name
     model, _, train_wall = train_briefly(
         name, data, run_dir, steps, batch_size=BATCH, lr=LR, seed=SEED, **cfg
     )
