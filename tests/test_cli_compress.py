@@ -137,3 +137,19 @@ def test_bad_files_and_runs_are_one_line_errors(runs, images, tmp_path, capsys):
     assert "no per-dimension conditionals" in line and "fvsbn" in line and "bits-back" in line
     line = error_line(capsys, ["compress", str(tmp_path / "nope"), str(tmp_path / "x.npy"), str(z)])
     assert "give a run directory" in line
+
+
+def test_a_file_given_to_a_model_that_cannot_code_says_it_is_another_models(tmp_path, capsys):
+    # a MADE's file handed to a VAE run: the file's model is the problem, not the VAE's
+    # missing conditionals
+    made, vae = tmp_path / "made", tmp_path / "vae"
+    flags = ["--data", "digits", "--binarize", "static", "--steps", "2", "--batch-size", "16"]
+    assert main(["train", "made", *flags, "--out", str(made)]) == 0
+    assert main(["train", "vae", *flags, "--out", str(vae)]) == 0
+    x = (np.random.default_rng(0).random((2, 1, 8, 8)) > 0.5).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["compress", str(made), str(tmp_path / "x.npy"), str(tmp_path / "x.dgmz")]) == 0
+    capsys.readouterr()
+    args = ["decompress", str(vae), str(tmp_path / "x.dgmz"), str(tmp_path / "y.npy")]
+    assert main(args) == 2
+    assert "compressed with another model" in capsys.readouterr().err

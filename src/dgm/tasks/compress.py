@@ -245,8 +245,8 @@ def decompress(
     dtype; ``batch_size`` is examples per model call (any: the bytes do not depend on it).
     A file of another model or c, truncated or corrupted, raises ``ContainerError``."""
     header, payload = unpack(blob)
+    check_model(header, model)  # first: a file of another model says so, whatever that model
     check_compressible(model)
-    check_model(header, model)
     m = _float64(model)
     n, D, V, chunk = header["count"], m.num_dims, header["values"], header["chunk"]
     if (header["precision"], header["grid_bits"]) != (PRECISION, GRID_BITS) or V != (
