@@ -165,6 +165,14 @@ def test_asking_for_cuda_without_one_is_a_clear_error(tmp_path, capsys, monkeypa
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert main([*TRAIN, "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+    run = tmp_path / "cpu"
+    assert main([*TRAIN, "--steps", "2", "--out", str(run)]) == 0
+    for verb in (["sample", str(run), "--out", str(tmp_path / "s.png")], ["eval", str(run)]):
+        assert main([*verb, "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    assert main(["complete", str(run), "--mask", "bottom-half", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "s.png").exists()
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):

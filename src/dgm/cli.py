@@ -66,6 +66,15 @@ def _threads(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["cpu", "cuda", "auto"],
+        help="where the model runs (default: auto, CUDA when torch sees it)",
+    )
+
+
 def _parser(
     model: str | None, sampled: str | None = None
 ) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -130,7 +139,7 @@ def _parser(
     e.add_argument("--batch-size", type=int, default=None)
     e.add_argument("--best", action="store_true", help="evaluate best.safetensors (best valid NLL)")
     e.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
-    e.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    _device(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument(
         "--sample-quality",
@@ -183,6 +192,7 @@ def _parser(
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--best", action="store_true")
     s.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
+    _device(s)
     _threads(s)
     options = spec(sampled).cls.sample_options if sampled in available_models() else None
     if options is not None:
@@ -223,6 +233,7 @@ def _parser(
     )
     m.add_argument("--best", action="store_true")
     m.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
+    _device(m)
     _threads(m)
     parsers = {"list": sub.choices["list"], "train": t, "resume": r, "eval": e, "sample": s}
     tasks = cli_tasks.add_parsers(sub) | cli_report.add_parsers(sub)
@@ -422,6 +433,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         )
     saved = rd.read_json(ns.run_dir / rd.CONFIG)
     model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
+    model = model.to(rd.resolve_device(ns.device))
     vocab = saved.get("vocab")  # a text run: tokens decode to characters
     as_text = vocab is not None and out.suffix.lower() == ".txt" and model.integer_data
     as_text = as_text and len(model.event_shape) == 1  # x are the texts, not a text's c
@@ -445,7 +457,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         )
     data = None
     if ns.cls is not None:
-        c = torch.full((ns.n,), ns.cls, dtype=torch.long)
+        c = torch.full((ns.n,), ns.cls, dtype=torch.long, device=model.device)
     elif text_c is not None:
         from dgm.data.captions import prompt_context
 
@@ -512,6 +524,7 @@ def cmd_complete(ns: argparse.Namespace) -> int:
     picture_format(out)  # a suffix Pillow writes, checked before the model runs
     saved = rd.read_json(ns.run_dir / rd.CONFIG)
     model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
+    model = model.to(rd.resolve_device(ns.device))
     name = saved.get("model", type(model).__name__)
     if not isinstance(model, Completable):
         able = [m for m in available_models() if issubclass(spec(m).cls, Completable)]
