@@ -8,7 +8,7 @@ dgm represent DIR [--projection pca|tsne] [-n N] [--train-n N] [--out plot.png] 
 dgm design DIR --objective class:K|mass:M [--evaluations N] [--seeds S] [--initial N0]
            [--width 3] [--out grid.png] [--json FILE]
 
-Every verb needs an ``Encodable`` model (a latent space: VAE, GMVAE, the flows); latent
+Every verb needs an ``Encodable`` model (a latent space: VAE, GMVAE, the flows, DDIM's x_T); latent
 arithmetic and ``represent`` need labelled data. ``add_parsers(sub)`` adds the verbs to the
 ``dgm`` parser; ``COMMANDS`` maps each name to its function of the parsed arguments. Wrong
 input raises ``ValueError`` with the fix, which ``dgm.cli.main`` prints as one line and
@@ -308,7 +308,7 @@ def cmd_represent(ns: argparse.Namespace) -> int:
         f"and {len(batch.x)} {ns.split} examples of {test.name}"
     )
     print(f"{'features':<40} {'dims':>6} {'accuracy':>9}")
-    print(f"{f'{name} codes':<40} {z_test.shape[1]:>6} {on_codes:>9.4f}")
+    print(f"{f'{name} codes':<40} {z_test[0].numel():>6} {on_codes:>9.4f}")  # image codes too
     print(f"{'raw pixels':<40} {model.num_dims:>6} {on_pixels:>9.4f}")
     points = represent.project(z_test.double().cpu().numpy(), ns.projection, seed=ns.seed)
     title = f"{name} codes of {test.name} ({ns.split}), {ns.projection.upper()}"
@@ -322,7 +322,7 @@ def cmd_represent(ns: argparse.Namespace) -> int:
         "split": ns.split,
         "n": len(batch.x),
         "train_n": len(fit.x),
-        "code_dims": int(z_test.shape[1]),
+        "code_dims": int(z_test[0].numel()),
         "probe_codes_accuracy": on_codes,
         "probe_pixels_accuracy": on_pixels,
         "projection": ns.projection,

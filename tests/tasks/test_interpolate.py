@@ -26,7 +26,7 @@ ENCODABLE = [
 
 def test_some_encodable_variants_are_covered():
     names = {p.values[0][0] for p in ENCODABLE}
-    assert {"vae", "gmvae", "realnvp"} <= names
+    assert {"vae", "gmvae", "realnvp", "ddpm"} <= names  # ddpm: DDIM's x_T
 
 
 @pytest.mark.parametrize("variant", ENCODABLE)

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
-from dgm.model import Encodable, GenerativeModel
+from dgm.model import ELBOTerms, Encodable, GenerativeModel
 from dgm.tasks.compress import _crc_of, _float64, _model_input, _ranges, frequencies
 from dgm.tasks.container import ContainerError, check_model, model_hash, pack, unpack
 
@@ -67,6 +67,11 @@ def check_bits_back(model: GenerativeModel) -> None:
     name = type(model).__name__
     if not isinstance(model, Encodable):
         raise ValueError(f"{name} has no latent space (Encodable): no bits-back coding")
+    if not isinstance(model, ELBOTerms):  # a flow's z = f(x), DDIM's x_T: no q(z | x)
+        raise ValueError(
+            f"{name} encodes x deterministically (no posterior q(z | x) to take bits back "
+            "from): bits-back coding needs a stochastic encoder, e.g. a vae"
+        )
     if not isinstance(_base(model.prior()), Normal):
         raise ValueError(
             f"{name}'s prior is {type(_base(model.prior())).__name__}, not a Normal: "

@@ -1,0 +1,117 @@
+"""DDIM's x_T as the DDPM's latent space: ``encode`` inverts the deterministic, unclipped
+DDIM of ``decode`` exactly (each step's implicit equation solved per example), in float64;
+the naive explicit inversion does not; a non-invertible step raises a clear error."""
+
+import pytest
+import torch
+from torch.distributions import Independent, Normal
+
+import dgm
+from dgm.model import Encodable
+from dgm.models.diffusion.schedulers import DDIMScheduler
+
+MODELS = {
+    "mlp": ((3,), {"num_timesteps": 10, "hidden_size": 16}),
+    "mlp-classes": ((3,), {"num_timesteps": 10, "hidden_size": 16, "num_classes": 3}),
+    "mlp-context": (
+        (3,),
+        {"num_timesteps": 10, "hidden_size": 16, "context_shape": (2,), "condition_dropout": 0.2},
+    ),
+    "mlp-levels": ((4,), {"num_timesteps": 10, "hidden_size": 16, "num_levels": 16}),
+    "unet-classes": ((1, 4, 3), {"num_timesteps": 4, "unet_channels": 4, "num_classes": 3}),
+    "unet-levels": ((1, 4, 4), {"num_timesteps": 8, "unet_channels": 4, "num_levels": 256}),
+}
+
+
+def build(name: str) -> tuple[dgm.GenerativeModel, torch.Tensor, torch.Tensor | None]:
+    shape, overrides = MODELS[name]
+    torch.manual_seed(0)
+    model = dgm.create("ddpm", shape, **overrides).double()
+    g = torch.Generator().manual_seed(1)
+    L = model.config.num_levels
+    if L:
+        x = torch.randint(L, (5, *shape), generator=g)
+    else:
+        x = torch.randn(5, *shape, generator=g, dtype=torch.float64)
+    cond = model.conditioning
+    c = None
+    if cond.kind == "classes":
+        c = torch.arange(5) % cond.num_classes
+    elif cond.kind == "context":
+        c = torch.rand(5, *cond.context_shape, generator=g, dtype=torch.float64)
+    return model, x, c
+
+
+def naive_encode(model, x, c):
+    """Encode with the library's explicit (approximate) inversion of every step."""
+    sched = model.latent_scheduler()
+    y = model.to_model_scale(x)
+    for t in reversed(sched.timesteps):
+        y = sched.naive_inverse_step(model._eps_at(t, c)(y), t, y)
+    return y
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_decode_inverts_encode_and_encode_inverts_decode(name):
+    model, x, c = build(name)
+    assert isinstance(model, Encodable)
+    z = model.encode(x, c)
+    assert z.shape == x.shape and z.dtype == torch.float64
+    back = model.decode(z, c)
+    if model.config.num_levels:
+        assert back.dtype == torch.long and torch.equal(back, x)  # the integers, exactly
+    else:
+        torch.testing.assert_close(back, x, rtol=0, atol=1e-9)
+    g = torch.Generator().manual_seed(2)
+    z0 = torch.randn(z.shape, generator=g, dtype=torch.float64)  # x_T from the prior
+    if not model.config.num_levels:  # levels round: decode is many-to-one there
+        torch.testing.assert_close(model.encode(model.decode(z0, c), c), z0, rtol=0, atol=1e-9)
+
+
+def test_naive_inversion_is_measurably_not_exact():
+    model, x, c = build("mlp-context")
+    exact = model.decode(model.encode(x, c), c)
+    naive = model.decode(naive_encode(model, x, c), c)
+    assert (exact - x).abs().max() < 1e-9
+    assert (naive - x).abs().max() > 1e-4
+
+
+def test_encode_follows_a_clipped_free_map_and_the_clipped_scheduler_is_refused():
+    model, x, _ = build("mlp-levels")
+    sched = model.latent_scheduler()
+    assert sched.clip is None and sched.eta == 0
+    assert model.scheduler("ddim").clip == 1.0  # sampling keeps its clipping
+    clipped = DDIMScheduler(model.schedule, 5, clip=1.0)
+    with pytest.raises(ValueError, match="clip=None"):
+        clipped.inverse_step(lambda y: y, clipped.timesteps[0], x.double())
+
+
+def test_a_step_that_cannot_be_inverted_names_the_step_and_the_fix():
+    model, x, _ = build("mlp")
+    with torch.no_grad():
+        model.net.out.weight.mul_(100)  # ‖∂ε/∂x‖ ≫ 1: the step map folds over
+    with pytest.raises(
+        ValueError, match=r"did not converge at step t=\d+ -> s=-?\d+.*latent_steps"
+    ):
+        model.encode(x)
+
+
+def test_prior_latent_steps_and_config_checks():
+    model, x, _ = build("mlp")
+    prior = model.prior()
+    assert isinstance(prior, Independent) and isinstance(prior.base_dist, Normal)
+    assert prior.event_shape == (3,) and prior.mean.dtype == torch.float64
+    assert len(model.latent_scheduler().timesteps) == 10  # min(50, T)
+    few = dgm.create("ddpm", (3,), num_timesteps=30, hidden_size=8, latent_steps=3).double()
+    assert few.latent_scheduler().timesteps == [29, 14, 0]
+    torch.testing.assert_close(few.decode(few.encode(x)), x, rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match=r"latent_steps must lie in 0\.\.num_timesteps"):
+        dgm.create("ddpm", (3,), num_timesteps=5, latent_steps=6)
+
+
+def test_bits_back_refuses_the_deterministic_encoder():
+    from dgm.tasks.bits_back import check_bits_back
+
+    model, _, _ = build("mlp-levels")
+    with pytest.raises(ValueError, match=r"deterministically.*stochastic encoder"):
+        check_bits_back(model)
