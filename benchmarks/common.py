@@ -101,6 +101,19 @@ def result_path(name: str, *, quick: bool) -> Path:
     return (QUICK_RESULTS if quick else RESULTS) / f"{name}.json"
 
 
+# the keys write_result adds to every record around its payload
+PROVENANCE = (
+    "benchmark",
+    "date",
+    "quick",
+    "seed",
+    "steps",
+    "wall_time_s",
+    "torch_version",
+    "machine",
+)
+
+
 def write_result(
     name: str,
     payload: dict[str, Any],
@@ -135,6 +148,16 @@ def write_result(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def existing_payload(name: str, *, quick: bool) -> tuple[dict[str, Any], float]:
+    """The payload of benchmark ``name``'s results file (without the provenance that
+    ``write_result`` adds) and its wall time, for rerunning one part of it into the file."""
+    path = result_path(name, quick=quick)
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: run the whole benchmark first")
+    record = json.loads(path.read_text())
+    return {k: v for k, v in record.items() if k not in PROVENANCE}, record["wall_time_s"]
 
 
 def read_results(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:

@@ -7,7 +7,7 @@ Part 1, every family on the device: each ``dgm train`` line of the README's mode
 its ``--steps`` cut to ``STEPS`` (quick: ``QUICK_STEPS``), with ``--device``; then ``dgm eval
 --json`` on the test split and ``dgm sample`` (the README's sample line for that run when
 it shows one), both on the same device. ``--jobs`` commands share the GPU at once, so part
-1 says what ran and what it gave (a few hundred steps: a smoke test of the device path,
+1 says what ran and what it gave (a hundred steps: a smoke test of the device path,
 not a trained model), not how fast.
 
 Part 2, speed: the models of ``TIMED``, one command at a time, on the device with bf16
@@ -273,8 +273,8 @@ def table(record: dict[str, Any]) -> list[str]:
         f"(`python -m benchmarks.devices`): its `dgm train` line cut to "
         f"{record['smoke_steps']} steps with `--device {record['device']}`, then `dgm eval "
         f"--device {record['device']}` on the test split and `dgm sample --device "
-        f"{record['device']}`; {record['jobs']} commands shared the GPU at once. A few hundred "
-        "steps test the device path; the figures are not those of trained models.",
+        f"{record['device']}`; {record['jobs']} commands shared the device at once. These short "
+        "runs test the device path; the figures are not those of trained models.",
         "",
         "| model (table row) | train | eval | test NLL after the short run | sample |",
         "|---|---|---|---:|---|",

@@ -759,7 +759,21 @@ def _flows_compare_seeds(compare: dict[str, Any], libs: list[str], versions: str
             ],
             rows,
         ),
+        *_diverged(compare["by_case"], len(seeds)),
     ]
+
+
+def _diverged(cases: list[dict[str, Any]], num_seeds: int) -> list[str]:
+    """A line per library and case with runs whose test NLL was not finite."""
+    lines = [
+        f"{lib} diverged ({case.get('diverged_rule', 'test NLL not finite')}) on "
+        f"{case['model']}/{case['toy']} in {n} of "
+        f"{num_seeds} seeds; those seeds are left out of its columns."
+        for case in cases
+        for lib, n in case.get("diverged", {}).items()
+        if n
+    ]
+    return ["", *lines] if lines else []
 
 
 def _flows_directions(d: dict[str, Any]) -> list[str]:
