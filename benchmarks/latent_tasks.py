@@ -21,11 +21,15 @@ Fashion-MNIST, through ``dgm.tasks`` (the ``Encodable`` capability, never model 
 
 Runs go to ``runs/bench[/quick]/latent_tasks/<model>``; one torch thread.
 
-    python -m benchmarks.latent_tasks [--quick]
+    python -m benchmarks.latent_tasks [--quick] [--model NAME]
+
+``--model NAME`` reruns part 1 for that model alone and writes its row into the existing
+results file. The ddpm row needs ``python -m benchmarks.ddpm`` first (its model).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from pathlib import Path
@@ -54,7 +58,18 @@ MODELS: dict[str, tuple[str, dict[str, Any], int]] = {
     "vae": ("binary", {"latent_dim": 10, "hidden_sizes": (300, 300)}, 5000),
     "gmvae": ("binary", {"latent_dim": 10, "hidden_sizes": (300, 300), "num_components": 10}, 5000),
     "realnvp": ("byte", {"architecture": "conv", "dequantize": "uniform"}, 500),
+    # not trained here: the DDPM of benchmarks.ddpm (32-channel U-Net, T = 1000), its code
+    # the x_T of a 20-step deterministic DDIM (see DDPM_LATENT_STEPS)
+    "ddpm": ("byte", {}, 0),
 }
+# A DDPM trained 500 steps with a 16-channel U-Net here could not be inverted: at 50 DDIM
+# steps the step t = 20 -> 0 stalled at a relative residual near 1e-3 for most images
+# (Anderson memory 5 to 40), its DDIM map not invertible there; benchmarks.ddpm's model
+# inverts at 20 steps.
+DDPM_LATENT_STEPS = 20
+# (test, train) images of a model whose encoding is slow: DDIM inversion solves every
+# step, about 0.3 s per image on one core; the others use the benchmark's n and train_n
+SUBSETS = {"ddpm": (500, 1000)}
 OBJECTIVES = ("class:8", "mass:0.45")  # 8 = bag
 DESIGN_MODEL = "vae"
 
@@ -77,27 +92,48 @@ def _jsonable(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
 
 
+def _ddpm(quick: bool) -> tuple[GenerativeModel, int, float]:
+    """benchmarks.ddpm's Fashion-MNIST model (its run directory), with its latent steps."""
+    from dgm import run_dir as run_files
+
+    path = runs_dir("ddpm", quick) / "fashion_mnist"
+    if not (path / run_files.CONFIG).is_file():
+        raise SystemExit(f"no DDPM run in {path}: run python -m benchmarks.ddpm first")
+    model = run_files.load_model(path)
+    model.config.latent_steps = min(DDPM_LATENT_STEPS, model.schedule.num_timesteps)
+    records = run_files.read_metrics(path / run_files.METRICS)
+    steps = max((r.get("step", 0) for r in records), default=0)
+    return model, steps, 0.0
+
+
 def representation_runs(
-    n: int, train_n: int, quick: bool
+    n: int, train_n: int, quick: bool, names: tuple[str, ...] = tuple(MODELS)
 ) -> tuple[dict[str, Any], dict[str, GenerativeModel]]:
-    """Part 1: probe accuracy on each model's codes and on its data's pixels; PCA plots."""
+    """Part 1: probe accuracy on the codes of each model of ``names`` and on its data's
+    pixels (the same images); PCA plots."""
     root = runs_dir(NAME, quick)
     folder = common.result_path(NAME, quick=quick).parent
     folder.mkdir(parents=True, exist_ok=True)
     rows, trained, pixels = [], {}, {}
-    for name, (kind, cfg, full_steps) in MODELS.items():
-        steps = 10 if quick else full_steps
-        model, wall = _train(name, DATA[kind], cfg, steps, root / name)
+    for name in names:
+        kind, cfg, full_steps = MODELS[name]
+        if name == "ddpm":
+            model, steps, wall = _ddpm(quick)
+        else:
+            steps = 10 if quick else full_steps
+            model, wall = _train(name, DATA[kind], cfg, steps, root / name)
         trained[name] = model
-        fit, test = _examples(DATA[kind], "train", train_n), _examples(DATA[kind], "test", n)
+        n_m, train_m = SUBSETS.get(name, (n, train_n))
+        n_m, train_m = min(n, n_m), min(train_n, train_m)
+        fit, test = _examples(DATA[kind], "train", train_m), _examples(DATA[kind], "test", n_m)
         t0 = time.perf_counter()
         torch.manual_seed(SEED)
         z_fit = represent.codes(model, fit.x).flatten(1)
         z_test = represent.codes(model, test.x).flatten(1)
         encode_s = time.perf_counter() - t0
         acc = represent.linear_probe(z_fit, fit.y, z_test, test.y, seed=SEED)
-        if kind not in pixels:
-            pixels[kind] = represent.linear_probe(
+        if (kind, n_m, train_m) not in pixels:
+            pixels[kind, n_m, train_m] = represent.linear_probe(
                 fit.x.double(), fit.y, test.x.double(), test.y, seed=SEED
             )
         points = represent.project(z_test.double().numpy(), "pca", seed=SEED)
@@ -114,13 +150,15 @@ def representation_runs(
                 "encode_s": encode_s,
                 "code_dims": int(z_test.shape[1]),
                 "probe_codes_accuracy": acc,
-                "probe_pixels_accuracy": pixels[kind],
+                "probe_pixels_accuracy": pixels[kind, n_m, train_m],
+                "n": len(test.x),
+                "train_n": len(fit.x),
                 "figure": str(path.relative_to(Path(__file__).resolve().parent.parent)),
             }
         )
         log(
             f"  {name} ({steps} steps): probe on {z_test.shape[1]}-dim codes {acc:.4f}, "
-            f"on {kind} pixels {pixels[kind]:.4f}"
+            f"on {kind} pixels {pixels[kind, n_m, train_m]:.4f}"
         )
     return {
         "description": "linear probe (logistic regression, standardised features) test "
@@ -249,15 +287,19 @@ def table(record: dict[str, Any]) -> list[str]:
     """Markdown lines for the README: probe accuracies, then BO vs random search."""
     rep = record.get("representation", {})
     lines = [
-        f"Linear probe (logistic regression) on Fashion-MNIST: test accuracy on "
-        f"{rep.get('n', '?')} test images, fitted on {rep.get('train_n', '?')} train images.",
+        "Linear probe (logistic regression) on Fashion-MNIST: test accuracy, fitted on the "
+        "first train images and scored on the first test images (the pixel probe on the "
+        "same images). ddpm: the model of the DDPM benchmark, its code DDIM's x_T "
+        f"({DDPM_LATENT_STEPS} steps, inverted exactly).",
         "",
-        "| model | data | steps | code dims | probe on codes | probe on pixels |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| model | data | steps | code dims | test / train images | probe on codes "
+        "| probe on pixels |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rep.get("rows", []):
+        sizes = f"{r.get('n', rep.get('n', '?'))} / {r.get('train_n', rep.get('train_n', '?'))}"
         lines.append(
-            f"| {r['model']} | {r['data']} | {r['steps']} | {r['code_dims']} | "
+            f"| {r['model']} | {r['data']} | {r['steps']} | {r['code_dims']} | {sizes} | "
             f"{_f(r['probe_codes_accuracy'])} | {_f(r['probe_pixels_accuracy'])} |"
         )
     des = record.get("design")
@@ -284,8 +326,43 @@ def table(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def rerun_representation(name: str, quick: bool) -> None:
+    """Part 1 for one model, its row written into the existing results file (the other
+    rows and part 2 kept)."""
+    payload, wall = common.existing_payload(NAME, quick=quick)
+    rep = payload["representation"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t0 = time.perf_counter()
+        new, _ = representation_runs(rep["n"], rep["train_n"], quick, (name,))
+    finally:
+        torch.set_num_threads(threads)
+    rows = [r for r in rep["rows"] if r["model"] != name] + new["rows"]
+    rep["rows"] = sorted(rows, key=lambda r: list(MODELS).index(r["model"]))
+    rep.setdefault("reruns_s", {})[name] = round(time.perf_counter() - t0, 1)
+    write_result(NAME, payload, quick=quick, seed=SEED, steps=None, wall_time_s=wall)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return common.main(run, __doc__, "10 training steps, 200 test images, 8 evaluations", argv)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="10 training steps, 200 test images, 8 evaluations"
+    )
+    p.add_argument(
+        "--model",
+        choices=list(MODELS),
+        default=None,
+        help="rerun the representation part for this model alone, into the existing results",
+    )
+    ns = p.parse_args(argv)
+    if ns.model is None:
+        run(ns.quick)
+    else:
+        rerun_representation(ns.model, ns.quick)
+    return 0
 
 
 if __name__ == "__main__":
