@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import fresh_run_dir, log, runs_dir, write_result
+from dgm import run_dir as run_files
 
 NAME = "devices"
 SEED = 0
@@ -112,10 +113,8 @@ def _dgm(args: list[str], threads: int | None) -> dict[str, Any]:
 
 
 def _metrics(run: Path) -> list[dict[str, Any]]:
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    path = run / run_files.METRICS
+    return run_files.read_metrics(path) if path.is_file() else []
 
 
 def _ms_per_step(records: list[dict[str, Any]]) -> float | None:
@@ -154,8 +153,11 @@ def smoke(row: dict[str, Any], folder: Path, steps: int, device: str, threads: i
         quality = ["--sample-quality", "--num-samples", str(QUALITY_SAMPLES)]
         evaluated = _dgm(["eval", str(run), "--device", device, "--json", *quality], threads)
     if evaluated["rc"] == 0:
-        numbers = json.loads(evaluated.pop("last_line"))
-        evaluated["numbers"] = {k: v for k, v in numbers.items() if isinstance(v, int | float)}
+        try:
+            numbers = json.loads(evaluated.pop("last_line"))
+            evaluated["numbers"] = {k: v for k, v in numbers.items() if isinstance(v, int | float)}
+        except (json.JSONDecodeError, AttributeError) as e:  # keep the row, note the output
+            evaluated["error"] = f"dgm eval --json printed no JSON object: {e}"
     result["eval"] = evaluated
     sample = ["sample", str(run), *(row["sample"] or ["sample", "", "-n", "16"])[2:]]
     sample = _set(_set(sample, "--out", str(run / "drawn.png")), "--device", device)
@@ -208,8 +210,16 @@ def run(
     steps = QUICK_STEPS if quick else STEPS
     threads = max(1, (os.cpu_count() or 1) // jobs)
     log(f"part 1: {len(rows)} table rows, {steps} steps each on {device}, {jobs} at a time")
+
+    def guarded(row: dict[str, Any]) -> dict[str, Any]:  # one row's surprise ends only it
+        try:
+            return smoke(row, folder, steps, device, threads)
+        except Exception as e:  # recorded in the results, not raised
+            log(f"  {row['name'][:40]:40s} benchmark error: {e!r}")
+            return {"name": row["name"], "benchmark_error": repr(e)}
+
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        smokes = list(pool.map(lambda r: smoke(r, folder, steps, device, threads), rows))
+        smokes = list(pool.map(guarded, rows))
     speeds: list[dict[str, Any]] = []
 
     def save() -> Path:  # after part 1 and after every timed model: a cut-off run keeps them
@@ -287,7 +297,8 @@ def table(record: dict[str, Any]) -> list[str]:
         )
     failed = [s for s in record["smoke"] if s.get("train", {}).get("rc") != 0]
     for s in failed:
-        why = s["train"].get("error", "").strip().splitlines()[-1:] or ["?"]
+        error = s.get("train", {}).get("error") or s.get("benchmark_error", "")
+        why = error.strip().splitlines()[-1:] or ["?"]
         lines.append(f"\n`{s['name']}` failed: {why[0][:200]}")
     if record.get("speed"):
         d = record["device"]
