@@ -270,7 +270,7 @@ def image_runs(quick: bool, device: str) -> dict[str, Any]:
     test = data.load("test")
     out: dict[str, Any] = {
         "data": dataclasses.asdict(data),
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+        "config": cfg,
         "steps": steps,
         "batch_size": IMAGE_BATCH,
         "device": device,

@@ -155,7 +155,7 @@ def outlier_runs(n: int, quick: bool) -> tuple[dict[str, Any], dict[str, Any]]:
         record = {
             "model": name,
             "data": kind,
-            "model_config": _jsonable(cfg),
+            "model_config": cfg,
             "likelihood": model.likelihood.value,
             "steps": steps,
             "train_wall_s": wall,
@@ -246,10 +246,6 @@ def classifier_runs(n: int, train_n: int, quick: bool) -> dict[str, Any]:
         )
         log(f"  {name} ({kind}, {steps} steps): accuracy {acc:.3f}, baseline {lr_acc:.3f}")
     return out
-
-
-def _jsonable(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
 
 
 def run(quick: bool = False) -> dict[str, Any]:

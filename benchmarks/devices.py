@@ -74,17 +74,13 @@ def _flag(args: list[str], flag: str) -> str | None:
     return args[args.index(flag) + 1] if flag in args else None
 
 
-def _set(args: list[str], flag: str, value: str | None) -> list[str]:
-    """``args`` with ``flag`` set to ``value`` (appended when absent; a bare flag when
-    ``value`` is None)."""
+def _set(args: list[str], flag: str, value: str) -> list[str]:
+    """``args`` with ``flag`` set to ``value`` (appended when absent)."""
     args = list(args)
     if flag in args:
-        i = args.index(flag)
-        if value is None:
-            return args
-        args[i + 1] = value
+        args[args.index(flag) + 1] = value
         return args
-    return [*args, flag] if value is None else [*args, flag, value]
+    return [*args, flag, value]
 
 
 def _dgm(args: list[str], threads: int | None) -> dict[str, Any]:

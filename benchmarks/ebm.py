@@ -183,9 +183,7 @@ def toy_runs(steps: int, sample_steps: int, quick: bool) -> dict[str, Any]:
                 {
                     "toy": toy,
                     "objective": objective,
-                    "model_config": {
-                        k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()
-                    },
+                    "model_config": cfg,
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "steps": steps,
                     "test_nll": r["nll"],

@@ -248,9 +248,7 @@ def toy_runs(steps: int, quick: bool) -> dict[str, Any]:
                 {
                     "toy": toy,
                     "model": name,
-                    "model_config": {
-                        k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()
-                    },
+                    "model_config": cfg,
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "steps": steps,
                     "test_nll": r["nll"],
@@ -694,7 +692,7 @@ def _image_run(
     return {
         "model": model_name,
         "dataset": data.name,
-        "model_config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+        "model_config": cfg,
         "parameters": sum(p.numel() for p in model.parameters()),
         "likelihood": str(getattr(model.likelihood, "name", model.likelihood)),
         "steps": steps,

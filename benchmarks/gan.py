@@ -110,10 +110,6 @@ def _losses(last: dict[str, Any]) -> dict[str, float]:
     return {k: float(last[k]) for k in keep if k in last}
 
 
-def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
-
-
 def _quality(result: dict[str, Any]) -> dict[str, Any]:
     keep = ("fd", "kid", "kid_std", "precision", "recall", "accuracy", "class_accuracy")
     keep += ("modes", "modes_captured", "high_quality", "feature_space")
@@ -134,7 +130,7 @@ def image_runs(quick: bool) -> dict[str, Any]:
     log(f"  feature classifier: test accuracy {classifier.test_accuracy:.3f}")
     out: dict[str, Any] = {
         "data": dataclasses.asdict(data),
-        "model_config": _jsonable(IMAGE),
+        "model_config": IMAGE,
         "train_config": {**IMAGE_TRAIN, "steps": steps, "betas": [0.5, 0.999]},
         "num_samples": n,
         "test_n": len(test),
@@ -158,7 +154,7 @@ def image_runs(quick: bool) -> dict[str, Any]:
         row = {
             "objective": objective,
             "conditional": "num_classes" in extra,
-            "overrides": _jsonable(extra),  # this run's config beside the shared one
+            "overrides": extra,  # this run's config beside the shared one
             "train_wall_s": wall,
             "ms_per_step": 1000 * last["train_time_s"] / steps,
             "eval_wall_s": time.perf_counter() - t1,
@@ -182,7 +178,7 @@ def toy_runs(quick: bool) -> dict[str, Any]:
     seeds = QUICK_TOY_SEEDS if quick else TOY_SEEDS
     n = QUICK_TOY_SAMPLES if quick else TOY_SAMPLES
     out: dict[str, Any] = {
-        "model_config": _jsonable(TOY_MODEL),
+        "model_config": TOY_MODEL,
         "train_config": {**TOY_TRAIN, "steps": steps, "betas": [0.5, 0.999]},
         "seeds": list(seeds),
         "num_samples": n,
@@ -200,7 +196,7 @@ def toy_runs(quick: bool) -> dict[str, Any]:
                 q = sample_quality(model, test, num_samples=n, seed=seed)
                 out["runs"].append(
                     {"toy": toy, "objective": objective, "seed": seed, "train_wall_s": wall}
-                    | {"overrides": _jsonable(extra)}
+                    | {"overrides": extra}
                     | _losses(last)
                     | _quality(q)
                 )

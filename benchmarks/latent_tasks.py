@@ -88,10 +88,6 @@ def _examples(data: DataConfig, split: str, n: int) -> Any:
     return take(d, torch.arange(min(n, len(d))), "cpu", torch.Generator().manual_seed(SEED))
 
 
-def _jsonable(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
-
-
 def _ddpm(quick: bool) -> tuple[GenerativeModel, int, float]:
     """benchmarks.ddpm's Fashion-MNIST model (its run directory), with its latent steps."""
     from dgm import run_dir as run_files
@@ -144,7 +140,7 @@ def representation_runs(
             {
                 "model": name,
                 "data": kind,
-                "model_config": _jsonable(cfg),
+                "model_config": cfg,
                 "steps": steps,
                 "train_wall_s": wall,
                 "encode_s": encode_s,

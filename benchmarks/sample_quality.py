@@ -96,7 +96,7 @@ def _one(
     return {
         "model": name,
         "data": dataclasses.asdict(data),
-        "model_config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+        "model_config": cfg,
         "steps": steps,
         "train_wall_s": train_wall,
         "test_n": len(test),

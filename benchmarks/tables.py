@@ -698,24 +698,21 @@ def _flows_profile(compare: dict[str, Any]) -> list[str]:
 
 
 def _diff_cell(mean: float, spread: float, ci: list[float] | None) -> str:
-    """dgm − other: mean ± spread, and the 95 % interval when there is one."""
+    """dgm − other: mean ± SE, and the 95 % interval when there is one (not for one seed)."""
     cell = f"{mean:+.3f} ± {spread:.3f}"
     return cell if ci is None else f"{cell} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
 
 
 def _flows_compare_seeds(compare: dict[str, Any], libs: list[str], versions: str) -> list[str]:
     """Part 2 over several training seeds: mean ± SD of each library's NLL, dgm's NLL minus
-    each other's (mean ± SE and 95 % interval over the seeds; older results: ± SD), and the
-    median ms/step ratio."""
+    each other's (mean ± SE and 95 % interval over the seeds), and the median ms/step
+    ratio."""
     seeds = compare["seeds"]
-    with_se = "nll_dgm_minus_se" in compare["by_case"][0]
-    spread = "mean ± standard error [Student-t 95 % interval]" if with_se else "mean ± SD"
     rows = []
     for case in compare["by_case"]:
         mean, sd = case["nll_mean"], case["nll_sd"]
         dmean = case["nll_dgm_minus_mean"]
-        dse = case.get("nll_dgm_minus_se") or case["nll_dgm_minus_sd"]
-        ci = case.get("nll_dgm_minus_ci95") or {}
+        dse, ci = case["nll_dgm_minus_se"], case["nll_dgm_minus_ci95"]
         ms = {
             lib: statistics.median(
                 r["ms_per_step"][lib]
@@ -743,7 +740,8 @@ def _flows_compare_seeds(compare: dict[str, Any], libs: list[str], versions: str
         f"steps, order rotating; {len(seeds)} training seeds ({', '.join(map(str, seeds))}: "
         "initial weights and batch order), the same for every library. Test NLL in nats on "
         "10 000 test points: mean ± standard deviation over the seeds; dgm − other: dgm's NLL "
-        f"minus the other's per seed, {spread} over seeds, negative where dgm is better; "
+        "minus the other's per seed, mean ± standard error [Student-t 95 % interval] over "
+        "seeds, negative where dgm is better; "
         "ms/step: the median over seeds of each run's median over rounds; dgm ÷ other: the "
         "median of per-round ratios):",
         "",
