@@ -96,5 +96,5 @@ def test_words_give_the_model_its_end_token_and_running_text_none(tmp_path):
 
 
 def test_an_end_token_outside_the_vocabulary_is_refused():
-    with pytest.raises(ValueError, match="end_token must be a token in 0..3"):
+    with pytest.raises(ValueError, match=r"end_token must be a token in 0\.\.3"):
         dgm.create("gpt", (T,), vocab_size=V, end_token=V, n_layer=1, n_head=1, n_embd=8)
