@@ -426,6 +426,16 @@ class DiscreteAutoregressive(Protocol):
 
 
 @runtime_checkable
+class TokenSequence(Protocol):
+    """x are token sequences (T,) that may end in padding: ``token_counts(x)`` (batch,) is
+    the number of real tokens of each, its end token included and the padding after it
+    excluded. Per-token figures (nats per token, bits per character) divide by their sum,
+    never by T."""
+
+    def token_counts(self, x: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
 class Marginalizes(Protocol):
     """Missing values: ``log_prob_observed(x, observed_mask, c)`` is log p(x_observed) in
     nats (batch,), the missing dimensions integrated out. For float x a NaN means missing

@@ -143,7 +143,8 @@ def config_for_data(name: str, data: Any, config: dict[str, Any]) -> dict[str, A
     """``config`` with what the data decide filled in: a model with a ``context_shape``
     field trained on data that carry a context gets that context's shape (and, for a text
     context, its vocabulary size ``context_vocab``), and one with a ``vocab_size`` field
-    trained on text gets the size of its vocabulary (unless given); a model whose
+    trained on text gets the size of its vocabulary (unless given), and one with an
+    ``end_token`` field trained on padded text (``words``, captions) its end token; a model whose
     ``num_levels`` defaults to 0 (real x, e.g. ``ddpm``) trained on discrete data gets their
     number of levels (256 for ``--scale byte``, 2 for binarized images) unless given."""
     fields = {f.name for f in dataclasses.fields(spec(name).config_cls)}
@@ -156,6 +157,9 @@ def config_for_data(name: str, data: Any, config: dict[str, Any]) -> dict[str, A
     vocab = getattr(data, "vocab", None)  # text: a model with a vocab_size gets the data's
     if vocab and "vocab_size" in fields and not config.get("vocab_size"):
         config = {**config, "vocab_size": len(vocab)}
+    end = getattr(data, "end_token", None)  # padded text: where each sequence's tokens end
+    if end is not None and "end_token" in fields and "end_token" not in config:
+        config = {**config, "end_token": end}
     levels = _discrete_levels(data)  # 8-bit or binary data: a num_levels that defaults to 0
     default = {f.name: f.default for f in dataclasses.fields(spec(name).config_cls)}
     if levels and default.get("num_levels") == 0 and "num_levels" not in config:
