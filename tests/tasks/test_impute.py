@@ -138,4 +138,6 @@ def test_masks_and_mask_file_errors(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         impute.make_mask(str(tmp_path / "missing.npy"), shape)
     with pytest.raises(ValueError, match=r"nor a \.npy / \.pt mask file"):
-        impute.make_mask("top-half", shape)
+        impute.make_mask("top-third", shape)
+    top = impute.make_mask("top-half", shape)  # dgm complete's masks, one set of names
+    assert not top[:, :, :2].any() and top[:, :, 2:].all()
