@@ -53,7 +53,7 @@ _TRAIN_SKIP = ("steps",)
 
 # Counts that must be at least 1, checked after parsing (one line, not argparse's usage).
 _POSITIVE = {"n": "-n", "iw_samples": "--iw-samples", "batch_size": "--batch-size"}
-_POSITIVE |= {"threads": "--threads", "num_samples": "--num-samples"}
+_POSITIVE |= {"threads": "--threads", "steps": "--steps", "num_samples": "--num-samples"}
 
 
 # Sampling options whose field name is a flag with another meaning elsewhere: --steps is
@@ -542,6 +542,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         from dgm.data.captions import prompt_context
 
         c = prompt_context(text_c, vocab, cond.context_shape).to(model.device)
+        c = c.expand(ns.n, *c.shape)  # (n, T): one c per sample, a view, sliced per batch
     else:  # one row per class, or the test split's first contexts
         if cond.kind == "context":
             data = cfg.from_dict(DataConfig, saved["data"]).load("test")
@@ -692,6 +693,8 @@ def _why(error: OSError, path: Path | None = None) -> str:
 
 def _check_counts(ns: argparse.Namespace) -> None:
     for name, flag in _POSITIVE.items():
+        if name == "steps" and ns.command in ("sample", "eval"):
+            continue  # a sampler's --sampling-steps, checked with the sampling options
         value = getattr(ns, name, None)
         if isinstance(value, int) and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")

@@ -251,6 +251,7 @@ def load_csv(
     valid_fraction: float = SPLIT_FRACTION,
     test_fraction: float = SPLIT_FRACTION,
     seed: int = 0,
+    mixed: str = "refuse",
 ) -> TensorData:
     """A table with a header row, comma-separated (tab-separated for .tsv).
 
@@ -258,26 +259,13 @@ def load_csv(
     column is categorical when none of its cells is a number: its values are coded 0..K-1
     in sorted order. A column of numbers with a word in it is refused, naming the first
     such cell (a typo would otherwise turn the whole column into category codes): fix the
-    cell, or empty it to mark it missing. An all-categorical table gives integer x (for
-    categorical models); otherwise x is float32 with the codes as numbers.
-    ``label_column`` names a column to use as the class label instead of data (numbers
-    keep their values, names are coded in sorted order)."""
-    return read_csv(split, root, label_column, valid_fraction, test_fraction, seed)
-
-
-def read_csv(
-    split: str,
-    root: str | None,
-    label_column: str | None = None,
-    valid_fraction: float = SPLIT_FRACTION,
-    test_fraction: float = SPLIT_FRACTION,
-    seed: int = 0,
-    *,
-    mixed: str = "refuse",
-) -> TensorData:
-    """``load_csv``, where ``mixed`` says what a column of numbers and words is: "refuse"
-    (an error naming the first word) or "categories" (every value a category name, for
-    ``csv_categorical``)."""
+    cell, or empty it to mark it missing; ``mixed="categories"`` reads such a column as
+    categories instead (``csv_categorical``, where every value is a category name). An
+    all-categorical table gives integer x (for categorical models); otherwise x is float32
+    with the codes as numbers. ``label_column`` names a column to use as the class label
+    instead of data (numbers keep their values, names are coded in sorted order)."""
+    if mixed not in ("refuse", "categories"):
+        raise ValueError(f"mixed must be 'refuse' or 'categories', got {mixed!r}")
     path = _root_file("csv", root, (".csv", ".tsv", ".txt"))
     try:
         with path.open(newline="") as f:
@@ -374,4 +362,4 @@ def _codes(values: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([lookup[v] for v in values], dtype=np.int64), levels
 
 
-__all__ = ["load_csv", "load_images", "load_tensors", "read_csv", "split_index"]
+__all__ = ["load_csv", "load_images", "load_tensors", "split_index"]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from dgm.data.dataset import TensorData, register_dataset
-from dgm.data.files import SPLIT_FRACTION, read_csv, split_index
+from dgm.data.files import SPLIT_FRACTION, load_csv, split_index
 
 BINS = 3  # values per column: low, middle, high thirds of the train split
 TEST_FRACTION = 0.2  # small tables: a fifth held out, so the test NLL is not one handful
@@ -136,8 +136,14 @@ def load_csv_categorical(
     0..K-1 over the whole file, so the three splits share one coding. x is int64 (N, D);
     categorical models take V = the largest K (``--num-categories``). An empty cell is an
     error: a categorical table needs every cell (or make "missing" a category of its own)."""
-    whole = read_csv(
-        "train", root, label_column, 0.0, 0.0, seed, mixed="categories"
+    whole = load_csv(
+        "train",
+        root,
+        label_column=label_column,
+        valid_fraction=0.0,
+        test_fraction=0.0,
+        seed=seed,
+        mixed="categories",
     )  # every row, in file order; every value a category name
     table = whole.x.numpy()
     columns = []
