@@ -363,9 +363,9 @@ class GenerativeModel(nn.Module):
 
         settings = from_dict(self.sample_options, options)
         temperature = getattr(settings, "temperature", 1.0)  # every model's, checked once
-        if not (math.isfinite(temperature) and temperature > 0):
+        if not (math.isfinite(temperature) and temperature >= 0):  # 0: a model's own choice
             raise ValueError(
-                f"temperature must be a finite number > 0, got {temperature} "
+                f"temperature must be a finite number, not negative, got {temperature} "
                 "(1 samples the model as trained; < 1 sharper, > 1 flatter)"
             )
         return settings

@@ -13,9 +13,11 @@ The estimate is simple and says what it counts:
   its meta kernels), so it runs only when activations could matter: when
   ``ACTIVATION_RATIO`` copies of the input batch would exceed the memory available.
 
-It is a lower bound of sorts (no allocator slack, no temporaries outside modules); the
-check refuses only what clearly cannot fit: an estimate above the memory available now
-(``MemAvailable`` of /proc/meminfo, or the free CUDA memory on a GPU).
+It is a lower bound of sorts (no allocator slack, no temporaries outside modules such
+as attention scores from ``F.scaled_dot_product_attention``); the check refuses only
+what clearly cannot fit: an estimate above the memory available now (``MemAvailable`` of
+/proc/meminfo, or the free CUDA memory on a GPU). Models whose constructor reads values
+(e.g. ``maf``, ``ddpm`` today) cannot be built on the meta device and are not checked.
 
 Example:
     >>> est = estimate_training("vae", (1, 8, 8), {"latent_dim": 2}, batch_size=32)
