@@ -25,6 +25,7 @@ from dgm.model import GenerativeModel
 from dgm.registry import config_for_data, create
 from dgm.train import checkpoint as ckpt
 from dgm.train.config import TrainConfig
+from dgm.train.memory import check_training_memory
 from dgm.train.trainer import CURVES, Trainer, TrainingDiverged
 
 try:
@@ -59,9 +60,12 @@ def train(
     config: TrainConfig | None = None,
     *,
     progress: bool = True,
+    check_memory: bool = True,
     **model_config: Any,
 ) -> tuple[GenerativeModel, dict[str, Any]]:
     """Train a new model into run directory ``out``; returns the model and the last metrics.
+    With ``check_memory`` a model estimated not to fit in the memory available is refused
+    before it is built (``dgm.train.memory``).
 
     ``out`` must not hold a checkpointed run (use ``resume``): saved state is never
     overwritten. A run that stopped before its first checkpoint is replaced, after the new
@@ -84,6 +88,10 @@ def train(
     train_data, valid_data = load_splits(data)
     torch.manual_seed(config.seed)
     model_config = config_for_data(model_name, train_data, model_config)
+    if check_memory:
+        device = rd.resolve_device(config.device)
+        shape = tuple(train_data.event_shape)
+        check_training_memory(model_name, shape, model_config, config.batch_size, device)
     model = create(model_name, train_data.event_shape, **model_config)
     _check_classes(model, train_data)
     trainer = Trainer(model, train_data, valid_data, config, out, progress=progress)
