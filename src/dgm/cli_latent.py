@@ -386,7 +386,9 @@ def cmd_design(ns: argparse.Namespace) -> int:
     else:
         objective = design.mass_objective(model, value, value_range)
         what = f"-|pixel mass - {value:g}| of decoded z (mean intensity on [0, 1])"
-    results = design.compare(objective, bounds, ns.evaluations, ns.seeds, initial=ns.initial)
+    results = design.compare(
+        objective, bounds, ns.evaluations, ns.seeds, initial=ns.initial, warp=design.warp_for(kind)
+    )
     curves = {k: design.mean_curve(v) for k, v in results.items()}
     print(
         f"objective: {what}; box ±{ns.width:g} prior std in {bounds.shape[1]} dimensions; "
