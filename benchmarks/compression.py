@@ -28,12 +28,12 @@ table notes list its fields), gzip / bz2 / lzma with their container (headers, C
 PNG with its chunks. Model rows give the model's own NLL on the same data in bits per
 dimension (the ideal code length) and how far the file is above it. Every file is
 encoded in full; decoding is checked bit for bit on the whole file where it fits the
-budget (the vae's bits-back files, the text models), and otherwise on a file of the
-first few examples (``DECODE_N``: decoding makes D = 784 model calls per batch of
-examples, about 5 s per call of 128 images for the pixelcnn on a busy CPU), whose time
-gives the decode throughput. Training uses dgm's trainer on one torch thread (AdamW,
-batch 64, 150 to 500 steps per model: brief, far from the published models; the sizes
-are small because decoding makes D model calls).
+budget (the vae's bits-back files), and otherwise on a file of the first examples
+(``DECODE_N``), whose time gives the decode throughput: decoding makes D model calls
+per batch of examples (784 for an image, 16 for a word window; ~5 s per call of 128
+8-bit images for the pixelcnn on a busy CPU). Training uses dgm's trainer on one torch
+thread (AdamW, batch 64, 150 to 500 steps per model: brief, far from the published
+models; the sizes are small because decoding makes D model calls).
 
     python -m benchmarks.compression [--quick] [--set binary|byte|text]
 
@@ -101,6 +101,8 @@ DECODE_N = {  # examples whose own file is decoded where decoding all N is too s
     "fvsbn": 50,
     "made": 50,
     "pixelcnn (categorical)": 1,
+    "char_rnn (lstm)": 1000,  # 16 model calls per 128 words: 12,000 words are ~1,500 calls
+    "gpt": 1000,
 }
 QUICK_SHRINK = {  # smaller networks in quick mode
     "made": {"hidden_sizes": (32,)},
