@@ -12,10 +12,17 @@ standard deviations for a VAE), from −8 to 8; prior and posterior are Gaussian
 quantised to that grid (constriction's ``QuantizedGaussian``), so the δ^L terms cancel.
 Their means and standard deviations, in grid units, are rounded to 2^-12 before use, and
 p(x | z) goes through ``compress.frequencies``, so encoder and decoder agree across batch
-sizes and thread counts as for ``compress``. The first chunk borrows its bits from a fixed
-pseudo-random seed of the stack, which the decoder finds again at the end (a check of the
-whole file); the borrowed bits stay in the file (about L x 9 bits for each of the first
-chunk's examples: BB-ANS's start-up cost), the seed's untouched words do not.
+sizes and thread counts as for ``compress``.
+
+The first example borrows its bits from a fixed pseudo-random seed of the stack, which the
+decoder finds again at the end (a check of the whole file); the borrowed bits stay in the
+file (BB-ANS's start-up cost: the entropy of q(z | x), about L x 8 bits, once), the
+seed's untouched words do not. A chunk of b examples takes b x H(q) bits off the stack
+before it puts any back, so chunks grow with what is already coded: one example while
+fewer than 8 are coded, then a quarter of those coded, at most ``CHUNK`` (``chunks``).
+Each chunk then finds enough coded bits on the stack whenever −ELBO is above a quarter of
+H(q), and only the first example borrows. (Chunks of 32 from the start made every example
+of the first chunk borrow: 19 % over −ELBO on 20 images.)
 
 Models: ``Encodable`` with a Normal posterior and prior and a Bernoulli or categorical
 p(x | z) (the VAE with ``decoder="bernoulli"`` or ``"categorical"``).
@@ -45,13 +52,14 @@ from torch import Tensor
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 from dgm.model import ELBOTerms, Encodable, GenerativeModel
-from dgm.tasks.compress import _crc_of, _float64, _model_input, _ranges, frequencies
+from dgm.tasks.compress import _crc_of, _float64, _model_input, frequencies
 from dgm.tasks.container import ContainerError, check_model, model_hash, pack, unpack
 
 LATENT_BITS = 6  # the latent grid: buckets of width 2^-6
 LATENT_RANGE = 8.0  # z on [-8, 8]: the prior's mass beyond is below 1e-15
 PARAM_BITS = 12  # means and standard deviations (grid units) rounded to 2^-12
-CHUNK = 32  # examples per step of the coder (fixed: the bytes do not depend on batch size)
+CHUNK = 32  # examples per step of the coder at most (fixed: the bytes do not depend on batch size)
+GROWTH = 4  # a chunk holds at most 1/GROWTH of the examples coded before it
 SEED_BITS = 12  # seed bits per latent value of the first chunk
 BATCH_SIZE = 64
 
@@ -112,6 +120,22 @@ def _x_frequencies(model: GenerativeModel, z: Tensor, c: Tensor | None) -> np.nd
     return frequencies(logits.reshape(-1, logits.shape[-1]))
 
 
+def chunks(n: int) -> list[tuple[int, int]]:
+    """The (start, stop) of each chunk of n examples: one example while fewer than
+    2 x GROWTH are coded, then a 1/GROWTH of those coded, at most CHUNK.
+
+    Example:
+        >>> [e - s for s, e in chunks(60)]
+        [1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3, 4, 5, 6, 8, 10, 9]
+    """
+    out, s = [], 0
+    while s < n:
+        e = min(n, s + min(CHUNK, max(1, s // GROWTH)))
+        out.append((s, e))
+        s = e
+    return out
+
+
 def _seed_words(latent: int) -> np.ndarray:
     count = math.ceil(CHUNK * latent * SEED_BITS / 32)
     return np.random.default_rng(0).integers(0, 1 << 32, count, dtype=np.uint32)
@@ -137,7 +161,7 @@ def compress(model: GenerativeModel, x: Tensor, c: Tensor | None = None) -> byte
     prior_mean, prior_std = _gaussian(m.prior())
     coder = constriction.stream.stack.AnsCoder(_seed_words(latent))
     with torch.no_grad():
-        for s, e in _ranges(0, n, CHUNK):
+        for s, e in chunks(n):
             sub = None if cm is None else cm[s:e]
             mean, std = _gaussian(m.encode(xm[s:e], sub))  # q(z | x), (b * L,)
             k = coder.decode(zmodel, mean, std)  # the bits back
@@ -148,15 +172,10 @@ def compress(model: GenerativeModel, x: Tensor, c: Tensor | None = None) -> byte
             b = e - s
             coder.encode_reverse(k, zmodel, np.tile(prior_mean, b), np.tile(prior_std, b))
     header = {
-        "model_name": type(model).__name__,
-        "model_hash": model_hash(model),
         "kind": "bits_back",
-        "event_shape": list(m.event_shape),
+        "model_hash": model_hash(model),
         "count": n,
         "dtype": dtype,
-        "latent_bits": LATENT_BITS,
-        "param_bits": PARAM_BITS,
-        "chunk": CHUNK,
         "data_crc32": _crc_of(symbols),
         "c_crc32": _crc_of(cm),
     }
@@ -175,12 +194,6 @@ def decompress(model: GenerativeModel, blob: bytes, c: Tensor | None = None) -> 
         raise ContainerError("the file was not bits-back coded: use dgm.tasks.compress")
     check_model(header, model)
     check_bits_back(model)
-    if (header["latent_bits"], header["param_bits"], header["chunk"]) != (
-        LATENT_BITS,
-        PARAM_BITS,
-        CHUNK,
-    ):
-        raise ContainerError("the file was quantised differently: decompress it with its dgm")
     m = _float64(model)
     n, D = header["count"], m.num_dims
     cm = m.check_c(c, n)
@@ -198,7 +211,7 @@ def decompress(model: GenerativeModel, blob: bytes, c: Tensor | None = None) -> 
     symbols = torch.zeros(n, D, dtype=torch.long)
     xdtype = torch.long if m.integer_data else torch.float64
     with torch.no_grad():
-        for s, e in reversed(list(_ranges(0, n, CHUNK))):
+        for s, e in reversed(chunks(n)):
             b, sub = e - s, None if cm is None else cm[s:e]
             k = coder.decode(zmodel, np.tile(prior_mean, b), np.tile(prior_std, b))
             z = torch.from_numpy(k.astype(np.float64) * delta).view(b, latent)
@@ -217,4 +230,4 @@ def decompress(model: GenerativeModel, blob: bytes, c: Tensor | None = None) -> 
     return out.to(getattr(torch, header["dtype"])) if header.get("dtype") else out
 
 
-__all__ = ["check_bits_back", "compress", "decompress"]
+__all__ = ["check_bits_back", "chunks", "compress", "decompress"]
