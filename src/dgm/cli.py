@@ -47,8 +47,10 @@ from dgm.registry import available_models, spec
 from dgm.train.config import TrainConfig
 from dgm.version import __version__
 
-# Trainer fields with their own spelling on the command line (the issue's interface).
-_TRAIN_SKIP = ("steps",)
+# Trainer fields with their own spelling on the command line (the issue's interface), and
+# sample_options, which the model's own sampling flags fill (--sample-steps, ...).
+_TRAIN_SKIP = ("steps", "sample_options")
+_PICTURE = "sample_"  # prefix of the picture's sampling flags on `dgm train`
 
 
 # Counts that must be at least 1, checked after parsing (one line, not argparse's usage).
@@ -100,7 +102,20 @@ def _parser(
         required=True,
         type=Path,
         help="run directory to create (missing folders are created); one whose run never "
-        "reached its first checkpoint is replaced",
+        "reached its first checkpoint is replaced, one with weights only with --overwrite",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the weights and files of the run already in --out and start afresh",
+    )
+    t.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="start from the weights of this run (same model; its model options are the "
+        "defaults) as a new run in --out: optimizers and schedule start afresh",
     )
     _threads(t)
     data_flags = t.add_argument_group("data options")
@@ -115,6 +130,10 @@ def _parser(
     if model is not None and model in available_models():
         group = t.add_argument_group(f"{model} options")
         cfg.add_arguments(group, spec(model).config_cls)
+        options = spec(model).cls.sample_options
+        if options is not None:  # how the pictures in samples/ are drawn: --sample-steps ...
+            group = t.add_argument_group(f"{model} sampling options for the pictures in samples/")
+            cfg.add_arguments(group, options, prefix=_PICTURE)
 
     r = sub.add_parser("resume", help="continue a run to N total steps", allow_abbrev=False)
     r.add_argument("run_dir", type=Path)
@@ -242,6 +261,16 @@ def _parser(
     return p, parsers | {"complete": m} | tasks
 
 
+def _picture_options(ns: argparse.Namespace, model: str) -> dict[str, Any]:
+    """The model's sampling options given as ``dgm train --sample-...`` flags, for the
+    pictures in samples/ (``TrainConfig.sample_options``)."""
+    options = spec(model).cls.sample_options
+    if options is None:
+        return {}
+    names = [f.name for f in cfg.dataclasses.fields(options)]
+    return {name: getattr(ns, _PICTURE + name) for name in names if hasattr(ns, _PICTURE + name)}
+
+
 def _check_flags(parser: argparse.ArgumentParser, args: Sequence[str]) -> None:
     """Refuse a flag ``parser`` does not know, with its usage and the closest flag it does
     (before argparse, whose complaint about a missing required flag would come first)."""
@@ -308,13 +337,26 @@ def cmd_train(ns: argparse.Namespace) -> int:
     )
     dataset_spec(data.name)
     train_cfg = TrainConfig(
-        steps=ns.steps, **{k: v for k, v in _split(ns, TrainConfig).items() if k != "steps"}
+        steps=ns.steps,
+        sample_options=_picture_options(ns, ns.model),
+        **{k: v for k, v in _split(ns, TrainConfig).items() if k != "steps"},
     )
     model_cfg = {k: v for k, v in _split(ns, spec(ns.model).config_cls).items()}
     if not ns.out.exists():  # before the data are loaded: a bad --out fails at once
         with _writing(ns.out, "create the run directory"):
+            made = [p for p in (ns.out, *ns.out.parents) if not p.exists()]
             ns.out.mkdir(parents=True, exist_ok=True)
-    model, last = train(ns.model, data, ns.out, train_cfg, **model_cfg)
+            for folder in made:  # made only to try: train creates it once the run is valid
+                folder.rmdir()
+    model, last = train(
+        ns.model,
+        data,
+        ns.out,
+        train_cfg,
+        overwrite=ns.overwrite,
+        init_from=ns.init_from,
+        **model_cfg,
+    )
     return _finish(ns.out, last, model)
 
 
@@ -648,10 +690,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dgm.train.trainer import TrainingDiverged
 
         if isinstance(e, TrainingDiverged):
-            from dgm.train.checkpoint import TRAINER_STATE
+            from dgm.run_dir import has_weights
 
             again = ""
-            if ns.command == "train" and not (ns.out / TRAINER_STATE).exists():
+            if ns.command == "train" and not has_weights(ns.out):
                 again = " (then the same dgm train --out starts afresh)"
             if _rank_zero():
                 print(f"dgm {ns.command}: training stopped: {e}{again}", file=sys.stderr)
