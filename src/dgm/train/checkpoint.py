@@ -89,6 +89,8 @@ def commit(
 def _link(source: Path, target: Path) -> None:
     """Make ``target`` the same file as ``source``, atomically (a hard link renamed over it;
     a copy on file systems without hard links)."""
+    if target.exists() and os.path.samefile(source, target):
+        return  # already (renaming a link over its twin would leave the temporary)
     tmp = target.with_name(f".{target.name}.link")
     tmp.unlink(missing_ok=True)
     try:

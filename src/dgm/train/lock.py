@@ -94,6 +94,23 @@ class RunLock:
         self.release()
 
 
+def holder(run_dir: str | Path) -> str | None:
+    """Who holds the lock of ``run_dir`` in words, or None when no live process does. A
+    look only (a shared lock taken and dropped at once); it creates no file."""
+    path = Path(run_dir) / LOCK
+    if fcntl is None or not path.is_file():
+        return None
+    try:
+        with open(path) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return describe(f.read())
+    except FileNotFoundError:  # released and removed meanwhile
+        return None
+    return None
+
+
 def holder_record() -> dict[str, object]:
     """Who holds a lock: pid, host, command line and start time (UTC)."""
     now = datetime.datetime.now(datetime.UTC)

@@ -29,7 +29,7 @@ from dgm.model import GenerativeModel
 from dgm.registry import config_for_data, create
 from dgm.train import checkpoint as ckpt
 from dgm.train.config import TrainConfig
-from dgm.train.lock import RunLock
+from dgm.train.lock import RunInUse, RunLock, holder
 from dgm.train.trainer import CURVES, Trainer, TrainingDiverged
 
 
@@ -97,11 +97,10 @@ def train(
     if not trainer.writes:  # in memory, or a rank other than 0
         return model, _fit(trainer)
     created = _make_dirs(out)
-    lock = RunLock(out)
-    lock.acquire("wait for it to end, or choose another --out")  # refused: nothing written
+    held = RunLock(out).acquire("wait for it to end, or choose another --out")  # or refused
     try:
         if not overwrite:
-            _refuse_replacing(out)
+            _refuse_replacing(out, ours=True)
         removed = _clear(out)
         if removed:
             what = "its " + ", ".join(removed)
@@ -118,7 +117,7 @@ def train(
             saved["init_from"] = {"run": str(init_from), "step": rd.checkpoint_step(init_from)}
         rd.write_json(out / rd.CONFIG, saved)
     except BaseException:
-        _undo(out, created, lock)
+        _undo(out, created, held)
         raise
     try:
         return model, _fit(trainer)
@@ -126,10 +125,10 @@ def train(
         raise  # a run that began: its config and metrics stay, and train may replace it
     except BaseException:
         if trainer.saved_step is None:  # it failed at its first steps: nothing to keep
-            _undo(out, created, lock)
+            _undo(out, created, held)
         raise
     finally:
-        lock.release()
+        held.release()
 
 
 def _init_source(init_from: Path, out: Path, model_name: str) -> dict[str, Any]:
@@ -150,10 +149,15 @@ def _init_source(init_from: Path, out: Path, model_name: str) -> dict[str, Any]:
     return source
 
 
-def _refuse_replacing(out: Path) -> None:
-    """Refuse to start in ``out`` when it holds weights: they are never deleted by accident."""
+def _refuse_replacing(out: Path, *, ours: bool = False) -> None:
+    """Refuse to start in ``out`` when it holds weights: they are never deleted by accident.
+    A run still being written is named as such (its process), unless ``ours`` (this
+    process holds the lock)."""
     if not out.is_dir() or not rd.has_weights(out):
         return
+    busy = None if ours else holder(out)
+    if busy is not None:
+        raise RunInUse(f"{out} is in use by {busy}: wait for it to end, or choose another --out")
     step = rd.checkpoint_step(out)
     at = f" (its checkpoint is at step {step})" if step is not None else ""
     where = shlex.quote(str(out))
@@ -177,11 +181,9 @@ def _make_dirs(out: Path) -> list[Path]:
 
 
 def _undo(out: Path, created: list[Path], lock: RunLock) -> None:
-    """After a failed start: dgm's files written here are removed, and the folders this
-    call created too once empty (the lock file with them)."""
+    """After a failed start: dgm's files written here are removed, the lock released (its
+    file with it), and the folders this call created too once empty."""
     _clear(out)
-    if created:
-        (out / lock.path.name).unlink(missing_ok=True)
     lock.release()
     for folder in created:
         try:
