@@ -411,7 +411,9 @@ def test_a_signal_during_the_last_picture_stops_at_once_with_the_checkpoint_safe
     t0 = time.time()
     assert main([*argv, "--sample-count", "20", "--out", str(out)]) == 130
     assert time.time() - t0 < 25
-    assert "interrupted at step 4" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "samples at step 4:  40%" in err  # the slow picture shows its progress: 8 of 20
+    assert "interrupted at step 4" in err
     # the final checkpoint was committed before the picture began, with the run's options
     assert seen == [(4, 8, "ddim", 3), (4, 8, "ddim", 3)]
     assert rd.committed(out).step == 4 and not (out / "samples").exists()

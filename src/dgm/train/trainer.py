@@ -445,7 +445,6 @@ class Trainer:
     def _draw_picture(self) -> None:
         """``_write_samples``, given up (the checkpoint is already safe) on SIGINT/SIGTERM."""
         try:
-            self._drawing = True
             self._write_samples()
         except _SamplingInterrupted:
             self._picture_cut = True
@@ -475,10 +474,19 @@ class Trainer:
     def _sample_in_chunks(self, n: int, c: Tensor | None, gen: torch.Generator) -> Tensor:
         """n samples with the run's sampling options: the first ``PICTURE_CHUNK`` timed, the
         rest at once if that looks quick, else chunk by chunk under a progress bar."""
+
+        def draw(start: int, stop: int) -> Tensor:
+            part_c = None if c is None else c[start:stop]
+            self._drawing = True  # a signal now raises: only inside the model's sampler,
+            try:  # so the EMA swap and the RNG fork around it always unwind
+                return self.model.sample(stop - start, part_c, generator=gen, **options)
+            finally:
+                self._drawing = False
+
         options = self.config.sample_options
         size = min(n, PICTURE_CHUNK)
         t0 = time.perf_counter()
-        parts = [self.model.sample(size, None if c is None else c[:size], generator=gen, **options)]
+        parts = [draw(0, size)]
         expected = (time.perf_counter() - t0) * (n - size) / size
         chunk = n - size if expected < SLOW_PICTURE_S else size
         bar = tqdm(
@@ -492,8 +500,7 @@ class Trainer:
         with bar:
             for start in range(size, n, max(chunk, 1)):
                 stop = min(start + chunk, n)
-                part_c = None if c is None else c[start:stop]
-                parts.append(self.model.sample(stop - start, part_c, generator=gen, **options))
+                parts.append(draw(start, stop))
                 bar.update(stop - start)
         return torch.cat(parts)
 
