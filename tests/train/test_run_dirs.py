@@ -3,6 +3,7 @@ never deleted by accident, a checkpoint committed as one unit (killed at every w
 point, the run still resumes exactly), the final checkpoint before the last picture, and
 failed starts that leave no directory."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -22,27 +23,12 @@ from dgm.data import DataConfig
 from dgm.train import TrainConfig, resume, train
 from dgm.train import checkpoint as ckpt
 from dgm.train.lock import LOCK, RunInUse, RunLock
+from helpers import one_line_error, quiet_config, snapshot
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 SMALL = ["--batch-size", "32", "--device", "cpu", "--latent-dim", "2", "--hidden-sizes", "16"]
 SMALL += ["--eval-every", "0", "--sample-every", "0", "--log-every", "5"]
 DIGITS = ["train", "vae", "--data", "digits", "--binarize", "static"]
-
-
-def snapshot(folder):
-    """Every file under ``folder`` with its bytes and modification time."""
-    return {
-        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
-def one_line_error(err, command):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"dgm {command}: error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -223,17 +209,8 @@ def test_train_on_a_resumable_run_names_resume_and_overwrite(finished, capsys):
 
 # -- 3. a checkpoint is one unit --------------------------------------------------------------
 
-CUT = dict(  # a run of 3 checkpoints, with validation (best weights) and an EMA
-    steps=6,
-    batch_size=32,
-    eval_every=2,
-    sample_every=0,
-    log_every=2,
-    checkpoint_every=2,
-    device="cpu",
-    warmup_steps=2,
-    ema_decay=0.9,
-)
+CUT = dict(steps=6, eval_every=2, log_every=2, checkpoint_every=2, ema_decay=0.9)  # 3
+# checkpoints, with validation (best weights) and an EMA; the rest as quiet_config
 CUT_MODEL = dict(latent_dim=2, hidden_sizes=(16,))
 CUT_DATA = DataConfig("digits", binarize="dynamic")  # dynamic: the binarization RNG resumes
 
@@ -290,7 +267,7 @@ def _same(a, b):
 
 def test_a_kill_at_every_write_point_leaves_a_run_that_continues_exactly(tmp_path):
     script = tmp_path / "killer.py"
-    script.write_text(KILLER.format(cut=CUT, model=CUT_MODEL))
+    script.write_text(KILLER.format(cut=dataclasses.asdict(quiet_config(**CUT)), model=CUT_MODEL))
     subprocess.run([sys.executable, script, tmp_path], env=ENV, check=True, timeout=600)
     points = json.loads((tmp_path / "points.json").read_text())
     # per checkpoint: 4 files, the commit record, 4 top-level links, the previous folder
@@ -311,7 +288,7 @@ def test_a_kill_at_every_write_point_leaves_a_run_that_continues_exactly(tmp_pat
         else:  # it never committed: resume says so, and train replaces it
             with pytest.raises(FileNotFoundError, match="never reached its first checkpoint"):
                 resume(run, progress=False)
-            train("vae", CUT_DATA, run, TrainConfig(**CUT), progress=False, **CUT_MODEL)
+            train("vae", CUT_DATA, run, quiet_config(**CUT), progress=False, **CUT_MODEL)
         _same(_state(run), reference)
         folders = sorted(p.name for p in (run / rd.CHECKPOINTS).iterdir())
         last_commit = len(points) - 1 - points[::-1].index(rd.CHECKPOINT)
@@ -329,7 +306,7 @@ def test_a_run_written_before_checkpoint_json_still_loads_and_resumes_exactly(
     stopped at step 3 by removing what the old code did not write."""
     from dgm.train import Trainer
 
-    cfg = TrainConfig(**CUT)
+    cfg = quiet_config(**CUT)
     train("vae", CUT_DATA, tmp_path / "whole", cfg, progress=False, **CUT_MODEL)
     original = Trainer._train_step
 
