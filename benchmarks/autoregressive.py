@@ -14,7 +14,8 @@ Three parts, each saved as soon as it is done (partial results survive a crash):
   checked to compute the same logits before timing.
 - text: ``char_rnn`` (LSTM, GRU) and ``gpt`` trained by dgm's trainer on ``words`` (one
   word per sequence, 16 tokens) and ``fortunes`` (windows of 64 characters); validation
-  nats per character and a few decoded samples.
+  nats per character over real characters (``evaluate``'s ``nats_per_token``: a word's
+  letters and its end token, never the padding positions) and a few decoded samples.
 - images: ``fvsbn``, ``nade``, ``made`` (one mask) and ``made`` (8 masks, ensembled at test)
   on statically binarized Fashion-MNIST (the VAE table's data), and MNIST too when
   ``$DGM_MNIST_ROOT`` names its IDX files: test NLL in nats per example, steps, wall time.
@@ -28,7 +29,6 @@ batches for the speed pairs and evaluation on the first examples only.
 from __future__ import annotations
 
 import dataclasses
-import math
 import statistics
 import time
 from collections.abc import Callable
@@ -52,8 +52,8 @@ from benchmarks.common import (
     write_result,
 )
 from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
-from dgm.data import DataConfig, TensorData
-from dgm.data.text import END, decode
+from dgm.data import DataConfig
+from dgm.data.text import decode
 from dgm.evaluate.likelihood import evaluate
 from dgm.train import TrainConfig, train
 
@@ -393,21 +393,6 @@ def _train(
 # -- text --------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def _word_nats_per_char(model: Any, data: TensorData, vocab: str) -> float:
-    """Nats per character of ``words`` counting each word's letters and its first end
-    token (as makemore counts a word), not the padding after it."""
-    end = vocab.index(END)
-    total, count = 0.0, 0
-    for x in data.x.split(1024):
-        nll = F.cross_entropy(model.conditional_logits(x).transpose(1, 2), x, reduction="none")
-        first_end = (x == end).long().argmax(1, keepdim=True)  # (B, 1): each word's end token
-        keep = torch.arange(x.shape[1]) <= first_end  # (B, T)
-        total += float(nll[keep].sum())
-        count += int(keep.sum())
-    return total / count
-
-
 def text_run(
     label: str, data: DataConfig, *, steps: int, eval_n: int | None, quick: bool
 ) -> dict[str, Any]:
@@ -430,8 +415,7 @@ def text_run(
     t0 = time.perf_counter()
     torch.manual_seed(SEED)
     r = evaluate(model, valid, batch_size=512)
-    per_token = r["nll"] / T
-    per_char = _word_nats_per_char(model, valid, vocab) if data.name == "words" else per_token
+    per_char = r["nats_per_token"]  # over real characters: a word's letters and its end
     n_samples = 8 if data.name == "words" else 3
     gen = torch.Generator().manual_seed(SEED)
     samples = {
@@ -446,9 +430,10 @@ def text_run(
             "block_size": T,
             "vocab_size": len(vocab),
             "nll_per_sequence": r["nll"],
-            "nats_per_token": per_token,
+            "chars_per_sequence": r["tokens"],
             "nats_per_char": per_char,
-            "bits_per_char": per_char / math.log(2),
+            "nats_per_char_se": r["nats_per_token_se"],
+            "bits_per_char": r["bits_per_token"],
             "samples": samples,
             "eval_wall_s": time.perf_counter() - t0,
         }
@@ -546,9 +531,11 @@ def run(quick: bool = False) -> dict[str, Any]:
             "batch_size": TEXT_BATCH,
             "grad_clip": 1.0,
             "eval_examples": text_eval_n,
-            "units": "nats per character of the valid split; words: the letters of each "
-            "word and its end token, not the padding after it; fortunes: every character "
-            "of non-overlapping 64-character windows, each read without earlier context",
+            "units": "nats per character of the valid split (dgm.evaluate's nats_per_token): "
+            "each sequence's NLL over its real characters; words: the letters of each word "
+            "and its end token, not the padding after it (whose predictions, nearly free "
+            "once trained, stay in the NLL); fortunes: every character of non-overlapping "
+            "64-character windows, each read without earlier context",
             "nanogpt_note": NANOGPT_NOTE,
         },
         "images": {

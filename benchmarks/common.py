@@ -271,11 +271,23 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def main(run: Callable[..., Any], doc: str | None, quick_help: str, argv: list[str] | None) -> int:
-    """The command line of one benchmark module: ``python -m benchmarks.NAME [--quick]``."""
+def main(
+    run: Callable[..., Any],
+    doc: str | None,
+    quick_help: str,
+    argv: list[str] | None,
+    parts: dict[str, str] | None = None,
+) -> int:
+    """The command line of one benchmark module: ``python -m benchmarks.NAME [--quick]``,
+    and ``[--part P]`` when ``parts`` names the parts that can be rerun alone (part ->
+    help), passed to ``run`` as ``part``."""
     p = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--quick", action="store_true", help=quick_help)
-    run(quick=p.parse_args(argv).quick)
+    if parts:
+        help_ = "; ".join(f"{k}: {v}" for k, v in parts.items())
+        p.add_argument("--part", choices=sorted(parts), default=None, help=help_)
+    ns = p.parse_args(argv)
+    run(quick=ns.quick, **({"part": ns.part} if parts else {}))
     return 0

@@ -257,10 +257,12 @@ def table(record: dict[str, Any]) -> list[str]:
             f"GANs on Fashion-MNIST, {cfg.get('steps')} steps of batch {cfg.get('batch_size')}, "
             f"DCGAN networks, {images.get('num_samples')} samples against the test split. FD "
             f"and KID in {space} (classifier test accuracy "
-            f"{images.get('classifier_test_accuracy', 0):.3f}), not FID; the published FIDs "
-            "(Lucic et al. 2018, Inception features) are for ranking only.",
+            f"{images.get('classifier_test_accuracy', 0):.3f}), not FID; the last column is "
+            "for orientation only: published FIDs (Lucic et al. 2018, Inception features, "
+            "the best of a large hyperparameter search), another feature space and budget.",
             "",
-            "| objective | FD | KID | precision | recall | class acc. | s | published FID |",
+            "| objective | FD | KID | precision | recall | class acc. | s | "
+            "for orientation: published FID (other features/budget) |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         published = images.get("published_fid", {})

@@ -54,7 +54,7 @@ def test_bayes_net_learns_a_tree_on_binned_wine_and_answers_queries(tmp_path, ca
     assert abs(out["nll"] + model.log_prob(test.x).double().mean().item()) < 1e-4
     table = model.query([0], {1: 2})
     assert table.shape == (3,) and abs(table.sum().item() - 1) < 1e-6
-    assert main(["sample", str(run), "-n", "5", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["sample", str(run), "-n", "5", "--out", str(tmp_path / "s.pt")]) == 0
     assert torch.load(tmp_path / "s.pt").shape == (5, 13)
 
 

@@ -22,8 +22,9 @@ def runs(tmp_path_factory):
     made, flow = root / "made", root / "realnvp"
     assert main(["train", "made", "--data", "digits", "--binarize", "static", *BASE,
                  "--out", str(made)]) == 0  # fmt: skip
-    assert main(["train", "realnvp", "--data", "digits", *BASE, "--num-couplings", "2",
-                 "--hidden-sizes", "16", "--out", str(flow)]) == 0  # fmt: skip
+    assert main(["train", "realnvp", "--data", "digits", "--scale", "byte", "--dequantize",
+                 "uniform", *BASE, "--num-couplings", "2", "--hidden-sizes", "16",
+                 "--out", str(flow)]) == 0  # fmt: skip
     return made, flow
 
 

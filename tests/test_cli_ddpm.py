@@ -27,7 +27,8 @@ def test_toy_run_trains_samples_with_ddim_and_reports_the_bound(tmp_path, capsys
     logged = [line for line in lines if "loss" in line]
     assert logged and all(line["loss"] == line["eps_mse"] for line in logged)  # L_simple
     out = tmp_path / "s.png"
-    argv = ["sample", str(run), "-n", "64", "--sampler", "ddim", "--steps", "10", "--eta", "0"]
+    argv = ["sample", str(run), "-n", "64", "--sampler", "ddim", "--sampling-steps", "10"]
+    argv += ["--eta", "0"]
     assert main([*argv, "--out", str(out)]) == 0
     assert Image.open(out).size[0] > 0
     capsys.readouterr()
@@ -42,7 +43,7 @@ def test_digits_class_conditional_run_samples_with_guidance_and_evaluates(tmp_pa
     cond = ["--num-classes", "10", "--condition-dropout", "0.2", "--steps", "3"]
     assert main(["train", "ddpm", *DIGITS, *cond, *RUN, "--out", str(run)]) == 0
     out = tmp_path / "seven.png"
-    argv = ["sample", str(run), "-n", "4", "--sampler", "ddim", "--steps", "5"]
+    argv = ["sample", str(run), "-n", "4", "--sampler", "ddim", "--sampling-steps", "5"]
     assert main([*argv, "--guidance-scale", "3", "--class", "7", "--out", str(out)]) == 0
     assert np.asarray(Image.open(out)).size > 0
     capsys.readouterr()
@@ -62,7 +63,7 @@ def test_super_resolution_run_conditions_on_the_pooled_image(tmp_path):
     model = dgm.load(run)
     assert model.conditioning.context_shape == (1, 4, 4)
     out = tmp_path / "sr.png"
-    assert main(["sample", str(run), "-n", "4", "--steps", "4", "--out", str(out)]) == 0
+    assert main(["sample", str(run), "-n", "4", "--sampling-steps", "4", "--out", str(out)]) == 0
 
 
 def test_guidance_without_label_dropout_is_refused_with_the_fix(tmp_path, capsys):

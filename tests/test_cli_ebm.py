@@ -25,7 +25,7 @@ def test_train_sample_and_eval_by_quadrature(tmp_path, capsys):
     assert (run / "samples" / "step_0000004.png").is_file()  # points over the density
     capsys.readouterr()
     png = tmp_path / "s.png"
-    flags = ["--steps", "100", "--step-size", "0.01", "--noise", "0.5", "--init", "replay"]
+    flags = ["--sampling-steps", "100", "--step-size", "0.01", "--noise", "0.5", "--init", "replay"]
     assert main(["sample", str(run), "-n", "64", *flags, "--out", str(png)]) == 0
     assert Image.open(png).size[0] > 8
     capsys.readouterr()

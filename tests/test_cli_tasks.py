@@ -67,7 +67,7 @@ def test_impute_reports_rmse_and_heldout_loglik_and_draws_a_grid(runs, tmp_path,
 def test_anomaly_prints_the_table_and_writes_json(runs, tmp_path, capsys):
     _, vae = runs
     out = tmp_path / "a.json"
-    argv = ["anomaly", str(vae), "--out", "uniform_noise", "-n", "40", "--train-n", "40"]
+    argv = ["anomaly", str(vae), "--ood", "uniform_noise", "-n", "40", "--train-n", "40"]
     assert main([*argv, "--background", str(vae), "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "likelihood ratio" in text and "typicality (batches of 10)" in text
@@ -94,14 +94,14 @@ def test_background_data_are_written_for_a_tensors_run(runs, tmp_path, capsys):
     "argv, words",
     [
         (
-            ["anomaly", "{missing}", "--out", "uniform_noise"],
+            ["anomaly", "{missing}", "--ood", "uniform_noise"],
             "does not exist: give a run directory",
         ),
-        (["anomaly", "{vae}", "--out", "no_such_data"], "unknown dataset 'no_such_data'"),
-        (["anomaly", "{vae}", "--out", "digits"], "choose a dataset of the run's shape"),
-        (["anomaly", "{vae}"], "--out NAME"),
-        (["anomaly", "{vae}", "--out", "uniform_noise", "-n", "0"], "-n must be at least 1"),
-        (["impute", "{fv}", "--mask", "random-50", "-m", "0"], "-m must be at least 1"),
+        (["anomaly", "{vae}", "--ood", "no_such_data"], "unknown dataset 'no_such_data'"),
+        (["anomaly", "{vae}", "--ood", "digits"], "choose a dataset of the run's shape"),
+        (["anomaly", "{vae}"], "--ood NAME"),
+        (["anomaly", "{vae}", "--ood", "uniform_noise", "-n", "0"], "-n must be at least 1"),
+        (["impute", "{fv}", "--mask", "random", "-m", "0"], "-m must be at least 1"),
         (["impute", "{fv}", "--mask", "nonsense"], "nor a .npy / .pt mask file"),
         (["classify", "{vae}"], "not class-conditional: train a class-conditional one"),
         (["classify", "{fv}", "--train-n", "0"], "--train-n must be at least 1"),

@@ -7,14 +7,14 @@ dgm eval DIR [--split test] [--iw-samples K] [--json] [--sample-quality [--num-s
 dgm sample DIR -n 64 [--class C | --prompt TEXT] --out FILE.png
 dgm complete DIR --mask bottom-half|top-half|left-half|right-half|center|random [-n 8]
              [--split test] [--seed S] [--out FILE.png] [--best] [--no-ema]
-dgm anomaly DIR --out mnist_subset [--in fashion_mnist] [--background DIR2] [-n N] [--json FILE]
-dgm impute DIR --mask bottom-half|random-50|FILE [-m 5] [--out grid.png] [--json FILE]
+dgm anomaly DIR --ood mnist_subset [--in fashion_mnist] [--background DIR2] [-n N] [--json FILE]
+dgm impute DIR --mask bottom-half|random|...|FILE [-m 5] [--out grid.png] [--json FILE]
 dgm classify DIR [-n N] [--json FILE]
 dgm --version
 
 Flags are never abbreviated (``--step`` is not ``--steps``); a misspelled one is refused
-with the subcommand's usage and the closest flag. train, eval, sample and complete take
-``--threads N``. complete (inpainting) needs an image run whose model is ``Completable``.
+with the subcommand's usage and the closest flag. train, resume, eval, sample and complete
+take ``--threads N``. complete (inpainting) needs an image run whose model is ``Completable``.
 The task verbs (anomaly, impute, classify) live in ``dgm.cli_tasks``.
 The report verbs (report, compare) live in ``dgm.cli_report``.
 The latent-space verbs (interpolate, represent, design) live in ``dgm.cli_latent``.
@@ -56,6 +56,18 @@ _PICTURE = "sample_"  # prefix of the picture's sampling flags on `dgm train`
 # Counts that must be at least 1, checked after parsing (one line, not argparse's usage).
 _POSITIVE = {"n": "-n", "iw_samples": "--iw-samples", "batch_size": "--batch-size"}
 _POSITIVE |= {"threads": "--threads", "steps": "--steps", "num_samples": "--num-samples"}
+
+
+# Sampling options whose field name is a flag with another meaning elsewhere: --steps is
+# the training steps of train and resume, so a sampler's steps are --sampling-steps.
+SAMPLING_FLAGS = {"steps": "--sampling-steps"}
+
+# Flags renamed so that one flag has one meaning across verbs: verb -> {old: new}.
+RENAMED = {
+    "sample": {"--steps": "--sampling-steps"},
+    "eval": {"--steps": "--sampling-steps"},
+    "anomaly": {"--out": "--ood", "--out-root": "--ood-root"},
+}
 
 
 def _threads(p: argparse.ArgumentParser) -> None:
@@ -118,6 +130,11 @@ def _parser(
         "defaults) as a new run in --out: optimizers and schedule start afresh",
     )
     _threads(t)
+    t.add_argument(
+        "--force",
+        action="store_true",
+        help="train even when the model is estimated not to fit in the memory available",
+    )
     data_flags = t.add_argument_group("data options")
     cfg.add_arguments(data_flags, DataConfig, skip=("name", "root"), unset="the dataset's own")
     data_flags.add_argument(
@@ -143,6 +160,7 @@ def _parser(
         default=None,
         help="total steps, more than the run has done (default: the run's own)",
     )
+    _threads(r)
 
     e = sub.add_parser(
         "eval",
@@ -190,6 +208,7 @@ def _parser(
         cfg.add_arguments(  # how --sample-quality draws, e.g. a diffusion model's --sampler
             e.add_argument_group(f"{sampled} sampling options (with --sample-quality)"),
             spec(sampled).cls.sample_options,
+            flags=SAMPLING_FLAGS,
         )
 
     s = sub.add_parser("sample", help="draw samples into a picture", allow_abbrev=False)
@@ -203,19 +222,34 @@ def _parser(
         type=Path,
         required=True,
         metavar="FILE",
-        help="picture file; its suffix picks the format (.png, .jpg, .webp, .bmp, ...) and "
-        "missing folders are created. Samples without a picture (not images or 2-D "
-        "points) go to FILE with the suffix .pt; samples of text runs go to FILE.txt, one "
-        "decoded sequence per line",
+        help="output file, its suffix picks what it holds: a picture (.png, .jpg, .webp, "
+        "...) for images (a grid) and 2-D points (a scatter); .txt for text runs (one "
+        "decoded sequence per line); .npy (streamed) or .pt for the samples themselves, "
+        "any run. Missing folders are created",
     )
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--batch-size",
+        type=int,
+        default=1024,
+        metavar="B",
+        help="samples drawn at a time (default: 1024); -n beyond it is drawn in batches and "
+        "streamed to a .npy or .txt file",
+    )
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="write a .pt even when the samples are estimated not to fit in memory",
+    )
     s.add_argument("--best", action="store_true")
     s.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
     _device(s)
     _threads(s)
     options = spec(sampled).cls.sample_options if sampled in available_models() else None
     if options is not None:
-        cfg.add_arguments(s.add_argument_group(f"{sampled} sampling options"), options)
+        cfg.add_arguments(
+            s.add_argument_group(f"{sampled} sampling options"), options, flags=SAMPLING_FLAGS
+        )
     if options is None or "prompt" not in {f.name for f in cfg.dataclasses.fields(options)}:
         s.add_argument(  # a model's own prompt option (the start of x) takes the flag first
             "--prompt",
@@ -269,6 +303,17 @@ def _picture_options(ns: argparse.Namespace, model: str) -> dict[str, Any]:
         return {}
     names = [f.name for f in cfg.dataclasses.fields(options)]
     return {name: getattr(ns, _PICTURE + name) for name in names if hasattr(ns, _PICTURE + name)}
+
+
+def _renamed(command: str, args: Sequence[str]) -> str | None:
+    """The one-line refusal of a flag renamed for ``command`` (RENAMED), or None."""
+    for arg in args:
+        if arg == "--":
+            return None
+        new = RENAMED.get(command, {}).get(arg.split("=", 1)[0])
+        if new is not None:
+            return f"{arg.split('=', 1)[0]} is now {new} for dgm {command}; pass {new}"
+    return None
 
 
 def _check_flags(parser: argparse.ArgumentParser, args: Sequence[str]) -> None:
@@ -342,22 +387,40 @@ def cmd_train(ns: argparse.Namespace) -> int:
         **{k: v for k, v in _split(ns, TrainConfig).items() if k != "steps"},
     )
     model_cfg = {k: v for k, v in _split(ns, spec(ns.model).config_cls).items()}
-    if not ns.out.exists():  # before the data are loaded: a bad --out fails at once
+    cfg.check_counts(spec(ns.model).config_cls, model_cfg)
+    created = _created_folders(ns.out)
+    if created:  # before the data are loaded: a bad --out fails at once
         with _writing(ns.out, "create the run directory"):
-            made = [p for p in (ns.out, *ns.out.parents) if not p.exists()]
             ns.out.mkdir(parents=True, exist_ok=True)
-            for folder in made:  # made only to try: train creates it once the run is valid
-                folder.rmdir()
-    model, last = train(
-        ns.model,
-        data,
-        ns.out,
-        train_cfg,
-        overwrite=ns.overwrite,
-        init_from=ns.init_from,
-        **model_cfg,
-    )
+    try:
+        model, last = train(
+            ns.model,
+            data,
+            ns.out,
+            train_cfg,
+            check_memory=not ns.force,
+            overwrite=ns.overwrite,
+            init_from=ns.init_from,
+            **model_cfg,
+        )
+    except (ValueError, OSError):
+        _remove_empty(created)  # a refused start leaves no empty run directory behind
+        raise
     return _finish(ns.out, last, model)
+
+
+def _created_folders(path: Path) -> list[Path]:
+    """The folders that creating ``path`` makes, deepest first."""
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) that are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def cmd_resume(ns: argparse.Namespace) -> int:
@@ -442,6 +505,9 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     if ns.sample_quality:
         root = saved["data"].get("root")
         options = _split(ns, model.sample_options) if model.sample_options is not None else {}
+        if model.sample_options is not None:
+            cfg.check_counts(model.sample_options, options, SAMPLING_FLAGS)
+            model.sample_settings(options)
         quality = sample_quality(
             model,
             data,
@@ -465,8 +531,10 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
 def cmd_sample(ns: argparse.Namespace) -> int:
     from dgm import run_dir as rd
+    from dgm import sampling
     from dgm.data.dataset import grid_conditions, take
-    from dgm.report.plots import has_picture, picture_format, save_samples
+    from dgm.report.plots import save_samples
+    from dgm.train.memory import available_bytes, gib
 
     out: Path = ns.out
     if out.is_dir():
@@ -477,12 +545,17 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
     model = model.to(rd.resolve_device(ns.device))
     vocab = saved.get("vocab")  # a text run: tokens decode to characters
-    as_text = vocab is not None and out.suffix.lower() == ".txt" and model.integer_data
-    as_text = as_text and len(model.event_shape) == 1  # x are the texts, not a text's c
-    if has_picture(model.event_shape) and not as_text:
-        picture_format(out)  # a suffix Pillow writes, checked before the sampling
-    with _writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
+    text = vocab is not None and model.integer_data and len(model.event_shape) == 1
+    kind = sampling.output_kind(out, model.event_shape, text=text, n=ns.n)  # before drawing
+    if kind == "pt" and not ns.force:  # one tensor in memory: refuse what cannot fit
+        need = sampling.array_bytes(ns.n, model.event_shape, 8 if model.integer_data else 4)
+        free = available_bytes("cpu")
+        if free is not None and need > free:
+            raise ValueError(
+                f"-n {ns.n} samples need {gib(need)} in one tensor for {out.name}, more than "
+                f"the {gib(free)} available: write --out FILE.npy (streamed to disk), or "
+                "pass --force"
+            )
     cond = model.conditioning
     if ns.cls is not None and cond.kind != "classes":
         raise ValueError(
@@ -490,6 +563,9 @@ def cmd_sample(ns: argparse.Namespace) -> int:
             "without --num-classes"
         )
     options = _split(ns, model.sample_options) if model.sample_options is not None else {}
+    if model.sample_options is not None:  # bad options (--temperature inf) before any draw
+        cfg.check_counts(model.sample_options, options, SAMPLING_FLAGS)
+    model.sample_settings(options)
     text_c = getattr(ns, "prompt", None) if "prompt" not in options else None  # --prompt -> c
     if text_c is not None and not (cond.context_vocab and vocab):
         takes = "no c" if cond.kind == "none" else f"c = {cond.describe()}"
@@ -504,6 +580,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         from dgm.data.captions import prompt_context
 
         c = prompt_context(text_c, vocab, cond.context_shape).to(model.device)
+        c = c.expand(ns.n, *c.shape)  # (n, T): one c per sample, a view, sliced per batch
     else:  # one row per class, or the test split's first contexts
         if cond.kind == "context":
             data = cfg.from_dict(DataConfig, saved["data"]).load("test")
@@ -514,9 +591,19 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         if vocab is None:
             raise ValueError(f"--prompt needs a text run; {ns.run_dir} has no vocabulary")
         options["prompt"] = encode_prompt(options["prompt"], vocab)
+    with _writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator(model.device).manual_seed(ns.seed)
     with torch.no_grad():
-        x = model.sample(ns.n, c, generator=gen, **options)
+        batches = sampling.draws(model, ns.n, c, ns.batch_size, gen, **options)
+        if kind in ("npy", "pt"):
+            with _writing(out):
+                shape = sampling.write_array(batches, out, ns.n)
+            print(f"wrote {out} ({ns.n} samples, array of shape {shape})")
+            return 0
+        if kind == "text":
+            return _write_text(out, batches, vocab, data)
+        x = torch.cat(list(batches))
     extra: dict[str, Any] = {}
     if tuple(model.event_shape) == (2,):  # drawn over the training data and the density
         extra = {"model": model}
@@ -525,29 +612,34 @@ def cmd_sample(ns: argparse.Namespace) -> int:
             extra["data"] = take(train_data, torch.arange(min(2000, len(train_data))), "cpu").x
         except (KeyError, TypeError, ValueError, OSError):  # data gone: the samples alone
             pass
-    if as_text:
-        from dgm.data.captions import caption_accuracy_line
-        from dgm.data.text import decode
-        from dgm.io import atomic_write
-
-        texts = decode(x.cpu(), vocab)
-        lines = "".join(f"{line}\n" for line in texts)
-        with _writing(out):
-            atomic_write(out, lambda p: Path(p).write_text(lines, encoding="utf-8"))
-        print(f"wrote {out} ({len(x)} sequences, one per line)")
-        score = caption_accuracy_line(data, texts)  # captions of test images: named right?
-        if score is not None:
-            print(score)
-        return 0
     with _writing(out):
-        drawn = save_samples(x, out, value_range=saved.get("value_range"), **extra)
-    if not drawn:
-        tensor_file = out.with_suffix(".pt")
-        with _writing(tensor_file):
-            torch.save(x, tensor_file)
-        print(f"samples of shape {tuple(x.shape)} have no picture; wrote {tensor_file}")
-        return 0
+        save_samples(x, out, value_range=saved.get("value_range"), **extra)
     print(f"wrote {out}")
+    return 0
+
+
+def _write_text(out: Path, batches: Iterator[torch.Tensor], vocab: Any, data: Any) -> int:
+    """Decoded sequences, one per line, streamed to ``out``; for captions of test images
+    also how often they name the image's class."""
+    from dgm.data.captions import caption_accuracy_line
+    from dgm.data.text import decode
+    from dgm.sampling import write_lines
+
+    texts: list[str] = []  # kept only to score captions (a context-conditional run)
+
+    def lines() -> Iterator[str]:
+        for x in batches:
+            decoded = decode(x, vocab)
+            if data is not None:
+                texts.extend(decoded)
+            yield from decoded
+
+    with _writing(out):
+        count = write_lines(lines(), out)
+    print(f"wrote {out} ({count} sequences, one per line)")
+    score = caption_accuracy_line(data, texts) if data is not None else None
+    if score is not None:
+        print(score)
     return 0
 
 
@@ -639,6 +731,8 @@ def _why(error: OSError, path: Path | None = None) -> str:
 
 def _check_counts(ns: argparse.Namespace) -> None:
     for name, flag in _POSITIVE.items():
+        if name == "steps" and ns.command in ("sample", "eval"):
+            continue  # a sampler's --sampling-steps, checked with the sampling options
         value = getattr(ns, name, None)
         if isinstance(value, int) and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
@@ -658,6 +752,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser, commands_parsers = _parser(model, _sampled_model(argv))
     if argv and argv[0] in commands_parsers:
+        renamed = _renamed(argv[0], argv[1:])
+        if renamed is not None:
+            print(f"dgm {argv[0]}: error: {renamed}", file=sys.stderr)
+            return 2
         _check_flags(commands_parsers[argv[0]], argv[1:])
     ns, extra = parser.parse_known_args(argv)
     if extra:  # e.g. a second run directory: the subcommand's usage, not the top-level one

@@ -43,7 +43,8 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
     )
     i.add_argument(
         "--out", type=Path, default=None, metavar="FILE", help="strip picture (default: DIR/"
-        "interpolate-METHOD.png): input a, the K decodings, input b"
+        "interpolate-METHOD.png): input a, the K decodings, input b; for runs without "
+        "pictures a .npy or .pt file of that strip (default: none)"
     )  # fmt: skip
     i.add_argument(
         "--arithmetic",
@@ -157,6 +158,11 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
     out = ns.out if ns.out is not None else ns.run_dir / f"interpolate-{ns.method}.png"
     if _image(model):
         picture_format(out)
+    elif ns.out is not None and out.suffix.lower() not in (".npy", ".pt"):
+        raise ValueError(
+            f"--out {out}: the run's examples of shape {tuple(model.event_shape)} have no "
+            "picture; name a .npy or .pt file for the strip (input a, decodings, input b)"
+        )
     pair = _parse_pair(ns.arithmetic) if ns.arithmetic is not None else None
     scales = _parse_scales(ns.scales)
     data = _data(saved, None, ns.split, model)
@@ -187,6 +193,13 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
     if _image(model):
         row = torch.cat([batch.x[:1].to(strip), strip, batch.x[1:].to(strip)])  # (K + 2, ...)
         _save_grid(row, len(row), out, value_range, "input a, decodings, input b")
+        record["out"] = str(out)
+    elif ns.out is not None:  # the strip itself: input a, the decodings, input b
+        from dgm.sampling import write_array
+
+        row = torch.cat([batch.x[:1].to(strip), strip, batch.x[1:].to(strip)]).cpu()
+        shape = write_array(iter([row]), out, len(row))
+        print(f"wrote {out} (input a, {ns.steps} decodings, input b: array of shape {shape})")
         record["out"] = str(out)
     if pair is not None:
         record["arithmetic"] = _arithmetic(ns, saved, model, data, pair, scales, value_range)
@@ -373,7 +386,9 @@ def cmd_design(ns: argparse.Namespace) -> int:
     else:
         objective = design.mass_objective(model, value, value_range)
         what = f"-|pixel mass - {value:g}| of decoded z (mean intensity on [0, 1])"
-    results = design.compare(objective, bounds, ns.evaluations, ns.seeds, initial=ns.initial)
+    results = design.compare(
+        objective, bounds, ns.evaluations, ns.seeds, initial=ns.initial, warp=design.warp_for(kind)
+    )
     curves = {k: design.mean_curve(v) for k, v in results.items()}
     print(
         f"objective: {what}; box ±{ns.width:g} prior std in {bounds.shape[1]} dimensions; "

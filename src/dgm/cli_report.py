@@ -99,8 +99,26 @@ def _options(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check_out(out: Path | None) -> None:
-    if out is not None and out.is_dir():
+    """Refuse an --out that cannot be written, naming it and the OS's reason, before the
+    report's work (a probe file in the nearest existing folder, removed at once)."""
+    import tempfile
+
+    if out is None:
+        return
+    if out.is_dir():
         raise ValueError(f"--out {out} is a folder: name an HTML file, e.g. {out / 'report.html'}")
+    folder = next((p for p in out.absolute().parents if p.exists()), Path("/"))
+    if not folder.is_dir():
+        raise ValueError(f"cannot write {out}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise ValueError(
+            f"cannot write {out}: the folder {folder} does not take new files ({reason}); "
+            "choose another --out"
+        ) from None
 
 
 def cmd_report(ns: argparse.Namespace) -> int:

@@ -1,9 +1,9 @@
 """The task verbs of the ``dgm`` command: parsers and command functions, no logic of their own.
 
-dgm anomaly DIR --out mnist_subset [--in fashion_mnist] [--background DIR2] [-n N]
+dgm anomaly DIR --ood mnist_subset [--in fashion_mnist] [--background DIR2] [-n N]
             [--typical-batch M] [--json FILE]
 dgm anomaly DIR --write-background-data FILE [--perturb 0.2]
-dgm impute DIR --mask bottom-half|random-50|FILE [-m 5] [-n N] [--out grid.png] [--json FILE]
+dgm impute DIR --mask bottom-half|random|...|FILE [-m 5] [-n N] [--out grid.png] [--json FILE]
 dgm classify DIR [-n N] [--train-n N] [--iw-samples K] [--json FILE]
 
 ``add_parsers(sub)`` adds them to the ``dgm`` parser; ``COMMANDS`` maps each name to its
@@ -26,7 +26,11 @@ from typing import Any
 
 import torch
 
-MASK_HELP = "bottom-half, random-50, or a .npy / .pt boolean mask file (True = observed)"
+MASK_HELP = (
+    "images: bottom-half, top-half, left-half, right-half, center (dgm complete's masks); "
+    "any data: random (each value hidden with probability 0.5); or a .npy / .pt boolean "
+    "mask file (True = observed)"
+)
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -53,16 +57,18 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         "--in", dest="in_data", default=None, help="in-distribution dataset (default: the run's)"
     )
     a.add_argument(
-        "--out",
+        "--ood",
         dest="out_data",
         default=None,
+        metavar="NAME",
         help="out-of-distribution dataset, e.g. mnist_subset",
     )
     a.add_argument(
-        "--out-root",
+        "--ood-root",
+        dest="out_root",
         default=None,
         metavar="DIR",
-        help="folder with the --out dataset's files (e.g. the MNIST IDX files for --out mnist)",
+        help="folder with the --ood dataset's files (e.g. the MNIST IDX files for --ood mnist)",
     )
     a.add_argument("--background", type=Path, default=None, metavar="DIR2", help="background run")
     a.add_argument("-n", type=int, default=1000, help="examples of each set (default: 1000)")
@@ -197,7 +203,7 @@ def cmd_anomaly(ns: argparse.Namespace) -> int:
     if ns.write_background_data is not None:
         return _write_background(ns, saved, model)
     if ns.out_data is None:
-        raise ValueError("give the out-of-distribution dataset: --out NAME, e.g. mnist_subset")
+        raise ValueError("give the out-of-distribution dataset: --ood NAME, e.g. mnist_subset")
     anomaly.check_scorable(model)
     bs = ns.batch_size or anomaly.BATCH_SIZE
     torch.manual_seed(ns.seed)  # bounds are stochastic: make them repeatable
@@ -294,7 +300,7 @@ def _write_background(ns: argparse.Namespace, saved: dict[str, Any], model: Any)
         f"of values mutated. Train the background model with the run's model options:\n"
         f"  dgm train {name} --data tensors --data-root {shlex.quote(str(path))} "
         f"--steps N --out BG_DIR\n"
-        f"then: dgm anomaly {shlex.quote(str(ns.run_dir))} --out OUT_DATA --background BG_DIR"
+        f"then: dgm anomaly {shlex.quote(str(ns.run_dir))} --ood OOD_DATA --background BG_DIR"
     )
     return 0
 
@@ -307,9 +313,12 @@ def cmd_impute(ns: argparse.Namespace) -> int:
     from dgm.registry import available_models, spec
     from dgm.report.plots import default_range, image_grid, picture_format, save_picture
     from dgm.tasks import impute
+    from dgm.tasks.impute import FORMER_NAMES
     from dgm.tasks.inpaint import completion_grid
 
     _positive(n=ns.n, m=ns.m)
+    if ns.mask in FORMER_NAMES:
+        raise ValueError(f"--mask {ns.mask} is now --mask {FORMER_NAMES[ns.mask]}")
     saved, model = _load(ns)
     name = saved.get("model", type(model).__name__)
     if not isinstance(model, Completable):
@@ -407,6 +416,12 @@ def cmd_classify(ns: argparse.Namespace) -> int:
     print(f"{'classifier':<52} {'accuracy':>8}")
     print(f"{f'generative: {name}, argmax log p(x|y) + log p(y)':<52} {generative:>8.4f}")
     print(f"{f'logistic regression ({len(fit.x)} train examples)':<52} {baseline:>8.4f}")
+    missing = sum(int(torch.isnan(t).sum()) for t in (fit.x, batch.x) if t.is_floating_point())
+    if missing:
+        print(
+            f"  {missing} missing values (NaN): the generative classifier marginalises them; "
+            "logistic regression sees each filled with its feature's training mean"
+        )
     record = {
         "run_dir": str(ns.run_dir),
         "split": ns.split,

@@ -72,11 +72,14 @@ def add_arguments(
     skip: tuple[str, ...] = (),
     unset: str = "none",
     prefix: str = "",
+    flags: dict[str, str] | None = None,
 ) -> None:
     """One flag per field of ``cls`` (``latent_dim`` -> ``--latent-dim``), default unset so
     that only the flags given on the command line override the dataclass defaults.
     ``unset`` is how the help text shows a default of None; ``prefix`` goes before each
-    field's name in the flag and its namespace entry (``sample_`` -> ``--sample-steps``)."""
+    field's name in the flag and its namespace entry (``sample_`` -> ``--sample-steps``);
+    ``flags`` gives some fields another flag (``{"steps": "--sampling-steps"}``), the
+    field name (with ``prefix``) staying the dest."""
     hints = typing.get_type_hints(cls)
     comments = field_comments(cls)
     for f in dataclasses.fields(cls):
@@ -93,7 +96,7 @@ def add_arguments(
         comment = comments.get(f.name, "")
         shown = unset if default is None else _show(default)
         kwargs["help"] = f"{comment} (default: {shown})".strip()
-        parser.add_argument(flag(prefix + f.name), **kwargs)
+        parser.add_argument((flags or {}).get(f.name, flag(prefix + f.name)), **kwargs)
 
 
 def field_comments(cls: type) -> dict[str, str]:
@@ -156,3 +159,33 @@ def _show(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value)) if value else "(empty)"
     return str(value)
+
+
+# -- sizes and counts ----------------------------------------------------------------------
+
+# Config fields that count or size something (layer widths, channels, steps, components):
+# a negative value is never meaningful, and 0 only where the field's default is 0.
+_COUNT_FIELD = re.compile(
+    r"(^|_)(sizes|size|channels|steps|layers|layer|blocks|heads|head|dim|components|"
+    r"categories|embd|features|k)$"
+)
+
+
+def check_counts(cls: type, values: dict[str, Any], flags: dict[str, str] | None = None) -> None:
+    """Refuse a count or size field of config dataclass ``cls`` in ``values`` that is
+    negative, or 0 where 0 means nothing (the field's default is not 0); a tuple of sizes
+    needs every entry >= 1. The message names the flag (``flags`` as in ``add_arguments``)
+    and the values it takes."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for name, value in values.items():
+        if name not in defaults or not _COUNT_FIELD.search(name) or isinstance(value, bool):
+            continue
+        low = 0 if defaults[name] == 0 else 1
+        items = value if isinstance(value, tuple) else (value,)
+        bad = [
+            v for v in items if isinstance(v, int) and v < (1 if isinstance(value, tuple) else low)
+        ]
+        if bad:
+            need = "positive integers" if isinstance(value, tuple) else f"an integer >= {low}"
+            shown = (flags or {}).get(name, flag(name))
+            raise ValueError(f"{shown} must be {need}, got {_show(value)}")

@@ -15,6 +15,7 @@ import dataclasses
 import enum
 import functools
 import itertools
+import math
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -168,6 +169,12 @@ class GenerativeModel(nn.Module):
         """n draws from the model, shape (n, *event_shape), on the model's device; options
         are the fields of ``sample_options``."""
         raise NotImplementedError
+
+    def working_memory_bytes(self, batch_size: int) -> int:
+        """Bytes a training step needs beyond parameters, optimizer state and module
+        outputs (e.g. a closed-form fit's count tables), for the memory check before a run
+        (``dgm.train.memory``); 0 unless a model says otherwise."""
+        return 0
 
     def param_groups(self) -> dict[str, list[nn.Parameter] | list[dict[str, Any]]]:
         """Parameters updated by each phase; one optimizer is built per key. A phase may
@@ -354,7 +361,14 @@ class GenerativeModel(nn.Module):
             return None
         from dgm.config import from_dict
 
-        return from_dict(self.sample_options, options)
+        settings = from_dict(self.sample_options, options)
+        temperature = getattr(settings, "temperature", 1.0)  # every model's, checked once
+        if not (math.isfinite(temperature) and temperature >= 0):  # 0: a model's own choice
+            raise ValueError(
+                f"temperature must be a finite number, not negative, got {temperature} "
+                "(1 samples the model as trained; < 1 sharper, > 1 flatter)"
+            )
+        return settings
 
     def _check_phase(self, phase: str) -> None:
         if phase not in self.phases:
@@ -423,6 +437,16 @@ class DiscreteAutoregressive(Protocol):
     def ordering(self) -> Tensor: ...
 
     def conditional_logits(self, x: Tensor, c: Tensor | None = None) -> Tensor: ...
+
+
+@runtime_checkable
+class TokenSequence(Protocol):
+    """x are token sequences (T,) that may end in padding: ``token_counts(x)`` (batch,) is
+    the number of real tokens of each, its end token included and the padding after it
+    excluded. Per-token figures (nats per token, bits per character) divide by their sum,
+    never by T."""
+
+    def token_counts(self, x: Tensor) -> Tensor: ...
 
 
 @runtime_checkable

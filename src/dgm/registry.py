@@ -38,6 +38,7 @@ TRAIN_CLI_FLAGS = (
     "overwrite",
     "init_from",
     "threads",
+    "force",
     "help",
     "version",
 )
@@ -51,6 +52,8 @@ SAMPLE_CLI_FLAGS = (
     "no_ema",
     "device",
     "threads",
+    "batch_size",
+    "force",
     "help",
     "prompt",
 )
@@ -153,9 +156,12 @@ def config_for_data(name: str, data: Any, config: dict[str, Any]) -> dict[str, A
     """``config`` with what the data decide filled in: a model with a ``context_shape``
     field trained on data that carry a context gets that context's shape (and, for a text
     context, its vocabulary size ``context_vocab``), and one with a ``vocab_size`` field
-    trained on text gets the size of its vocabulary (unless given); a model whose
+    trained on text gets the size of its vocabulary (unless given), and one with an
+    ``end_token`` field trained on padded text (``words``, captions) its end token; a model whose
     ``num_levels`` defaults to 0 (real x, e.g. ``ddpm``) trained on discrete data gets their
-    number of levels (256 for ``--scale byte``, 2 for binarized images) unless given."""
+    number of levels (256 for ``--scale byte``, 2 for binarized images) unless given; a
+    model that needs classes (``num_classes`` defaults above 0: naive Bayes) trained on
+    labelled data gets the data's number of classes unless given."""
     fields = {f.name for f in dataclasses.fields(spec(name).config_cls)}
     shape = tuple(getattr(data, "context_shape", ()) or ())
     if shape and "context_shape" in fields and not config.get("context_shape"):
@@ -166,11 +172,44 @@ def config_for_data(name: str, data: Any, config: dict[str, Any]) -> dict[str, A
     vocab = getattr(data, "vocab", None)  # text: a model with a vocab_size gets the data's
     if vocab and "vocab_size" in fields and not config.get("vocab_size"):
         config = {**config, "vocab_size": len(vocab)}
+    end = getattr(data, "end_token", None)  # padded text: where each sequence's tokens end
+    if end is not None and "end_token" in fields and "end_token" not in config:
+        config = {**config, "end_token": end}
     levels = _discrete_levels(data)  # 8-bit or binary data: a num_levels that defaults to 0
     default = {f.name: f.default for f in dataclasses.fields(spec(name).config_cls)}
     if levels and default.get("num_levels") == 0 and "num_levels" not in config:
         config = {**config, "num_levels": levels}
+    _check_continuous_on_levels(name, data, {**default, **config})
+    classes = int(getattr(data, "num_classes", 0) or 0)
+    if classes and (default.get("num_classes") or 0) > 0 and "num_classes" not in config:
+        config = {**config, "num_classes": classes}
     return config
+
+
+def _check_continuous_on_levels(name: str, data: Any, config: dict[str, Any]) -> None:
+    """Refuse a continuous density that can dequantize (a ``dequantize`` field) but does
+    not, on image data whose float values take a few discrete levels (e.g. digits' 17
+    grey levels scaled to [0, 1]): its density on them is not a likelihood of the data
+    (bits/dim can go negative while eval says ``bound: exact``)."""
+    x = getattr(data, "x", None)
+    if config.get("dequantize", None) != "none" or not isinstance(x, torch.Tensor):
+        return
+    if not x.is_floating_point() or getattr(data, "value_range", None) is None:
+        return  # integer x are refused by the model; real data carry no value range
+    levels = int(torch.unique(x.flatten()[:100_000]).numel())
+    if getattr(data, "dynamic_binarize", False):
+        levels = 2
+    if levels > 256:
+        return
+    dataset = getattr(data, "name", "the data")
+    if levels <= 2:
+        fix = "model binary data with nade, made, fvsbn or vae, or drop --binarize"
+    else:
+        fix = "pass --scale byte --dequantize uniform (or variational) to model the levels"
+    raise ValueError(
+        f"dataset {dataset!r} holds {levels} discrete levels per value, and a {name} density "
+        f"on them is no likelihood of the data (bits/dim can go below 0): {fix}"
+    )
 
 
 def _discrete_levels(data: Any) -> int:

@@ -89,7 +89,7 @@ def test_models_read_the_context_kind_from_the_data(test_pair):
     vae = config_for_data("vae", text_to_image, {})
     assert vae == {"context_shape": (CAPTION_LENGTH,), "context_vocab": len(VOCAB)}
     rnn = config_for_data("char_rnn", captions, {})
-    assert rnn == {"context_shape": (1, 28, 28), "vocab_size": len(VOCAB)}
+    assert rnn == {"context_shape": (1, 28, 28), "vocab_size": len(VOCAB), "end_token": 0}
     small = captions.subset(torch.arange(3))  # subsets keep the vocabulary
     assert small.vocab == VOCAB and small.context.shape == (3, 1, 28, 28)
 

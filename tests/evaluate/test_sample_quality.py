@@ -286,6 +286,33 @@ def test_sample_quality_of_a_conditional_image_sampler(digits_classifier):
         sample_quality(noise, data, num_samples=10, classifier=digits_classifier, classes=[1])
 
 
+def test_byte_samples_are_scaled_like_byte_data(digits_classifier):
+    """8-bit integer samples (a DDPM's on --scale byte) against 8-bit data: both mapped to
+    [0, 1] from the data's value range, so a sampler of real images scores as it does on
+    [0, 1] floats, and a sampler on the wrong scale (0..1 against 0..255) scores 0."""
+
+    def to_byte(d: TensorData) -> TensorData:
+        x = (d.x * 255).round().to(torch.uint8)
+        return TensorData(x, d.y, name="digits", num_classes=10, value_range=(0.0, 255.0))
+
+    train, test = get("digits", "train"), get("digits", "test")
+    floats = sample_quality(
+        Replay(train, ReplayConfig()), test, num_samples=300, classifier=digits_classifier
+    )
+    pool = to_byte(train)
+    pool.x = pool.x.long()  # samples come back as int64, like DDPM's from_model_scale
+    out = sample_quality(
+        Replay(pool, ReplayConfig()), to_byte(test), num_samples=300, classifier=digits_classifier
+    )
+    assert out["precision"] > 0.6 and out["recall"] > 0.6
+    assert out["precision"] == pytest.approx(floats["precision"], abs=0.05)
+    assert out["recall"] == pytest.approx(floats["recall"], abs=0.05)
+    assert out["fd"] == pytest.approx(floats["fd"], rel=0.1, abs=0.5)
+    wrong = Replay(train, ReplayConfig())  # [0, 1] samples read as 0..255: near-black images
+    bad = sample_quality(wrong, to_byte(test), num_samples=300, classifier=digits_classifier)
+    assert bad["precision"] < 0.05 and bad["fd"] > 3 * out["fd"]
+
+
 @dataclasses.dataclass
 class UpsampleConfig:
     context_shape: tuple[int, ...] = (1, 4, 4)  # the 2x average-pooled 8x8 digit

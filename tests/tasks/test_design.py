@@ -42,6 +42,25 @@ def test_bayes_opt_is_repeatable_per_seed():
     torch.testing.assert_close(a.z[:3], design.random_search(bump, BOX, 3, seed=5).z)
 
 
+def rare_class(z):
+    """A class probability below 1e-3 over most of the box: its logit is linear, rising
+    towards the corner (3, 3), and it passes 0.5 on 3 % of the box."""
+    return torch.sigmoid(2 * z.sum(-1) - 9)
+
+
+def test_a_probability_is_searched_on_the_logit_scale():
+    p = torch.tensor([0.0, 1e-9, 0.3, 0.5, 1.0], dtype=torch.float64)
+    lowest = torch.tensor(design.PROB_FLOOR, dtype=torch.float64).logit().item()
+    assert design.logit(p)[:2].tolist() == pytest.approx([lowest, lowest])  # clamped
+    assert design.logit(p)[2:].tolist() == pytest.approx([-0.8473, 0.0, -lowest], abs=1e-4)
+    assert design.warp_for("class") is design.logit and design.warp_for("mass") is None
+    runs = design.compare(rare_class, BOX, evaluations=12, seeds=3, initial=4, warp=design.logit)
+    assert design.mean_curve(runs["random"])[-1] < 0.6  # random search rarely finds it
+    assert min(r.best_value for r in runs["bo"]) > 0.9  # on the logit scale BO always does
+    for r in runs["bo"]:  # the values are the objective's, not their logits
+        torch.testing.assert_close(r.values, rare_class(r.z))
+
+
 def test_latent_box_is_prior_mean_plus_minus_width_std():
     vae = dgm.create("vae", (1, 2, 2), latent_dim=3, hidden_sizes=(4,))
     box = design.latent_box(vae, 2.0)

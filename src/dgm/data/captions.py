@@ -88,6 +88,12 @@ class CaptionData(TensorData):
             context_vocab=self.context_vocab,
         )
 
+    @property
+    def end_token(self) -> int | None:
+        """The token ending each caption when x are the captions (the rest is padding, not
+        counted by per-token figures); None when x are the images."""
+        return None if self.context_vocab else self.vocab.index(END)
+
 
 def encode_captions(texts: list[str], length: int = CAPTION_LENGTH, vocab: str = VOCAB) -> Tensor:
     """``texts`` as int64 tokens (N, length) of ``vocab``, each padded with the end token;

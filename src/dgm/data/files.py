@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,33 @@ def _root_file(name: str, root: str | None, suffixes: tuple[str, ...]) -> Path:
     return path
 
 
+def _array(x: object, path: Path) -> Tensor:
+    """x as a tensor of real or integer values with at least two dimensions, (N, ...)."""
+    if isinstance(x, Tensor):
+        x = x.detach().cpu()
+    try:
+        array = np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: x is not an array ({e})") from None
+    if array.dtype.kind == "c":
+        raise ValueError(
+            f"{path}: x is complex ({array.dtype}); dgm models real or integer values: save "
+            "the real and imaginary parts as two columns, np.stack([x.real, x.imag], -1)"
+        )
+    if array.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{path}: x has dtype {array.dtype}; save numbers (float, integer or bool)"
+        )
+    if array.ndim == 1 and len(array) > 0:
+        raise ValueError(
+            f"{path}: x has shape {array.shape}, one axis; dgm reads axis 0 as the examples, "
+            f"so save N examples of one value as shape ({len(array)}, 1): x.reshape(-1, 1)"
+        )
+    if array.ndim < 2 or len(array) == 0:
+        raise ValueError(f"{path}: x must have shape (N, ...) with N > 0, got {array.shape}")
+    return torch.as_tensor(array)
+
+
 def _labels(y: Tensor | np.ndarray | None, n: int, where: str) -> tuple[Tensor | None, int]:
     """Labels as int64 with their number of classes (0 without labels)."""
     if y is None:
@@ -109,13 +137,17 @@ def load_tensors(
             x, y = (obj.get("x"), obj.get("y")) if isinstance(obj, dict) else (obj, None)
             if x is None:
                 raise ValueError(f"{path} holds a dict without the key 'x'")
+    except pickle.UnpicklingError:
+        raise ValueError(
+            f"{path} holds Python objects besides tensors, which dgm refuses to unpickle for "
+            "safety (unpickling can run code): save plain tensors, "
+            "torch.save({'x': x, 'y': y}, FILE), or arrays, np.save(FILE, x)"
+        ) from None
     except (OSError, EOFError, RuntimeError, ValueError) as e:
         if "name the data" in str(e) or "without the key" in str(e):
             raise
         raise ValueError(f"{path} is not a readable {path.suffix} file ({e})") from None
-    x = torch.as_tensor(np.asarray(x))
-    if x.dim() < 2 or len(x) == 0:
-        raise ValueError(f"{path}: x must have shape (N, ...) with N > 0, got {tuple(x.shape)}")
+    x = _array(x, path)
     if x.dtype == torch.bool:
         x = x.float()
     elif x.is_floating_point():
@@ -219,25 +251,33 @@ def load_csv(
     valid_fraction: float = SPLIT_FRACTION,
     test_fraction: float = SPLIT_FRACTION,
     seed: int = 0,
+    mixed: str = "refuse",
 ) -> TensorData:
     """A table with a header row, comma-separated (tab-separated for .tsv).
 
-    Numeric columns are floats (an empty cell is NaN: missing); a column with any
-    non-numeric cell is categorical, coded 0..K-1 in sorted order of its values. An
+    Numeric columns are floats (an empty cell, NA, NaN, null or ? is NaN: missing). A
+    column is categorical when none of its cells is a number: its values are coded 0..K-1
+    in sorted order. A column of numbers with a word in it is refused, naming the first
+    such cell (a typo would otherwise turn the whole column into category codes): fix the
+    cell, or empty it to mark it missing; ``mixed="categories"`` reads such a column as
+    categories instead (``csv_categorical``, where every value is a category name). An
     all-categorical table gives integer x (for categorical models); otherwise x is float32
     with the codes as numbers. ``label_column`` names a column to use as the class label
     instead of data (numbers keep their values, names are coded in sorted order)."""
+    if mixed not in ("refuse", "categories"):
+        raise ValueError(f"mixed must be 'refuse' or 'categories', got {mixed!r}")
     path = _root_file("csv", root, (".csv", ".tsv", ".txt"))
     try:
         with path.open(newline="") as f:
             rows = list(csv.reader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ValueError(f"{path} is not a readable CSV file ({e})") from None
+    lines = [i + 1 for i, r in enumerate(rows) if any(cell.strip() for cell in r)]
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise ValueError(f"{path} needs a header row and at least one data row")
     header, body = [h.strip() for h in rows[0]], rows[1:]
-    bad = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
+    bad = [lines[i + 1] for i, r in enumerate(body) if len(r) != len(header)]
     if bad:
         raise ValueError(
             f"{path}: row(s) {bad[:5]} have another number of cells than the header's {len(header)}"
@@ -258,9 +298,11 @@ def load_csv(
     if not columns:
         raise ValueError(f"{path} has no data columns besides the label")
     encoded, categorical = [], []
-    for values in columns:
+    for name, values in zip(header, columns, strict=True):
         values = [v.strip() for v in values]
         numbers = _numbers(values)
+        if numbers is None and mixed == "refuse":
+            _refuse_mixed(path, name, values, lines[1:])
         if numbers is None:
             codes, _ = _codes(values)
             encoded.append(codes.astype(np.float64))
@@ -277,18 +319,40 @@ def load_csv(
     )
 
 
+def _refuse_mixed(path: Path, column: str, values: list[str], lines: list[int]) -> None:
+    """Refuse a column whose cells are numbers but for a few words, naming the first word;
+    a column without any number is categorical and passes."""
+    words = [i for i, v in enumerate(values) if not _missing(v) and _number(v) is None]
+    if len(words) == sum(not _missing(v) for v in values):
+        return  # no cell is a number: a categorical column
+    i = words[0]
+    more = f" (and {len(words) - 1} more)" if len(words) > 1 else ""
+    raise ValueError(
+        f"{path} line {lines[i]}, column {column!r}: {values[i]!r} is not a number in a "
+        f"column of numbers{more}; fix the cell, or leave it empty to mark it missing"
+    )
+
+
+def _missing(value: str) -> bool:
+    return value == "" or value.lower() in ("na", "nan", "null", "?")
+
+
+def _number(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
 def _numbers(values: list[str]) -> np.ndarray | None:
     """The column as floats (empty cells and NA-like words -> NaN), or None if it is not
     numeric."""
     out = np.empty(len(values))
     for i, v in enumerate(values):
-        if v == "" or v.lower() in ("na", "nan", "null", "?"):
-            out[i] = math.nan
-            continue
-        try:
-            out[i] = float(v)
-        except ValueError:
+        number = math.nan if _missing(v) else _number(v)
+        if number is None:
             return None
+        out[i] = number
     return out
 
 

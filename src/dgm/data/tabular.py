@@ -137,8 +137,14 @@ def load_csv_categorical(
     categorical models take V = the largest K (``--num-categories``). An empty cell is an
     error: a categorical table needs every cell (or make "missing" a category of its own)."""
     whole = load_csv(
-        "train", root, label_column=label_column, valid_fraction=0.0, test_fraction=0.0, seed=seed
-    )  # every row, in file order
+        "train",
+        root,
+        label_column=label_column,
+        valid_fraction=0.0,
+        test_fraction=0.0,
+        seed=seed,
+        mixed="categories",
+    )  # every row, in file order; every value a category name
     table = whole.x.numpy()
     columns = []
     for d in range(table.shape[1]):

@@ -46,14 +46,17 @@ FORTUNES_DIR = "/usr/share/games/fortunes"
 
 class TextData(TensorData):
     """``TensorData`` of integer tokens that keeps its character ``vocab`` through
-    ``subset`` and ``to`` (token i is the character ``vocab[i]``)."""
+    ``subset`` and ``to`` (token i is the character ``vocab[i]``), and ``end_token``: the
+    token whose first occurrence ends each sequence of padded data (``words``), the rest
+    being padding that per-token figures do not count; None for running text."""
 
-    def __init__(self, x: Tensor, *, vocab: str, name: str) -> None:
+    def __init__(self, x: Tensor, *, vocab: str, name: str, end_token: int | None = None) -> None:
         super().__init__(x, name=name)
         self.vocab = vocab
+        self.end_token = end_token
 
     def _like(self, x: Tensor, y: Tensor, context: Tensor | None) -> TextData:
-        return TextData(x, vocab=self.vocab, name=self.name)
+        return TextData(x, vocab=self.vocab, name=self.name, end_token=self.end_token)
 
 
 def encode(text: str, vocab: str) -> Tensor:
@@ -204,7 +207,7 @@ def load_words(
     x = encode("".join(w.ljust(block_size, END) for w in words), vocab)
     x = x.view(len(words), block_size)  # (N, T)
     index = torch.from_numpy(split_index(len(words), split, valid_fraction, test_fraction, seed))
-    return TextData(x[index], vocab=vocab, name="words")
+    return TextData(x[index], vocab=vocab, name="words", end_token=vocab.index(END))
 
 
 __all__ = ["TextData", "decode", "encode", "load_fortunes", "load_text", "load_words"]

@@ -12,6 +12,15 @@ here: ``evaluate`` reports that model's NLL and bits/dim as they are, with ``bou
 exactly log2 L bits/dim (8 for bytes). A continuous model fed the ``unit`` scale (x/255,
 or x/16 for digits) reports the density of those floats (``bound: "exact"``), which is not
 a discrete-data likelihood and not comparable to published bits/dim.
+
+Token sequences (``TokenSequence``: char_rnn, gpt) are padded to T positions in some data
+(``words``, captions: the word, its end token, then end tokens up to T). Their per-token
+figures divide by the *real* tokens, the end token included and the padding excluded,
+never by T: ``nats_per_token`` = Σ NLL / Σ real tokens over the data (a ratio of sums, so
+a long word weighs more than a short one, as in a file of the words), ``bits_per_token``
+the same in bits, and ``tokens`` the mean real tokens per sequence. ``bits_per_dim`` (per
+padded position) is not reported for them; on running text, every token real, the two
+agree.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from dgm.data.dataset import take
-from dgm.model import ELBOTerms, GenerativeModel, ImportanceWeighted, Likelihood
+from dgm.model import ELBOTerms, GenerativeModel, ImportanceWeighted, Likelihood, TokenSequence
 
 
 def bits_per_dim(nll_nats: float, num_dims: int) -> float:
@@ -80,6 +89,7 @@ def evaluate(
         raise ValueError("the evaluation split is empty")
     model.eval()
     total, total_sq, n = 0.0, 0.0, 0
+    tokens = {"n": 0.0, "n_sq": 0.0, "nll_n": 0.0}  # sums of real tokens, their squares, NLL·tokens
     extra: dict[str, float] = {}
     terms = isinstance(model, ELBOTerms) and not validation
     bar = tqdm(
@@ -110,6 +120,11 @@ def evaluate(
                     lp = rec - kl  # the ELBO itself
             total += -lp.double().sum().item()
             total_sq += lp.double().square().sum().item()
+            if isinstance(model, TokenSequence):
+                count = model.token_counts(x).double()  # (b,) real tokens
+                tokens["n"] += count.sum().item()
+                tokens["n_sq"] += count.square().sum().item()
+                tokens["nll_n"] += -(lp.double() * count).sum().item()
             n += len(x)
             bar.update(len(x))
     nll = total / n
@@ -125,16 +140,33 @@ def evaluate(
         bound = {Likelihood.EXACT: "exact", Likelihood.DEQUANTIZED: "dequantized"}.get(
             model.likelihood, "elbo"
         )
-    result: dict[str, Any] = {
-        "nll": nll,
-        "nll_se": se,
-        "bits_per_dim": bits_per_dim(nll, model.num_dims),
-        "bits_per_dim_se": bits_per_dim(se, model.num_dims),
-        "bound": bound,
-    }
+    result: dict[str, Any] = {"nll": nll, "nll_se": se}
+    if isinstance(model, TokenSequence):
+        result |= _per_token(nll * n, total_sq, n, tokens)
+    else:
+        result["bits_per_dim"] = bits_per_dim(nll, model.num_dims)
+        result["bits_per_dim_se"] = bits_per_dim(se, model.num_dims)
+    result["bound"] = bound
     if bound == "dequantized":  # the integer scale the NLL is on
         result["levels"] = int(model.support.upper_bound) + 1  # type: ignore[attr-defined]
     return {**result, "n": n, **{k: v / n for k, v in extra.items()}}
+
+
+def _per_token(nll_sum: float, nll_sq: float, n: int, tokens: dict[str, float]) -> dict[str, float]:
+    """Nats and bits per real token, R = Σ NLL_i / Σ tokens_i, with the standard error of
+    that ratio of means over the n sequences (the delta method: the spread of the
+    residuals NLL_i − R·tokens_i, over the mean tokens per sequence)."""
+    per_token = nll_sum / tokens["n"]
+    residual_sq = nll_sq - 2 * per_token * tokens["nll_n"] + per_token**2 * tokens["n_sq"]
+    mean_tokens = tokens["n"] / n
+    se = math.sqrt(max(residual_sq, 0.0) / (n * (n - 1))) / mean_tokens if n > 1 else math.nan
+    return {
+        "tokens": mean_tokens,
+        "nats_per_token": per_token,
+        "nats_per_token_se": se,
+        "bits_per_token": per_token / math.log(2),
+        "bits_per_token_se": se / math.log(2),
+    }
 
 
 @torch.no_grad()

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from dgm.model import GenerativeModel, Likelihood
+from dgm.model import DiscreteAutoregressive, GenerativeModel, Likelihood
 
 BATCH_SIZE = 250  # examples scored per forward pass: small enough for 28x28 conv models
 
@@ -87,6 +87,29 @@ def log_likelihood(
         else:
             out.append(model.log_prob(chunk).double().cpu())
     return torch.cat(out)
+
+
+@torch.no_grad()
+def dimension_log_likelihood(
+    model: GenerativeModel, x: Tensor, *, batch_size: int = BATCH_SIZE
+) -> Tensor:
+    """log p(x_d | x_<d) in nats for every flattened dimension d, (batch, D) in float64 on
+    the CPU, of a ``DiscreteAutoregressive`` model (unconditional use): the terms whose sum
+    is ``log_likelihood``. Splitting a likelihood ratio over dimensions shows which pixels
+    drive it (e.g. the zero-valued background against the object)."""
+    if not isinstance(model, DiscreteAutoregressive):
+        raise ValueError(
+            f"{type(model).__name__} has no per-dimension conditionals: use an "
+            "autoregressive model (fvsbn, nade, made, pixelcnn, ...)"
+        )
+    check_scorable(model)
+    out = []
+    for chunk in x.split(batch_size):
+        chunk = chunk.to(model.device)
+        logits = model.conditional_logits(chunk)  # (b, D, V)
+        index = chunk.reshape(len(chunk), -1, 1).long()  # (b, D, 1)
+        out.append(logits.log_softmax(-1).gather(-1, index)[..., 0].double().cpu())
+    return torch.cat(out)  # (B, D)
 
 
 def auroc_auprc(score_in: Tensor, score_out: Tensor) -> tuple[float, float]:

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -103,12 +104,17 @@ def logistic_regression_accuracy(
     x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, *, seed: int = 0
 ) -> float:
     """Test accuracy of scikit-learn's (L2, C = 1) multinomial logistic regression on the
-    flattened features, the discriminative baseline."""
+    flattened features, the discriminative baseline. Missing values (NaN) are filled
+    with the training mean of their feature (0 for a feature missing in every training
+    example), since logistic regression cannot marginalise them."""
     from sklearn.linear_model import LogisticRegression
 
     if len(torch.unique(y_train)) < 2:
         raise ValueError("logistic regression needs training labels of at least two classes")
     clf = LogisticRegression(max_iter=200, random_state=seed)
     features = [t.flatten(1).double().cpu().numpy() for t in (x_train, x_test)]
+    seen = ~np.isnan(features[0])  # (N, D)
+    means = np.nansum(features[0], 0) / np.maximum(seen.sum(0), 1)  # (D,): 0 if never seen
+    features = [np.where(np.isnan(f), means, f) for f in features]
     clf.fit(features[0], y_train.cpu().numpy())
     return float(clf.score(features[1], y_test.cpu().numpy()))

@@ -10,8 +10,10 @@ m (mean intensity on [0, 1]) to a target M. Bayesian optimisation (BoTorch) draw
 with automatic relevance determination, inputs scaled to the unit cube, outputs
 standardised) and takes the point of maximal expected improvement (computed in log space,
 ``LogExpectedImprovement``, whose maximiser is EI's); random search draws every point
-uniformly from the same box, with the same first points. Both get the same number of
-evaluations; the record is the best value found after each evaluation.
+uniformly from the same box, with the same first points. A class probability is modelled
+on the logit scale (``warp_for``): on its own scale it is near 0 over most of the box, the
+GP sees a flat function, and a run whose first points all miss the class never leaves it.
+Both get the same number of evaluations; the record is the best value found after each evaluation.
 
 References:
     Gómez-Bombarelli et al. 2018, Automatic Chemical Design Using a Data-Driven Continuous
@@ -131,11 +133,15 @@ def bayes_opt(
     *,
     initial: int = INITIAL,
     seed: int = 0,
+    warp: Callable[[Tensor], Tensor] | None = None,
 ) -> SearchResult:
     """Bayesian optimisation with BoTorch: ``initial`` uniform points (those of
     ``random_search`` with the same seed), then one point per step maximising the log
     expected improvement of a GP refitted to all values so far (hyperparameters by
-    maximum marginal likelihood). A step whose GP fit fails draws a uniform point."""
+    maximum marginal likelihood). A step whose GP fit fails draws a uniform point.
+    ``warp``: an increasing map of the values that the GP models instead of the values
+    (e.g. ``logit`` for a probability that sits near 0 over most of the space); the best
+    point is the same on either scale."""
     with warnings.catch_warnings():  # gpytorch's torch.jit.script use, deprecated in torch
         warnings.simplefilter("ignore", DeprecationWarning)
         from botorch.acquisition import LogExpectedImprovement
@@ -157,7 +163,8 @@ def bayes_opt(
     d = bounds.shape[1]
     unit = torch.stack([torch.zeros(d), torch.ones(d)]).double()  # (2, d): the GP's box
     while len(z) < evaluations:
-        x, y = (z - low) / span, values.unsqueeze(-1)  # (n, d), (n, 1)
+        fit = values if warp is None else warp(values)  # (n,): what the GP models
+        x, y = (z - low) / span, fit.unsqueeze(-1)  # (n, d), (n, 1)
         with warnings.catch_warnings(), torch.random.fork_rng():
             warnings.simplefilter("ignore", BotorchWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -165,7 +172,7 @@ def bayes_opt(
             try:
                 gp = SingleTaskGP(x, y, outcome_transform=Standardize(m=1))
                 fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
-                acq = LogExpectedImprovement(gp, best_f=values.max())
+                acq = LogExpectedImprovement(gp, best_f=fit.max())
                 point, _ = optimize_acqf(
                     acq, unit, q=1, num_restarts=RESTARTS, raw_samples=RAW_SAMPLES
                 )
@@ -184,14 +191,16 @@ def compare(
     seeds: int,
     *,
     initial: int = INITIAL,
+    warp: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, list[SearchResult]]:
-    """Bayesian optimisation and random search with seeds 0..seeds-1 each:
-    {"bo": [...], "random": [...]}."""
+    """Bayesian optimisation (its GP on ``warp`` of the values, if given) and random search
+    with seeds 0..seeds-1 each: {"bo": [...], "random": [...]}."""
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
     return {
         "bo": [
-            bayes_opt(objective, bounds, evaluations, initial=initial, seed=s) for s in range(seeds)
+            bayes_opt(objective, bounds, evaluations, initial=initial, seed=s, warp=warp)
+            for s in range(seeds)
         ],
         "random": [random_search(objective, bounds, evaluations, seed=s) for s in range(seeds)],
     }
@@ -203,6 +212,24 @@ def mean_curve(results: list[SearchResult]) -> Tensor:
 
 
 # -- objectives over decoded samples -----------------------------------------------------
+
+
+PROB_FLOOR = 1e-6  # probabilities are clamped to [floor, 1 − floor] before the logit
+
+
+def logit(p: Tensor) -> Tensor:
+    """log(p / (1 − p)) of probabilities clamped to [``PROB_FLOOR``, 1 − ``PROB_FLOOR``]
+    (a float32 softmax resolves no finer): the scale on which Bayesian optimisation models
+    a classifier's probability, which sits near 0 over most of a latent space."""
+    p = p.clamp(PROB_FLOOR, 1 - PROB_FLOOR)
+    return p.log() - (-p).log1p()
+
+
+def warp_for(kind: str) -> Callable[[Tensor], Tensor] | None:
+    """The map of an objective's values that the GP models: ``logit`` for ``class``
+    (probabilities: near 0 almost everywhere, so on their own scale a GP sees a flat
+    function and expected improvement has nothing to follow), none for ``mass``."""
+    return logit if kind == "class" else None
 
 
 def parse_objective(text: str) -> tuple[str, float]:

@@ -1,7 +1,8 @@
 """Imputation: fill in missing dimensions and measure how well they were filled.
 
-Masks (True = observed): ``bottom-half`` (images), ``random-50`` (each dimension hidden
-with probability 0.5, seeded) or a file (.npy / .pt boolean array of one example's shape
+Masks (True = observed): those of ``dgm.tasks.inpaint.MASKS`` (images: bottom-half,
+top-half, left-half, right-half, center), ``random`` (each dimension hidden with
+probability 0.5, seeded) or a file (.npy / .pt boolean array of one example's shape
 or of the whole batch's). Methods: mean imputation (the training data's mean per
 dimension) and multiple imputation, m draws from a ``Completable`` model
 (``complete(x, observed_mask)``). Metrics, per method:
@@ -37,29 +38,29 @@ import torch
 from torch import Tensor
 
 from dgm.model import Completable, DiscreteAutoregressive, GenerativeModel, Marginalizes
-from dgm.tasks.inpaint import image_mask
+from dgm.tasks.inpaint import MASKS, image_mask
 
-MASK_KINDS = ("bottom-half", "random-50")  # or a path to a .npy / .pt boolean mask
+MASK_KINDS = MASKS  # the masks of dgm complete, one set of names; or a .npy / .pt mask file
+FORMER_NAMES = {"random-50": "random"}  # read still by make_mask; the CLI names the new one
 
 
 def make_mask(kind: str, shape: Sequence[int], generator: torch.Generator | None = None) -> Tensor:
-    """The observed mask (bool, True = observed) for a batch of ``shape`` (N, *event):
-    ``bottom-half`` hides the lower H // 2 rows of images (N, C, H, W), ``random-50`` each
-    dimension with probability 0.5 (all channels of a pixel together for images), drawn
-    from ``generator``; anything else is read as a mask file (``load_mask``)."""
+    """The observed mask (bool, True = observed) for a batch of ``shape`` (N, *event): one
+    of ``MASKS`` (``dgm.tasks.inpaint.image_mask``) for images (N, C, H, W); ``random``
+    (each dimension hidden with probability 0.5, drawn from ``generator``) for any shape;
+    anything else is read as a mask file (``load_mask``)."""
     shape = tuple(int(s) for s in shape)
     image = len(shape) == 4
-    if kind == "bottom-half":
-        if not image:
-            raise ValueError(
-                f"--mask bottom-half hides image rows, but examples have shape {shape[1:]}, "
-                "not (C, H, W): use --mask random-50 or a mask file"
-            )
-        return image_mask("bottom-half", shape)
-    if kind == "random-50":
-        if image:
-            return image_mask("random", shape, generator)
+    kind = FORMER_NAMES.get(kind, kind)
+    if kind in MASKS and image:
+        return image_mask(kind, shape, generator)
+    if kind == "random":
         return torch.rand(shape, generator=generator) < 0.5
+    if kind in MASKS:
+        raise ValueError(
+            f"--mask {kind} hides part of an image, but examples have shape {shape[1:]}, "
+            "not (C, H, W): use --mask random or a mask file"
+        )
     return load_mask(kind, shape)
 
 

@@ -30,6 +30,7 @@ from dgm.registry import config_for_data, create
 from dgm.train import checkpoint as ckpt
 from dgm.train.config import TrainConfig
 from dgm.train.lock import RunInUse, RunLock, holder
+from dgm.train.memory import check_training_memory
 from dgm.train.trainer import CURVES, Trainer, TrainingDiverged
 
 
@@ -61,12 +62,15 @@ def train(
     progress: bool = True,
     overwrite: bool = False,
     init_from: str | Path | None = None,
+    check_memory: bool = True,
     **model_config: Any,
 ) -> tuple[GenerativeModel, dict[str, Any]]:
     """Train a new model into run directory ``out``; returns the model and the last metrics.
 
-    ``out`` must not hold weights (continue such a run with ``resume``) unless
-    ``overwrite``, which deletes dgm's files there first; a run that never committed a
+    With ``check_memory`` a model estimated not to fit in the memory available is refused
+    before it is built (``dgm.train.memory``). ``out`` must not hold weights (continue
+    such a run with ``resume``) unless ``overwrite``, which deletes dgm's files there
+    first; a run that never committed a
     checkpoint is replaced. ``init_from`` (another run directory, same model) starts from
     its committed weights and takes its model config, which ``model_config`` overrides;
     optimizers, schedule and data order start afresh. Nothing is created or changed until
@@ -89,6 +93,10 @@ def train(
     train_data, valid_data = load_splits(data)
     torch.manual_seed(config.seed)
     model_config = config_for_data(model_name, train_data, model_config)
+    if check_memory:
+        device = rd.resolve_device(config.device)
+        shape = tuple(train_data.event_shape)
+        check_training_memory(model_name, shape, model_config, config.batch_size, device)
     model = create(model_name, train_data.event_shape, **model_config)
     _check_classes(model, train_data)
     trainer = Trainer(model, train_data, valid_data, config, out, progress=progress)

@@ -34,6 +34,7 @@ class GPTConfig:
     n_head: int = 4  # attention heads; n_embd must be a multiple of it
     n_embd: int = 128  # width of the residual stream (small: trains on a CPU)
     dropout: float = 0.0  # on attention weights and residual branches (0: small data, short runs)
+    end_token: int = -1  # padded text: tokens after the first one are padding; -1: no padding
 
 
 @dataclasses.dataclass

@@ -34,6 +34,7 @@ class CharRNNConfig:
     embedding_dim: int = 64  # width of the token embedding fed to the first layer
     dropout: float = 0.0  # dropout between stacked layers (training only)
     context_shape: tuple[int, ...] = ()  # a float c the text is about, e.g. an image (captions)
+    end_token: int = -1  # padded text: tokens after the first one are padding; -1: no padding
 
 
 @register("char_rnn", CharRNNConfig)

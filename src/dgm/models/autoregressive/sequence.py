@@ -1,5 +1,16 @@
 """What every left-to-right model of token sequences shares: p(x) = Π_t p(x_t | x_<t) over
-an event shape (T,), the order, and the exact log-likelihood from the per-position logits."""
+an event shape (T,), the order, the exact log-likelihood from the per-position logits, and
+which tokens are real.
+
+Units: ``log_prob`` is log p of the whole padded sequence (nats per sequence); per-token
+figures (``nats_per_token``, bits per character) divide that NLL by the sequence's *real*
+tokens (``token_counts``): with a config ``end_token`` >= 0 (padded data: ``words``,
+captions) the tokens up to and including the first end token, the padding after it
+excluded; with -1 (running text) all T. The padding's predictions stay in the numerator:
+they are part of log p(x), and a trained model makes them at almost no cost. A word of 5
+letters in 16 positions has 6 real tokens, so a sequence NLL of 12 nats is 2 nats per
+token, not 12/16 = 0.75.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +22,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import constraints
 
-from dgm.model import GenerativeModel, Likelihood
+from dgm.model import GenerativeModel, Likelihood, Loss
 
 
 class TokenSequenceModel(GenerativeModel):
     """Base of char_rnn and gpt: subclasses give ``conditional_logits(x, c)`` (B, T, V) by
-    teacher forcing; ``log_prob`` and ``ordering`` follow from it."""
+    teacher forcing; ``log_prob``, ``loss`` and ``ordering`` follow from it, and
+    ``token_counts`` from the config's ``end_token`` (``TokenSequence``)."""
 
     likelihood = Likelihood.EXACT
 
@@ -28,6 +40,11 @@ class TokenSequenceModel(GenerativeModel):
             raise ValueError(f"{name} models sequences (T,), got {tuple(self.event_shape)}")
         if config.vocab_size < 1:
             raise ValueError(f"vocab_size must be >= 1, got {config.vocab_size}")
+        if not -1 <= config.end_token < config.vocab_size:
+            raise ValueError(
+                f"end_token must be a token in 0..{config.vocab_size - 1}, or -1 for text "
+                f"without padding; got {config.end_token}"
+            )
         self.support = constraints.integer_interval(0, config.vocab_size - 1)
 
     def support_hint(self) -> str:
@@ -71,3 +88,28 @@ class TokenSequenceModel(GenerativeModel):
         logits = self.conditional_logits(x, c)  # (B, T, V)
         x = self.check_x(x)
         return -F.cross_entropy(logits.transpose(1, 2), x, reduction="none").sum(-1)
+
+    def token_counts(self, x: Tensor) -> Tensor:
+        """Real tokens per sequence (B,) int64: up to and including the first
+        ``end_token`` (what follows is padding), or all T with ``end_token`` = -1 or when a
+        sequence holds no end token."""
+        x = self.check_x(x)
+        B, T = x.shape
+        end = self.config.end_token
+        if end < 0:
+            return torch.full((B,), T, dtype=torch.long, device=x.device)
+        is_end = x == end  # (B, T)
+        first = is_end.long().argmax(1)  # (B,): the first end token (argmax takes the first)
+        return torch.where(is_end.any(1), first + 1, T)
+
+    def loss(self, x: Tensor, c: Tensor | None = None, *, phase: str = "main") -> Loss:
+        """The objective: −log p(x) averaged over the batch, nats per sequence (the padding's
+        predictions included: they are part of the likelihood ``log_prob`` reports, and
+        a sum over positions, not a mean, so padding does not dilute the real tokens).
+        Metrics: ``nll`` (the same) and ``nats_per_token``, the batch's NLL over its real
+        tokens (``token_counts``)."""
+        self._check_phase(phase)
+        lp = self.log_prob(x, c)  # (B,)
+        nll = -lp.mean()
+        per_token = -lp.sum() / self.token_counts(x).sum()
+        return Loss(nll, {"nll": nll.detach(), "nats_per_token": per_token.detach()})

@@ -304,6 +304,14 @@ class BayesNet(GenerativeModel):
 
     # -- fitting --------------------------------------------------------------------------
 
+    def working_memory_bytes(self, batch_size: int) -> int:
+        """The fit's float64 counts: pair counts (D, D, V, V) and the batch's one-hot
+        products for a Chow–Liu tree, else each CPD's V^(parents + 1) counts."""
+        D, V = self.num_dims, self.config.num_categories
+        if self.learns_tree:
+            return 8 * (2 * D * D * V * V + batch_size * D * V)
+        return 8 * sum(V ** (len(ps) + 1) for ps in self._fixed_parents)
+
     @torch.no_grad()
     def fit_step(self, batches: Iterable[tuple[Tensor, Tensor | None]]) -> dict[str, Tensor]:
         """Smoothed maximum-likelihood CPDs from one pass of counts (and first the Chow–Liu

@@ -1,0 +1,157 @@
+"""Samples into a file, whatever their number: the output's suffix picks what is written,
+and the draws are made in batches and streamed, so N samples never need N-sized
+working memory beyond what the file itself holds.
+
+- a picture (.png, .jpg, ...): a grid of images or a scatter of 2-D points, for at most
+  ``MAX_PICTURE`` samples (a grid of more is no picture anyone can read);
+- decoded text (.txt), one sequence per line, for a text run;
+- the raw samples, any model: ``.npy`` (written batch by batch into a memory-mapped file:
+  the disk holds them, not memory) or ``.pt`` (one tensor, so it is built in memory and
+  refused when it would not fit, naming .npy).
+
+``output_kind`` checks the suffix before anything is drawn or written.
+
+Example:
+    >>> import tempfile, os, numpy as np, dgm
+    >>> model = dgm.create("gmm", (3,), num_components=2)
+    >>> path = os.path.join(tempfile.mkdtemp(), "draws.npy")
+    >>> kind = output_kind(path, model.event_shape, text=False, n=10)
+    >>> write_array(draws(model, 10, None, 4), path, 10)
+    (10, 3)
+    >>> np.load(path).shape
+    (10, 3)
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dgm.io import atomic_write
+
+ARRAY_SUFFIXES = (".npy", ".pt")
+MAX_PICTURE = 4096  # samples in one picture: a 64 x 64 grid of images, or a scatter
+MAX_POINTS = 100_000  # 2-D points in one scatter plot
+
+
+def output_kind(
+    path: str | Path, event_shape: tuple[int, ...] | torch.Size, *, text: bool, n: int
+) -> str:
+    """What ``path`` will hold: "npy", "pt", "text" or "picture"; a suffix that cannot hold
+    these samples is refused naming the ones that can (ValueError)."""
+    from dgm.report.plots import has_picture, picture_format
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in ARRAY_SUFFIXES:
+        return suffix[1:]
+    shape = tuple(event_shape)
+    if text:
+        if suffix == ".txt":
+            return "text"
+        raise ValueError(
+            f"--out {path}: samples of a text run are written as decoded text: name a .txt "
+            "file (or .npy / .pt for the token ids)"
+        )
+    if not has_picture(shape):
+        raise ValueError(
+            f"--out {path}: samples of shape {shape} have no picture: name a .npy or .pt "
+            "file for the samples themselves"
+        )
+    limit = MAX_POINTS if shape == (2,) else MAX_PICTURE
+    if n > limit:
+        raise ValueError(
+            f"-n {n} is too many samples for one picture (at most {limit}): write them to "
+            f"--out FILE.npy (streamed to disk) or FILE.pt"
+        )
+    try:
+        picture_format(path)
+    except ValueError as e:
+        raise ValueError(f"{e}; or .npy / .pt for the samples themselves") from None
+    return "picture"
+
+
+def draws(
+    model: Any,
+    n: int,
+    c: Tensor | None,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    **options: Any,
+) -> Iterator[Tensor]:
+    """``model.sample`` of n in batches of at most ``batch_size`` (c sliced to match),
+    each batch on the CPU. One batch when n <= batch_size: the same draws as one call."""
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        part = None if c is None else c[start:stop]
+        yield model.sample(stop - start, part, generator=generator, **options).cpu()
+
+
+def array_bytes(n: int, event_shape: tuple[int, ...] | torch.Size, itemsize: int = 4) -> int:
+    """Bytes of n samples of ``event_shape`` at ``itemsize`` bytes per value."""
+    return n * int(np.prod(tuple(event_shape), dtype=np.int64)) * itemsize
+
+
+def write_array(batches: Iterator[Tensor], path: str | Path, n: int) -> tuple[int, ...]:
+    """Write n samples arriving in ``batches`` to ``path`` (.npy streamed through a
+    memory map; .pt as one tensor), atomically; returns the shape written."""
+    path = Path(path)
+    first = next(batches)
+    shape = (n, *first.shape[1:])
+    if path.suffix.lower() == ".npy":
+        dtype = first.numpy().dtype
+
+        def write_npy(tmp: Any) -> None:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            _fill(lambda i, b: out.__setitem__(slice(i, i + len(b)), b.numpy()), first, batches)
+            out.flush()
+            del out
+
+        atomic_write(path, write_npy)
+        return shape
+    whole = torch.empty(shape, dtype=first.dtype)
+    _fill(lambda i, b: whole.__setitem__(slice(i, i + len(b)), b), first, batches)
+    atomic_write(path, lambda tmp: torch.save(whole, tmp))
+    return shape
+
+
+def _fill(put: Callable[[int, Tensor], None], first: Tensor, rest: Iterator[Tensor]) -> None:
+    """``put(offset, batch)`` for every batch, ``first`` then ``rest``."""
+    offset = 0
+    for batch in itertools.chain([first], rest):
+        put(offset, batch)
+        offset += len(batch)
+
+
+def write_lines(lines: Iterator[str], path: str | Path) -> int:
+    """Write ``lines`` (without newlines) one per line to ``path`` atomically, as they
+    come; returns how many."""
+    count = 0
+
+    def write(tmp: Any) -> None:
+        nonlocal count
+        with open(tmp, "w", encoding="utf-8") as f:
+            for line in lines:
+                f.write(f"{line}\n")
+                count += 1
+
+    atomic_write(path, write)
+    return count
+
+
+__all__ = [
+    "ARRAY_SUFFIXES",
+    "MAX_PICTURE",
+    "MAX_POINTS",
+    "array_bytes",
+    "draws",
+    "output_kind",
+    "write_array",
+    "write_lines",
+]
