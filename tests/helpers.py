@@ -314,6 +314,24 @@ def gaussian_data(n: int = 512, d: int = 2, seed: int = 0):
     return TensorData(torch.randn(n, d, generator=g) * 0.5 + 2.0, name="gauss")
 
 
+def snapshot(folder):
+    """Every file under ``folder`` with its bytes and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def one_line_error(err: str, command: str) -> str:
+    """The one line ``dgm COMMAND: error: ...`` that ``err`` must be (no traceback)."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"dgm {command}: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
 def quiet_config(**kw):
     """A short CPU TrainConfig with no periodic work unless asked for."""
     from dgm.train import TrainConfig

@@ -16,6 +16,7 @@ import dgm
 from dgm.cli import _finish, _parser, main
 from dgm.train.checkpoint import TRAINER_STATE
 from dgm.train.run import clear_unstarted
+from helpers import one_line_error, snapshot
 
 SMALL = ["--batch-size", "32", "--device", "cpu", "--latent-dim", "2", "--hidden-sizes", "16"]
 SMALL += ["--eval-every", "0", "--sample-every", "0", "--log-every", "5"]
@@ -33,23 +34,6 @@ def dgm_cli(*args):
         timeout=300,
     )
     return done.returncode, done.stdout, done.stderr
-
-
-def snapshot(folder):
-    """Every file under ``folder`` with its bytes and modification time."""
-    return {
-        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
-def one_line_error(err, command):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"dgm {command}: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +111,7 @@ def test_a_run_still_before_its_first_checkpoint_is_not_replaced(tmp_path, monke
 
     def second_user_arrives(self):  # a second `dgm train --out` while this one trains
         before = snapshot(out)
-        with pytest.raises(FileExistsError, match="in use by a dgm train"):
+        with pytest.raises(FileExistsError, match=r"in use by process \d+ on "):
             clear_unstarted(out)
         seen.append(snapshot(out) == before)
         return fit(self)

@@ -65,10 +65,11 @@ def test_every_model_fits_the_train_and_sample_parsers(name, tmp_path):
     _, parsers = cli._parser(name, name)  # argparse raises on any duplicate flag
     reserved = set(reserved_train_flags()) | {"root"}  # --data-root stores into root
     model_fields = {f.name for f in dataclasses.fields(spec(name).config_cls)}
-    train_dests = {a.dest for a in parsers["train"]._actions} - model_fields
-    assert train_dests <= reserved, f"flags the registry does not reserve: {train_dests - reserved}"
     options = spec(name).cls.sample_options
     option_fields = {f.name for f in dataclasses.fields(options)} if options else set()
+    pictures = {f"sample_{f}" for f in option_fields}  # --sample-steps ...: samples/ pictures
+    train_dests = {a.dest for a in parsers["train"]._actions} - model_fields - pictures
+    assert train_dests <= reserved, f"flags the registry does not reserve: {train_dests - reserved}"
     sample_dests = {a.dest for a in parsers["sample"]._actions} - option_fields
     assert sample_dests <= set(SAMPLE_CLI_FLAGS)
     assert set(TRAIN_CLI_FLAGS) >= {"model", "data", "out"}

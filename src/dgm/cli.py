@@ -47,8 +47,10 @@ from dgm.registry import available_models, spec
 from dgm.train.config import TrainConfig
 from dgm.version import __version__
 
-# Trainer fields with their own spelling on the command line (the issue's interface).
-_TRAIN_SKIP = ("steps",)
+# Trainer fields with their own spelling on the command line (the issue's interface), and
+# sample_options, which the model's own sampling flags fill (--sample-steps, ...).
+_TRAIN_SKIP = ("steps", "sample_options")
+_PICTURE = "sample_"  # prefix of the picture's sampling flags on `dgm train`
 
 
 # Counts that must be at least 1, checked after parsing (one line, not argparse's usage).
@@ -112,7 +114,20 @@ def _parser(
         required=True,
         type=Path,
         help="run directory to create (missing folders are created); one whose run never "
-        "reached its first checkpoint is replaced",
+        "reached its first checkpoint is replaced, one with weights only with --overwrite",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the weights and files of the run already in --out and start afresh",
+    )
+    t.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="start from the weights of this run (same model; its model options are the "
+        "defaults) as a new run in --out: optimizers and schedule start afresh",
     )
     _threads(t)
     t.add_argument(
@@ -132,6 +147,10 @@ def _parser(
     if model is not None and model in available_models():
         group = t.add_argument_group(f"{model} options")
         cfg.add_arguments(group, spec(model).config_cls)
+        options = spec(model).cls.sample_options
+        if options is not None:  # how the pictures in samples/ are drawn: --sample-steps ...
+            group = t.add_argument_group(f"{model} sampling options for the pictures in samples/")
+            cfg.add_arguments(group, options, prefix=_PICTURE)
 
     r = sub.add_parser("resume", help="continue a run to N total steps", allow_abbrev=False)
     r.add_argument("run_dir", type=Path)
@@ -276,6 +295,16 @@ def _parser(
     return p, parsers | {"complete": m} | tasks
 
 
+def _picture_options(ns: argparse.Namespace, model: str) -> dict[str, Any]:
+    """The model's sampling options given as ``dgm train --sample-...`` flags, for the
+    pictures in samples/ (``TrainConfig.sample_options``)."""
+    options = spec(model).cls.sample_options
+    if options is None:
+        return {}
+    names = [f.name for f in cfg.dataclasses.fields(options)]
+    return {name: getattr(ns, _PICTURE + name) for name in names if hasattr(ns, _PICTURE + name)}
+
+
 def _renamed(command: str, args: Sequence[str]) -> str | None:
     """The one-line refusal of a flag renamed for ``command`` (RENAMED), or None."""
     for arg in args:
@@ -353,7 +382,9 @@ def cmd_train(ns: argparse.Namespace) -> int:
     )
     dataset_spec(data.name)
     train_cfg = TrainConfig(
-        steps=ns.steps, **{k: v for k, v in _split(ns, TrainConfig).items() if k != "steps"}
+        steps=ns.steps,
+        sample_options=_picture_options(ns, ns.model),
+        **{k: v for k, v in _split(ns, TrainConfig).items() if k != "steps"},
     )
     model_cfg = {k: v for k, v in _split(ns, spec(ns.model).config_cls).items()}
     cfg.check_counts(spec(ns.model).config_cls, model_cfg)
@@ -363,7 +394,14 @@ def cmd_train(ns: argparse.Namespace) -> int:
             ns.out.mkdir(parents=True, exist_ok=True)
     try:
         model, last = train(
-            ns.model, data, ns.out, train_cfg, check_memory=not ns.force, **model_cfg
+            ns.model,
+            data,
+            ns.out,
+            train_cfg,
+            check_memory=not ns.force,
+            overwrite=ns.overwrite,
+            init_from=ns.init_from,
+            **model_cfg,
         )
     except (ValueError, OSError):
         _remove_empty(created)  # a refused start leaves no empty run directory behind
@@ -750,10 +788,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dgm.train.trainer import TrainingDiverged
 
         if isinstance(e, TrainingDiverged):
-            from dgm.train.checkpoint import TRAINER_STATE
+            from dgm.run_dir import has_weights
 
             again = ""
-            if ns.command == "train" and not (ns.out / TRAINER_STATE).exists():
+            if ns.command == "train" and not has_weights(ns.out):
                 again = " (then the same dgm train --out starts afresh)"
             if _rank_zero():
                 print(f"dgm {ns.command}: training stopped: {e}{again}", file=sys.stderr)

@@ -71,12 +71,15 @@ def add_arguments(
     cls: type,
     skip: tuple[str, ...] = (),
     unset: str = "none",
+    prefix: str = "",
     flags: dict[str, str] | None = None,
 ) -> None:
     """One flag per field of ``cls`` (``latent_dim`` -> ``--latent-dim``), default unset so
     that only the flags given on the command line override the dataclass defaults.
-    ``unset`` is how the help text shows a default of None; ``flags`` gives some fields
-    another flag (``{"steps": "--sampling-steps"}``), the field name staying the dest."""
+    ``unset`` is how the help text shows a default of None; ``prefix`` goes before each
+    field's name in the flag and its namespace entry (``sample_`` -> ``--sample-steps``);
+    ``flags`` gives some fields another flag (``{"steps": "--sampling-steps"}``), the
+    field name (with ``prefix``) staying the dest."""
     hints = typing.get_type_hints(cls)
     comments = field_comments(cls)
     for f in dataclasses.fields(cls):
@@ -84,7 +87,7 @@ def add_arguments(
             continue
         tp = hints[f.name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        kwargs: dict[str, Any] = {"dest": prefix + f.name, "default": argparse.SUPPRESS}
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -93,7 +96,7 @@ def add_arguments(
         comment = comments.get(f.name, "")
         shown = unset if default is None else _show(default)
         kwargs["help"] = f"{comment} (default: {shown})".strip()
-        parser.add_argument((flags or {}).get(f.name, flag(f.name)), **kwargs)
+        parser.add_argument((flags or {}).get(f.name, flag(prefix + f.name)), **kwargs)
 
 
 def field_comments(cls: type) -> dict[str, str]:

@@ -30,7 +30,18 @@ _MODELS: dict[str, ModelSpec] = {}
 # `dgm sample`: a model's config (or sampling options) may not reuse them, since model,
 # data and trainer flags share one command line. The CLI test checks this list against
 # the real parsers.
-TRAIN_CLI_FLAGS = ("model", "data", "data_root", "out", "threads", "force", "help", "version")
+TRAIN_CLI_FLAGS = (
+    "model",
+    "data",
+    "data_root",
+    "out",
+    "overwrite",
+    "init_from",
+    "threads",
+    "force",
+    "help",
+    "version",
+)
 SAMPLE_CLI_FLAGS = (
     "run_dir",
     "n",

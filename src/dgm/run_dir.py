@@ -1,13 +1,20 @@
 """A run directory on disk: config.json, the weights (model, best, EMA) and metrics.jsonl.
 
 Training writes it, and evaluation, the CLI and ``dgm.load`` read it; the trainer's own
-resume state (trainer.pt) lives with the trainer in ``dgm.train.checkpoint``. Every write
-is atomic (a temporary file in the same folder, then ``os.replace``), so a crash mid-write
-leaves the previous file intact. Nothing here unpickles code: weights are safetensors.
+resume state (trainer.pt) and the commit of a checkpoint live with the trainer in
+``dgm.train.checkpoint``. A checkpoint is one unit: its files lie in
+``checkpoints/step-NNNNNNN/`` and ``checkpoint.json`` (replaced atomically, last) names the
+committed one, with each file's SHA-256. The same files are linked at the top level
+(model.safetensors, ...) for tools that open them directly; readers here go through
+``checkpoint.json``, so a crash during a later checkpoint never mixes steps. A run written
+before checkpoint.json existed (files at the top level only) reads as before. Every write
+is atomic (a temporary file in the same folder, then ``os.replace``). Nothing here
+unpickles code: weights are safetensors.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,15 +36,25 @@ WEIGHTS = "model.safetensors"
 BEST_WEIGHTS = "best.safetensors"  # the weights of the best validation score
 EMA_WEIGHTS = "ema.safetensors"  # the exponential moving average, when training kept one
 METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.json"  # names the committed checkpoint: its step, folder, files
+CHECKPOINTS = "checkpoints"  # one folder per checkpoint step: checkpoints/step-NNNNNNN/
+TRAINER_STATE = "trainer.pt"  # optimizers, data position, RNG: what resume needs
 
 __all__ = [
     "BEST_WEIGHTS",
+    "CHECKPOINT",
+    "CHECKPOINTS",
     "CONFIG",
     "EMA_WEIGHTS",
     "METRICS",
+    "TRAINER_STATE",
     "WEIGHTS",
+    "Committed",
     "append_metrics",
     "atomic_write",
+    "checkpoint_step",
+    "committed",
+    "has_weights",
     "load_model",
     "load_weights",
     "model_from_config",
@@ -47,6 +64,7 @@ __all__ = [
     "resolve_device",
     "run_config",
     "save_weights",
+    "weights_file",
     "weights_step",
     "write_json",
 ]
@@ -96,6 +114,65 @@ def model_from_config(config: dict[str, Any]) -> GenerativeModel:
         raise ValueError(f"config.json lacks the key {e}") from None
     spec(name)  # a clear error for an unknown model name
     return create(name, shape, **values)
+
+
+# -- the committed checkpoint ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Committed:
+    """The checkpoint ``checkpoint.json`` names: its step, its folder and its files (file
+    name -> SHA-256 of the bytes)."""
+
+    step: int
+    folder: Path
+    files: dict[str, str]
+
+    def path(self, name: str) -> Path | None:
+        """The committed file ``name`` (e.g. ``WEIGHTS``), or None if the checkpoint has none."""
+        return self.folder / name if name in self.files else None
+
+
+def committed(run_dir: str | Path) -> Committed | None:
+    """The committed checkpoint of ``run_dir``; None when it has no checkpoint.json (a run
+    that never checkpointed, or one written before checkpoint.json existed)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).is_file():
+        return None
+    saved = read_json(run_dir / CHECKPOINT)
+    try:
+        return Committed(int(saved["step"]), run_dir / saved["folder"], dict(saved["files"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{run_dir / CHECKPOINT} is not a checkpoint record ({e})") from None
+
+
+def weights_file(run_dir: str | Path, name: str = WEIGHTS) -> Path:
+    """Where a reader finds file ``name`` of the committed checkpoint: in its folder when
+    checkpoint.json names one, else at the top level (older runs). The path may not exist."""
+    run_dir = Path(run_dir)
+    found = committed(run_dir)
+    path = found.path(name) if found is not None else None
+    return path if path is not None else run_dir / name
+
+
+def checkpoint_step(run_dir: str | Path) -> int | None:
+    """The step of the run's committed weights (checkpoint.json, else model.safetensors'
+    metadata); None when it has none or they are unreadable."""
+    found = committed(run_dir)
+    if found is not None:
+        return found.step
+    try:
+        return weights_step(Path(run_dir) / WEIGHTS)
+    except Exception:  # safetensors raises several types for a missing or corrupt file
+        return None
+
+
+def has_weights(run_dir: str | Path) -> bool:
+    """True when ``run_dir`` holds trained weights: a committed checkpoint, or any of
+    model, EMA and best weights at the top level (a run of any age)."""
+    run_dir = Path(run_dir)
+    names = (CHECKPOINT, WEIGHTS, EMA_WEIGHTS, BEST_WEIGHTS)
+    return any((run_dir / name).is_file() for name in names)
 
 
 # -- weights -------------------------------------------------------------------------------
@@ -167,18 +244,18 @@ def _resize_buffer(model: GenerativeModel, name: str, value: Tensor) -> None:
 
 
 def load_model(run_dir: str | Path, *, best: bool = False, ema: bool = True) -> GenerativeModel:
-    """Rebuild the model of a run directory from config.json and its weights, in eval mode:
-    best.safetensors with ``best``, else ema.safetensors when the run kept an EMA of its
-    weights and ``ema`` is true, else model.safetensors (the raw weights)."""
+    """Rebuild the model of a run directory from config.json and its committed weights, in
+    eval mode: best.safetensors with ``best``, else ema.safetensors when the run kept an
+    EMA of its weights and ``ema`` is true, else model.safetensors (the raw weights)."""
     run_dir = Path(run_dir)
     model = model_from_config(read_json(run_dir / CONFIG))
     if best:
-        name = BEST_WEIGHTS
-    elif ema and (run_dir / EMA_WEIGHTS).is_file():
-        name = EMA_WEIGHTS
+        path = weights_file(run_dir, BEST_WEIGHTS)
+    elif ema and weights_file(run_dir, EMA_WEIGHTS).is_file():
+        path = weights_file(run_dir, EMA_WEIGHTS)
     else:
-        name = WEIGHTS
-    load_weights(run_dir / name, model)
+        path = weights_file(run_dir, WEIGHTS)
+    load_weights(path, model)
     return model.eval()
 
 

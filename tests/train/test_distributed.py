@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from dgm import run_dir as rd
+from dgm.train.lock import LOCK
 
 SCRIPT = textwrap.dedent("""
     import sys, torch
@@ -156,3 +157,7 @@ def test_torchrun_cli_trains_a_vae_and_only_rank_zero_writes(tmp_path):
     assert [r["step"] for r in records if "loss" in r] == [2, 4, 6]
     assert [r["step"] for r in records if "valid/nll" in r] == [3, 6]
     assert len(records) == 5
+    # resumed under torchrun: rank 0 alone takes the run's lock, so no rank refuses another
+    _torchrun("-m", "dgm", "resume", out, "--steps", "8")
+    assert rd.committed(out).step == 8 and not (out / LOCK).exists()
+    assert [r["step"] for r in rd.read_metrics(out / rd.METRICS) if "loss" in r] == [2, 4, 6, 8]

@@ -1,19 +1,116 @@
-"""The trainer's resume state, trainer.pt: optimizers, data position, RNG states, step.
+"""A checkpoint committed as one unit, and the trainer's resume state (trainer.pt).
 
-It loads with ``torch.load(weights_only=True)``, so loading never unpickles code. The rest
-of a run directory (config.json, weights, metrics.jsonl) is ``dgm.run_dir``.
+``commit`` writes every file of step N (model.safetensors, ema.safetensors, best.safetensors,
+trainer.pt) into ``checkpoints/step-NNNNNNN/``, each atomically, then replaces
+``checkpoint.json``, which names that folder, the step and each file's SHA-256: that one
+rename is the commit. Only then are the files linked at the top level (for tools that open
+model.safetensors directly) and the previous folder removed. A crash at any point leaves
+checkpoint.json naming a complete checkpoint, the new one or the previous one; the readers
+(``dgm.run_dir.weights_file``, ``resume``) go through it.
+
+trainer.pt loads with ``torch.load(weights_only=True)``, so loading never unpickles code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dgm import run_dir as rd
 from dgm.io import atomic_write
 
-TRAINER_STATE = "trainer.pt"
+TRAINER_STATE = rd.TRAINER_STATE
+
+# Called with a label after every write that lands on disk during ``commit`` (each file,
+# the commit record, each top-level link, the removal of the previous folder). None in
+# normal use; the crash tests set it to kill the process at each of these points in turn.
+on_write: Callable[[str], None] | None = None
+
+
+def _wrote(label: str) -> None:
+    if on_write is not None:
+        on_write(label)
+
+
+def folder_name(step: int) -> str:
+    return f"{rd.CHECKPOINTS}/step-{step:07d}"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def commit(
+    run_dir: Path,
+    step: int,
+    writers: dict[str, Callable[[Path], None]],
+    carried: dict[str, Path] | None = None,
+) -> None:
+    """Write checkpoint ``step`` of ``run_dir`` as one unit: ``writers`` maps each file name
+    to a function writing it at a given path; ``carried`` maps file names to existing files
+    to take over unchanged (hard-linked, e.g. the best weights of an earlier step)."""
+    run_dir = Path(run_dir)
+    folder = run_dir / folder_name(step)
+    if folder.exists():  # an uncommitted attempt at this step (a crash, then a resume)
+        previous = rd.committed(run_dir)
+        if previous is not None and previous.folder == folder:
+            raise FileExistsError(f"{folder} is the committed checkpoint: it is never rewritten")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for name, source in (carried or {}).items():
+        _link(source, folder / name)
+        _wrote(name)
+    for name, write in writers.items():
+        atomic_write(folder / name, write)
+        _wrote(name)
+    files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+    record = {"step": step, "folder": folder_name(step), "files": files}
+    rd.write_json(run_dir / rd.CHECKPOINT, record)  # the commit
+    _wrote(rd.CHECKPOINT)
+    for name in files:  # the top-level copies, for tools that open the files directly
+        _link(folder / name, run_dir / name)
+        _wrote(f"top-level {name}")
+    for old in sorted((run_dir / rd.CHECKPOINTS).iterdir()):
+        if old != folder and old.name.startswith("step-"):
+            shutil.rmtree(old)
+            _wrote(f"removed {old.name}")
+
+
+def _link(source: Path, target: Path) -> None:
+    """Make ``target`` the same file as ``source``, atomically (a hard link renamed over it;
+    a copy on file systems without hard links)."""
+    if target.exists() and os.path.samefile(source, target):
+        return  # already (renaming a link over its twin would leave the temporary)
+    tmp = target.with_name(f".{target.name}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def verify(found: rd.Committed) -> None:
+    """Refuse a committed checkpoint whose files are missing or changed since the commit."""
+    for name, digest in found.files.items():
+        path = found.folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: the committed checkpoint is incomplete")
+        if sha256(path) != digest:
+            raise ValueError(
+                f"{path} has changed since step {found.step} was committed (its SHA-256 "
+                "differs): the checkpoint cannot be trusted"
+            )
 
 
 def save_trainer_state(path: Path, state: dict[str, Any]) -> None:

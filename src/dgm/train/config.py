@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclasses.dataclass
@@ -21,6 +21,10 @@ class TrainConfig:
     ema_decay: float | None = None  # keep an EMA of the weights for eval/sample, e.g. 0.999
     eval_every: int = 1000  # steps between evaluations on the valid split (0 = never)
     sample_every: int = 1000  # steps between sample pictures in samples/ (0 = never)
+    sample_count: int = 0  # samples per picture in samples/; 0: 64 (1000 points for 2-D data)
+    # the model's sample() options for those pictures, e.g. {"sampler": "ddim", "steps": 50}
+    # (`dgm train` flags --sample-sampler, --sample-steps, ...)
+    sample_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     log_every: int = 100  # steps between metrics.jsonl lines
     checkpoint_every: int = 1000  # steps between checkpoints (and always at the end)
     seed: int = 0  # seeds init, data order and sampling: a run is repeatable
@@ -28,6 +32,8 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
 
     def __post_init__(self) -> None:
+        if self.sample_count < 0:
+            raise ValueError(f"sample_count must be >= 0 (0: the default), got {self.sample_count}")
         for name in ("steps", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

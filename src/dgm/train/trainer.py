@@ -11,6 +11,10 @@ the optimizers and the EMA are built, a model's data-dependent initialisation
 (``model.initialize``) runs once on a seeded batch, so the EMA starts from initialised
 weights.
 Models with the ``ClosedFormFit`` capability (counting, EM) are fitted by ``fit_step``.
+
+A checkpoint is committed as one unit (``dgm.train.checkpoint.commit``): the weights, the
+EMA, the best weights and the trainer state of one step, or nothing. It is written before
+that step's sample picture, and a signal while a picture is drawn stops at once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +50,14 @@ class TrainingDiverged(RuntimeError):
     applied and the last good checkpoint is kept."""
 
 
+class _SamplingInterrupted(Exception):
+    """SIGINT/SIGTERM while a sample picture was drawn: the picture is given up."""
+
+
 CHECK_CHUNK = 8192  # examples per chunk of the up-front data check
 CURVES = "curves.png"  # the training curves, drawn from metrics.jsonl at the end of a run
+PICTURE_CHUNK = 8  # samples of a picture drawn first, to time it (and show progress if slow)
+SLOW_PICTURE_S = 5.0  # a picture expected to take longer is drawn in chunks, with a bar
 
 
 class Trainer:
@@ -57,7 +67,8 @@ class Trainer:
     checked against the model once, here, before anything is written; ``fit()`` then
     skips the per-step value scan (``model.check_values``). ``fit()`` returns the last
     logged metrics and stops early, with a checkpoint, on SIGINT/SIGTERM or
-    ``request_stop()``; at its end it draws metrics.jsonl into curves.png.
+    ``request_stop()``; at its end it draws metrics.jsonl into curves.png. Sample pictures
+    take ``config.sample_count`` samples drawn with ``config.sample_options``.
     """
 
     def __init__(
@@ -91,6 +102,7 @@ class Trainer:
             world_size=self.world_size,
             device=self.device,
         )
+        model.sample_settings(config.sample_options)  # an option it does not take: refused now
         self.closed_form = isinstance(model, ClosedFormFit)
         if self.closed_form and self.world_size > 1:
             raise ValueError(
@@ -124,7 +136,10 @@ class Trainer:
         self.best_step = -1
         self.saved_step: int | None = None  # the step of the checkpoint on disk, if any
         self.progress = progress and self.rank == 0
+        self._best_state: dict[str, Tensor] | None = None  # new best weights, not yet saved
         self._stop = False
+        self._drawing = False  # a sample picture is being drawn: a signal interrupts it
+        self._picture_cut = False
         self._sums: dict[str, Tensor] = {}  # metric -> sum over its calls since the last log
         self._counts: dict[str, int] = {}  # metric -> number of those calls
         self._sum_steps = 0
@@ -140,20 +155,25 @@ class Trainer:
         if self.run_dir is None:
             raise ValueError("this trainer has no run directory to resume from")
         run_dir = self.run_dir
-        state = ckpt.load_trainer_state(run_dir / ckpt.TRAINER_STATE)
-        rd.load_weights(run_dir / rd.WEIGHTS, self.model)
+        found = rd.committed(run_dir)
+        if found is not None:
+            ckpt.verify(found)  # every file as committed
+        state = ckpt.load_trainer_state(rd.weights_file(run_dir, ckpt.TRAINER_STATE))
+        rd.load_weights(rd.weights_file(run_dir, rd.WEIGHTS), self.model)
         files = [rd.WEIGHTS]
         if self.ema is not None:
-            if not (run_dir / rd.EMA_WEIGHTS).is_file():
-                raise FileNotFoundError(
-                    f"{run_dir / rd.EMA_WEIGHTS} not found: the run has no EMA to continue"
-                )
-            self.ema.load(rd.read_weights(run_dir / rd.EMA_WEIGHTS, self.model))
+            path = rd.weights_file(run_dir, rd.EMA_WEIGHTS)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found: the run has no EMA to continue")
+            self.ema.load(rd.read_weights(path, self.model))
             files.append(rd.EMA_WEIGHTS)
-        if any(rd.weights_step(run_dir / f) != state["step"] for f in files):
+        steps = {rd.weights_step(rd.weights_file(run_dir, f)) for f in files}
+        if steps != {state["step"]}:  # only a run from before checkpoint.json can show this
             raise ValueError(
                 f"{run_dir}: {' and '.join(files)} and trainer.pt come from different steps "
-                "(a crash between the writes): it cannot resume exactly; start a new run"
+                "(a crash between the writes of an older dgm): it cannot resume exactly; "
+                f"continue from its weights as a new run: dgm train ... --init-from {run_dir} "
+                "--out NEW_DIR"
             )
         if state["world_size"] != self.world_size:
             raise ValueError(
@@ -171,6 +191,13 @@ class Trainer:
         torch.set_rng_state(rng["cpu"])
         if self.device.type == "cuda" and "cuda" in rng:
             torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+    def start_from(self, tensors: dict[str, Tensor]) -> None:
+        """Start from given weights (another run's, ``dgm train --init-from``) rather than a
+        fresh initialisation; the EMA starts from them too. Optimizers start afresh."""
+        self.model.load_state_dict(tensors)
+        if self.ema is not None:
+            self.ema = WeightAverage(self.model, self.config.ema_decay)  # type: ignore[arg-type]
 
     def fit(self) -> dict[str, Any]:
         """Train up to ``config.steps``; returns the last logged metrics."""
@@ -204,10 +231,10 @@ class Trainer:
                         bar.set_postfix(self._postfix(last))
                     if validate and self.valid_data is not None:
                         last = {**last, **self._evaluate()}
-                    if sample:
-                        self._write_samples()
-                    if save:
+                    if save:  # before the picture: a slow or stopped picture loses nothing
                         self.save_checkpoint()
+                    if sample:
+                        self._draw_picture()
                     t0 = time.perf_counter()
             train_time += time.perf_counter() - t0
             if self._sum_steps:
@@ -219,12 +246,13 @@ class Trainer:
         finally:
             self.model.check_values = check_values
             bar.close()
-        last["interrupted"] = self._stop and self.step < cfg.steps
+        last["interrupted"] = self._stop and (self.step < cfg.steps or self._picture_cut)
         return last
 
     def save_checkpoint(self) -> None:
-        """Write trainer.pt, model.safetensors and, with EMA on, ema.safetensors (rank 0),
-        refusing non-finite weights."""
+        """Commit the checkpoint of this step as one unit (rank 0): model.safetensors,
+        trainer.pt, ema.safetensors with EMA on, best.safetensors once validation found a
+        best; refusing non-finite weights."""
         if any(not bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise TrainingDiverged(
                 f"parameters are NaN or infinite at step {self.step}; {self._kept()}"
@@ -244,11 +272,22 @@ class Trainer:
                 "best_step": self.best_step,
                 "world_size": self.world_size,
             }
-            ckpt.save_trainer_state(self.run_dir / ckpt.TRAINER_STATE, state)
-            rd.save_weights(self.run_dir / rd.WEIGHTS, self.model, self.step)
+            model, step = self.model, self.step
+
+            def weights(values: dict[str, Tensor] | None, at: int) -> Callable[[Any], None]:
+                return lambda path: rd.save_weights(path, model, at, values)
+
+            writers = {rd.WEIGHTS: weights(None, step)}
             if self.ema is not None:
-                ema = self.ema.state_dict()
-                rd.save_weights(self.run_dir / rd.EMA_WEIGHTS, self.model, self.step, ema)
+                writers[rd.EMA_WEIGHTS] = weights(self.ema.state_dict(), step)
+            carried = {}
+            if self._best_state is not None:
+                writers[rd.BEST_WEIGHTS] = weights(self._best_state, self.best_step)
+            elif rd.weights_file(self.run_dir, rd.BEST_WEIGHTS).is_file():
+                carried[rd.BEST_WEIGHTS] = rd.weights_file(self.run_dir, rd.BEST_WEIGHTS)
+            writers[ckpt.TRAINER_STATE] = lambda path: torch.save(state, path)
+            ckpt.commit(self.run_dir, step, writers, carried)
+            self._best_state = None
         self.saved_step = self.step
         distributed.barrier(self.world_size)
 
@@ -369,10 +408,12 @@ class Trainer:
         devices = [self.device] if self.device.type == "cuda" else []
         was_training = self.model.training
         self.model.eval()
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(self.config.seed)
-            yield
-        self.model.train(was_training)
+        try:
+            with torch.random.fork_rng(devices=devices), torch.no_grad():
+                torch.manual_seed(self.config.seed)
+                yield
+        finally:
+            self.model.train(was_training)
 
     def _evaluate(self) -> dict[str, Any]:
         record: dict[str, Any] = {}
@@ -389,7 +430,10 @@ class Trainer:
                 score = result.get("nll", math.nan)
                 if self.writes and score < self.best:  # best holds the weights scored
                     self.best, self.best_step = score, self.step
-                    rd.save_weights(self.run_dir / rd.BEST_WEIGHTS, self.model, self.step)
+                    self._best_state = {  # written with the next checkpoint, as one unit
+                        k: v.detach().to("cpu", copy=True)
+                        for k, v in self.model.state_dict().items()
+                    }
             if self.writes:
                 rd.append_metrics(
                     self.run_dir / rd.METRICS,
@@ -398,17 +442,27 @@ class Trainer:
         distributed.barrier(self.world_size)
         return record
 
+    def _draw_picture(self) -> None:
+        """``_write_samples``, given up (the checkpoint is already safe) on SIGINT/SIGTERM."""
+        try:
+            self._write_samples()
+        except _SamplingInterrupted:
+            self._picture_cut = True
+        finally:
+            self._drawing = False
+
     def _write_samples(self) -> None:
         if not self.writes:
             return
         points = tuple(self.model.event_shape) == (2,)
-        n = 1000 if points else 64  # a 2-D scatter needs more points than an image grid
+        # a 2-D scatter needs more points than an image grid
+        n = self.config.sample_count or (1000 if points else 64)
         c = grid_conditions(self.model, self.valid_data or self.train_data, n)
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
         value_range = getattr(self.train_data, "value_range", None)
         with self._quiet_rng(), self._averaged():
             gen = torch.Generator(self.device).manual_seed(self.config.seed)
-            x = self.model.sample(n, c, generator=gen)
+            x = self._sample_in_chunks(n, c, gen)
             # 2-D points are drawn over the data and the model's density, whose log_prob
             # draws noise for latent models: inside the quiet RNG, so resume stays exact
             extra: dict[str, Any] = {}
@@ -416,6 +470,39 @@ class Trainer:
                 index = torch.arange(min(2000, len(self.train_data)))  # type: ignore[arg-type]
                 extra = {"data": take(self.train_data, index, "cpu").x, "model": self.model}
             save_samples(x.float().cpu(), path, value_range, **extra)
+
+    def _sample_in_chunks(self, n: int, c: Tensor | None, gen: torch.Generator) -> Tensor:
+        """n samples with the run's sampling options: the first ``PICTURE_CHUNK`` timed, the
+        rest at once if that looks quick, else chunk by chunk under a progress bar."""
+
+        def draw(start: int, stop: int) -> Tensor:
+            part_c = None if c is None else c[start:stop]
+            self._drawing = True  # a signal now raises: only inside the model's sampler,
+            try:  # so the EMA swap and the RNG fork around it always unwind
+                return self.model.sample(stop - start, part_c, generator=gen, **options)
+            finally:
+                self._drawing = False
+
+        options = self.config.sample_options
+        size = min(n, PICTURE_CHUNK)
+        t0 = time.perf_counter()
+        parts = [draw(0, size)]
+        expected = (time.perf_counter() - t0) * (n - size) / size
+        chunk = n - size if expected < SLOW_PICTURE_S else size
+        bar = tqdm(
+            total=n,
+            initial=size,
+            disable=not self.progress or chunk == n - size,
+            desc=f"samples at step {self.step}",
+            leave=False,
+            dynamic_ncols=True,
+        )
+        with bar:
+            for start in range(size, n, max(chunk, 1)):
+                stop = min(start + chunk, n)
+                parts.append(draw(start, stop))
+                bar.update(stop - start)
+        return torch.cat(parts)
 
     def _averaged(self) -> contextlib.AbstractContextManager[None]:
         """The EMA weights in the model for the duration, when EMA is on."""
@@ -466,7 +553,12 @@ class Trainer:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        handler = lambda signum, frame: self.request_stop()  # noqa: E731
+
+        def handler(signum: int, frame: object) -> None:
+            self.request_stop()
+            if self._drawing:  # a picture may take minutes: give it up now
+                raise _SamplingInterrupted
+
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
