@@ -11,8 +11,10 @@ check against grid integration of exp(log_prob).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+from unittest import mock
 
 import torch
 from torch import Tensor
@@ -111,6 +113,16 @@ def completion_law(
         if not obs[d]:
             law = law * marginal(order[: k + 1]) / marginal(order[:k])
     return every, law / law.sum()
+
+
+def naive_loop(model: GenerativeModel):
+    """Pixel models sample and complete by their naive loop here: their fast samplers draw
+    the same pixels for the same generator (tests/helpers.py,
+    ``assert_fast_completion_is_naive``, shared masks included) and are far slower at 2x2
+    pixels and thousands of rows."""
+    if hasattr(model, "_fast_sampler"):
+        return mock.patch.object(model, "_fast_sampler", return_value=None)
+    return contextlib.nullcontext()
 
 
 def randomised(name: str, shape: tuple[int, ...], scale: float = 0.5, **overrides):

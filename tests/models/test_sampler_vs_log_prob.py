@@ -9,10 +9,8 @@ samples' means, second moments and a 4 x 4 quantile-cell histogram. A VAE's samp
 against its marginal p(x) by quadrature over a 1-d latent.
 """
 
-import contextlib
 import itertools
 import math
-from unittest import mock
 
 import pytest
 import torch
@@ -27,6 +25,7 @@ from exact_reference import (
     draws_for,
     every_x,
     expand,
+    naive_loop,
     randomised,
     total_variation,
     vae_marginal,
@@ -62,14 +61,6 @@ APPROXIMATE_SAMPLERS = {"ebm"}
 def _test_models():
     with registered(), registered_contract_models():
         yield
-
-
-def naive_loop(model):
-    """Pixel models sample by their naive loop (their fast samplers draw the same pixels,
-    tests/helpers.py, and are slower at 2x2 pixels and thousands of rows)."""
-    if hasattr(model, "_fast_sampler"):
-        return mock.patch.object(model, "_fast_sampler", return_value=None)
-    return contextlib.nullcontext()
 
 
 def discrete_exact(model) -> bool:
