@@ -146,8 +146,9 @@ def randomised(name: str, shape: tuple[int, ...], scale: float = 0.5, **override
 def correlated_data(
     model: GenerativeModel, n: int, g: torch.Generator
 ) -> tuple[Tensor, Tensor | None]:
-    """n examples in the model's support from three clusters (each dimension copies its
-    cluster's value with probability 0.8), and labels = the cluster for a labelled model."""
+    """n examples in the model's support from three clusters (dimension d copies its
+    cluster's value with a probability from 0.95 down to 0.5, so no two dimensions play
+    the same part), and labels = the cluster for a labelled model."""
     cluster = torch.randint(3, (n,), generator=g)
     D = model.num_dims
     if model.support is constraints.real:
@@ -157,7 +158,8 @@ def correlated_data(
         v = values(model)
         centres = torch.randint(len(v), (3, D), generator=g)
         noise = torch.randint(len(v), (n, D), generator=g)
-        keep = torch.rand(n, D, generator=g) < 0.8
+        copy = torch.linspace(0.95, 0.5, D, dtype=torch.float64)  # unequal: no symmetry
+        keep = torch.rand(n, D, generator=g, dtype=torch.float64) < copy
         idx = torch.where(keep, centres[cluster], noise)
         x = torch.tensor(v)[idx]
         x = x.to(model.dtype) if model.support is constraints.boolean else x
