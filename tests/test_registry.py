@@ -137,21 +137,3 @@ def test_a_model_module_imported_twice_registers_once_and_a_different_class_is_r
     with pytest.raises(ValueError, match="'nade' is already registered"):
         spec_.loader.exec_module(module)
     assert spec("nade").cls is nade.NADE
-
-
-def test_one_model_modules_doctests_collect_alone():
-    """`pytest <one model file>` collects (the file is imported a second time) and runs."""
-    import subprocess
-    from pathlib import Path
-
-    from dgm.models.autoregressive import nade
-
-    out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", nade.__file__],
-        capture_output=True,
-        text=True,
-        cwd=Path(nade.__file__).parents[4],
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert "already registered" not in out.stdout + out.stderr
