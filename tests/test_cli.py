@@ -66,11 +66,45 @@ def test_train_eval_sample_resume(tmp_path, capsys):
 
 
 def test_conditional_sampling_by_class(tmp_path):
+    """`sample --class 3` writes the run's model's samples for class 3 (pixel for pixel the
+    grid of ``model.sample(8, c=3)`` with the default seed, not class 5's); and on a model
+    whose classes are far apart (naive Bayes on digits), the samples drawn for class k have
+    class k's pixel means, not another class's."""
+    import numpy as np
+    import torch
+
+    import dgm
+    from dgm.report.plots import image_grid
+
     run = tmp_path / "cvae"
     assert main([*TRAIN, "--num-classes", "10", "--out", str(run)]) == 0
-    assert (
-        main(["sample", str(run), "-n", "8", "--class", "3", "--out", str(tmp_path / "c.png")]) == 0
-    )
+    png = tmp_path / "c.png"
+    assert main(["sample", str(run), "-n", "8", "--class", "3", "--out", str(png)]) == 0
+    model = dgm.load(run)
+    value_range = tuple(json.loads((run / "config.json").read_text())["value_range"])
+
+    def grid(k):
+        with torch.no_grad():
+            x = model.sample(8, torch.full((8,), k), generator=torch.Generator().manual_seed(0))
+        return np.asarray(image_grid(x, value_range=value_range))
+
+    written = np.asarray(Image.open(png))
+    assert np.array_equal(written, grid(3)) and not np.array_equal(written, grid(5))
+
+    nb = tmp_path / "nb"
+    argv = ["train", "naive_bayes", "--data", "digits", "--binarize", "static"]
+    assert main([*argv, "--num-classes", "10", "--steps", "1", "--out", str(nb)]) == 0
+    model = dgm.load(nb)
+    data = dgm.data.get("digits", "train", binarize="static")
+    means = torch.stack([data.x[data.y == k].double().mean(0) for k in range(10)])  # (10, ...)
+    for k in (0, 1, 7):
+        png = tmp_path / f"nb{k}.png"
+        assert main(["sample", str(nb), "-n", "400", "--class", str(k), "--out", str(png)]) == 0
+        with torch.no_grad():
+            x = model.sample(400, torch.full((400,), k), generator=torch.Generator().manual_seed(0))
+        assert np.array_equal(np.asarray(Image.open(png)), np.asarray(image_grid(x)))
+        distance = (x.double().mean(0) - means).flatten(1).abs().mean(1)  # (10,)
+        assert distance.argmin() == k and distance[k] < 0.05
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,25 @@ def test_super_resolution_run_conditions_on_the_pooled_image(tmp_path):
     assert model.conditioning.context_shape == (1, 4, 4)
     out = tmp_path / "sr.png"
     assert main(["sample", str(run), "-n", "4", "--sampling-steps", "4", "--out", str(out)]) == 0
+    # the grid holds the samples given the test split's first four pooled images ...
+    from dgm.report.plots import image_grid
+
+    data = dgm.data.get("digits", "test", scale="byte", condition="lowres", lowres_factor=2)
+    pooled = torch.nn.functional.avg_pool2d(data.x[:4].double(), 2)  # (4, 1, 4, 4)
+    ctx = data.context[:4].double()
+    torch.testing.assert_close(ctx, pooled / 255, rtol=0.01, atol=2e-3)  # the pooled image
+    value_range = tuple(json.loads((run / "config.json").read_text())["value_range"])
+
+    def draw(c):
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(0)
+            return model.sample(4, c, generator=g, steps=4)
+
+    given_data = draw(data.context[:4].to(model.dtype))
+    written = np.asarray(Image.open(out))
+    assert np.array_equal(written, np.asarray(image_grid(given_data, value_range=value_range)))
+    # ... and they depend on the pooled image: another context, the same noise, differs
+    assert not torch.equal(given_data, draw(1 - data.context[:4].to(model.dtype)))
 
 
 def test_guidance_without_label_dropout_is_refused_with_the_fix(tmp_path, capsys):

@@ -2,6 +2,7 @@
 registered model's flags fit the real parsers."""
 
 import dataclasses
+import sys
 
 import pytest
 import torch
@@ -101,3 +102,39 @@ def test_discrete_data_set_num_levels_only_where_it_defaults_to_real_x():
     assert "num_levels" not in config_for_data("ddpm", real, {})
     assert config_for_data("ddpm", byte, {"num_levels": 0}) == {"num_levels": 0}  # as given
     assert "num_levels" not in config_for_data("glow", binary, {})  # its default is not 0
+
+
+def test_a_model_module_imported_twice_registers_once_and_a_different_class_is_refused(
+    tmp_path, monkeypatch
+):
+    """One model file's doctests (``pytest src/dgm/models/autoregressive/nade.py`` with
+    ``--import-mode=importlib``) import the module a second time under another name: its
+    classes are new objects from the same ``class`` statements, and registering them again
+    keeps the first registration; a genuinely different class under a taken name is still
+    refused."""
+    import importlib.util
+
+    from dgm.models.autoregressive import nade
+
+    spec_ = importlib.util.spec_from_file_location("nade_copy", nade.__file__)
+    copy = importlib.util.module_from_spec(spec_)
+    monkeypatch.setitem(sys.modules, "nade_copy", copy)  # dataclasses look their module up
+    spec_.loader.exec_module(copy)  # runs @register("nade", ...) again
+    assert copy.NADE is not nade.NADE
+    assert spec("nade").cls is nade.NADE  # the first registration stays
+
+    other = tmp_path / "other.py"  # same class name, another file: a different model
+    other.write_text(
+        "from dgm.model import GenerativeModel\n"
+        "from dgm.models.autoregressive.nade import NADEConfig\n"
+        "from dgm.registry import register\n\n"
+        "@register('nade', NADEConfig)\n"
+        "class NADE(GenerativeModel):\n"
+        "    pass\n"
+    )
+    spec_ = importlib.util.spec_from_file_location("other_nade", other)
+    module = importlib.util.module_from_spec(spec_)
+    monkeypatch.setitem(sys.modules, "other_nade", module)
+    with pytest.raises(ValueError, match="'nade' is already registered"):
+        spec_.loader.exec_module(module)
+    assert spec("nade").cls is nade.NADE

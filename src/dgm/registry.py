@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import os
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -106,6 +108,8 @@ def register(name: str, config_cls: type) -> Callable[[M], M]:
 
     def decorate(cls: M) -> M:
         if name in _MODELS and _MODELS[name].cls is not cls:
+            if same_definition(_MODELS[name].cls, cls):
+                return cls  # its module imported a second time (e.g. one file's doctests)
             raise ValueError(f"model name {name!r} is already registered to {_MODELS[name].cls}")
         if cls.sample_options is not None:
             reserved = {
@@ -119,6 +123,20 @@ def register(name: str, config_cls: type) -> Callable[[M], M]:
         return cls
 
     return decorate
+
+
+def same_definition(a: type, b: type) -> bool:
+    """Whether two class objects come from the same ``class`` statement: the same
+    qualified name in the same source file. A module imported twice under two names (pytest
+    collecting one model file's doctests with ``--import-mode=importlib``) defines its
+    classes again; registering such a copy keeps the first registration, while a different
+    class under a taken name is still refused."""
+    if a.__qualname__ != b.__qualname__:
+        return False
+    try:
+        return os.path.samefile(inspect.getfile(a), inspect.getfile(b))
+    except (TypeError, OSError):  # a class defined outside a file (an interpreter, exec)
+        return False
 
 
 def unregister(name: str) -> None:
