@@ -258,7 +258,8 @@ def table(record: dict[str, Any]) -> list[str]:
             f"DCGAN networks, {images.get('num_samples')} samples against the test split. FD "
             f"and KID in {space} (classifier test accuracy "
             f"{images.get('classifier_test_accuracy', 0):.3f}), not FID; the published FIDs "
-            "(Lucic et al. 2018, Inception features) are for ranking only.",
+            "(Lucic et al. 2018, Inception features) are for orientation only: other features "
+            "and budget (their best runs of a large search).",
             "",
             "| objective | FD | KID | precision | recall | class acc. | s | published FID |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
