@@ -1,11 +1,11 @@
-"""Every model of the README's model table on a GPU, through the command line a user runs,
-and training speed on the GPU beside the CPU of the same machine.
+"""Every model of the tables of docs/models.md on a GPU, through the command line a user
+runs, and training speed on the GPU beside the CPU of the same machine.
 
     python -m benchmarks.devices [--quick] [--device cuda|cpu] [--jobs J] [--only TEXT ...]
 
-Part 1, every family on the device: each ``dgm train`` line of the README's model table,
-its ``--steps`` cut to ``STEPS`` (quick: ``QUICK_STEPS``), with ``--device``; then ``dgm eval
---json`` on the test split and ``dgm sample`` (the README's sample line for that run when
+Part 1, every family on the device: each ``dgm train`` line of docs/models.md's tables, its
+``--steps`` cut to ``STEPS`` (quick: ``QUICK_STEPS``), with ``--device``; then ``dgm eval
+--json`` on the test split and ``dgm sample`` (the page's sample line for that run when
 it shows one), both on the same device. ``--jobs`` commands share the GPU at once, so part
 1 says what ran and what it gave (a hundred steps: a smoke test of the device path,
 not a trained model), not how fast.
@@ -17,7 +17,7 @@ training time between the last two log lines over the steps between them, so sta
 CUDA's first kernels and the first steps are left out. The last logged training metrics
 of the two precisions are kept side by side (same seed, same batches).
 
-Needs the data the README lines name: Fashion-MNIST ($DGM_DATA or the Debian package),
+Needs the data the model lines name: Fashion-MNIST ($DGM_DATA or the Debian package),
 /usr/share/dict/words and /usr/share/games/fortunes.
 """
 
@@ -40,7 +40,7 @@ from dgm import run_dir as run_files
 
 NAME = "devices"
 SEED = 0
-README = Path(__file__).resolve().parent.parent / "README.md"
+MODELS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "models.md"
 STEPS, QUICK_STEPS = 100, 4
 TIMED_STEPS = {"cuda": 200, "cpu": 20}  # quick mode: a tenth (at least 4)
 QUALITY_SAMPLES = 500  # models without a likelihood: dgm eval --sample-quality on this many
@@ -50,17 +50,16 @@ COMMAND_TIMEOUT_S = 150
 
 
 def table_commands() -> list[dict[str, Any]]:
-    """The README model table's rows: the first cell (``name``), the row's ``dgm train``
-    arguments, and the arguments of the README's ``dgm sample`` line for that run
-    directory (None where the README shows none)."""
-    text = README.read_text()
+    """The rows of the model tables of docs/models.md: the first cell (``name``), the row's
+    ``dgm train`` arguments, and the arguments of the page's ``dgm sample`` line for that
+    run directory (None where the page shows none)."""
+    text = MODELS_PAGE.read_text()
     samples: dict[str, list[str]] = {}
     for code in re.findall(r"`(dgm sample [^`]*)`", text):
         args = shlex.split(code)[1:]
         samples.setdefault(args[1], args)
-    table = text.split("\n### Models\n", 1)[1].split("\n\n### ", 1)[0]
     rows = []
-    for line in table.splitlines():
+    for line in text.splitlines():
         found = re.search(r"`(dgm train [^`]*)`", line)
         if not (line.startswith("| `") and found):
             continue
@@ -270,7 +269,7 @@ def _ms(value: float | None) -> str:
 
 
 def table(record: dict[str, Any]) -> list[str]:
-    """README lines: what ran on the device, and ms per step on it beside the CPU."""
+    """Markdown lines: what ran on the device, and ms per step on it beside the CPU."""
     dev = record.get("cuda_device") or record["device"]
     cpu = record.get("machine", {}).get("cpu_model", "?")
     cores = record.get("machine", {}).get("usable_cores", "?")
@@ -303,7 +302,7 @@ def table(record: dict[str, Any]) -> list[str]:
             f"Training speed, one command at a time on the same machine ({dev}; its CPU: "
             f"{cpu}, {cores} cores): ms per step between the last two log lines, "
             f"{TIMED_STEPS['cuda']} steps on the GPU and {TIMED_STEPS['cpu']} on the CPU, the "
-            "README line's batch size; loss: the last logged training loss of each precision "
+            "models.md line's batch size; loss: the last logged training loss of each precision "
             "(same seed and batches).",
             "",
             "| model | GPU bf16 ms/step | GPU fp32 ms/step | CPU ms/step | CPU / GPU bf16 "

@@ -1,13 +1,13 @@
-"""``make bench``: every benchmark in order, then the README tables.
+"""``make bench``: every benchmark in order, then the tables of docs/benchmarks.md.
 
     python -m benchmarks.run [--quick] [--only NAME ...]
 
 NAME is one of hot_path, trainer_overhead (or overhead), threads, iw_eval, cs236,
 autoregressive, pixelcnn, flows, pythae_compare (or pythae), gan, sample_quality,
 naive_bayes_vs_lr, density_models, density_tasks, ebm, ddpm, latent_tasks, compression,
-cross_modal. Full results go to
-benchmarks/results/, quick ones to benchmarks/results/quick/; the README tables are made
-from the full results only.
+cross_modal. Full results go to benchmarks/results/, quick ones to
+benchmarks/results/quick/; the tables of docs/benchmarks.md are made from the full results
+only.
 pythae_compare needs the bench extra (pythae) and is skipped, with a message, without it.
 flows runs its zuko/normflows comparison only with the bench extra (skipped otherwise).
 """

@@ -1,11 +1,11 @@
-"""README tables from the full benchmark results.
+"""The tables of docs/benchmarks.md from the full benchmark results.
 
-Reads benchmarks/results/*.json and rewrites the part of README.md between the lines
-``<!-- bench:start -->`` and ``<!-- bench:end -->``; a README without both markers is
+Reads benchmarks/results/*.json and rewrites the part of docs/benchmarks.md between the
+lines ``<!-- bench:start -->`` and ``<!-- bench:end -->``; a page without both markers is
 left alone. Quick-mode results (results/quick/) are never tabulated unless asked for
 with ``--results``.
 
-    python -m benchmarks.tables [--results DIR] [--readme PATH] [--print]
+    python -m benchmarks.tables [--results DIR] [--doc PATH] [--print]
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 from benchmarks.common import RESULTS, read_results
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-# benchmarks whose own module has ``table(record) -> list[str]``, in README order
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+# benchmarks whose own module has ``table(record) -> list[str]``, in page order
 MODULE_TABLES = (
     "sample_quality",
     "gan",
@@ -896,22 +896,30 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     return "\n\n".join("\n".join(p) for p in parts)
 
 
-def update_readme(readme: Path, body: str) -> bool:
-    """Replace the text between the markers; False (README untouched) when they are absent."""
-    if not readme.is_file():
-        print(f"{readme} does not exist: no tables written")
-        return False
-    text = readme.read_text()
+def generated_part(text: str) -> str | None:
+    """The text between the markers of a page (what ``render`` wrote), None without them."""
     start, end = text.find(START), text.find(END)
     if start < 0 or end < start:
-        print(f"{readme} lacks the markers {START} ... {END}: left alone")
+        return None
+    return text[start + len(START) : end].strip("\n")
+
+
+def update_doc(doc: Path, body: str) -> bool:
+    """Replace the text between the markers; False (page untouched) when they are absent."""
+    if not doc.is_file():
+        print(f"{doc} does not exist: no tables written")
+        return False
+    text = doc.read_text()
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        print(f"{doc} lacks the markers {START} ... {END}: left alone")
         return False
     new = text[: start + len(START)] + "\n" + body + "\n" + text[end:]
     if new != text:
-        tmp = readme.with_name(f".{readme.name}.tmp")
+        tmp = doc.with_name(f".{doc.name}.tmp")
         tmp.write_text(new)
-        tmp.replace(readme)
-    print(f"benchmark tables written to {readme}")
+        tmp.replace(doc)
+    print(f"benchmark tables written to {doc}")
     return True
 
 
@@ -920,18 +928,18 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--results", type=Path, default=RESULTS, help="folder of result JSON files")
-    p.add_argument("--readme", type=Path, default=README)
+    p.add_argument("--doc", type=Path, default=DOC, help="the page whose marked part is rewritten")
     p.add_argument("--print", action="store_true", help="print the markdown instead of writing it")
     args = p.parse_args(argv)
     results = read_results(args.results)
     if not results and not args.print:
-        print(f"no results in {args.results}: README left alone (run `make bench`)")
+        print(f"no results in {args.results}: {args.doc} left alone (run `make bench`)")
         return 0
     body = render(results)
     if args.print:
         print(body)
     else:
-        update_readme(args.readme, body)
+        update_doc(args.doc, body)
     return 0
 
 
