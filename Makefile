@@ -18,9 +18,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: venv
 	$(BIN)/python -m dgm.demo --out runs/demo
 
+# Two pytest-xdist workers, one per core of a small machine (TEST_WORKERS=0: in-process);
+# loadgroup keeps the tests that share a module-scoped fixture on one worker (conftest.py).
+TEST_WORKERS ?= 2
+
 test: venv
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The benchmarks also compare with pythae, a bench-only extra (never a dgm dependency).
 BENCH_STAMP := $(VENV)/.bench-installed

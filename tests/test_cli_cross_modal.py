@@ -2,20 +2,15 @@
 fashion_mnist_text samples for a --prompt, a char_rnn trained on fashion_mnist_captions
 captions the test images and scores the captions; wrong prompts are one-line errors."""
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 from PIL import Image
 
 import dgm
 from dgm.cli import main
 from dgm.data.captions import VOCAB
+from system_files import FASHION_MNIST
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-pytestmark = pytest.mark.skipif(
-    not FASHION.is_dir(), reason="needs `apt-get install dataset-fashion-mnist` (CI installs it)"
-)
+pytestmark = FASHION_MNIST
 QUICK = ["--steps", "3", "--batch-size", "16", "--device", "cpu", "--eval-every", "0"]
 QUICK += ["--sample-every", "0"]
 

@@ -1,8 +1,6 @@
 """Fashion-MNIST with captions: the two directions pair the same images and texts, the
 vocabulary round-trips, and the paraphrases are seeded draws of the image's class."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -19,11 +17,9 @@ from dgm.data.captions import (
 )
 from dgm.data.text import decode
 from dgm.registry import config_for_data
+from system_files import FASHION_MNIST
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-pytestmark = pytest.mark.skipif(
-    not FASHION.is_dir(), reason="needs `apt-get install dataset-fashion-mnist` (CI installs it)"
-)
+pytestmark = FASHION_MNIST
 
 
 @pytest.fixture(scope="module")

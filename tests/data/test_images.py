@@ -16,6 +16,7 @@ from sklearn.datasets import load_digits
 from dgm.data import dataset_options, get
 from dgm.data import images as images_module
 from dgm.data.idx import write_idx
+from system_files import FASHION_MNIST
 
 N_TRAIN, N_TEST = 120, 30
 STEMS = {
@@ -308,12 +309,7 @@ def test_digits_splits():
     torch.testing.assert_close(byte.x.float(), torch.round(splits["test"].x * 255))
 
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-@pytest.mark.skipif(
-    not FASHION.is_dir(), reason="needs `apt-get install dataset-fashion-mnist` (CI installs it)"
-)
+@FASHION_MNIST
 def test_real_fashion_mnist(monkeypatch):
     monkeypatch.delenv("DGM_DATA", raising=False)
     sizes = {"train": 55000, "valid": 5000, "test": 10000}

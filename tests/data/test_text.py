@@ -8,7 +8,7 @@ import torch
 
 import dgm
 from dgm.data import DataConfig, get
-from dgm.data.text import WORDS_FILE, decode, encode
+from dgm.data.text import decode, encode, package_words
 from helpers import quiet_config
 
 
@@ -50,8 +50,11 @@ def test_text_errors_name_the_fix(tmp_path, text_file):
         get("text", "valid", str(text_file), block_size=500)
     with pytest.raises(ValueError, match="block_size must be"):
         get("text", "train", str(text_file), block_size=1)
-    with pytest.raises(FileNotFoundError, match="wamerican"):
+    with pytest.raises(FileNotFoundError, match="does not exist: pass a file of one word"):
         get("words", "train", str(tmp_path / "nope"))
+    (tmp_path / "long").write_text("abcdefghijklmnop\n")
+    with pytest.raises(ValueError, match="no word shorter than block_size=16"):
+        get("words", "train", str(tmp_path / "long"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="fortunes-min"):
         get("fortunes", "train", str(tmp_path / "empty"))
@@ -63,9 +66,12 @@ def test_encode_and_decode_round_trip():
     assert decode(tokens, vocab) == ["abc", "\\n\\nc", "ab"]  # trailing ends dropped
 
 
-@pytest.mark.skipif(not __import__("os").path.isfile(WORDS_FILE), reason="wamerican missing")
 def test_words_are_padded_with_the_end_token_and_split_by_a_seed():
     train, valid, test = (get("words", s) for s in dgm.data.SPLITS)
+    # the pip word list (english-words' web2), in sorted order whatever the hash seed
+    assert len(train) + len(valid) + len(test) == sum(len(w) < 16 for w in package_words())
+    assert decode(train.x[:3], train.vocab) == ["A", "Aani", "Aaron"]
+    assert train.vocab == "\n-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
     assert train.vocab == valid.vocab == test.vocab and train.vocab[0] == "\n"
     assert tuple(train.event_shape) == (16,)
     assert (train.x[:, -1] == 0).all()  # every word ends with at least one end token
@@ -76,6 +82,17 @@ def test_words_are_padded_with_the_end_token_and_split_by_a_seed():
     assert not torch.equal(other.x, test.x)
     assert torch.equal(train.subset(torch.arange(3)).x, train.x[:3])
     assert train.subset(torch.arange(3)).vocab == train.vocab  # kept through subset and to
+
+
+def test_words_read_a_user_file_one_word_per_line(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("".join(f"w{i:03d}é\n" for i in range(100)) + "\n  \nmuchtoolongaword\n")
+    data = {s: get("words", s, str(path), block_size=8) for s in dgm.data.SPLITS}
+    assert sum(map(len, data.values())) == 100  # blank lines and words of >= 8 chars dropped
+    test = data["test"]
+    assert test.vocab == "\n0123456789wé"
+    assert set(decode(test.x, test.vocab)) <= {f"w{i:03d}é" for i in range(100)}
+    assert (data["train"].x[:, 5:] == 0).all()  # five characters, then end tokens
 
 
 def test_fortunes_read_the_files_without_indexes(tmp_path):

@@ -3,13 +3,11 @@ training run on real words. Exactness checks run in float64."""
 
 import itertools
 import math
-import os
 
 import pytest
 import torch
 
 import dgm
-from dgm.data.text import WORDS_FILE
 from dgm.models.autoregressive.sampling import filter_logits
 from helpers import quiet_config
 
@@ -118,7 +116,6 @@ def test_options_are_checked_and_gpt_fits_only_its_length():
         dgm.create("char_rnn", (2, 3))
 
 
-@pytest.mark.skipif(not os.path.isfile(WORDS_FILE), reason="wamerican (dict/words) missing")
 @pytest.mark.parametrize("name", ["char_rnn", "gpt"])
 def test_a_short_run_on_words_learns_far_below_the_uniform_rate(name, tmp_path):
     from dgm.data import DataConfig, get
@@ -137,9 +134,11 @@ def test_a_short_run_on_words_learns_far_below_the_uniform_rate(name, tmp_path):
     with torch.no_grad():
         nll = -model.eval().log_prob(valid.x[:2000]).mean().item()
     per_char = nll / valid.x.shape[1]
-    uniform = math.log(len(valid.vocab))  # 4.25 nats/char
+    uniform = math.log(len(valid.vocab))  # 3.99 nats/char (54 tokens)
     print(f"{name}: valid {per_char:.3f} nats/char (uniform {uniform:.3f})")
-    assert per_char < 0.4 * uniform
+    # per padded position on web2: a per-position unigram scores 1.95 nats (0.49 uniform),
+    # a bigram 1.68 (0.42): below 0.44 the model uses context (300 steps give about 1.64)
+    assert per_char < 0.44 * uniform
 
 
 @pytest.mark.parametrize("name", ["char_rnn", "gpt"])

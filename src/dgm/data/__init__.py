@@ -4,6 +4,11 @@ Image data (Fashion-MNIST, MNIST, sklearn's 8x8 digits), 2-D toy densities, binn
 categorical tables (``wine_bins``, ``breast_cancer_bins``) and the user's own files
 (``tensors``, ``images``, ``csv``, ``csv_categorical``) register themselves on import;
 Fashion-MNIST with captions (``fashion_mnist_text``, ``fashion_mnist_captions``) too.
+
+Nothing outside pip is needed: ``words`` ships in the dependency ``english-words``.
+Fashion-MNIST and ``fortunes`` read optional Debian packages when present;
+``DGM_SYSTEM_DATA=off`` hides those files, ``require`` makes the tests that need them fail
+rather than skip (``dgm.data.system``).
 """
 
 from dgm.data import captions, files, images, ood, tabular, text, toy  # noqa: F401  (registers)

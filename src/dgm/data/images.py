@@ -39,6 +39,7 @@ import torch
 
 from dgm.data.dataset import SPLITS, TensorData, register_dataset
 from dgm.data.idx import read_idx
+from dgm.data.system import FASHION_MNIST_DIR, hidden_note, system_path
 from dgm.io import atomic_write
 
 BINARIZE = ("none", "static", "dynamic")
@@ -50,7 +51,6 @@ IDX_FILES = {  # official split -> (images, labels), each stored raw or as .gz
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 MNIST_MD5 = {  # the published checksums, as torchvision checks them
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -74,14 +74,16 @@ def load_fashion_mnist(
 ) -> TensorData:
     """Fashion-MNIST from ``root``, else ``$DGM_DATA/fashion-mnist``, ``$DGM_DATA`` or the
     Debian package folder /usr/share/datasets/fashion-mnist (``apt-get install
-    dataset-fashion-mnist``). Xiao et al. 2017, arXiv:1708.07747."""
+    dataset-fashion-mnist``; ``DGM_SYSTEM_DATA=off`` hides it, see ``dgm.data.system``).
+    Xiao et al. 2017, arXiv:1708.07747."""
     _check_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
     if root is not None:
         folders = [Path(root)]
     else:
-        folders = [*_env_folders("fashion-mnist"), FASHION_MNIST_DEBIAN]
+        debian = system_path(FASHION_MNIST_DIR)
+        folders = [*_env_folders("fashion-mnist"), *([debian] if debian else [])]
     fix = "`apt-get install dataset-fashion-mnist`, or point --data-root (Python: root=) "
-    fix += "at the folder with the files"
+    fix += f"at the folder with the files{hidden_note(FASHION_MNIST_DIR)}"
     folder = _find_idx_folder("fashion_mnist", folders, fix)
     lowres = lowres_factor if condition == "lowres" else 0
     return _idx_split("fashion_mnist", folder, split, binarize, scale, valid_fraction, seed, lowres)

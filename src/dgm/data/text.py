@@ -1,6 +1,14 @@
 """Character-level text: any UTF-8 file (``text``), a word list (``words``) and a small
 corpus of fortunes (``fortunes``); x are integer tokens of event shape (T,), int64.
 
+``words`` needs nothing but pip: by default it is the ``web2`` list of the dependency
+``english-words`` (MIT; 235,970 words of Webster's Second International Dictionary, 1934,
+as FreeBSD ships it in /usr/share/dict/web2, proper nouns capitalised, letters and "-"
+only), read from the installed package's files, offline, and sorted, so every machine
+gets the same words in the same order. ``--data-root FILE`` reads any list of one word
+per line instead, e.g. Debian's /usr/share/dict/words (package ``wamerican``).
+``fortunes`` reads the optional Debian package ``fortunes-min`` (see ``dgm.data.system``).
+
 The vocabulary is the sorted set of characters of the *whole* corpus (deterministic, the
 same for every split): built from the train split alone, a valid or test character that
 train never shows would have no token and the held-out likelihood could not be computed.
@@ -29,19 +37,21 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from dgm.data.dataset import TensorData, register_dataset
 from dgm.data.files import SPLIT_FRACTION, split_index
+from dgm.data.system import FORTUNES_DIR, hidden_note, system_path
 
 BLOCK_SIZE = 64  # default characters per sequence of running text
-WORD_LENGTH = 16  # default length of a padded word: 99.3 % of wamerican fits with its end
+WORD_LENGTH = 16  # default length of a padded word: 97.1 % of web2 fits with its end token
 END = "\n"  # the end token padding each word of ``words``
-WORDS_FILE = "/usr/share/dict/words"
-FORTUNES_DIR = "/usr/share/games/fortunes"
+WORD_LIST = "web2"  # the english-words list ``words`` reads by default (see the module)
 
 
 class TextData(TensorData):
@@ -160,26 +170,69 @@ def load_fortunes(
 ) -> TextData:
     """The fortune files of ``root`` (default /usr/share/games/fortunes, Debian package
     ``fortunes-min``; the .dat indexes and .u8 links are skipped), in sorted order."""
-    folder = Path(root or FORTUNES_DIR).expanduser()
+    folder = Path(root).expanduser() if root is not None else system_path(FORTUNES_DIR)
     files = (
         sorted(
             p
             for p in folder.iterdir()
             if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8")
         )
-        if folder.is_dir()
+        if folder is not None and folder.is_dir()
         else []
     )
     if not files:
         raise FileNotFoundError(
-            f"no fortune files in {folder}: install the Debian package fortunes-min "
-            "(apt-get install fortunes-min) or pass --data-root FOLDER"
+            f"no fortune files in {folder or FORTUNES_DIR}: install the Debian package "
+            "fortunes-min (apt-get install fortunes-min) or pass --data-root FOLDER"
+            + hidden_note(FORTUNES_DIR)
         )
     text = "".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
     return running_text("fortunes", text, split, block_size, valid_fraction, test_fraction)
 
 
-@register_dataset("words", "English words (Debian wamerican), one per sequence, padded with '\\n'")
+@functools.cache
+def package_words(name: str = WORD_LIST) -> tuple[str, ...]:
+    """The word list ``name`` of the pip package ``english-words``, sorted (the package
+    stores a set, whose order would change with the hash seed)."""
+    from english_words import get_english_words_set
+
+    return tuple(sorted(get_english_words_set([name])))
+
+
+def _file_words(path: Path) -> list[str]:
+    if not path.is_file():
+        why = "is a folder" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(
+            f"--data-root {path} {why}: pass a file of one word per line, or no --data-root "
+            "for the English word list dgm ships (english-words' web2)"
+        )
+    return [w for w in path.read_text(encoding="utf-8").split("\n") if w.strip()]
+
+
+def _word_tokens(words: list[str] | tuple[str, ...], block_size: int, source: str) -> TextData:
+    """The ``words`` shorter than ``block_size`` padded with END to ``block_size`` tokens
+    (N, block_size), with their vocabulary; ``encode`` vectorised through code points
+    (the vocabulary is sorted, so a character's token is a searchsorted)."""
+    words = [w for w in words if len(w) < block_size]
+    if not words:
+        raise ValueError(f"{source} holds no word shorter than block_size={block_size}")
+    vocab = "".join(sorted(set("".join(words)) | {END}))
+    text = "".join(w.ljust(block_size, END) for w in words)
+    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (N * block_size,)
+    table = np.frombuffer(vocab.encode("utf-32-le"), dtype=np.uint32)  # (V,) sorted
+    tokens = torch.from_numpy(np.searchsorted(table, points).astype(np.int64))
+    x = tokens.view(len(words), block_size)  # (N, T)
+    return TextData(x, vocab=vocab, name="words", end_token=vocab.index(END))
+
+
+@functools.cache
+def _package_word_tokens(block_size: int) -> TextData:
+    """``_word_tokens`` of ``package_words()``, built once per process and block size
+    (a split indexes it, which copies)."""
+    return _word_tokens(package_words(), block_size, f"english-words' {WORD_LIST}")
+
+
+@register_dataset("words", "English words (english-words' web2 or --data-root FILE), one a row")
 def load_words(
     split: str,
     root: str | None,
@@ -189,25 +242,26 @@ def load_words(
     test_fraction: float = SPLIT_FRACTION,
     seed: int = 0,
 ) -> TextData:
-    """One word per line of ``root`` (default /usr/share/dict/words, Debian package
-    ``wamerican``) as ``block_size`` tokens: the word, then the end token "\\n" repeated.
-    Words of ``block_size`` characters or more are dropped (each needs one end token)."""
+    """One word per line of ``root`` (default: the sorted ``web2`` list of the pip package
+    ``english-words``, see the module) as ``block_size`` tokens: the word, then the end
+    token "\\n" repeated. Words of ``block_size`` characters or more are dropped (each
+    needs one end token)."""
     _check(block_size, valid_fraction, test_fraction)
-    path = Path(root or WORDS_FILE).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: install the Debian package wamerican "
-            "(apt-get install wamerican) or pass --data-root FILE (one word per line)"
-        )
-    words = [w for w in path.read_text(encoding="utf-8").split("\n") if w.strip()]
-    words = [w for w in words if len(w) < block_size]
-    if not words:
-        raise ValueError(f"{path} holds no word shorter than block_size={block_size}")
-    vocab = "".join(sorted(set("".join(words)) | {END}))
-    x = encode("".join(w.ljust(block_size, END) for w in words), vocab)
-    x = x.view(len(words), block_size)  # (N, T)
-    index = torch.from_numpy(split_index(len(words), split, valid_fraction, test_fraction, seed))
-    return TextData(x[index], vocab=vocab, name="words", end_token=vocab.index(END))
+    if root is None:
+        words = _package_word_tokens(block_size)
+    else:
+        path = Path(root).expanduser()
+        words = _word_tokens(_file_words(path), block_size, str(path))
+    index = split_index(len(words), split, valid_fraction, test_fraction, seed)
+    return words.subset(torch.from_numpy(index))
 
 
-__all__ = ["TextData", "decode", "encode", "load_fortunes", "load_text", "load_words"]
+__all__ = [
+    "TextData",
+    "decode",
+    "encode",
+    "load_fortunes",
+    "load_text",
+    "load_words",
+    "package_words",
+]
