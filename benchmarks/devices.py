@@ -17,8 +17,8 @@ training time between the last two log lines over the steps between them, so sta
 CUDA's first kernels and the first steps are left out. The last logged training metrics
 of the two precisions are kept side by side (same seed, same batches).
 
-Needs the data the model lines name: Fashion-MNIST ($DGM_DATA or the Debian package),
-/usr/share/dict/words and /usr/share/games/fortunes.
+Needs the data the model lines name: Fashion-MNIST ($DGM_DATA or the Debian package)
+and, for the fortunes lines, /usr/share/games/fortunes (`words` ships with pip).
 """
 
 from __future__ import annotations

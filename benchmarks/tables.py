@@ -454,7 +454,8 @@ def autoregressive_tables(record: dict[str, Any]) -> list[str]:
             f"**Character-level text** (dgm's trainer, batch {text['batch_size']}, AdamW with "
             f"the default warm-up and cosine decay, gradient norm clipped at "
             f"{text.get('grad_clip')}, {threads}; validation split; `words`: one word of "
-            "Debian's wamerican per 16-token sequence, nats per letter counting its end "
+            "Debian's wamerican per 16-token sequence (this run predates the switch of `words` "
+            "to english-words' web2), nats per letter counting its end "
             "token but not the padding; `fortunes`: 64-character windows of Debian's "
             "fortunes, each read without earlier context; samples drawn at temperature 0.8, "
             "`\\n` a newline):",

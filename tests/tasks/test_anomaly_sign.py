@@ -79,7 +79,7 @@ def test_the_task_functions_rank_outliers_by_minus_the_log_likelihood_ratio(runs
 def test_the_cli_gives_the_same_sign(runs, tmp_path, capsys):
     fg_dir, bg_dir, out_file = runs
     record = tmp_path / "a.json"
-    argv = ["anomaly", str(fg_dir), "--out", "tensors", "--out-root", str(out_file)]
+    argv = ["anomaly", str(fg_dir), "--ood", "tensors", "--ood-root", str(out_file)]
     argv += ["--background", str(bg_dir), "-n", "1000", "--train-n", "1000", "--split", "test"]
     assert main([*argv, "--json", str(record)]) == 0
     capsys.readouterr()
