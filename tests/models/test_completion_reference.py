@@ -7,11 +7,14 @@ conditional, or for a model that draws in its order the ancestral law given the 
 dimensions before each missing one), checked in total variation with enough draws that a
 0.05 TV error fails. Real-valued models: one missing dimension, its conditional density
 on a grid from exp(log_prob), checked by Kolmogorov–Smirnov and by its mean in standard
-errors. (VAE completion by Metropolis-within-Gibbs is not held here: with an untrained
-encoder its chains mix too slowly for a test of this size.)
+errors. VAE and GMVAE (Metropolis-within-Gibbs): the exact conditional by quadrature over
+a 1-d latent, reached from the chain's own start with a broad encoder, and kept by a chain
+started on it with the random encoder (whose chains mix too slowly to be run to the end).
 """
 
+import contextlib
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -25,12 +28,14 @@ from exact_reference import (
     codes,
     completion_law,
     draws_for,
+    every_x,
     expand,
     naive_loop,
     order_of,
     ordered,
     randomised,
     total_variation,
+    vae_marginal,
     values,
 )
 from helpers import registered
@@ -189,3 +194,99 @@ def test_the_tolerance_fails_a_sampler_off_by_005_in_total_variation():
         exact = torch.multinomial(p, n, replacement=True, generator=g)
         wrong = torch.multinomial(off, n, replacement=True, generator=g)
         assert total_variation(exact, p) < TV_TOLERANCE < total_variation(wrong, p)
+
+
+def latent_model(name: str):
+    """A VAE or GMVAE on 2x2 binary images (16 states) with a 1-d latent, every parameter
+    moved by N(0, 1) (strong dependencies between pixels through z), in float64. The
+    GMVAE has the VAE's networks (whose pixels depend on z over -4..4) and a prior of five
+    narrow components at -3..3, far from N(0, 1): a ratio that used another prior than the
+    model's mixture would show."""
+    model = randomised("vae", (1, 2, 2), scale=1.0, latent_dim=1, hidden_sizes=(8,))
+    if name == "gmvae":
+        vae = model
+        model = dgm.create("gmvae", (1, 2, 2), latent_dim=1, hidden_sizes=(8,), num_components=5)
+        model = model.double().eval()
+        model.load_state_dict(vae.state_dict(), strict=False)  # all but the prior
+        with torch.no_grad():
+            model.prior_means.copy_(torch.linspace(-3, 3, 5, dtype=torch.float64)[:, None])
+            model.prior_raw_scales.fill_(math.log(math.expm1(0.4)))  # softplus⁻¹(0.4)
+    return model
+
+
+def latent_conditional(model, x, observed):
+    """(law of x_mis given x_obs over the 16 states, z grid (Z, 1), p(z | x_obs) on it)
+    for a 1-d-latent model, by quadrature of p(x | z) p(z) (the ELBO is only a bound)."""
+    every = every_x(model)
+    m = observed.reshape(-1)
+    agrees = (every.reshape(len(every), -1)[:, m] == x.reshape(-1)[m]).all(-1)
+    law = vae_marginal(model, every).masked_fill(~agrees, -math.inf).softmax(0)
+    z = torch.linspace(-10, 10, 4001, dtype=torch.float64)[:, None]  # (Z, 1)
+    pixels = model.decode(z).base_dist.log_prob(x.expand(len(z), *x.shape[1:]))
+    log_obs = pixels.reshape(len(z), -1)[:, m].sum(-1)  # (Z,) log p(x_obs | z)
+    return law, z, (log_obs + model.prior().log_prob(z)).softmax(0)
+
+
+LATENT_X = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64).reshape(1, 1, 2, 2)
+
+
+def latent_tv(model, observed, steps, start=None) -> float:
+    """TV between draws_for(4) completions of LATENT_X by ``steps`` chain steps and the
+    exact conditional; ``start`` replaces the chain's first z ~ p(z)."""
+    law = latent_conditional(model, LATENT_X, observed)[0]
+    n = draws_for(4)
+    patch = (
+        mock.patch.object(model, "_sample_prior", start)
+        if start is not None
+        else contextlib.nullcontext()
+    )
+    with torch.no_grad(), patch:
+        out = model.complete(
+            LATENT_X.expand(n, 1, 2, 2),
+            observed,
+            None,
+            torch.Generator().manual_seed(3),
+            steps=steps,
+        )
+    assert torch.equal(out[:, observed], LATENT_X.expand(n, 1, 2, 2)[:, observed])
+    return total_variation(codes(out, 2), law)
+
+
+LATENT_MASKS = shared_masks(4, 2)
+
+
+@pytest.mark.parametrize("name", ["vae", "gmvae"])
+@pytest.mark.parametrize("mask_name", list(LATENT_MASKS))
+def test_latent_completion_converges_to_the_exact_conditional(name, mask_name):
+    """Metropolis-within-Gibbs from its own start (z ~ p(z)) reaches p(x_mis | x_obs),
+    by quadrature over a 1-d latent, within TV_TOLERANCE. The encoder is made broad and
+    nearly constant (q(z | x) ≈ N(0, 2²)): the independence sampler's target does not
+    depend on q, only its speed does, and with a random encoder a chain can take
+    thousands of steps (see gibbs.py; the invariance test below keeps the random one)."""
+    model = latent_model(name)
+    with torch.no_grad():
+        out = model.encoder[-1]
+        out.weight.mul_(0.1)  # q still depends on x: old and new weights must share x̂
+        out.bias.copy_(torch.tensor([0.0, math.log(2.0)], dtype=out.bias.dtype))
+    tv = latent_tv(model, LATENT_MASKS[mask_name].reshape(1, 2, 2), steps=30)
+    assert tv < TV_TOLERANCE, f"{name}, {mask_name}: completions {tv:.3f} in TV from exact"
+
+
+@pytest.mark.parametrize("name", ["vae", "gmvae"])
+@pytest.mark.parametrize("mask_name", ["last-observed", "scattered"])
+def test_latent_completion_leaves_the_exact_conditional_invariant(name, mask_name):
+    """With the random encoder itself (an x-dependent q): a chain started at
+    p(z, x_mis | x_obs) (z from the quadrature posterior given x_obs, then x_mis ~ p(x | z)
+    as complete does) stays there, whatever the speed of mixing."""
+    model = latent_model(name)
+    observed = LATENT_MASKS[mask_name].reshape(1, 2, 2)
+    _, z, post = latent_conditional(model, LATENT_X, observed)
+    step = (z[1] - z[0]).item()
+
+    def exact_start(n, generator, temperature=1.0):
+        i = torch.multinomial(post, n, replacement=True, generator=generator)
+        jitter = torch.rand(n, 1, generator=generator, dtype=z.dtype) - 0.5
+        return z[i] + step * jitter
+
+    tv = latent_tv(model, observed, steps=20, start=exact_start)
+    assert tv < TV_TOLERANCE, f"{name}, {mask_name}: the chain drifts {tv:.3f} in TV"

@@ -10,7 +10,12 @@ The chain's state is (z, x_mis) with x_obs held fixed; each step
 
 Metropolis-within-Gibbs leaves p(z, x_mis | x_obs) invariant, so its x_mis converge to
 draws from the model's exact conditional; pseudo-Gibbs treats q as the exact posterior
-and converges to something else unless it is.
+and converges to something else unless it is. The target does not depend on q, the speed
+does: an independence sampler mixes slowly where q misses the posterior. With an untrained
+encoder (q's σ down to 0.002, its mean away from the posterior) a 1-d-latent GMVAE accepted
+4 % of proposals and was still 0.22 in total variation from the exact conditional after
+3000 steps, while a chain started on the exact conditional stayed on it
+(tests/models/test_completion_reference.py holds both properties).
 
 References:
     Mattei & Frellsen 2018, Leveraging the Exact Likelihood of Deep Latent Variable
