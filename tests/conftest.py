@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # `import helpers` from any test
 # The tests' models are tiny: one thread is as fast, and two threads thrash (50-150x slower
 # steps measured) whenever anything else holds a core of this 2-core machine.
 torch.set_num_threads(1)
+# ... and the same for the processes the tests start (`python -m dgm`, torchrun, the demo)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -47,7 +47,7 @@ def run(tmp_path_factory):
 # -- 1 and 6: a start that fails leaves nothing stuck --------------------------------------
 
 
-def test_lr_1e15_stops_with_one_true_line_and_a_replaceable_directory(tmp_path):
+def test_lr_1e15_stops_with_one_true_line_and_a_replaceable_directory(tmp_path, capsys):
     out = tmp_path / "run"
     # the user's command (`--device cpu` added: the same answer on a GPU machine)
     code, _, err = dgm_cli(*DIGITS, "--steps", 50, "--lr", "1e15", "--out", out, "--device", "cpu")
@@ -60,8 +60,9 @@ def test_lr_1e15_stops_with_one_true_line_and_a_replaceable_directory(tmp_path):
     assert "last good checkpoint" not in err and "tensor(" not in err and "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == ["config.json"]  # no checkpoint
 
-    # `dgm resume` on it names the way out; the retry replaces it
-    code, _, err = dgm_cli("resume", out)
+    # `dgm resume` on it names the way out; the retry replaces it (in this process: its
+    # exit path is `return 2`, the same line as the subprocess's)
+    code, err = main(["resume", str(out)]), capsys.readouterr().err
     assert code == 2 and "never reached its first checkpoint" in one_line_error(err, "resume")
     assert f"dgm train vae --data digits ... --out {out}" in err
     assert sorted(p.name for p in out.iterdir()) == ["config.json"]
@@ -124,14 +125,22 @@ def test_a_run_still_before_its_first_checkpoint_is_not_replaced(tmp_path, monke
 # -- 2 and 3: flags ------------------------------------------------------------------------
 
 
-def test_misspelled_flags_get_the_subcommands_usage_and_the_closest_flag(run):
+def _usage_error(argv, capsys):
+    """(exit code, stderr) of ``main(argv)`` ending in argparse's usage error."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    return stop.value.code, capsys.readouterr().err
+
+
+def test_misspelled_flags_get_the_subcommands_usage_and_the_closest_flag(run, capsys):
+    # the user's process once (its exit status); the other two in this process
     code, _, err = dgm_cli("train", "vae", "--data", "digits", "--step", "10", "--out", "x")
     assert code == 2
     assert "usage: dgm train" in err and "did you mean --steps?" in err
     args = ["--data", "digits", "--steps", "10", "--lattent-dim", "3", "--out", "x"]
-    code, _, err = dgm_cli("train", "vae", *args)
+    code, err = _usage_error(["train", "vae", *args], capsys)
     assert code == 2 and "did you mean --latent-dim?" in err and "usage: dgm [-h]" not in err
-    code, _, err = dgm_cli("eval", run, run)
+    code, err = _usage_error(["eval", str(run), str(run)], capsys)
     assert code == 2 and "usage: dgm eval" in err and "unrecognized arguments" in err
 
 

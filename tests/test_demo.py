@@ -3,6 +3,7 @@ exits with 130 (``dgm train``'s code for interrupted), never the full step count
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -19,6 +20,7 @@ def test_demo_stopped_by_sigterm_reports_the_step_and_exits_130(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.Popen(
         [sys.executable, "-m", "dgm.demo", "--out", str(out), "--steps", str(STEPS)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},  # two threads on two busy cores thrash
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -62,7 +62,7 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-def test_a_second_writer_is_refused_naming_the_first_and_readers_keep_working(tmp_path):
+def test_a_second_writer_is_refused_naming_the_first_and_readers_keep_working(tmp_path, capsys):
     out, go = tmp_path / "run", tmp_path / "go"
     script = tmp_path / "holder.py"
     script.write_text(HOLDER)
@@ -80,22 +80,25 @@ def test_a_second_writer_is_refused_naming_the_first_and_readers_keep_working(tm
             time.sleep(0.05)
         assert rd.committed(out) is not None, holder.communicate()[1]
         before = snapshot(out)
-        dgm_cli = [sys.executable, "-m", "dgm"]
+        # the writers and the reader run in this process: the holder is another process,
+        # which is what the lock is about (a fresh `python -m dgm` each would only add
+        # seconds of `import torch`)
+        capsys.readouterr()
         for argv in ([*args, "--seed", "2"], ["resume", str(out)]):  # the writers
-            done = subprocess.run([*dgm_cli, *argv], env=ENV, capture_output=True, text=True)
-            line = one_line_error(done.stderr, argv[0])
-            assert done.returncode == 2, done.stderr
+            code = main(argv)
+            err = capsys.readouterr().err
+            line = one_line_error(err, argv[0])
+            assert code == 2, err
             assert f"{out} is in use by process {holder.pid} on " in line, line
             assert "holder.py" in line and "train vae --data digits" in line, line
             assert " UTC): wait for it to end" in line, line
             assert snapshot(out) == before  # it wrote nothing
         with pytest.raises(RunInUse, match=f"process {holder.pid}"):
             RunLock(out).acquire()
-        done = subprocess.run(  # a reader: evaluates the committed checkpoint meanwhile
-            [*dgm_cli, "eval", str(out), "--json"], env=ENV, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
-        assert "nll" in json.loads(done.stdout)
+        code = main(["eval", str(out), "--json"])  # a reader: evaluates the committed checkpoint
+        done = capsys.readouterr()
+        assert code == 0, done.err
+        assert "nll" in json.loads(done.out)
     finally:
         go.touch()
         _, err = holder.communicate(timeout=300)
