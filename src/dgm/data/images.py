@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 import urllib.request
@@ -40,7 +39,7 @@ import torch
 from dgm.data.dataset import SPLITS, TensorData, register_dataset
 from dgm.data.idx import read_idx
 from dgm.data.system import FASHION_MNIST_DIR, hidden_note, system_path
-from dgm.io import atomic_write
+from dgm.io import atomic_write, file_digest
 
 BINARIZE = ("none", "static", "dynamic")
 SCALES = ("unit", "byte")
@@ -152,7 +151,7 @@ def download_mnist(root: str | os.PathLike[str]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for name, md5 in MNIST_MD5.items():
         dest = root / name
-        if dest.is_file() and _md5(dest) == md5:
+        if dest.is_file() and file_digest(dest, "md5") == md5:
             continue
         atomic_write(dest, lambda tmp, name=name, md5=md5: _fetch_verified(name, md5, tmp))
     return root
@@ -160,7 +159,7 @@ def download_mnist(root: str | os.PathLike[str]) -> Path:
 
 def _fetch_verified(name: str, md5: str, tmp: Path) -> None:
     _fetch(MNIST_URL + name, tmp)
-    got = _md5(tmp)
+    got = file_digest(tmp, "md5")
     if got != md5:
         raise ValueError(
             f"{MNIST_URL + name}: MD5 {got} does not match the published {md5}; "
@@ -172,14 +171,6 @@ def _fetch(url: str, dest: Path) -> None:
     """Copy the bytes at ``url`` into file ``dest`` (tests replace this)."""
     with urllib.request.urlopen(url, timeout=60) as response, dest.open("wb") as f:
         shutil.copyfileobj(response, f)
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check_options(

@@ -13,7 +13,6 @@ trainer.pt loads with ``torch.load(weights_only=True)``, so loading never unpick
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 
 from dgm import run_dir as rd
-from dgm.io import atomic_write
+from dgm.io import atomic_write, file_digest
 
 TRAINER_STATE = rd.TRAINER_STATE
 
@@ -40,14 +39,6 @@ def _wrote(label: str) -> None:
 
 def folder_name(step: int) -> str:
     return f"{rd.CHECKPOINTS}/step-{step:07d}"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def commit(
@@ -73,7 +64,7 @@ def commit(
     for name, write in writers.items():
         atomic_write(folder / name, write)
         _wrote(name)
-    files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+    files = {p.name: file_digest(p) for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
     record = {"step": step, "folder": folder_name(step), "files": files}
     rd.write_json(run_dir / rd.CHECKPOINT, record)  # the commit
     _wrote(rd.CHECKPOINT)
@@ -106,7 +97,7 @@ def verify(found: rd.Committed) -> None:
         path = found.folder / name
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: the committed checkpoint is incomplete")
-        if sha256(path) != digest:
+        if file_digest(path) != digest:
             raise ValueError(
                 f"{path} has changed since step {found.step} was committed (its SHA-256 "
                 "differs): the checkpoint cannot be trusted"
