@@ -93,8 +93,7 @@ def encode_prompt(text: str, vocab: str) -> Tensor:
             f"the prompt has characters the training text never had: "
             f"{', '.join(map(repr, missing))}; use characters of the run's vocabulary {vocab!r}"
         )
-    lookup = {ch: i for i, ch in enumerate(vocab)}
-    return torch.tensor([lookup[ch] for ch in text], dtype=torch.long)  # (P,)
+    return encode(text, vocab)  # (P,)
 
 
 def encode_padded(texts: list[str], length: int, vocab: str) -> Tensor:

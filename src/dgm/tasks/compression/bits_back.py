@@ -198,7 +198,9 @@ def decompress(model: GenerativeModel, blob: bytes, c: Tensor | None = None) -> 
     """The examples ``compress`` coded into ``blob``, bit for bit, in their dtype."""
     header, payload = unpack(blob)
     if header.get("kind") != "bits_back":
-        raise ContainerError("the file was not bits-back coded: use dgm.tasks.compress")
+        raise ContainerError(
+            "the file was not bits-back coded: use dgm.tasks.compression.decompress"
+        )
     check_model(header, model)
     check_bits_back(model)
     m = float64_copy(model)
