@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from dgm.data.dataset import TensorData, register_dataset
-from dgm.data.images import _check_options, _tensor_data
+from dgm.data.images import check_image_options, image_data
 
 SPLIT_FRACTION = 0.1  # default share held out for test, and of the rest for valid
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -184,7 +184,7 @@ def load_images(
     datasets; binarization needs grey pictures."""
     from PIL import Image, UnidentifiedImageError
 
-    _check_options(binarize, scale, valid_fraction, seed)
+    check_image_options(binarize, scale, valid_fraction, seed)
     if root is None:
         raise FileNotFoundError("dataset 'images' reads your pictures: pass --data-root FOLDER")
     folder = Path(root).expanduser()
@@ -222,7 +222,7 @@ def load_images(
         pixels = pixels.transpose(0, 3, 1, 2)  # (N, 3, H, W)
     labels = np.array([classes.index(p.parent.name) if classes else 0 for p in files])
     index = split_index(len(files), split, valid_fraction, test_fraction, seed)
-    return _tensor_data(
+    return image_data(
         "images",
         pixels[index],
         labels[index],

@@ -75,7 +75,7 @@ def load_fashion_mnist(
     Debian package folder /usr/share/datasets/fashion-mnist (``apt-get install
     dataset-fashion-mnist``; ``DGM_SYSTEM_DATA=off`` hides it, see ``dgm.data.system``).
     Xiao et al. 2017, arXiv:1708.07747."""
-    _check_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
+    check_image_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
     if root is not None:
         folders = [Path(root)]
     else:
@@ -102,7 +102,7 @@ def load_mnist(
 ) -> TensorData:
     """MNIST from ``root``, else ``$DGM_DATA/mnist`` or ``$DGM_DATA``; never downloads
     (``download_mnist(root)`` does, once). LeCun et al. 1998, doi:10.1109/5.726791."""
-    _check_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
+    check_image_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
     folders = [Path(root)] if root is not None else _env_folders("mnist")
     fix = "point --data-root (Python: root=) at the folder with the files, or download "
     fix += "them once with "
@@ -127,17 +127,17 @@ def load_digits(
     """sklearn's 8x8 digits (levels 0..16; ``root`` is unused). There is no official test
     split: a fixed permutation (seed 0, whatever ``seed``) holds out 300 test images, and
     "train" / "valid" divide the other 1497 by ``valid_fraction``, seeded by ``seed``."""
-    _check_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
-    pixels, labels = _digits()
+    check_image_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
+    pixels, labels = digits_arrays()
     order = torch.randperm(len(pixels), generator=torch.Generator().manual_seed(0)).numpy()
     test, rest = np.sort(order[:300]), np.sort(order[300:])
     if split == "test":
         index = test
     else:
-        index = rest[_train_valid_index(len(rest), split, valid_fraction, seed)]
+        index = rest[train_valid_index(len(rest), split, valid_fraction, seed)]
     lowres = lowres_factor if condition == "lowres" else 0
     pixels, labels = pixels[index], labels[index]
-    return _tensor_data("digits", pixels, labels, 16, split, binarize, scale, seed, lowres)
+    return image_data("digits", pixels, labels, 16, split, binarize, scale, seed, lowres)
 
 
 def download_mnist(root: str | os.PathLike[str]) -> Path:
@@ -173,7 +173,7 @@ def _fetch(url: str, dest: Path) -> None:
         shutil.copyfileobj(response, f)
 
 
-def _check_options(
+def check_image_options(
     binarize: str,
     scale: str,
     valid_fraction: float,
@@ -181,6 +181,8 @@ def _check_options(
     condition: str = "none",
     lowres_factor: int = 4,
 ) -> None:
+    """Refuse options an image loader cannot honour (each error names the valid values);
+    every image loader (Fashion-MNIST, MNIST, digits, image folders, OOD sets) checks here."""
     if binarize not in BINARIZE:
         raise ValueError(f"binarize must be one of {BINARIZE}, got {binarize!r}")
     if scale not in SCALES:
@@ -242,10 +244,8 @@ def _idx_split(
     if split == "test":
         index = np.arange(len(images))
     else:
-        index = _train_valid_index(len(images), split, valid_fraction, seed)
-    return _tensor_data(
-        name, images[index], labels[index], 255, split, binarize, scale, seed, lowres
-    )
+        index = train_valid_index(len(images), split, valid_fraction, seed)
+    return image_data(name, images[index], labels[index], 255, split, binarize, scale, seed, lowres)
 
 
 def _read_cached(path: Path) -> np.ndarray:
@@ -261,7 +261,9 @@ def _read_idx_cached(path: str, size: int, mtime_ns: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _digits() -> tuple[np.ndarray, np.ndarray]:
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits: read-only pixels (1797, 8, 8) uint8 in 0..16 and labels
+    (1797,) int64."""
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
@@ -270,7 +272,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _train_valid_index(n: int, split: str, valid_fraction: float, seed: int) -> np.ndarray:
+def train_valid_index(n: int, split: str, valid_fraction: float, seed: int) -> np.ndarray:
     """Sorted indices into the official train set of ``n`` for "train" or "valid"."""
     n_valid = round(valid_fraction * n)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
@@ -283,7 +285,7 @@ def _train_valid_index(n: int, split: str, valid_fraction: float, seed: int) -> 
     return index
 
 
-def _tensor_data(
+def image_data(
     name: str,
     pixels: np.ndarray,
     labels: np.ndarray,
@@ -316,7 +318,7 @@ def _tensor_data(
     else:
         x, value_range = grey, (0.0, 1.0)
     if binarize == "static":
-        generator = torch.Generator().manual_seed(_split_seed(name, split, seed))
+        generator = torch.Generator().manual_seed(split_seed(name, split, seed))
         x = torch.bernoulli(x, generator=generator)
     y = torch.from_numpy(np.array(labels, dtype=np.int64))
     return TensorData(
@@ -330,7 +332,7 @@ def _tensor_data(
     )
 
 
-def _split_seed(name: str, split: str, seed: int) -> int:
+def split_seed(name: str, split: str, seed: int) -> int:
     """A seed for ``split`` of ``name``, stable across processes, distinct per split."""
     words = [zlib.crc32(name.encode()), SPLITS.index(split), seed]
     return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> 1)
