@@ -21,7 +21,6 @@ import difflib
 import re
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 
@@ -38,6 +37,9 @@ RENAMED = {
     "eval": {"--steps": "--sampling-steps"},
     "anomaly": {"--out": "--ood", "--out-root": "--ood-root"},
 }
+# Flags that a verb takes only for some runs, with the flag meant where they are refused:
+# --prompt is a sequence model's own prompt; the text that becomes c is --caption.
+MEANT = {"--prompt": "--caption"}
 
 
 def build_parser(
@@ -83,7 +85,8 @@ def check_flags(parser: argparse.ArgumentParser, args: Sequence[str]) -> None:
         name = arg.split("=", 1)[0]
         if name in known or (not name.startswith("--") and name[:2] in known):  # -n4
             continue
-        close = difflib.get_close_matches(name, known, n=1)
+        close = [MEANT[name]] if MEANT.get(name) in known else []
+        close = close or difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]}?" if close else f"see {parser.prog} --help"
         parser.error(f"unrecognized argument {name}: {hint}")
 
@@ -99,16 +102,14 @@ def _model_name(argv: Sequence[str]) -> str | None:
 def _sampled_model(argv: Sequence[str]) -> str | None:
     """The model of the run in ``dgm sample RUN_DIR ...`` (or ``dgm eval RUN_DIR``), to add
     its sampling options."""
-    from dgm.io import read_json
+    from dgm.run_dir import Run
 
     args = list(argv)
     if len(args) >= 2 and args[0] in ("sample", "eval") and not args[1].startswith("-"):
-        config = Path(args[1]) / "config.json"
-        if config.is_file():
-            try:
-                return str(read_json(config).get("model"))
-            except ValueError:
-                return None  # cmd_sample reports the unreadable file
+        try:
+            return Run.open(args[1]).name
+        except (OSError, ValueError):
+            return None  # the verb reports the missing or unreadable run
     return None
 
 

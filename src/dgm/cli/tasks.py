@@ -131,8 +131,11 @@ def cmd_anomaly(ns: argparse.Namespace) -> int:
         return _write_background(ns, run, model)
     if ns.out_data is None:
         raise ValueError("give the out-of-distribution dataset: --ood NAME, e.g. mnist_subset")
-    anomaly.check_scorable(model)
+    anomaly.check_scorable(model)  # before the data are read
     bs = ns.batch_size or anomaly.BATCH_SIZE
+    background = None  # loaded before the seed: its initialisation draws from the RNG
+    if ns.background is not None:
+        _, background = common.open_run(ns, ns.background)
     torch.manual_seed(ns.seed)  # bounds are stochastic: make them repeatable
     sets = {}
     for key, name, split, n, root in (
@@ -150,27 +153,14 @@ def cmd_anomaly(ns: argparse.Namespace) -> int:
         if key == "valid" and len(data) == 0:
             continue
         sets[key] = (data.name, common.batch_of(data, n, model.device, ns.seed).x)
-    nll = {k: -anomaly.log_likelihood(model, x, batch_size=bs) for k, (_, x) in sets.items()}
-    background = {}
-    if ns.background is not None:
-        _, bg = common.open_run(ns, ns.background)
-        anomaly.check_scorable(bg)
-        if tuple(bg.event_shape) != tuple(model.event_shape):
-            raise ValueError(
-                f"the background run {ns.background} models shape {tuple(bg.event_shape)}, "
-                f"the run {ns.run_dir} {tuple(model.event_shape)}: train it on the same data"
-            )
-        for k in ("in", "out"):
-            background[f"background_{k}"] = -anomaly.log_likelihood(bg, sets[k][1], batch_size=bs)
-    M = ns.typical_batch if ns.typical_batch <= min(len(nll["in"]), len(nll["out"])) else 0
-    rows = anomaly.detection_table(
-        nll["in"],
-        nll["out"],
-        nll["train"],
-        valid_nll=nll.get("valid"),
-        typical_batch=M,
-        generator=torch.Generator().manual_seed(ns.seed),
-        **background,
+    x = {k: v for k, (_, v) in sets.items()}
+    rows, nll = anomaly.detect(
+        model,
+        x,
+        background=background,
+        typical_batch=ns.typical_batch,
+        batch_size=bs,
+        seed=ns.seed,
     )
     entropy = anomaly.entropy_estimate(nll["train"])
     print(
@@ -257,24 +247,11 @@ def cmd_impute(ns: argparse.Namespace) -> int:
     gen = torch.Generator().manual_seed(ns.seed)
     mask = impute.make_mask(ns.mask, batch.x.shape, gen).to(model.device)
     train = run.data("train")
-    mean = train.x.double().mean(0).to(model.device)  # (*event): probabilities if dynamic
     draws_gen = torch.Generator(model.device).manual_seed(ns.seed)
     torch.manual_seed(ns.seed)
-    draws = impute.multiple_impute(model, batch.x, mask, ns.m, c, draws_gen)  # (m, n, *event)
-    estimate = draws.double().mean(0)
-    held = impute.heldout_log_likelihood(model, batch.x, mask, c)
-    rows = [
-        {
-            "method": "mean",
-            "rmse": impute.rmse(batch.x, impute.mean_impute(batch.x, mask, mean), mask),
-            "heldout_log_lik": None,
-        },
-        {
-            "method": f"{name} (m={ns.m})",
-            "rmse": impute.rmse(batch.x, estimate, mask),
-            "heldout_log_lik": None if held is None else float(held.mean()),
-        },
-    ]
+    rows, draws, held = impute.compare_imputations(
+        model, batch.x, mask, ns.m, train.x, c, draws_gen, label=name
+    )
     hidden = int((~mask).sum())
     print(
         f"mask {ns.mask}: {hidden} of {mask.numel()} values missing "

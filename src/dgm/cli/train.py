@@ -206,10 +206,10 @@ def _finish(run_dir: Path, last: dict[str, Any], model: Any) -> int:
         print(f"  dgm eval {where}")
     else:
         print(f"  dgm eval {where} --sample-quality")
-    from dgm.io import read_json
+    from dgm.run_dir import Run
 
     try:  # a text run (its config holds a vocabulary) samples into decoded text
-        text = "vocab" in read_json(run_dir / "config.json") and len(model.event_shape) == 1
+        text = Run.open(run_dir).vocab is not None and len(model.event_shape) == 1
     except (OSError, ValueError):
         text = False
     samples = run_dir / ("samples.txt" if text else "samples.png")
