@@ -14,7 +14,7 @@ from PIL import Image
 
 import dgm
 from dgm.cli import main
-from dgm.cli.main import build_parser
+from dgm.cli.parser import build_parser
 from dgm.cli.train import _finish
 from dgm.train.checkpoint import TRAINER_STATE
 from dgm.train.run import clear_unstarted

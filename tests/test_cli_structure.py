@@ -7,9 +7,9 @@ import argparse
 import pytest
 
 import dgm
-from dgm.capabilities import models_with, modality, require
+from dgm.capabilities import modality, models_with, require
 from dgm.cli.common import check_counts
-from dgm.cli.main import build_parser, check_flags
+from dgm.cli.parser import build_parser, check_flags
 from dgm.model import Completable, Encodable
 
 RUN_VERBS = ("eval", "sample", "complete", "anomaly", "impute", "classify", "interpolate")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import dgm
-from dgm.cli.main import build_parser, check_flags
+from dgm.cli.parser import build_parser, check_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -15,7 +15,7 @@ from dgm.cli.common import (
     check_model_flags,
     reserved_train_flags,
 )
-from dgm.cli.main import build_parser
+from dgm.cli.parser import build_parser
 from dgm.config import from_dict
 from dgm.model import GenerativeModel
 from dgm.registry import config_for_data, register, spec, unregister

@@ -10,7 +10,7 @@ examples back, bit for bit, to a ``.npy`` or ``.pt`` OUT (its suffix picks), or 
 text. Both need a model with per-dimension conditionals (``DiscreteAutoregressive``),
 range-coded, or a latent-variable model of discrete x (a VAE), bits-back coded, and
 the same run (and the same --best / --no-ema choice) on both sides. Wrong input raises
-``ValueError`` with the fix, which ``dgm.cli.main`` prints as one line and exits 2.
+``ValueError`` with the fix, which ``dgm.cli.parser`` prints as one line and exits 2.
 """
 
 from __future__ import annotations

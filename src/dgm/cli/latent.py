@@ -11,7 +11,7 @@ dgm design DIR --objective class:K|mass:M [--evaluations N] [--seeds S] [--initi
 Every verb needs an ``Encodable`` model (a latent space: VAE, GMVAE, the flows, DDIM's x_T); latent
 arithmetic and ``represent`` need labelled data. ``add_parsers(sub)`` adds the verbs to the
 ``dgm`` parser; ``COMMANDS`` maps each name to its function of the parsed arguments. Wrong
-input raises ``ValueError`` with the fix, which ``dgm.cli.main`` prints as one line and
+input raises ``ValueError`` with the fix, which ``dgm.cli.parser`` prints as one line and
 exits 2.
 """
 

@@ -8,7 +8,7 @@ dgm compare DIR1 DIR2 ... [--out FILE] [-n 64] [--eval-n 1000]
 current folder (``dgm.report.compare``): self-contained pages that open in any browser
 without a server. ``add_parsers(sub)`` adds them to the ``dgm`` parser; ``COMMANDS`` maps
 each name to its function of the parsed arguments. Wrong input raises ``ValueError`` with
-the fix, which ``dgm.cli.main`` prints as one line and exits 2.
+the fix, which ``dgm.cli.parser`` prints as one line and exits 2.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ dgm classify DIR [-n N] [--train-n N] [--iw-samples K] [--json FILE]
 
 ``add_parsers(sub)`` adds them to the ``dgm`` parser; ``COMMANDS`` maps each name to its
 function of the parsed arguments. Wrong input raises ``ValueError`` with the fix, which
-``dgm.cli.main`` prints as one line and exits 2.
+``dgm.cli.parser`` prints as one line and exits 2.
 
 A background model for the likelihood ratio (Ren et al. 2019) is a second run trained on
 the same data with a share of values mutated: ``dgm anomaly DIR --write-background-data
