@@ -87,3 +87,15 @@ def test_open_refuses_what_is_not_a_run_in_one_line(tmp_path, make, words):
     with pytest.raises(ValueError, match=words) as e:
         Run.open(make(tmp_path))
     assert "\n" not in str(e.value)
+
+
+def test_the_cli_gives_a_context_model_its_examples_contexts(tmp_path, capsys):
+    """dgm interpolate encodes two test examples given their contexts (Run.conditions):
+    without them a context-conditional VAE refuses to encode."""
+    from dgm.cli import main
+
+    path = write_run(tmp_path / "r", LOWRES, context_shape=(1, 4, 4))
+    out = tmp_path / "strip.png"
+    argv = ["interpolate", str(path), "--steps", "3", "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert out.is_file()
