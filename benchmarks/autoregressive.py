@@ -365,7 +365,7 @@ def _train(
     wall = time.perf_counter() - t0
     if last.get("interrupted"):
         raise SystemExit(f"training of {label} was interrupted at step {last.get('step')}")
-    saved = run_files.read_json(run_dir / run_files.CONFIG)
+    saved = run_files.Run.open(run_dir).config
     info = {
         "model": label,
         "registry_name": model_name,

@@ -98,7 +98,7 @@ def train_and_evaluate(
         + ", ".join(f"k={k}: {v:.2f}" for k, v in iwae.items())
         + f"  [eval {eval_s:.1f} s]"
     )
-    saved = run_files.read_json(run_dir / run_files.CONFIG)
+    saved = run_files.Run.open(run_dir).config
     return {
         "model": model_name,
         "dataset": data.name,

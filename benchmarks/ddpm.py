@@ -346,7 +346,7 @@ def image_runs(quick: bool, device: str) -> dict[str, Any]:
     )
     out["train_wall_s"] = time.perf_counter() - t0
     out["ms_per_step"] = 1000 * last["train_time_s"] / steps
-    model = rd.load_model(run).to(device)  # the EMA weights
+    model = rd.Run.open(run).model(device=device)  # the EMA weights
     torch.manual_seed(SEED)
     x = first_examples(test, n_eval).x
     b = _bound(model, x, bound_t, 100)
@@ -395,7 +395,7 @@ def image_runs(quick: bool, device: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     train("ddpm", data, run, _config(steps, IMAGE_BATCH, device, 0.999), progress=False, **cond)
     out["guidance_train_wall_s"] = time.perf_counter() - t0
-    model = rd.load_model(run).to(device)
+    model = rd.Run.open(run).model(device=device)
     out["guidance"] = {}
     for s in (0.0, 1.0, 3.0):
         opts = {"sampler": "ddim", "steps": ddim_steps, "guidance_scale": s}

@@ -101,9 +101,10 @@ def _ddpm(quick: bool) -> tuple[GenerativeModel, int, float]:
     path = runs_dir("ddpm", quick) / "fashion_mnist"
     if not (path / run_files.CONFIG).is_file():
         raise SystemExit(f"no DDPM run in {path}: run python -m benchmarks.ddpm first")
-    model = run_files.load_model(path)
+    run = run_files.Run.open(path)
+    model = run.model(device="cpu")
     model.config.latent_steps = min(DDPM_LATENT_STEPS, model.schedule.num_timesteps)
-    records = run_files.read_metrics(path / run_files.METRICS)
+    records = run.metrics()
     steps = max((r.get("step", 0) for r in records), default=0)
     return model, steps, 0.0
 
@@ -455,7 +456,7 @@ def rerun_design(quick: bool, objectives: tuple[str, ...] = OBJECTIVES) -> None:
         t0 = time.perf_counter()
         path = runs_dir(NAME, quick) / DESIGN_MODEL
         if (path / run_files.CONFIG).is_file():
-            model = run_files.load_model(path)
+            model = run_files.Run.open(path).model(device="cpu")
         else:
             kind, cfg, full_steps = MODELS[DESIGN_MODEL]
             model, _ = _train(DESIGN_MODEL, DATA[kind], cfg, 10 if quick else full_steps, path)

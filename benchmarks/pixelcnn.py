@@ -145,7 +145,7 @@ def image_run(
     test = first_examples(full, eval_n)
     t1 = time.perf_counter()
     r = evaluate(model, test, batch_size=500)
-    saved = run_files.read_json(run_dir / run_files.CONFIG)
+    saved = run_files.Run.open(run_dir).config
     info = {
         "model": label,
         "dataset": data.name,
