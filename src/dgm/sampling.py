@@ -201,8 +201,8 @@ def write_text(
     """Decode token samples with ``vocab`` and stream them to ``path``, one per line;
     returns (sequences written, the caption-accuracy line when ``data`` are the captioned
     test images the samples were drawn for, else None)."""
-    from dgm.evaluate.caption_accuracy import caption_accuracy_line
     from dgm.data.text import decode
+    from dgm.evaluate.caption_accuracy import caption_accuracy_line
 
     texts: list[str] = []  # kept only to score captions (a context-conditional run)
 
