@@ -9,10 +9,10 @@ from dgm.data.sequences import TRUE_HMM, shuffle_letters
 
 
 def test_hmm_gaussian_is_seeded_per_split_and_has_the_stationary_mean():
-    a = get("hmm_gaussian", "train", num_samples=3000, length=30)
+    a = get("hmm_gaussian", "train", num_samples=3000, block_size=30)
     assert a.x.shape == (3000, 30, 2) and a.x.dtype == torch.float32
-    assert torch.equal(a.x, get("hmm_gaussian", "train", num_samples=3000, length=30).x)
-    assert not torch.equal(a.x[:10], get("hmm_gaussian", "test", num_samples=10, length=30).x)
+    assert torch.equal(a.x, get("hmm_gaussian", "train", num_samples=3000, block_size=30).x)
+    assert not torch.equal(a.x[:10], get("hmm_gaussian", "test", num_samples=10, block_size=30).x)
     A = np.array(TRUE_HMM["transition"])
     pi = np.array(TRUE_HMM["initial"])
     expected = []

@@ -1,6 +1,6 @@
 """Sequence data for hidden Markov models and outlier detection on sequences.
 
-- ``hmm_gaussian``: sequences of ``length`` 2-D vectors drawn from a fixed 3-state HMM
+- ``hmm_gaussian``: sequences of ``block_size`` 2-D vectors drawn from a fixed 3-state HMM
   with Gaussian emissions (states near (−2, 0), (2, 0) and (0, 2.5), standard deviations
   0.5 to 0.8, sticky transitions that stay with probability 0.8 to 0.9): a toy whose
   generating law is known, so a fitted HMM's NLL can be set beside the true one
@@ -12,7 +12,7 @@
 
 Example:
     >>> from dgm.data import get
-    >>> get("hmm_gaussian", "test", num_samples=4, length=10).x.shape
+    >>> get("hmm_gaussian", "test", num_samples=4, block_size=10).x.shape
     torch.Size([4, 10, 2])
 """
 
@@ -60,13 +60,13 @@ def load_hmm_gaussian(
     root: str | None,
     *,
     num_samples: int = GAUSSIAN_SAMPLES,
-    length: int = GAUSSIAN_LENGTH,
+    block_size: int = GAUSSIAN_LENGTH,
     seed: int = 0,
 ) -> TensorData:
-    """``num_samples`` sequences (N, ``length``, 2) of ``TRUE_HMM`` (see the module)."""
-    if num_samples < 1 or length < 1:
-        raise ValueError(f"num_samples and length must be >= 1, got {num_samples}, {length}")
-    x = sample_true_hmm(num_samples, length, _split_seed("hmm_gaussian", split, seed))
+    """``num_samples`` sequences (N, ``block_size``, 2) of ``TRUE_HMM`` (see the module)."""
+    if num_samples < 1 or block_size < 1:
+        raise ValueError(f"num_samples and length must be >= 1, got {num_samples}, {block_size}")
+    x = sample_true_hmm(num_samples, block_size, _split_seed("hmm_gaussian", split, seed))
     return TensorData(x, name="hmm_gaussian")
 
 

@@ -74,11 +74,11 @@ class HiddenMarkovModel(GenerativeModel):
         Viterbi 1967.
 
     Example:
-        >>> import torch, dgm
+        >>> import itertools, torch, dgm
         >>> model = dgm.create("hmm", (5,), num_states=3, vocab_size=4).double()
         >>> x = model.sample(200, generator=torch.Generator().manual_seed(0))
         >>> history = [float(model.fit_step([(x, None)])["log_likelihood"]) for _ in range(5)]
-        >>> all(b >= a for a, b in zip(history, history[1:]))
+        >>> all(b >= a for a, b in itertools.pairwise(history))
         True
         >>> model.viterbi(x[:2])[0].shape, model.posterior(x[:2]).shape
         (torch.Size([2, 5]), torch.Size([2, 5, 3]))
@@ -358,8 +358,8 @@ class HiddenMarkovModel(GenerativeModel):
         first = gamma[:, 0].sum(0)  # (K,)
         if self.categorical:
             X = self.check_x(x)
-            onehot = nn.functional.one_hot(X, self.config.vocab_size).to(gamma.dtype)  # (B,T,V)
-            emission = [torch.einsum("btk,btv->kv", gamma, onehot)]  # (K, V)
+            counts = gamma.new_zeros(self.config.vocab_size, gamma.shape[-1])  # (V, K)
+            emission = [counts.index_add_(0, X.flatten(), gamma.flatten(0, 1)).T]  # (K, V)
         else:
             X = self.check_x(x).reshape(len(x), self.length, self.features)  # (B, T, D)
             g = gamma.flatten(0, 1)  # (B T, K)
