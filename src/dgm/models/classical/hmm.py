@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from dgm.model import GenerativeModel, Likelihood, Loss
+from dgm.model import GenerativeModel, Likelihood, Loss, real_token_counts
 from dgm.registry import register
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -148,21 +148,12 @@ class HiddenMarkovModel(GenerativeModel):
     def real_positions(self, x: Tensor) -> Tensor:
         """(B, T) bool: the positions up to and including the first end token."""
         t = torch.arange(self.length, device=x.device)
-        return t < self._token_counts(x)[:, None]
-
-    def _token_counts(self, x: Tensor) -> Tensor:
-        B, T = x.shape[:2]
-        end = self.config.end_token
-        if end < 0:
-            return torch.full((B,), T, dtype=torch.long, device=x.device)
-        is_end = x == end  # (B, T)
-        first = is_end.long().argmax(1)  # (B,): argmax takes the first
-        return torch.where(is_end.any(1), first + 1, T)
+        return t < real_token_counts(x, self.config.end_token)[:, None]
 
     def token_counts(self, x: Tensor) -> Tensor:
         """Real tokens per sequence (B,) int64 (``TokenSequence``): up to and including the
         first ``end_token``, or all T (also every time step of Gaussian sequences)."""
-        return self._token_counts(self.check_x(x))
+        return real_token_counts(self.check_x(x), self.config.end_token)
 
     def _inputs(self, x: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """Checked x: (log emissions (B, T, K) with 0 at padding, real mask (B, T), and the
