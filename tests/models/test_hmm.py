@@ -250,6 +250,13 @@ def test_one_em_step_is_the_m_step_of_brute_force_expected_counts():
     torch.testing.assert_close(model.log_emission.exp(), emis / emis.sum(1, keepdim=True))
 
 
+def test_a_probability_em_sets_to_zero_stays_a_finite_logit():
+    model = make((3,), num_states=2, vocab_size=4, pseudo_count=0.0)
+    model.fit_step([(torch.tensor([[0, 1, 0], [1, 0, 1]]), None)])  # tokens 2, 3: no count
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert (model.log_emission.exp()[:, 2:] < 1e-300).all()
+
+
 def test_em_recovers_a_gaussian_hmm():
     truth = make((30, 1), num_states=2)
     with torch.no_grad():

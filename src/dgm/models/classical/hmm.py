@@ -387,8 +387,10 @@ class HiddenMarkovModel(GenerativeModel):
 
 
 def _normalised_log(counts: Tensor, old: Tensor) -> Tensor:
-    """log(counts / row sums) in ``old``'s dtype; rows whose counts sum to 0 keep ``old``'s
-    distribution (as normalised logits)."""
+    """log(counts / row sums) in ``old``'s dtype, a zero probability floored at the dtype's
+    smallest normal number (a finite logit: the trainer refuses infinite weights); rows
+    whose counts sum to 0 keep ``old``'s distribution (as normalised logits)."""
     total = counts.sum(-1, keepdim=True)
-    new = (counts / total.clamp_min(1e-300)).log().to(old)
+    tiny = torch.finfo(old.dtype).tiny
+    new = (counts / total.clamp_min(1e-300)).to(old).clamp_min(tiny).log()
     return torch.where(total.to(old.device) > 0, new, old.log_softmax(-1))
