@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUICK_RESULTS = RESULTS / "quick"
@@ -229,6 +231,24 @@ def fresh_run_dir(path: Path) -> Path:
     return path
 
 
+def train_config(steps: int, *, batch_size: int, lr: float, seed: int, **overrides: Any) -> Any:
+    """The ``TrainConfig`` of the benchmarks' short runs: ``steps`` steps on the CPU, no
+    validation, no sample pictures, logging ten times and one checkpoint at the end;
+    ``overrides`` set any other field (``grad_clip``, ``warmup_steps``, ``device`` ...)."""
+    from dgm.train import TrainConfig
+
+    quiet = {
+        "device": "cpu",
+        "eval_every": 0,
+        "sample_every": 0,
+        "log_every": max(1, steps // 10),
+        "checkpoint_every": steps,
+    }
+    return TrainConfig(
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, **{**quiet, **overrides}
+    )
+
+
 def train_briefly(
     name: str,
     data: Any,
@@ -238,33 +258,90 @@ def train_briefly(
     batch_size: int,
     lr: float,
     seed: int,
+    config: dict[str, Any] | None = None,
     **model_config: Any,
 ) -> tuple[Any, dict[str, Any], float]:
-    """Train model ``name`` on ``data`` (a ``DataConfig``) into the emptied ``run_dir``, on
-    the CPU, with no validation and no sample pictures, one checkpoint at the end: the
-    benchmarks' short runs. Returns the model in eval mode, the last metrics and the wall
-    time in seconds."""
-    from dgm.train import TrainConfig, train
+    """Train model ``name`` on ``data`` (a ``DataConfig``) into the emptied ``run_dir`` with
+    ``train_config`` (``config``: its overrides): the benchmarks' short runs. Returns the
+    model in eval mode, the last metrics and the wall time in seconds."""
+    from dgm.train import train
 
-    config = TrainConfig(
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        device="cpu",
-        eval_every=0,
-        sample_every=0,
-        log_every=max(1, steps // 10),
-        checkpoint_every=steps,
-    )
+    cfg = train_config(steps, batch_size=batch_size, lr=lr, seed=seed, **(config or {}))
     t0 = time.perf_counter()
-    model, last = train(name, data, fresh_run_dir(run_dir), config, progress=False, **model_config)
+    model, last = train(name, data, fresh_run_dir(run_dir), cfg, progress=False, **model_config)
     return model.eval(), last, time.perf_counter() - t0
 
 
 def first_examples(data: Any, n: int | None) -> Any:
     """The first n examples of a ``TensorData`` (all of them for None)."""
     return data if n is None or n >= len(data) else data.subset(torch.arange(n))
+
+
+# -- statistics ----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def log_probs(log_prob: Callable[[Tensor], Tensor], x: Tensor, batch: int = 4096) -> Tensor:
+    """log p of every example of x, in nats, float64, in chunks of ``batch``: (N,)."""
+    return torch.cat([log_prob(chunk).double() for chunk in x.split(batch)])
+
+
+def mean_se(values: Tensor) -> tuple[float, float]:
+    """The mean of ``values`` (N,) and its standard error, sample SD / sqrt(N)."""
+    return values.mean().item(), values.std().item() / math.sqrt(len(values))
+
+
+def nll(log_prob: Tensor) -> dict[str, float]:
+    """Mean negative log-likelihood in nats of per-example ``log_prob`` (N,) and its
+    standard error: ``{"nll", "se"}``."""
+    mean, se = mean_se(-log_prob)
+    return {"nll": mean, "se": se}
+
+
+def sd(values: list[float]) -> float:
+    """Sample standard deviation, 0 for a single value."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def t95(df: int) -> float:
+    """The two-sided 95 % quantile of Student's t with ``df`` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
+
+
+def ci95(values: list[float]) -> list[float] | None:
+    """Student-t 95 % confidence interval of the mean (None for a single value)."""
+    if len(values) < 2:
+        return None
+    half = t95(len(values) - 1) * sd(values) / math.sqrt(len(values))
+    mean = statistics.mean(values)
+    return [float(mean - half), float(mean + half)]
+
+
+# -- markdown --------------------------------------------------------------------------------
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A number for a table cell with ``digits`` decimals; "–" for None or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def threads_label(n: Any) -> str:
+    """ "1 thread", "2 threads"."""
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a markdown table, the first column left-aligned, the others right."""
+    right = ["---:" if i else "---" for i in range(len(header))]
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(right) + " |",
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
 
 
 def log(message: str) -> None:

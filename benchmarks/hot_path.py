@@ -44,8 +44,11 @@ from benchmarks.common import (
     CS236_MODEL,
     busy_warning,
     fashion_mnist_root,
+    fmt,
     log,
+    markdown_table,
     summary,
+    threads_label,
     write_result,
 )
 from dgm.data import DataConfig
@@ -220,6 +223,37 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
         f"{med['matmuls']:.3f}  -> {path}"
     )
     return payload
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    """Markdown lines for docs/benchmarks.md: the four steps' ms/step and ratios."""
+    ms = record["ms_per_step"]
+    on, off = record["ratio_dgm_checks_on_over_hand"], record["ratio_dgm_checks_off_over_hand"]
+    hand_mm = record["ratio_hand_over_matmuls"]
+    rows = [
+        ["hand-written PyTorch loop", fmt(ms["hand"], 3), "1", fmt(hand_mm, 2)],
+        [
+            "dgm `model.loss`, value checks on",
+            fmt(ms["dgm_checks_on"], 3),
+            fmt(on, 3),
+            fmt(record.get("ratio_dgm_checks_on_over_matmuls"), 2),
+        ],
+        [
+            "dgm `model.loss`, value checks off (as `fit` runs it)",
+            fmt(ms["dgm_checks_off"], 3),
+            fmt(off, 3),
+            fmt(record["ratio_dgm_checks_off_over_matmuls"], 2),
+        ],
+        ["matrix products alone", fmt(ms["matmuls"], 3), fmt(1 / hand_mm, 3), "1"],
+    ]
+    return [
+        f"**Training-step hot path** (CS236 VAE, batch {record['batch_size']}, "
+        f"AdamW fused, {threads_label(record['threads'])}; median of {record['rounds']} "
+        f"alternating rounds of {record['steps_per_round']} steps; ratios are per-round "
+        "medians; a step is forward, backward and optimizer step):",
+        "",
+        *markdown_table(["step", "ms/step", "÷ hand loop", "÷ matrix products"], rows),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,8 +38,10 @@ from benchmarks.common import (
     binarized_image_data,
     busy_warning,
     first_examples,
+    fmt,
     fresh_run_dir,
     log,
+    markdown_table,
     runs_dir,
     write_result,
 )
@@ -240,6 +242,69 @@ def _run(quick: bool) -> dict[str, Any]:
     payload["complete"] = True
     log(f"pixelcnn: {len(image_runs)} image runs  -> {save()}")
     return payload
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    """Fast vs naive sampling and binarized-image NLLs of benchmarks/pixelcnn.py."""
+    out: list[str] = []
+    speed = record.get("speed", {})
+    rows = [
+        [
+            r["variant"],
+            "x".join(map(str, r["image"][1:])),
+            str(r["batch_size"]),
+            fmt(r["ms"]["fast"], 0),
+            fmt(r["ms"]["naive"], 0),
+            fmt(r["ratio_naive_over_fast"], 1),
+            "yes" if r["same_pixels"] else "NO",
+        ]
+        for r in speed.values()
+    ]
+    if rows:
+        cfg = next(iter(speed.values()))["model_config"]
+        out += [
+            "**PixelCNN sampling, fast vs naive** (one torch thread; "
+            f"{cfg.get('hidden_channels')} hidden channels, {cfg.get('num_layers')} layers, "
+            "untrained weights; fast: each sub-pixel from its receptive field only, naive: "
+            "one full pass per pixel; median ms per batch, same seed; goal ≥ 5x):",
+            "",
+            *markdown_table(
+                ["variant", "image", "batch", "fast ms", "naive ms", "ratio", "same pixels"],
+                rows,
+            ),
+            "",
+        ]
+    images = record.get("images", {})
+    runs = images.get("runs", [])
+    if runs:
+        refs = images.get("references", [])
+        published = "; ".join(
+            f"{fmt(r['nll'])} ({r['source'].split(' (')[0]}, {r['binarization'].split(':')[0]} "
+            "binarization)"
+            for r in refs
+        )
+        out += [
+            "**PixelCNN on statically binarized images** (test NLL, nats per example, exact; "
+            f"batch {images.get('batch_size')}, lr {images.get('lr')}; for orientation only, "
+            f"other data/budget: published binarized-MNIST PixelCNN {published or '–'}, far "
+            "larger networks and budgets; Fashion-MNIST rows are not comparable with them):",
+            "",
+            *markdown_table(
+                ["model", "dataset", "test NLL", "steps", "train wall s", "parameters"],
+                [
+                    [
+                        r["model"],
+                        r["dataset"],
+                        fmt(r["nll"]),
+                        str(r["steps"]),
+                        fmt(r["train_wall_s"], 0),
+                        str(r["parameters"]),
+                    ]
+                    for r in runs
+                ],
+            ),
+        ]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

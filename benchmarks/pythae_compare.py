@@ -57,8 +57,11 @@ from benchmarks.common import (
     CS236_MODEL,
     busy_warning,
     fashion_mnist_root,
+    fmt,
     log,
+    markdown_table,
     summary,
+    threads_label,
     write_result,
 )
 from dgm.data import DataConfig
@@ -271,6 +274,39 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
         f"x{payload['ratio_dgm_over_pythae_adam_fused']:.3f})  -> {path}"
     )
     return payload
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    """Markdown lines for docs/benchmarks.md: dgm's and pythae's ms/step."""
+    ms, opts = record["ms_per_step"], record["optimizers"]
+    adam, fused = record["ratio_dgm_over_pythae_adam"], record["ratio_dgm_over_pythae_adam_fused"]
+    labels = {
+        "dgm": ("dgm `model.loss`, value checks off (as `fit` runs it)", "1"),
+        "pythae_adam": ("pythae `VAE`, its trainer's default Adam", fmt(adam, 3)),
+        "pythae_adam_fused": ("pythae `VAE`, fused Adam", fmt(fused, 3)),
+    }
+    gap = ms["pythae_adam"] - ms["dgm"]  # and the fused kernel's part of it, in median ms/step
+    kernel = ms["pythae_adam"] - ms["pythae_adam_fused"]
+    share = (
+        f": the fused kernel is {fmt(100 * kernel / gap, 0)} % of the difference in median "
+        f"ms/step ({fmt(kernel)} of {fmt(gap)} ms), the rest is in the forward and backward pass"
+        if gap > 0 and 0 < kernel <= gap
+        else ""
+    )
+    rows = [[label, f"`{opts[side]}`", fmt(ms[side], 3), r] for side, (label, r) in labels.items()]
+    return [
+        f"**dgm against pythae {record['pythae_version']}** (the CS236 VAE above in both, "
+        f"same initial weights, same statically binarized batches of {record['batch_size']}, "
+        f"{threads_label(record['threads'])}; median of {record['rounds']} rounds of "
+        f"{record['steps_per_round']} steps in rotating order; a step is forward, backward, "
+        "optimizer step and `zero_grad`; both losses are the negative ELBO per example, "
+        "summed over pixels and averaged over the batch, checked equal before timing):",
+        "",
+        *markdown_table(["step", "optimizer", "ms/step", "dgm ÷ this (per-round median)"], rows),
+        "",
+        f"A dgm training step costs {fmt(adam, 2)}× pythae's with pythae's default (unfused) "
+        f"Adam and {fmt(fused, 2)}× with pythae on the fused Adam kernel too{share}.",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,9 @@ from benchmarks.common import (
     CS236_LR,
     CS236_MODEL,
     fashion_mnist_root,
+    fmt,
     log,
+    markdown_table,
     summary,
     write_result,
 )
@@ -148,6 +150,27 @@ def run(quick: bool = False) -> dict[str, Any]:
         f"ratio {t / b:.3f}  -> {path}"
     )
     return payload
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    """Markdown lines for docs/benchmarks.md: bare loop against trainer."""
+    return [
+        f"**Trainer overhead** (CS236 VAE, batch {record['batch_size']}, median of "
+        f"{record['rounds']} rounds of {record['steps_per_round']} steps; progress bar on, "
+        "logging every 100 steps; bare loop: forward, backward, AdamW on one fixed batch):",
+        "",
+        *markdown_table(
+            ["bare ms/step", "trainer ms/step", "trainer / bare", "per-round ratio (median)"],
+            [
+                [
+                    fmt(record["bare_ms_per_step"], 3),
+                    fmt(record["trainer_ms_per_step"], 3),
+                    fmt(record["ratio_trainer_over_bare"], 3),
+                    fmt(record.get("ratio_paired_median"), 3),
+                ]
+            ],
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
