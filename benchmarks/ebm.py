@@ -28,7 +28,6 @@ model's samples over the data).
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,8 @@ from torch import Tensor
 
 import dgm
 from benchmarks import common
-from benchmarks.common import log, write_result
+from benchmarks.common import fmt, log, nll, write_result
+from benchmarks.flows import toy_nlls
 from dgm.data import DataConfig, TensorData
 from dgm.train import TrainConfig
 from dgm.train.trainer import Trainer
@@ -78,8 +78,7 @@ def model_config(toy: str, objective: str) -> dict[str, Any]:
 
 @torch.no_grad()
 def _nll(model: Any, x: Tensor) -> dict[str, float]:
-    lp = -model.energy(x).double() - model.log_normalizer()[0].double()  # (N,), log Z once
-    return {"nll": -lp.mean().item(), "se": lp.std().item() / math.sqrt(len(lp))}
+    return nll(-model.energy(x).double() - model.log_normalizer()[0].double())  # log Z once
 
 
 def _coverage(samples: Tensor, toy: Any) -> dict[str, Any] | None:
@@ -91,13 +90,6 @@ def _coverage(samples: Tensor, toy: Any) -> dict[str, Any] | None:
         return mode_coverage(samples, toy)
     except ValueError:  # not a Gaussian mixture with known modes (moons)
         return None
-
-
-def _flows_nll(toy: str) -> dict[str, float]:
-    """The flows' test NLL on ``toy`` from results/flows.json (empty if absent)."""
-    record = common.read_results().get("flows", {})
-    runs = (record.get("toys") or {}).get("runs", [])
-    return {r["model"]: r["test_nll"] for r in runs if r["toy"] == toy}
 
 
 def _figure(
@@ -222,7 +214,7 @@ def toy_runs(steps: int, sample_steps: int, quick: bool) -> dict[str, Any]:
         "test_size": 10_000,
         "runs": runs,
         "true_nll": floors,
-        "flows_nll": {toy: _flows_nll(toy) for toy in TOYS},
+        "flows_nll": {toy: toy_nlls(toy) for toy in TOYS},
         "mode_coverage_available": any(r["mode_coverage"] is not None for r in runs),
         "figures": figures,
     }
@@ -244,12 +236,6 @@ def run(quick: bool = False) -> dict[str, Any]:
         torch.set_num_threads(threads)
 
 
-def _f(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}"
-
-
 def table(record: dict[str, Any]) -> list[str]:
     """Markdown lines for the README: the EBMs' NLL by quadrature, mode coverage and the
     flows' NLL on the same toys."""
@@ -263,7 +249,9 @@ def table(record: dict[str, Any]) -> list[str]:
         cells = []
         for objective in OBJECTIVES:
             r = by.get(objective)
-            cells.append("–" if r is None else f"{_f(r['test_nll'])} ± {_f(r['test_nll_se'])}")
+            cells.append(
+                "–" if r is None else f"{fmt(r['test_nll'], 3)} ± {fmt(r['test_nll_se'], 3)}"
+            )
         for objective in OBJECTIVES:
             cov = (by.get(objective) or {}).get("mode_coverage")
             cells.append(
@@ -272,8 +260,8 @@ def table(record: dict[str, Any]) -> list[str]:
                 else f"{cov['modes_captured']}/{cov['modes']}, {cov['high_quality']:.2f}"
             )
         best = min(flows.get(toy, {}).items(), key=lambda kv: kv[1], default=None)
-        cells.append("–" if best is None else f"{_f(best[1])} ({best[0]})")
-        cells.append(_f(toys.get("true_nll", {}).get(toy)))
+        cells.append("–" if best is None else f"{fmt(best[1], 3)} ({best[0]})")
+        cells.append(fmt(toys.get("true_nll", {}).get(toy), 3))
         rows.append([toy, *cells])
     header = ["toy", "ebm cd NLL", "ebm dsm NLL", "cd modes, hq", "dsm modes, hq"]
     header += ["best flow NLL", "true density"]

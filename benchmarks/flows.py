@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,6 +56,16 @@ DESCRIPTION = (
 def load_toy(name: str, split: str) -> TensorData:
     """The ``split`` of 2-D toy ``name`` (10 000 points)."""
     return DataConfig(name=name).load(split)
+
+
+def toy_nlls(toy: str) -> dict[str, float]:
+    """Each flow's test NLL in nats on 2-D toy ``toy``, from the full results/flows.json
+    (the toys part; empty without it)."""
+    path = common.result_path(NAME, quick=False)
+    if not path.is_file():
+        return {}
+    runs = (json.loads(path.read_text()).get("toys") or {}).get("runs", [])
+    return {r["model"]: r["test_nll"] for r in runs if r.get("toy") == toy}
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 import dgm
-from benchmarks import common
+from benchmarks import common, flows
 from benchmarks.common import (
     busy_warning,
     ci95,
@@ -54,10 +54,18 @@ from benchmarks.common import (
     summary,
     threads_label,
 )
-from benchmarks.flows import BATCH, LR, SEED, TOY_MODELS, load_toy, run_part
-from benchmarks.flows import NAME as NAME  # re-exported: its table reads results/flows.json
+from benchmarks.flows import (
+    BATCH,
+    LR,
+    SEED,
+    TOY_MODELS,
+    load_toy,
+    run_part,
+)
 from dgm.train import TrainConfig
 from dgm.train.optim import build_optimizer
+
+NAME = flows.NAME  # the results file this part writes into: results/flows.json
 
 COMPARE_TOYS = ("moons", "eight_gaussians")
 COMPARE_MODELS = ("maf", "realnvp")

@@ -47,7 +47,7 @@ import torch
 
 import dgm
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, first_examples, log, write_result
+from benchmarks.common import fashion_mnist_root, first_examples, fmt, log, write_result
 from dgm.data import DataConfig
 from dgm.evaluate.features import ClassifierSettings, feature_classifier
 from dgm.evaluate.sample_quality import sample_quality
@@ -242,10 +242,6 @@ def _run(quick: bool) -> dict[str, Any]:
     return payload
 
 
-def _f(x: Any, digits: int = 2) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
 def table(record: dict[str, Any]) -> list[str]:
     """Markdown lines for the README: the objectives on Fashion-MNIST, then mode coverage."""
     lines: list[str] = []
@@ -271,13 +267,13 @@ def table(record: dict[str, Any]) -> list[str]:
             pub = None if r.get("conditional") else published.get(r["objective"])
             cells = [
                 name,
-                _f(r.get("fd")),
-                _f(r.get("kid"), 4),
-                _f(r.get("precision"), 3),
-                _f(r.get("recall"), 3),
-                _f(r.get("accuracy"), 3),
-                _f(r.get("train_wall_s"), 0),
-                _f(pub, 1),
+                fmt(r.get("fd")),
+                fmt(r.get("kid"), 4),
+                fmt(r.get("precision"), 3),
+                fmt(r.get("recall"), 3),
+                fmt(r.get("accuracy"), 3),
+                fmt(r.get("train_wall_s"), 0),
+                fmt(pub, 1),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         if "vae" in published:
@@ -303,7 +299,7 @@ def table(record: dict[str, Any]) -> list[str]:
                 modes = statistics.mean(r["modes_captured"] for r in rs)
                 cells += [
                     f"{modes:.1f}/{rs[0]['modes']}",
-                    _f(statistics.mean(r["high_quality"] for r in rs)),
+                    fmt(statistics.mean(r["high_quality"] for r in rs)),
                 ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, log, runs_dir, train_briefly, write_result
+from benchmarks.common import fashion_mnist_root, fmt, log, runs_dir, train_briefly, write_result
 from dgm.data import DataConfig
 from dgm.data.dataset import take
 from dgm.model import GenerativeModel
@@ -336,10 +336,6 @@ def _run(quick: bool) -> dict[str, Any]:
     return payload
 
 
-def _f(v: float | None, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
-
-
 def table(record: dict[str, Any]) -> list[str]:
     """Markdown lines for the README: probe accuracies, then BO vs random search."""
     rep = record.get("representation", {})
@@ -357,7 +353,7 @@ def table(record: dict[str, Any]) -> list[str]:
         sizes = f"{r.get('n', rep.get('n', '?'))} / {r.get('train_n', rep.get('train_n', '?'))}"
         lines.append(
             f"| {r['model']} | {r['data']} | {r['steps']} | {r['code_dims']} | {sizes} | "
-            f"{_f(r['probe_codes_accuracy'])} | {_f(r['probe_pixels_accuracy'])} |"
+            f"{fmt(r['probe_codes_accuracy'], 3)} | {fmt(r['probe_pixels_accuracy'], 3)} |"
         )
     des = record.get("design")
     if des:

@@ -3,13 +3,13 @@
     python -m benchmarks.run [--quick] [--only NAME ...]
 
 NAME is one of hot_path, trainer_overhead (or overhead), threads, iw_eval, cs236,
-autoregressive, pixelcnn, flows, pythae_compare (or pythae), gan, sample_quality,
-naive_bayes_vs_lr, density_models, density_tasks, ebm, ddpm, latent_tasks, compression,
-cross_modal. Full results go to benchmarks/results/, quick ones to
-benchmarks/results/quick/; the tables of docs/benchmarks.md are made from the full results
-only.
-pythae_compare needs the bench extra (pythae) and is skipped, with a message, without it.
-flows runs its zuko/normflows comparison only with the bench extra (skipped otherwise).
+autoregressive, pixelcnn, flows_toys, flows_compare, flows_directions, flows_images (or
+flows for all four), pythae_compare (or pythae), gan, sample_quality, naive_bayes_vs_lr,
+density_models, density_tasks, ebm, ddpm, latent_tasks, compression, cross_modal. Full
+results go to benchmarks/results/, quick ones to benchmarks/results/quick/; the tables of
+docs/benchmarks.md are made from the full results only.
+pythae_compare needs the bench extra (pythae), flows_compare too (zuko and normflows); each
+is skipped, with a message, without it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ BENCHMARKS = (
     "cs236",
     "autoregressive",
     "pixelcnn",
-    "flows",
+    "flows_toys",
+    "flows_compare",
+    "flows_directions",
+    "flows_images",
     "pythae_compare",
     "gan",
     "sample_quality",
@@ -43,9 +46,16 @@ BENCHMARKS = (
     "compression",
     "cross_modal",
 )
-ALIASES = {"overhead": "trainer_overhead", "pythae": "pythae_compare"}
-# benchmark -> the module it needs beyond dgm's own dependencies, and the extra providing it
-OPTIONAL = {"pythae_compare": ("pythae", "bench")}
+ALIASES = {  # name -> the benchmarks it stands for
+    "overhead": ("trainer_overhead",),
+    "pythae": ("pythae_compare",),
+    "flows": ("flows_toys", "flows_compare", "flows_directions", "flows_images"),
+}
+# benchmark -> the modules it needs beyond dgm's own dependencies, and the extra providing them
+OPTIONAL = {
+    "pythae_compare": (("pythae",), "bench"),
+    "flows_compare": (("zuko", "normflows"), "bench"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these benchmarks (still in the standard order)",
     )
     args = p.parse_args(argv)
-    chosen = {ALIASES.get(n, n) for n in args.only} if args.only else set(BENCHMARKS)
+    chosen = {b for n in args.only for b in ALIASES.get(n, (n,))} if args.only else set(BENCHMARKS)
     info = machine_info()
     gpu = f", {info['cuda_device']}" if info["cuda_device"] else ""
     log(
@@ -79,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         log(f"== {name}")
         needs = OPTIONAL.get(name)
-        if needs and importlib.util.find_spec(needs[0]) is None:
+        missing = [m for m in needs[0] if importlib.util.find_spec(m) is None] if needs else []
+        if missing:
             log(
-                f"== {name} skipped: {needs[0]} is not installed "
+                f"== {name} skipped: {' and '.join(missing)} not installed "
                 f"(pip install -c constraints.txt -e '.[{needs[1]}]')"
             )
             continue
