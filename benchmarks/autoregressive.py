@@ -46,19 +46,19 @@ from benchmarks.common import (
     busy_warning,
     first_examples,
     fmt,
-    fresh_run_dir,
     log,
     markdown_table,
     runs_dir,
+    slug,
     summary,
     threads_label,
+    train_briefly,
     write_result,
 )
 from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
 from dgm.data import DataConfig
 from dgm.data.text import decode
 from dgm.evaluate.likelihood import evaluate
-from dgm.train import TrainConfig, train
 
 NAME = "autoregressive"
 SEED = 0
@@ -349,25 +349,18 @@ def _train(
     quick: bool,
     grad_clip: float | None = None,
 ) -> tuple[Any, dict[str, Any], Path]:
-    slug = label.replace(" ", "_").replace("(", "").replace(")", "")
-    run_dir = fresh_run_dir(runs_dir(NAME, quick) / folder / slug)
-    config = TrainConfig(
-        steps=steps,
+    run_dir = runs_dir(NAME, quick) / folder / slug(label)
+    model, last, wall = train_briefly(  # evaluated below, once, on the held-out split
+        model_name,
+        data,
+        run_dir,
+        steps,
         batch_size=batch_size,
         lr=lr,
         seed=SEED,
-        device="cpu",
-        grad_clip=grad_clip,
-        warmup_steps=min(100, steps // 10),
-        eval_every=0,  # evaluated below, once, on the held-out split
-        sample_every=0,
-        checkpoint_every=steps,
+        config={"grad_clip": grad_clip, "warmup_steps": min(100, steps // 10)},
+        **model_config,
     )
-    t0 = time.perf_counter()
-    model, last = train(model_name, data, run_dir, config, progress=False, **model_config)
-    wall = time.perf_counter() - t0
-    if last.get("interrupted"):
-        raise SystemExit(f"training of {label} was interrupted at step {last.get('step')}")
     saved = run_files.read_json(run_dir / run_files.CONFIG)
     info = {
         "model": label,

@@ -249,6 +249,17 @@ def train_config(steps: int, *, batch_size: int, lr: float, seed: int, **overrid
     )
 
 
+def trainer_optimizer(model: Any, lr: float) -> torch.optim.Optimizer:
+    """The optimizer dgm's trainer builds for ``model``'s first (for a one-phase model, only)
+    phase at learning rate ``lr``: ``dgm.train.optim.build_optimizer``, AdamW with weight
+    decay 0, fused where torch has the kernel."""
+    from dgm.train import TrainConfig
+    from dgm.train.optim import build_optimizer
+
+    phase, entries = next(iter(model.param_groups().items()))
+    return build_optimizer(phase, entries, TrainConfig(lr=lr))
+
+
 def train_briefly(
     name: str,
     data: Any,
@@ -263,13 +274,21 @@ def train_briefly(
 ) -> tuple[Any, dict[str, Any], float]:
     """Train model ``name`` on ``data`` (a ``DataConfig``) into the emptied ``run_dir`` with
     ``train_config`` (``config``: its overrides): the benchmarks' short runs. Returns the
-    model in eval mode, the last metrics and the wall time in seconds."""
+    model in eval mode, the last metrics and the wall time in seconds; an interrupted run
+    (Ctrl-C) ends the benchmark."""
     from dgm.train import train
 
     cfg = train_config(steps, batch_size=batch_size, lr=lr, seed=seed, **(config or {}))
     t0 = time.perf_counter()
     model, last = train(name, data, fresh_run_dir(run_dir), cfg, progress=False, **model_config)
+    if last.get("interrupted"):
+        raise SystemExit(f"training of {name} was interrupted at step {last.get('step')}")
     return model.eval(), last, time.perf_counter() - t0
+
+
+def slug(label: str) -> str:
+    """A row label as a folder name: "made (8 masks)" -> "made_8_masks"."""
+    return label.replace(" ", "_").replace("(", "").replace(")", "")
 
 
 def first_examples(data: Any, n: int | None) -> Any:

@@ -4,7 +4,8 @@ The configuration of Stanford CS236 homework 2: latent z of 10 dimensions, MLP e
 decoder with two hidden layers of 300, Bernoulli decoder, batch 97, Adam at lr 1e-3; the
 GMVAE's prior is a mixture of 500 Gaussians (Dilokthanakul et al. 2016, arXiv:1611.02648).
 Both train for 20k steps on statically binarized Fashion-MNIST, and on MNIST too when
-``$DGM_MNIST_ROOT`` names a folder with its IDX files. Everything else is ``TrainConfig``'s
+``$DGM_MNIST_ROOT`` names a folder with its IDX files, as ``common.train_briefly`` runs
+them (no validation or sample pictures on the way). Everything else is ``TrainConfig``'s
 default (warm-up 100, cosine decay to 0.1 lr; recorded in the JSON).
 
 On the test split we report the NELBO with its KL and reconstruction terms (one latent
@@ -34,16 +35,15 @@ from benchmarks.common import (
     binarized_image_data,
     first_examples,
     fmt,
-    fresh_run_dir,
     log,
     markdown_table,
     runs_dir,
+    train_briefly,
     write_result,
 )
 from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
 from dgm.data import DataConfig
 from dgm.evaluate.likelihood import evaluate
-from dgm.train import TrainConfig, train
 
 NAME = "cs236"
 SEED = 0
@@ -65,13 +65,18 @@ def train_and_evaluate(
     model_name: str, data: DataConfig, *, steps: int, eval_n: dict[str, int | None], quick: bool
 ) -> dict[str, Any]:
     """Train one model into runs/bench[/quick]/cs236/<dataset>/<model> and evaluate it."""
-    run_dir = fresh_run_dir(runs_dir(NAME, quick) / data.name / model_name)
-    config = TrainConfig(steps=steps, batch_size=CS236_BATCH, lr=CS236_LR, seed=SEED, device="cpu")
+    run_dir = runs_dir(NAME, quick) / data.name / model_name
     t0 = time.perf_counter()
-    model, last = train(model_name, data, run_dir, config, progress=False, **MODELS[model_name])
-    train_wall = time.perf_counter() - t0
-    if last.get("interrupted"):
-        raise SystemExit(f"training of {model_name} was interrupted at step {last.get('step')}")
+    model, last, train_wall = train_briefly(
+        model_name,
+        data,
+        run_dir,
+        steps,
+        batch_size=CS236_BATCH,
+        lr=CS236_LR,
+        seed=SEED,
+        **MODELS[model_name],
+    )
     ms_per_step = 1000 * last["train_time_s"] / steps
     log(
         f"  {model_name} on {data.name}: {steps} steps in {train_wall:.1f} s "

@@ -63,6 +63,7 @@ from benchmarks.common import (
     log,
     nll,
     runs_dir,
+    train_config,
     write_result,
 )
 from benchmarks.flows import toy_nlls
@@ -166,18 +167,14 @@ def reference_quality(n: int) -> dict[str, dict[str, float]]:
 
 
 def _config(steps: int, batch: int, device: str, ema: float | None) -> TrainConfig:
-    return TrainConfig(
-        steps=steps,
+    return train_config(
+        steps,
         batch_size=batch,
         lr=1e-3 if batch >= 256 else 2e-4,
         seed=SEED,
-        device=device,  # type: ignore[arg-type]
+        device=device,
         amp=False,  # float32 throughout, on the GPU too
         ema_decay=ema,
-        eval_every=0,
-        sample_every=0,
-        log_every=max(1, steps // 10),
-        checkpoint_every=steps,
         grad_clip=1.0,
     )
 

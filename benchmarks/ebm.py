@@ -37,10 +37,9 @@ from torch import Tensor
 
 import dgm
 from benchmarks import common
-from benchmarks.common import fmt, log, nll, write_result
+from benchmarks.common import fmt, log, nll, train_config, write_result
 from benchmarks.flows import toy_nlls
 from dgm.data import DataConfig, TensorData
-from dgm.train import TrainConfig
 from dgm.train.trainer import Trainer
 
 NAME = "ebm"
@@ -135,17 +134,7 @@ def _figure(
 
 
 def toy_runs(steps: int, sample_steps: int, quick: bool) -> dict[str, Any]:
-    config = TrainConfig(
-        steps=steps,
-        batch_size=BATCH,
-        lr=LR,
-        seed=SEED,
-        device="cpu",
-        eval_every=0,
-        sample_every=0,
-        log_every=steps,
-        checkpoint_every=steps,
-    )
+    config = train_config(steps, batch_size=BATCH, lr=LR, seed=SEED, log_every=steps)
     folder = common.result_path(NAME, quick=quick).parent
     runs: list[dict[str, Any]] = []
     figures: dict[str, str] = {}

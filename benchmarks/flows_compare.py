@@ -53,6 +53,7 @@ from benchmarks.common import (
     sd,
     summary,
     threads_label,
+    trainer_optimizer,
 )
 from benchmarks.flows import (
     BATCH,
@@ -62,8 +63,6 @@ from benchmarks.flows import (
     load_toy,
     run_part,
 )
-from dgm.train import TrainConfig
-from dgm.train.optim import build_optimizer
 
 NAME = flows.NAME  # the results file this part writes into: results/flows.json
 
@@ -90,8 +89,7 @@ class _Side:
 def _dgm_side(model_name: str) -> tuple[_Side, torch.optim.Optimizer]:
     model = dgm.create(model_name, (2,), **TOY_MODELS[model_name])
     model.check_values = False  # as the trainer's fit runs it
-    phase, entries = next(iter(model.param_groups().items()))
-    opt = build_optimizer(phase, entries, TrainConfig(lr=LR))
+    opt = trainer_optimizer(model, LR)
     return _Side(model, lambda x: model.loss(x).value, model.log_prob), opt
 
 

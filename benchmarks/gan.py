@@ -47,7 +47,14 @@ import torch
 
 import dgm
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, first_examples, fmt, log, write_result
+from benchmarks.common import (
+    fashion_mnist_root,
+    first_examples,
+    fmt,
+    log,
+    train_config,
+    write_result,
+)
 from dgm.data import DataConfig
 from dgm.evaluate.features import ClassifierSettings, feature_classifier
 from dgm.evaluate.sample_quality import sample_quality
@@ -83,19 +90,6 @@ PUBLISHED_NOTE = (
     "Lucic et al. 2018 (arXiv:1711.10337), Fashion-MNIST FID in Inception features: a "
     "different feature space and budget, for ranking only"
 )
-
-
-def train_config(steps: int, seed: int, **kw: Any) -> TrainConfig:
-    return TrainConfig(
-        steps=steps,
-        seed=seed,
-        device="cpu",
-        eval_every=0,
-        sample_every=0,
-        log_every=max(1, steps // 10),
-        checkpoint_every=steps,
-        **kw,
-    )
 
 
 def _train(model: Any, data: Any, config: TrainConfig) -> tuple[dict[str, Any], float]:
@@ -148,7 +142,7 @@ def image_runs(quick: bool) -> dict[str, Any]:
         extra = {**PER_OBJECTIVE.get(objective, {}), **extra}
         shape = tuple(train.x.shape[1:])
         model = dgm.create("gan", shape, objective=objective, **IMAGE, **extra)
-        last, wall = _train(model, train, train_config(steps, SEED, **IMAGE_TRAIN))
+        last, wall = _train(model, train, train_config(steps, seed=SEED, **IMAGE_TRAIN))
         t1 = time.perf_counter()
         q = sample_quality(model, test, num_samples=n, seed=SEED, classifier=classifier)
         row = {
@@ -192,7 +186,7 @@ def toy_runs(quick: bool) -> dict[str, Any]:
                 torch.manual_seed(seed)
                 extra = TOY_PER_OBJECTIVE.get(objective, {})
                 model = dgm.create("gan", (2,), objective=objective, **TOY_MODEL, **extra)
-                last, wall = _train(model, train, train_config(steps, seed, **TOY_TRAIN))
+                last, wall = _train(model, train, train_config(steps, seed=seed, **TOY_TRAIN))
                 q = sample_quality(model, test, num_samples=n, seed=seed)
                 out["runs"].append(
                     {"toy": toy, "objective": objective, "seed": seed, "train_wall_s": wall}

@@ -39,16 +39,16 @@ from benchmarks.common import (
     busy_warning,
     first_examples,
     fmt,
-    fresh_run_dir,
     log,
     markdown_table,
     runs_dir,
+    slug,
+    train_briefly,
     write_result,
 )
 from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
 from dgm.data import DataConfig
 from dgm.evaluate.likelihood import evaluate
-from dgm.train import TrainConfig, train
 
 NAME = "pixelcnn"
 SEED = 0
@@ -125,24 +125,18 @@ def image_run(
     label: str, data: DataConfig, *, steps: int, eval_n: int | None, quick: bool
 ) -> dict[str, Any]:
     """Train one model into runs/bench[/quick]/pixelcnn/<dataset>/<label> and evaluate it."""
-    slug = label.replace(" ", "_")
-    run_dir = fresh_run_dir(runs_dir(NAME, quick) / data.name / slug)
-    config = TrainConfig(
-        steps=steps,
+    run_dir = runs_dir(NAME, quick) / data.name / slug(label)
+    model, last, wall = train_briefly(  # evaluated below, once, on the test split
+        "pixelcnn",
+        data,
+        run_dir,
+        steps,
         batch_size=IMAGE_BATCH,
         lr=IMAGE_LR,
         seed=SEED,
-        device="cpu",
-        warmup_steps=min(100, steps // 10),
-        eval_every=0,  # evaluated below, once, on the test split
-        sample_every=0,
-        checkpoint_every=steps,
+        config={"warmup_steps": min(100, steps // 10)},
+        **IMAGE_MODELS[label],
     )
-    t0 = time.perf_counter()
-    model, last = train("pixelcnn", data, run_dir, config, progress=False, **IMAGE_MODELS[label])
-    wall = time.perf_counter() - t0
-    if last.get("interrupted"):
-        raise SystemExit(f"training of {label} was interrupted at step {last.get('step')}")
     full = data.load("test")
     test = first_examples(full, eval_n)
     t1 = time.perf_counter()

@@ -62,11 +62,10 @@ from benchmarks.common import (
     markdown_table,
     summary,
     threads_label,
+    trainer_optimizer,
     write_result,
 )
 from dgm.data import DataConfig
-from dgm.train import TrainConfig
-from dgm.train.optim import build_optimizer
 
 NAME = "pythae_compare"
 SEED = 0
@@ -169,10 +168,8 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
             raise SystemExit(f"{k}: pythae computes {pythae_terms[k]}, dgm {v}: not the same")
     del out, p_out
 
-    phase, entries = next(iter(model.param_groups().items()))
-    config = TrainConfig(lr=CS236_LR)
     opts = {
-        "dgm": build_optimizer(phase, entries, config),
+        "dgm": trainer_optimizer(model, CS236_LR),
         "pythae_adam": torch.optim.Adam(pythae["pythae_adam"].parameters(), lr=CS236_LR),
         "pythae_adam_fused": torch.optim.Adam(
             pythae["pythae_adam_fused"].parameters(), lr=CS236_LR, fused=True

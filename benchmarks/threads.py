@@ -48,11 +48,10 @@ from benchmarks.common import (
     fmt,
     log,
     markdown_table,
+    trainer_optimizer,
     write_result,
 )
 from dgm.data import DataConfig
-from dgm.train import TrainConfig
-from dgm.train.optim import build_optimizer
 
 NAME = "threads"
 SEED = 0
@@ -125,8 +124,7 @@ class Setup:
         torch.manual_seed(SEED)
         self.model = dgm.create("vae", train.event_shape, **spec["model"]).train()
         self.model.check_values = False  # as fit() runs it, after checking the data once
-        config = TrainConfig(batch_size=b, lr=spec["lr"], device="cpu", seed=SEED)
-        self.opt = build_optimizer("main", self.model.param_groups()["main"], config)
+        self.opt = trainer_optimizer(self.model, spec["lr"])  # its one phase, "main"
         self.fused = bool(self.opt.defaults.get("fused"))
         self.i = 0
 

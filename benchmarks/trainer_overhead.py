@@ -37,10 +37,11 @@ from benchmarks.common import (
     log,
     markdown_table,
     summary,
+    train_config,
     write_result,
 )
 from dgm.data import DataConfig
-from dgm.train import TrainConfig, Trainer
+from dgm.train import Trainer
 
 NAME = "trainer_overhead"
 SEED = 0
@@ -72,19 +73,16 @@ def run(quick: bool = False) -> dict[str, Any]:
     data = DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")
     train_data = data.load("train")
     event_shape = train_data.event_shape
-    config = TrainConfig(
-        steps=1,
+    config = train_config(
+        1,
         batch_size=CS236_BATCH,
         lr=CS236_LR,
+        seed=SEED,
         warmup_steps=0,
         decay_steps=0,
         min_lr_ratio=1.0,  # constant lr: the bare loop has no schedule
-        eval_every=0,
-        sample_every=0,
         checkpoint_every=0,
-        log_every=100,
-        seed=SEED,
-        device="cpu",
+        log_every=100,  # as a user's run logs
     )
 
     torch.manual_seed(SEED)
