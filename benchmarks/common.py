@@ -7,6 +7,7 @@ Full results go to ``benchmarks/results/<name>.json``; quick-mode results (``--q
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -16,7 +17,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -361,6 +362,18 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
         "| " + " | ".join(right) + " |",
         *("| " + " | ".join(r) + " |" for r in rows),
     ]
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One torch thread inside the block, the thread count restored after it: steady timings
+    on a shared machine, where one thread is also the faster (benchmarks/threads.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def log(message: str) -> None:

@@ -31,7 +31,7 @@ from torch import Tensor
 
 import dgm
 from benchmarks import common
-from benchmarks.common import fmt, log, log_probs, nll, write_result
+from benchmarks.common import fmt, log, log_probs, nll, one_thread, write_result
 from benchmarks.flows import toy_nlls
 from dgm.data import DataConfig
 from dgm.models.classical.gmm import select_components
@@ -135,9 +135,7 @@ def digit_runs(quick: bool) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         t0 = time.perf_counter()
         payload = {"description": "GMM (K by BIC) and KDE (validation bandwidth)", "threads": 1}
         payload["toys"] = toy_runs(quick)
@@ -146,8 +144,6 @@ def run(quick: bool = False) -> dict[str, Any]:
         path = write_result(NAME, payload, quick=quick, seed=SEED, steps=None, wall_time_s=wall)
         log(f"wrote {path} ({wall:.0f} s)")
         return payload
-    finally:
-        torch.set_num_threads(threads)
 
 
 def table(record: dict[str, Any]) -> list[str]:

@@ -42,7 +42,15 @@ from typing import Any
 import torch
 
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, fmt, log, runs_dir, train_briefly, write_result
+from benchmarks.common import (
+    fashion_mnist_root,
+    fmt,
+    log,
+    one_thread,
+    runs_dir,
+    train_briefly,
+    write_result,
+)
 from dgm.data import DataConfig
 from dgm.data.dataset import take
 from dgm.model import Completable, GenerativeModel
@@ -351,12 +359,8 @@ def classifier_runs(n: int, train_n: int, quick: bool) -> dict[str, Any]:
 
 
 def run(quick: bool = False, part: str | None = None) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick) if part is None else _rerun_ratio(quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _rerun_ratio(quick: bool) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from torch import Tensor
 
 import dgm
 from benchmarks import common
-from benchmarks.common import fmt, log, nll, train_config, write_result
+from benchmarks.common import fmt, log, nll, one_thread, train_config, write_result
 from benchmarks.flows import toy_nlls
 from dgm.data import DataConfig, TensorData
 from dgm.train.trainer import Trainer
@@ -210,9 +210,7 @@ def toy_runs(steps: int, sample_steps: int, quick: bool) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         t0 = time.perf_counter()
         steps, sample_steps = (100, 200) if quick else (2000, SAMPLE_STEPS)
         payload = {"description": "energy-based models on 2-D toys", "threads": 1}
@@ -221,8 +219,6 @@ def run(quick: bool = False) -> dict[str, Any]:
         path = write_result(NAME, payload, quick=quick, seed=SEED, steps=steps, wall_time_s=wall)
         log(f"ebm: {wall:.0f} s  -> {path}")
         return payload
-    finally:
-        torch.set_num_threads(threads)
 
 
 def table(record: dict[str, Any]) -> list[str]:

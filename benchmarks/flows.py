@@ -20,17 +20,15 @@ one thread trained the image flows 4 to 10 times faster than two.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from benchmarks import common
+from benchmarks.common import one_thread
 from dgm.data import DataConfig, TensorData
 
 NAME = "flows"  # the results file of every part
@@ -66,17 +64,6 @@ def toy_nlls(toy: str) -> dict[str, float]:
         return {}
     runs = (json.loads(path.read_text()).get("toys") or {}).get("runs", [])
     return {r["model"]: r["test_nll"] for r in runs if r.get("toy") == toy}
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """One torch thread inside the block (see the module docstring), the count restored."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def save_part(part: str, value: Any, *, quick: bool, wall_time_s: float) -> Path:

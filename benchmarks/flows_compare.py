@@ -55,14 +55,7 @@ from benchmarks.common import (
     threads_label,
     trainer_optimizer,
 )
-from benchmarks.flows import (
-    BATCH,
-    LR,
-    SEED,
-    TOY_MODELS,
-    load_toy,
-    run_part,
-)
+from benchmarks.flows import BATCH, LR, SEED, TOY_MODELS, load_toy, run_part
 
 NAME = flows.NAME  # the results file this part writes into: results/flows.json
 

@@ -52,6 +52,7 @@ from benchmarks.common import (
     first_examples,
     fmt,
     log,
+    one_thread,
     train_config,
     write_result,
 )
@@ -204,12 +205,8 @@ def toy_runs(quick: bool) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from benchmarks.common import (
     fmt,
     log,
     markdown_table,
+    one_thread,
     summary,
     threads_label,
     write_result,
@@ -108,12 +109,8 @@ def _adamw(params: Any) -> torch.optim.Optimizer:
 
 def run(quick: bool = False) -> dict[str, Any]:
     steps, rounds, warmup = (50, 11, 100) if quick else (100, 31, 300)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick, steps, rounds, warmup)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:

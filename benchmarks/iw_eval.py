@@ -43,6 +43,7 @@ from benchmarks.common import (
     fmt,
     log,
     markdown_table,
+    one_thread,
     threads_label,
     write_result,
 )
@@ -129,12 +130,8 @@ def _rate(label: str, n: int, fn: Any) -> tuple[float, float, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool) -> dict[str, Any]:

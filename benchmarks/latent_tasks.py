@@ -40,7 +40,15 @@ from typing import Any
 import torch
 
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, fmt, log, runs_dir, train_briefly, write_result
+from benchmarks.common import (
+    fashion_mnist_root,
+    fmt,
+    log,
+    one_thread,
+    runs_dir,
+    train_briefly,
+    write_result,
+)
 from dgm.data import DataConfig
 from dgm.data.dataset import take
 from dgm.model import GenerativeModel
@@ -303,12 +311,8 @@ def _plot(objectives: list[dict[str, Any]], path: Path) -> None:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool) -> dict[str, Any]:
@@ -424,13 +428,9 @@ def rerun_representation(name: str, quick: bool) -> None:
     rows and part 2 kept)."""
     payload, wall = common.existing_payload(NAME, quick=quick)
     rep = payload["representation"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         t0 = time.perf_counter()
         new, _ = representation_runs(rep["n"], rep["train_n"], quick, (name,))
-    finally:
-        torch.set_num_threads(threads)
     rows = [r for r in rep["rows"] if r["model"] != name] + new["rows"]
     rep["rows"] = sorted(rows, key=lambda r: list(MODELS).index(r["model"]))
     rep.setdefault("reruns_s", {})[name] = round(time.perf_counter() - t0, 1)
@@ -445,9 +445,7 @@ def rerun_design(quick: bool, objectives: tuple[str, ...] = OBJECTIVES) -> None:
     from dgm import run_dir as run_files
 
     payload, wall = common.existing_payload(NAME, quick=quick)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         t0 = time.perf_counter()
         path = runs_dir(NAME, quick) / DESIGN_MODEL
         if (path / run_files.CONFIG).is_file():
@@ -463,8 +461,6 @@ def rerun_design(quick: bool, objectives: tuple[str, ...] = OBJECTIVES) -> None:
             o.setdefault("kept_from", payload.get("date", "an earlier run"))
         payload["design"] = design_runs(model, evaluations, seeds, quick, objectives, kept)
         payload["design"]["rerun_s"] = round(time.perf_counter() - t0, 1)
-    finally:
-        torch.set_num_threads(threads)
     write_result(NAME, payload, quick=quick, seed=SEED, steps=None, wall_time_s=wall)
 
 

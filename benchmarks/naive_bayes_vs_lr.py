@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from benchmarks import common
-from benchmarks.common import QUICK_RESULTS, RESULTS, log, write_result
+from benchmarks.common import QUICK_RESULTS, RESULTS, log, one_thread, write_result
 
 NAME = "naive_bayes_vs_lr"
 SEED = 0
@@ -287,9 +287,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     from sklearn import __version__ as sklearn_version
 
     t_start = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         payload: dict[str, Any] = {
             "reference": "Ng & Jordan 2002, NeurIPS: NB approaches its asymptotic error "
             "faster, LR reaches the lower asymptotic error",
@@ -324,8 +322,6 @@ def run(quick: bool = False) -> dict[str, Any]:
         path = write_result(NAME, payload, quick=quick, seed=SEED, steps=1, wall_time_s=wall)
         log(f"{NAME}: {wall:.0f} s  -> {path}")
         return payload
-    finally:
-        torch.set_num_threads(threads)
 
 
 def table(record: dict[str, Any]) -> list[str]:

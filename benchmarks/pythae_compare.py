@@ -60,6 +60,7 @@ from benchmarks.common import (
     fmt,
     log,
     markdown_table,
+    one_thread,
     summary,
     threads_label,
     trainer_optimizer,
@@ -133,12 +134,8 @@ def run(quick: bool = False) -> dict[str, Any] | None:
         )
         return None
     steps, rounds, warmup = (50, 31, 100) if quick else (100, 51, 300)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick, steps, rounds, warmup)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
