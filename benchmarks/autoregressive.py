@@ -48,6 +48,7 @@ from benchmarks.common import (
     fmt,
     log,
     markdown_table,
+    paired_ratio,
     runs_dir,
     slug,
     summary,
@@ -176,11 +177,6 @@ def _timings(ms: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
-def _paired(ms: dict[str, list[float]], a: str, b: str) -> float:
-    """Median over rounds of a's time / b's time (robust to drift in the machine's speed)."""
-    return statistics.median([p / q for p, q in zip(ms[a], ms[b], strict=True)])
-
-
 def _per_threads(measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``measure()`` at each thread count of THREADS; the default count is restored."""
     default = torch.get_num_threads()
@@ -245,8 +241,8 @@ def nade_speed(batch: int, repeats: int, warmup: int, max_s: float) -> dict[str,
         ms = _side_by_side(sides, repeats, warmup, max_s)
         r = {
             **_timings(ms),
-            "ratio_naive_over_one_pass": _paired(ms, "naive", "one_pass"),
-            "ratio_one_tensor_over_one_pass": _paired(ms, "one_tensor", "one_pass"),
+            "ratio_naive_over_one_pass": paired_ratio(ms["naive"], ms["one_pass"]),
+            "ratio_one_tensor_over_one_pass": paired_ratio(ms["one_tensor"], ms["one_pass"]),
         }
         log(
             f"  nade, {torch.get_num_threads()} thread(s): one pass {r['ms']['one_pass']:.1f} "
@@ -306,7 +302,7 @@ def gpt_speed(batch: int, tokens: int, repeats: int, warmup: int, max_s: float) 
         ms = _side_by_side(sides, repeats, warmup, max_s)
         r = {
             **_timings(ms),
-            "ratio_uncached_over_cached": _paired(ms, "uncached", "cached"),
+            "ratio_uncached_over_cached": paired_ratio(ms["uncached"], ms["cached"]),
         }
         log(
             f"  gpt, {torch.get_num_threads()} thread(s): cached {r['ms']['cached']:.0f} ms, "

@@ -19,10 +19,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from dgm.train import TrainConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUICK_RESULTS = RESULTS / "quick"
@@ -192,6 +195,41 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def paired_ratio(a: list[float], b: list[float]) -> float:
+    """The median over rounds of a's time / b's time in the same round: robust to drift
+    in the machine's speed across rounds."""
+    return statistics.median([p / q for p, q in zip(a, b, strict=True)])
+
+
+def timed_rounds(
+    sides: dict[str, Callable[[], float]],
+    *,
+    rounds: int,
+    steps: int,
+    warmup: int,
+    rotate: bool = False,
+) -> dict[str, list[float]]:
+    """ms per step of every side in every round. A side runs ``steps`` steps per call and
+    returns their seconds; each is first called ``max(1, warmup // steps)`` times untimed,
+    then once per round, in the order of ``sides`` (``rotate``: shifted by one each
+    round). Each round is logged."""
+    for fn in sides.values():  # warm-up
+        for _ in range(max(1, warmup // steps)):
+            fn()
+    names = list(sides)
+    ms: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for k in range(len(names)):
+            name = names[(r + k) % len(names)] if rotate else names[k]
+            ms[name].append(1000 * sides[name]() / steps)
+        log(
+            f"  round {r + 1}/{rounds}: "
+            + ", ".join(f"{name} {v[-1]:.3f}" for name, v in ms.items())
+            + " ms/step"
+        )
+    return ms
+
+
 def fashion_mnist_root() -> str | None:
     """``$DGM_FASHION_MNIST_ROOT`` when set, else None (the loader's own search path)."""
     return os.environ.get("DGM_FASHION_MNIST_ROOT") or None
@@ -232,7 +270,9 @@ def fresh_run_dir(path: Path) -> Path:
     return path
 
 
-def train_config(steps: int, *, batch_size: int, lr: float, seed: int, **overrides: Any) -> Any:
+def train_config(
+    steps: int, *, batch_size: int, lr: float, seed: int, **overrides: Any
+) -> TrainConfig:
     """The ``TrainConfig`` of the benchmarks' short runs: ``steps`` steps on the CPU, no
     validation, no sample pictures, logging ten times and one checkpoint at the end;
     ``overrides`` set any other field (``grad_clip``, ``warmup_steps``, ``device`` ...)."""
@@ -248,6 +288,18 @@ def train_config(steps: int, *, batch_size: int, lr: float, seed: int, **overrid
     return TrainConfig(
         steps=steps, batch_size=batch_size, lr=lr, seed=seed, **{**quiet, **overrides}
     )
+
+
+def schedule_record(config: TrainConfig) -> dict[str, Any]:
+    """What a results file records of a ``train_config``: batch size, learning rate and its
+    schedule, and the optimizer (dgm's trainer: AdamW, weight decay 0)."""
+    return {
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "optimizer": "AdamW, weight decay 0 (dgm's trainer)",
+        "warmup_steps": config.warmup_steps,
+        "min_lr_ratio": config.min_lr_ratio,
+    }
 
 
 def trainer_optimizer(model: Any, lr: float) -> torch.optim.Optimizer:

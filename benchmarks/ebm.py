@@ -37,7 +37,15 @@ from torch import Tensor
 
 import dgm
 from benchmarks import common
-from benchmarks.common import fmt, log, nll, one_thread, train_config, write_result
+from benchmarks.common import (
+    fmt,
+    log,
+    nll,
+    one_thread,
+    schedule_record,
+    train_config,
+    write_result,
+)
 from benchmarks.flows import toy_nlls
 from dgm.data import DataConfig, TensorData
 from dgm.train.trainer import Trainer
@@ -193,13 +201,7 @@ def toy_runs(steps: int, sample_steps: int, quick: bool) -> dict[str, Any]:
     return {
         "description": "2-D toys: EBM test NLL by quadrature, SGLD samples, mode coverage",
         "steps": steps,
-        "train_config": {
-            "batch_size": BATCH,
-            "lr": LR,
-            "optimizer": "AdamW, weight decay 0 (dgm's trainer)",
-            "warmup_steps": config.warmup_steps,
-            "min_lr_ratio": config.min_lr_ratio,
-        },
+        "train_config": schedule_record(config),
         "test_size": 10_000,
         "runs": runs,
         "true_nll": floors,

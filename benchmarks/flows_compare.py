@@ -50,6 +50,7 @@ from benchmarks.common import (
     markdown_table,
     mean_se,
     nll,
+    paired_ratio,
     sd,
     summary,
     threads_label,
@@ -271,10 +272,7 @@ def measure(
                 profiles[model_name] = _profile_dgm_step(
                     sides["dgm"], opts["dgm"], train.x[order[0]]
                 )
-            ratios = {
-                lib: statistics.median([a / b for a, b in zip(ms["dgm"], ms[lib], strict=True)])
-                for lib in LIBRARIES[1:]
-            }
+            ratios = {lib: paired_ratio(ms["dgm"], ms[lib]) for lib in LIBRARIES[1:]}
             med = {lib: statistics.median(v) for lib, v in ms.items()}
             runs.append(
                 {

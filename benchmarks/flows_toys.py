@@ -28,7 +28,15 @@ from torch import Tensor
 
 import dgm
 from benchmarks import common
-from benchmarks.common import fmt, log, log_probs, markdown_table, nll, train_config
+from benchmarks.common import (
+    fmt,
+    log,
+    log_probs,
+    markdown_table,
+    nll,
+    schedule_record,
+    train_config,
+)
 from benchmarks.flows import (
     BATCH,
     LR,
@@ -144,13 +152,7 @@ def measure(steps: int, quick: bool) -> dict[str, Any]:
     return {
         "description": "2-D toys: test NLL in nats per example after a fixed step budget",
         "steps": steps,
-        "train_config": {
-            "batch_size": BATCH,
-            "lr": LR,
-            "optimizer": "AdamW, weight decay 0 (dgm's trainer)",
-            "warmup_steps": config.warmup_steps,
-            "min_lr_ratio": config.min_lr_ratio,
-        },
+        "train_config": schedule_record(config),
         "test_size": 10_000,
         "runs": runs,
         "true_nll": floors,

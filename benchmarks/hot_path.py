@@ -48,8 +48,10 @@ from benchmarks.common import (
     log,
     markdown_table,
     one_thread,
+    paired_ratio,
     summary,
     threads_label,
+    timed_rounds,
     write_result,
 )
 from dgm.data import DataConfig
@@ -165,23 +167,12 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
     if warning:
         log(warning)
     t_start = time.perf_counter()
-    for fn in sides.values():  # warm-up
-        for _ in range(max(1, warmup // steps)):
-            fn()
-    ms: dict[str, list[float]] = {name: [] for name in sides}
-    for r in range(rounds):
-        for name, fn in sides.items():
-            ms[name].append(1000 * fn() / steps)
-        log(
-            f"  round {r + 1}/{rounds}: "
-            + ", ".join(f"{name} {v[-1]:.3f}" for name, v in ms.items())
-            + " ms/step"
-        )
+    ms = timed_rounds(sides, rounds=rounds, steps=steps, warmup=warmup)
     wall = time.perf_counter() - t_start
     model.check_values = True
 
     def paired(a: str, b: str) -> float:
-        return statistics.median([p / q for p, q in zip(ms[a], ms[b], strict=True)])
+        return paired_ratio(ms[a], ms[b])
 
     med = {name: statistics.median(v) for name, v in ms.items()}
     payload = {

@@ -61,8 +61,10 @@ from benchmarks.common import (
     log,
     markdown_table,
     one_thread,
+    paired_ratio,
     summary,
     threads_label,
+    timed_rounds,
     trainer_optimizer,
     write_result,
 )
@@ -201,24 +203,12 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
     if warning:
         log(warning)
     t_start = time.perf_counter()
-    for fn in fns.values():  # warm-up
-        for _ in range(max(1, warmup // steps)):
-            fn()
-    ms: dict[str, list[float]] = {side: [] for side in SIDES}
-    for r in range(rounds):
-        for k in range(len(SIDES)):  # the order rotates each round
-            side = SIDES[(r + k) % len(SIDES)]
-            ms[side].append(1000 * fns[side]() / steps)
-        log(
-            f"  round {r + 1}/{rounds}: "
-            + ", ".join(f"{side} {v[-1]:.3f}" for side, v in ms.items())
-            + " ms/step"
-        )
+    ms = timed_rounds(fns, rounds=rounds, steps=steps, warmup=warmup, rotate=True)
     wall = time.perf_counter() - t_start
     model.check_values = True
 
     def paired(a: str, b: str) -> float:
-        return statistics.median([p / q for p, q in zip(ms[a], ms[b], strict=True)])
+        return paired_ratio(ms[a], ms[b])
 
     med = {side: statistics.median(v) for side, v in ms.items()}
     payload = {

@@ -36,6 +36,7 @@ from benchmarks.common import (
     fmt,
     log,
     markdown_table,
+    paired_ratio,
     summary,
     train_config,
     write_result,
@@ -132,9 +133,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "trainer_ms_per_step": t,
         "ratio_trainer_over_bare": t / b,
         # each round's trainer/bare ratio: robust to drift in the machine's speed across rounds
-        "ratio_paired_median": statistics.median(
-            [a / c for a, c in zip(trainer_ms, bare_ms, strict=True)]
-        ),
+        "ratio_paired_median": paired_ratio(trainer_ms, bare_ms),
         "bare_ms_rounds": bare_ms,
         "trainer_ms_rounds": trainer_ms,
         "bare_ms_summary": summary(bare_ms),
