@@ -428,6 +428,17 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def save_figure(fig: Any, path: Path, *, dpi: int | None = None) -> Path:
+    """Lay out a matplotlib figure, write it to ``path`` (its folder made) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def log(message: str) -> None:
     print(message, flush=True)
 

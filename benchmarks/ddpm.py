@@ -63,6 +63,7 @@ from benchmarks.common import (
     log,
     nll,
     runs_dir,
+    save_figure,
     train_config,
     write_result,
 )
@@ -283,11 +284,9 @@ def toy_runs(quick: bool, device: str) -> dict[str, Any]:
         ):
             ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5)
             ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title=title, aspect="equal")
-    fig.tight_layout()
-    path = common.result_path(NAME, quick=quick).parent / f"{NAME}_toys.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    path = save_figure(
+        fig, common.result_path(NAME, quick=quick).parent / f"{NAME}_toys.png", dpi=80
+    )
     out["figure"] = str(path)
     return out
 

@@ -42,6 +42,7 @@ from benchmarks.common import (
     log,
     nll,
     one_thread,
+    save_figure,
     schedule_record,
     train_config,
     write_result,
@@ -135,10 +136,7 @@ def _figure(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(toy, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def toy_runs(steps: int, sample_steps: int, quick: bool) -> dict[str, Any]:

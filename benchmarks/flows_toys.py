@@ -34,6 +34,7 @@ from benchmarks.common import (
     log_probs,
     markdown_table,
     nll,
+    save_figure,
     schedule_record,
     train_config,
 )
@@ -101,10 +102,7 @@ def _heat_maps(toy: str, test: TensorData, models: dict[str, Any], path: Path) -
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(toy, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def measure(steps: int, quick: bool) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from benchmarks import common
-from benchmarks.common import QUICK_RESULTS, RESULTS, log, one_thread, write_result
+from benchmarks.common import QUICK_RESULTS, RESULTS, log, one_thread, save_figure, write_result
 
 NAME = "naive_bayes_vs_lr"
 SEED = 0
@@ -253,10 +253,7 @@ def plot(payload: dict[str, Any], folder: Path) -> list[str]:
             ylabel="test error (± SE over subsets)",
         )
         ax.legend()
-    fig.tight_layout()
-    path = folder / f"{NAME}_size.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = save_figure(fig, folder / f"{NAME}_size.png", dpi=120)
     paths.append(str(path))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
     for ax, name in zip(axes[0], datasets, strict=True):
@@ -275,10 +272,7 @@ def plot(payload: dict[str, Any], folder: Path) -> list[str]:
             title=f"{name} (binarized)", xlabel="share of pixels missing", ylabel="test accuracy"
         )
         ax.legend()
-    fig.tight_layout()
-    path = folder / f"{NAME}_missing.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = save_figure(fig, folder / f"{NAME}_missing.png", dpi=120)
     paths.append(str(path))
     return paths
 
