@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -437,6 +438,18 @@ def save_figure(fig: Any, path: Path, *, dpi: int | None = None) -> Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def bench_extra_missing(*modules: str) -> bool:
+    """Whether any of ``modules`` (of the ``bench`` extra: pythae, zuko, normflows, never
+    dgm dependencies) is not installed; then says which, and the fix."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        log(
+            f"  {' and '.join(missing)} not installed: skipped "
+            "(pip install -c constraints.txt -e '.[bench]')"
+        )
+    return bool(missing)
 
 
 def log(message: str) -> None:

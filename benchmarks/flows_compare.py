@@ -42,6 +42,7 @@ from torch import Tensor, nn
 import dgm
 from benchmarks import common, flows
 from benchmarks.common import (
+    bench_extra_missing,
     busy_warning,
     ci95,
     fmt,
@@ -342,17 +343,8 @@ def measure(
     }
 
 
-def available() -> bool:
-    """Whether zuko and normflows are installed (the ``bench`` extra)."""
-    return all(importlib.util.find_spec(m) is not None for m in ("zuko", "normflows"))
-
-
 def run(quick: bool = False) -> dict[str, Any] | None:
-    if not available():
-        log(
-            "  zuko or normflows is not installed: skipping the comparison "
-            "(pip install -c constraints.txt -e '.[bench]')"
-        )
+    if bench_extra_missing("zuko", "normflows"):
         return None
     steps, chunk = (100, 10) if quick else (2000, 50)
     seeds = (SEED,) if quick else COMPARE_SEEDS

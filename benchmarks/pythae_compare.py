@@ -55,6 +55,7 @@ from benchmarks.common import (
     CS236_BATCH,
     CS236_LR,
     CS236_MODEL,
+    bench_extra_missing,
     busy_warning,
     fashion_mnist_root,
     fmt,
@@ -74,11 +75,6 @@ NAME = "pythae_compare"
 SEED = 0
 NUM_BATCHES = 16  # distinct batches cycled through by every side
 SIDES = ("dgm", "pythae_adam", "pythae_adam_fused")
-
-
-def available() -> bool:
-    """Whether pythae is installed (the ``bench`` extra)."""
-    return importlib.util.find_spec("pythae") is not None
 
 
 def _pythae_vae(model: dgm.GenerativeModel) -> nn.Module:
@@ -129,11 +125,7 @@ def _pythae_vae(model: dgm.GenerativeModel) -> nn.Module:
 
 
 def run(quick: bool = False) -> dict[str, Any] | None:
-    if not available():
-        log(
-            "pythae is not installed: skipping the pythae comparison "
-            "(pip install -c constraints.txt -e '.[bench]')"
-        )
+    if bench_extra_missing("pythae"):
         return None
     steps, rounds, warmup = (50, 31, 100) if quick else (100, 51, 300)
     with one_thread():

@@ -20,7 +20,7 @@ import importlib.util
 import time
 
 from benchmarks import tables
-from benchmarks.common import busy_warning, log, machine_info
+from benchmarks.common import bench_extra_missing, busy_warning, log, machine_info
 
 BENCHMARKS = (
     "hot_path",
@@ -51,11 +51,8 @@ ALIASES = {  # name -> the benchmarks it stands for
     "pythae": ("pythae_compare",),
     "flows": ("flows_toys", "flows_compare", "flows_directions", "flows_images"),
 }
-# benchmark -> the modules it needs beyond dgm's own dependencies, and the extra providing them
-OPTIONAL = {
-    "pythae_compare": (("pythae",), "bench"),
-    "flows_compare": (("zuko", "normflows"), "bench"),
-}
+# benchmark -> the modules of the bench extra it needs beyond dgm's own dependencies
+OPTIONAL = {"pythae_compare": ("pythae",), "flows_compare": ("zuko", "normflows")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,13 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in chosen:
             continue
         log(f"== {name}")
-        needs = OPTIONAL.get(name)
-        missing = [m for m in needs[0] if importlib.util.find_spec(m) is None] if needs else []
-        if missing:
-            log(
-                f"== {name} skipped: {' and '.join(missing)} not installed "
-                f"(pip install -c constraints.txt -e '.[{needs[1]}]')"
-            )
+        if bench_extra_missing(*OPTIONAL.get(name, ())):
             continue
         t = time.perf_counter()
         importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
