@@ -23,7 +23,7 @@ import torch
 
 from dgm.data.dataset import TensorData, register_dataset
 from dgm.data.files import SPLIT_FRACTION
-from dgm.data.images import _split_seed
+from dgm.data.images import split_seed
 from dgm.data.text import WORD_LENGTH, TextData, load_words
 
 GAUSSIAN_SAMPLES = 2000  # hmm_gaussian sequences per split by default
@@ -66,7 +66,7 @@ def load_hmm_gaussian(
     """``num_samples`` sequences (N, ``block_size``, 2) of ``TRUE_HMM`` (see the module)."""
     if num_samples < 1 or block_size < 1:
         raise ValueError(f"num_samples and length must be >= 1, got {num_samples}, {block_size}")
-    x = sample_true_hmm(num_samples, block_size, _split_seed("hmm_gaussian", split, seed))
+    x = sample_true_hmm(num_samples, block_size, split_seed("hmm_gaussian", split, seed))
     return TensorData(x, name="hmm_gaussian")
 
 
@@ -103,5 +103,5 @@ def load_shuffled_words(
         seed=seed,
     )
     end = words.end_token
-    x = shuffle_letters(words.x, end, _split_seed("shuffled_words", split, seed))
+    x = shuffle_letters(words.x, end, split_seed("shuffled_words", split, seed))
     return TextData(x, vocab=words.vocab, name="shuffled_words", end_token=end)
