@@ -18,6 +18,8 @@ SINGLE = [  # one ordering each
     ("nade", {"hidden_size": 7}),
     ("made", {"hidden_sizes": (12,)}),
     ("made", {"hidden_sizes": (12, 10), "ordering": "random", "mask_seed": 3}),
+    ("made", {"hidden_sizes": (3,)}),  # narrower than D: degrees spread, not cycled
+    ("made", {"hidden_sizes": (4,), "ordering": "random", "mask_seed": 3}),
     (
         "made",
         {"hidden_sizes": (12,), "num_masks": 3, "ordering": "random", "ensemble_masks": False},
@@ -65,6 +67,70 @@ def test_jacobian_is_autoregressive_in_the_ordering(name, overrides):
     order = model.ordering()
     assert sorted(order.tolist()) == list(range(D))
     check_structure(lambda v: model._outputs(v[None])[0][:, None], order, D)
+
+
+@pytest.mark.parametrize(
+    ("D", "hidden"),
+    [
+        (784, (500,)),
+        (784, (500, 300)),
+        (784, (1000,)),
+        (10, (3,)),
+        (10, (1,)),
+        (10, (4, 2)),
+        (6, (12,)),
+        (2, (1,)),
+    ],
+)
+@pytest.mark.parametrize("seeded", [False, True])
+def test_made_every_input_but_the_last_feeds_the_hidden_layers(D, hidden, seeded):
+    """Hidden layers narrower than D once cycled degrees 1..H, so the inputs of degree > H
+    fed no hidden unit (284 of 784 at H = 500): now only the last input in the order is
+    unused, in the first layer and along every path to the outputs."""
+    from dgm.nn.masked import made_masks
+
+    g = torch.Generator().manual_seed(5)
+    order = torch.randperm(D, generator=g) if seeded else torch.arange(D)
+    masks = made_masks(order, hidden, 1, g if seeded else None)
+    unused = (masks[0].sum(0) == 0).nonzero().flatten()  # inputs no first-layer unit reads
+    assert unused.tolist() == [int(order[-1])]
+    reach = masks[0]
+    for mask in masks[1:]:  # (out, D): which inputs each unit can be reached from
+        reach = (mask @ reach).clamp(max=1)
+    assert (reach.sum(0) == 0).nonzero().flatten().tolist() == [int(order[-1])]
+
+
+@pytest.mark.parametrize("hidden", [(1,), (3,), (4, 2)])
+def test_made_narrow_layers_let_the_last_output_see_every_earlier_input(hidden):
+    model = build("made", (2, 3), hidden_sizes=hidden)  # D = 6 > H
+    with torch.no_grad():  # every ReLU on and no cancelling paths: J is the connectivity
+        for layer in model.net.layers:
+            layer.weight.abs_()
+            layer.bias.fill_(10.0)
+    J = torch.autograd.functional.jacobian(
+        lambda v: model._outputs(v[None])[0], torch.randn(6, dtype=torch.float64)
+    )  # (D, D): output i, input j
+    assert (J[-1, :-1] != 0).all(), "the last output misses an earlier input"
+
+
+def test_made_saved_with_the_old_cycled_degrees_loads_and_evaluates_identically(tmp_path):
+    """Masks are buffers saved with the weights: a run trained when narrow layers cycled
+    degrees 1..H keeps its own connectivity when loaded into today's model."""
+    from dgm import run_dir as rd
+
+    D, H = 16, 5
+    old = build("made", (1, D), hidden_sizes=(H,))
+    cycled = 1 + torch.arange(H) % (D - 1)  # the old hidden degrees: 1..H
+    inputs = torch.arange(1, D + 1)
+    first, out = old.net.layers
+    first.mask[0] = (cycled[:, None] >= inputs[None, :]).double()
+    out.mask[0] = (inputs[:, None] > cycled[None, :]).double()
+    rd.save_weights(tmp_path / "w.safetensors", old, 0)
+    fresh = dgm.create("made", (1, D), hidden_sizes=(H,)).double()
+    x = torch.randint(0, 2, (8, 1, D), generator=torch.Generator().manual_seed(0)).double()
+    assert not torch.equal(fresh.net.layers[0].mask, first.mask)  # today's degrees differ
+    rd.load_weights(tmp_path / "w.safetensors", fresh)
+    torch.testing.assert_close(fresh.log_prob(x), old.log_prob(x), rtol=0, atol=0)
 
 
 def test_jacobian_of_every_mask_set_follows_its_own_ordering():
