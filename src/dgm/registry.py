@@ -24,6 +24,8 @@ class ModelSpec:
     cls: type[GenerativeModel]
     config_cls: type
     summary: str  # first line of the class docstring
+    # field -> the behaviour a run saved before that field existed had (see saved_config)
+    saved_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -95,16 +97,24 @@ def check_fields(name: str, cls: type, reserved: dict[str, str], what: str) -> N
             )
 
 
-def register(name: str, config_cls: type) -> Callable[[M], M]:
+def register(
+    name: str, config_cls: type, *, saved_defaults: dict[str, Any] | None = None
+) -> Callable[[M], M]:
     """Class decorator: make ``cls`` available as ``dgm.create(name, ...)``.
 
     The config's fields become ``dgm train`` flags and the class's ``sample_options``
     fields ``dgm sample`` flags, so a field that collides with a trainer, data or command
     flag (``steps``, ``lr``, ``seed``, ``out``, ...) is refused here, with the fix.
+    ``saved_defaults`` maps a field added with a new default to the value that keeps the
+    old behaviour: a saved config without the field gets it (``saved_config``).
     """
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config_cls for {name!r} must be a dataclass")
     check_fields(name, config_cls, reserved_train_flags(), "config")
+    saved_defaults = dict(saved_defaults or {})
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    if set(saved_defaults) - fields:
+        raise ValueError(f"saved_defaults of {name!r} name no config field: {saved_defaults}")
 
     def decorate(cls: M) -> M:
         if name in _MODELS and _MODELS[name].cls is not cls:
@@ -119,7 +129,7 @@ def register(name: str, config_cls: type) -> Callable[[M], M]:
             }
             check_fields(name, cls.sample_options, reserved, "sample option")
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        _MODELS[name] = ModelSpec(name, cls, config_cls, summary)
+        _MODELS[name] = ModelSpec(name, cls, config_cls, summary, saved_defaults)
         return cls
 
     return decorate
@@ -168,6 +178,15 @@ def create(name: str, event_shape: Iterable[int], **config: Any) -> GenerativeMo
     """
     s = spec(name)
     return s.cls(tuple(event_shape), from_dict(s.config_cls, config))
+
+
+def saved_config(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The config values a saved run (its config.json) of model ``name`` means today: a
+    field added since, with a new default, takes the value the run was trained with
+    (``register(..., saved_defaults=...)``), so old runs keep their behaviour: a NADE
+    config.json without ``activation`` (saved before it existed) stays sigmoid.
+    """
+    return {**spec(name).saved_defaults, **values}
 
 
 def config_for_data(name: str, data: Any, config: dict[str, Any]) -> dict[str, Any]:

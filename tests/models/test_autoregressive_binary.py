@@ -418,7 +418,7 @@ def test_nade_running_pass_and_sampler_equal_the_naive_ones_given_a_class():
     bias = model.c + model.class_hidden[c]  # (B, H)
     naive = torch.stack(
         [
-            model.b[d] + torch.sigmoid(bias + x[:, :d] @ model.W[:, :d].T) @ model.V[d]
+            model.b[d] + torch.relu(bias + x[:, :d] @ model.W[:, :d].T) @ model.V[d]
             for d in range(7)
         ],
         dim=1,
@@ -469,3 +469,21 @@ def test_class_conditional_training_on_digits_prefers_the_true_labels(
         wrong = -model.log_prob(tx, shuffled).mean().item()
     print(f"{name}: test NLL {true:.2f} nats with the labels, {wrong:.2f} with shuffled ones")
     assert true < wrong - 2
+
+
+def test_nade_defaults_to_relu_but_a_run_saved_before_the_option_stays_sigmoid(tmp_path):
+    """config.json files written before ``activation`` existed lack it: they rebuild the
+    sigmoid NADE they were trained as, with identical log_prob from the saved weights."""
+    from dgm import run_dir as rd
+
+    assert dgm.create("nade", (1, 4), hidden_size=3).config.activation == "relu"
+    old = build("nade", (1, 4), hidden_size=3, activation="sigmoid")
+    saved = {"model": "nade", "event_shape": [1, 4], "model_config": {"hidden_size": 3}}
+    rd.save_weights(tmp_path / "w.safetensors", old, 0)
+    again = rd.model_from_config(saved).double()
+    rd.load_weights(tmp_path / "w.safetensors", again)
+    assert again.config.activation == "sigmoid"
+    x = binary_grid((1, 4))
+    torch.testing.assert_close(again.log_prob(x), old.log_prob(x), rtol=0, atol=0)
+    explicit = {**saved, "model_config": {"hidden_size": 3, "activation": "relu"}}
+    assert rd.model_from_config(explicit).config.activation == "relu"

@@ -1,6 +1,6 @@
 """Neural autoregressive distribution estimator (NADE) for binary data.
 
-p(x) = Π_d Bernoulli(x_d | σ(b_d + V_d · h_d)), h_d = σ(c + W_{:, <d} x_{<d}), with one
+p(x) = Π_d Bernoulli(x_d | σ(b_d + V_d · h_d)), h_d = act(c + W_{:, <d} x_{<d}), with one
 weight matrix W (H × D) shared by every conditional, so all D conditionals cost O(H D):
 the hidden pre-activation grows by W_{:, d} x_d from one dimension to the next.
 
@@ -27,21 +27,25 @@ from dgm.registry import register
 @dataclasses.dataclass
 class NADEConfig:
     hidden_size: int = 500  # H, hidden units shared by all conditionals (500 as the paper)
-    # hidden units: sigmoid with the paper's N(0, 1/fan_in) weights, or ReLU with Kaiming's
-    # N(0, 2/fan_in) (as pytorch-generative)
-    activation: Literal["sigmoid", "relu"] = "sigmoid"
+    # hidden units: ReLU with Kaiming's N(0, 2/fan_in) weights (as pytorch-generative;
+    # 9.2 nats better than sigmoid after 800 steps on binarized Fashion-MNIST), or the
+    # paper's sigmoid with N(0, 1/fan_in) (runs saved before this field: sigmoid)
+    activation: Literal["relu", "sigmoid"] = "relu"
     num_classes: int = 0  # > 0: p(x | class) over this many classes, a hidden bias per class
 
 
-@register("nade", NADEConfig)
+@register("nade", NADEConfig, saved_defaults={"activation": "sigmoid"})
 class NADE(FixedOrderModel):
     """NADE (Larochelle & Murray 2011): exact log_prob in nats over binary x, natural order.
 
     All D conditionals come from one pass: a_d = c + Σ_{j<d} W_{:, j} x_j is an exclusive
-    cumulative sum over d, h_d = σ(a_d), logit_d = b_d + V_d · h_d. Sampling and completion
-    run the same recursion one dimension at a time (O(H D) per draw). With ``num_classes``
-    K > 0 it is p(x | c) for labels c: a learned hidden bias per class, e_c (H,), joins c
-    in every a_d (zero at the start), so the cost stays O(H D).
+    cumulative sum over d, h_d = act(a_d), logit_d = b_d + V_d · h_d, act ReLU (default) or
+    the paper's sigmoid (``activation``: ReLU with Kaiming's init learns faster early, by
+    19 nats at 100 steps, 12.6 at 400 and 9.2 at 800 on binarized Fashion-MNIST; runs
+    saved before the option keep sigmoid). Sampling and completion run the same recursion
+    one dimension at a time (O(H D) per draw). With ``num_classes`` K > 0 it is p(x | c)
+    for labels c: a learned hidden bias per class, e_c (H,), joins c in every a_d (zero
+    at the start), so the cost stays O(H D).
 
     References:
         Larochelle & Murray 2011 (AISTATS); Uria et al. 2016, arXiv:1605.02226.
