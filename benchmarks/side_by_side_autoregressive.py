@@ -388,10 +388,10 @@ def table(record: dict[str, Any]) -> str:
             f"| {mean('dgm', 'ms_per_step')} | {mean(PEER, 'ms_per_step')} "
             f"| {_pm(row.get('ms_ratio'), '.3f')} |"
         )
-    lines += [
-        "",
-        "Differences: " + "; ".join(f"{r['model']}: {r['difference']}" for r in record["rows"]),
-    ]
+    notes = "; ".join(f"{r['model']}: {r['difference']}" for r in record["rows"])
+    lines += ["", f"Differences: {notes}."]
+    if not record.get("peer_found", True):
+        lines += ["", f"{record['peer']} was not found: dgm alone (fetch it: {FETCH_HINT})."]
     return "\n".join(lines)
 
 
