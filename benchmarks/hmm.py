@@ -351,7 +351,8 @@ def table(record: dict[str, Any]) -> list[str]:
     """Markdown lines: dgm vs hmmlearn, the HMM beside the language models, outliers."""
     w, t = record["words"], record["toy"]
     lines = [
-        f"**Hidden Markov models** (hmm vs hmmlearn 0.3.3): same K, same initial parameters, same Baum-Welch iterations, one thread; fit time "
+        "**Hidden Markov models** (hmm vs hmmlearn 0.3.3): "
+        f"same K, same initial parameters, same Baum-Welch iterations, one thread; fit time "
         "in CPU seconds (dgm in float32, hmmlearn in float64). words: "
         f"{w['train_sequences']} random train words, "
         f"{w['test_sequences']} test words, nats per real token (letters + end token); "

@@ -29,6 +29,7 @@ BENCHMARKS = (
     "iw_eval",
     "cs236",
     "autoregressive",
+    "side_by_side_autoregressive",
     "pixelcnn",
     "flows_toys",
     "flows_compare",

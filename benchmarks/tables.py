@@ -30,6 +30,7 @@ PAGE = (
     "threads",
     "iw_eval",
     "autoregressive",
+    "side_by_side_autoregressive",
     "pixelcnn",
     "flows_toys",
     "flows_compare",

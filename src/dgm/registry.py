@@ -23,20 +23,30 @@ class ModelSpec:
     cls: type[GenerativeModel]
     config_cls: type
     summary: str  # first line of the class docstring
+    # field -> the behaviour a run saved before that field existed had (see saved_model_config)
+    saved_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 _MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, config_cls: type) -> Callable[[M], M]:
+def register(
+    name: str, config_cls: type, *, saved_defaults: dict[str, Any] | None = None
+) -> Callable[[M], M]:
     """Class decorator: make ``cls`` available as ``dgm.create(name, ...)``.
 
     ``config_cls`` is a flat dataclass; the command line makes its fields ``dgm train``
     flags (and the class's ``sample_options`` fields ``dgm sample`` flags), refusing a field
     that collides with one of its own flags when it builds the parsers (``dgm.cli.common``).
+    ``saved_defaults`` maps a field added with a new default to the value that keeps the
+    old behaviour: a saved config without the field gets it (``saved_model_config``).
     """
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config_cls for {name!r} must be a dataclass")
+    saved_defaults = dict(saved_defaults or {})
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    if set(saved_defaults) - fields:
+        raise ValueError(f"saved_defaults of {name!r} name no config field: {saved_defaults}")
 
     def decorate(cls: M) -> M:
         if name in _MODELS and _MODELS[name].cls is not cls:
@@ -44,7 +54,7 @@ def register(name: str, config_cls: type) -> Callable[[M], M]:
                 return cls  # its module imported a second time (e.g. one file's doctests)
             raise ValueError(f"model name {name!r} is already registered to {_MODELS[name].cls}")
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        _MODELS[name] = ModelSpec(name, cls, config_cls, summary)
+        _MODELS[name] = ModelSpec(name, cls, config_cls, summary, saved_defaults)
         return cls
 
     return decorate
@@ -93,6 +103,15 @@ def create(name: str, event_shape: Iterable[int], **config: Any) -> GenerativeMo
     """
     s = spec(name)
     return s.cls(tuple(event_shape), from_dict(s.config_cls, config))
+
+
+def saved_model_config(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The config values a saved run (its config.json) of model ``name`` means today: a
+    field added since, with a new default, takes the value the run was trained with
+    (``register(..., saved_defaults=...)``), so old runs keep their behaviour: a NADE
+    config.json without ``activation`` (saved before it existed) stays sigmoid.
+    """
+    return {**spec(name).saved_defaults, **values}
 
 
 def config_for_data(name: str, data: Any, config: dict[str, Any]) -> dict[str, Any]:

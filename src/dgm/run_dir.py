@@ -32,7 +32,7 @@ from torch import Tensor
 from dgm.config import to_dict
 from dgm.io import atomic_write, read_json, write_json
 from dgm.model import GenerativeModel
-from dgm.registry import create, name_of, spec
+from dgm.registry import create, name_of, saved_model_config, spec
 from dgm.version import __version__
 
 CONFIG = "config.json"
@@ -118,7 +118,7 @@ def model_from_config(config: dict[str, Any]) -> GenerativeModel:
     except KeyError as e:
         raise ValueError(f"config.json lacks the key {e}") from None
     spec(name)  # a clear error for an unknown model name
-    return create(name, shape, **values)
+    return create(name, shape, **saved_model_config(name, values))
 
 
 # -- the committed checkpoint ---------------------------------------------------------------

@@ -16,8 +16,11 @@ from helpers import binary_grid
 SINGLE = [  # one ordering each
     ("fvsbn", {}),
     ("nade", {"hidden_size": 7}),
+    ("nade", {"hidden_size": 7, "activation": "relu"}),
     ("made", {"hidden_sizes": (12,)}),
     ("made", {"hidden_sizes": (12, 10), "ordering": "random", "mask_seed": 3}),
+    ("made", {"hidden_sizes": (3,)}),  # narrower than D: degrees spread, not cycled
+    ("made", {"hidden_sizes": (4,), "ordering": "random", "mask_seed": 3}),
     (
         "made",
         {"hidden_sizes": (12,), "num_masks": 3, "ordering": "random", "ensemble_masks": False},
@@ -65,6 +68,70 @@ def test_jacobian_is_autoregressive_in_the_ordering(name, overrides):
     order = model.ordering()
     assert sorted(order.tolist()) == list(range(D))
     check_structure(lambda v: model._outputs(v[None])[0][:, None], order, D)
+
+
+@pytest.mark.parametrize(
+    ("D", "hidden"),
+    [
+        (784, (500,)),
+        (784, (500, 300)),
+        (784, (1000,)),
+        (10, (3,)),
+        (10, (1,)),
+        (10, (4, 2)),
+        (6, (12,)),
+        (2, (1,)),
+    ],
+)
+@pytest.mark.parametrize("seeded", [False, True])
+def test_made_every_input_but_the_last_feeds_the_hidden_layers(D, hidden, seeded):
+    """Hidden layers narrower than D once cycled degrees 1..H, so the inputs of degree > H
+    fed no hidden unit (284 of 784 at H = 500): now only the last input in the order is
+    unused, in the first layer and along every path to the outputs."""
+    from dgm.nn.masked import made_masks
+
+    g = torch.Generator().manual_seed(5)
+    order = torch.randperm(D, generator=g) if seeded else torch.arange(D)
+    masks = made_masks(order, hidden, 1, g if seeded else None)
+    unused = (masks[0].sum(0) == 0).nonzero().flatten()  # inputs no first-layer unit reads
+    assert unused.tolist() == [int(order[-1])]
+    reach = masks[0]
+    for mask in masks[1:]:  # (out, D): which inputs each unit can be reached from
+        reach = (mask @ reach).clamp(max=1)
+    assert (reach.sum(0) == 0).nonzero().flatten().tolist() == [int(order[-1])]
+
+
+@pytest.mark.parametrize("hidden", [(1,), (3,), (4, 2)])
+def test_made_narrow_layers_let_the_last_output_see_every_earlier_input(hidden):
+    model = build("made", (2, 3), hidden_sizes=hidden)  # D = 6 > H
+    with torch.no_grad():  # every ReLU on and no cancelling paths: J is the connectivity
+        for layer in model.net.layers:
+            layer.weight.abs_()
+            layer.bias.fill_(10.0)
+    J = torch.autograd.functional.jacobian(
+        lambda v: model._outputs(v[None])[0], torch.randn(6, dtype=torch.float64)
+    )  # (D, D): output i, input j
+    assert (J[-1, :-1] != 0).all(), "the last output misses an earlier input"
+
+
+def test_made_saved_with_the_old_cycled_degrees_loads_and_evaluates_identically(tmp_path):
+    """Masks are buffers saved with the weights: a run trained when narrow layers cycled
+    degrees 1..H keeps its own connectivity when loaded into today's model."""
+    from dgm import run_dir as rd
+
+    D, H = 16, 5
+    old = build("made", (1, D), hidden_sizes=(H,))
+    cycled = 1 + torch.arange(H) % (D - 1)  # the old hidden degrees: 1..H
+    inputs = torch.arange(1, D + 1)
+    first, out = old.net.layers
+    first.mask[0] = (cycled[:, None] >= inputs[None, :]).double()
+    out.mask[0] = (inputs[:, None] > cycled[None, :]).double()
+    rd.save_weights(tmp_path / "w.safetensors", old, 0)
+    fresh = dgm.create("made", (1, D), hidden_sizes=(H,)).double()
+    x = torch.randint(0, 2, (8, 1, D), generator=torch.Generator().manual_seed(0)).double()
+    assert not torch.equal(fresh.net.layers[0].mask, first.mask)  # today's degrees differ
+    rd.load_weights(tmp_path / "w.safetensors", fresh)
+    torch.testing.assert_close(fresh.log_prob(x), old.log_prob(x), rtol=0, atol=0)
 
 
 def test_jacobian_of_every_mask_set_follows_its_own_ordering():
@@ -129,14 +196,13 @@ def test_categorical_made_sums_to_one_over_all_256_levels(overrides):
     assert model.sample(5).dtype == torch.long
 
 
-def test_nade_running_pass_equals_the_naive_per_dimension_computation():
-    model = build("nade", (1, 7), hidden_size=5)
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_nade_running_pass_equals_the_naive_per_dimension_computation(activation):
+    model = build("nade", (1, 7), hidden_size=5, activation=activation)
+    act = torch.sigmoid if activation == "sigmoid" else torch.relu
     x = binary_grid((1, 7))[::9].flatten(1)  # (B, 7)
     naive = torch.stack(
-        [
-            model.b[d] + torch.sigmoid(model.c + x[:, :d] @ model.W[:, :d].T) @ model.V[d]
-            for d in range(7)
-        ],
+        [model.b[d] + act(model.c + x[:, :d] @ model.W[:, :d].T) @ model.V[d] for d in range(7)],
         dim=1,
     )  # (B, 7)
     torch.testing.assert_close(model._outputs(x), naive)
@@ -169,7 +235,7 @@ def test_completion_keeps_the_observed_dims_and_sampling_follows_the_generator(n
     assert model.support.check(cold).all()
 
 
-@pytest.mark.parametrize(("name", "overrides"), [SINGLE[0], SINGLE[1], SINGLE[2], ENSEMBLES[0]])
+@pytest.mark.parametrize(("name", "overrides"), [*SINGLE[:4], ENSEMBLES[0]])
 def test_completion_of_the_last_dims_is_the_exact_conditional(name, overrides):
     model = build(name, (2, 2), **overrides)  # natural order: the first dims are observed
     every = binary_grid((2, 2))
@@ -352,7 +418,7 @@ def test_nade_running_pass_and_sampler_equal_the_naive_ones_given_a_class():
     bias = model.c + model.class_hidden[c]  # (B, H)
     naive = torch.stack(
         [
-            model.b[d] + torch.sigmoid(bias + x[:, :d] @ model.W[:, :d].T) @ model.V[d]
+            model.b[d] + torch.relu(bias + x[:, :d] @ model.W[:, :d].T) @ model.V[d]
             for d in range(7)
         ],
         dim=1,
@@ -403,3 +469,21 @@ def test_class_conditional_training_on_digits_prefers_the_true_labels(
         wrong = -model.log_prob(tx, shuffled).mean().item()
     print(f"{name}: test NLL {true:.2f} nats with the labels, {wrong:.2f} with shuffled ones")
     assert true < wrong - 2
+
+
+def test_nade_defaults_to_relu_but_a_run_saved_before_the_option_stays_sigmoid(tmp_path):
+    """config.json files written before ``activation`` existed lack it: they rebuild the
+    sigmoid NADE they were trained as, with identical log_prob from the saved weights."""
+    from dgm import run_dir as rd
+
+    assert dgm.create("nade", (1, 4), hidden_size=3).config.activation == "relu"
+    old = build("nade", (1, 4), hidden_size=3, activation="sigmoid")
+    saved = {"model": "nade", "event_shape": [1, 4], "model_config": {"hidden_size": 3}}
+    rd.save_weights(tmp_path / "w.safetensors", old, 0)
+    again = rd.model_from_config(saved).double()
+    rd.load_weights(tmp_path / "w.safetensors", again)
+    assert again.config.activation == "sigmoid"
+    x = binary_grid((1, 4))
+    torch.testing.assert_close(again.log_prob(x), old.log_prob(x), rtol=0, atol=0)
+    explicit = {**saved, "model_config": {"hidden_size": 3, "activation": "relu"}}
+    assert rd.model_from_config(explicit).config.activation == "relu"

@@ -52,19 +52,28 @@ def made_degrees(
     """Degrees of the input and hidden units (Germain et al. 2015, section 4).
 
     Input d has degree 1 + its position in ``ordering`` (a permutation of 0..D-1). Hidden
-    units take degrees in [min of the layer below, D - 1], cycled so that every degree is
-    present when the layer is wide enough; ``generator`` shuffles which unit gets which
-    degree (a different connectivity for order-agnostic training). Returns
-    [input degrees (D,), hidden layer 1 (H1,), ...], int64.
+    units take degrees in [low, D - 1], low the smallest degree of the layer below: a layer
+    at least as wide as that range cycles through it (every degree present, equally often
+    to within one); a narrower layer spreads its H degrees evenly over it, both ends
+    included (one unit: degree D - 1). The top degree D - 1 is always present, so every
+    input but the last in the order reaches the layer whatever H is (cycling from low
+    upward would leave the inputs of degree > H connected to no hidden unit: 284 of 784
+    at H = 500). ``generator`` shuffles which unit gets which degree (a different
+    connectivity for order-agnostic training). Returns [input degrees (D,), hidden layer
+    1 (H1,), ...], int64.
     """
     D = len(ordering)
     position = torch.empty_like(ordering)
     position[ordering] = torch.arange(D)
     degrees = [position + 1]
     for h in hidden_sizes:
-        low = min(int(degrees[-1].min()), max(D - 1, 1))
-        span = max(D - 1, 1) - low + 1
-        d = low + torch.arange(h) % span  # every degree in [low, D-1] when h >= span
+        top = max(D - 1, 1)
+        low = min(int(degrees[-1].min()), top)
+        span = top - low + 1
+        if h >= span:
+            d = low + torch.arange(h) % span  # every degree in [low, D-1]
+        else:  # H evenly spaced degrees from D-1 down: both ends when H >= 2
+            d = torch.linspace(top, low, h, dtype=torch.float64).round().long().flip(0)
         if generator is not None:
             d = d[torch.randperm(h, generator=generator)]
         degrees.append(d)

@@ -26,7 +26,7 @@ from dgm.config import from_dict, to_dict
 from dgm.data.config import DataConfig
 from dgm.data.dataset import TensorData
 from dgm.model import GenerativeModel
-from dgm.registry import config_for_data, create
+from dgm.registry import config_for_data, create, saved_model_config
 from dgm.train import checkpoint as ckpt
 from dgm.train.config import TrainConfig, saved_config
 from dgm.train.lock import RunInUse, RunLock, holder
@@ -87,7 +87,7 @@ def train(
     if init_from is not None:
         init_from = Path(init_from)
         source = _init_source(init_from, out, model_name)
-        model_config = {**source["model_config"], **model_config}
+        model_config = {**saved_model_config(model_name, source["model_config"]), **model_config}
     if not overwrite:
         _refuse_replacing(out)  # at once; checked again under the lock
     train_data, valid_data = load_splits(data)
