@@ -155,7 +155,7 @@ def _data(
     name = name or data_cfg.name
     dataset_spec(name)  # an unknown name is an error listing the known ones
     accepted = dataset_options(name)
-    options = {k: v for k, v in data_cfg.options().items() if k in accepted}
+    options = {k: v for k, v in data_cfg.options.items() if k in accepted}
     root = data_cfg.root if name == data_cfg.name and root is None else root
     data = get(name, split, root, **options)
     if tuple(data.event_shape) != tuple(model.event_shape):
