@@ -40,7 +40,7 @@ class DataInfo:
     event_shape: tuple[int, ...]  # shape of one x, e.g. (1, 28, 28), (2,) or (T,)
     dtype: torch.dtype  # dtype of x as stored (float for real or binary x, integer for tokens)
     value_range: tuple[float, float] | None = None  # (low, high) of x where known (pictures)
-    vocab: str | None = None  # tokens: token i is the character vocab[i]
+    vocab: str | None = None  # tokens of x, or of c when context_vocab > 0: token i is vocab[i]
     end_token: int | None = None  # padded sequences: the token ending each one's tokens
     num_classes: int = 0  # labels y lie in 0..num_classes-1; 0: no labels
     class_names: tuple[str, ...] = ()  # names of the classes 0..K-1 where known
