@@ -19,14 +19,14 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+from dgm.model import ClassConditional
 from dgm.models.autoregressive.fixed_order import FixedOrderModel
 from dgm.registry import register
 
 
 @dataclasses.dataclass
-class NADEConfig:
+class NADEConfig(ClassConditional):
     hidden_size: int = 500  # H, hidden units shared by all conditionals (500 as the paper)
-    num_classes: int = 0  # > 0: p(x | class) over this many classes, a hidden bias per class
 
 
 @register("nade", NADEConfig)
