@@ -111,7 +111,7 @@ class TensorData(Dataset):
         self.num_classes = num_classes
         self.dynamic_binarize = dynamic_binarize
         self.density = density
-        self._described = {
+        self._described: dict[str, Any] = {  # the parts of ``info`` that x cannot tell
             "value_range": value_range,
             "vocab": vocab,
             "end_token": end_token,
