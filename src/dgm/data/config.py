@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from dgm import config as cfg
-from dgm.data.dataset import TensorData, dataset_spec, get, make_options
+from dgm.data.dataset import TensorData, available_datasets, dataset_spec, get, make_options
 from dgm.data.options import DatasetOptions
 
 DATA_SEED = "data_seed"  # the option ``seed`` as a flag and in old config.json files
@@ -69,15 +69,19 @@ class DataConfig:
         return get(self.name, split, self.root, **self.options)
 
 
+def data_flag(option: str) -> str:
+    """The ``dgm train`` flag of a dataset option (``binarize`` -> ``--binarize``, ``seed``
+    -> ``--data-seed``, apart from the trainer's ``--seed``)."""
+    return FLAG_NAMES.get(option, cfg.flag(option))
+
+
 def _flags(options: dict[str, Any]) -> dict[str, str]:
-    return {k: FLAG_NAMES.get(k, cfg.flag(k)) for k in options}
+    return {k: data_flag(k) for k in options}
 
 
 def option_classes() -> list[type[DatasetOptions]]:
     """The options dataclasses of the registered datasets, each once: the one most
     datasets take first (ties: more options first)."""
-    from dgm.data.dataset import available_datasets
-
     users: dict[type[DatasetOptions], int] = {}
     for name in available_datasets():
         cls = dataset_spec(name).options
@@ -92,19 +96,17 @@ def option_names() -> list[str]:
 
 def data_flag_names() -> list[str]:
     """The data flags of ``dgm train`` as names (``--data-seed`` -> ``data_seed``)."""
-    return [FLAG_NAMES.get(n, cfg.flag(n))[2:].replace("-", "_") for n in option_names()]
+    return [data_flag(n)[2:].replace("-", "_") for n in option_names()]
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """The data flags of ``dgm train``, one group per options class titled with the
     datasets that take it; a flag several classes share is shown in the first group."""
-    from dgm.data.dataset import available_datasets
-
     done: set[str] = set()
     for cls in option_classes():
         names = [n for n in available_datasets() if dataset_spec(n).options is cls]
         fields = [f.name for f in dataclasses.fields(cls)]
-        shared = [FLAG_NAMES.get(f, cfg.flag(f)) for f in fields if f in done]
+        shared = [data_flag(f) for f in fields if f in done]
         group = parser.add_argument_group(
             f"data options of {', '.join(names)}",
             f"also {', '.join(shared)} (above)" if shared else None,
@@ -115,7 +117,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
             skip=tuple(done),
             unset="none",
             prefix="data_",
-            flags={f: FLAG_NAMES.get(f, cfg.flag(f)) for f in fields},
+            flags={f: data_flag(f) for f in fields},
         )
         done |= set(fields)
 
