@@ -213,3 +213,24 @@ def test_a_wrong_option_value_is_refused_where_it_enters():
         DataConfig("moons", num_samples=0)
     with pytest.raises(ValueError, match="block_size must be an int >= 2"):
         get("text", "train", str(Path(__file__)), block_size=1)
+
+
+def test_a_run_whose_config_json_has_the_old_data_section_still_evaluates(tmp_path, capsys):
+    from dgm.cli import main
+    from dgm.train import train
+    from helpers import quiet_config
+
+    run = tmp_path / "run"
+    data = DataConfig("moons", num_samples=300, data_seed=2)
+    train("gmm", data, run, quiet_config(steps=2), progress=False)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["data"] == {"name": "moons", "root": None, "options": data.options}
+    capsys.readouterr()
+    assert main(["eval", str(run), "--split", "test", "--json"]) == 0
+    new = json.loads(capsys.readouterr().out)
+    old = {k: None for k in OLD_DATA_SECTION} | {"name": "moons", "num_samples": 300}
+    saved["data"] = old | {"data_seed": 2}  # as the code before per-dataset options wrote it
+    (run / "config.json").write_text(json.dumps(saved))
+    assert main(["eval", str(run), "--split", "test", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again == new and new["n"] == 300  # the same 300 test points, seeded alike
