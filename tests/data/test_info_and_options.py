@@ -162,12 +162,22 @@ def test_a_data_section_as_older_runs_wrote_it_still_loads():
     assert cfg.from_dict(DataConfig, cfg.to_dict(old)) == old  # and the new form round-trips
 
 
+TOKENS = ("text", "fortunes", "words", "fashion_mnist_captions")
+POINTS = ("moons", "eight_gaussians", "grid25", "checkerboard", "two_circles", "pinwheel")
+VECTORS = ("tensors", "csv", "csv_categorical", "wine_bins", "breast_cancer_bins")
+
+
 @pytest.mark.parametrize("name", available_datasets())
 def test_data_info_describes_the_data(name, roots):
     data = get(name, "train", roots[name])
     info = data.info
     x = data.x
     assert info.name == name
+    kind = {**dict.fromkeys(TOKENS, "tokens"), **dict.fromkeys(POINTS, "points")}
+    kind |= dict.fromkeys(VECTORS, "vectors")
+    assert info.modality == kind.get(name, "image")
+    assert (info.vocab is not None) == (name in TOKENS or name == "fashion_mnist_text")
+    assert (info.value_range is not None) == (info.modality == "image")
     assert info.event_shape == tuple(x.shape[1:]) and info.dtype == x.dtype
     if info.value_range is not None:
         low, high = info.value_range
