@@ -1,4 +1,4 @@
-"""Lossless compression with model conditionals (``dgm.tasks.compress``) against gzip,
+"""Lossless compression with model conditionals (``dgm.tasks.compression``) against gzip,
 bz2, lzma and PNG: whole files of every coder on the same test data, with encode and
 decode throughput.
 
@@ -67,8 +67,8 @@ from benchmarks.common import (
 )
 from dgm.data import DataConfig
 from dgm.model import DiscreteAutoregressive
-from dgm.tasks import bits_back as bb
-from dgm.tasks import compress as cz
+from dgm.tasks.compression import bits_back as bb
+from dgm.tasks.compression import range_coding as cz
 from dgm.train import TrainConfig, train
 
 NAME = "compression"
@@ -209,7 +209,7 @@ def _decode_check(model: Any, blob: bytes, x: torch.Tensor, bits_back: bool) -> 
     )
     seconds = time.perf_counter() - t0
     if not torch.equal(back, x):
-        raise SystemExit("decoding did not give back the input: a bug in dgm.tasks.compress")
+        raise SystemExit("decoding did not give back the input: a bug in dgm.tasks.compression")
     return seconds
 
 

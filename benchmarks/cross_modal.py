@@ -41,8 +41,9 @@ from benchmarks.common import (
     write_result,
 )
 from dgm.data import DataConfig
-from dgm.data.captions import CLASS_NAMES, PARAPHRASES, VOCAB, names_class, prompt_context
-from dgm.data.text import decode
+from dgm.data.captions import CLASS_NAMES, PARAPHRASES, VOCAB
+from dgm.data.text import decode, prompt_context
+from dgm.evaluate.caption_accuracy import names_class
 
 NAME = "cross_modal"
 SEED = 0

@@ -575,7 +575,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     if ns.cls is not None:
         c = torch.full((ns.n,), ns.cls, dtype=torch.long, device=model.device)
     elif text_c is not None:
-        from dgm.data.captions import prompt_context
+        from dgm.data.text import prompt_context
 
         c = prompt_context(text_c, vocab, cond.context_shape).to(model.device)
         c = c.expand(ns.n, *c.shape)  # (n, T): one c per sample, a view, sliced per batch
@@ -584,7 +584,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
             data = cfg.from_dict(DataConfig, saved["data"]).load("test")
         c = grid_conditions(model, data, ns.n)
     if isinstance(options.get("prompt"), str):  # --prompt text -> the run's token ids
-        from dgm.models.autoregressive.sampling import encode_prompt
+        from dgm.data.text import encode_prompt
 
         if vocab is None:
             raise ValueError(f"--prompt needs a text run; {ns.run_dir} has no vocabulary")
@@ -619,8 +619,8 @@ def cmd_sample(ns: argparse.Namespace) -> int:
 def _write_text(out: Path, batches: Iterator[torch.Tensor], vocab: Any, data: Any) -> int:
     """Decoded sequences, one per line, streamed to ``out``; for captions of test images
     also how often they name the image's class."""
-    from dgm.data.captions import caption_accuracy_line
     from dgm.data.text import decode
+    from dgm.evaluate.caption_accuracy import caption_accuracy_line
     from dgm.sampling import write_lines
 
     texts: list[str] = []  # kept only to score captions (a context-conditional run)

@@ -72,25 +72,14 @@ def _load(ns: argparse.Namespace) -> tuple[dict[str, Any], Any]:
         )
     saved = rd.read_json(ns.run_dir / rd.CONFIG)
     model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
-    from dgm.model import DiscreteAutoregressive
-    from dgm.tasks.bits_back import check_bits_back
-    from dgm.tasks.compress import check_compressible
+    from dgm.tasks.compression import choose_coder
 
-    if isinstance(model, DiscreteAutoregressive):
-        check_compressible(model)
-    else:
-        try:
-            check_bits_back(model)
-        except ValueError:
-            try:
-                check_compressible(model)
-            except ValueError as e:
-                raise ValueError(f"{e}; or, by bits-back coding, vae (discrete x)") from None
+    choose_coder(model)
     cond = model.conditioning
     if cond.kind != "none" and not cond.optional:
         raise ValueError(
             f"the model of {ns.run_dir} is conditional ({cond.describe()}); the command line "
-            "compresses x alone: use dgm.tasks.compress.compress(model, x, c) from Python"
+            "compresses x alone: use dgm.tasks.compression.compress(model, x, c) from Python"
         )
     return saved, model
 
@@ -141,7 +130,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def cmd_compress(ns: argparse.Namespace) -> int:
-    from dgm.tasks import compress as cz
+    from dgm.tasks import compression as cz
 
     saved, model = _load(ns)
     bs = ns.batch_size or cz.BATCH_SIZE
@@ -163,7 +152,7 @@ def cmd_compress(ns: argparse.Namespace) -> int:
         dims, unit = len(text), "char"
     else:
         from dgm.model import DiscreteAutoregressive
-        from dgm.tasks import bits_back
+        from dgm.tasks.compression import bits_back
 
         x = _read_tensor(ns.input)
         start = time.perf_counter()
@@ -195,7 +184,7 @@ def cmd_compress(ns: argparse.Namespace) -> int:
 
 
 def cmd_decompress(ns: argparse.Namespace) -> int:
-    from dgm.tasks import compress as cz
+    from dgm.tasks import compression as cz
 
     saved, model = _load(ns)
     blob = _read_input(ns.input)
@@ -213,7 +202,7 @@ def cmd_decompress(ns: argparse.Namespace) -> int:
         if ns.output.suffix not in TENSOR_SUFFIXES:
             raise ValueError(f"{ns.output}: name a .npy or .pt file for the examples")
         if header.get("kind") == "bits_back":
-            from dgm.tasks import bits_back
+            from dgm.tasks.compression import bits_back
 
             x = bits_back.decompress(model, blob)
         else:

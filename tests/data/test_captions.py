@@ -5,17 +5,9 @@ import pytest
 import torch
 
 from dgm.data import get
-from dgm.data.captions import (
-    CAPTION_LENGTH,
-    PARAPHRASES,
-    VOCAB,
-    caption_accuracy,
-    caption_accuracy_line,
-    encode_captions,
-    names_class,
-    prompt_context,
-)
-from dgm.data.text import decode
+from dgm.data.captions import CAPTION_LENGTH, PARAPHRASES, VOCAB, encode_captions
+from dgm.data.text import decode, prompt_context
+from dgm.evaluate.caption_accuracy import caption_accuracy, caption_accuracy_line, names_class
 from dgm.registry import config_for_data
 from system_files import FASHION_MNIST
 

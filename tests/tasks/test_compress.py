@@ -1,4 +1,4 @@
-"""Lossless compression (dgm.tasks.compress): property-based round trips for every
+"""Lossless compression (dgm.tasks.compression): property-based round trips for every
 DiscreteAutoregressive model of the contract's variants (tiny, random weights, float64),
 identical bytes across batch sizes and thread counts, code length against −log2 p, text,
 and the container's refusals (foreign model, truncated, corrupted, wrong magic/version)."""
@@ -16,10 +16,10 @@ import dgm
 from contract_models import registered_contract_models
 from dgm.model import DiscreteAutoregressive
 from dgm.registry import available_models, spec
-from dgm.tasks import bits_back as bb
-from dgm.tasks import compress as cz
-from dgm.tasks import container
-from dgm.tasks.container import FORMAT_VERSION, ContainerError, model_hash
+from dgm.tasks.compression import bits_back as bb
+from dgm.tasks.compression import choose_coder, container
+from dgm.tasks.compression import range_coding as cz
+from dgm.tasks.compression.container import FORMAT_VERSION, ContainerError, model_hash
 from helpers import registered
 from test_contract import VARIANTS, conditions, in_support
 
@@ -415,3 +415,26 @@ def test_bits_back_refuses_other_files_models_and_likelihoods():
         bb.compress(build("vae", (2,), {"decoder": "gaussian"}), torch.zeros(1, 2))
     with pytest.raises(ValueError, match="no latent space"):
         bb.compress(build("fvsbn", (1, 2, 2), {}), x)
+
+
+# -- the coder for a model ----------------------------------------------------------------------
+
+
+def test_the_coder_is_range_coding_for_conditionals_and_bits_back_for_a_discrete_vae():
+    assert choose_coder(build("fvsbn", (1, 2, 2), {})) == "range"
+    assert choose_coder(build("made", (1, 2, 2), {})) == "range"
+    assert choose_coder(build("vae", (1, 2, 2), {"latent_dim": 2})) == "bits_back"
+    vae = build("vae", (1, 2, 2), {"latent_dim": 2, "decoder": "categorical"})
+    assert choose_coder(vae) == "bits_back"
+
+
+@pytest.mark.parametrize(
+    "name, shape, overrides",
+    [
+        ("gmm", (2,), {}),  # no conditionals, no latent space
+        ("vae", (2,), {"decoder": "gaussian"}),  # a latent space, but real x
+    ],
+)
+def test_a_model_no_coder_can_use_is_refused_naming_both_fixes(name, shape, overrides):
+    with pytest.raises(ValueError, match=r"one of: .*fvsbn.*; or, by bits-back coding, vae"):
+        choose_coder(build(name, shape, overrides))

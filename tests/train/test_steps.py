@@ -1,19 +1,23 @@
 """What one training step promises: phase metrics averaged per call, per-phase optimiser
-settings under the schedule, fused AdamW, the step handed to the model, a NaN gradient
-refused before it changes a parameter, closed-form fits without autograd over every
-example, the progress bar's names and the cheaper validation score."""
+settings under the schedule, fused AdamW, weight decay on the matrices only (or all), the
+step handed to the model, a NaN gradient refused before it changes a parameter,
+closed-form fits without autograd over every example, the progress bar's names and the
+cheaper validation score."""
 
 import math
 
 import pytest
 import torch
+from torch import nn
 
 import dgm.train.optim as optim
 from dgm import run_dir as rd
+from dgm.config import to_dict
 from dgm.data import TensorData
 from dgm.evaluate.likelihood import evaluate
 from dgm.model import Loss
-from dgm.train import Trainer, TrainingDiverged
+from dgm.train import TrainConfig, Trainer, TrainingDiverged
+from dgm.train.config import saved_config
 from helpers import (
     ConstantCritic,
     CriticConfig,
@@ -185,3 +189,77 @@ def test_periodic_validation_reports_the_models_validation_score():
     assert evaluate(model, valid, validation=True)["bound"] == "validation"
     with pytest.raises(ValueError, match="exclude each other"):
         evaluate(model, valid, validation=True, iw_samples=2)
+
+
+class GaussianWithLayers(DiagonalGaussian):
+    """A DiagonalGaussian that also holds (unused) layers of every kind weight decay tells
+    apart: an embedding table, a linear map with a bias, a layer norm, a convolution."""
+
+    def __init__(self, event_shape, config: GaussianConfig) -> None:
+        super().__init__(event_shape, config)
+        self.embed = nn.Embedding(4, 3)
+        self.linear = nn.Linear(3, 3)
+        self.norm = nn.LayerNorm(3)
+        self.conv = nn.Conv1d(2, 2, 3)
+        with torch.no_grad():  # nonzero everywhere, so any decay shows
+            for p in self.parameters():
+                p.add_(torch.rand_like(p) + 0.5)
+
+
+def decayed_after_one_step(weight_decay_on: str) -> set[str]:
+    """The names of the parameters one AdamW step with zero gradients shrinks: with a zero
+    gradient Adam's own update is 0, so only the decoupled decay p <- (1 - lr wd) p moves
+    a parameter, by exactly that factor."""
+    torch.manual_seed(0)
+    model = GaussianWithLayers((2,), GaussianConfig())
+    cfg = quiet_config(lr=0.1, weight_decay=0.5, weight_decay_on=weight_decay_on)
+    opt = Trainer(model, gaussian_data(d=2), None, cfg, progress=False).optimizers["main"]
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    shrunk = set()
+    for k, p in model.named_parameters():
+        if torch.allclose(p, before[k] * (1 - 0.1 * 0.5), rtol=1e-6, atol=0):
+            shrunk.add(k)
+        else:
+            assert torch.equal(p, before[k]), f"{k} moved, but not by the decay"
+    return shrunk
+
+
+def test_weight_decay_shrinks_only_the_matrices_by_default():
+    assert TrainConfig().weight_decay_on == "matrices"
+    assert decayed_after_one_step("matrices") == {"linear.weight", "conv.weight"}
+
+
+def test_weight_decay_on_all_shrinks_every_parameter_again():
+    every = {k for k, _ in GaussianWithLayers((2,), GaussianConfig()).named_parameters()}
+    assert decayed_after_one_step("all") == every
+
+
+def test_a_group_with_its_own_weight_decay_is_split_into_matrices_and_the_rest():
+    linear, norm = nn.Linear(3, 3), nn.LayerNorm(3)
+    entries = [
+        {"params": [linear.weight, linear.bias], "weight_decay": 0.1, "lr": 2e-3},
+        {"params": list(norm.parameters())},  # only 1-D: no decay, whatever the default
+        {"params": [nn.Parameter(torch.ones(2, 2))], "weight_decay": 0.0},
+    ]
+    opt = optim.build_optimizer("main", entries, quiet_config(weight_decay=0.3))
+    got = [
+        ([tuple(p.shape) for p in g["params"]], g["weight_decay"], g["lr"])
+        for g in opt.param_groups
+    ]
+    assert got == [
+        ([(3, 3)], 0.1, 2e-3),
+        ([(3,)], 0.0, 2e-3),
+        ([(3,), (3,)], 0.0, 1e-3),
+        ([(2, 2)], 0.0, 1e-3),
+    ]
+
+
+def test_a_config_saved_before_weight_decay_on_resumes_decaying_everything():
+    old = to_dict(quiet_config(weight_decay=0.1))
+    del old["weight_decay_on"]
+    assert saved_config(old).weight_decay_on == "all"
+    new = to_dict(quiet_config(weight_decay=0.1))
+    assert saved_config(new) == quiet_config(weight_decay=0.1)  # a new run keeps its choice

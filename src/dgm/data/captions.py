@@ -14,14 +14,12 @@ character tokens of the fixed vocabulary ``VOCAB``, padded with the end token "\
 
 Both record ``vocab`` (token i is ``vocab[i]``), which ``dgm train`` writes into the run's
 config.json: ``dgm sample`` decodes drawn captions with it, and encodes a ``--prompt``
-text into the c of a text-conditioned model (``prompt_context``). A caption "names the
-class" when it is exactly one of that class's paraphrases (``caption_accuracy``).
+text into the c of a text-conditioned model (``dgm.data.text.prompt_context``). How often
+drawn captions name their image's class is measured by ``dgm.evaluate.caption_accuracy``.
 
 Example:
     >>> encode_captions(["tee", "a bag"]).shape
     torch.Size([2, 16])
-    >>> names_class("a sneaker", 7), names_class("a sneaker", 5)
-    (True, False)
 """
 
 from __future__ import annotations
@@ -34,9 +32,9 @@ import torch
 from torch import Tensor
 
 from dgm.data.dataset import TensorData, register_dataset
-from dgm.data.images import FASHION_CLASSES, _split_seed, load_fashion_mnist
+from dgm.data.images import FASHION_CLASSES, load_fashion_mnist, split_seed
 from dgm.data.options import CaptionOptions, ImageOptions, TextToImageOptions
-from dgm.data.text import END
+from dgm.data.text import END, encode_padded
 
 CLASS_NAMES = FASHION_CLASSES  # Fashion-MNIST's labels 0..9
 PARAPHRASES: tuple[tuple[str, ...], ...] = (  # per class; no text names two classes
@@ -63,58 +61,9 @@ class CaptionData(TensorData):
 
 
 def encode_captions(texts: list[str], length: int = CAPTION_LENGTH, vocab: str = VOCAB) -> Tensor:
-    """``texts`` as int64 tokens (N, length) of ``vocab``, each padded with the end token;
-    a text with a character outside ``vocab``, or longer than ``length``, is an error."""
-    from dgm.models.autoregressive.sampling import encode_prompt
-
-    pad = vocab.index(END)
-    out = torch.full((len(texts), length), pad, dtype=torch.long)
-    for i, text in enumerate(texts):
-        if len(text) > length:
-            raise ValueError(
-                f"the text {text!r} has {len(text)} characters; this run's texts hold at most "
-                f"{length}"
-            )
-        out[i, : len(text)] = encode_prompt(text, vocab)  # names any unknown character
-    return out
-
-
-def prompt_context(text: str, vocab: str, context_shape: tuple[int, ...]) -> Tensor:
-    """The c a ``--prompt`` text gives a model conditioned on a text of ``context_shape``
-    (T,): its tokens of the run's ``vocab``, padded with the end token, int64 (T,)."""
-    if len(context_shape) != 1:
-        raise ValueError(f"a text context has shape (T,), the model takes {context_shape}")
-    if END not in vocab:
-        raise ValueError("the run's vocabulary has no end token to pad the prompt with")
-    return encode_captions([text], context_shape[0], vocab)[0]
-
-
-def names_class(caption: str, label: int) -> bool:
-    """True when ``caption`` (end tokens stripped) is one of class ``label``'s paraphrases."""
-    return caption.rstrip(END) in PARAPHRASES[int(label)]
-
-
-def caption_accuracy(captions: list[str], labels: Tensor) -> float:
-    """The share of ``captions`` that name the class of their image (``labels`` (N,))."""
-    if len(captions) != len(labels) or not captions:
-        raise ValueError(f"{len(captions)} captions for {len(labels)} labels: give one per label")
-    return sum(names_class(t, y) for t, y in zip(captions, labels.tolist(), strict=True)) / len(
-        captions
-    )
-
-
-def caption_accuracy_line(data: TensorData | None, captions: list[str]) -> str | None:
-    """For ``dgm sample``: "caption accuracy ..." of ``captions`` drawn for the first
-    examples of ``data`` (cycled, as ``grid_conditions`` takes them), or None when the data
-    are not captioned images."""
-    if not isinstance(data, CaptionData) or data.info.context_vocab or not captions:
-        return None
-    labels = data.y[torch.arange(len(captions)) % len(data)]  # (n,)
-    hits = round(caption_accuracy(captions, labels) * len(captions))
-    return (
-        f"caption accuracy: {hits} of {len(captions)} captions name their image's class "
-        f"({100 * hits / len(captions):.1f} %)"
-    )
+    """``texts`` as int64 tokens (N, length) of the caption vocabulary, each padded with
+    the end token (``dgm.data.text.encode_padded`` with this dataset's defaults)."""
+    return encode_padded(texts, length, vocab)
 
 
 def _paired(
@@ -127,7 +76,7 @@ def _paired(
     table = encode_captions([t for texts in PARAPHRASES for t in texts])  # (P, T): every text
     count = torch.tensor([len(texts) for texts in PARAPHRASES])  # (K,)
     first = count.cumsum(0) - count  # (K,): row of each class's first paraphrase
-    gen = np.random.default_rng(_split_seed(PAIRING, split, seed))
+    gen = np.random.default_rng(split_seed(PAIRING, split, seed))
     pick = torch.from_numpy(gen.integers(0, 1 << 30, size=len(images)))  # (N,)
     row = first[images.y] + pick % count[images.y]  # (N,)
     return images, table[row]  # (N, T)
@@ -186,11 +135,7 @@ __all__ = [
     "PARAPHRASES",
     "VOCAB",
     "CaptionData",
-    "caption_accuracy",
-    "caption_accuracy_line",
     "encode_captions",
     "load_fashion_mnist_captions",
     "load_fashion_mnist_text",
-    "names_class",
-    "prompt_context",
 ]

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from dgm.data.dataset import TensorData, register_dataset
-from dgm.data.images import _tensor_data
+from dgm.data.images import image_data
 from dgm.data.options import CsvOptions, PictureOptions, SplitOptions
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -208,7 +208,7 @@ def load_images(split: str, root: str | None, options: PictureOptions) -> Tensor
         pixels = pixels.transpose(0, 3, 1, 2)  # (N, 3, H, W)
     labels = np.array([classes.index(p.parent.name) if classes else 0 for p in files])
     index = split_index(len(files), split, *_fractions(options))
-    return _tensor_data(
+    return image_data(
         "images",
         pixels[index],
         labels[index],

@@ -107,15 +107,15 @@ def load_digits(split: str, root: str | None, options: ImageOptions) -> TensorDa
     """sklearn's 8x8 digits (levels 0..16; ``root`` is unused). There is no official test
     split: a fixed permutation (seed 0, whatever ``seed``) holds out 300 test images, and
     "train" / "valid" divide the other 1497 by ``valid_fraction``, seeded by ``seed``."""
-    pixels, labels = _digits()
+    pixels, labels = digits_arrays()
     order = torch.randperm(len(pixels), generator=torch.Generator().manual_seed(0)).numpy()
     test, rest = np.sort(order[:300]), np.sort(order[300:])
     if split == "test":
         index = test
     else:
-        index = rest[_train_valid_index(len(rest), split, options.valid_fraction, options.seed)]
+        index = rest[train_valid_index(len(rest), split, options.valid_fraction, options.seed)]
     pixels, labels = pixels[index], labels[index]
-    return _tensor_data("digits", pixels, labels, 16, split, options, DIGIT_CLASSES)
+    return image_data("digits", pixels, labels, 16, split, options, DIGIT_CLASSES)
 
 
 def download_mnist(root: str | os.PathLike[str]) -> Path:
@@ -193,8 +193,8 @@ def _idx_split(
     if split == "test":
         index = np.arange(len(images))
     else:
-        index = _train_valid_index(len(images), split, options.valid_fraction, options.seed)
-    return _tensor_data(name, images[index], labels[index], 255, split, options, class_names)
+        index = train_valid_index(len(images), split, options.valid_fraction, options.seed)
+    return image_data(name, images[index], labels[index], 255, split, options, class_names)
 
 
 def _read_cached(path: Path) -> np.ndarray:
@@ -210,7 +210,9 @@ def _read_idx_cached(path: str, size: int, mtime_ns: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1)
-def _digits() -> tuple[np.ndarray, np.ndarray]:
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits: read-only pixels (1797, 8, 8) uint8 in 0..16 and labels
+    (1797,) int64."""
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
@@ -219,7 +221,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _train_valid_index(n: int, split: str, valid_fraction: float, seed: int) -> np.ndarray:
+def train_valid_index(n: int, split: str, valid_fraction: float, seed: int) -> np.ndarray:
     """Sorted indices into the official train set of ``n`` for "train" or "valid"."""
     n_valid = round(valid_fraction * n)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
@@ -232,7 +234,7 @@ def _train_valid_index(n: int, split: str, valid_fraction: float, seed: int) -> 
     return index
 
 
-def _tensor_data(
+def image_data(
     name: str,
     pixels: np.ndarray,
     labels: np.ndarray,
@@ -265,7 +267,7 @@ def _tensor_data(
     else:
         x, value_range = grey, (0.0, 1.0)
     if binarize == "static":
-        generator = torch.Generator().manual_seed(_split_seed(name, split, seed))
+        generator = torch.Generator().manual_seed(split_seed(name, split, seed))
         x = torch.bernoulli(x, generator=generator)
     y = torch.from_numpy(np.array(labels, dtype=np.int64))
     return TensorData(
@@ -280,7 +282,7 @@ def _tensor_data(
     )
 
 
-def _split_seed(name: str, split: str, seed: int) -> int:
+def split_seed(name: str, split: str, seed: int) -> int:
     """A seed for ``split`` of ``name``, stable across processes, distinct per split."""
     words = [zlib.crc32(name.encode()), SPLITS.index(split), seed]
     return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> 1)

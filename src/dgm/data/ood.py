@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from dgm.data.dataset import TensorData, register_dataset
 from dgm.data.images import (
     DIGIT_CLASSES,
-    _digits,
-    _split_seed,
-    _tensor_data,
-    _train_valid_index,
+    digits_arrays,
+    image_data,
+    split_seed,
+    train_valid_index,
 )
 from dgm.data.options import ImageOptions, NoiseOptions
 
@@ -53,7 +53,7 @@ def load_mnist_subset(split: str, root: str | None, options: ImageOptions) -> Te
     ``valid_fraction``, seeded by ``seed``. LeCun et al. 1998, doi:10.1109/5.726791."""
     pixels, labels = _mnist_subset()
     index = _fixed_split(len(pixels), MNIST_SUBSET_TEST, split, options)
-    return _tensor_data(
+    return image_data(
         "mnist_subset", pixels[index], labels[index], 255, split, options, DIGIT_CLASSES
     )
 
@@ -65,12 +65,12 @@ def load_digits28(split: str, root: str | None, options: ImageOptions) -> Tensor
     """sklearn's 1,797 8x8 digits, bilinearly upscaled to 28x28 and rescaled from 0..16 to
     [0, 1] (``root`` is unused); split as ``digits``: 300 test images by a fixed
     permutation (seed 0), "train" / "valid" the rest by ``valid_fraction`` and ``seed``."""
-    pixels, labels = _digits()
+    pixels, labels = digits_arrays()
     index = _fixed_split(len(pixels), DIGITS_TEST, split, options)
     small = torch.from_numpy(pixels[index].astype(np.float32))[:, None] / 16  # (N, 1, 8, 8)
     big = F.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
     grey = big.clamp(0, 1)[:, 0].numpy()  # (N, 28, 28) in [0, 1]
-    return _tensor_data("digits28", grey, labels[index], 1, split, options, DIGIT_CLASSES)
+    return image_data("digits28", grey, labels[index], 1, split, options, DIGIT_CLASSES)
 
 
 @register_dataset(
@@ -81,10 +81,10 @@ def load_uniform_noise(split: str, root: str | None, options: NoiseOptions) -> T
     ``valid_fraction`` are unused), drawn from a generator seeded by ``seed`` and the split,
     so every split differs and every call repeats; labels are 0."""
     n = options.num_samples
-    g = torch.Generator().manual_seed(_split_seed("uniform_noise", split, options.seed))
+    g = torch.Generator().manual_seed(split_seed("uniform_noise", split, options.seed))
     grey = torch.rand(n, SIZE, SIZE, generator=g).numpy()  # (N, 28, 28)
     labels = np.zeros(n, dtype=np.int64)
-    return _tensor_data("uniform_noise", grey, labels, 1, split, options)
+    return image_data("uniform_noise", grey, labels, 1, split, options)
 
 
 def _fixed_split(n: int, n_test: int, split: str, options: ImageOptions) -> np.ndarray:
@@ -94,7 +94,7 @@ def _fixed_split(n: int, n_test: int, split: str, options: ImageOptions) -> np.n
     test, rest = np.sort(order[:n_test]), np.sort(order[n_test:])
     if split == "test":
         return test
-    return rest[_train_valid_index(len(rest), split, options.valid_fraction, options.seed)]
+    return rest[train_valid_index(len(rest), split, options.valid_fraction, options.seed)]
 
 
 @functools.lru_cache(maxsize=1)

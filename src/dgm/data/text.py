@@ -72,6 +72,54 @@ def encode(text: str, vocab: str) -> Tensor:
     return torch.tensor([lookup[ch] for ch in text], dtype=torch.long)
 
 
+def encode_prompt(text: str, vocab: str) -> Tensor:
+    """``text`` as int64 token ids (P,) of the character ``vocab`` (token i is ``vocab[i]``);
+    a character the vocabulary lacks is an error naming it. What ``sample(prompt=...)`` of
+    a sequence model takes, and the tokens of a text that becomes c.
+
+    Example:
+        >>> encode_prompt("abba", "ab").tolist()
+        [0, 1, 1, 0]
+    """
+    missing = sorted(set(text) - set(vocab))
+    if missing:
+        raise ValueError(
+            f"the prompt has characters the training text never had: "
+            f"{', '.join(map(repr, missing))}; use characters of the run's vocabulary {vocab!r}"
+        )
+    return encode(text, vocab)  # (P,)
+
+
+def encode_padded(texts: list[str], length: int, vocab: str) -> Tensor:
+    """``texts`` as int64 tokens (N, length) of ``vocab``, each padded with the end token
+    "\\n" (which ``vocab`` must hold); a text with a character outside ``vocab``, or
+    longer than ``length``, is an error.
+
+    Example:
+        >>> encode_padded(["ab", "b"], 3, "\\nab").tolist()
+        [[1, 2, 0], [2, 0, 0]]
+    """
+    if END not in vocab:
+        raise ValueError("the run's vocabulary has no end token to pad the text with")
+    out = torch.full((len(texts), length), vocab.index(END), dtype=torch.long)
+    for i, text in enumerate(texts):
+        if len(text) > length:
+            raise ValueError(
+                f"the text {text!r} has {len(text)} characters; this run's texts hold at most "
+                f"{length}"
+            )
+        out[i, : len(text)] = encode_prompt(text, vocab)  # names any unknown character
+    return out  # (N, length)
+
+
+def prompt_context(text: str, vocab: str, context_shape: tuple[int, ...]) -> Tensor:
+    """The c a text gives a model conditioned on a text of ``context_shape`` (T,): its
+    tokens of the run's ``vocab``, padded with the end token, int64 (T,)."""
+    if len(context_shape) != 1:
+        raise ValueError(f"a text context has shape (T,), the model takes {context_shape}")
+    return encode_padded([text], context_shape[0], vocab)[0]
+
+
 def decode(tokens: Tensor, vocab: str) -> list[str]:
     """One string per row of integer ``tokens`` (n, T): trailing end tokens ("\\n") are
     dropped and inner newlines written as the two characters "\\\\n", one line per row."""
@@ -242,8 +290,11 @@ __all__ = [
     "TextData",
     "decode",
     "encode",
+    "encode_padded",
+    "encode_prompt",
     "load_fortunes",
     "load_text",
     "load_words",
     "package_words",
+    "prompt_context",
 ]

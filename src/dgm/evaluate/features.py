@@ -244,7 +244,7 @@ def feature_classifier(
             f"{train.num_classes} classes: the feature network needs labelled images "
             "(C, H, W)"
         )
-    x, x_test = _unit(train.x, train.value_range), _unit(test.x, test.value_range)
+    x, x_test = to_unit_range(train.x, train.value_range), to_unit_range(test.x, test.value_range)
     where = Path(folder) if folder is not None else cache_dir(root)
     path = where / f"features-{dataset}-{_digest(x, train.y, s)}.safetensors"
     if path.is_file():
@@ -276,7 +276,7 @@ def feature_classifier(
     return clf
 
 
-def _unit(x: Tensor, value_range: tuple[float, float] | None) -> Tensor:
+def to_unit_range(x: Tensor, value_range: tuple[float, float] | None) -> Tensor:
     """Pixels mapped to [0, 1] from their ``value_range`` (default (0, 1)), as float32."""
     lo, hi = value_range if value_range is not None else (0.0, 1.0)
     return (x.float() - lo) / (hi - lo)

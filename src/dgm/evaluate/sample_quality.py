@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from dgm.data.dataset import TensorData, data_info, take
-from dgm.evaluate.features import FeatureClassifier, _unit, feature_classifier
+from dgm.evaluate.features import FeatureClassifier, feature_classifier, to_unit_range
 from dgm.model import GenerativeModel
 
 
@@ -252,14 +252,14 @@ def sample_quality(
     real_index = real_index.sort().values
     value_range = info.value_range
     real_batch = take(data, real_index, "cpu", pick)
-    real = _unit(real_batch.x, value_range).double()
+    real = to_unit_range(real_batch.x, value_range).double()
     if cond.kind == "context":  # the contexts of the real examples compared with
         if real_batch.context is None:
             raise ValueError("the data carry no context to condition the samples on")
         c = real_batch.context[torch.arange(num_samples) % len(real)].to(model.device)
     model.eval()
     drawn = draw(model, num_samples, c, batch_size=batch_size, generator=gen, options=options)
-    fake = _unit(drawn, value_range)
+    fake = to_unit_range(drawn, value_range)
     fake = fake.double()
     if not torch.isfinite(fake).all():
         raise ValueError("the model drew non-finite samples: its sample quality is undefined")

@@ -2,5 +2,5 @@
 ``dgm.model``: inpainting (``inpaint``), outlier detection (``anomaly``), imputation
 (``impute``), generative classification (``classify``), interpolation and latent
 arithmetic (``interpolate``), representation probes (``represent``), Bayesian optimisation
-in latent space (``design``), lossless compression (``compress``, its file format in
-``container``, bits-back coding for VAEs in ``bits_back``)."""
+in latent space (``design``), lossless compression (the ``compression`` package: range
+coding, bits-back coding for VAEs, their file format)."""

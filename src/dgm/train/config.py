@@ -6,6 +6,8 @@ import dataclasses
 import math
 from typing import Any, Literal
 
+from dgm.config import from_dict
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -13,6 +15,11 @@ class TrainConfig:
     batch_size: int = 128  # examples per step, per process
     lr: float = 1e-3  # peak learning rate, reached after the warm-up
     weight_decay: float = 0.0  # AdamW's decoupled weight decay (0: plain Adam)
+    # Which parameters weight_decay shrinks: "matrices", the weights of >= 2 dims that are
+    # not embedding tables (biases and norm scales are left alone, as nanoGPT does), or
+    # "all". A config.json written before this field existed resumes with "all", what it
+    # trained with (``saved_config``).
+    weight_decay_on: Literal["matrices", "all"] = "matrices"  # matrices: no biases/norms/embeddings
     adam_betas: tuple[float, ...] = (0.9, 0.999)  # Adam's β1,β2 (GANs often use 0.5,0.999)
     warmup_steps: int = 100  # steps of linear learning-rate warm-up from 0
     decay_steps: int | None = None  # step where the cosine decay ends; none: --steps
@@ -58,3 +65,10 @@ class TrainConfig:
         return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (
             1 + math.cos(math.pi * progress)
         )
+
+
+def saved_config(values: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig of a run's config.json "train" entry. One written before
+    ``weight_decay_on`` existed decayed every parameter: it gets ``"all"``, so a resumed run
+    goes on exactly as it started (and its optimizer state keeps its groups)."""
+    return from_dict(TrainConfig, {"weight_decay_on": "all", **values})

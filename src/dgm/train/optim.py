@@ -12,18 +12,24 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from dgm.model import GenerativeModel
 from dgm.train.config import TrainConfig
 
 
-def build_optimizer(phase: str, entries: list[Any], config: TrainConfig) -> torch.optim.AdamW:
+def build_optimizer(
+    phase: str, entries: list[Any], config: TrainConfig, model: nn.Module | None = None
+) -> torch.optim.AdamW:
     """AdamW over one phase's ``param_groups()`` entry: parameters, or torch-style group
     dicts whose "lr", "betas" and "weight_decay" override ``config``'s. Every group keeps
     its own base lr as "initial_lr", which the schedule scales. Fused where torch has a
     kernel for the parameters' devices and dtypes, else torch's default (foreach where
-    it can)."""
+    it can).
+
+    With ``config.weight_decay_on == "matrices"`` a group with weight decay keeps it on
+    its matrices only (``decays``; the embedding tables of ``model`` excluded) and its
+    other parameters go into a twin group, listed after it, with weight decay 0."""
     entries = list(entries)
     dicts = [isinstance(e, dict) for e in entries]
     if not entries or (any(dicts) and not all(dicts)):
@@ -37,6 +43,9 @@ def build_optimizer(phase: str, entries: list[Any], config: TrainConfig) -> torc
         groups = [{**g, "params": list(g["params"])} for g in entries]
     else:
         groups = [{"params": entries}]
+    if config.weight_decay_on == "matrices":
+        tables = embedding_tables(model) if model is not None else set()
+        groups = [part for g in groups for part in _split_decay(g, config, tables)]
     fused = all(_has_fused_adamw(p.device.type, p.dtype) for g in groups for p in g["params"])
     opt = torch.optim.AdamW(
         groups,
@@ -48,6 +57,39 @@ def build_optimizer(phase: str, entries: list[Any], config: TrainConfig) -> torc
     for group in opt.param_groups:
         group["initial_lr"] = group["lr"]
     return opt
+
+
+def embedding_tables(model: nn.Module) -> set[int]:
+    """The ids of ``model``'s embedding tables (the weights of its ``nn.Embedding`` and
+    ``nn.EmbeddingBag`` modules): rows looked up, not a linear map, so not decayed."""
+    return {
+        id(p)
+        for m in model.modules()
+        if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
+        for p in m.parameters(recurse=False)
+    }
+
+
+def decays(p: Tensor, tables: set[int]) -> bool:
+    """Whether weight decay shrinks ``p`` under ``weight_decay_on="matrices"``: a weight
+    of at least 2 dimensions (a linear or convolution weight) that is not an embedding
+    table; biases, norm scales and shifts (1-D) and scalars are left alone (Loshchilov &
+    Hutter 2019, arXiv:1711.05101, decay the weights; nanoGPT and minGPT split so)."""
+    return p.dim() >= 2 and id(p) not in tables
+
+
+def _split_decay(group: dict[str, Any], config: TrainConfig, tables: set[int]) -> list[dict]:
+    """``group`` as one or two groups: its decayed parameters with its weight decay, the
+    rest with none. A group without weight decay stays as it is."""
+    if group.get("weight_decay", config.weight_decay) == 0:
+        return [group]
+    kept = [p for p in group["params"] if decays(p, tables)]
+    spared = [p for p in group["params"] if not decays(p, tables)]
+    if not spared:
+        return [group]
+    if not kept:
+        return [{**group, "weight_decay": 0.0}]
+    return [{**group, "params": kept}, {**group, "params": spared, "weight_decay": 0.0}]
 
 
 @functools.cache

@@ -28,7 +28,7 @@ from dgm.data.dataset import TensorData
 from dgm.model import GenerativeModel
 from dgm.registry import config_for_data, create
 from dgm.train import checkpoint as ckpt
-from dgm.train.config import TrainConfig
+from dgm.train.config import TrainConfig, saved_config
 from dgm.train.lock import RunInUse, RunLock, holder
 from dgm.train.memory import check_training_memory
 from dgm.train.trainer import CURVES, Trainer, TrainingDiverged
@@ -279,7 +279,7 @@ def resume(
     saved = rd.read_json(run_dir / rd.CONFIG)
     if not rd.weights_file(run_dir, ckpt.TRAINER_STATE).is_file():
         raise FileNotFoundError(_why_not_resumable(run_dir, saved))
-    config = from_dict(TrainConfig, saved["train"])
+    config = saved_config(saved["train"])
     done = rd.checkpoint_step(run_dir)
     if done is not None and steps is not None and steps < done:
         raise ValueError(

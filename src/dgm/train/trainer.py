@@ -122,7 +122,8 @@ class Trainer:
                 f"phases are {model.phases}: give every phase its parameters"
             )
         self.optimizers = {
-            phase: build_optimizer(phase, entries, config) for phase, entries in groups.items()
+            phase: build_optimizer(phase, entries, config, model)
+            for phase, entries in groups.items()
         }
         self.params = {  # each phase's parameters, flat: the gradient norm's scope
             phase: [p for g in opt.param_groups for p in g["params"]]

@@ -25,8 +25,9 @@ from torch import Tensor
 
 class Text(str):
     """A prompt as text, the way ``dgm sample --prompt "the "`` gives it: the command line
-    encodes it with the run's character vocabulary (``encode_prompt``) into the token ids
-    that ``sample(prompt=...)`` takes. The option's type, so its flag reads text."""
+    encodes it with the run's character vocabulary (``dgm.data.text.encode_prompt``) into
+    the token ids that ``sample(prompt=...)`` takes. The option's type, so its flag reads
+    text."""
 
 
 @dataclasses.dataclass
@@ -47,24 +48,6 @@ class SequenceSampleOptions:
             raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
-
-
-def encode_prompt(text: str, vocab: str) -> Tensor:
-    """``text`` as int64 token ids (P,) of the character ``vocab`` (token i is ``vocab[i]``);
-    a character the vocabulary lacks is an error naming it.
-
-    Example:
-        >>> encode_prompt("abba", "ab").tolist()
-        [0, 1, 1, 0]
-    """
-    missing = sorted(set(text) - set(vocab))
-    if missing:
-        raise ValueError(
-            f"the prompt has characters the training text never had: "
-            f"{', '.join(map(repr, missing))}; use characters of the run's vocabulary {vocab!r}"
-        )
-    lookup = {ch: i for i, ch in enumerate(vocab)}
-    return torch.tensor([lookup[ch] for ch in text], dtype=torch.long)  # (P,)
 
 
 def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:

@@ -61,7 +61,7 @@ class TokenSequenceModel(GenerativeModel):
         if isinstance(prompt, str):
             raise ValueError(
                 "prompt takes token ids (a LongTensor (P,)), not text: encode the text with "
-                "dgm.models.autoregressive.sampling.encode_prompt(text, vocab) first"
+                "dgm.data.text.encode_prompt(text, vocab) first"
             )
         prompt = torch.as_tensor(prompt, device=self.device)
         V, T = self.config.vocab_size, self.num_dims

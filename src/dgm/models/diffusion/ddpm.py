@@ -34,6 +34,7 @@ from dgm.model import (
     Loss,
 )
 from dgm.models.diffusion import bound
+from dgm.models.diffusion.inversion import inverse_step
 from dgm.models.diffusion.schedulers import DDIMScheduler, DDPMScheduler, Variance
 from dgm.models.diffusion.schedules import NoiseSchedule, Schedule, at, betas_for
 from dgm.nn.unet import UNet, timestep_embedding
@@ -380,7 +381,7 @@ class DDPM(GenerativeModel):
     def encode(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         """x_T with ``decode(x_T, c) == x`` (B, *event_shape): each unclipped DDIM step
         inverted exactly by solving its implicit equation per example (fixed point with
-        Anderson acceleration, ``DDIMScheduler.inverse_step``) from x_0 =
+        Anderson acceleration, ``inversion.inverse_step``) from x_0 =
         ``to_model_scale(x)`` up to x_T. Raises a ValueError naming the step when a step
         does not converge (fix: more ``latent_steps`` or ``num_timesteps``). Each step is
         solved to 100 × the dtype's epsilon, so the round trip holds to ~1e-12 in float64;
@@ -391,7 +392,7 @@ class DDPM(GenerativeModel):
         sched = self.latent_scheduler()
         y = self.to_model_scale(x)
         for t in reversed(sched.timesteps):
-            y = sched.inverse_step(self._eps_at(t, c), t, y)
+            y = inverse_step(sched, self._eps_at(t, c), t, y)
         return y
 
     @torch.no_grad()

@@ -11,8 +11,8 @@ z lives on a grid of width δ = 2^-LATENT_BITS (in the latent's units: the prior
 standard deviations for a VAE), from −8 to 8; prior and posterior are Gaussians
 quantised to that grid (constriction's ``QuantizedGaussian``), so the δ^L terms cancel.
 Their means and standard deviations, in grid units, are rounded to 2^-12 before use, and
-p(x | z) goes through ``compress.frequencies``, so encoder and decoder agree across batch
-sizes and thread counts as for ``compress``.
+p(x | z) goes through ``range_coding.frequencies``, so encoder and decoder agree across batch
+sizes and thread counts as for ``range_coding``.
 
 The first example borrows its bits from a fixed pseudo-random seed of the stack, which the
 decoder finds again at the end (a check of the whole file); the borrowed bits stay in the
@@ -52,8 +52,15 @@ from torch import Tensor
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 from dgm.model import ELBOTerms, Encodable, GenerativeModel
-from dgm.tasks.compress import _crc_of, _float64, _model_input, frequencies
-from dgm.tasks.container import ContainerError, check_model, model_hash, pack, unpack
+from dgm.tasks.compression.container import (
+    ContainerError,
+    check_model,
+    model_hash,
+    pack,
+    tensor_crc32,
+    unpack,
+)
+from dgm.tasks.compression.range_coding import float64_copy, frequencies, model_input
 
 LATENT_BITS = 6  # the latent grid: buckets of width 2^-6
 LATENT_RANGE = 8.0  # z on [-8, 8]: the prior's mass beyond is below 1e-15
@@ -151,8 +158,8 @@ def compress(model: GenerativeModel, x: Tensor, c: Tensor | None = None) -> byte
     p(x | z) and p(z): a container for ``decompress``."""
     check_bits_back(model)
     dtype = str(x.dtype).removeprefix("torch.") if isinstance(x, Tensor) else None
-    m = _float64(model)
-    xm = _model_input(m, x)
+    m = float64_copy(model)
+    xm = model_input(m, x)
     n, D = len(xm), m.num_dims
     cm = m.check_c(c, n)
     symbols = xm.reshape(n, D).long().cpu()
@@ -176,8 +183,8 @@ def compress(model: GenerativeModel, x: Tensor, c: Tensor | None = None) -> byte
         "model_hash": model_hash(model),
         "count": n,
         "dtype": dtype,
-        "data_crc32": _crc_of(symbols),
-        "c_crc32": _crc_of(cm),
+        "data_crc32": tensor_crc32(symbols),
+        "c_crc32": tensor_crc32(cm),
     }
     words, seed = coder.get_compressed(), _seed_words(latent)
     kept = 0  # the seed's words never borrowed stay at the bottom of the stack: not stored
@@ -191,13 +198,15 @@ def decompress(model: GenerativeModel, blob: bytes, c: Tensor | None = None) -> 
     """The examples ``compress`` coded into ``blob``, bit for bit, in their dtype."""
     header, payload = unpack(blob)
     if header.get("kind") != "bits_back":
-        raise ContainerError("the file was not bits-back coded: use dgm.tasks.compress")
+        raise ContainerError(
+            "the file was not bits-back coded: use dgm.tasks.compression.decompress"
+        )
     check_model(header, model)
     check_bits_back(model)
-    m = _float64(model)
+    m = float64_copy(model)
     n, D = header["count"], m.num_dims
     cm = m.check_c(c, n)
-    if _crc_of(cm) != header["c_crc32"]:
+    if tensor_crc32(cm) != header["c_crc32"]:
         raise ContainerError("the conditioning c differs from the compressor's: pass the same c")
     latent = int(m.prior().event_shape.numel())
     zmodel, delta = _latent_model(), 2.0**-LATENT_BITS
@@ -221,7 +230,10 @@ def decompress(model: GenerativeModel, blob: bytes, c: Tensor | None = None) -> 
             xb = symbols[s:e].view(b, *m.event_shape).to(m.device, xdtype)
             mean, std = _gaussian(m.encode(xb, sub))
             coder.encode_reverse(k, zmodel, mean, std)  # the borrowed bits, returned
-    if not np.array_equal(coder.get_compressed(), seed) or _crc_of(symbols) != header["data_crc32"]:
+    if (
+        not np.array_equal(coder.get_compressed(), seed)
+        or tensor_crc32(symbols) != header["data_crc32"]
+    ):
         raise ContainerError(
             "the decoded data fail the file's checks: the file is corrupted, or the "
             "model differs from the compressor's"

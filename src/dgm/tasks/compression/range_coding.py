@@ -54,7 +54,15 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from dgm.model import DiscreteAutoregressive, GenerativeModel
-from dgm.tasks.container import ContainerError, check_model, crc32, model_hash, pack, unpack
+from dgm.tasks.compression.container import (
+    ContainerError,
+    check_model,
+    crc32,
+    model_hash,
+    pack,
+    tensor_crc32,
+    unpack,
+)
 
 PRECISION = 24  # frequencies sum to 2^24: constriction's default precision for its coders
 GRID_BITS = 10  # logits are rounded to multiples of 2^-10 nats before quantising
@@ -125,7 +133,7 @@ def chunk_size(num_dims: int, values: int) -> int:
     return max(1, min(MAX_CHUNK, TABLE_ENTRIES // (num_dims * values)))
 
 
-def _float64(model: GenerativeModel) -> GenerativeModel:
+def float64_copy(model: GenerativeModel) -> GenerativeModel:
     """An eval-mode float64 copy (the caller's model keeps its dtype and mode); the support
     object is shared, not copied (``constraints.boolean`` is tested by identity)."""
     return copy.deepcopy(model, {id(model.support): model.support}).double().eval()
@@ -153,21 +161,13 @@ def _conditional_frequencies(
 # -- inputs -------------------------------------------------------------------------------------
 
 
-def _model_input(model: GenerativeModel, x: Tensor) -> Tensor:
+def model_input(model: GenerativeModel, x: Tensor) -> Tensor:
     """x as the model takes it (binary data may come as bool or integers), checked."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a Tensor, got {type(x).__name__}")
     if model.support is constraints.boolean and not x.is_floating_point():
         x = x.to(torch.float64)
     return model.check_x(x.to(model.device))
-
-
-def _crc_of(t: Tensor | None) -> int | None:
-    if t is None:
-        return None
-    t = t.detach().cpu()
-    t = t.double() if t.is_floating_point() else t.long()
-    return crc32(t.contiguous().numpy().tobytes())
 
 
 # -- compress / decompress ------------------------------------------------------------------
@@ -201,8 +201,8 @@ def _compress(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     dtype = str(x.dtype).removeprefix("torch.") if isinstance(x, Tensor) else None
-    m = _float64(model)
-    xm = _model_input(m, x)
+    m = float64_copy(model)
+    xm = model_input(m, x)
     n, D, V = len(xm), m.num_dims, alphabet_size(m)
     cm = m.check_c(c, n)
     order = m.ordering().cpu().numpy()
@@ -228,8 +228,8 @@ def _compress(
         "count": n,
         "dtype": dtype,
         "chunk_bytes": [len(b) for b in streams],
-        "data_crc32": _crc_of(symbols),
-        "c_crc32": _crc_of(cm),
+        "data_crc32": tensor_crc32(symbols),
+        "c_crc32": tensor_crc32(cm),
         **(text or {}),
     }
     return pack(header, b"".join(streams))
@@ -253,16 +253,18 @@ def decompress(
     header, payload = unpack(blob)
     check_model(header, model)  # first: a file of another model says so, whatever that model
     check_compressible(model)
-    m = _float64(model)
+    m = float64_copy(model)
     if header["kind"] == "bits_back":
-        raise ContainerError("the file was bits-back coded: decompress it with dgm.tasks.bits_back")
+        raise ContainerError(
+            "the file was bits-back coded: decompress it with dgm.tasks.compression.bits_back"
+        )
     n, D, V = header["count"], m.num_dims, alphabet_size(m)
     chunk = chunk_size(D, V)
     batch_size = BATCH_SIZE if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     cm = m.check_c(c, n)
-    if _crc_of(cm) != header["c_crc32"]:
+    if tensor_crc32(cm) != header["c_crc32"]:
         raise ContainerError(
             "the conditioning c differs from the one the file was compressed with: pass the same c"
         )
@@ -294,7 +296,7 @@ def decompress(
                     raise ContainerError(f"the file is corrupted: {err}") from err
                 partial[s:e, d] = torch.from_numpy(got.astype(np.int64)).to(partial)
         symbols[g0:g1] = partial.long().cpu()
-    if _crc_of(symbols) != header["data_crc32"]:
+    if tensor_crc32(symbols) != header["data_crc32"]:
         raise ContainerError(
             "the decoded data fail the file's CRC-32 check: the file is corrupted, or the "
             "model's conditionals differ from the compressor's (same run, same weights?)"
@@ -366,8 +368,8 @@ def nll_bits(
     model: GenerativeModel, x: Tensor, c: Tensor | None = None, *, batch_size: int = 256
 ) -> float:
     """−log2 p(x | c) of all examples together, in bits (float64): the ideal code length."""
-    m = _float64(model)
-    xm = _model_input(m, x)
+    m = float64_copy(model)
+    xm = model_input(m, x)
     cm = m.check_c(c, len(xm))
     total = 0.0
     with torch.no_grad():
@@ -392,7 +394,9 @@ __all__ = [
     "compress_text",
     "decompress",
     "decompress_text",
+    "float64_copy",
     "frequencies",
+    "model_input",
     "nll_bits",
     "payload_bits",
     "read_header",

@@ -55,6 +55,8 @@ import struct
 import zlib
 from typing import Any
 
+from torch import Tensor
+
 from dgm.config import to_dict
 from dgm.model import GenerativeModel
 
@@ -96,6 +98,16 @@ def model_hash(model: GenerativeModel) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def tensor_crc32(t: Tensor | None) -> int | None:
+    """CRC-32 of a tensor's values (floats as float64, integers as int64, on the CPU), or
+    None for no tensor: the check a file keeps of its data and of its conditioning c."""
+    if t is None:
+        return None
+    t = t.detach().cpu()
+    t = t.double() if t.is_floating_point() else t.long()
+    return crc32(t.contiguous().numpy().tobytes())
 
 
 # -- varints --------------------------------------------------------------------------------------
@@ -267,5 +279,6 @@ __all__ = [
     "crc32",
     "model_hash",
     "pack",
+    "tensor_crc32",
     "unpack",
 ]
