@@ -7,19 +7,26 @@ Full results go to ``benchmarks/results/<name>.json``; quick-mode results (``--q
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import importlib.util
 import json
+import math
 import os
 import platform
 import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from dgm.train import TrainConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUICK_RESULTS = RESULTS / "quick"
@@ -189,6 +196,41 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def paired_ratio(a: list[float], b: list[float]) -> float:
+    """The median over rounds of a's time / b's time in the same round: robust to drift
+    in the machine's speed across rounds."""
+    return statistics.median([p / q for p, q in zip(a, b, strict=True)])
+
+
+def timed_rounds(
+    sides: dict[str, Callable[[], float]],
+    *,
+    rounds: int,
+    steps: int,
+    warmup: int,
+    rotate: bool = False,
+) -> dict[str, list[float]]:
+    """ms per step of every side in every round. A side runs ``steps`` steps per call and
+    returns their seconds; each is first called ``max(1, warmup // steps)`` times untimed,
+    then once per round, in the order of ``sides`` (``rotate``: shifted by one each
+    round). Each round is logged."""
+    for fn in sides.values():  # warm-up
+        for _ in range(max(1, warmup // steps)):
+            fn()
+    names = list(sides)
+    ms: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for k in range(len(names)):
+            name = names[(r + k) % len(names)] if rotate else names[k]
+            ms[name].append(1000 * sides[name]() / steps)
+        log(
+            f"  round {r + 1}/{rounds}: "
+            + ", ".join(f"{name} {v[-1]:.3f}" for name, v in ms.items())
+            + " ms/step"
+        )
+    return ms
+
+
 def fashion_mnist_root() -> str | None:
     """``$DGM_FASHION_MNIST_ROOT`` when set, else None (the loader's own search path)."""
     return os.environ.get("DGM_FASHION_MNIST_ROOT") or None
@@ -229,6 +271,49 @@ def fresh_run_dir(path: Path) -> Path:
     return path
 
 
+def train_config(
+    steps: int, *, batch_size: int, lr: float, seed: int, **overrides: Any
+) -> TrainConfig:
+    """The ``TrainConfig`` of the benchmarks' short runs: ``steps`` steps on the CPU, no
+    validation, no sample pictures, logging ten times and one checkpoint at the end;
+    ``overrides`` set any other field (``grad_clip``, ``warmup_steps``, ``device`` ...)."""
+    from dgm.train import TrainConfig
+
+    quiet = {
+        "device": "cpu",
+        "eval_every": 0,
+        "sample_every": 0,
+        "log_every": max(1, steps // 10),
+        "checkpoint_every": steps,
+    }
+    return TrainConfig(
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, **{**quiet, **overrides}
+    )
+
+
+def schedule_record(config: TrainConfig) -> dict[str, Any]:
+    """What a results file records of a ``train_config``: batch size, learning rate and its
+    schedule, and the optimizer (dgm's trainer: AdamW, weight decay 0)."""
+    return {
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "optimizer": "AdamW, weight decay 0 (dgm's trainer)",
+        "warmup_steps": config.warmup_steps,
+        "min_lr_ratio": config.min_lr_ratio,
+    }
+
+
+def trainer_optimizer(model: Any, lr: float) -> torch.optim.Optimizer:
+    """The optimizer dgm's trainer builds for ``model``'s first (for a one-phase model, only)
+    phase at learning rate ``lr``: ``dgm.train.optim.build_optimizer``, AdamW with weight
+    decay 0, fused where torch has the kernel."""
+    from dgm.train import TrainConfig
+    from dgm.train.optim import build_optimizer
+
+    phase, entries = next(iter(model.param_groups().items()))
+    return build_optimizer(phase, entries, TrainConfig(lr=lr))
+
+
 def train_briefly(
     name: str,
     data: Any,
@@ -238,33 +323,133 @@ def train_briefly(
     batch_size: int,
     lr: float,
     seed: int,
+    config: dict[str, Any] | None = None,
     **model_config: Any,
 ) -> tuple[Any, dict[str, Any], float]:
-    """Train model ``name`` on ``data`` (a ``DataConfig``) into the emptied ``run_dir``, on
-    the CPU, with no validation and no sample pictures, one checkpoint at the end: the
-    benchmarks' short runs. Returns the model in eval mode, the last metrics and the wall
-    time in seconds."""
-    from dgm.train import TrainConfig, train
+    """Train model ``name`` on ``data`` (a ``DataConfig``) into the emptied ``run_dir`` with
+    ``train_config`` (``config``: its overrides): the benchmarks' short runs. Returns the
+    model in eval mode, the last metrics and the wall time in seconds; an interrupted run
+    (Ctrl-C) ends the benchmark."""
+    from dgm.train import train
 
-    config = TrainConfig(
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        device="cpu",
-        eval_every=0,
-        sample_every=0,
-        log_every=max(1, steps // 10),
-        checkpoint_every=steps,
-    )
+    cfg = train_config(steps, batch_size=batch_size, lr=lr, seed=seed, **(config or {}))
     t0 = time.perf_counter()
-    model, last = train(name, data, fresh_run_dir(run_dir), config, progress=False, **model_config)
+    model, last = train(name, data, fresh_run_dir(run_dir), cfg, progress=False, **model_config)
+    if last.get("interrupted"):
+        raise SystemExit(f"training of {name} was interrupted at step {last.get('step')}")
     return model.eval(), last, time.perf_counter() - t0
+
+
+def slug(label: str) -> str:
+    """A row label as a folder name: "made (8 masks)" -> "made_8_masks"."""
+    return label.replace(" ", "_").replace("(", "").replace(")", "")
 
 
 def first_examples(data: Any, n: int | None) -> Any:
     """The first n examples of a ``TensorData`` (all of them for None)."""
     return data if n is None or n >= len(data) else data.subset(torch.arange(n))
+
+
+# -- statistics ----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def log_probs(log_prob: Callable[[Tensor], Tensor], x: Tensor, batch: int = 4096) -> Tensor:
+    """log p of every example of x, in nats, float64, in chunks of ``batch``: (N,)."""
+    return torch.cat([log_prob(chunk).double() for chunk in x.split(batch)])
+
+
+def mean_se(values: Tensor) -> tuple[float, float]:
+    """The mean of ``values`` (N,) and its standard error, sample SD / sqrt(N)."""
+    return values.mean().item(), values.std().item() / math.sqrt(len(values))
+
+
+def nll(log_prob: Tensor) -> dict[str, float]:
+    """Mean negative log-likelihood in nats of per-example ``log_prob`` (N,) and its
+    standard error: ``{"nll", "se"}``."""
+    mean, se = mean_se(-log_prob)
+    return {"nll": mean, "se": se}
+
+
+def sd(values: list[float]) -> float:
+    """Sample standard deviation, 0 for a single value."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def t95(df: int) -> float:
+    """The two-sided 95 % quantile of Student's t with ``df`` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
+
+
+def ci95(values: list[float]) -> list[float] | None:
+    """Student-t 95 % confidence interval of the mean (None for a single value)."""
+    if len(values) < 2:
+        return None
+    half = t95(len(values) - 1) * sd(values) / math.sqrt(len(values))
+    mean = statistics.mean(values)
+    return [float(mean - half), float(mean + half)]
+
+
+# -- markdown --------------------------------------------------------------------------------
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A number for a table cell with ``digits`` decimals; "–" for None or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def threads_label(n: Any) -> str:
+    """ "1 thread", "2 threads"."""
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a markdown table, the first column left-aligned, the others right."""
+    right = ["---:" if i else "---" for i in range(len(header))]
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(right) + " |",
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One torch thread inside the block, the thread count restored after it: steady timings
+    on a shared machine, where one thread is also the faster (benchmarks/threads.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def save_figure(fig: Any, path: Path, *, dpi: int | None = None) -> Path:
+    """Lay out a matplotlib figure, write it to ``path`` (its folder made) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def bench_extra_missing(*modules: str) -> bool:
+    """Whether any of ``modules`` (of the ``bench`` extra: pythae, zuko, normflows, never
+    dgm dependencies) is not installed; then says which, and the fix."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        log(
+            f"  {' and '.join(missing)} not installed: skipped "
+            "(pip install -c constraints.txt -e '.[bench]')"
+        )
+    return bool(missing)
 
 
 def log(message: str) -> None:

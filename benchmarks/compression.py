@@ -59,17 +59,17 @@ import torch
 from benchmarks.common import (
     busy_warning,
     fashion_mnist_root,
-    fresh_run_dir,
     log,
     result_path,
     runs_dir,
+    slug,
+    train_briefly,
     write_result,
 )
 from dgm.data import DataConfig
 from dgm.model import DiscreteAutoregressive
 from dgm.tasks.compression import bits_back as bb
 from dgm.tasks.compression import range_coding as cz
-from dgm.train import TrainConfig, train
 
 NAME = "compression"
 SEED = 0
@@ -172,23 +172,20 @@ def png(images: np.ndarray, mode: str) -> dict[str, float]:
 
 
 def _train(label: str, name: str, data: DataConfig, cfg: dict, steps: int, quick: bool) -> Any:
-    slug = label.replace(" ", "_").replace("(", "").replace(")", "")
-    run_dir = fresh_run_dir(runs_dir(NAME, quick) / data.name / slug)
-    config = TrainConfig(
-        steps=steps,
+    run_dir = runs_dir(NAME, quick) / data.name / slug(label)
+    warmup = min(100, steps // 10)
+    model, _, wall = train_briefly(
+        name,
+        data,
+        run_dir,
+        steps,
         batch_size=BATCH,
         lr=LR,
         seed=SEED,
-        device="cpu",
-        grad_clip=1.0,
-        warmup_steps=min(100, steps // 10),
-        eval_every=0,
-        sample_every=0,
-        checkpoint_every=steps,
+        config={"grad_clip": 1.0, "warmup_steps": warmup},
+        **cfg,
     )
-    t0 = time.perf_counter()
-    model, _ = train(name, data, run_dir, config, progress=False, **cfg)
-    return model.eval(), time.perf_counter() - t0, run_dir
+    return model, wall, run_dir
 
 
 def _code(model: Any, x: torch.Tensor) -> tuple[bytes, float, bool]:

@@ -36,6 +36,7 @@ from benchmarks.common import (
     busy_warning,
     fashion_mnist_root,
     log,
+    one_thread,
     runs_dir,
     train_briefly,
     write_result,
@@ -150,9 +151,7 @@ def image_to_text(quick: bool) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         warning = busy_warning()
         if warning:
             log(warning)
@@ -167,8 +166,6 @@ def run(quick: bool = False) -> dict[str, Any]:
         path = write_result(NAME, payload, quick=quick, seed=SEED, steps=steps, wall_time_s=wall)
         log(f"{NAME}: {wall:.0f} s -> {path}")
         return payload
-    finally:
-        torch.set_num_threads(threads)
 
 
 def table(record: dict[str, Any]) -> list[str]:

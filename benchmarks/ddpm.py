@@ -47,7 +47,6 @@ import argparse
 import contextlib
 import dataclasses
 import functools
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -62,9 +61,13 @@ from benchmarks.common import (
     first_examples,
     fresh_run_dir,
     log,
+    nll,
     runs_dir,
+    save_figure,
+    train_config,
     write_result,
 )
+from benchmarks.flows import toy_nlls
 from dgm import run_dir as rd
 from dgm.data import DataConfig
 from dgm.model import GenerativeModel
@@ -165,18 +168,14 @@ def reference_quality(n: int) -> dict[str, dict[str, float]]:
 
 
 def _config(steps: int, batch: int, device: str, ema: float | None) -> TrainConfig:
-    return TrainConfig(
-        steps=steps,
+    return train_config(
+        steps,
         batch_size=batch,
         lr=1e-3 if batch >= 256 else 2e-4,
         seed=SEED,
-        device=device,  # type: ignore[arg-type]
+        device=device,
         amp=False,  # float32 throughout, on the GPU too
         ema_decay=ema,
-        eval_every=0,
-        sample_every=0,
-        log_every=max(1, steps // 10),
-        checkpoint_every=steps,
         grad_clip=1.0,
     )
 
@@ -202,10 +201,9 @@ def _bound(model: Any, x: torch.Tensor, timesteps: int, batch: int) -> dict[str,
         for k in sums:
             sums[k].append(terms[k].double().cpu())
     parts = {k: torch.cat(v) for k, v in sums.items()}
-    nll = parts["prior"] + parts["decoder"] + parts["diffusion"]  # (N,)
+    total = parts["prior"] + parts["decoder"] + parts["diffusion"]  # (N,) nats per example
     return {
-        "nll": nll.mean().item(),
-        "se": (nll.std() / math.sqrt(len(nll))).item(),
+        **nll(-total),
         **{f"{k}_mean": v.mean().item() for k, v in parts.items()},
     }
 
@@ -221,14 +219,6 @@ def _timed_samples(
     if device == "cuda":
         torch.cuda.synchronize()
     return x.cpu(), time.perf_counter() - t0
-
-
-def _flows_nll(toy: str) -> dict[str, float]:
-    path = common.RESULTS / "flows.json"
-    if not path.is_file():
-        return {}
-    runs = json.loads(path.read_text()).get("toys", {}).get("runs", [])
-    return {r["model"]: r["test_nll"] for r in runs if r.get("toy") == toy}
 
 
 def toy_runs(quick: bool, device: str) -> dict[str, Any]:
@@ -270,7 +260,7 @@ def toy_runs(quick: bool, device: str) -> dict[str, Any]:
             "bound_timesteps": bound_t or "all",
             "terms": {k: v for k, v in b.items() if k.endswith("_mean")},
             "true_nll": floor,
-            "flows_test_nll": _flows_nll(toy),
+            "flows_test_nll": toy_nlls(toy),
             "ms_per_step": 1000 * last["train_time_s"] / steps,
             "train_wall_s": wall,
             "ancestral_s_per_sample": anc_s / n_samples,
@@ -294,11 +284,9 @@ def toy_runs(quick: bool, device: str) -> dict[str, Any]:
         ):
             ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5)
             ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title=title, aspect="equal")
-    fig.tight_layout()
-    path = common.result_path(NAME, quick=quick).parent / f"{NAME}_toys.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    path = save_figure(
+        fig, common.result_path(NAME, quick=quick).parent / f"{NAME}_toys.png", dpi=80
+    )
     out["figure"] = str(path)
     return out
 
@@ -346,7 +334,7 @@ def image_runs(quick: bool, device: str) -> dict[str, Any]:
     )
     out["train_wall_s"] = time.perf_counter() - t0
     out["ms_per_step"] = 1000 * last["train_time_s"] / steps
-    model = rd.load_model(run).to(device)  # the EMA weights
+    model = rd.Run.open(run).model(device=device)  # the EMA weights
     torch.manual_seed(SEED)
     x = first_examples(test, n_eval).x
     b = _bound(model, x, bound_t, 100)
@@ -395,7 +383,7 @@ def image_runs(quick: bool, device: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     train("ddpm", data, run, _config(steps, IMAGE_BATCH, device, 0.999), progress=False, **cond)
     out["guidance_train_wall_s"] = time.perf_counter() - t0
-    model = rd.load_model(run).to(device)
+    model = rd.Run.open(run).model(device=device)
     out["guidance"] = {}
     for s in (0.0, 1.0, 3.0):
         opts = {"sampler": "ddim", "steps": ddim_steps, "guidance_scale": s}

@@ -23,7 +23,6 @@ Everything runs on one torch thread, CPU, float64 for the fits.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -32,7 +31,8 @@ from torch import Tensor
 
 import dgm
 from benchmarks import common
-from benchmarks.common import log, write_result
+from benchmarks.common import fmt, log, log_probs, nll, one_thread, write_result
+from benchmarks.flows import toy_nlls
 from dgm.data import DataConfig
 from dgm.models.classical.gmm import select_components
 
@@ -47,17 +47,10 @@ KDE_TOY = {"bandwidth": "validation"}
 KDE_DIGITS = {"bandwidth": "validation", "standardize": False}
 
 
-def _flows_nll(toy: str) -> dict[str, float]:
-    """The flows' test NLL on ``toy`` from results/flows.json (empty if absent)."""
-    record = common.read_results().get("flows", {})
-    runs = (record.get("toys") or {}).get("runs", [])
-    return {r["model"]: r["test_nll"] for r in runs if r["toy"] == toy}
-
-
 @torch.no_grad()
 def _nll(model: dgm.GenerativeModel, x: Tensor) -> dict[str, float]:
-    lp = torch.cat([model.log_prob(chunk).double() for chunk in x.split(2048)])
-    return {"test_nll": -lp.mean().item(), "test_nll_se": lp.std().item() / math.sqrt(len(lp))}
+    r = nll(log_probs(model.log_prob, x, 2048))
+    return {"test_nll": r["nll"], "test_nll_se": r["se"]}
 
 
 def _gmm(train: Tensor, test: Tensor, candidates: tuple[int, ...], **config: Any) -> dict:
@@ -104,7 +97,7 @@ def toy_runs(quick: bool) -> dict[str, Any]:
             floors[toy] = -lp.mean().item()
         except NotImplementedError:
             floors[toy] = None
-        flows[toy] = _flows_nll(toy)
+        flows[toy] = toy_nlls(toy)
         x, y = train.x.double(), test.x.double()
         for r in (_gmm(x, y, candidates), _kde(x, y, **KDE_TOY)):
             runs.append({"toy": toy, **r})
@@ -129,8 +122,8 @@ def digit_runs(quick: bool) -> dict[str, Any]:
         runs.append(_gmm(x, y, candidates, covariance=cov, reg_covar=DIGIT_REG))
     runs.append(_kde(x, y, **KDE_DIGITS))
     for r in runs:
-        nll, se = r["test_nll"], r["test_nll_se"]
-        log(f"digits           {r['model']:18s} test NLL {nll:.2f} ± {se:.2f}")
+        test_nll, se = r["test_nll"], r["test_nll_se"]
+        log(f"digits           {r['model']:18s} test NLL {test_nll:.2f} ± {se:.2f}")
     return {
         "description": "8x8 digits on the unit scale (x/16): test NLL in nats per image",
         "train_size": len(x),
@@ -142,9 +135,7 @@ def digit_runs(quick: bool) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         t0 = time.perf_counter()
         payload = {"description": "GMM (K by BIC) and KDE (validation bandwidth)", "threads": 1}
         payload["toys"] = toy_runs(quick)
@@ -153,12 +144,6 @@ def run(quick: bool = False) -> dict[str, Any]:
         path = write_result(NAME, payload, quick=quick, seed=SEED, steps=None, wall_time_s=wall)
         log(f"wrote {path} ({wall:.0f} s)")
         return payload
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _f(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def table(record: dict[str, Any]) -> list[str]:
@@ -179,15 +164,15 @@ def table(record: dict[str, Any]) -> list[str]:
         by = {r["model"].split(" ")[0]: r for r in runs if r["toy"] == toy}
         g, k = by.get("gmm"), by.get("kde")
         cells = [
-            _f(toys.get("true_nll", {}).get(toy)),
+            fmt(toys.get("true_nll", {}).get(toy)),
             "–"
             if g is None
-            else f"{_f(g['test_nll'])} ± {_f(g['test_nll_se'])} ({g['num_components']})",
+            else f"{fmt(g['test_nll'])} ± {fmt(g['test_nll_se'])} ({g['num_components']})",
             "–"
             if k is None
-            else f"{_f(k['test_nll'])} ± {_f(k['test_nll_se'])} ({_f(k['bandwidth'], 3)})",
+            else f"{fmt(k['test_nll'])} ± {fmt(k['test_nll_se'])} ({fmt(k['bandwidth'], 3)})",
         ]
-        cells += [_f(flows.get(toy, {}).get(m)) for m in flow_names]
+        cells += [fmt(flows.get(toy, {}).get(m)) for m in flow_names]
         lines.append(f"| {toy} | " + " | ".join(cells) + " |")
     digits = record.get("digits")
     if digits:
@@ -200,9 +185,9 @@ def table(record: dict[str, Any]) -> list[str]:
             "| --- | ---: | ---: |",
         ]
         for r in digits["runs"]:
-            size = r.get("num_components", _f(r.get("bandwidth"), 3))
+            size = r.get("num_components", fmt(r.get("bandwidth"), 3))
             lines.append(
-                f"| {r['model']} | {size} | {_f(r['test_nll'])} ± {_f(r['test_nll_se'])} |"
+                f"| {r['model']} | {size} | {fmt(r['test_nll'])} ± {fmt(r['test_nll_se'])} |"
             )
     return lines
 

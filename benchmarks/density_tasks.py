@@ -42,7 +42,15 @@ from typing import Any
 import torch
 
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, log, runs_dir, train_briefly, write_result
+from benchmarks.common import (
+    fashion_mnist_root,
+    fmt,
+    log,
+    one_thread,
+    runs_dir,
+    train_briefly,
+    write_result,
+)
 from dgm.data import DataConfig
 from dgm.data.dataset import take
 from dgm.model import Completable, GenerativeModel
@@ -351,12 +359,8 @@ def classifier_runs(n: int, train_n: int, quick: bool) -> dict[str, Any]:
 
 
 def run(quick: bool = False, part: str | None = None) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick) if part is None else _rerun_ratio(quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _rerun_ratio(quick: bool) -> dict[str, Any]:
@@ -401,10 +405,6 @@ def _run(quick: bool) -> dict[str, Any]:
     return payload
 
 
-def _f(v: float | None, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
-
-
 def _ratio_study_lines(study: dict[str, Any] | None) -> list[str]:
     """The likelihood-ratio study: its table, split over zero-valued and other pixels, and
     what it shows about PixelCNN's inverted ratio."""
@@ -425,8 +425,8 @@ def _ratio_study_lines(study: dict[str, Any] | None) -> list[str]:
         lines.append(
             f"| {r['data']} | {r['steps']} | {r['perturb']:g} | {r['zero_pixels_in']:.0f} / "
             f"{r['zero_pixels_out']:.0f} | {r['mean_llr_zero_in']:.1f} / "
-            f"{r['mean_llr_zero_out']:.1f} | {_f(r['auroc_likelihood'])} | "
-            f"{_f(r['auroc_all'])} | {_f(r['auroc_zero'])} | {_f(r['auroc_nonzero'])} |"
+            f"{r['mean_llr_zero_out']:.1f} | {fmt(r['auroc_likelihood'], 3)} | "
+            f"{fmt(r['auroc_all'], 3)} | {fmt(r['auroc_zero'], 3)} | {fmt(r['auroc_nonzero'], 3)} |"
         )
     lines += ["", RATIO_NOTE]
     return lines
@@ -449,11 +449,13 @@ def table(record: dict[str, Any]) -> list[str]:
             by.get("typicality"),
             by.get(f"typicality (batches of {TYPICAL_BATCH})"),
         ]
-        lines.append(f"| {r['model']} | {r['data']} | " + " | ".join(map(_f, cells)) + " |")
+        lines.append(
+            f"| {r['model']} | {r['data']} | " + " | ".join(fmt(c, 3) for c in cells) + " |"
+        )
     for ref in record.get("outliers", {}).get("references", []):
         lines.append(
             f"| {ref['model']} (published: full MNIST test set, their model and budget) | "
-            f"8-bit | {_f(ref['likelihood_auroc'])} | {_f(ref['likelihood_ratio_auroc'])} "
+            f"8-bit | {fmt(ref['likelihood_auroc'], 3)} | {fmt(ref['likelihood_ratio_auroc'], 3)} "
             "| – | – |"
         )
     lines += _ratio_study_lines(record.get("outliers", {}).get("ratio_study"))
@@ -467,8 +469,8 @@ def table(record: dict[str, Any]) -> list[str]:
     ]
     for r in record.get("imputation", {}).get("rows", []):
         lines.append(
-            f"| {r['mask']} | {r['method']} | {r['data']} | {_f(r['rmse'], 4)} | "
-            f"{_f(r['heldout_log_lik'], 1)} |"
+            f"| {r['mask']} | {r['method']} | {r['data']} | {fmt(r['rmse'], 4)} | "
+            f"{fmt(r['heldout_log_lik'], 1)} |"
         )
     lines += [
         "",
@@ -480,8 +482,8 @@ def table(record: dict[str, Any]) -> list[str]:
     ]
     for r in record.get("classification", {}).get("rows", []):
         lines.append(
-            f"| {r['model']} | {r['data']} | {r['steps']} | {_f(r['accuracy'])} | "
-            f"{_f(r['logistic_regression_accuracy'])} |"
+            f"| {r['model']} | {r['data']} | {r['steps']} | {fmt(r['accuracy'], 3)} | "
+            f"{fmt(r['logistic_regression_accuracy'], 3)} |"
         )
     return lines
 

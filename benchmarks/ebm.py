@@ -28,7 +28,6 @@ model's samples over the data).
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,18 @@ from torch import Tensor
 
 import dgm
 from benchmarks import common
-from benchmarks.common import log, write_result
+from benchmarks.common import (
+    fmt,
+    log,
+    nll,
+    one_thread,
+    save_figure,
+    schedule_record,
+    train_config,
+    write_result,
+)
+from benchmarks.flows import toy_nlls
 from dgm.data import DataConfig, TensorData
-from dgm.train import TrainConfig
 from dgm.train.trainer import Trainer
 
 NAME = "ebm"
@@ -78,8 +86,7 @@ def model_config(toy: str, objective: str) -> dict[str, Any]:
 
 @torch.no_grad()
 def _nll(model: Any, x: Tensor) -> dict[str, float]:
-    lp = -model.energy(x).double() - model.log_normalizer()[0].double()  # (N,), log Z once
-    return {"nll": -lp.mean().item(), "se": lp.std().item() / math.sqrt(len(lp))}
+    return nll(-model.energy(x).double() - model.log_normalizer()[0].double())  # log Z once
 
 
 def _coverage(samples: Tensor, toy: Any) -> dict[str, Any] | None:
@@ -91,13 +98,6 @@ def _coverage(samples: Tensor, toy: Any) -> dict[str, Any] | None:
         return mode_coverage(samples, toy)
     except ValueError:  # not a Gaussian mixture with known modes (moons)
         return None
-
-
-def _flows_nll(toy: str) -> dict[str, float]:
-    """The flows' test NLL on ``toy`` from results/flows.json (empty if absent)."""
-    record = common.read_results().get("flows", {})
-    runs = (record.get("toys") or {}).get("runs", [])
-    return {r["model"]: r["test_nll"] for r in runs if r["toy"] == toy}
 
 
 def _figure(
@@ -136,24 +136,11 @@ def _figure(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(toy, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def toy_runs(steps: int, sample_steps: int, quick: bool) -> dict[str, Any]:
-    config = TrainConfig(
-        steps=steps,
-        batch_size=BATCH,
-        lr=LR,
-        seed=SEED,
-        device="cpu",
-        eval_every=0,
-        sample_every=0,
-        log_every=steps,
-        checkpoint_every=steps,
-    )
+    config = train_config(steps, batch_size=BATCH, lr=LR, seed=SEED, log_every=steps)
     folder = common.result_path(NAME, quick=quick).parent
     runs: list[dict[str, Any]] = []
     figures: dict[str, str] = {}
@@ -212,26 +199,18 @@ def toy_runs(steps: int, sample_steps: int, quick: bool) -> dict[str, Any]:
     return {
         "description": "2-D toys: EBM test NLL by quadrature, SGLD samples, mode coverage",
         "steps": steps,
-        "train_config": {
-            "batch_size": BATCH,
-            "lr": LR,
-            "optimizer": "AdamW, weight decay 0 (dgm's trainer)",
-            "warmup_steps": config.warmup_steps,
-            "min_lr_ratio": config.min_lr_ratio,
-        },
+        "train_config": schedule_record(config),
         "test_size": 10_000,
         "runs": runs,
         "true_nll": floors,
-        "flows_nll": {toy: _flows_nll(toy) for toy in TOYS},
+        "flows_nll": {toy: toy_nlls(toy) for toy in TOYS},
         "mode_coverage_available": any(r["mode_coverage"] is not None for r in runs),
         "figures": figures,
     }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         t0 = time.perf_counter()
         steps, sample_steps = (100, 200) if quick else (2000, SAMPLE_STEPS)
         payload = {"description": "energy-based models on 2-D toys", "threads": 1}
@@ -240,14 +219,6 @@ def run(quick: bool = False) -> dict[str, Any]:
         path = write_result(NAME, payload, quick=quick, seed=SEED, steps=steps, wall_time_s=wall)
         log(f"ebm: {wall:.0f} s  -> {path}")
         return payload
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _f(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}"
 
 
 def table(record: dict[str, Any]) -> list[str]:
@@ -263,7 +234,9 @@ def table(record: dict[str, Any]) -> list[str]:
         cells = []
         for objective in OBJECTIVES:
             r = by.get(objective)
-            cells.append("–" if r is None else f"{_f(r['test_nll'])} ± {_f(r['test_nll_se'])}")
+            cells.append(
+                "–" if r is None else f"{fmt(r['test_nll'], 3)} ± {fmt(r['test_nll_se'], 3)}"
+            )
         for objective in OBJECTIVES:
             cov = (by.get(objective) or {}).get("mode_coverage")
             cells.append(
@@ -272,8 +245,8 @@ def table(record: dict[str, Any]) -> list[str]:
                 else f"{cov['modes_captured']}/{cov['modes']}, {cov['high_quality']:.2f}"
             )
         best = min(flows.get(toy, {}).items(), key=lambda kv: kv[1], default=None)
-        cells.append("–" if best is None else f"{_f(best[1])} ({best[0]})")
-        cells.append(_f(toys.get("true_nll", {}).get(toy)))
+        cells.append("–" if best is None else f"{fmt(best[1], 3)} ({best[0]})")
+        cells.append(fmt(toys.get("true_nll", {}).get(toy), 3))
         rows.append([toy, *cells])
     header = ["toy", "ebm cd NLL", "ebm dsm NLL", "cd modes, hq", "dsm modes, hq"]
     header += ["best flow NLL", "true density"]

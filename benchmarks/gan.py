@@ -47,7 +47,15 @@ import torch
 
 import dgm
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, first_examples, log, write_result
+from benchmarks.common import (
+    fashion_mnist_root,
+    first_examples,
+    fmt,
+    log,
+    one_thread,
+    train_config,
+    write_result,
+)
 from dgm.data import DataConfig
 from dgm.evaluate.features import ClassifierSettings, feature_classifier
 from dgm.evaluate.sample_quality import sample_quality
@@ -83,19 +91,6 @@ PUBLISHED_NOTE = (
     "Lucic et al. 2018 (arXiv:1711.10337), Fashion-MNIST FID in Inception features: a "
     "different feature space and budget, for ranking only"
 )
-
-
-def train_config(steps: int, seed: int, **kw: Any) -> TrainConfig:
-    return TrainConfig(
-        steps=steps,
-        seed=seed,
-        device="cpu",
-        eval_every=0,
-        sample_every=0,
-        log_every=max(1, steps // 10),
-        checkpoint_every=steps,
-        **kw,
-    )
 
 
 def _train(model: Any, data: Any, config: TrainConfig) -> tuple[dict[str, Any], float]:
@@ -148,7 +143,7 @@ def image_runs(quick: bool) -> dict[str, Any]:
         extra = {**PER_OBJECTIVE.get(objective, {}), **extra}
         shape = tuple(train.x.shape[1:])
         model = dgm.create("gan", shape, objective=objective, **IMAGE, **extra)
-        last, wall = _train(model, train, train_config(steps, SEED, **IMAGE_TRAIN))
+        last, wall = _train(model, train, train_config(steps, seed=SEED, **IMAGE_TRAIN))
         t1 = time.perf_counter()
         q = sample_quality(model, test, num_samples=n, seed=SEED, classifier=classifier)
         row = {
@@ -192,7 +187,7 @@ def toy_runs(quick: bool) -> dict[str, Any]:
                 torch.manual_seed(seed)
                 extra = TOY_PER_OBJECTIVE.get(objective, {})
                 model = dgm.create("gan", (2,), objective=objective, **TOY_MODEL, **extra)
-                last, wall = _train(model, train, train_config(steps, seed, **TOY_TRAIN))
+                last, wall = _train(model, train, train_config(steps, seed=seed, **TOY_TRAIN))
                 q = sample_quality(model, test, num_samples=n, seed=seed)
                 out["runs"].append(
                     {"toy": toy, "objective": objective, "seed": seed, "train_wall_s": wall}
@@ -210,12 +205,8 @@ def toy_runs(quick: bool) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool) -> dict[str, Any]:
@@ -240,10 +231,6 @@ def _run(quick: bool) -> dict[str, Any]:
     payload["complete"] = True
     log(f"gan: {time.perf_counter() - t_start:.0f} s  -> {save()}")
     return payload
-
-
-def _f(x: Any, digits: int = 2) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
 
 
 def table(record: dict[str, Any]) -> list[str]:
@@ -271,13 +258,13 @@ def table(record: dict[str, Any]) -> list[str]:
             pub = None if r.get("conditional") else published.get(r["objective"])
             cells = [
                 name,
-                _f(r.get("fd")),
-                _f(r.get("kid"), 4),
-                _f(r.get("precision"), 3),
-                _f(r.get("recall"), 3),
-                _f(r.get("accuracy"), 3),
-                _f(r.get("train_wall_s"), 0),
-                _f(pub, 1),
+                fmt(r.get("fd")),
+                fmt(r.get("kid"), 4),
+                fmt(r.get("precision"), 3),
+                fmt(r.get("recall"), 3),
+                fmt(r.get("accuracy"), 3),
+                fmt(r.get("train_wall_s"), 0),
+                fmt(pub, 1),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         if "vae" in published:
@@ -303,7 +290,7 @@ def table(record: dict[str, Any]) -> list[str]:
                 modes = statistics.mean(r["modes_captured"] for r in rs)
                 cells += [
                     f"{modes:.1f}/{rs[0]['modes']}",
-                    _f(statistics.mean(r["high_quality"] for r in rs)),
+                    fmt(statistics.mean(r["high_quality"] for r in rs)),
                 ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")

@@ -44,8 +44,14 @@ from benchmarks.common import (
     CS236_MODEL,
     busy_warning,
     fashion_mnist_root,
+    fmt,
     log,
+    markdown_table,
+    one_thread,
+    paired_ratio,
     summary,
+    threads_label,
+    timed_rounds,
     write_result,
 )
 from dgm.data import DataConfig
@@ -105,12 +111,8 @@ def _adamw(params: Any) -> torch.optim.Optimizer:
 
 def run(quick: bool = False) -> dict[str, Any]:
     steps, rounds, warmup = (50, 11, 100) if quick else (100, 31, 300)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick, steps, rounds, warmup)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
@@ -165,23 +167,12 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
     if warning:
         log(warning)
     t_start = time.perf_counter()
-    for fn in sides.values():  # warm-up
-        for _ in range(max(1, warmup // steps)):
-            fn()
-    ms: dict[str, list[float]] = {name: [] for name in sides}
-    for r in range(rounds):
-        for name, fn in sides.items():
-            ms[name].append(1000 * fn() / steps)
-        log(
-            f"  round {r + 1}/{rounds}: "
-            + ", ".join(f"{name} {v[-1]:.3f}" for name, v in ms.items())
-            + " ms/step"
-        )
+    ms = timed_rounds(sides, rounds=rounds, steps=steps, warmup=warmup)
     wall = time.perf_counter() - t_start
     model.check_values = True
 
     def paired(a: str, b: str) -> float:
-        return statistics.median([p / q for p, q in zip(ms[a], ms[b], strict=True)])
+        return paired_ratio(ms[a], ms[b])
 
     med = {name: statistics.median(v) for name, v in ms.items()}
     payload = {
@@ -220,6 +211,37 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
         f"{med['matmuls']:.3f}  -> {path}"
     )
     return payload
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    """Markdown lines for docs/benchmarks.md: the four steps' ms/step and ratios."""
+    ms = record["ms_per_step"]
+    on, off = record["ratio_dgm_checks_on_over_hand"], record["ratio_dgm_checks_off_over_hand"]
+    hand_mm = record["ratio_hand_over_matmuls"]
+    rows = [
+        ["hand-written PyTorch loop", fmt(ms["hand"], 3), "1", fmt(hand_mm, 2)],
+        [
+            "dgm `model.loss`, value checks on",
+            fmt(ms["dgm_checks_on"], 3),
+            fmt(on, 3),
+            fmt(record.get("ratio_dgm_checks_on_over_matmuls"), 2),
+        ],
+        [
+            "dgm `model.loss`, value checks off (as `fit` runs it)",
+            fmt(ms["dgm_checks_off"], 3),
+            fmt(off, 3),
+            fmt(record["ratio_dgm_checks_off_over_matmuls"], 2),
+        ],
+        ["matrix products alone", fmt(ms["matmuls"], 3), fmt(1 / hand_mm, 3), "1"],
+    ]
+    return [
+        f"**Training-step hot path** (CS236 VAE, batch {record['batch_size']}, "
+        f"AdamW fused, {threads_label(record['threads'])}; median of {record['rounds']} "
+        f"alternating rounds of {record['steps_per_round']} steps; ratios are per-round "
+        "medians; a step is forward, backward and optimizer step):",
+        "",
+        *markdown_table(["step", "ms/step", "÷ hand loop", "÷ matrix products"], rows),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,17 @@ from torch import Tensor, nn
 
 import dgm
 from benchmarks import common
-from benchmarks.common import CS236_MODEL, busy_warning, fashion_mnist_root, log, write_result
+from benchmarks.common import (
+    CS236_MODEL,
+    busy_warning,
+    fashion_mnist_root,
+    fmt,
+    log,
+    markdown_table,
+    one_thread,
+    threads_label,
+    write_result,
+)
 from dgm.data import DataConfig, TensorData
 from dgm.evaluate.likelihood import evaluate
 from dgm.models.latent import vae as vae_module
@@ -120,12 +130,8 @@ def _rate(label: str, n: int, fn: Any) -> tuple[float, float, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool) -> dict[str, Any]:
@@ -273,6 +279,61 @@ def _run(quick: bool) -> dict[str, Any]:
         f"(x{batched_rate / naive_rate:.0f})  -> {path}"
     )
     return payload
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    """Markdown lines for docs/benchmarks.md: the three methods' speed, then the
+    matrix-product floor."""
+    b, pe, nv = record["batched"], record["per_example"], record["naive"]
+    rows = [
+        [
+            f"batched (`evaluate`, batch {b['batch_size']})",
+            str(b["examples"]),
+            fmt(b["examples_per_s"], 1),
+            "1",
+        ],
+        [
+            "one example per call (`per_example_iw`)",
+            str(pe["examples"]),
+            fmt(pe["examples_per_s"], 2),
+            fmt(record["speedup_batched_over_per_example"], 1),
+        ],
+        [
+            "one example and one sample per call",
+            str(nv["examples"]),
+            fmt(nv["examples_per_s"], 3),
+            fmt(record["speedup_batched_over_naive"], 0),
+        ],
+    ]
+    threads = f", {threads_label(record['threads'])}" if record.get("threads") else ""
+    out = [
+        f"**IWAE evaluation speed** (k = {record['k']}, CS236 VAE, Fashion-MNIST test set"
+        f"{threads}; the cost does not depend on the weights):",
+        "",
+        *markdown_table(["method", "examples timed", "examples/s", "batched speed-up"], rows),
+    ]
+    floor = record.get("matmul_floor")
+    if floor:
+        out += [
+            "",
+            f"The batched estimate against its matrix products alone (encoder and decoder "
+            f"`addmm` at the same batch and chunk shapes, {len(floor['rounds_s'])} alternating "
+            f"rounds, chunks of {record['iw_max_elements']:,} decoder outputs):",
+            "",
+            *markdown_table(
+                ["examples", "estimate s", "matrix products s", "ratio", "per-round ratio"],
+                [
+                    [
+                        str(b["examples"]),
+                        fmt(b["seconds"], 1),
+                        fmt(floor["seconds"], 1),
+                        fmt(record["ratio_batched_over_floor"], 3),
+                        fmt(record["ratio_batched_over_floor_paired_median"], 3),
+                    ]
+                ],
+            ),
+        ]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

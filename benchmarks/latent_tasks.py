@@ -40,7 +40,15 @@ from typing import Any
 import torch
 
 from benchmarks import common
-from benchmarks.common import fashion_mnist_root, log, runs_dir, train_briefly, write_result
+from benchmarks.common import (
+    fashion_mnist_root,
+    fmt,
+    log,
+    one_thread,
+    runs_dir,
+    train_briefly,
+    write_result,
+)
 from dgm.data import DataConfig
 from dgm.data.dataset import take
 from dgm.model import GenerativeModel
@@ -101,9 +109,10 @@ def _ddpm(quick: bool) -> tuple[GenerativeModel, int, float]:
     path = runs_dir("ddpm", quick) / "fashion_mnist"
     if not (path / run_files.CONFIG).is_file():
         raise SystemExit(f"no DDPM run in {path}: run python -m benchmarks.ddpm first")
-    model = run_files.load_model(path)
+    run = run_files.Run.open(path)
+    model = run.model(device="cpu")
     model.config.latent_steps = min(DDPM_LATENT_STEPS, model.schedule.num_timesteps)
-    records = run_files.read_metrics(path / run_files.METRICS)
+    records = run.metrics()
     steps = max((r.get("step", 0) for r in records), default=0)
     return model, steps, 0.0
 
@@ -303,12 +312,8 @@ def _plot(objectives: list[dict[str, Any]], path: Path) -> None:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool) -> dict[str, Any]:
@@ -336,10 +341,6 @@ def _run(quick: bool) -> dict[str, Any]:
     return payload
 
 
-def _f(v: float | None, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
-
-
 def table(record: dict[str, Any]) -> list[str]:
     """Markdown lines for the README: probe accuracies, then BO vs random search."""
     rep = record.get("representation", {})
@@ -357,7 +358,7 @@ def table(record: dict[str, Any]) -> list[str]:
         sizes = f"{r.get('n', rep.get('n', '?'))} / {r.get('train_n', rep.get('train_n', '?'))}"
         lines.append(
             f"| {r['model']} | {r['data']} | {r['steps']} | {r['code_dims']} | {sizes} | "
-            f"{_f(r['probe_codes_accuracy'])} | {_f(r['probe_pixels_accuracy'])} |"
+            f"{fmt(r['probe_codes_accuracy'], 3)} | {fmt(r['probe_pixels_accuracy'], 3)} |"
         )
     des = record.get("design")
     if des:
@@ -428,13 +429,9 @@ def rerun_representation(name: str, quick: bool) -> None:
     rows and part 2 kept)."""
     payload, wall = common.existing_payload(NAME, quick=quick)
     rep = payload["representation"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         t0 = time.perf_counter()
         new, _ = representation_runs(rep["n"], rep["train_n"], quick, (name,))
-    finally:
-        torch.set_num_threads(threads)
     rows = [r for r in rep["rows"] if r["model"] != name] + new["rows"]
     rep["rows"] = sorted(rows, key=lambda r: list(MODELS).index(r["model"]))
     rep.setdefault("reruns_s", {})[name] = round(time.perf_counter() - t0, 1)
@@ -449,13 +446,11 @@ def rerun_design(quick: bool, objectives: tuple[str, ...] = OBJECTIVES) -> None:
     from dgm import run_dir as run_files
 
     payload, wall = common.existing_payload(NAME, quick=quick)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         t0 = time.perf_counter()
         path = runs_dir(NAME, quick) / DESIGN_MODEL
         if (path / run_files.CONFIG).is_file():
-            model = run_files.load_model(path)
+            model = run_files.Run.open(path).model(device="cpu")
         else:
             kind, cfg, full_steps = MODELS[DESIGN_MODEL]
             model, _ = _train(DESIGN_MODEL, DATA[kind], cfg, 10 if quick else full_steps, path)
@@ -467,8 +462,6 @@ def rerun_design(quick: bool, objectives: tuple[str, ...] = OBJECTIVES) -> None:
             o.setdefault("kept_from", payload.get("date", "an earlier run"))
         payload["design"] = design_runs(model, evaluations, seeds, quick, objectives, kept)
         payload["design"]["rerun_s"] = round(time.perf_counter() - t0, 1)
-    finally:
-        torch.set_num_threads(threads)
     write_result(NAME, payload, quick=quick, seed=SEED, steps=None, wall_time_s=wall)
 
 

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from benchmarks import common
-from benchmarks.common import QUICK_RESULTS, RESULTS, log, write_result
+from benchmarks.common import QUICK_RESULTS, RESULTS, log, one_thread, save_figure, write_result
 
 NAME = "naive_bayes_vs_lr"
 SEED = 0
@@ -253,10 +253,7 @@ def plot(payload: dict[str, Any], folder: Path) -> list[str]:
             ylabel="test error (± SE over subsets)",
         )
         ax.legend()
-    fig.tight_layout()
-    path = folder / f"{NAME}_size.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = save_figure(fig, folder / f"{NAME}_size.png", dpi=120)
     paths.append(str(path))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
     for ax, name in zip(axes[0], datasets, strict=True):
@@ -275,10 +272,7 @@ def plot(payload: dict[str, Any], folder: Path) -> list[str]:
             title=f"{name} (binarized)", xlabel="share of pixels missing", ylabel="test accuracy"
         )
         ax.legend()
-    fig.tight_layout()
-    path = folder / f"{NAME}_missing.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = save_figure(fig, folder / f"{NAME}_missing.png", dpi=120)
     paths.append(str(path))
     return paths
 
@@ -287,9 +281,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     from sklearn import __version__ as sklearn_version
 
     t_start = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         payload: dict[str, Any] = {
             "reference": "Ng & Jordan 2002, NeurIPS: NB approaches its asymptotic error "
             "faster, LR reaches the lower asymptotic error",
@@ -324,8 +316,6 @@ def run(quick: bool = False) -> dict[str, Any]:
         path = write_result(NAME, payload, quick=quick, seed=SEED, steps=1, wall_time_s=wall)
         log(f"{NAME}: {wall:.0f} s  -> {path}")
         return payload
-    finally:
-        torch.set_num_threads(threads)
 
 
 def table(record: dict[str, Any]) -> list[str]:

@@ -38,15 +38,17 @@ from benchmarks.common import (
     binarized_image_data,
     busy_warning,
     first_examples,
-    fresh_run_dir,
+    fmt,
     log,
+    markdown_table,
     runs_dir,
+    slug,
+    train_briefly,
     write_result,
 )
 from dgm import run_dir as run_files  # not `run_dir`: the runs' own paths use that name
 from dgm.data import DataConfig
 from dgm.evaluate.likelihood import evaluate
-from dgm.train import TrainConfig, train
 
 NAME = "pixelcnn"
 SEED = 0
@@ -123,29 +125,23 @@ def image_run(
     label: str, data: DataConfig, *, steps: int, eval_n: int | None, quick: bool
 ) -> dict[str, Any]:
     """Train one model into runs/bench[/quick]/pixelcnn/<dataset>/<label> and evaluate it."""
-    slug = label.replace(" ", "_")
-    run_dir = fresh_run_dir(runs_dir(NAME, quick) / data.name / slug)
-    config = TrainConfig(
-        steps=steps,
+    run_dir = runs_dir(NAME, quick) / data.name / slug(label)
+    model, last, wall = train_briefly(  # evaluated below, once, on the test split
+        "pixelcnn",
+        data,
+        run_dir,
+        steps,
         batch_size=IMAGE_BATCH,
         lr=IMAGE_LR,
         seed=SEED,
-        device="cpu",
-        warmup_steps=min(100, steps // 10),
-        eval_every=0,  # evaluated below, once, on the test split
-        sample_every=0,
-        checkpoint_every=steps,
+        config={"warmup_steps": min(100, steps // 10)},
+        **IMAGE_MODELS[label],
     )
-    t0 = time.perf_counter()
-    model, last = train("pixelcnn", data, run_dir, config, progress=False, **IMAGE_MODELS[label])
-    wall = time.perf_counter() - t0
-    if last.get("interrupted"):
-        raise SystemExit(f"training of {label} was interrupted at step {last.get('step')}")
     full = data.load("test")
     test = first_examples(full, eval_n)
     t1 = time.perf_counter()
     r = evaluate(model, test, batch_size=500)
-    saved = run_files.read_json(run_dir / run_files.CONFIG)
+    saved = run_files.Run.open(run_dir).config
     info = {
         "model": label,
         "dataset": data.name,
@@ -240,6 +236,69 @@ def _run(quick: bool) -> dict[str, Any]:
     payload["complete"] = True
     log(f"pixelcnn: {len(image_runs)} image runs  -> {save()}")
     return payload
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    """Fast vs naive sampling and binarized-image NLLs of benchmarks/pixelcnn.py."""
+    out: list[str] = []
+    speed = record.get("speed", {})
+    rows = [
+        [
+            r["variant"],
+            "x".join(map(str, r["image"][1:])),
+            str(r["batch_size"]),
+            fmt(r["ms"]["fast"], 0),
+            fmt(r["ms"]["naive"], 0),
+            fmt(r["ratio_naive_over_fast"], 1),
+            "yes" if r["same_pixels"] else "NO",
+        ]
+        for r in speed.values()
+    ]
+    if rows:
+        cfg = next(iter(speed.values()))["model_config"]
+        out += [
+            "**PixelCNN sampling, fast vs naive** (one torch thread; "
+            f"{cfg.get('hidden_channels')} hidden channels, {cfg.get('num_layers')} layers, "
+            "untrained weights; fast: each sub-pixel from its receptive field only, naive: "
+            "one full pass per pixel; median ms per batch, same seed; goal ≥ 5x):",
+            "",
+            *markdown_table(
+                ["variant", "image", "batch", "fast ms", "naive ms", "ratio", "same pixels"],
+                rows,
+            ),
+            "",
+        ]
+    images = record.get("images", {})
+    runs = images.get("runs", [])
+    if runs:
+        refs = images.get("references", [])
+        published = "; ".join(
+            f"{fmt(r['nll'])} ({r['source'].split(' (')[0]}, {r['binarization'].split(':')[0]} "
+            "binarization)"
+            for r in refs
+        )
+        out += [
+            "**PixelCNN on statically binarized images** (test NLL, nats per example, exact; "
+            f"batch {images.get('batch_size')}, lr {images.get('lr')}; for orientation only, "
+            f"other data/budget: published binarized-MNIST PixelCNN {published or '–'}, far "
+            "larger networks and budgets; Fashion-MNIST rows are not comparable with them):",
+            "",
+            *markdown_table(
+                ["model", "dataset", "test NLL", "steps", "train wall s", "parameters"],
+                [
+                    [
+                        r["model"],
+                        r["dataset"],
+                        fmt(r["nll"]),
+                        str(r["steps"]),
+                        fmt(r["train_wall_s"], 0),
+                        str(r["parameters"]),
+                    ]
+                    for r in runs
+                ],
+            ),
+        ]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,25 +55,26 @@ from benchmarks.common import (
     CS236_BATCH,
     CS236_LR,
     CS236_MODEL,
+    bench_extra_missing,
     busy_warning,
     fashion_mnist_root,
+    fmt,
     log,
+    markdown_table,
+    one_thread,
+    paired_ratio,
     summary,
+    threads_label,
+    timed_rounds,
+    trainer_optimizer,
     write_result,
 )
 from dgm.data import DataConfig
-from dgm.train import TrainConfig
-from dgm.train.optim import build_optimizer
 
 NAME = "pythae_compare"
 SEED = 0
 NUM_BATCHES = 16  # distinct batches cycled through by every side
 SIDES = ("dgm", "pythae_adam", "pythae_adam_fused")
-
-
-def available() -> bool:
-    """Whether pythae is installed (the ``bench`` extra)."""
-    return importlib.util.find_spec("pythae") is not None
 
 
 def _pythae_vae(model: dgm.GenerativeModel) -> nn.Module:
@@ -124,19 +125,11 @@ def _pythae_vae(model: dgm.GenerativeModel) -> nn.Module:
 
 
 def run(quick: bool = False) -> dict[str, Any] | None:
-    if not available():
-        log(
-            "pythae is not installed: skipping the pythae comparison "
-            "(pip install -c constraints.txt -e '.[bench]')"
-        )
+    if bench_extra_missing("pythae"):
         return None
     steps, rounds, warmup = (50, 31, 100) if quick else (100, 51, 300)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _run(quick, steps, rounds, warmup)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
@@ -166,10 +159,8 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
             raise SystemExit(f"{k}: pythae computes {pythae_terms[k]}, dgm {v}: not the same")
     del out, p_out
 
-    phase, entries = next(iter(model.param_groups().items()))
-    config = TrainConfig(lr=CS236_LR)
     opts = {
-        "dgm": build_optimizer(phase, entries, config),
+        "dgm": trainer_optimizer(model, CS236_LR),
         "pythae_adam": torch.optim.Adam(pythae["pythae_adam"].parameters(), lr=CS236_LR),
         "pythae_adam_fused": torch.optim.Adam(
             pythae["pythae_adam_fused"].parameters(), lr=CS236_LR, fused=True
@@ -204,24 +195,12 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
     if warning:
         log(warning)
     t_start = time.perf_counter()
-    for fn in fns.values():  # warm-up
-        for _ in range(max(1, warmup // steps)):
-            fn()
-    ms: dict[str, list[float]] = {side: [] for side in SIDES}
-    for r in range(rounds):
-        for k in range(len(SIDES)):  # the order rotates each round
-            side = SIDES[(r + k) % len(SIDES)]
-            ms[side].append(1000 * fns[side]() / steps)
-        log(
-            f"  round {r + 1}/{rounds}: "
-            + ", ".join(f"{side} {v[-1]:.3f}" for side, v in ms.items())
-            + " ms/step"
-        )
+    ms = timed_rounds(fns, rounds=rounds, steps=steps, warmup=warmup, rotate=True)
     wall = time.perf_counter() - t_start
     model.check_values = True
 
     def paired(a: str, b: str) -> float:
-        return statistics.median([p / q for p, q in zip(ms[a], ms[b], strict=True)])
+        return paired_ratio(ms[a], ms[b])
 
     med = {side: statistics.median(v) for side, v in ms.items()}
     payload = {
@@ -271,6 +250,39 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
         f"x{payload['ratio_dgm_over_pythae_adam_fused']:.3f})  -> {path}"
     )
     return payload
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    """Markdown lines for docs/benchmarks.md: dgm's and pythae's ms/step."""
+    ms, opts = record["ms_per_step"], record["optimizers"]
+    adam, fused = record["ratio_dgm_over_pythae_adam"], record["ratio_dgm_over_pythae_adam_fused"]
+    labels = {
+        "dgm": ("dgm `model.loss`, value checks off (as `fit` runs it)", "1"),
+        "pythae_adam": ("pythae `VAE`, its trainer's default Adam", fmt(adam, 3)),
+        "pythae_adam_fused": ("pythae `VAE`, fused Adam", fmt(fused, 3)),
+    }
+    gap = ms["pythae_adam"] - ms["dgm"]  # and the fused kernel's part of it, in median ms/step
+    kernel = ms["pythae_adam"] - ms["pythae_adam_fused"]
+    share = (
+        f": the fused kernel is {fmt(100 * kernel / gap, 0)} % of the difference in median "
+        f"ms/step ({fmt(kernel)} of {fmt(gap)} ms), the rest is in the forward and backward pass"
+        if gap > 0 and 0 < kernel <= gap
+        else ""
+    )
+    rows = [[label, f"`{opts[side]}`", fmt(ms[side], 3), r] for side, (label, r) in labels.items()]
+    return [
+        f"**dgm against pythae {record['pythae_version']}** (the CS236 VAE above in both, "
+        f"same initial weights, same statically binarized batches of {record['batch_size']}, "
+        f"{threads_label(record['threads'])}; median of {record['rounds']} rounds of "
+        f"{record['steps_per_round']} steps in rotating order; a step is forward, backward, "
+        "optimizer step and `zero_grad`; both losses are the negative ELBO per example, "
+        "summed over pixels and averaged over the batch, checked equal before timing):",
+        "",
+        *markdown_table(["step", "optimizer", "ms/step", "dgm ÷ this (per-round median)"], rows),
+        "",
+        f"A dgm training step costs {fmt(adam, 2)}× pythae's with pythae's default (unfused) "
+        f"Adam and {fmt(fused, 2)}× with pythae on the fused Adam kernel too{share}.",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,13 +3,13 @@
     python -m benchmarks.run [--quick] [--only NAME ...]
 
 NAME is one of hot_path, trainer_overhead (or overhead), threads, iw_eval, cs236,
-autoregressive, pixelcnn, flows, pythae_compare (or pythae), gan, sample_quality,
-naive_bayes_vs_lr, density_models, density_tasks, ebm, ddpm, latent_tasks, compression,
-cross_modal. Full results go to benchmarks/results/, quick ones to
-benchmarks/results/quick/; the tables of docs/benchmarks.md are made from the full results
-only.
-pythae_compare needs the bench extra (pythae) and is skipped, with a message, without it.
-flows runs its zuko/normflows comparison only with the bench extra (skipped otherwise).
+autoregressive, pixelcnn, flows_toys, flows_compare, flows_directions, flows_images (or
+flows for all four), pythae_compare (or pythae), gan, sample_quality, naive_bayes_vs_lr,
+density_models, density_tasks, ebm, ddpm, latent_tasks, compression, cross_modal. Full
+results go to benchmarks/results/, quick ones to benchmarks/results/quick/; the tables of
+docs/benchmarks.md are made from the full results only.
+pythae_compare needs the bench extra (pythae), flows_compare too (zuko and normflows); each
+is skipped, with a message, without it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import importlib.util
 import time
 
 from benchmarks import tables
-from benchmarks.common import busy_warning, log, machine_info
+from benchmarks.common import bench_extra_missing, busy_warning, log, machine_info
 
 BENCHMARKS = (
     "hot_path",
@@ -30,12 +30,16 @@ BENCHMARKS = (
     "cs236",
     "autoregressive",
     "pixelcnn",
-    "flows",
+    "flows_toys",
+    "flows_compare",
+    "flows_directions",
+    "flows_images",
     "pythae_compare",
     "gan",
     "sample_quality",
     "naive_bayes_vs_lr",
     "density_models",
+    "hmm",
     "density_tasks",
     "ebm",
     "ddpm",
@@ -43,9 +47,13 @@ BENCHMARKS = (
     "compression",
     "cross_modal",
 )
-ALIASES = {"overhead": "trainer_overhead", "pythae": "pythae_compare"}
-# benchmark -> the module it needs beyond dgm's own dependencies, and the extra providing it
-OPTIONAL = {"pythae_compare": ("pythae", "bench")}
+ALIASES = {  # name -> the benchmarks it stands for
+    "overhead": ("trainer_overhead",),
+    "pythae": ("pythae_compare",),
+    "flows": ("flows_toys", "flows_compare", "flows_directions", "flows_images"),
+}
+# benchmark -> the modules of the bench extra it needs beyond dgm's own dependencies
+OPTIONAL = {"pythae_compare": ("pythae",), "flows_compare": ("zuko", "normflows")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these benchmarks (still in the standard order)",
     )
     args = p.parse_args(argv)
-    chosen = {ALIASES.get(n, n) for n in args.only} if args.only else set(BENCHMARKS)
+    chosen = {b for n in args.only for b in ALIASES.get(n, (n,))} if args.only else set(BENCHMARKS)
     info = machine_info()
     gpu = f", {info['cuda_device']}" if info["cuda_device"] else ""
     log(
@@ -78,12 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in chosen:
             continue
         log(f"== {name}")
-        needs = OPTIONAL.get(name)
-        if needs and importlib.util.find_spec(needs[0]) is None:
-            log(
-                f"== {name} skipped: {needs[0]} is not installed "
-                f"(pip install -c constraints.txt -e '.[{needs[1]}]')"
-            )
+        if bench_extra_missing(*OPTIONAL.get(name, ())):
             continue
         t = time.perf_counter()
         importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)

@@ -45,12 +45,13 @@ from benchmarks.common import (
     CS236_MODEL,
     busy_warning,
     fashion_mnist_root,
+    fmt,
     log,
+    markdown_table,
+    trainer_optimizer,
     write_result,
 )
 from dgm.data import DataConfig
-from dgm.train import TrainConfig
-from dgm.train.optim import build_optimizer
 
 NAME = "threads"
 SEED = 0
@@ -123,8 +124,7 @@ class Setup:
         torch.manual_seed(SEED)
         self.model = dgm.create("vae", train.event_shape, **spec["model"]).train()
         self.model.check_values = False  # as fit() runs it, after checking the data once
-        config = TrainConfig(batch_size=b, lr=spec["lr"], device="cpu", seed=SEED)
-        self.opt = build_optimizer("main", self.model.param_groups()["main"], config)
+        self.opt = trainer_optimizer(self.model, spec["lr"])  # its one phase, "main"
         self.fused = bool(self.opt.defaults.get("fused"))
         self.i = 0
 
@@ -295,6 +295,105 @@ def _run(
             )
     log(f"threads: spinner got {payload['spinner_core_share']:.2f} of a core  -> {path}")
     return payload
+
+
+THREAD_SETUPS = {  # result key -> the row label
+    "demo": "demo VAE (8x8 digits, z=8, MLP 256-256, batch 64)",
+    "cs236": "CS236 VAE (784 pixels, z=10, MLP 300-300, batch 97)",
+}
+
+
+THREAD_LOADS = {"idle": "idle", "loaded": "busy"}  # result key -> the column label
+
+
+def _threads_advice(record: dict[str, Any]) -> str:
+    """One sentence: when one thread beat two, judged by the mean ms per step (what a run's
+    wall time follows), with the 90th percentiles beside it."""
+    res = {s: record["ms_per_step"][s] for s in THREAD_SETUPS if s in record["ms_per_step"]}
+    cores = record.get("machine", {}).get("usable_cores", "?")
+    flag = "`--threads 1` (`dgm train --threads 1`)"
+
+    def wins(threads: str, load: str) -> bool:  # lower mean for every model
+        other = "2" if threads == "1" else "1"
+        return all(r[load][threads]["mean"] < r[load][other]["mean"] for r in res.values())
+
+    def compare(load: str, q: str = "mean") -> str:  # "demo VAE 1.35 vs 1.12 ms, ..."
+        return ", ".join(
+            f"{THREAD_SETUPS[s].split(' (')[0]} {fmt(r[load]['1'][q])} vs {fmt(r[load]['2'][q])} ms"
+            for s, r in res.items()
+        )
+
+    idle, busy, busy_p90 = compare("idle"), compare("loaded"), compare("loaded", "p90")
+    if wins("1", "loaded") and wins("1", "idle"):
+        return (
+            f"One thread beat two for every model, on the idle machine ({idle}; mean ms per "
+            f"step, one thread first) and beside one busy process ({busy}; at p90 {busy_p90}): "
+            f"on a {cores}-core machine, pass {flag} for models this small."
+        )
+    if wins("1", "loaded") and wins("2", "idle"):
+        return (
+            f"Two threads were faster on the idle machine ({idle}; mean ms per step, one "
+            f"thread first), one thread beside one busy process ({busy}; at p90 {busy_p90}): "
+            f"on a {cores}-core machine, pass {flag} whenever anything else keeps a core busy, "
+            "and keep the default when the machine is yours alone."
+        )
+    if wins("1", "loaded"):
+        return (
+            f"Beside one busy process one thread beat two for every model ({busy}; mean ms "
+            f"per step, one thread first; at p90 {busy_p90}); on the idle machine, {idle}: on "
+            f"a {cores}-core machine, pass {flag} whenever anything else keeps a core busy."
+        )
+    return (
+        f"Mean ms per step, one thread against two: idle, {idle}; beside one busy process, "
+        f"{busy}. Pass {flag} where one thread is the faster."
+    )
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    """Markdown lines for docs/benchmarks.md: ms/step per model, thread count and load,
+    then the advice."""
+    quantities = ("median", "p90", "mean")
+    rows = []
+    for s, label in THREAD_SETUPS.items():
+        r = record["ms_per_step"].get(s)
+        if r is None:
+            continue
+        for t in record["threads"]:
+            rows.append(
+                [
+                    label if t == record["threads"][0] else "",
+                    str(t),
+                    *(fmt(r[load][str(t)][q]) for load in THREAD_LOADS for q in quantities),
+                ]
+            )
+    full = record["rounds"] * record["steps_per_round"]  # a segment past its time cap has fewer
+    capped = any(
+        r[load][str(t)]["steps"] < full
+        for r in record["ms_per_step"].values()
+        for load in THREAD_LOADS
+        for t in record["threads"]
+    )
+    share = record.get("spinner_core_share")
+    share = f", which got {share:.2f} of a core" if share is not None else ""
+    return [
+        "**Torch threads** (a training step as `fit` runs it: forward, backward, fused AdamW, "
+        f"value checks off; ms per step, every step timed, over {record['rounds']} alternating "
+        f"rounds of {'up to ' if capped else ''}{record['steps_per_round']} steps; p90 is the "
+        "90th percentile; idle: "
+        "nothing else running; busy: beside one other process spinning a pure-Python loop"
+        f"{share}):",
+        "",
+        *markdown_table(
+            [
+                "model",
+                "threads",
+                *(f"{name}: {q}" for name in THREAD_LOADS.values() for q in quantities),
+            ],
+            rows,
+        ),
+        "",
+        _threads_advice(record),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,7 +133,7 @@ def test_conditional_sampling_by_class(tmp_path):
             ],
             "takes no option",
         ),
-        (["eval", "/nonexistent/run"], "dgm run directory"),
+        (["eval", "/nonexistent/run"], "does not exist: give a run directory"),
     ],
 )
 def test_bad_input_is_a_clear_error(argv, message, capsys, tmp_path, monkeypatch):

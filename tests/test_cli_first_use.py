@@ -13,7 +13,9 @@ import torch
 from PIL import Image
 
 import dgm
-from dgm.cli import _finish, _parser, main
+from dgm.cli import main
+from dgm.cli.parser import build_parser
+from dgm.cli.train import _finish
 from dgm.train.checkpoint import TRAINER_STATE
 from dgm.train.run import clear_unstarted
 from helpers import one_line_error, snapshot
@@ -145,9 +147,9 @@ def test_misspelled_flags_get_the_subcommands_usage_and_the_closest_flag(run, ca
 
 
 def test_no_parser_takes_abbreviations(run, capsys):
-    _, parsers = _parser("vae")
+    _, parsers = build_parser("vae")
     assert all(not p.allow_abbrev for p in parsers.values())
-    assert not _parser(None)[0].allow_abbrev
+    assert not build_parser(None)[0].allow_abbrev
     for argv in (["eval", str(run), "--batch", "10"], ["sample", str(run), "--se", "1"]):
         with pytest.raises(SystemExit) as stop:
             main([*argv, "--out", "x.png"] if argv[0] == "sample" else argv)

@@ -34,13 +34,13 @@ def test_report_writes_into_the_run_or_out(run, tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["report", "{missing}"], "does not exist; give a run directory"),
-        (["report", "{empty}"], "has no config.json: not a run; give a run directory"),
+        (["report", "{missing}"], "does not exist: give a run directory"),
+        (["report", "{empty}"], "has no config.json: give a run directory"),
         (["report", "{run}", "--eval-n", "0"], "--eval-n must be at least 1"),
         (["report", "{run}", "-n", "0"], "-n must be at least 1"),
         (["report", "{run}", "--out", "{empty}"], "is a folder: name an HTML file"),
         (["compare", "{run}"], "at least two run directories, got 1: for one run use dgm report"),
-        (["compare", "{run}", "{missing}"], "nowhere does not exist; give a run directory"),
+        (["compare", "{run}", "{missing}"], "nowhere does not exist: give a run directory"),
         (["compare", "{empty}", "{run}"], "has no config.json"),
     ],
 )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import dgm
-from dgm.cli import _check_flags, _parser
+from dgm.cli.parser import build_parser, check_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -75,7 +75,7 @@ def test_a_docs_command_parses(page, args):
     sampled = runs.get(args[1]) if args[0] in ("sample", "eval") else None
     if args[0] == "sample":
         assert sampled is not None, f"no page trains {args[1]}"
-    parser, commands = _parser(model, sampled)
-    _check_flags(commands[args[0]], args[1:])  # exits (SystemExit) on an unknown flag
+    parser, commands = build_parser(model, sampled)
+    check_flags(commands[args[0]], args[1:])  # exits (SystemExit) on an unknown flag
     _, extra = parser.parse_known_args(args)
     assert not extra, f"unparsed: {extra}"

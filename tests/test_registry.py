@@ -1,5 +1,6 @@
-"""The registry refuses configs whose flags would collide on the command line, and every
-registered model's flags fit the real parsers."""
+"""The command line refuses model configs whose flags would collide with its own, every
+registered model's options reach the real parsers with help text, and the registry
+itself knows nothing of the command line."""
 
 import dataclasses
 import sys
@@ -8,26 +9,33 @@ import pytest
 import torch
 
 import dgm
-from dgm import cli
-from dgm.config import from_dict
-from dgm.model import GenerativeModel
-from dgm.registry import (
+from dgm.cli.common import (
     SAMPLE_CLI_FLAGS,
     TRAIN_CLI_FLAGS,
-    config_for_data,
-    register,
+    check_model_flags,
     reserved_train_flags,
-    spec,
-    unregister,
 )
+from dgm.cli.parser import build_parser
+from dgm.config import from_dict
+from dgm.model import GenerativeModel
+from dgm.registry import config_for_data, register, spec, unregister
 
 
 @pytest.mark.parametrize("field", ["steps", "lr", "seed", "scale", "batch_size", "device", "out"])
-def test_a_config_field_that_collides_with_a_flag_is_refused_at_registration(field):
+def test_a_config_field_that_collides_with_a_flag_is_refused_when_parsers_are_built(field):
     config = dataclasses.make_dataclass("Bad", [(field, int, dataclasses.field(default=1))])
-    with pytest.raises(ValueError, match=f"{field!r} collides with the flag --"):
-        register("bad_model", config)
-    assert "bad_model" not in dgm.available_models()
+
+    class Model(GenerativeModel):
+        pass
+
+    register("bad_model", config)(Model)
+    try:
+        with pytest.raises(ValueError, match=f"{field!r} collides with the flag --"):
+            check_model_flags("bad_model")
+        with pytest.raises(ValueError, match=f"{field!r} collides with the flag --"):
+            build_parser("bad_model")
+    finally:
+        unregister("bad_model")
 
 
 def test_sample_options_that_collide_are_refused():
@@ -42,9 +50,12 @@ def test_sample_options_that_collide_are_refused():
     class Config:
         width: int = 3
 
-    with pytest.raises(ValueError, match="sample option field 'seed' collides"):
-        register("bad_sampler", Config)(Model)
-    unregister("bad_sampler")
+    register("bad_sampler", Config)(Model)
+    try:
+        with pytest.raises(ValueError, match="sample option field 'seed' collides"):
+            build_parser(None, "bad_sampler")
+    finally:
+        unregister("bad_sampler")
 
 
 def test_nested_configs_are_refused_and_from_dict_builds_them():
@@ -56,14 +67,21 @@ def test_nested_configs_are_refused_and_from_dict_builds_them():
     class Outer:
         inner: Inner = dataclasses.field(default_factory=Inner)
 
-    with pytest.raises(ValueError, match="nested dataclass; keep configs flat"):
-        register("nested", Outer)
+    class Model(GenerativeModel):
+        pass
+
+    register("nested", Outer)(Model)
+    try:
+        with pytest.raises(ValueError, match="nested dataclass; keep configs flat"):
+            check_model_flags("nested")
+    finally:
+        unregister("nested")
     assert from_dict(Outer, {"inner": {"width": 5}}) == Outer(Inner(5))
 
 
 @pytest.mark.parametrize("name", dgm.available_models())
 def test_every_model_fits_the_train_and_sample_parsers(name, tmp_path):
-    _, parsers = cli._parser(name, name)  # argparse raises on any duplicate flag
+    _, parsers = build_parser(name, name)  # argparse raises on any duplicate flag
     reserved = set(reserved_train_flags()) | {"root"}  # --data-root stores into root
     model_fields = {f.name for f in dataclasses.fields(spec(name).config_cls)}
     options = spec(name).cls.sample_options
@@ -74,11 +92,31 @@ def test_every_model_fits_the_train_and_sample_parsers(name, tmp_path):
     sample_dests = {a.dest for a in parsers["sample"]._actions} - option_fields
     assert sample_dests <= set(SAMPLE_CLI_FLAGS)
     assert set(TRAIN_CLI_FLAGS) >= {"model", "data", "out"}
+    for parser, fields in ((parsers["train"], model_fields), (parsers["sample"], option_fields)):
+        for action in parser._actions:  # every model option reaches the CLI with help text
+            if action.dest in fields:
+                assert action.help and action.help.strip(), f"--{action.dest} has no help"
+                fields = fields - {action.dest}
+        assert not fields, f"{name} options without a flag: {sorted(fields)}"
+
+
+def test_the_registry_knows_nothing_of_the_command_line():
+    import ast
+    import inspect
+
+    import dgm.registry
+
+    tree = ast.parse(inspect.getsource(dgm.registry))
+    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    assert not any(m.startswith("dgm.cli") or m.startswith("dgm.train") for m in imported)
+    assert not hasattr(dgm.registry, "TRAIN_CLI_FLAGS")
 
 
 @pytest.mark.parametrize("text", ["", "()", "[]"])
 def test_an_empty_tuple_flag_means_affine_maps_as_the_help_says(text):
-    _, parsers = cli._parser("vae")
+    _, parsers = build_parser("vae")
     ns = parsers["train"].parse_args(
         ["vae", "--data", "digits", "--steps", "1", "--out", "r", "--hidden-sizes", text]
     )

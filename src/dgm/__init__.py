@@ -19,10 +19,11 @@ from dgm.version import __version__
 def load(run_dir: str | Path, *, ema: bool = True) -> GenerativeModel:
     """The model saved in a run directory, rebuilt from config.json and its weights, in
     eval mode: the EMA of the weights (ema.safetensors) when the run kept one and ``ema``
-    is true, else the raw weights (model.safetensors). Loading never unpickles code."""
-    from dgm.run_dir import load_model
+    is true, else the raw weights (model.safetensors), on the CPU. Loading never unpickles
+    code; ``dgm.run_dir.Run.open(run_dir)`` gives the rest of the run (data, metrics)."""
+    from dgm.run_dir import Run
 
-    return load_model(run_dir, ema=ema)
+    return Run.open(run_dir).model(ema=ema, device="cpu")
 
 
 __all__ = [

@@ -497,6 +497,18 @@ class TokenSequence(Protocol):
     def token_counts(self, x: Tensor) -> Tensor: ...
 
 
+def real_token_counts(x: Tensor, end_token: int) -> Tensor:
+    """Real tokens per row of token sequences x (B, T), int64 (B,): up to and including the
+    first ``end_token`` (what follows is padding), or all T where a row holds none or
+    ``end_token`` is -1 (running text without padding)."""
+    B, T = x.shape[:2]
+    if end_token < 0:
+        return torch.full((B,), T, dtype=torch.long, device=x.device)
+    is_end = x == end_token  # (B, T)
+    first = is_end.long().argmax(1)  # (B,): the first end token (argmax takes the first)
+    return torch.where(is_end.any(1), first + 1, T)
+
+
 @runtime_checkable
 class Marginalizes(Protocol):
     """Missing values: ``log_prob_observed(x, observed_mask, c)`` is log p(x_observed) in

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import typing
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -28,99 +27,22 @@ class ModelSpec:
 
 _MODELS: dict[str, ModelSpec] = {}
 
-# Flags of `dgm train` that are not fields of TrainConfig or DataConfig, and flags of
-# `dgm sample`: a model's config (or sampling options) may not reuse them, since model,
-# data and trainer flags share one command line. The CLI test checks this list against
-# the real parsers.
-TRAIN_CLI_FLAGS = (
-    "model",
-    "data",
-    "data_root",
-    "out",
-    "overwrite",
-    "init_from",
-    "threads",
-    "force",
-    "help",
-    "version",
-)
-SAMPLE_CLI_FLAGS = (
-    "run_dir",
-    "n",
-    "out",
-    "seed",
-    "cls",
-    "best",
-    "no_ema",
-    "device",
-    "threads",
-    "batch_size",
-    "force",
-    "help",
-    "prompt",
-)
-# Shared: a model's own ``prompt`` sampling option (the start of a sequence) takes --prompt;
-# for the others --prompt is text that becomes c (a model conditioned on a text).
-SHARED_SAMPLE_FLAGS = ("prompt",)
-
-
-def reserved_train_flags() -> dict[str, str]:
-    """Every name ``dgm train`` already uses for a flag, with who owns it."""
-    from dgm.data.config import DataConfig, data_flag_names, option_names
-    from dgm.train.config import TrainConfig
-
-    owners = {f.name: "the trainer (TrainConfig)" for f in dataclasses.fields(TrainConfig)}
-    owners |= {f.name: "the data (DataConfig)" for f in dataclasses.fields(DataConfig)}
-    data = "the data (a dataset's options)"  # flag --binarize, stored as data_binarize
-    owners |= {name: data for name in data_flag_names()}
-    owners |= {"data_" + name: data for name in option_names()}
-    owners |= {name: "the dgm train command" for name in TRAIN_CLI_FLAGS}
-    return owners
-
-
-def check_fields(name: str, cls: type, reserved: dict[str, str], what: str) -> None:
-    """Refuse a config dataclass whose fields would collide with ``reserved`` flags, or
-    that nests another dataclass (configs stay flat: one flag per field)."""
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"the {what} of model {name!r} must be a dataclass, got {cls!r}")
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in reserved:
-            raise ValueError(
-                f"model {name!r}: {what} field {f.name!r} collides with the flag "
-                f"--{f.name.replace('_', '-')} of {reserved[f.name]}; rename the field "
-                f"(e.g. {name}_{f.name})"
-            )
-        if dataclasses.is_dataclass(hints[f.name]):
-            raise ValueError(
-                f"model {name!r}: {what} field {f.name!r} is a nested dataclass; keep "
-                "configs flat (one field per command-line flag)"
-            )
-
 
 def register(name: str, config_cls: type) -> Callable[[M], M]:
     """Class decorator: make ``cls`` available as ``dgm.create(name, ...)``.
 
-    The config's fields become ``dgm train`` flags and the class's ``sample_options``
-    fields ``dgm sample`` flags, so a field that collides with a trainer, data or command
-    flag (``steps``, ``lr``, ``seed``, ``out``, ...) is refused here, with the fix.
+    ``config_cls`` is a flat dataclass; the command line makes its fields ``dgm train``
+    flags (and the class's ``sample_options`` fields ``dgm sample`` flags), refusing a field
+    that collides with one of its own flags when it builds the parsers (``dgm.cli.common``).
     """
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config_cls for {name!r} must be a dataclass")
-    check_fields(name, config_cls, reserved_train_flags(), "config")
 
     def decorate(cls: M) -> M:
         if name in _MODELS and _MODELS[name].cls is not cls:
             if same_definition(_MODELS[name].cls, cls):
                 return cls  # its module imported a second time (e.g. one file's doctests)
             raise ValueError(f"model name {name!r} is already registered to {_MODELS[name].cls}")
-        if cls.sample_options is not None:
-            reserved = {
-                k: "the dgm sample command"
-                for k in SAMPLE_CLI_FLAGS
-                if k not in SHARED_SAMPLE_FLAGS
-            }
-            check_fields(name, cls.sample_options, reserved, "sample option")
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         _MODELS[name] = ModelSpec(name, cls, config_cls, summary)
         return cls

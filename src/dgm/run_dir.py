@@ -10,6 +10,10 @@ committed one, with each file's SHA-256. The same files are linked at the top le
 before checkpoint.json existed (files at the top level only) reads as before. Every write
 is atomic (a temporary file in the same folder, then ``os.replace``). Nothing here
 unpickles code: weights are safetensors.
+
+An existing run is read through one object, ``Run``: ``Run.open(path)`` checks the
+folder, and the model (best / EMA / device), the data of a split, the value range, the
+vocabulary, the c of examples and the logged metrics come from it.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "TRAINER_STATE",
     "WEIGHTS",
     "Committed",
+    "Run",
     "append_metrics",
     "atomic_write",
     "checkpoint_step",
@@ -287,3 +292,149 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
                 break
             raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
     return records
+
+
+# -- an existing run, as its readers see it -----------------------------------------------------
+
+
+class Run:
+    """An existing run directory, opened once: what evaluation, the tasks, the report, the
+    benchmarks and the CLI read of a run go through here.
+
+    ``config`` is the saved config.json (a dict); ``model(...)`` rebuilds the model with
+    the chosen weights; ``data(split)`` rebuilds the saved data configuration once per split
+    (cached); ``conditions(split, index)`` is the c of examples through
+    ``Conditioning.pick`` (so a context-conditional model on data without a context is an
+    error, never a silent ``None``); ``metrics()`` the records of metrics.jsonl.
+
+    Example:
+        >>> Run.open("no/such/run")
+        Traceback (most recent call last):
+        ...
+        ValueError: no/such/run does not exist: give a run directory, the --out folder of dgm train
+    """
+
+    def __init__(self, path: Path, config: dict[str, Any]) -> None:
+        self.path = path
+        self.config = config
+        self._data: dict[tuple[str, str | None, str | None], Any] = {}
+        self._conditioning: Any = None
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        """The run in folder ``path``; a missing folder, a file, or a folder without
+        config.json is a one-line ValueError that says what to give instead."""
+        path = Path(path)
+        if not (path / CONFIG).is_file():
+            what = (
+                "does not exist"
+                if not path.exists()
+                else "is a file, not a run directory"
+                if path.is_file()
+                else f"has no {CONFIG}"
+            )
+            raise ValueError(f"{path} {what}: give a run directory, the --out folder of dgm train")
+        config = read_json(path / CONFIG)
+        if not isinstance(config, dict):
+            raise ValueError(f"{path / CONFIG} is not a run configuration (a JSON object)")
+        return cls(path, config)
+
+    @property
+    def name(self) -> str:
+        """The registered name of the run's model, e.g. ``"vae"``."""
+        return str(self.config.get("model", "MODEL"))
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """The shape of one x the run's model takes."""
+        return tuple(int(d) for d in self.config.get("event_shape") or ())
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        """The data's (low, high), for drawing pictures; None when the run saved none."""
+        vr = self.config.get("value_range")
+        return (float(vr[0]), float(vr[1])) if vr else None
+
+    @property
+    def vocab(self) -> str | None:
+        """The characters of a text run (token i is ``vocab[i]``); None for other runs."""
+        vocab = self.config.get("vocab")
+        return None if vocab is None else str(vocab)
+
+    @property
+    def data_config(self) -> Any:
+        """The saved ``DataConfig``; a ValueError for a run saved without its data."""
+        from dgm.config import from_dict
+        from dgm.data import DataConfig
+
+        saved = self.config.get("data")
+        if not isinstance(saved, dict):
+            raise ValueError(f"{self.path / CONFIG} holds no data configuration")
+        return from_dict(DataConfig, saved)
+
+    def model(
+        self, *, best: bool = False, ema: bool = True, device: str | torch.device = "auto"
+    ) -> GenerativeModel:
+        """The run's model in eval mode on ``device`` ("auto": CUDA when torch sees it):
+        best.safetensors with ``best``, else the EMA weights when the run kept them and
+        ``ema`` is true, else the raw weights."""
+        device = resolve_device(device) if isinstance(device, str) else device
+        model = load_model(self.path, best=best, ema=ema).to(device)
+        self._conditioning = model.conditioning
+        return model
+
+    def data(self, split: str = "test", dataset: str | None = None, root: str | None = None) -> Any:
+        """Split ``split`` of the run's data, rebuilt from the saved configuration once and
+        cached. ``dataset`` names another dataset (e.g. out-of-distribution data), loaded
+        with the run's options it takes (binarization, scale) from ``root`` (default: the
+        run's folder when it is the run's dataset); its examples must have the run's shape."""
+        key = (split, dataset, root)
+        if key not in self._data:
+            self._data[key] = self._load_data(split, dataset, root)
+        return self._data[key]
+
+    def _load_data(self, split: str, dataset: str | None, root: str | None) -> Any:
+        from dgm.data import dataset_options, get
+        from dgm.data.dataset import dataset_spec
+
+        saved = self.data_config
+        if dataset is None or dataset == saved.name:
+            if root is None:
+                return saved.load(split)
+            dataset = saved.name
+        dataset_spec(dataset)  # an unknown name is an error listing the known ones
+        accepted = dataset_options(dataset)
+        options = {k: v for k, v in saved.options.items() if k in accepted}
+        data = get(dataset, split, root, **options)
+        if self.event_shape and tuple(data.event_shape) != self.event_shape:
+            raise ValueError(
+                f"dataset {dataset!r} has examples of shape {tuple(data.event_shape)} but the "
+                f"model takes {self.event_shape}: choose a dataset of the run's shape"
+            )
+        return data
+
+    def conditions(
+        self,
+        split: str = "test",
+        index: Tensor | None = None,
+        *,
+        device: str | torch.device = "cpu",
+    ) -> Tensor | None:
+        """The c the run's model takes for examples ``index`` (default: all) of ``split``:
+        their labels, their contexts or None, chosen by ``Conditioning.pick``, which refuses
+        a context-conditional model whose data carry no context."""
+        if self._conditioning is None:  # the kind of c, without reading the weights
+            self._conditioning = model_from_config(self.config).conditioning
+        data = self.data(split)
+        index = torch.arange(len(data)) if index is None else torch.as_tensor(index)
+        y = data.y[index].to(device)
+        context = None if data.context is None else data.context[index].to(device)
+        return self._conditioning.pick(y, context)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The records of metrics.jsonl, in order (none when the run logged nothing)."""
+        path = self.path / METRICS
+        return read_metrics(path) if path.is_file() else []
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, model={self.name!r})"

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dgm.capabilities import modality
 from dgm.io import atomic_write
 
 ARRAY_SUFFIXES = (".npy", ".pt")
@@ -64,7 +65,7 @@ def output_kind(
             f"--out {path}: samples of shape {shape} have no picture: name a .npy or .pt "
             "file for the samples themselves"
         )
-    limit = MAX_POINTS if shape == (2,) else MAX_PICTURE
+    limit = MAX_POINTS if modality(shape) == "points" else MAX_PICTURE
     if n > limit:
         raise ValueError(
             f"-n {n} is too many samples for one picture (at most {limit}): write them to "
@@ -155,3 +156,62 @@ __all__ = [
     "write_array",
     "write_lines",
 ]
+
+
+def sample_conditions(
+    model: Any,
+    n: int,
+    *,
+    label: int | None = None,
+    caption: str | None = None,
+    vocab: str | None = None,
+    data: Any = None,
+) -> Tensor | None:
+    """The c of ``n`` samples: class ``label`` for each (a class-conditional model), the
+    tokens of text ``caption`` in the run's ``vocab`` (a model conditioned on a text), else
+    a grid: one row per class, or the first contexts of ``data`` (``grid_conditions``).
+    A label or caption the model cannot take is a ValueError naming what it takes."""
+    from dgm.data.dataset import grid_conditions
+
+    cond = model.conditioning
+    if label is not None:
+        if cond.kind != "classes":
+            raise ValueError(
+                "--class needs a class-conditional model; this run was trained without "
+                "--num-classes"
+            )
+        return torch.full((n,), label, dtype=torch.long, device=model.device)
+    if caption is not None:
+        if not (cond.context_vocab and vocab):
+            takes = "no c" if cond.kind == "none" else f"c = {cond.describe()}"
+            raise ValueError(
+                f"--caption needs a model conditioned on a text; this run takes {takes} "
+                "(train one with --data fashion_mnist_text)"
+            )
+        from dgm.data.text import prompt_context
+
+        c = prompt_context(caption, vocab, cond.context_shape).to(model.device)
+        return c.expand(n, *c.shape)  # (n, T): one c per sample, a view, sliced per batch
+    return grid_conditions(model, data, n)
+
+
+def write_text(
+    batches: Iterator[Tensor], path: str | Path, vocab: str, data: Any = None
+) -> tuple[int, str | None]:
+    """Decode token samples with ``vocab`` and stream them to ``path``, one per line;
+    returns (sequences written, the caption-accuracy line when ``data`` are the captioned
+    test images the samples were drawn for, else None)."""
+    from dgm.data.text import decode
+    from dgm.evaluate.caption_accuracy import caption_accuracy_line
+
+    texts: list[str] = []  # kept only to score captions (a context-conditional run)
+
+    def lines() -> Iterator[str]:
+        for x in batches:
+            decoded = decode(x, vocab)
+            if data is not None:
+                texts.extend(decoded)
+            yield from decoded
+
+    count = write_lines(lines(), path)
+    return count, caption_accuracy_line(data, texts) if data is not None else None

@@ -77,6 +77,7 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | None]:
         "text": text,
         "fortunes": fortunes,
         "words": words,
+        "shuffled_words": words,
     }
     return {name: str(by_name[name]) if name in by_name else None for name in available_datasets()}
 
@@ -162,9 +163,9 @@ def test_a_data_section_as_older_runs_wrote_it_still_loads():
     assert cfg.from_dict(DataConfig, cfg.to_dict(old)) == old  # and the new form round-trips
 
 
-TOKENS = ("text", "fortunes", "words", "fashion_mnist_captions")
+TOKENS = ("text", "fortunes", "words", "shuffled_words", "fashion_mnist_captions")
 POINTS = ("moons", "eight_gaussians", "grid25", "checkerboard", "two_circles", "pinwheel")
-VECTORS = ("tensors", "csv", "csv_categorical", "wine_bins", "breast_cancer_bins")
+VECTORS = ("tensors", "csv", "csv_categorical", "wine_bins", "breast_cancer_bins", "hmm_gaussian")
 
 
 @pytest.mark.parametrize("name", available_datasets())

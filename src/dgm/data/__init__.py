@@ -13,7 +13,16 @@ Fashion-MNIST and ``fortunes`` read optional Debian packages when present;
 rather than skip (``dgm.data.system``).
 """
 
-from dgm.data import captions, files, images, ood, tabular, text, toy  # noqa: F401  (registers)
+from dgm.data import (  # noqa: F401  (registers)
+    captions,
+    files,
+    images,
+    ood,
+    sequences,
+    tabular,
+    text,
+    toy,
+)
 from dgm.data.config import DataConfig
 from dgm.data.dataset import (
     SPLITS,

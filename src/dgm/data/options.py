@@ -28,6 +28,8 @@ NOISE_SAMPLES = 1000  # uniform_noise images per split by default
 TOY_SAMPLES = 10000  # toy 2-D points per split by default
 BLOCK_SIZE = 64  # default characters per sequence of running text
 WORD_LENGTH = 16  # default length of a padded word: 97.1 % of web2 fits with its end token
+GAUSSIAN_SAMPLES = 2000  # hmm_gaussian sequences per split by default
+GAUSSIAN_LENGTH = 20  # hmm_gaussian steps per sequence by default
 
 BINARIZE = ("none", "static", "dynamic")
 SCALES = ("unit", "byte")
@@ -172,6 +174,20 @@ class WordsOptions(TextOptions):
 
 
 @dataclasses.dataclass(frozen=True)
+class HMMSequenceOptions(DatasetOptions):
+    """``hmm_gaussian``: how many sequences of how many steps, seeded."""
+
+    num_samples: int = GAUSSIAN_SAMPLES  # toy 2-D densities: examples per split
+    block_size: int = GAUSSIAN_LENGTH  # text: characters per sequence
+    seed: int = 0  # seeds the split, static binarization and toy sampling
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.block_size, int) or self.block_size < 1:
+            raise ValueError(f"block_size must be an int >= 1, got {self.block_size!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class TextToImageOptions(DatasetOptions):
     """``fashion_mnist_text``: the Fashion-MNIST images (x) as ``fashion_mnist`` gives them."""
 
@@ -194,6 +210,7 @@ __all__ = [
     "CaptionOptions",
     "CsvOptions",
     "DatasetOptions",
+    "HMMSequenceOptions",
     "ImageOptions",
     "NoiseOptions",
     "PictureOptions",

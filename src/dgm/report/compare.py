@@ -21,7 +21,7 @@ from PIL import Image
 
 from dgm.report import plots
 from dgm.report.html import (
-    Run,
+    ReportRun,
     esc,
     figure,
     flatten,
@@ -51,7 +51,7 @@ def curve_series(records: list[dict[str, Any]]) -> dict[str, list[tuple[int, flo
     return series
 
 
-def overlaid_curves(runs: list[Run], size: tuple[int, int] = (960, 400)) -> Image.Image:
+def overlaid_curves(runs: list[ReportRun], size: tuple[int, int] = (960, 400)) -> Image.Image:
     """Two panels: the training losses and the validation NLL (nats per example) of every
     run, one colour per run (line styles tell the phases of a multi-phase run apart)."""
     from matplotlib.figure import Figure
@@ -99,13 +99,13 @@ def _robust_limits(ax: Any) -> None:
         ax.set_ylim(low - pad, high + pad)
 
 
-def run_names(runs: list[Run]) -> list[str]:
+def run_names(runs: list[ReportRun]) -> list[str]:
     """Column names: the folder names, or the paths where two folders share a name."""
     names = [r.name for r in runs]
     return names if len(set(names)) == len(names) else [str(r.path) for r in runs]
 
 
-def differing_config(runs: list[Run]) -> list[list[Any]]:
+def differing_config(runs: list[ReportRun]) -> list[list[Any]]:
     """Rows (key, value per run) of the config entries that are not the same in every run."""
     flat = [dict(flatten(r.config)) for r in runs]
     keys = list(dict.fromkeys(k for f in flat for k in f))

@@ -40,6 +40,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from dgm import run_dir as rd
+from dgm.capabilities import model_modality
 from dgm.model import Completable, Encodable, GenerativeModel, Likelihood
 from dgm.report import plots
 
@@ -153,13 +155,12 @@ def note(text: str) -> str:
 
 
 @dataclass
-class Run:
-    """A run directory as the report reads it: config.json, the metrics.jsonl records and,
-    once ``load`` is called, the model and the test split (``data_note`` says why there
-    are no data, e.g. a data folder that moved)."""
+class ReportRun:
+    """A run as the report shows it: the opened ``dgm.run_dir.Run``, its metrics.jsonl
+    records, a saved eval.json and, once ``load`` is called, the model and the test split
+    (``data_note`` says why there are no data, e.g. a data folder that moved)."""
 
-    path: Path
-    config: dict[str, Any]
+    run: rd.Run
     records: list[dict[str, Any]]
     model: GenerativeModel | None = None
     data: Any = None
@@ -167,58 +168,47 @@ class Run:
     saved_eval: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.run.config
+
+    @property
     def name(self) -> str:
         return self.path.name or str(self.path)
 
     @property
     def value_range(self) -> tuple[float, float] | None:
-        vr = self.config.get("value_range")
-        return (float(vr[0]), float(vr[1])) if vr else None
+        return self.run.value_range
 
     def load(
         self, *, device: str | torch.device = "cpu", best: bool = False, ema: bool = True
-    ) -> Run:
+    ) -> ReportRun:
         """Load the model (on ``device``) and the test split; returns self."""
-        from dgm import config as cfg
-        from dgm import run_dir as rd
-        from dgm.data import DataConfig
-
-        self.model = rd.load_model(self.path, best=best, ema=ema).to(device)
+        self.model = self.run.model(best=best, ema=ema, device=device)
         try:
-            self.data = cfg.from_dict(DataConfig, self.config["data"]).load("test")
+            self.data = self.run.data("test")
         except (KeyError, TypeError, ValueError, OSError) as e:
             self.data, self.data_note = None, f"the test split could not be loaded ({e})"
         return self
 
 
-def open_run(path: str | Path) -> Run:
+def open_run(path: str | Path) -> ReportRun:
     """The config and metrics of run directory ``path``; a missing folder or one without
     config.json is a ValueError that says what to give instead."""
-    from dgm import run_dir as rd
-
-    path = Path(path)
-    if not (path / rd.CONFIG).is_file():
-        what = (
-            "does not exist"
-            if not path.exists()
-            else "is a file, not a run directory"
-            if path.is_file()
-            else f"has no {rd.CONFIG}: not a run"
-        )
-        raise ValueError(f"{path} {what}; give a run directory, the --out folder of dgm train")
-    config = rd.read_json(path / rd.CONFIG)
-    metrics = path / rd.METRICS
-    records = rd.read_metrics(metrics) if metrics.is_file() else []
+    run = rd.Run.open(path)
     saved: dict[str, Any] = {}
-    if (path / EVAL_JSON).is_file():
+    if (run.path / EVAL_JSON).is_file():
         try:
-            saved = json.loads((path / EVAL_JSON).read_text())
+            saved = json.loads((run.path / EVAL_JSON).read_text())
         except json.JSONDecodeError as e:
             raise ValueError(
-                f"{path / EVAL_JSON} is not valid JSON ({e}): write it with "
-                f"dgm eval {path} --json > {path / EVAL_JSON}, or remove it"
+                f"{run.path / EVAL_JSON} is not valid JSON ({e}): write it with "
+                f"dgm eval {run.path} --json > {run.path / EVAL_JSON}, or remove it"
             ) from None
-    return Run(path, config, records, saved_eval=saved if isinstance(saved, dict) else {})
+    return ReportRun(run, run.metrics(), saved_eval=saved if isinstance(saved, dict) else {})
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -262,7 +252,7 @@ def logged_metrics(records: list[dict[str, Any]]) -> list[Metric]:
     return rows
 
 
-def evaluation_metrics(run: Run, eval_n: int, batch_size: int = 500) -> list[Metric]:
+def evaluation_metrics(run: ReportRun, eval_n: int, batch_size: int = 500) -> list[Metric]:
     """``evaluate`` on the first ``eval_n`` test examples (nothing for a model without a
     likelihood or a run whose data are missing)."""
     from dgm.evaluate.likelihood import evaluate
@@ -311,7 +301,7 @@ def saved_metrics(saved: dict[str, Any]) -> list[Metric]:
 
 
 def run_metrics(
-    run: Run,
+    run: ReportRun,
     *,
     eval_n: int = 1000,
     sample_quality: bool = False,
@@ -347,13 +337,8 @@ def metrics_table(rows: list[Metric]) -> str:
 # -- pictures --------------------------------------------------------------------------------
 
 
-def _is_image(model: GenerativeModel) -> bool:
-    shape = tuple(model.event_shape)
-    return len(shape) == 3 and shape[0] in (1, 3)
-
-
 @torch.no_grad()
-def draw_samples(run: Run, n: int = 64, seed: int = 0) -> Tensor:
+def draw_samples(run: ReportRun, n: int = 64, seed: int = 0) -> Tensor:
     """``n`` samples of the run's model (one row per class for a class-conditional one,
     the test contexts for a context-conditional one), on the CPU."""
     from dgm.data.dataset import grid_conditions
@@ -365,7 +350,7 @@ def draw_samples(run: Run, n: int = 64, seed: int = 0) -> Tensor:
     return model.sample(n, c, generator=gen).cpu()
 
 
-def sample_parts(run: Run, n: int = 64, seed: int = 0) -> list[str]:
+def sample_parts(run: ReportRun, n: int = 64, seed: int = 0) -> list[str]:
     """The sample grid as HTML: a picture for images and 2-D points, text for text runs."""
     from dgm.data.dataset import take
 
@@ -374,17 +359,17 @@ def sample_parts(run: Run, n: int = 64, seed: int = 0) -> list[str]:
     if model.conditioning.kind == "context" and run.data is None:
         return [note("no samples: the model draws for the test contexts, and " + run.data_note)]
     x = draw_samples(run, n, seed)
-    vocab = run.config.get("vocab")
+    vocab = run.run.vocab
     if vocab is not None and model.integer_data and x.dim() == 2:
         from dgm.data.text import decode
 
         return [f'<pre class="samples">{esc(chr(10).join(decode(x, vocab)))}</pre>']
-    if _is_image(model):
+    if model_modality(model) == "image":
         k = model.conditioning.num_classes if model.conditioning.kind == "classes" else 0
         img = plots.image_grid(x, nrow=k or None, value_range=run.value_range)
         by_class = ", column k: class k" if k else ""
         return [figure(img, f"{n} samples of {run.name} (seed {seed}{by_class})")]
-    if tuple(model.event_shape) == (2,):
+    if model_modality(model) == "points":
         ref = None
         if run.data is not None:
             ref = take(run.data, torch.arange(min(2000, len(run.data))), "cpu").x
@@ -394,7 +379,7 @@ def sample_parts(run: Run, n: int = 64, seed: int = 0) -> list[str]:
 
 
 @torch.no_grad()
-def capability_parts(run: Run, n: int = 8, steps: int = 8, seed: int = 0) -> list[str]:
+def capability_parts(run: ReportRun, n: int = 8, steps: int = 8, seed: int = 0) -> list[str]:
     """Reconstructions and interpolations (Encodable) and inpaintings (Completable) of the
     first test images, as sections; nothing for models without the capability or runs
     that are not of images. A capability the model's configuration refuses (a
@@ -404,11 +389,14 @@ def capability_parts(run: Run, n: int = 8, steps: int = 8, seed: int = 0) -> lis
     from dgm.tasks.represent import reconstruct
 
     model = run.model
-    if model is None or run.data is None or not _is_image(model) or len(run.data) == 0:
+    if model is None or run.data is None or len(run.data) == 0:
+        return []
+    if model_modality(model) != "image":
         return []
     gen = torch.Generator().manual_seed(seed)  # dynamic binarization and masks: on the CPU
-    x, y, context = take(run.data, torch.arange(min(n, len(run.data))), model.device, gen)
-    c = {"classes": y, "context": context}.get(model.conditioning.kind)
+    index = torch.arange(min(n, len(run.data)))
+    x = take(run.data, index, model.device, gen).x
+    c = run.run.conditions("test", index, device=model.device)
     vr = run.value_range or plots.default_range(x)
 
     def reconstructions() -> str:
@@ -462,7 +450,7 @@ def _interpolations(
 
 
 def run_sections(
-    run: Run,
+    run: ReportRun,
     *,
     n: int = 64,
     eval_n: int = 1000,
@@ -530,7 +518,7 @@ __all__ = [
     "EVAL_JSON",
     "REPORT",
     "Metric",
-    "Run",
+    "ReportRun",
     "data_uri",
     "esc",
     "fmt",

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from dgm.capabilities import modality
 from dgm.io import atomic_write
 from dgm.model import GenerativeModel, Likelihood
 
@@ -32,7 +33,7 @@ def image_grid(
     data's range (the dataset's scale, stored in the run's config); values outside it are
     clipped, so one stray sample pixel cannot darken the grid. Default: ``default_range``.
     """
-    if x.dim() != 4 or x.shape[1] not in (1, 3):
+    if x.dim() != 4 or modality(x.shape[1:]) != "image":
         raise ValueError(f"image_grid expects (n, 1 or 3, H, W), got {tuple(x.shape)}")
     low, high = value_range if value_range is not None else default_range(x)
     if not high > low:
@@ -72,8 +73,7 @@ def picture_format(path: str | Path) -> str:
 
 def has_picture(event_shape: tuple[int, ...] | torch.Size) -> bool:
     """Whether samples of this shape are drawn: images (C in {1, 3}, H, W) or 2-D points."""
-    shape = tuple(event_shape)
-    return (len(shape) == 3 and shape[0] in (1, 3)) or shape == (2,)
+    return modality(event_shape) in ("image", "points")
 
 
 def _render(fig: Any) -> Image.Image:
@@ -227,9 +227,10 @@ def save_samples(
     format ``path``'s suffix names (.png, .jpg, .webp, ...); returns whether a file was
     written. ``value_range`` is the images' data range; for 2-D points ``data`` (n, 2) are
     drawn under the samples and ``model``'s density contours under both (``scatter``)."""
-    if x.dim() == 4 and x.shape[1] in (1, 3):
+    kind = modality(x.shape[1:])
+    if kind == "image":
         img = image_grid(x, value_range=tuple(value_range) if value_range else None)
-    elif x.dim() == 2 and x.shape[1] == 2:
+    elif kind == "points":
         img = scatter(x, data=data, model=model)
     else:
         return False

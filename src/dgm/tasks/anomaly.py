@@ -258,3 +258,43 @@ def detection_table(
             }
         add(f"typicality (batches of {typical_batch})", b_in, b_out, **extra)
     return rows
+
+
+def detect(
+    model: GenerativeModel,
+    x: dict[str, Tensor],
+    *,
+    background: GenerativeModel | None = None,
+    typical_batch: int = 10,
+    batch_size: int = BATCH_SIZE,
+    seed: int = 0,
+) -> tuple[list[dict[str, float | str]], dict[str, Tensor]]:
+    """Score the sets ``x`` (``"in"``, ``"out"``, ``"train"`` and optionally ``"valid"``,
+    each (n, *event_shape)) by ``model`` and compare the detectors (``detection_table``):
+    the likelihood ratio when a ``background`` model of the same shape is given (Ren et al.
+    2019), the batch typicality test with batches of ``typical_batch`` (0: off; it is off
+    too when either set has fewer examples). Returns the rows and the NLLs per set (nats
+    per example, ``background_in`` / ``background_out`` included when scored)."""
+    check_scorable(model)
+    nll = {k: -log_likelihood(model, v, batch_size=batch_size) for k, v in x.items()}
+    if background is not None:
+        check_scorable(background)
+        if tuple(background.event_shape) != tuple(model.event_shape):
+            raise ValueError(
+                f"the background model takes shape {tuple(background.event_shape)}, the model "
+                f"{tuple(model.event_shape)}: train it on the same data"
+            )
+        for k in ("in", "out"):
+            nll[f"background_{k}"] = -log_likelihood(background, x[k], batch_size=batch_size)
+    M = typical_batch if typical_batch <= min(len(nll["in"]), len(nll["out"])) else 0
+    rows = detection_table(
+        nll["in"],
+        nll["out"],
+        nll["train"],
+        background_in=nll.get("background_in"),
+        background_out=nll.get("background_out"),
+        valid_nll=nll.get("valid"),
+        typical_batch=M,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return rows, nll

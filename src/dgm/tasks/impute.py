@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,11 +116,9 @@ def multiple_impute(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """m completions of x by ``model.complete``, shape (m, *x.shape), in x's dtype."""
-    if not isinstance(model, Completable):
-        raise ValueError(
-            f"{type(model).__name__} is not Completable (it has no complete(x, "
-            "observed_mask)): multiple imputation needs a model that draws missing values"
-        )
+    from dgm.capabilities import require
+
+    require(model, Completable, "multiple imputation")
     if m < 1:
         raise ValueError(f"-m must be at least 1, got {m}")
     mask = observed_mask.to(x.device)
@@ -159,3 +158,36 @@ def heldout_log_likelihood(
             logp = logits.log_softmax(-1).gather(-1, values[..., None])[..., 0]  # (B, D)
             return (logp * ~mask.flatten(1)).sum(-1).double().cpu()
     return None
+
+
+def compare_imputations(
+    model: GenerativeModel,
+    x: Tensor,
+    observed_mask: Tensor,
+    m: int,
+    train_x: Tensor,
+    c: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    label: str = "model",
+) -> tuple[list[dict[str, Any]], Tensor, Tensor | None]:
+    """Mean imputation (the baseline: each missing value filled with its dimension's mean
+    over ``train_x``; probabilities for dynamically binarized data) against ``m`` draws of
+    ``model`` (their mean is the estimate). Returns the rows ``{"method", "rmse",
+    "heldout_log_lik"}`` (RMSE on x's scale, log p(x_mis | x_obs) in nats per example or
+    None), the draws (m, *x.shape) and the held-out log-likelihood per example (or None)."""
+    mean = train_x.double().mean(0).to(x.device)  # (*event)
+    draws = multiple_impute(model, x, observed_mask, m, c, generator)  # (m, n, *event)
+    held = heldout_log_likelihood(model, x, observed_mask, c)
+    rows = [
+        {
+            "method": "mean",
+            "rmse": rmse(x, mean_impute(x, observed_mask, mean), observed_mask),
+            "heldout_log_lik": None,
+        },
+        {
+            "method": f"{label} (m={m})",
+            "rmse": rmse(x, draws.double().mean(0), observed_mask),
+            "heldout_log_lik": None if held is None else float(held.mean()),
+        },
+    ]
+    return rows, draws, held

@@ -42,15 +42,9 @@ PROJECTIONS = ("pca", "tsne")
 def check_encodable(model: GenerativeModel, what: str = "this task") -> None:
     """Refuse a model without a latent space (not ``Encodable``), naming the models that
     have one."""
-    if isinstance(model, Encodable):
-        return
-    from dgm.registry import available_models, spec
+    from dgm.capabilities import require
 
-    able = [m for m in available_models() if issubclass(spec(m).cls, Encodable)]
-    raise ValueError(
-        f"{what} needs a latent space: {type(model).__name__} is not Encodable (it has no "
-        f"encode/decode/prior); train one of: {', '.join(able)}"
-    )
+    require(model, Encodable, what)
 
 
 def _mean(out: Distribution | Tensor, what: str) -> Tensor:

@@ -34,6 +34,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from dgm import run_dir as rd
+from dgm.capabilities import model_modality
 from dgm.data.dataset import data_info, grid_conditions, take
 from dgm.evaluate.likelihood import evaluate, evaluate_losses
 from dgm.model import ClosedFormFit, GenerativeModel, Likelihood
@@ -455,7 +456,7 @@ class Trainer:
     def _write_samples(self) -> None:
         if not self.writes:
             return
-        points = tuple(self.model.event_shape) == (2,)
+        points = model_modality(self.model) == "points"
         # a 2-D scatter needs more points than an image grid
         n = self.config.sample_count or (1000 if points else 64)
         c = grid_conditions(self.model, self.valid_data or self.train_data, n)

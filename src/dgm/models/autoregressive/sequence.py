@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import constraints
 
-from dgm.model import GenerativeModel, Likelihood, Loss
+from dgm.model import GenerativeModel, Likelihood, Loss, real_token_counts
 
 
 class TokenSequenceModel(GenerativeModel):
@@ -93,14 +93,7 @@ class TokenSequenceModel(GenerativeModel):
         """Real tokens per sequence (B,) int64: up to and including the first
         ``end_token`` (what follows is padding), or all T with ``end_token`` = -1 or when a
         sequence holds no end token."""
-        x = self.check_x(x)
-        B, T = x.shape
-        end = self.config.end_token
-        if end < 0:
-            return torch.full((B,), T, dtype=torch.long, device=x.device)
-        is_end = x == end  # (B, T)
-        first = is_end.long().argmax(1)  # (B,): the first end token (argmax takes the first)
-        return torch.where(is_end.any(1), first + 1, T)
+        return real_token_counts(self.check_x(x), self.config.end_token)
 
     def loss(self, x: Tensor, c: Tensor | None = None, *, phase: str = "main") -> Loss:
         """The objective: −log p(x) averaged over the batch, nats per sequence (the padding's

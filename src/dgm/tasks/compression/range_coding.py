@@ -114,15 +114,9 @@ def alphabet_size(model: GenerativeModel) -> int:
 
 def check_compressible(model: GenerativeModel) -> None:
     """Refuse a model without ``DiscreteAutoregressive`` conditionals, naming those with."""
-    if not isinstance(model, DiscreteAutoregressive):
-        from dgm.registry import available_models, spec
+    from dgm.capabilities import require
 
-        able = [m for m in available_models() if issubclass(spec(m).cls, DiscreteAutoregressive)]
-        raise ValueError(
-            f"{type(model).__name__} has no per-dimension conditionals "
-            "(DiscreteAutoregressive) to entropy-code with; compression needs one of: "
-            f"{', '.join(able)}"
-        )
+    require(model, DiscreteAutoregressive, "compression")
     alphabet_size(model)
 
 

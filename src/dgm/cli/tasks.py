@@ -8,7 +8,7 @@ dgm classify DIR [-n N] [--train-n N] [--iw-samples K] [--json FILE]
 
 ``add_parsers(sub)`` adds them to the ``dgm`` parser; ``COMMANDS`` maps each name to its
 function of the parsed arguments. Wrong input raises ``ValueError`` with the fix, which
-``dgm.cli.main`` prints as one line and exits 2.
+``dgm.cli.parser`` prints as one line and exits 2.
 
 A background model for the likelihood ratio (Ren et al. 2019) is a second run trained on
 the same data with a share of values mutated: ``dgm anomaly DIR --write-background-data
@@ -26,6 +26,9 @@ from typing import Any
 
 import torch
 
+from dgm.cli import common
+from dgm.run_dir import Run
+
 MASK_HELP = (
     "images: bottom-half, top-half, left-half, right-half, center (dgm complete's masks); "
     "any data: random (each value hidden with probability 0.5); or a .npy / .pt boolean "
@@ -33,16 +36,15 @@ MASK_HELP = (
 )
 
 
-def _run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory (dgm train --out)")
+def task_flags(p: argparse.ArgumentParser) -> None:
+    """The flags every task verb takes: the run, its split, seed, batch size, --json and
+    the run flags."""
+    common.run_dir_arg(p)
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--seed", type=int, default=0, help="for the examples' draws and masks")
     p.add_argument("--batch-size", type=int, default=None, help="examples per forward pass")
-    p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
-    p.add_argument("--best", action="store_true", help="best.safetensors (best valid NLL)")
-    p.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write results")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads")
+    common.run_flags(p)
 
 
 def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
@@ -52,7 +54,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         help="outlier detection: AUROC/AUPRC of likelihood, likelihood ratio, typicality",
         allow_abbrev=False,
     )
-    _run_flags(a)
+    task_flags(a)
     a.add_argument(
         "--in", dest="in_data", default=None, help="in-distribution dataset (default: the run's)"
     )
@@ -90,7 +92,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
     m = sub.add_parser(
         "impute", help="fill missing values: RMSE and held-out log-likelihood", allow_abbrev=False
     )
-    _run_flags(m)
+    task_flags(m)
     m.add_argument("--mask", required=True, help=MASK_HELP)
     m.add_argument("-m", dest="m", type=int, default=5, help="imputations per example")
     m.add_argument("-n", type=int, default=100, help="examples (default: 100)")
@@ -101,7 +103,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         help="generative classifier (Bayes' rule) vs logistic regression",
         allow_abbrev=False,
     )
-    _run_flags(c)
+    task_flags(c)
     c.add_argument("-n", type=int, default=1000, help="test examples (default: 1000)")
     c.add_argument(
         "--train-n", type=int, default=5000, help="training examples for logistic regression"
@@ -116,96 +118,24 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
     return {"anomaly": a, "impute": m, "classify": c}
 
 
-# -- shared pieces ---------------------------------------------------------------------------
-
-
-def _positive(**counts: int) -> None:
-    for flag, value in counts.items():
-        if value < 1:
-            name = f"-{flag}" if len(flag) == 1 else f"--{flag.replace('_', '-')}"  # -n, -m
-            raise ValueError(f"{name} must be at least 1, got {value}")
-
-
-def _load(ns: argparse.Namespace, run_dir: Path | None = None) -> tuple[dict[str, Any], Any]:
-    """(config.json, model on the asked device) of a run directory."""
-    from dgm import run_dir as rd
-
-    run_dir = run_dir if run_dir is not None else ns.run_dir
-    if not (run_dir / rd.CONFIG).is_file():
-        what = "does not exist" if not run_dir.exists() else f"has no {rd.CONFIG}"
-        raise ValueError(
-            f"{run_dir} {what}: give a run directory, the --out folder of a dgm train run"
-        )
-    saved = rd.read_json(run_dir / rd.CONFIG)
-    model = rd.load_model(run_dir, best=ns.best, ema=not ns.no_ema)
-    return saved, model.to(rd.resolve_device(ns.device))
-
-
-def _data(
-    saved: dict[str, Any], name: str | None, split: str, model: Any, root: str | None = None
-) -> Any:
-    """Split ``split`` of dataset ``name`` (default: the run's) with the run's data options
-    that it takes (binarization, scale), checked against the model's event shape; ``root``
-    is the data folder of a dataset other than the run's."""
-    from dgm import config as cfg
-    from dgm.data import DataConfig, dataset_options, get
-    from dgm.data.dataset import dataset_spec
-
-    data_cfg = cfg.from_dict(DataConfig, saved["data"])
-    name = name or data_cfg.name
-    dataset_spec(name)  # an unknown name is an error listing the known ones
-    accepted = dataset_options(name)
-    options = {k: v for k, v in data_cfg.options.items() if k in accepted}
-    root = data_cfg.root if name == data_cfg.name and root is None else root
-    data = get(name, split, root, **options)
-    if tuple(data.event_shape) != tuple(model.event_shape):
-        raise ValueError(
-            f"dataset {name!r} has examples of shape {tuple(data.event_shape)} but the model "
-            f"takes {tuple(model.event_shape)}: choose a dataset of the run's shape"
-        )
-    return data
-
-
-def _examples(data: Any, n: int, model: Any, seed: int) -> Any:
-    """The first min(n, len(data)) examples as a Batch on the model's device."""
-    from dgm.data.dataset import take
-
-    if len(data) == 0:
-        raise ValueError(f"dataset {data.name!r} has no examples in this split")
-    gen = torch.Generator().manual_seed(seed)  # dynamic binarization
-    return take(data, torch.arange(min(n, len(data))), model.device, gen)
-
-
-def _write_json(path: Path | None, record: dict[str, Any]) -> None:
-    if path is None:
-        return
-    from dgm.io import write_json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, record)
-    print(f"wrote {path}")
-
-
-def _condition(model: Any, batch: Any) -> Any:
-    return {"classes": batch.y, "context": batch.context}.get(model.conditioning.kind)
-
-
 # -- anomaly ---------------------------------------------------------------------------------
 
 
 def cmd_anomaly(ns: argparse.Namespace) -> int:
     from dgm.tasks import anomaly
 
-    _positive(n=ns.n, train_n=ns.train_n, batch_size=ns.batch_size or 1)
     if ns.typical_batch < 0:
         raise ValueError(f"--typical-batch must be >= 0 (0: off), got {ns.typical_batch}")
-    saved, model = _load(ns)
+    run, model = common.open_run(ns)
     if ns.write_background_data is not None:
-        return _write_background(ns, saved, model)
+        return _write_background(ns, run, model)
     if ns.out_data is None:
         raise ValueError("give the out-of-distribution dataset: --ood NAME, e.g. mnist_subset")
-    anomaly.check_scorable(model)
+    anomaly.check_scorable(model)  # before the data are read
     bs = ns.batch_size or anomaly.BATCH_SIZE
+    background = None  # loaded before the seed: its initialisation draws from the RNG
+    if ns.background is not None:
+        _, background = common.open_run(ns, ns.background)
     torch.manual_seed(ns.seed)  # bounds are stochastic: make them repeatable
     sets = {}
     for key, name, split, n, root in (
@@ -215,35 +145,22 @@ def cmd_anomaly(ns: argparse.Namespace) -> int:
         ("valid", ns.in_data, "valid", ns.n, None),
     ):
         try:
-            data = _data(saved, name, split, model, root)
+            data = run.data(split, name, root)
         except ValueError:
             if key == "valid":  # no validation split: no bootstrap threshold
                 continue
             raise
         if key == "valid" and len(data) == 0:
             continue
-        sets[key] = (data.name, _examples(data, n, model, ns.seed).x)
-    nll = {k: -anomaly.log_likelihood(model, x, batch_size=bs) for k, (_, x) in sets.items()}
-    background = {}
-    if ns.background is not None:
-        _, bg = _load(ns, ns.background)
-        anomaly.check_scorable(bg)
-        if tuple(bg.event_shape) != tuple(model.event_shape):
-            raise ValueError(
-                f"the background run {ns.background} models shape {tuple(bg.event_shape)}, "
-                f"the run {ns.run_dir} {tuple(model.event_shape)}: train it on the same data"
-            )
-        for k in ("in", "out"):
-            background[f"background_{k}"] = -anomaly.log_likelihood(bg, sets[k][1], batch_size=bs)
-    M = ns.typical_batch if ns.typical_batch <= min(len(nll["in"]), len(nll["out"])) else 0
-    rows = anomaly.detection_table(
-        nll["in"],
-        nll["out"],
-        nll["train"],
-        valid_nll=nll.get("valid"),
-        typical_batch=M,
-        generator=torch.Generator().manual_seed(ns.seed),
-        **background,
+        sets[key] = (data.name, common.batch_of(data, n, model.device, ns.seed).x)
+    x = {k: v for k, (_, v) in sets.items()}
+    rows, nll = anomaly.detect(
+        model,
+        x,
+        background=background,
+        typical_batch=ns.typical_batch,
+        batch_size=bs,
+        seed=ns.seed,
     )
     entropy = anomaly.entropy_estimate(nll["train"])
     print(
@@ -275,11 +192,11 @@ def cmd_anomaly(ns: argparse.Namespace) -> int:
         "likelihood": model.likelihood.value,
         "rows": rows,
     }
-    _write_json(ns.json, record)
+    common.write_json(ns.json, record)
     return 0
 
 
-def _write_background(ns: argparse.Namespace, saved: dict[str, Any], model: Any) -> int:
+def _write_background(ns: argparse.Namespace, run: Run, model: Any) -> int:
     """Write the run's training data with a share ``--perturb`` of values mutated (Ren et
     al. 2019), for ``dgm train ... --data tensors``."""
     from dgm.io import atomic_write
@@ -288,13 +205,13 @@ def _write_background(ns: argparse.Namespace, saved: dict[str, Any], model: Any)
     path: Path = ns.write_background_data
     if path.suffix != ".pt":
         raise ValueError(f"--write-background-data {path}: name a .pt file, e.g. bg.pt")
-    data = _data(saved, None, "train", model)
-    batch = _examples(data, len(data), model, ns.seed)
+    data = run.data("train")
+    batch = common.batch_of(data, len(data), model.device, ns.seed)
     gen = torch.Generator().manual_seed(ns.seed)
     x = anomaly.perturb(batch.x.cpu(), ns.perturb, model.support, gen)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda p: torch.save({"x": x, "y": batch.y.cpu()}, p))
-    name = saved.get("model", "MODEL")
+    name = run.name
     print(
         f"wrote {path}: {len(x)} training examples of {data.name} with {100 * ns.perturb:g} % "
         f"of values mutated. Train the background model with the run's model options:\n"
@@ -309,53 +226,32 @@ def _write_background(ns: argparse.Namespace, saved: dict[str, Any], model: Any)
 
 
 def cmd_impute(ns: argparse.Namespace) -> int:
+    from dgm.capabilities import model_modality, require
     from dgm.model import Completable
-    from dgm.registry import available_models, spec
     from dgm.report.plots import default_range, image_grid, picture_format, save_picture
     from dgm.tasks import impute
     from dgm.tasks.impute import FORMER_NAMES
     from dgm.tasks.inpaint import completion_grid
 
-    _positive(n=ns.n, m=ns.m)
     if ns.mask in FORMER_NAMES:
         raise ValueError(f"--mask {ns.mask} is now --mask {FORMER_NAMES[ns.mask]}")
-    saved, model = _load(ns)
-    name = saved.get("model", type(model).__name__)
-    if not isinstance(model, Completable):
-        able = [m for m in available_models() if issubclass(spec(m).cls, Completable)]
-        raise ValueError(
-            f"the {name} model of {ns.run_dir} is not Completable (it has no "
-            f"complete(x, observed_mask)); imputation needs one of: {', '.join(able)}"
-        )
-    image = len(model.event_shape) == 3 and model.event_shape[0] in (1, 3)
+    run, model = common.open_run(ns)
+    name = run.name
+    require(model, Completable, "imputation", f"the {name} model of {ns.run_dir}")
+    image = model_modality(model) == "image"
     label = ns.mask if ns.mask in impute.MASK_KINDS else "file"
     out = ns.out if ns.out is not None else ns.run_dir / f"impute-{label}.png"
     if image:
         picture_format(out)  # a suffix Pillow writes, checked before the model runs
-    data = _data(saved, None, ns.split, model)
-    batch = _examples(data, ns.n, model, ns.seed)
+    batch, c = common.examples(run, ns.split, ns.n, model.device, ns.seed)
     gen = torch.Generator().manual_seed(ns.seed)
     mask = impute.make_mask(ns.mask, batch.x.shape, gen).to(model.device)
-    c = _condition(model, batch)
-    train = _data(saved, None, "train", model)
-    mean = train.x.double().mean(0).to(model.device)  # (*event): probabilities if dynamic
+    train = run.data("train")
     draws_gen = torch.Generator(model.device).manual_seed(ns.seed)
     torch.manual_seed(ns.seed)
-    draws = impute.multiple_impute(model, batch.x, mask, ns.m, c, draws_gen)  # (m, n, *event)
-    estimate = draws.double().mean(0)
-    held = impute.heldout_log_likelihood(model, batch.x, mask, c)
-    rows = [
-        {
-            "method": "mean",
-            "rmse": impute.rmse(batch.x, impute.mean_impute(batch.x, mask, mean), mask),
-            "heldout_log_lik": None,
-        },
-        {
-            "method": f"{name} (m={ns.m})",
-            "rmse": impute.rmse(batch.x, estimate, mask),
-            "heldout_log_lik": None if held is None else float(held.mean()),
-        },
-    ]
+    rows, draws, held = impute.compare_imputations(
+        model, batch.x, mask, ns.m, train.x, c, draws_gen, label=name
+    )
     hidden = int((~mask).sum())
     print(
         f"mask {ns.mask}: {hidden} of {mask.numel()} values missing "
@@ -372,7 +268,7 @@ def cmd_impute(ns: argparse.Namespace) -> int:
             "a model that marginalises, or an autoregressive order with the observed part first)"
         )
     if image:
-        value_range = saved.get("value_range") or default_range(batch.x)
+        value_range = run.value_range or default_range(batch.x)
         k = min(8, len(batch.x))
         images, columns = completion_grid(batch.x[:k], mask[:k], draws[0][:k], value_range)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -386,7 +282,7 @@ def cmd_impute(ns: argparse.Namespace) -> int:
         "missing": hidden,
         "rows": rows,
     }
-    _write_json(ns.json, record)
+    common.write_json(ns.json, record)
     return 0
 
 
@@ -396,19 +292,18 @@ def cmd_impute(ns: argparse.Namespace) -> int:
 def cmd_classify(ns: argparse.Namespace) -> int:
     from dgm.tasks import classify
 
-    _positive(n=ns.n, train_n=ns.train_n)
-    saved, model = _load(ns)
+    run, model = common.open_run(ns)
     classify.check_classifier(model)
-    name = saved.get("model", type(model).__name__)
-    train = _data(saved, None, "train", model)
-    test = _data(saved, None, ns.split, model)
+    name = run.name
+    train = run.data("train")
+    test = run.data(ns.split)
     log_prior = classify.label_log_prior(train.y, model.num_classes)
-    batch = _examples(test, ns.n, model, ns.seed)
+    batch = common.batch_of(test, ns.n, model.device, ns.seed)
     torch.manual_seed(ns.seed)
     predicted = classify.predict(model, batch.x, log_prior, iw_samples=ns.iw_samples or 0)
     generative = classify.accuracy(predicted, batch.y)
-    fit = _examples(train, ns.train_n, model, ns.seed + 1)
-    high = float((saved.get("value_range") or [0, 1])[1]) or 1.0
+    fit = common.batch_of(train, ns.train_n, model.device, ns.seed + 1)
+    high = float((run.value_range or (0, 1))[1]) or 1.0
     baseline = classify.logistic_regression_accuracy(
         fit.x.double() / high, fit.y, batch.x.double() / high, batch.y, seed=ns.seed
     )
@@ -432,7 +327,7 @@ def cmd_classify(ns: argparse.Namespace) -> int:
         "likelihood": model.likelihood.value,
         "iw_samples": ns.iw_samples,
     }
-    _write_json(ns.json, record)
+    common.write_json(ns.json, record)
     return 0
 
 

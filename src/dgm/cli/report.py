@@ -8,7 +8,7 @@ dgm compare DIR1 DIR2 ... [--out FILE] [-n 64] [--eval-n 1000]
 current folder (``dgm.report.compare``): self-contained pages that open in any browser
 without a server. ``add_parsers(sub)`` adds them to the ``dgm`` parser; ``COMMANDS`` maps
 each name to its function of the parsed arguments. Wrong input raises ``ValueError`` with
-the fix, which ``dgm.cli.main`` prints as one line and exits 2.
+the fix, which ``dgm.cli.parser`` prints as one line and exits 2.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from dgm.cli import common
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -29,10 +31,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="test examples the likelihood is evaluated on (default: the first 1000)",
     )
     p.add_argument("--seed", type=int, default=0, help="for the samples and masks")
-    p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
-    p.add_argument("--best", action="store_true", help="best.safetensors (best valid NLL)")
-    p.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads")
+    common.run_flags(p)
 
 
 def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
@@ -42,7 +41,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         help="write a self-contained HTML report of a run (DIR/report.html)",
         allow_abbrev=False,
     )
-    r.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory (dgm train --out)")
+    common.run_dir_arg(r)
     r.add_argument(
         "--out",
         type=Path,
@@ -86,8 +85,6 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
 def _options(ns: argparse.Namespace) -> dict[str, Any]:
     from dgm import run_dir as rd
 
-    if ns.eval_n < 1:
-        raise ValueError(f"--eval-n must be at least 1, got {ns.eval_n}")
     return {
         "n": ns.n,
         "eval_n": ns.eval_n,
@@ -105,8 +102,7 @@ def _check_out(out: Path | None) -> None:
 
     if out is None:
         return
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a folder: name an HTML file, e.g. {out / 'report.html'}")
+    common.not_a_folder(out, "an HTML file", "report.html")
     folder = next((p for p in out.absolute().parents if p.exists()), Path("/"))
     if not folder.is_dir():
         raise ValueError(f"cannot write {out}: {folder} is a file, not a folder")

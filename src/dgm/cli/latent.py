@@ -11,7 +11,7 @@ dgm design DIR --objective class:K|mass:M [--evaluations N] [--seeds S] [--initi
 Every verb needs an ``Encodable`` model (a latent space: VAE, GMVAE, the flows, DDIM's x_T); latent
 arithmetic and ``represent`` need labelled data. ``add_parsers(sub)`` adds the verbs to the
 ``dgm`` parser; ``COMMANDS`` maps each name to its function of the parsed arguments. Wrong
-input raises ``ValueError`` with the fix, which ``dgm.cli.main`` prints as one line and
+input raises ``ValueError`` with the fix, which ``dgm.cli.parser`` prints as one line and
 exits 2.
 """
 
@@ -24,7 +24,10 @@ from typing import Any
 
 import torch
 
-from dgm.cli_tasks import _condition, _data, _examples, _load, _positive, _run_flags, _write_json
+from dgm.capabilities import model_modality
+from dgm.cli import common
+from dgm.cli.tasks import task_flags
+from dgm.run_dir import Run
 
 
 def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
@@ -34,7 +37,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         help="decode a path between two encoded inputs (lerp or slerp); latent arithmetic",
         allow_abbrev=False,
     )
-    _run_flags(i)
+    task_flags(i)
     i.add_argument("--a", type=int, default=0, metavar="I", help="index of the first input")
     i.add_argument("--b", type=int, default=1, metavar="J", help="index of the second input")
     i.add_argument("--method", default="lerp", choices=["lerp", "slerp"], help="path in z")
@@ -73,7 +76,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         help="linear probe on the codes vs on raw pixels, and a 2-D projection of the codes",
         allow_abbrev=False,
     )
-    _run_flags(r)
+    task_flags(r)
     r.add_argument("--projection", default="pca", choices=["pca", "tsne"], help="2-D projection")
     r.add_argument("-n", type=int, default=1000, help="test examples (default: 1000)")
     r.add_argument(
@@ -90,7 +93,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         "objective over decoded samples",
         allow_abbrev=False,
     )
-    _run_flags(d)
+    task_flags(d)
     d.add_argument(
         "--objective",
         required=True,
@@ -112,7 +115,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
 
 
 def _image(model: Any) -> bool:
-    return len(model.event_shape) == 3 and model.event_shape[0] in (1, 3)
+    return model_modality(model) == "image"
 
 
 def _labelled(data: Any, what: str) -> None:
@@ -123,10 +126,10 @@ def _labelled(data: Any, what: str) -> None:
         )
 
 
-def _value_range(saved: dict[str, Any], x: torch.Tensor) -> tuple[float, float]:
+def _value_range(run: Run, x: torch.Tensor) -> tuple[float, float]:
     from dgm.report.plots import default_range
 
-    return tuple(saved.get("value_range") or default_range(x))  # type: ignore[return-value]
+    return tuple(run.value_range or default_range(x))  # type: ignore[return-value]
 
 
 def _save_grid(images: torch.Tensor, nrow: int, out: Path, value_range: Any, what: str) -> None:
@@ -150,10 +153,9 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
     from dgm.tasks import interpolate as interp
     from dgm.tasks.represent import check_encodable
 
-    _positive(rows=ns.rows, n=ns.n)
     if ns.steps < 2:
         raise ValueError(f"--steps must be at least 2 (the two ends), got {ns.steps}")
-    saved, model = _load(ns)
+    run, model = common.open_run(ns)
     check_encodable(model, "interpolation")
     out = ns.out if ns.out is not None else ns.run_dir / f"interpolate-{ns.method}.png"
     if _image(model):
@@ -165,15 +167,14 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
         )
     pair = _parse_pair(ns.arithmetic) if ns.arithmetic is not None else None
     scales = _parse_scales(ns.scales)
-    data = _data(saved, None, ns.split, model)
+    data = run.data(ns.split)
     for flag, index in (("--a", ns.a), ("--b", ns.b)):
         if not 0 <= index < len(data):
             raise ValueError(
                 f"{flag} {index} is outside the {ns.split} split's 0..{len(data) - 1}: "
                 "choose an example index in it"
             )
-    batch = _examples_at(data, [ns.a, ns.b], model, ns.seed)
-    c = _condition(model, batch)
+    batch, c = common.examples(run, ns.split, [ns.a, ns.b], model.device, ns.seed)
     strip = interp.interpolate(model, batch.x, ns.steps, ns.method, c)  # (K, *event)
     ends = interp.codes(model, batch.x, c).flatten(1).norm(dim=1).tolist()
     print(
@@ -189,7 +190,7 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
         "steps": ns.steps,
         "code_norms": ends,
     }
-    value_range = _value_range(saved, batch.x)
+    value_range = _value_range(run, batch.x)
     if _image(model):
         row = torch.cat([batch.x[:1].to(strip), strip, batch.x[1:].to(strip)])  # (K + 2, ...)
         _save_grid(row, len(row), out, value_range, "input a, decodings, input b")
@@ -202,8 +203,8 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
         print(f"wrote {out} (input a, {ns.steps} decodings, input b: array of shape {shape})")
         record["out"] = str(out)
     if pair is not None:
-        record["arithmetic"] = _arithmetic(ns, saved, model, data, pair, scales, value_range)
-    _write_json(ns.json, record)
+        record["arithmetic"] = _arithmetic(ns, run, model, data, pair, scales, value_range)
+    common.write_json(ns.json, record)
     return 0
 
 
@@ -226,16 +227,9 @@ def _parse_scales(text: str) -> tuple[float, ...]:
     return scales
 
 
-def _examples_at(data: Any, index: list[int], model: Any, seed: int) -> Any:
-    from dgm.data.dataset import take
-
-    gen = torch.Generator().manual_seed(seed)
-    return take(data, torch.as_tensor(index), model.device, gen)
-
-
 def _arithmetic(
     ns: argparse.Namespace,
-    saved: dict[str, Any],
+    run: Run,
     model: Any,
     test: Any,
     pair: tuple[int, int],
@@ -246,7 +240,7 @@ def _arithmetic(
     from dgm.tasks import interpolate as interp
 
     a, b = pair
-    train = _data(saved, None, "train", model)
+    train = run.data("train")
     _labelled(train, "latent arithmetic")
     for k in pair:
         if not 0 <= k < train.num_classes:
@@ -256,13 +250,13 @@ def _arithmetic(
     out = ns.arithmetic_out or ns.run_dir / f"arithmetic-{a}-{b}.png"
     if _image(model):
         picture_format(out)
-    fit = _examples(train, ns.n, model, ns.seed)
-    vector = interp.attribute_vector(model, fit.x, fit.y, a, b, _condition(model, fit))
+    fit, fit_c = common.examples(run, "train", ns.n, model.device, ns.seed)
+    vector = interp.attribute_vector(model, fit.x, fit.y, a, b, fit_c)
     rows = torch.nonzero(test.y == b).flatten()[: ns.rows]
     if len(rows) == 0:
         raise ValueError(f"the {ns.split} split has no example of class {b} to shift")
-    batch = _examples_at(test, rows.tolist(), model, ns.seed)
-    grid = interp.arithmetic(model, batch.x, vector, scales, _condition(model, batch))
+    batch, c = common.examples(run, ns.split, rows.tolist(), model.device, ns.seed)
+    grid = interp.arithmetic(model, batch.x, vector, scales, c)
     norm = float(vector.norm())
     print(
         f"attribute vector: mean code of class {a} - class {b} over {len(fit.x)} train "
@@ -291,8 +285,7 @@ def cmd_represent(ns: argparse.Namespace) -> int:
     from dgm.report.plots import picture_format
     from dgm.tasks import represent
 
-    _positive(n=ns.n, train_n=ns.train_n, batch_size=ns.batch_size or 1)
-    saved, model = _load(ns)
+    run, model = common.open_run(ns)
     represent.check_encodable(model, "a representation")
     cond = model.conditioning
     if cond.kind == "classes" and not cond.optional:
@@ -303,19 +296,20 @@ def cmd_represent(ns: argparse.Namespace) -> int:
         )
     out = ns.out if ns.out is not None else ns.run_dir / f"represent-{ns.projection}.png"
     picture_format(out)
-    train = _data(saved, None, "train", model)
-    test = _data(saved, None, ns.split, model)
+    train = run.data("train")
+    test = run.data(ns.split)
     _labelled(train, "a linear probe")
-    fit = _examples(train, ns.train_n, model, ns.seed)
-    batch = _examples(test, ns.n, model, ns.seed + 1)
+    fit, fit_c = common.examples(run, "train", ns.train_n, model.device, ns.seed)
+    batch, c = common.examples(run, ns.split, ns.n, model.device, ns.seed + 1)
     torch.manual_seed(ns.seed)
-    ctx = None if cond.kind != "context" else (fit.context, batch.context)
+    if cond.kind != "context":  # the codes of x alone: a label is what the probe reads
+        fit_c, c = None, None
     bs = ns.batch_size or represent.BATCH_SIZE
-    z_fit = represent.codes(model, fit.x, None if ctx is None else ctx[0], batch_size=bs)
-    z_test = represent.codes(model, batch.x, None if ctx is None else ctx[1], batch_size=bs)
+    z_fit = represent.codes(model, fit.x, fit_c, batch_size=bs)
+    z_test = represent.codes(model, batch.x, c, batch_size=bs)
     on_codes = represent.linear_probe(z_fit, fit.y, z_test, batch.y, seed=ns.seed)
     on_pixels = represent.linear_probe(fit.x.double(), fit.y, batch.x.double(), batch.y)
-    name = saved.get("model", type(model).__name__)
+    name = run.name
     print(
         f"linear probe (logistic regression on standardised features), {len(fit.x)} train "
         f"and {len(batch.x)} {ns.split} examples of {test.name}"
@@ -341,7 +335,7 @@ def cmd_represent(ns: argparse.Namespace) -> int:
         "projection": ns.projection,
         "out": str(out),
     }
-    _write_json(ns.json, record)
+    common.write_json(ns.json, record)
     return 0
 
 
@@ -353,9 +347,8 @@ def cmd_design(ns: argparse.Namespace) -> int:
     from dgm.tasks import design
     from dgm.tasks.represent import check_encodable, decode_mean
 
-    _positive(evaluations=ns.evaluations, seeds=ns.seeds, initial=ns.initial)
     kind, value = design.parse_objective(ns.objective)
-    saved, model = _load(ns)
+    run, model = common.open_run(ns)
     check_encodable(model, "latent-space design")
     if model.conditional and not model.conditioning.optional:
         raise ValueError(
@@ -366,8 +359,8 @@ def cmd_design(ns: argparse.Namespace) -> int:
     out = ns.out if ns.out is not None else ns.run_dir / "design.png"
     if _image(model):
         picture_format(out)
-    data = _data(saved, None, "train", model)
-    value_range = _value_range(saved, data.x[:1])
+    data = run.data("train")
+    value_range = _value_range(run, data.x[:1])
     if kind == "class":
         from dgm.evaluate.features import feature_classifier
 
@@ -376,8 +369,7 @@ def cmd_design(ns: argparse.Namespace) -> int:
             raise ValueError(
                 f"--objective {ns.objective}: {data.name} has classes 0..{classes - 1}"
             )
-        root = (saved.get("data") or {}).get("root")
-        clf = feature_classifier(data.name, root)
+        clf = feature_classifier(data.name, run.data_config.root)
         k = clf.net.head.out_features
         if not int(value) < k:
             raise ValueError(f"--objective {ns.objective}: the classifier has classes 0..{k - 1}")
@@ -417,7 +409,7 @@ def cmd_design(ns: argparse.Namespace) -> int:
         images = decode_mean(model, z)
         _save_grid(images, ns.seeds, out, value_range, "best designs: BO row over random row")
         record["out"] = str(out)
-    _write_json(ns.json, record)
+    common.write_json(ns.json, record)
     return 0
 
 

@@ -10,7 +10,7 @@ examples back, bit for bit, to a ``.npy`` or ``.pt`` OUT (its suffix picks), or 
 text. Both need a model with per-dimension conditionals (``DiscreteAutoregressive``),
 range-coded, or a latent-variable model of discrete x (a VAE), bits-back coded, and
 the same run (and the same --best / --no-ema choice) on both sides. Wrong input raises
-``ValueError`` with the fix, which ``dgm.cli.main`` prints as one line and exits 2.
+``ValueError`` with the fix, which ``dgm.cli.parser`` prints as one line and exits 2.
 """
 
 from __future__ import annotations
@@ -24,19 +24,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from dgm.cli import common
+from dgm.run_dir import Run
+
 TENSOR_SUFFIXES = (".npy", ".pt")
 
 
 def _flags(p: argparse.ArgumentParser, what_in: str, what_out: str) -> None:
-    p.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory (dgm train --out)")
+    common.run_dir_arg(p)
     p.add_argument("input", type=Path, metavar="IN", help=what_in)
     p.add_argument("output", type=Path, metavar="OUT", help=what_out)
     p.add_argument(
         "--batch-size", type=int, default=None, help="examples per model call (default: 64)"
     )
-    p.add_argument("--best", action="store_true", help="best.safetensors (best valid NLL)")
-    p.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads torch uses")
+    common.run_flags(p, device=False)  # coded on the CPU: both sides must compute alike
 
 
 def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
@@ -61,17 +62,9 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
 # -- shared pieces ---------------------------------------------------------------------------
 
 
-def _load(ns: argparse.Namespace) -> tuple[dict[str, Any], Any]:
-    """(config.json, the run's model on the CPU) of a run directory."""
-    from dgm import run_dir as rd
-
-    if not (ns.run_dir / rd.CONFIG).is_file():
-        what = "does not exist" if not ns.run_dir.exists() else f"has no {rd.CONFIG}"
-        raise ValueError(
-            f"{ns.run_dir} {what}: give a run directory, the --out folder of a dgm train run"
-        )
-    saved = rd.read_json(ns.run_dir / rd.CONFIG)
-    model = rd.load_model(ns.run_dir, best=ns.best, ema=not ns.no_ema)
+def _load(ns: argparse.Namespace) -> tuple[Run, Any]:
+    """The run and its model on the CPU, refused unless it can code x alone."""
+    run, model = common.open_run(ns)
     from dgm.tasks.compression import choose_coder
 
     choose_coder(model)
@@ -81,7 +74,7 @@ def _load(ns: argparse.Namespace) -> tuple[dict[str, Any], Any]:
             f"the model of {ns.run_dir} is conditional ({cond.describe()}); the command line "
             "compresses x alone: use dgm.tasks.compression.compress(model, x, c) from Python"
         )
-    return saved, model
+    return run, model
 
 
 def _read_input(path: Path) -> bytes:
@@ -132,9 +125,9 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def cmd_compress(ns: argparse.Namespace) -> int:
     from dgm.tasks import compression as cz
 
-    saved, model = _load(ns)
+    run, model = _load(ns)
     bs = ns.batch_size or cz.BATCH_SIZE
-    vocab = saved.get("vocab")
+    vocab = run.vocab
     if vocab is not None and ns.input.suffix not in TENSOR_SUFFIXES:
         from dgm.data.text import encode
 
@@ -186,12 +179,12 @@ def cmd_compress(ns: argparse.Namespace) -> int:
 def cmd_decompress(ns: argparse.Namespace) -> int:
     from dgm.tasks import compression as cz
 
-    saved, model = _load(ns)
+    run, model = _load(ns)
     blob = _read_input(ns.input)
     header = cz.read_header(blob)
     start = time.perf_counter()
     if header.get("kind") == "text":
-        vocab = saved.get("vocab")
+        vocab = run.vocab
         if vocab is None:
             raise ValueError(f"{ns.input} holds text but {ns.run_dir} is not a text run")
         text = cz.decompress_text(model, blob, vocab, batch_size=ns.batch_size)

@@ -1,0 +1,37 @@
+"""Sequence data: the Gaussian HMM toy follows its known law, and shuffled words hold the
+same letters as the words, in another order."""
+
+import numpy as np
+import torch
+
+from dgm.data import get
+from dgm.data.sequences import TRUE_HMM, shuffle_letters
+
+
+def test_hmm_gaussian_is_seeded_per_split_and_has_the_stationary_mean():
+    a = get("hmm_gaussian", "train", num_samples=3000, block_size=30)
+    assert a.x.shape == (3000, 30, 2) and a.x.dtype == torch.float32
+    assert torch.equal(a.x, get("hmm_gaussian", "train", num_samples=3000, block_size=30).x)
+    assert not torch.equal(a.x[:10], get("hmm_gaussian", "test", num_samples=10, block_size=30).x)
+    A = np.array(TRUE_HMM["transition"])
+    pi = np.array(TRUE_HMM["initial"])
+    expected = []
+    for _ in range(30):  # E[x_t] = p(z_t) @ means, averaged over t
+        expected.append(pi @ np.array(TRUE_HMM["means"]))
+        pi = pi @ A
+    mean = torch.tensor(np.mean(expected, 0), dtype=torch.float32)
+    se = a.x.std() / (3000**0.5)  # per-sequence means are independent across sequences
+    assert ((a.x.mean((0, 1)) - mean).abs() < 6 * se).all()
+
+
+def test_shuffled_words_permute_each_word_and_keep_its_padding():
+    words = get("words", "test")
+    shuffled = get("shuffled_words", "test")
+    assert shuffled.vocab == words.vocab and shuffled.info.end_token == words.info.end_token
+    assert torch.equal(shuffled.x.sort(1).values, words.x.sort(1).values)
+    assert torch.equal(shuffled.x == words.info.end_token, words.x == words.info.end_token)
+    assert (shuffled.x != words.x).any(1).float().mean() > 0.5  # most words change
+    x = torch.tensor([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
+    out = shuffle_letters(x, 0, seed=1)
+    assert torch.equal(out[:, 3:][0], torch.tensor([0, 0]))
+    assert torch.equal(out.sort(1).values, x.sort(1).values)
