@@ -266,7 +266,7 @@ def _model_rows(
 def image_set(title: str, data: DataConfig, models: dict, n: int, quick: bool) -> dict[str, Any]:
     test = data.load("test")
     x = test.x[:n]
-    binary = data.binarize is not None
+    binary = "binarize" in data.options
     arr = x.numpy()
     raw = np.packbits(arr.astype(np.uint8).reshape(-1)).tobytes() if binary else arr.tobytes()
     dims = x.numel()

@@ -149,7 +149,7 @@ def words_part(quick: bool) -> dict[str, Any]:
     pick = torch.randperm(len(full), generator=torch.Generator().manual_seed(SEED))[:n]
     x = full.x[pick.sort().values]  # a random subset (the split is in alphabetical order)
     model = dgm.create(
-        "hmm", (16,), num_states=K, vocab_size=len(full.vocab), end_token=full.end_token
+        "hmm", (16,), num_states=K, vocab_size=len(full.vocab), end_token=full.info.end_token
     )
     h = _hmmlearn_categorical(model, model.config.pseudo_count, iters)  # the same start
     dgm_wall, dgm_cpu = _fit_dgm(model, x, iters)

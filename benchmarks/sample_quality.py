@@ -172,7 +172,8 @@ def table(record: dict[str, Any]) -> list[str]:
     ]
     for r in record.get("runs", []):
         q = r["sample_quality"]
-        view = "binarized" if r["data"].get("binarize") == "static" else "8-bit, dequantized"
+        binarize = DataConfig.from_json(r["data"]).options.get("binarize")  # old or new form
+        view = "binarized" if binarize == "static" else "8-bit, dequantized"
         rows.append(
             f"| {r['model']} | {view} | {r['steps']} | {r['nll']:.1f} | "
             f"{r['bits_per_dim']:.3f} | {r['bound']} | {q['fd']:.2f} | "

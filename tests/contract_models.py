@@ -17,14 +17,19 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Independent, Normal, constraints
 
-from dgm.model import GenerativeModel, Likelihood
+from dgm.model import (
+    ConditionDropout,
+    ContextConditional,
+    GenerativeModel,
+    Likelihood,
+    TextContext,
+)
 from dgm.registry import register, unregister
 
 
 @dataclasses.dataclass
-class ContextGaussianConfig:
+class ContextGaussianConfig(ConditionDropout, ContextConditional):
     context_shape: tuple[int, ...] = (3,)  # c is a float vector; its shape comes from the data
-    condition_dropout: float = 0.0  # > 0: the model also accepts c=None (mean without c)
 
 
 @dataclasses.dataclass
@@ -98,10 +103,8 @@ class ContextGaussian(GenerativeModel):
 
 
 @dataclasses.dataclass
-class TokenChainConfig:
+class TokenChainConfig(TextContext):  # context_shape (P,): a prompt of P tokens
     vocab_size: int = 3  # tokens 0..V-1
-    context_shape: tuple[int, ...] = ()  # () = no prompt; (P,) = a prompt of P tokens
-    context_vocab: int = 0  # vocabulary of the prompt tokens
 
 
 class TokenChain(GenerativeModel):

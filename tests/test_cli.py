@@ -46,7 +46,7 @@ def test_train_eval_sample_resume(tmp_path, capsys):
         32,
         32,
     ]
-    assert config["train"]["batch_size"] == 32 and config["data"]["binarize"] == "static"
+    assert config["train"]["batch_size"] == 32 and config["data"]["options"]["binarize"] == "static"
     capsys.readouterr()
 
     assert main(["eval", str(run), "--json"]) == 0

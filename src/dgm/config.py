@@ -25,7 +25,11 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def from_dict(cls: type[T], values: dict[str, Any]) -> T:
     """Build ``cls`` from JSON values, coercing lists to tuples and dicts of nested
-    dataclass fields to those dataclasses; unknown keys are an error."""
+    dataclass fields to those dataclasses; unknown keys are an error. A class with its
+    own JSON form (a ``from_json(values)`` classmethod: ``DataConfig``, which also reads
+    the form older runs wrote) builds itself."""
+    if hasattr(cls, "from_json"):
+        return cls.from_json(values)  # type: ignore[attr-defined]
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)

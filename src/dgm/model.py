@@ -105,6 +105,59 @@ class Conditioning:
         return "None"
 
 
+# -- the conditioning fields a model config declares by including these mixins ----------
+
+
+@dataclasses.dataclass
+class ClassConditional:
+    """Config mixin: the model may condition on a class label (c: LongTensor (batch,))."""
+
+    num_classes: int = 0  # > 0: p(x | class) over this many classes; 0: no class label
+
+
+@dataclasses.dataclass
+class ContextConditional:
+    """Config mixin: the model may condition on a context tensor c of a stated shape."""
+
+    context_shape: tuple[int, ...] = ()  # shape of one context c (set from the data's context)
+
+
+@dataclasses.dataclass
+class TextContext(ContextConditional):
+    """Config mixin: the context may be a text of integer tokens (a prompt or caption)."""
+
+    context_vocab: int = 0  # 0: the context is floats; V > 0: a text of tokens 0..V-1 (0: padding)
+
+
+@dataclasses.dataclass
+class ConditionDropout:
+    """Config mixin: train without c on a share of examples, so c=None is allowed
+    (classifier-free guidance)."""
+
+    condition_dropout: float = 0.0  # share of training examples without c; > 0 allows c=None
+
+
+def conditioning_of(config: object) -> Conditioning:
+    """What c is for a model built from ``config``: read from the conditioning mixins it
+    includes (``ClassConditional``, ``ContextConditional``, ``TextContext``,
+    ``ConditionDropout``); a config with none of them is unconditional.
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class Config(ClassConditional):
+        ...     width: int = 8
+        >>> conditioning_of(Config(num_classes=10)).kind, conditioning_of(Config()).kind
+        ('classes', 'none')
+    """
+    dropout = config.condition_dropout if isinstance(config, ConditionDropout) else 0.0
+    return Conditioning(
+        num_classes=config.num_classes if isinstance(config, ClassConditional) else 0,
+        context_shape=tuple(config.context_shape) if isinstance(config, ContextConditional) else (),
+        context_vocab=config.context_vocab if isinstance(config, TextContext) else 0,
+        optional=dropout > 0,
+    )
+
+
 def is_integer_support(support: constraints.Constraint) -> bool:
     """True for supports of integers (categories, tokens, 8-bit levels): x is then an
     integer tensor. Binary {0, 1} data stay floats (Bernoulli models, as torch's)."""
@@ -117,9 +170,10 @@ class GenerativeModel(nn.Module):
     Subclasses set ``likelihood``, ``support`` (a ``torch.distributions.constraints``
     object: where x lives) and implement ``log_prob`` and ``sample``; ``loss`` defaults to
     the mean negative ``log_prob``. What c is comes from ``conditioning``, by default read
-    from the config's ``num_classes``, ``context_shape``, ``context_vocab`` and
-    ``condition_dropout`` fields. x is a float tensor, or an integer tensor where the
-    support is a set of integers (tokens, categories, 8-bit levels).
+    from the conditioning mixins the config includes (``ClassConditional``,
+    ``ContextConditional``, ``TextContext``, ``ConditionDropout``; ``conditioning_of``).
+    x is a float tensor, or an integer tensor where the support is a set of integers
+    (tokens, categories, 8-bit levels).
 
     The trainer sets ``training_step`` (updates done so far) before each step, so schedules
     inside a model (KL warm-up, noise levels) follow the run and survive a resume.
@@ -198,15 +252,9 @@ class GenerativeModel(nn.Module):
 
     @functools.cached_property
     def conditioning(self) -> Conditioning:
-        """What c is, from the config's conditioning fields (absent fields: none); read
+        """What c is, from the conditioning mixins of the config (``conditioning_of``); read
         once, since the config is fixed when the model is built."""
-        cfg = self.config
-        return Conditioning(
-            num_classes=int(getattr(cfg, "num_classes", 0) or 0),
-            context_shape=tuple(getattr(cfg, "context_shape", ()) or ()),
-            context_vocab=int(getattr(cfg, "context_vocab", 0) or 0),
-            optional=float(getattr(cfg, "condition_dropout", 0.0) or 0.0) > 0,
-        )
+        return conditioning_of(self.config)
 
     @property
     def num_classes(self) -> int:

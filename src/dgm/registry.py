@@ -124,17 +124,20 @@ def config_for_data(name: str, data: Any, config: dict[str, Any]) -> dict[str, A
     number of levels (256 for ``--scale byte``, 2 for binarized images) unless given; a
     model that needs classes (``num_classes`` defaults above 0: naive Bayes) trained on
     labelled data gets the data's number of classes unless given."""
+    from dgm.data.dataset import data_info
+
+    info = data_info(data)
     fields = {f.name for f in dataclasses.fields(spec(name).config_cls)}
-    shape = tuple(getattr(data, "context_shape", ()) or ())
+    shape = info.context_shape
     if shape and "context_shape" in fields and not config.get("context_shape"):
         config = {**config, "context_shape": shape}
-    tokens = int(getattr(data, "context_vocab", 0) or 0)  # a text context: its vocabulary
+    tokens = info.context_vocab  # a text context: its vocabulary
     if tokens and "context_vocab" in fields and not config.get("context_vocab"):
         config = {**config, "context_vocab": tokens}
-    vocab = getattr(data, "vocab", None)  # text: a model with a vocab_size gets the data's
+    vocab = info.vocab  # text: a model with a vocab_size gets the data's
     if vocab and "vocab_size" in fields and not config.get("vocab_size"):
         config = {**config, "vocab_size": len(vocab)}
-    end = getattr(data, "end_token", None)  # padded text: where each sequence's tokens end
+    end = info.end_token  # padded text: where each sequence's tokens end
     if end is not None and "end_token" in fields and "end_token" not in config:
         config = {**config, "end_token": end}
     levels = _discrete_levels(data)  # 8-bit or binary data: a num_levels that defaults to 0
@@ -142,7 +145,7 @@ def config_for_data(name: str, data: Any, config: dict[str, Any]) -> dict[str, A
     if levels and default.get("num_levels") == 0 and "num_levels" not in config:
         config = {**config, "num_levels": levels}
     _check_continuous_on_levels(name, data, {**default, **config})
-    classes = int(getattr(data, "num_classes", 0) or 0)
+    classes = info.num_classes
     if classes and (default.get("num_classes") or 0) > 0 and "num_classes" not in config:
         config = {**config, "num_classes": classes}
     return config
@@ -153,17 +156,19 @@ def _check_continuous_on_levels(name: str, data: Any, config: dict[str, Any]) ->
     not, on image data whose float values take a few discrete levels (e.g. digits' 17
     grey levels scaled to [0, 1]): its density on them is not a likelihood of the data
     (bits/dim can go negative while eval says ``bound: exact``)."""
-    x = getattr(data, "x", None)
-    if config.get("dequantize", None) != "none" or not isinstance(x, torch.Tensor):
+    from dgm.data.dataset import TensorData
+
+    if config.get("dequantize", None) != "none" or not isinstance(data, TensorData):
         return
-    if not x.is_floating_point() or getattr(data, "value_range", None) is None:
+    x, info = data.x, data.info
+    if not x.is_floating_point() or info.value_range is None:
         return  # integer x are refused by the model; real data carry no value range
     levels = int(torch.unique(x.flatten()[:100_000]).numel())
-    if getattr(data, "dynamic_binarize", False):
+    if info.dynamic_binarize:
         levels = 2
     if levels > 256:
         return
-    dataset = getattr(data, "name", "the data")
+    dataset = info.name or "the data"
     if levels <= 2:
         fix = "model binary data with nade, made, fvsbn or vae, or drop --binarize"
     else:
@@ -177,13 +182,15 @@ def _check_continuous_on_levels(name: str, data: Any, config: dict[str, Any]) ->
 def _discrete_levels(data: Any) -> int:
     """How many values the data's x take when they are discrete: hi + 1 for integer x in
     0..hi, 2 for binary floats (static or dynamic binarization); 0 for real x."""
-    x = getattr(data, "x", None)
-    if not isinstance(x, torch.Tensor) or x.numel() == 0:
+    from dgm.data.dataset import TensorData
+
+    if not isinstance(data, TensorData) or data.x.numel() == 0:
         return 0
+    x, info = data.x, data.info
     if not x.is_floating_point():
-        hi = getattr(data, "value_range", None)
+        hi = info.value_range
         return int(hi[1]) + 1 if hi else int(x.max()) + 1
-    if getattr(data, "dynamic_binarize", False) or bool(((x == 0) | (x == 1)).all()):
+    if info.dynamic_binarize or bool(((x == 0) | (x == 1)).all()):
         return 2
     return 0
 

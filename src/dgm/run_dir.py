@@ -404,7 +404,7 @@ class Run:
             dataset = saved.name
         dataset_spec(dataset)  # an unknown name is an error listing the known ones
         accepted = dataset_options(dataset)
-        options = {k: v for k, v in saved.options().items() if k in accepted}
+        options = {k: v for k, v in saved.options.items() if k in accepted}
         data = get(dataset, split, root, **options)
         if self.event_shape and tuple(data.event_shape) != self.event_shape:
             raise ValueError(

@@ -26,7 +26,7 @@ def test_the_two_directions_pair_the_same_images_and_captions(test_pair):
     assert torch.equal(text_to_image.context, captions.x)  # the same caption per image
     assert torch.equal(text_to_image.y, images.y) and torch.equal(captions.y, images.y)
     assert captions.x.shape == (len(images), CAPTION_LENGTH) and captions.x.dtype == torch.int64
-    assert text_to_image.context_vocab == len(VOCAB) and captions.context_vocab == 0
+    assert text_to_image.info.context_vocab == len(VOCAB) and captions.info.context_vocab == 0
     assert text_to_image.vocab == captions.vocab == VOCAB
     texts = decode(captions.x, VOCAB)
     assert all(names_class(t, y) for t, y in zip(texts, captions.y.tolist(), strict=True))

@@ -27,9 +27,9 @@ def test_hmm_gaussian_is_seeded_per_split_and_has_the_stationary_mean():
 def test_shuffled_words_permute_each_word_and_keep_its_padding():
     words = get("words", "test")
     shuffled = get("shuffled_words", "test")
-    assert shuffled.vocab == words.vocab and shuffled.end_token == words.end_token
+    assert shuffled.vocab == words.vocab and shuffled.info.end_token == words.info.end_token
     assert torch.equal(shuffled.x.sort(1).values, words.x.sort(1).values)
-    assert torch.equal(shuffled.x == words.end_token, words.x == words.end_token)
+    assert torch.equal(shuffled.x == words.info.end_token, words.x == words.info.end_token)
     assert (shuffled.x != words.x).any(1).float().mean() > 0.5  # most words change
     x = torch.tensor([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
     out = shuffle_letters(x, 0, seed=1)

@@ -113,7 +113,7 @@ def test_train_writes_the_vocabulary_and_sample_writes_text(tmp_path, text_file)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     vocab = get("text", "train", str(text_file)).vocab
     assert saved["vocab"] == vocab and saved["model_config"]["vocab_size"] == len(vocab)
-    assert saved["data"]["block_size"] == 6 and tuple(model.event_shape) == (6,)
+    assert saved["data"]["options"]["block_size"] == 6 and tuple(model.event_shape) == (6,)
     out = tmp_path / "s.txt"
     assert (
         main(["sample", str(tmp_path / "run"), "-n", "5", "--top-k", "3", "--out", str(out)]) == 0

@@ -26,7 +26,7 @@ from dgm.evaluate.sample_quality import (
     precision_recall,
     sample_quality,
 )
-from dgm.model import GenerativeModel, Likelihood
+from dgm.model import ClassConditional, ContextConditional, GenerativeModel, Likelihood
 
 TINY = ClassifierSettings(steps=150, batch_size=64)  # a few hundred digits, ~1 s
 
@@ -216,8 +216,8 @@ class ReplayOptions:
 
 
 @dataclasses.dataclass
-class ReplayConfig:
-    num_classes: int = 0  # > 0: class-conditional
+class ReplayConfig(ClassConditional):
+    """num_classes > 0: class-conditional."""
 
 
 class Replay(GenerativeModel):
@@ -314,7 +314,7 @@ def test_byte_samples_are_scaled_like_byte_data(digits_classifier):
 
 
 @dataclasses.dataclass
-class UpsampleConfig:
+class UpsampleConfig(ContextConditional):
     context_shape: tuple[int, ...] = (1, 4, 4)  # the 2x average-pooled 8x8 digit
 
 

@@ -85,14 +85,14 @@ def test_words_give_the_model_its_end_token_and_running_text_none(tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("cat\ndog\nhorse\nemu\nowl\n" * 4)
     data = get("words", "train", str(words), block_size=8)
-    assert data.vocab[data.end_token] == "\n"
-    assert data.subset(torch.arange(2)).end_token == data.end_token
+    assert data.vocab[data.info.end_token] == "\n"
+    assert data.subset(torch.arange(2)).info.end_token == data.info.end_token
     config = config_for_data("gpt", data, {})
-    assert config["end_token"] == data.end_token
+    assert config["end_token"] == data.info.end_token
     text = tmp_path / "text.txt"
     text.write_text("a line\nanother line\n" * 50)
     running = get("text", "train", str(text), block_size=8)
-    assert running.end_token is None and "end_token" not in config_for_data("gpt", running, {})
+    assert running.info.end_token is None and "end_token" not in config_for_data("gpt", running, {})
 
 
 def test_an_end_token_outside_the_vocabulary_is_refused():

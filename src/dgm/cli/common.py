@@ -73,11 +73,14 @@ SAMPLE_CLI_FLAGS = (
 
 def reserved_train_flags() -> dict[str, str]:
     """Every name ``dgm train`` already uses for a flag, with who owns it."""
-    from dgm.data.config import DataConfig
+    from dgm.data.config import DataConfig, data_flag_names, option_names
     from dgm.train.config import TrainConfig
 
     owners = {f.name: "the trainer (TrainConfig)" for f in dataclasses.fields(TrainConfig)}
     owners |= {f.name: "the data (DataConfig)" for f in dataclasses.fields(DataConfig)}
+    data = "the data (a dataset's options)"  # flag --binarize, stored as data_binarize
+    owners |= {name: data for name in data_flag_names()}
+    owners |= {"data_" + name: data for name in option_names()}
     owners |= {name: "the dgm train command" for name in TRAIN_CLI_FLAGS}
     return owners
 

@@ -364,7 +364,7 @@ def cmd_design(ns: argparse.Namespace) -> int:
     if kind == "class":
         from dgm.evaluate.features import feature_classifier
 
-        classes = int(getattr(data, "num_classes", 0) or 0)
+        classes = data.info.num_classes
         if classes and not int(value) < classes:  # before the classifier trains, if it must
             raise ValueError(
                 f"--objective {ns.objective}: {data.name} has classes 0..{classes - 1}"

@@ -19,7 +19,9 @@ from typing import Any
 
 from dgm import config as cfg
 from dgm.cli import common
-from dgm.data import DataConfig, available_datasets
+from dgm.data import available_datasets
+from dgm.data.config import add_data_arguments
+from dgm.data.config import from_flags as data_config_from_flags
 from dgm.data.dataset import dataset_spec
 from dgm.registry import available_models, spec
 from dgm.train.config import TrainConfig
@@ -65,14 +67,13 @@ def add_parsers(sub: Any, model: str | None = None) -> dict[str, argparse.Argume
         action="store_true",
         help="train even when the model is estimated not to fit in the memory available",
     )
-    data_flags = t.add_argument_group("data options")
-    cfg.add_arguments(data_flags, DataConfig, skip=("name", "root"), unset="the dataset's own")
-    data_flags.add_argument(
+    t.add_argument(
         "--data-root",
         dest="root",
         default=argparse.SUPPRESS,
         help="folder with the data files (IDX for mnist, fashion_mnist)",
     )
+    add_data_arguments(t)
     cfg.add_arguments(t.add_argument_group("training options"), TrainConfig, skip=_TRAIN_SKIP)
     if model is not None and model in available_models():
         common.check_model_flags(model)
@@ -121,10 +122,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
     if ns.model not in available_models():
         raise ValueError(f"unknown model {ns.model!r}; available: {', '.join(available_models())}")
-    data = DataConfig(
-        name=ns.data, **{k: v for k, v in common.fields_of(ns, DataConfig).items() if k != "name"}
-    )
-    dataset_spec(data.name)
+    data = data_config_from_flags(ns.data, vars(ns))
     train_cfg = TrainConfig(
         steps=ns.steps,
         sample_options=_picture_options(ns, ns.model),

@@ -1,4 +1,6 @@
-"""Datasets: ``dgm.data.get(name, split, root, **options)`` returns a ``TensorData``.
+"""Datasets: ``dgm.data.get(name, split, root, **options)`` returns a ``TensorData``,
+which describes itself in a typed ``DataInfo`` (``data.info``); each dataset's options
+are a dataclass of ``dgm.data.options``.
 
 Image data (Fashion-MNIST, MNIST, sklearn's 8x8 digits), 2-D toy densities, binned
 categorical tables (``wine_bins``, ``breast_cancer_bins``) and the user's own files
@@ -24,8 +26,10 @@ from dgm.data import (  # noqa: F401  (registers)
 from dgm.data.config import DataConfig
 from dgm.data.dataset import (
     SPLITS,
+    DataInfo,
     TensorData,
     available_datasets,
+    data_info,
     dataset_options,
     get,
     register_dataset,
@@ -34,8 +38,10 @@ from dgm.data.dataset import (
 __all__ = [
     "SPLITS",
     "DataConfig",
+    "DataInfo",
     "TensorData",
     "available_datasets",
+    "data_info",
     "dataset_options",
     "get",
     "register_dataset",

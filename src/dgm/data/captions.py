@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import string
 
 import numpy as np
@@ -31,21 +32,11 @@ import torch
 from torch import Tensor
 
 from dgm.data.dataset import TensorData, register_dataset
-from dgm.data.images import VALID_FRACTION, load_fashion_mnist, split_seed
+from dgm.data.images import FASHION_CLASSES, load_fashion_mnist, split_seed
+from dgm.data.options import CaptionOptions, ImageOptions, TextToImageOptions
 from dgm.data.text import END, encode_padded
 
-CLASS_NAMES = (  # Fashion-MNIST's labels 0..9 (Xiao et al. 2017, arXiv:1708.07747)
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+CLASS_NAMES = FASHION_CLASSES  # Fashion-MNIST's labels 0..9
 PARAPHRASES: tuple[tuple[str, ...], ...] = (  # per class; no text names two classes
     ("t-shirt", "a top", "tee", "a t-shirt"),
     ("trousers", "pants", "a pair of pants"),
@@ -64,33 +55,9 @@ PAIRING = "fashion_mnist_text"  # the name seeding the paraphrase draw of both d
 
 
 class CaptionData(TensorData):
-    """``TensorData`` that keeps the caption vocabulary ``vocab`` (token i is ``vocab[i]``)
-    and ``context_vocab`` (the vocabulary size when c is the caption, else 0) through
-    ``subset`` and ``to``."""
-
-    def __init__(self, *args: object, vocab: str, context_vocab: int, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.vocab = vocab
-        self.context_vocab = context_vocab
-
-    def _like(self, x: Tensor, y: Tensor, context: Tensor | None) -> CaptionData:
-        return CaptionData(
-            x,
-            y,
-            name=self.name,
-            num_classes=self.num_classes,
-            dynamic_binarize=self.dynamic_binarize,
-            context=context,
-            value_range=self.value_range,
-            vocab=self.vocab,
-            context_vocab=self.context_vocab,
-        )
-
-    @property
-    def end_token(self) -> int | None:
-        """The token ending each caption when x are the captions (the rest is padding, not
-        counted by per-token figures); None when x are the images."""
-        return None if self.context_vocab else self.vocab.index(END)
+    """``TensorData`` of Fashion-MNIST images and their captions, one as x and the other
+    as c; ``info`` holds the caption vocabulary, the class names and, when x are the
+    captions, their end token (when c is the caption, ``context_vocab``)."""
 
 
 def encode_captions(texts: list[str], length: int = CAPTION_LENGTH, vocab: str = VOCAB) -> Tensor:
@@ -100,11 +67,12 @@ def encode_captions(texts: list[str], length: int = CAPTION_LENGTH, vocab: str =
 
 
 def _paired(
-    split: str, root: str | None, seed: int, valid_fraction: float, **options: str
+    split: str, root: str | None, options: TextToImageOptions | CaptionOptions
 ) -> tuple[TensorData, Tensor]:
     """(images, captions (N, T)) of a split: the image data and each image's caption, a
     paraphrase of its class drawn uniformly, seeded by ``seed`` and the split."""
-    images = load_fashion_mnist(split, root, valid_fraction=valid_fraction, seed=seed, **options)
+    seed = options.seed
+    images = load_fashion_mnist(split, root, ImageOptions(**dataclasses.asdict(options)))
     table = encode_captions([t for texts in PARAPHRASES for t in texts])  # (P, T): every text
     count = torch.tensor([len(texts) for texts in PARAPHRASES])  # (K,)
     first = count.cumsum(0) - count  # (K,): row of each class's first paraphrase
@@ -114,18 +82,16 @@ def _paired(
     return images, table[row]  # (N, T)
 
 
-@register_dataset("fashion_mnist_text", "Fashion-MNIST images x given a caption c (text to image)")
+@register_dataset(
+    "fashion_mnist_text",
+    "Fashion-MNIST images x given a caption c (text to image)",
+    TextToImageOptions,
+)
 def load_fashion_mnist_text(
-    split: str,
-    root: str | None,
-    *,
-    binarize: str = "none",
-    scale: str = "unit",
-    valid_fraction: float = VALID_FRACTION,
-    seed: int = 0,
+    split: str, root: str | None, options: TextToImageOptions
 ) -> CaptionData:
     """x the images as ``fashion_mnist`` gives them, c their captions (N, 16) int64."""
-    images, captions = _paired(split, root, seed, valid_fraction, binarize=binarize, scale=scale)
+    images, captions = _paired(split, root, options)
     return CaptionData(
         images.x,
         images.y,
@@ -136,27 +102,30 @@ def load_fashion_mnist_text(
         value_range=images.value_range,
         vocab=VOCAB,
         context_vocab=len(VOCAB),
+        class_names=CLASS_NAMES,
     )
 
 
-@register_dataset("fashion_mnist_captions", "captions x of Fashion-MNIST images c (image to text)")
+@register_dataset(
+    "fashion_mnist_captions",
+    "captions x of Fashion-MNIST images c (image to text)",
+    CaptionOptions,
+)
 def load_fashion_mnist_captions(
-    split: str,
-    root: str | None,
-    *,
-    valid_fraction: float = VALID_FRACTION,
-    seed: int = 0,
+    split: str, root: str | None, options: CaptionOptions
 ) -> CaptionData:
     """x the captions (N, 16) int64, c the images (N, 1, 28, 28) in [0, 1]."""
-    images, captions = _paired(split, root, seed, valid_fraction)
+    images, captions = _paired(split, root, options)
     return CaptionData(
         captions,
         images.y,
         name="fashion_mnist_captions",
         num_classes=images.num_classes,
         context=images.x,
+        value_range=None,
         vocab=VOCAB,
-        context_vocab=0,
+        end_token=VOCAB.index(END),
+        class_names=CLASS_NAMES,
     )
 
 

@@ -2,36 +2,128 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-from typing import Any, Literal
+from typing import Any
 
-from dgm.data.dataset import TensorData, get
+from dgm import config as cfg
+from dgm.data.dataset import TensorData, available_datasets, dataset_spec, get, make_options
+from dgm.data.options import DatasetOptions
+
+DATA_SEED = "data_seed"  # the option ``seed`` as a flag and in old config.json files
+FLAG_NAMES = {"seed": "--data-seed"}  # options whose flag is not --<option>
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(init=False)
 class DataConfig:
-    """A dataset name plus the options given for it; ``None`` keeps the loader's default."""
+    """A dataset name, its folder or file, and the options given for it (the rest keep
+    the dataset's defaults); an option the dataset does not take is an error naming the
+    datasets that take it.
 
-    name: str = "digits"
+    ``DataConfig("digits", binarize="static")`` stores ``{"name": "digits", "root": null,
+    "options": {"binarize": "static"}}`` in config.json; the flat form older runs wrote
+    (every option of every dataset, unset ones null, ``data_seed`` for ``seed``) still
+    loads (``from_json``).
+
+    Example:
+        >>> DataConfig("moons", num_samples=100).load("train").x.shape
+        torch.Size([100, 2])
+        >>> DataConfig("moons", block_size=8)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: dataset 'moons' takes no option --block-size (fortunes, text, words ...
+    """
+
+    name: str = "digits"  # a registered dataset
     root: str | None = None  # the data's folder or file (--data-root)
-    binarize: Literal["none", "static", "dynamic"] | None = None  # images: binary pixels
-    scale: Literal["unit", "byte"] | None = None  # images: [0, 1] floats or {0..255}
-    valid_fraction: float | None = None  # share of the train split held out for validation
-    test_fraction: float | None = None  # your files: share held out as the test split
-    data_seed: int | None = None  # seeds the split, static binarization and toy sampling
-    num_samples: int | None = None  # toy 2-D densities: examples per split
-    condition: Literal["none", "lowres"] | None = None  # images: lowres adds c = the pooled image
-    lowres_factor: int | None = None  # images: pooling factor of the lowres context (default 4)
-    image_size: int | None = None  # your pictures: resized to this square size (default 32)
-    channels: int | None = None  # your pictures: 1 grey, 3 RGB, 0 detect (default)
-    label_column: str | None = None  # your CSV: the column holding class labels
-    block_size: int | None = None  # text: characters per sequence (text 64, words 16)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # options given
 
-    def options(self) -> dict[str, Any]:
-        """Loader options that were given (``data_seed`` is the loaders' ``seed``)."""
-        fields = dataclasses.asdict(self)
-        fields["seed"] = fields.pop("data_seed")
-        return {k: v for k, v in fields.items() if k not in ("name", "root") and v is not None}
+    def __init__(
+        self,
+        name: str = "digits",
+        root: str | None = None,
+        options: dict[str, Any] | None = None,
+        **given: Any,
+    ) -> None:
+        merged = {**(options or {}), **given}
+        if DATA_SEED in merged:  # the flag's name for the loaders' seed
+            merged["seed"] = merged.pop(DATA_SEED)
+        self.name, self.root = name, root
+        self.options = {k: v for k, v in merged.items() if v is not None}
+        self.typed()  # an unknown dataset or an option it does not take: an error now
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> DataConfig:
+        """The ``"data"`` section of config.json, in today's form or the flat form older
+        runs wrote (``"binarize": null, ..., "data_seed": null``)."""
+        values = dict(values)
+        name, root = values.pop("name", "digits"), values.pop("root", None)
+        options = values.pop("options", None) or {}
+        return cls(name, root, {**options, **values})
+
+    def typed(self) -> DatasetOptions:
+        """The options as the dataset's options dataclass (defaults filled in)."""
+        return make_options(self.name, self.options, _flags(self.options))
 
     def load(self, split: str) -> TensorData:
-        return get(self.name, split, self.root, **self.options())
+        return get(self.name, split, self.root, **self.options)
+
+
+def data_flag(option: str) -> str:
+    """The ``dgm train`` flag of a dataset option (``binarize`` -> ``--binarize``, ``seed``
+    -> ``--data-seed``, apart from the trainer's ``--seed``)."""
+    return FLAG_NAMES.get(option, cfg.flag(option))
+
+
+def _flags(options: dict[str, Any]) -> dict[str, str]:
+    return {k: data_flag(k) for k in options}
+
+
+def option_classes() -> list[type[DatasetOptions]]:
+    """The options dataclasses of the registered datasets, each once: the one most
+    datasets take first (ties: more options first)."""
+    users: dict[type[DatasetOptions], int] = {}
+    for name in available_datasets():
+        cls = dataset_spec(name).options
+        users[cls] = users.get(cls, 0) + 1
+    return sorted(users, key=lambda c: (-users[c], -len(dataclasses.fields(c))))
+
+
+def option_names() -> list[str]:
+    """Every option some registered dataset takes, sorted."""
+    return sorted({f.name for cls in option_classes() for f in dataclasses.fields(cls)})
+
+
+def data_flag_names() -> list[str]:
+    """The data flags of ``dgm train`` as names (``--data-seed`` -> ``data_seed``)."""
+    return [data_flag(n)[2:].replace("-", "_") for n in option_names()]
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data flags of ``dgm train``, one group per options class titled with the
+    datasets that take it; a flag several classes share is shown in the first group."""
+    done: set[str] = set()
+    for cls in option_classes():
+        names = [n for n in available_datasets() if dataset_spec(n).options is cls]
+        fields = [f.name for f in dataclasses.fields(cls)]
+        shared = [data_flag(f) for f in fields if f in done]
+        group = parser.add_argument_group(
+            f"data options of {', '.join(names)}",
+            f"also {', '.join(shared)} (above)" if shared else None,
+        )
+        cfg.add_arguments(
+            group,
+            cls,
+            skip=tuple(done),
+            unset="none",
+            prefix="data_",
+            flags={f: data_flag(f) for f in fields},
+        )
+        done |= set(fields)
+
+
+def from_flags(name: str, values: dict[str, Any]) -> DataConfig:
+    """The DataConfig of ``dgm train --data NAME``: ``root`` and the data flags given in
+    ``values`` (an argparse namespace as a dict; data flags are ``data_<option>``)."""
+    given = {k: values["data_" + k] for k in option_names() if "data_" + k in values}
+    return DataConfig(name, values.get("root"), given)

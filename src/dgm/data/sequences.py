@@ -22,12 +22,9 @@ import numpy as np
 import torch
 
 from dgm.data.dataset import TensorData, register_dataset
-from dgm.data.files import SPLIT_FRACTION
 from dgm.data.images import split_seed
-from dgm.data.text import WORD_LENGTH, TextData, load_words
-
-GAUSSIAN_SAMPLES = 2000  # hmm_gaussian sequences per split by default
-GAUSSIAN_LENGTH = 20  # hmm_gaussian steps per sequence by default
+from dgm.data.options import HMMSequenceOptions, WordsOptions
+from dgm.data.text import TextData, load_words
 
 # the generating HMM of ``hmm_gaussian``: initial π (K,), transitions A (K, K) (row = from),
 # emission means and standard deviations (K, 2)
@@ -54,18 +51,12 @@ def sample_true_hmm(n: int, length: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(x.astype(np.float32))
 
 
-@register_dataset("hmm_gaussian", "toy: sequences of 2-D vectors from a known 3-state HMM")
-def load_hmm_gaussian(
-    split: str,
-    root: str | None,
-    *,
-    num_samples: int = GAUSSIAN_SAMPLES,
-    block_size: int = GAUSSIAN_LENGTH,
-    seed: int = 0,
-) -> TensorData:
+@register_dataset(
+    "hmm_gaussian", "toy: sequences of 2-D vectors from a known 3-state HMM", HMMSequenceOptions
+)
+def load_hmm_gaussian(split: str, root: str | None, options: HMMSequenceOptions) -> TensorData:
     """``num_samples`` sequences (N, ``block_size``, 2) of ``TRUE_HMM`` (see the module)."""
-    if num_samples < 1 or block_size < 1:
-        raise ValueError(f"num_samples and length must be >= 1, got {num_samples}, {block_size}")
+    num_samples, block_size, seed = options.num_samples, options.block_size, options.seed
     x = sample_true_hmm(num_samples, block_size, split_seed("hmm_gaussian", split, seed))
     return TensorData(x, name="hmm_gaussian")
 
@@ -83,25 +74,13 @@ def shuffle_letters(x: torch.Tensor, end_token: int, seed: int) -> torch.Tensor:
     return x.gather(1, order)
 
 
-@register_dataset("shuffled_words", "OOD for words: the same split's words, letters shuffled")
-def load_shuffled_words(
-    split: str,
-    root: str | None,
-    *,
-    block_size: int = WORD_LENGTH,
-    valid_fraction: float = SPLIT_FRACTION,
-    test_fraction: float = SPLIT_FRACTION,
-    seed: int = 0,
-) -> TextData:
+@register_dataset(
+    "shuffled_words", "OOD for words: the same split's words, letters shuffled", WordsOptions
+)
+def load_shuffled_words(split: str, root: str | None, options: WordsOptions) -> TextData:
     """``words`` (same options) with the letters of each word shuffled (see the module)."""
-    words = load_words(
-        split,
-        root,
-        block_size=block_size,
-        valid_fraction=valid_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-    )
-    end = words.end_token
+    words, seed = load_words(split, root, options), options.seed
+    end = words.info.end_token
+    assert end is not None  # words are padded with their end token
     x = shuffle_letters(words.x, end, split_seed("shuffled_words", split, seed))
     return TextData(x, vocab=words.vocab, name="shuffled_words", end_token=end)

@@ -17,14 +17,16 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
 from dgm.data.dataset import TensorData, register_dataset
-from dgm.data.files import SPLIT_FRACTION, load_csv, split_index
+from dgm.data.files import load_csv, split_index
+from dgm.data.options import BinnedTableOptions, CsvOptions, TableOptions
 
 BINS = 3  # values per column: low, middle, high thirds of the train split
-TEST_FRACTION = 0.2  # small tables: a fifth held out, so the test NLL is not one handful
 
 
 def quantile_codes(values: np.ndarray, reference: np.ndarray, bins: int = BINS) -> np.ndarray:
@@ -43,13 +45,12 @@ def _binned(
     table: np.ndarray,
     labels: np.ndarray,
     split: str,
-    valid_fraction: float,
-    test_fraction: float,
-    seed: int,
+    options: BinnedTableOptions,
 ) -> TensorData:
     n = len(table)
-    train = split_index(n, "train", valid_fraction, test_fraction, seed)
-    index = split_index(n, split, valid_fraction, test_fraction, seed)
+    fractions = options.valid_fraction, options.test_fraction, options.seed
+    train = split_index(n, "train", *fractions)
+    index = split_index(n, split, *fractions)
     codes = quantile_codes(table[index], table[train])
     return TensorData(
         torch.from_numpy(codes),
@@ -81,69 +82,46 @@ _LOADERS = {"wine_bins": _load_wine, "breast_cancer_bins": _load_breast_cancer}
 
 
 @register_dataset(
-    "wine_bins", "178 wines x 13 measurements in 3 quantile bins (ints 0..2), 3 cultivars"
+    "wine_bins",
+    "178 wines x 13 measurements in 3 quantile bins (ints 0..2), 3 cultivars",
+    BinnedTableOptions,
 )
-def load_wine_bins(
-    split: str,
-    root: str | None,
-    *,
-    valid_fraction: float = SPLIT_FRACTION,
-    test_fraction: float = TEST_FRACTION,
-    seed: int = 0,
-) -> TensorData:
+def load_wine_bins(split: str, root: str | None, options: BinnedTableOptions) -> TensorData:
     """scikit-learn's wine table (Forina et al., UCI), each column cut into 3 bins at the
     train split's tertiles; labels: the cultivar (3 classes)."""
     bunch = _LOADERS["wine_bins"]()
-    return _binned(
-        "wine_bins", bunch.data, bunch.target, split, valid_fraction, test_fraction, seed
-    )
+    return _binned("wine_bins", bunch.data, bunch.target, split, options)
 
 
 @register_dataset(
     "breast_cancer_bins",
     "569 tumours x 30 features in 3 quantile bins (ints 0..2), benign/malignant",
+    BinnedTableOptions,
 )
 def load_breast_cancer_bins(
-    split: str,
-    root: str | None,
-    *,
-    valid_fraction: float = SPLIT_FRACTION,
-    test_fraction: float = TEST_FRACTION,
-    seed: int = 0,
+    split: str, root: str | None, options: BinnedTableOptions
 ) -> TensorData:
     """scikit-learn's Wisconsin diagnostic breast-cancer table (UCI), each column cut
     into 3 bins at the train split's tertiles; labels: malignant 0, benign 1."""
     bunch = _LOADERS["breast_cancer_bins"]()
-    return _binned(
-        "breast_cancer_bins", bunch.data, bunch.target, split, valid_fraction, test_fraction, seed
-    )
+    return _binned("breast_cancer_bins", bunch.data, bunch.target, split, options)
 
 
 @register_dataset(
-    "csv_categorical", "your table of categories: --data-root FILE.csv, columns coded 0..K-1"
+    "csv_categorical",
+    "your table of categories: --data-root FILE.csv, columns coded 0..K-1",
+    TableOptions,
 )
-def load_csv_categorical(
-    split: str,
-    root: str | None,
-    *,
-    label_column: str | None = None,
-    valid_fraction: float = SPLIT_FRACTION,
-    test_fraction: float = SPLIT_FRACTION,
-    seed: int = 0,
-) -> TensorData:
+def load_csv_categorical(split: str, root: str | None, options: TableOptions) -> TensorData:
     """A CSV read as ``csv`` does (header row, optional ``label_column``), with every
     column a category: its distinct values (names or numbers) in sorted order are coded
     0..K-1 over the whole file, so the three splits share one coding. x is int64 (N, D);
     categorical models take V = the largest K (``--num-categories``). An empty cell is an
     error: a categorical table needs every cell (or make "missing" a category of its own)."""
+    every_row = dataclasses.replace(options, valid_fraction=0.0, test_fraction=0.0)
+    as_names = CsvOptions(**dataclasses.asdict(every_row), mixed="categories")
     whole = load_csv(
-        "train",
-        root,
-        label_column=label_column,
-        valid_fraction=0.0,
-        test_fraction=0.0,
-        seed=seed,
-        mixed="categories",
+        "train", root, as_names
     )  # every row, in file order; every value a category name
     table = whole.x.numpy()
     columns = []
@@ -157,7 +135,8 @@ def load_csv_categorical(
             )
         columns.append(np.searchsorted(np.unique(col), col))
     codes = torch.from_numpy(np.stack(columns, axis=1).astype(np.int64))  # (N, D)
-    index = torch.from_numpy(split_index(len(codes), split, valid_fraction, test_fraction, seed))
+    fractions = options.valid_fraction, options.test_fraction, options.seed
+    index = torch.from_numpy(split_index(len(codes), split, *fractions))
     return TensorData(
         codes[index], whole.y[index], name="csv_categorical", num_classes=whole.num_classes
     )

@@ -45,28 +45,22 @@ import torch
 from torch import Tensor
 
 from dgm.data.dataset import TensorData, register_dataset
-from dgm.data.files import SPLIT_FRACTION, split_index
+from dgm.data.files import split_index
+from dgm.data.options import TextOptions, WordsOptions
 from dgm.data.system import FORTUNES_DIR, hidden_note, system_path
 
-BLOCK_SIZE = 64  # default characters per sequence of running text
-WORD_LENGTH = 16  # default length of a padded word: 97.1 % of web2 fits with its end token
 END = "\n"  # the end token padding each word of ``words``
 WORD_LIST = "web2"  # the english-words list ``words`` reads by default (see the module)
 
 
 class TextData(TensorData):
-    """``TensorData`` of integer tokens that keeps its character ``vocab`` through
-    ``subset`` and ``to`` (token i is the character ``vocab[i]``), and ``end_token``: the
-    token whose first occurrence ends each sequence of padded data (``words``), the rest
-    being padding that per-token figures do not count; None for running text."""
+    """``TensorData`` of integer tokens with its character ``vocab`` (token i is the
+    character ``vocab[i]``) and ``end_token``: the token whose first occurrence ends each
+    sequence of padded data (``words``), the rest being padding that per-token figures do
+    not count; None for running text. Both are in ``info`` and survive ``subset``/``to``."""
 
     def __init__(self, x: Tensor, *, vocab: str, name: str, end_token: int | None = None) -> None:
-        super().__init__(x, name=name)
-        self.vocab = vocab
-        self.end_token = end_token
-
-    def _like(self, x: Tensor, y: Tensor, context: Tensor | None) -> TextData:
-        return TextData(x, vocab=self.vocab, name=self.name, end_token=self.end_token)
+        super().__init__(x, name=name, vocab=vocab, end_token=end_token)
 
 
 def encode(text: str, vocab: str) -> Tensor:
@@ -185,15 +179,10 @@ def running_text(
     return TextData(x, vocab=vocab, name=name)
 
 
-@register_dataset("text", "your UTF-8 text: --data-root FILE, windows of --block-size characters")
-def load_text(
-    split: str,
-    root: str | None,
-    *,
-    block_size: int = BLOCK_SIZE,
-    valid_fraction: float = SPLIT_FRACTION,
-    test_fraction: float = SPLIT_FRACTION,
-) -> TextData:
+@register_dataset(
+    "text", "your UTF-8 text: --data-root FILE, windows of --block-size characters", TextOptions
+)
+def load_text(split: str, root: str | None, options: TextOptions) -> TextData:
     """Windows of ``block_size`` characters of the UTF-8 file ``root`` (see the module)."""
     if root is None:
         raise FileNotFoundError("dataset 'text' reads your file: pass --data-root FILE")
@@ -204,18 +193,14 @@ def load_text(
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not UTF-8 text ({e})") from None
-    return running_text("text", text, split, block_size, valid_fraction, test_fraction)
+    o = options
+    return running_text("text", text, split, o.block_size, o.valid_fraction, o.test_fraction)
 
 
-@register_dataset("fortunes", "Debian fortunes-min, concatenated: windows of --block-size chars")
-def load_fortunes(
-    split: str,
-    root: str | None,
-    *,
-    block_size: int = BLOCK_SIZE,
-    valid_fraction: float = SPLIT_FRACTION,
-    test_fraction: float = SPLIT_FRACTION,
-) -> TextData:
+@register_dataset(
+    "fortunes", "Debian fortunes-min, concatenated: windows of --block-size chars", TextOptions
+)
+def load_fortunes(split: str, root: str | None, options: TextOptions) -> TextData:
     """The fortune files of ``root`` (default /usr/share/games/fortunes, Debian package
     ``fortunes-min``; the .dat indexes and .u8 links are skipped), in sorted order."""
     folder = Path(root).expanduser() if root is not None else system_path(FORTUNES_DIR)
@@ -235,7 +220,8 @@ def load_fortunes(
             + hidden_note(FORTUNES_DIR)
         )
     text = "".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
-    return running_text("fortunes", text, split, block_size, valid_fraction, test_fraction)
+    o = options
+    return running_text("fortunes", text, split, o.block_size, o.valid_fraction, o.test_fraction)
 
 
 @functools.cache
@@ -280,27 +266,23 @@ def _package_word_tokens(block_size: int) -> TextData:
     return _word_tokens(package_words(), block_size, f"english-words' {WORD_LIST}")
 
 
-@register_dataset("words", "English words (english-words' web2 or --data-root FILE), one a row")
-def load_words(
-    split: str,
-    root: str | None,
-    *,
-    block_size: int = WORD_LENGTH,
-    valid_fraction: float = SPLIT_FRACTION,
-    test_fraction: float = SPLIT_FRACTION,
-    seed: int = 0,
-) -> TextData:
+@register_dataset(
+    "words", "English words (english-words' web2 or --data-root FILE), one a row", WordsOptions
+)
+def load_words(split: str, root: str | None, options: WordsOptions) -> TextData:
     """One word per line of ``root`` (default: the sorted ``web2`` list of the pip package
     ``english-words``, see the module) as ``block_size`` tokens: the word, then the end
     token "\\n" repeated. Words of ``block_size`` characters or more are dropped (each
     needs one end token)."""
-    _check(block_size, valid_fraction, test_fraction)
+    block_size = options.block_size
     if root is None:
         words = _package_word_tokens(block_size)
     else:
         path = Path(root).expanduser()
         words = _word_tokens(_file_words(path), block_size, str(path))
-    index = split_index(len(words), split, valid_fraction, test_fraction, seed)
+    index = split_index(
+        len(words), split, options.valid_fraction, options.test_fraction, options.seed
+    )
     return words.subset(torch.from_numpy(index))
 
 

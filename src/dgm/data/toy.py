@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from dgm.data.dataset import SPLITS, TensorData, register_dataset
+from dgm.data.options import ToyOptions
 
 
 class ToyDensity:
@@ -246,20 +247,15 @@ class Pinwheel(ToyDensity):
 
 
 def _register(name: str, density: ToyDensity, summary: str) -> None:
-    def load(
-        split: str, root: str | None, *, num_samples: int = 10000, seed: int = 0
-    ) -> TensorData:
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-        if not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        words = [zlib.crc32(name.encode()), SPLITS.index(split), seed]
+    def load(split: str, root: str | None, options: ToyOptions) -> TensorData:
+        words = [zlib.crc32(name.encode()), SPLITS.index(split), options.seed]
         split_seed = int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> 1)
-        x, y = density.sample_labeled(num_samples, torch.Generator().manual_seed(split_seed))
+        gen = torch.Generator().manual_seed(split_seed)
+        x, y = density.sample_labeled(options.num_samples, gen)
         return TensorData(x, y, name=name, num_classes=density.num_components, density=density)
 
     load.__doc__ = f"{summary}: ``num_samples`` points (n, 2) for ``split``; ``root`` is unused."
-    register_dataset(name, summary)(load)
+    register_dataset(name, summary, ToyOptions)(load)
 
 
 TOY_DENSITIES: dict[str, ToyDensity] = {

@@ -40,7 +40,7 @@ def caption_accuracy_line(data: TensorData | None, captions: list[str]) -> str |
     """For ``dgm sample``: "caption accuracy ..." of ``captions`` drawn for the first
     examples of ``data`` (cycled, as ``grid_conditions`` takes them), or None when the data
     are not captioned images."""
-    if not isinstance(data, CaptionData) or data.context_vocab or not captions:
+    if not isinstance(data, CaptionData) or data.info.context_vocab or not captions:
         return None
     labels = data.y[torch.arange(len(captions)) % len(data)]  # (n,)
     hits = round(caption_accuracy(captions, labels) * len(captions))

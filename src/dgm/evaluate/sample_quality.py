@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from dgm.data.dataset import take
+from dgm.data.dataset import TensorData, data_info, take
 from dgm.evaluate.features import FeatureClassifier, feature_classifier, to_unit_range
 from dgm.model import GenerativeModel
 
@@ -230,7 +230,8 @@ def sample_quality(
     kind = data_kind(tuple(model.event_shape), model.integer_data)
     cond = model.conditioning
     gen = generator or torch.Generator(model.device).manual_seed(seed)
-    labels = getattr(data, "y", None)
+    info = data_info(data)
+    labels = data.y if isinstance(data, TensorData) else None
     real_index = torch.arange(len(data))  # type: ignore[arg-type]
     c: Tensor | None = None
     if classes is not None and cond.kind != "classes":
@@ -249,7 +250,7 @@ def sample_quality(
     pick = torch.Generator().manual_seed(seed)
     real_index = real_index[torch.randperm(len(real_index), generator=pick)[:num_samples]]
     real_index = real_index.sort().values
-    value_range = getattr(data, "value_range", None)
+    value_range = info.value_range
     real_batch = take(data, real_index, "cpu", pick)
     real = to_unit_range(real_batch.x, value_range).double()
     if cond.kind == "context":  # the contexts of the real examples compared with
@@ -265,7 +266,7 @@ def sample_quality(
     result: dict[str, Any] = {}
     if kind == "image":
         if classifier is None:
-            classifier = feature_classifier(getattr(data, "name", ""), root)
+            classifier = feature_classifier(info.name, root)
         extractor = classifier.extractor
         result["feature_space"] = classifier.feature_space
         result["classifier_test_accuracy"] = classifier.test_accuracy
@@ -287,7 +288,7 @@ def sample_quality(
     )
     result |= precision_recall(real_f, fake_f, k)
     result |= {"k": k, "num_samples": num_samples, "num_real": len(real)}
-    density = getattr(data, "density", None)
+    density = data.density if isinstance(data, TensorData) else None
     if kind == "points" and isinstance(getattr(density, "means", None), Tensor):
         coverage = mode_coverage(fake, density)
         result |= {key: v for key, v in coverage.items() if key != "counts"}

@@ -119,8 +119,8 @@ def train(
                 f"{what} and started afresh"
             )
             print(said, file=sys.stderr)
-        vocab = getattr(train_data, "vocab", None)  # text: to decode samples
-        saved = rd.run_config(model, data, config, value_range=train_data.value_range, vocab=vocab)
+        info = train_data.info  # its value range draws samples; a vocab decodes text
+        saved = rd.run_config(model, data, config, value_range=info.value_range, vocab=info.vocab)
         if init_from is not None:
             saved["init_from"] = {"run": str(init_from), "step": rd.checkpoint_step(init_from)}
         rd.write_json(out / rd.CONFIG, saved)

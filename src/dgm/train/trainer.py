@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from dgm import run_dir as rd
 from dgm.capabilities import model_modality
-from dgm.data.dataset import grid_conditions, take
+from dgm.data.dataset import data_info, grid_conditions, take
 from dgm.evaluate.likelihood import evaluate, evaluate_losses
 from dgm.model import ClosedFormFit, GenerativeModel, Likelihood
 from dgm.report.plots import save_curves, save_samples
@@ -461,7 +461,7 @@ class Trainer:
         n = self.config.sample_count or (1000 if points else 64)
         c = grid_conditions(self.model, self.valid_data or self.train_data, n)
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        value_range = getattr(self.train_data, "value_range", None)
+        value_range = data_info(self.train_data).value_range
         with self._quiet_rng(), self._averaged():
             gen = torch.Generator(self.device).manual_seed(self.config.seed)
             x = self._sample_in_chunks(n, c, gen)
@@ -539,9 +539,10 @@ class Trainer:
                     self.model.check_x(x)
                     self.model.check_c(self.model.conditioning.pick(y, context), len(x))
                 except (ValueError, TypeError) as e:
-                    name = getattr(data, "name", "") or type(data).__name__
+                    info = data_info(data)
+                    name = info.name or type(data).__name__
                     hint = ""
-                    classes = getattr(data, "num_classes", 0)
+                    classes = info.num_classes
                     if 0 < self.model.num_classes < classes:
                         hint = f" (the data have {classes} classes: --num-classes {classes})"
                     raise ValueError(

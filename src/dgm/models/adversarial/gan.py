@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from dgm.model import GenerativeModel, Likelihood, Loss
+from dgm.model import ClassConditional, ContextConditional, GenerativeModel, Likelihood, Loss
 from dgm.models.adversarial.nets import (
     ConvGenerator,
     MLPGenerator,
@@ -70,7 +70,7 @@ class NoLikelihoodError(NotImplementedError, ValueError):
 
 
 @dataclasses.dataclass
-class GANConfig:
+class GANConfig(ContextConditional, ClassConditional):
     objective: ObjectiveName = "nonsaturating"  # the game (Goodfellow 2014's practical choice)
     latent_dim: int = 64  # dimensions of z ~ N(0, I)
     architecture: Literal["auto", "mlp", "conv"] = "auto"  # auto: conv for images H, W = 4k
@@ -85,8 +85,6 @@ class GANConfig:
     clip: float = 0.01  # wgan: critic weights clipped to [-clip, clip] (Arjovsky 2017)
     gp_weight: float = 10.0  # wgan_gp: weight λ of the gradient penalty (Gulrajani 2017)
     output: Output = "auto"  # x's support: real, unit [0,1], binary {0,1}; auto: unit for images
-    num_classes: int = 0  # > 0: conditional G and a projection D over this many classes
-    context_shape: tuple[int, ...] = ()  # shape of a float context c (--condition lowres)
 
 
 @dataclasses.dataclass

@@ -16,15 +16,15 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+from dgm.model import ClassConditional
 from dgm.models.autoregressive.fixed_order import FixedOrderModel
 from dgm.nn import MaskedLinear
 from dgm.registry import register
 
 
 @dataclasses.dataclass
-class FVSBNConfig:
+class FVSBNConfig(ClassConditional):
     init_scale: float = 0.01  # std of the initial weights (small: start near independent bits)
-    num_classes: int = 0  # > 0: p(x | class) over this many classes, a bias per class on the logits
 
 
 @register("fvsbn", FVSBNConfig)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dgm.model import Loss
+from dgm.model import ClassConditional, Loss
 from dgm.models.autoregressive.fixed_order import NUM_LEVELS, FixedOrderModel
 from dgm.nn import MADE as MADENetwork
 from dgm.nn import natural_ordering, random_ordering
@@ -28,14 +28,13 @@ from dgm.registry import register
 
 
 @dataclasses.dataclass
-class MADEConfig:
+class MADEConfig(ClassConditional):
     hidden_sizes: tuple[int, ...] = (500,)  # masked layer widths, e.g. 500 (the paper's)
     head: Literal["bernoulli", "categorical"] = "bernoulli"  # binary x, or 0..255 (--scale byte)
     ordering: Literal["natural", "random"] = "natural"  # order of the flattened dims
     num_masks: int = 1  # M orderings/connectivities cycled in training (order-agnostic)
     ensemble_masks: bool = True  # with M > 1: log_prob is the log-mean-exp over the M masks
     mask_seed: int = 0  # seed of the random orderings and connectivities
-    num_classes: int = 0  # > 0: p(x | class) over this many classes, a one-hot label as context
 
 
 @register("made", MADEConfig)

@@ -20,18 +20,18 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from dgm.model import ClassConditional
 from dgm.models.autoregressive.fixed_order import FixedOrderModel
 from dgm.registry import register
 
 
 @dataclasses.dataclass
-class NADEConfig:
+class NADEConfig(ClassConditional):
     hidden_size: int = 500  # H, hidden units shared by all conditionals (500 as the paper)
     # hidden units: ReLU with Kaiming's N(0, 2/fan_in) weights (as pytorch-generative;
     # 9.2 nats better than sigmoid after 800 steps on binarized Fashion-MNIST), or the
     # paper's sigmoid with N(0, 1/fan_in) (runs saved before this field: sigmoid)
     activation: Literal["relu", "sigmoid"] = "relu"
-    num_classes: int = 0  # > 0: p(x | class) over this many classes, a hidden bias per class
 
 
 @register("nade", NADEConfig, saved_defaults={"activation": "sigmoid"})

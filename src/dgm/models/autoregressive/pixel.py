@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.distributions import constraints
 
 from dgm.distributions import DiscretizedLogisticMixture
-from dgm.model import Likelihood
+from dgm.model import ClassConditional, ContextConditional, Likelihood
 from dgm.models.autoregressive.fixed_order import DrawsInOrder
 
 HEADS = ("bernoulli", "categorical", "logistic_mixture")
@@ -28,7 +28,7 @@ MIN_LOG_SCALE = -7.0  # floor of the logistic log-scales, as PixelCNN++ (a bin i
 
 
 @dataclasses.dataclass
-class PixelConfig:
+class PixelConfig(ContextConditional, ClassConditional):
     """The fields every pixel model's config starts with (subclass configs extend it).
 
     ``head``: bernoulli models binary float x; categorical and logistic_mixture model
@@ -37,8 +37,6 @@ class PixelConfig:
     head: Literal["bernoulli", "categorical", "logistic_mixture"] = "bernoulli"  # x's law
     num_levels: int = 256  # values of an integer sub-pixel, 0..num_levels-1 (8-bit: 256)
     num_mixtures: int = 5  # logistic components per sub-pixel (PixelCNN++ uses 5 to 10)
-    num_classes: int = 0  # > 0: p(x | label) over this many classes (an embedding per class)
-    context_shape: tuple[int, ...] = ()  # c: (C', h, w) image resized to H x W, or (d,) vector
 
 
 @dataclasses.dataclass

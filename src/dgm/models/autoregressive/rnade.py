@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from dgm.model import Likelihood
+from dgm.model import ClassConditional, Likelihood
 from dgm.models.autoregressive.fixed_order import DrawsInOrder
 from dgm.registry import register
 
@@ -31,11 +31,10 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @dataclasses.dataclass
-class RNADEConfig:
+class RNADEConfig(ClassConditional):
     hidden_size: int = 50  # H, hidden units shared by all conditionals (50 for small tabular x)
     num_components: int = 10  # K, Gaussians in the mixture of each conditional p(x_d | x_<d)
     rescale: bool = True  # the paper's ρ_d: h_d = σ(ρ_d a_d), one learned scale per dimension
-    num_classes: int = 0  # > 0: p(x | class) over this many classes, a hidden bias per class
 
 
 @dataclasses.dataclass

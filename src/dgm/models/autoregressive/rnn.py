@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from dgm.model import ContextConditional
 from dgm.models.autoregressive.sampling import SequenceSampleOptions, draw
 from dgm.models.autoregressive.sequence import TokenSequenceModel
 from dgm.nn import mlp
@@ -26,14 +27,13 @@ CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 @dataclasses.dataclass
-class CharRNNConfig:
+class CharRNNConfig(ContextConditional):
     vocab_size: int = 256  # tokens 0..V-1; dgm train sets it from the text's vocabulary
     cell: Literal["rnn", "lstm", "gru"] = "lstm"  # recurrent cell: tanh RNN, LSTM or GRU
     hidden_size: int = 256  # width of the hidden state (char-rnn's small model)
     num_layers: int = 2  # stacked recurrent layers
     embedding_dim: int = 64  # width of the token embedding fed to the first layer
     dropout: float = 0.0  # dropout between stacked layers (training only)
-    context_shape: tuple[int, ...] = ()  # a float c the text is about, e.g. an image (captions)
     end_token: int = -1  # padded text: tokens after the first one are padding; -1: no padding
 
 

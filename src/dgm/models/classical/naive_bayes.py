@@ -25,14 +25,14 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import constraints
 
-from dgm.model import Conditioning, GenerativeModel, Likelihood
+from dgm.model import ClassConditional, Conditioning, GenerativeModel, Likelihood
 from dgm.registry import register
 
 Feature = Literal["bernoulli", "categorical", "gaussian"]
 
 
 @dataclasses.dataclass
-class NaiveBayesConfig:
+class NaiveBayesConfig(ClassConditional):
     num_classes: int = 10  # K values of the class y (the data's labels); 10 for digits
     feature: Feature = "bernoulli"  # p(x_d | y): binary x, integer x in 0..V-1, or real x
     num_categories: int = 2  # V, values 0..V-1 of a categorical feature

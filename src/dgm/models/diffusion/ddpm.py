@@ -25,7 +25,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal, constraints
 
-from dgm.model import GenerativeModel, Likelihood, Loss
+from dgm.model import (
+    ClassConditional,
+    ConditionDropout,
+    ContextConditional,
+    GenerativeModel,
+    Likelihood,
+    Loss,
+)
 from dgm.models.diffusion import bound
 from dgm.models.diffusion.inversion import inverse_step
 from dgm.models.diffusion.schedulers import DDIMScheduler, DDPMScheduler, Variance
@@ -37,7 +44,7 @@ DDIM_DEFAULT_STEPS = 50  # DDIM's usual count (Song et al.: 50 steps within a fe
 
 
 @dataclasses.dataclass
-class DDPMConfig:
+class DDPMConfig(ConditionDropout, ContextConditional, ClassConditional):
     num_timesteps: int = 1000  # T, steps of the forward process (Ho et al.'s 1000)
     schedule: Schedule = "linear"  # β's: linear (Ho et al.) or cosine (Nichol & Dhariwal)
     variance: Variance = "large"  # reverse σ_t²: β_t (large: tight bound) or β̃_t (small)
@@ -50,9 +57,6 @@ class DDPMConfig:
     attention_heads: int = 1  # heads of the U-Net's attention at its lowest resolution
     bound_timesteps: int = 16  # t's drawn per example for Σ_t L_t in log_prob (0: every t)
     validation_timesteps: int = 1  # t's per example for the trainer's validation bound
-    num_classes: int = 0  # > 0: class-conditional ε(x_t, t, y)
-    context_shape: tuple[int, ...] = ()  # shape of a float context c (--condition lowres)
-    condition_dropout: float = 0.0  # share of examples trained without c (> 0: guidance)
     latent_steps: int = 0  # DDIM steps of encode/decode (x_T latent); 0: min(50, num_timesteps)
 
 

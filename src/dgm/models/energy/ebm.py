@@ -32,7 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from dgm.model import GenerativeModel, Likelihood, Loss
+from dgm.model import ClassConditional, GenerativeModel, Likelihood, Loss
 from dgm.models.energy.nets import EnergyConv, EnergyMLP
 from dgm.models.energy.sgld import SGLD
 from dgm.registry import register
@@ -41,7 +41,7 @@ QUADRATURE_CHUNK = 16384  # grid points per forward pass of the quadrature
 
 
 @dataclasses.dataclass
-class EBMConfig:
+class EBMConfig(ClassConditional):
     architecture: Literal["mlp", "conv"] = "mlp"  # mlp: any data; conv: images (C, H, W)
     hidden_sizes: tuple[int, ...] = (128, 128)  # MLP widths (mlp only), SiLU between
     conv_channels: int = 32  # width of the conv net (conv only)
@@ -57,7 +57,6 @@ class EBMConfig:
     dsm_sigma: float = 0.1  # σ of the denoising noise (dsm): the model is of the noised data
     quadrature_range: tuple[float, float] = (-5.0, 5.0)  # box [low, high]^D of log Z (D <= 2)
     quadrature_points: int = 128  # midpoint-rule points per axis of that box (D <= 2)
-    num_classes: int = 0  # > 0: E(x, y), one energy output per class
 
 
 @dataclasses.dataclass

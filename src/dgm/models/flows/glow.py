@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Literal
 
+from dgm.model import ClassConditional, ContextConditional
 from dgm.models.flows.base import FlowConfig, FlowModel
 from dgm.models.flows.conditioners import ConvConditioner, MLPConditioner, channel_mask
 from dgm.models.flows.transforms import (
@@ -30,15 +31,13 @@ from dgm.registry import register
 
 
 @dataclasses.dataclass
-class GlowConfig(FlowConfig):
+class GlowConfig(FlowConfig, ContextConditional, ClassConditional):
     architecture: Literal["auto", "mlp", "conv"] = "auto"  # auto: conv for (C,H,W), else mlp
     num_scales: int = 2  # conv: squeeze levels, H and W divide by 2^levels (28: 2); mlp: unused
     steps_per_level: int = 4  # K flow steps per level (the paper's 32; mlp: K steps in all)
     hidden_channels: int = 64  # conv: width of each coupling's convolutional network
     hidden_sizes: tuple[int, ...] = (64, 64)  # mlp: widths of each coupling's MLP
     scale_bound: float = SCALE_BOUND  # |log scale| of each coupling soft-clamped below this
-    num_classes: int = 0  # > 0: p(x | class), a one-hot label fed to every coupling
-    context_shape: tuple[int, ...] = ()  # shape of a float context c fed to every coupling
 
 
 @register("glow", GlowConfig)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from dgm.model import ClassConditional, ContextConditional
 from dgm.models.flows.base import FlowConfig, FlowModel
 from dgm.models.flows.transforms import (
     SCALE_BOUND,
@@ -33,13 +34,11 @@ from dgm.registry import register
 
 
 @dataclasses.dataclass
-class MAFConfig(FlowConfig):
+class MAFConfig(FlowConfig, ContextConditional, ClassConditional):
     num_transforms: int = 5  # MADE-affine steps (5, as in the zuko/normflows comparison)
     hidden_sizes: tuple[int, ...] = (64, 64)  # widths of each step's MADE, e.g. 64,64
     scale_bound: float = SCALE_BOUND  # |log scale| per step soft-clamped below this
     batch_norm: bool = False  # a BatchNorm bijection between steps (Papamakarios et al.)
-    num_classes: int = 0  # > 0: p(x | class), a one-hot label fed to every MADE
-    context_shape: tuple[int, ...] = ()  # shape of a float context c fed to every MADE
 
 
 @dataclasses.dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from dgm.model import ClassConditional, ContextConditional
 from dgm.models.flows.base import FlowConfig, FlowModel
 from dgm.models.flows.conditioners import MLPConditioner, checkerboard_mask
 from dgm.models.flows.transforms import (
@@ -23,11 +24,9 @@ from dgm.registry import register
 
 
 @dataclasses.dataclass
-class NICEConfig(FlowConfig):
+class NICEConfig(FlowConfig, ContextConditional, ClassConditional):
     num_couplings: int = 4  # additive coupling layers, masks alternating (the paper's 4)
     hidden_sizes: tuple[int, ...] = (64, 64)  # widths of each coupling's MLP, e.g. 64,64
-    num_classes: int = 0  # > 0: p(x | class), a one-hot label fed to every coupling
-    context_shape: tuple[int, ...] = ()  # shape of a float context c fed to every coupling
 
 
 @register("nice", NICEConfig)

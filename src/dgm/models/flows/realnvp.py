@@ -13,6 +13,7 @@ from typing import Literal
 
 from torch import Tensor
 
+from dgm.model import ClassConditional, ContextConditional
 from dgm.models.flows.base import FlowConfig, FlowModel
 from dgm.models.flows.conditioners import (
     ConvConditioner,
@@ -35,7 +36,7 @@ from dgm.registry import register
 
 
 @dataclasses.dataclass
-class RealNVPConfig(FlowConfig):
+class RealNVPConfig(FlowConfig, ContextConditional, ClassConditional):
     architecture: Literal["mlp", "conv"] = "mlp"  # mlp: any x; conv: multi-scale, images (C,H,W)
     num_couplings: int = 5  # mlp: affine couplings, masks alternating (5 of (64, 64) MLPs)
     hidden_sizes: tuple[int, ...] = (64, 64)  # mlp: widths of each coupling's MLP
@@ -43,8 +44,6 @@ class RealNVPConfig(FlowConfig):
     hidden_channels: int = 32  # conv: width of each coupling's convolutional network
     scale_bound: float = SCALE_BOUND  # |log scale| of each coupling soft-clamped below this
     batch_norm: bool = False  # a BatchNorm bijection after couplings (Dinh et al. 2016)
-    num_classes: int = 0  # > 0: p(x | class), a one-hot label fed to every coupling
-    context_shape: tuple[int, ...] = ()  # shape of a float context c fed to every coupling
 
 
 @register("realnvp", RealNVPConfig)

@@ -24,7 +24,14 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
-from dgm.model import GenerativeModel, Likelihood, Loss
+from dgm.model import (
+    ClassConditional,
+    ConditionDropout,
+    GenerativeModel,
+    Likelihood,
+    Loss,
+    TextContext,
+)
 from dgm.models.latent.decoders import make_head
 from dgm.models.latent.gibbs import GibbsCompletion
 from dgm.nn import ConvDecoder, ConvEncoder, mlp
@@ -42,7 +49,7 @@ Decoder = Literal["bernoulli", "gaussian", "categorical"]
 
 
 @dataclasses.dataclass
-class VAEConfig:
+class VAEConfig(ConditionDropout, TextContext, ClassConditional):
     latent_dim: int = 10  # dimensions of z (10 is CS236's choice for MNIST-size images)
     hidden_sizes: tuple[int, ...] = (300, 300)  # layer widths, e.g. 300,300; '' for none
     architecture: Literal["mlp", "conv"] = "mlp"  # mlp: any data; conv: images (C, H, W)
@@ -52,11 +59,7 @@ class VAEConfig:
     beta: float = 1.0  # weight of the KL term: 1 is the ELBO, > 1 a β-VAE
     kl_warmup_steps: int = 0  # steps over which β ramps up from 0 (0: no warm-up)
     iw_samples: int = 1  # k: 1 trains the ELBO, k > 1 the tighter IWAE_k bound
-    num_classes: int = 0  # > 0: a conditional VAE p(x | class) over this many classes
-    context_shape: tuple[int, ...] = ()  # shape of a context c (set from --condition lowres)
-    context_vocab: int = 0  # 0: the context is floats; V > 0: a text of tokens 0..V-1 (0: padding)
     text_features: int = 64  # width of the text encoder's output (token contexts only)
-    condition_dropout: float = 0.0  # share of training examples without c; > 0 allows c=None
 
 
 @dataclasses.dataclass
