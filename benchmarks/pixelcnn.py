@@ -2,13 +2,14 @@
 
 Two parts, each saved as soon as it is done (partial results survive a crash):
 
-- speed: ``sample(n, fast=True)`` (``CropSampler``: each sub-pixel computed from its
-  receptive field only; the gated network's vertical stack once per row) against
-  ``sample(n, fast=False)`` (the naive loop, one full network pass per pixel) for a batch
-  of 28x28 binary images, plain and gated, 64 hidden channels, 7 layers, untrained
-  weights (the cost does not depend on them), same seed on both sides, one torch thread.
-  Both sides are checked to draw the same pixels; we report ms per batch (median over
-  the repeats, sides interleaved) and the ratio naive / fast.
+- speed: ``sample(n, fast=True)`` (``IncrementalSampler``: every layer's activations
+  cached, one output position per layer per sub-pixel; the gated network's vertical
+  stack once per row) against ``sample(n, fast=False)`` (the naive loop, one full network
+  pass per pixel) for a batch of 4 binary images, 28x28 and 32x32, plain and gated, 64
+  hidden channels, 7 layers, untrained weights (the cost does not depend on them), same
+  seed on both sides, one torch thread. Both sides are checked to draw the same pixels;
+  we report ms per batch (median over the repeats, sides alternating) and the ratio naive
+  / fast (median of the paired ratios, with their min and max).
 - images: plain and gated PixelCNN trained by dgm's trainer on statically binarized
   Fashion-MNIST (the VAE table's data and binarization: every pixel drawn once from
   Bernoulli(grey level) with the data seed), and MNIST too when ``$DGM_MNIST_ROOT``
@@ -19,7 +20,10 @@ Full mode keeps within about 15 minutes of one CPU core on Fashion-MNIST alone (
 networks, 1500 steps); quick mode (``--quick``, under a minute) samples 14x14 images with
 narrower networks and trains 20 steps, evaluating on the first 200 test images.
 
-    python -m benchmarks.pixelcnn [--quick]
+``--part speed-28`` (about 6 CPU minutes) or ``--part speed-32`` (about 10) reruns the
+sampling rows of one image size alone into the existing results file.
+
+    python -m benchmarks.pixelcnn [--quick] [--part speed-28|speed-32]
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ NAME = "pixelcnn"
 SEED = 0
 THREADS = 1  # steady on a shared 2-core machine (benchmarks/threads.py)
 SPEED_MODEL = {"hidden_channels": 64, "num_layers": 7}  # the issue's "realistic size"
+SPEED_SIZES = (28, 32)  # Fashion-MNIST's images, and CIFAR's size
+SPEED_BATCH, SPEED_REPEATS = 4, 3
 IMAGE_MODELS: dict[str, dict[str, Any]] = {  # label -> config: small enough for a CPU
     "pixelcnn": {"variant": "plain", "hidden_channels": 32, "num_layers": 7},
     "gated pixelcnn": {"variant": "gated", "hidden_channels": 32, "num_layers": 5},
@@ -94,7 +100,7 @@ def sampling_speed(
             draws[side] = model.sample(batch, generator=gen, fast=side == "fast")
             ms[side].append(1000 * (time.perf_counter() - t0))
         same = same and torch.equal(draws["fast"], draws["naive"])
-    ratios = [n / f for n, f in zip(ms["naive"], ms["fast"], strict=True)]
+    ratios = [n / f for n, f in zip(ms["naive"], ms["fast"], strict=True)]  # paired
     result = {
         "variant": variant,
         "model_config": {"variant": variant, **config},
@@ -105,11 +111,15 @@ def sampling_speed(
         "ms": {side: statistics.median(v) for side, v in ms.items()},
         "ms_all": ms,
         "ratio_naive_over_fast": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
         "same_pixels": same,
     }
     log(
-        f"  {variant}: fast {result['ms']['fast']:.0f} ms, naive {result['ms']['naive']:.0f} ms "
-        f"per batch of {batch} ({result['ratio_naive_over_fast']:.1f}x), same pixels: {same}"
+        f"  {variant} {size}x{size}: fast {result['ms']['fast']:.0f} ms, naive "
+        f"{result['ms']['naive']:.0f} ms per batch of {batch} "
+        f"({result['ratio_naive_over_fast']:.1f}x, {min(ratios):.1f} to {max(ratios):.1f}), "
+        f"same pixels: {same}"
     )
     if not same:
         raise SystemExit(f"the fast sampler of {variant} PixelCNN drew other pixels than the naive")
@@ -177,22 +187,48 @@ def image_run(
 # -- the benchmark -----------------------------------------------------------------------------
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def speed_key(variant: str, size: int) -> str:
+    """The key of a sampling row in ``speed``: the variant alone at 28x28 (the first rows
+    measured), else with the size."""
+    return variant if size in (14, 28) else f"{variant} {size}x{size}"
+
+
+def speed_rows(quick: bool, sizes: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+    """The sampling rows, plain and gated, at each of ``sizes`` (14x14 and small networks
+    when ``quick``)."""
+    if quick:
+        config, sizes, batch, repeats = {"hidden_channels": 16, "num_layers": 4}, (14,), 2, 1
+    else:
+        config, batch, repeats = SPEED_MODEL, SPEED_BATCH, SPEED_REPEATS
+    rows = {}
+    for size in sizes:
+        log(f"  speed: fast vs naive sampling of {batch} images {size}x{size}, {config}")
+        for variant in ("plain", "gated"):
+            rows[speed_key(variant, size)] = sampling_speed(variant, config, size, batch, repeats)
+    return rows
+
+
+def run(quick: bool = False, part: str | None = None) -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
-        return _run(quick)
+        return _run(quick) if part is None else _rerun_speed(quick, int(part.split("-")[1]))
     finally:
         torch.set_num_threads(threads)
 
 
+def _rerun_speed(quick: bool, size: int) -> dict[str, Any]:
+    """The sampling rows of one image size alone, written into the existing results file
+    (the other rows and the image runs kept)."""
+    payload, wall = common.existing_payload(NAME, quick=quick)
+    payload.setdefault("speed", {}).update(speed_rows(quick, (size,)))
+    write_result(NAME, payload, quick=quick, seed=SEED, steps=payload.get("steps_trained"),
+                 wall_time_s=wall)  # fmt: skip
+    return payload
+
+
 def _run(quick: bool) -> dict[str, Any]:
-    if quick:
-        speed_model, size, batch, repeats = {"hidden_channels": 16, "num_layers": 4}, 14, 2, 1
-        steps, eval_n = 20, 200
-    else:
-        speed_model, size, batch, repeats = SPEED_MODEL, 28, 4, 3
-        steps, eval_n = 1500, None
+    steps, eval_n = (20, 200) if quick else (1500, None)
     warning = busy_warning()
     if warning:
         log(warning)
@@ -228,9 +264,8 @@ def _run(quick: bool) -> dict[str, Any]:
             NAME, payload, quick=quick, seed=SEED, steps=steps_done, wall_time_s=wall
         )
 
-    log(f"  speed: fast vs naive sampling of {batch} images {size}x{size}, {speed_model}")
-    for variant in ("plain", "gated"):
-        payload["speed"][variant] = sampling_speed(variant, speed_model, size, batch, repeats)
+    for size in SPEED_SIZES[:1] if quick else SPEED_SIZES:
+        payload["speed"].update(speed_rows(quick, (size,)))
         save()
     for data in binarized_image_data():
         for label in IMAGE_MODELS:
@@ -243,7 +278,12 @@ def _run(quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.main(run, __doc__, "14x14 sampling, 20 training steps; results/quick/", argv)
+    parts = {
+        f"speed-{size}": f"rerun the {size}x{size} sampling rows alone into the results file"
+        for size in SPEED_SIZES
+    }
+    quick_help = "14x14 sampling, 20 training steps; results/quick/"
+    return common.main(run, __doc__, quick_help, argv, parts)
 
 
 if __name__ == "__main__":
