@@ -21,9 +21,10 @@ networks, 1500 steps); quick mode (``--quick``, under a minute) samples 14x14 im
 narrower networks and trains 20 steps, evaluating on the first 200 test images.
 
 ``--part speed-28`` (about 6 CPU minutes) or ``--part speed-32`` (about 10) reruns the
-sampling rows of one image size alone into the existing results file.
+sampling rows of one image size alone into the existing results file; ``speed-32-plain``
+(about 1.5) or ``speed-32-gated`` one row.
 
-    python -m benchmarks.pixelcnn [--quick] [--part speed-28|speed-32]
+    python -m benchmarks.pixelcnn [--quick] [--part speed-SIZE[-VARIANT]]
 """
 
 from __future__ import annotations
@@ -193,37 +194,38 @@ def speed_key(variant: str, size: int) -> str:
     return variant if size in (14, 28) else f"{variant} {size}x{size}"
 
 
-def speed_rows(quick: bool, sizes: tuple[int, ...]) -> dict[str, dict[str, Any]]:
-    """The sampling rows, plain and gated, at each of ``sizes`` (14x14 and small networks
-    when ``quick``)."""
+def speed_row(quick: bool, variant: str, size: int) -> dict[str, Any]:
+    """One sampling row (14x14 and a small network when ``quick``)."""
     if quick:
-        config, sizes, batch, repeats = {"hidden_channels": 16, "num_layers": 4}, (14,), 2, 1
+        config, size, batch, repeats = {"hidden_channels": 16, "num_layers": 4}, 14, 2, 1
     else:
         config, batch, repeats = SPEED_MODEL, SPEED_BATCH, SPEED_REPEATS
-    rows = {}
-    for size in sizes:
-        log(f"  speed: fast vs naive sampling of {batch} images {size}x{size}, {config}")
-        for variant in ("plain", "gated"):
-            rows[speed_key(variant, size)] = sampling_speed(variant, config, size, batch, repeats)
-    return rows
+    return sampling_speed(variant, config, size, batch, repeats)
 
 
 def run(quick: bool = False, part: str | None = None) -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
-        return _run(quick) if part is None else _rerun_speed(quick, int(part.split("-")[1]))
+        if part is None:
+            return _run(quick)
+        _, size, *variant = part.split("-")  # speed-SIZE[-VARIANT]
+        return _rerun_speed(quick, int(size), tuple(variant) or ("plain", "gated"))
     finally:
         torch.set_num_threads(threads)
 
 
-def _rerun_speed(quick: bool, size: int) -> dict[str, Any]:
-    """The sampling rows of one image size alone, written into the existing results file
-    (the other rows and the image runs kept)."""
-    payload, wall = common.existing_payload(NAME, quick=quick)
-    payload.setdefault("speed", {}).update(speed_rows(quick, (size,)))
-    write_result(NAME, payload, quick=quick, seed=SEED, steps=payload.get("steps_trained"),
-                 wall_time_s=wall)  # fmt: skip
+def _rerun_speed(quick: bool, size: int, variants: tuple[str, ...]) -> dict[str, Any]:
+    """The sampling rows of one image size alone, each written into the existing results
+    file as soon as it is measured (the file read again just before: the other rows and
+    the image runs kept, also those another rerun wrote meanwhile)."""
+    payload: dict[str, Any] = {}
+    for variant in variants:
+        row = speed_row(quick, variant, size)
+        payload, wall = common.existing_payload(NAME, quick=quick)
+        payload.setdefault("speed", {})[speed_key(variant, row["image"][-1])] = row
+        steps = payload.get("steps_trained")
+        write_result(NAME, payload, quick=quick, seed=SEED, steps=steps, wall_time_s=wall)
     return payload
 
 
@@ -265,8 +267,9 @@ def _run(quick: bool) -> dict[str, Any]:
         )
 
     for size in SPEED_SIZES[:1] if quick else SPEED_SIZES:
-        payload["speed"].update(speed_rows(quick, (size,)))
-        save()
+        for variant in ("plain", "gated"):
+            payload["speed"][speed_key(variant, size)] = speed_row(quick, variant, size)
+            save()
     for data in binarized_image_data():
         for label in IMAGE_MODELS:
             image_runs.append(image_run(label, data, steps=steps, eval_n=eval_n, quick=quick))
@@ -279,8 +282,9 @@ def _run(quick: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parts = {
-        f"speed-{size}": f"rerun the {size}x{size} sampling rows alone into the results file"
+        f"speed-{size}{variant}": f"rerun the {size}x{size} sampling rows{variant} alone"
         for size in SPEED_SIZES
+        for variant in ("", "-plain", "-gated")
     }
     quick_help = "14x14 sampling, 20 training steps; results/quick/"
     return common.main(run, __doc__, quick_help, argv, parts)
