@@ -107,17 +107,31 @@ def overhead_table(record: dict[str, Any]) -> list[str]:
         "logging every 100 steps; bare loop: forward, backward, AdamW on one fixed batch):",
         "",
         *_table(
-            ["bare ms/step", "trainer ms/step", "trainer / bare", "per-round ratio (median)"],
+            [
+                "bare ms/step",
+                "trainer ms/step",
+                "trainer / bare",
+                "per-round ratio (median)",
+                "per-round CPU-time ratio (median, min–max)",
+            ],
             [
                 [
                     _f(record["bare_ms_per_step"], 3),
                     _f(record["trainer_ms_per_step"], 3),
                     _f(record["ratio_trainer_over_bare"], 3),
                     _f(record.get("ratio_paired_median"), 3),
+                    _cpu_ratio(record.get("cpu_ratio_paired")),
                 ]
             ],
         ),
     ]
+
+
+def _cpu_ratio(paired: dict[str, float] | None) -> str:
+    """'median (min–max)' of the per-round CPU-time ratios, '–' for older records."""
+    if not paired:
+        return "–"
+    return f"{_f(paired['median'], 3)} ({_f(paired['min'], 3)}–{_f(paired['max'], 3)})"
 
 
 def hot_path_table(record: dict[str, Any]) -> list[str]:
@@ -545,7 +559,8 @@ def pixelcnn_tables(record: dict[str, Any]) -> list[str]:
             str(r["batch_size"]),
             _f(r["ms"]["fast"], 0),
             _f(r["ms"]["naive"], 0),
-            _f(r["ratio_naive_over_fast"], 1),
+            _f(r["ratio_naive_over_fast"], 1)
+            + (f" ({_f(r['ratio_min'], 1)}–{_f(r['ratio_max'], 1)})" if "ratio_min" in r else ""),
             "yes" if r["same_pixels"] else "NO",
         ]
         for r in speed.values()
@@ -555,8 +570,9 @@ def pixelcnn_tables(record: dict[str, Any]) -> list[str]:
         out += [
             "**PixelCNN sampling, fast vs naive** (one torch thread; "
             f"{cfg.get('hidden_channels')} hidden channels, {cfg.get('num_layers')} layers, "
-            "untrained weights; fast: each sub-pixel from its receptive field only, naive: "
-            "one full pass per pixel; median ms per batch, same seed; goal ≥ 5x):",
+            "untrained weights; fast: cached activations, one position per layer per "
+            "sub-pixel, naive: one full pass per pixel; median ms per batch, sides "
+            "alternating, same seed; ratio: median of the paired ratios (min–max); goal ≥ 5x):",
             "",
             *_table(
                 ["variant", "image", "batch", "fast ms", "naive ms", "ratio", "same pixels"],
