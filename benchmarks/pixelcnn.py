@@ -2,13 +2,14 @@
 
 Two parts, each saved as soon as it is done (partial results survive a crash):
 
-- speed: ``sample(n, fast=True)`` (``CropSampler``: each sub-pixel computed from its
-  receptive field only; the gated network's vertical stack once per row) against
-  ``sample(n, fast=False)`` (the naive loop, one full network pass per pixel) for a batch
-  of 28x28 binary images, plain and gated, 64 hidden channels, 7 layers, untrained
-  weights (the cost does not depend on them), same seed on both sides, one torch thread.
-  Both sides are checked to draw the same pixels; we report ms per batch (median over
-  the repeats, sides interleaved) and the ratio naive / fast.
+- speed: ``sample(n, fast=True)`` (``IncrementalSampler``: every layer's activations
+  cached, one output position per layer per sub-pixel; the gated network's vertical
+  stack once per row) against ``sample(n, fast=False)`` (the naive loop, one full network
+  pass per pixel) for a batch of 4 binary images, 28x28 and 32x32, plain and gated, 64
+  hidden channels, 7 layers, untrained weights (the cost does not depend on them), same
+  seed on both sides, one torch thread. Both sides are checked to draw the same pixels;
+  we report ms per batch (median over the repeats, sides alternating) and the ratio naive
+  / fast (median of the paired ratios, with their min and max).
 - images: plain and gated PixelCNN trained by dgm's trainer on statically binarized
   Fashion-MNIST (the VAE table's data and binarization: every pixel drawn once from
   Bernoulli(grey level) with the data seed), and MNIST too when ``$DGM_MNIST_ROOT``
@@ -19,7 +20,11 @@ Full mode keeps within about 15 minutes of one CPU core on Fashion-MNIST alone (
 networks, 1500 steps); quick mode (``--quick``, under a minute) samples 14x14 images with
 narrower networks and trains 20 steps, evaluating on the first 200 test images.
 
-    python -m benchmarks.pixelcnn [--quick]
+``--part speed-28`` (about 6 CPU minutes) or ``--part speed-32`` (about 10) reruns the
+sampling rows of one image size alone into the existing results file; ``speed-32-plain``
+(about 1.5) or ``speed-32-gated`` one row.
+
+    python -m benchmarks.pixelcnn [--quick] [--part speed-SIZE[-VARIANT]]
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ NAME = "pixelcnn"
 SEED = 0
 THREADS = 1  # steady on a shared 2-core machine (benchmarks/threads.py)
 SPEED_MODEL = {"hidden_channels": 64, "num_layers": 7}  # the issue's "realistic size"
+SPEED_SIZES = (28, 32)  # Fashion-MNIST's images, and CIFAR's size
+SPEED_BATCH, SPEED_REPEATS = 4, 3
 IMAGE_MODELS: dict[str, dict[str, Any]] = {  # label -> config: small enough for a CPU
     "pixelcnn": {"variant": "plain", "hidden_channels": 32, "num_layers": 7},
     "gated pixelcnn": {"variant": "gated", "hidden_channels": 32, "num_layers": 5},
@@ -96,7 +103,7 @@ def sampling_speed(
             draws[side] = model.sample(batch, generator=gen, fast=side == "fast")
             ms[side].append(1000 * (time.perf_counter() - t0))
         same = same and torch.equal(draws["fast"], draws["naive"])
-    ratios = [n / f for n, f in zip(ms["naive"], ms["fast"], strict=True)]
+    ratios = [n / f for n, f in zip(ms["naive"], ms["fast"], strict=True)]  # paired
     result = {
         "variant": variant,
         "model_config": {"variant": variant, **config},
@@ -107,11 +114,15 @@ def sampling_speed(
         "ms": {side: statistics.median(v) for side, v in ms.items()},
         "ms_all": ms,
         "ratio_naive_over_fast": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
         "same_pixels": same,
     }
     log(
-        f"  {variant}: fast {result['ms']['fast']:.0f} ms, naive {result['ms']['naive']:.0f} ms "
-        f"per batch of {batch} ({result['ratio_naive_over_fast']:.1f}x), same pixels: {same}"
+        f"  {variant} {size}x{size}: fast {result['ms']['fast']:.0f} ms, naive "
+        f"{result['ms']['naive']:.0f} ms per batch of {batch} "
+        f"({result['ratio_naive_over_fast']:.1f}x, {min(ratios):.1f} to {max(ratios):.1f}), "
+        f"same pixels: {same}"
     )
     if not same:
         raise SystemExit(f"the fast sampler of {variant} PixelCNN drew other pixels than the naive")
@@ -173,22 +184,49 @@ def image_run(
 # -- the benchmark -----------------------------------------------------------------------------
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def speed_key(variant: str, size: int) -> str:
+    """The key of a sampling row in ``speed``: the variant alone at 28x28 (the first rows
+    measured), else with the size."""
+    return variant if size in (14, 28) else f"{variant} {size}x{size}"
+
+
+def speed_row(quick: bool, variant: str, size: int) -> dict[str, Any]:
+    """One sampling row (14x14 and a small network when ``quick``)."""
+    if quick:
+        config, size, batch, repeats = {"hidden_channels": 16, "num_layers": 4}, 14, 2, 1
+    else:
+        config, batch, repeats = SPEED_MODEL, SPEED_BATCH, SPEED_REPEATS
+    return sampling_speed(variant, config, size, batch, repeats)
+
+
+def run(quick: bool = False, part: str | None = None) -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
-        return _run(quick)
+        if part is None:
+            return _run(quick)
+        _, size, *variant = part.split("-")  # speed-SIZE[-VARIANT]
+        return _rerun_speed(quick, int(size), tuple(variant) or ("plain", "gated"))
     finally:
         torch.set_num_threads(threads)
 
 
+def _rerun_speed(quick: bool, size: int, variants: tuple[str, ...]) -> dict[str, Any]:
+    """The sampling rows of one image size alone, each written into the existing results
+    file as soon as it is measured (the file read again just before: the other rows and
+    the image runs kept, also those another rerun wrote meanwhile)."""
+    payload: dict[str, Any] = {}
+    for variant in variants:
+        row = speed_row(quick, variant, size)
+        payload, wall = common.existing_payload(NAME, quick=quick)
+        payload.setdefault("speed", {})[speed_key(variant, row["image"][-1])] = row
+        steps = payload.get("steps_trained")
+        write_result(NAME, payload, quick=quick, seed=SEED, steps=steps, wall_time_s=wall)
+    return payload
+
+
 def _run(quick: bool) -> dict[str, Any]:
-    if quick:
-        speed_model, size, batch, repeats = {"hidden_channels": 16, "num_layers": 4}, 14, 2, 1
-        steps, eval_n = 20, 200
-    else:
-        speed_model, size, batch, repeats = SPEED_MODEL, 28, 4, 3
-        steps, eval_n = 1500, None
+    steps, eval_n = (20, 200) if quick else (1500, None)
     warning = busy_warning()
     if warning:
         log(warning)
@@ -224,10 +262,10 @@ def _run(quick: bool) -> dict[str, Any]:
             NAME, payload, quick=quick, seed=SEED, steps=steps_done, wall_time_s=wall
         )
 
-    log(f"  speed: fast vs naive sampling of {batch} images {size}x{size}, {speed_model}")
-    for variant in ("plain", "gated"):
-        payload["speed"][variant] = sampling_speed(variant, speed_model, size, batch, repeats)
-        save()
+    for size in SPEED_SIZES[:1] if quick else SPEED_SIZES:
+        for variant in ("plain", "gated"):
+            payload["speed"][speed_key(variant, size)] = speed_row(quick, variant, size)
+            save()
     for data in binarized_image_data():
         for label in IMAGE_MODELS:
             image_runs.append(image_run(label, data, steps=steps, eval_n=eval_n, quick=quick))
@@ -249,7 +287,8 @@ def table(record: dict[str, Any]) -> list[str]:
             str(r["batch_size"]),
             fmt(r["ms"]["fast"], 0),
             fmt(r["ms"]["naive"], 0),
-            fmt(r["ratio_naive_over_fast"], 1),
+            fmt(r["ratio_naive_over_fast"], 1)
+            + (f" ({fmt(r['ratio_min'], 1)}–{fmt(r['ratio_max'], 1)})" if "ratio_min" in r else ""),
             "yes" if r["same_pixels"] else "NO",
         ]
         for r in speed.values()
@@ -259,8 +298,9 @@ def table(record: dict[str, Any]) -> list[str]:
         out += [
             "**PixelCNN sampling, fast vs naive** (one torch thread; "
             f"{cfg.get('hidden_channels')} hidden channels, {cfg.get('num_layers')} layers, "
-            "untrained weights; fast: each sub-pixel from its receptive field only, naive: "
-            "one full pass per pixel; median ms per batch, same seed; goal ≥ 5x):",
+            "untrained weights; fast: cached activations, one position per layer per "
+            "sub-pixel, naive: one full pass per pixel; median ms per batch, sides "
+            "alternating, same seed; ratio: median of the paired ratios (min–max); goal ≥ 5x):",
             "",
             *markdown_table(
                 ["variant", "image", "batch", "fast ms", "naive ms", "ratio", "same pixels"],
@@ -302,7 +342,13 @@ def table(record: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.main(run, __doc__, "14x14 sampling, 20 training steps; results/quick/", argv)
+    parts = {
+        f"speed-{size}{variant}": f"rerun the {size}x{size} sampling rows{variant} alone"
+        for size in SPEED_SIZES
+        for variant in ("", "-plain", "-gated")
+    }
+    quick_help = "14x14 sampling, 20 training steps; results/quick/"
+    return common.main(run, __doc__, quick_help, argv, parts)
 
 
 if __name__ == "__main__":

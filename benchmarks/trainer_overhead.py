@@ -10,7 +10,9 @@ off (no run directory, no validation data). The bare loop is
     model.loss(x).value.backward(); opt.step(); opt.zero_grad()
 
 on one fixed batch. After a warm-up of each, rounds of (trainer, bare) alternate, so
-drift in the machine's speed hits both; we report the median ms/step of each.
+drift in the machine's speed hits both; we report the median ms/step of each, in wall
+time and in this process's CPU time (steadier on a shared, busy machine: the time other
+processes hold the cores is not counted).
 
     python -m benchmarks.trainer_overhead [--quick]
 """
@@ -50,23 +52,24 @@ SEED = 0
 
 def _bare_round(
     model: dgm.GenerativeModel, opt: torch.optim.Optimizer, x: torch.Tensor, steps: int
-) -> float:
-    """Seconds for ``steps`` bare AdamW steps on batch ``x``."""
-    t0 = time.perf_counter()
+) -> tuple[float, float]:
+    """(wall, CPU) seconds for ``steps`` bare AdamW steps on batch ``x``."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         model.loss(x).value.backward()
         opt.step()
         opt.zero_grad()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def _trainer_round(trainer: Trainer, steps: int) -> float:
-    """Seconds for ``steps`` more steps through ``trainer.fit()``, tqdm to os.devnull."""
+def _trainer_round(trainer: Trainer, steps: int) -> tuple[float, float]:
+    """(wall, CPU) seconds for ``steps`` more steps through ``trainer.fit()``, tqdm to
+    os.devnull."""
     trainer.config = dataclasses.replace(trainer.config, steps=trainer.step + steps)
     with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         trainer.fit()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -106,13 +109,20 @@ def run(quick: bool = False) -> dict[str, Any]:
     _bare_round(bare_model, opt, x, warmup)
     trainer_ms: list[float] = []
     bare_ms: list[float] = []
+    trainer_cpu: list[float] = []  # CPU ms/step
+    bare_cpu: list[float] = []
     for r in range(rounds):
-        trainer_ms.append(1000 * _trainer_round(trainer, steps) / steps)
-        bare_ms.append(1000 * _bare_round(bare_model, opt, x, steps) / steps)
+        wall, cpu = _trainer_round(trainer, steps)
+        trainer_ms.append(1000 * wall / steps)
+        trainer_cpu.append(1000 * cpu / steps)
+        wall, cpu = _bare_round(bare_model, opt, x, steps)
+        bare_ms.append(1000 * wall / steps)
+        bare_cpu.append(1000 * cpu / steps)
         log(
-            f"  round {r + 1}/{rounds}: trainer {trainer_ms[-1]:.3f} ms/step, "
-            f"bare {bare_ms[-1]:.3f} ms/step"
+            f"  round {r + 1}/{rounds}: trainer {trainer_ms[-1]:.3f} ms/step "
+            f"({trainer_cpu[-1]:.3f} CPU), bare {bare_ms[-1]:.3f} ms/step ({bare_cpu[-1]:.3f} CPU)"
         )
+    cpu_ratios = [a / c for a, c in zip(trainer_cpu, bare_cpu, strict=True)]
     wall = time.perf_counter() - t_start
 
     t, b = statistics.median(trainer_ms), statistics.median(bare_ms)
@@ -138,15 +148,27 @@ def run(quick: bool = False) -> dict[str, Any]:
         "trainer_ms_rounds": trainer_ms,
         "bare_ms_summary": summary(bare_ms),
         "trainer_ms_summary": summary(trainer_ms),
+        "bare_cpu_ms_rounds": bare_cpu,
+        "trainer_cpu_ms_rounds": trainer_cpu,
+        "cpu_ratio_trainer_over_bare": statistics.median(trainer_cpu) / statistics.median(bare_cpu),
+        "cpu_ratio_paired": summary(cpu_ratios),
     }
     path = write_result(
         NAME, payload, quick=quick, seed=SEED, steps=steps * rounds, wall_time_s=wall
     )
     log(
         f"trainer overhead: bare {b:.3f} ms/step, trainer {t:.3f} ms/step, "
-        f"ratio {t / b:.3f}  -> {path}"
+        f"ratio {t / b:.3f}; CPU time: paired ratio {statistics.median(cpu_ratios):.3f} "
+        f"({min(cpu_ratios):.3f} to {max(cpu_ratios):.3f})  -> {path}"
     )
     return payload
+
+
+def cpu_ratio(paired: dict[str, float] | None) -> str:
+    """'median (min–max)' of the per-round CPU-time ratios, '–' for older records."""
+    if not paired:
+        return "–"
+    return f"{fmt(paired['median'], 3)} ({fmt(paired['min'], 3)}–{fmt(paired['max'], 3)})"
 
 
 def table(record: dict[str, Any]) -> list[str]:
@@ -157,13 +179,20 @@ def table(record: dict[str, Any]) -> list[str]:
         "logging every 100 steps; bare loop: forward, backward, AdamW on one fixed batch):",
         "",
         *markdown_table(
-            ["bare ms/step", "trainer ms/step", "trainer / bare", "per-round ratio (median)"],
+            [
+                "bare ms/step",
+                "trainer ms/step",
+                "trainer / bare",
+                "per-round ratio (median)",
+                "per-round CPU-time ratio (median, min–max)",
+            ],
             [
                 [
                     fmt(record["bare_ms_per_step"], 3),
                     fmt(record["trainer_ms_per_step"], 3),
                     fmt(record["ratio_trainer_over_bare"], 3),
                     fmt(record.get("ratio_paired_median"), 3),
+                    cpu_ratio(record.get("cpu_ratio_paired")),
                 ]
             ],
         ),

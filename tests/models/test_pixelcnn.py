@@ -11,8 +11,7 @@ import torch
 
 import dgm
 from dgm.model import Completable, DiscreteAutoregressive
-from dgm.models.autoregressive.pixelcnn import CropSampler
-from dgm.nn.masked_conv import Window
+from dgm.models.autoregressive.pixelcnn_sampler import Canvas, Region, pixels_between
 from helpers import (
     assert_completion_keeps_observed,
     assert_each_c_normalised,
@@ -124,26 +123,45 @@ def test_fast_sampler_of_conditional_models(variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_the_crop_computes_the_full_networks_output_at_every_pixel(variant):
-    """What makes the fast sampler exact: the network on the crop around (i, j), outside
-    positions zeroed, gives the full network's output there, to rounding."""
+@pytest.mark.parametrize("blocks", ["pixels", "rows", "image", "mixed"])
+def test_the_caches_compute_the_full_networks_output_at_every_pixel(variant, blocks):
+    """What makes the incremental sampler exact: each layer's cached activations, computed
+    pixel by pixel, in stretches of a row or in blocks of whole rows, give the full
+    network's output at every pixel, to rounding."""
     shape = (3, 5, 6)
     model = build(shape, variant=variant, hidden_channels=6, num_layers=3, num_classes=2)
     C, H, W = shape
-    x = torch.randn(2, C, H, W, dtype=torch.float64)
+    x = torch.rand(2, C, H, W, dtype=torch.float64) * 2 - 1
     cond = model._condition_features(torch.tensor([0, 1]))
     full = model.net(x, cond)  # (2, C·P, H, W)
-    up, left, right = model.net.reach
-    padded = torch.nn.functional.pad(x, (left, right, up, 0))
-    cond = torch.nn.functional.pad(cond, (left, right, up, 0))
+    image = Canvas(x, C, H, W, model.net.padding)
+    image.put(Region(0, H - 1, 0, W - 1), x)
+    cache = model.net.cache(image, cond)
+    stops = {
+        "pixels": range(1, H * W + 1),
+        "rows": range(W, H * W + 1, W),
+        "image": [H * W],
+        "mixed": [2, 3, 2 * W + 1, 4 * W - 1, H * W],  # row ends, whole rows, beginnings
+    }[blocks]
+    start = 0
+    for stop in stops:
+        for region in pixels_between(start, stop, W):
+            cache.compute(region)
+        start = stop
     for i, j in itertools.product(range(H), range(W)):
-        rows, cols = slice(i, i + up + 1), slice(j, j + left + right + 1)
-        out = model.net(
-            padded[:, :, rows, cols], cond[:, :, rows, cols], Window(i - up, j - left, H, W)
-        )
-        assert out.shape == (2, full.shape[1], 1, 1)
-        torch.testing.assert_close(out[..., 0, 0], full[:, :, i, j], rtol=0, atol=1e-12)
-    assert isinstance(CropSampler(model), CropSampler)
+        out = cache.head(i, j)  # (2, C·P)
+        torch.testing.assert_close(out, full[:, :, i, j], rtol=0, atol=1e-12)
+
+
+def test_pixels_between_covers_the_raster_stretch_in_order():
+    W = 4
+    for start, stop in itertools.product(range(13), range(13)):
+        regions = pixels_between(start, stop, W)
+        covered = [
+            i * W + j for r0, r1, c0, c1 in regions for i in range(r0, r1 + 1)
+            for j in range(c0, c1 + 1)
+        ]  # fmt: skip
+        assert covered == list(range(start, stop)) and len(regions) <= 3
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -156,7 +174,7 @@ def test_the_crop_computes_the_full_networks_output_at_every_pixel(variant):
 )  # fmt: skip
 def test_fast_completion_fills_the_naive_loops_pixels(variant, shape, head, conditioning):
     """Bottom half, random, some sub-pixels observed in every example (skipped with no
-    draw) and nothing observed: the crop sampler consumes the generator as the naive
+    draw) and nothing observed: the incremental sampler consumes the generator as the naive
     loop and fills the same pixels, keeping the observed ones."""
     model = build(
         shape, variant=variant, head=head, num_levels=5, num_mixtures=2, hidden_channels=6,

@@ -263,3 +263,67 @@ def test_a_config_saved_before_weight_decay_on_resumes_decaying_everything():
     assert saved_config(old).weight_decay_on == "all"
     new = to_dict(quiet_config(weight_decay=0.1))
     assert saved_config(new) == quiet_config(weight_decay=0.1)  # a new run keeps its choice
+
+
+def test_logged_metrics_are_the_float32_means_of_the_calls_since_the_last_log(tmp_path):
+    """The stacked running sums log, bit for bit, what summing each metric in float32 call
+    by call and dividing by the calls gives."""
+    model = DiagonalGaussian((3,), GaussianConfig())
+    seen: list[dict[str, torch.Tensor]] = []
+    loss = model.loss
+
+    def recording_loss(*args, **kwargs):
+        out = loss(*args, **kwargs)
+        seen.append({"loss": out.value, **out.metrics})
+        return out
+
+    model.loss = recording_loss
+    cfg = quiet_config(steps=7, log_every=3, checkpoint_every=0)
+    with registered():
+        Trainer(model, gaussian_data(d=3), None, cfg, tmp_path, progress=False).fit()
+    records = rd.read_metrics(tmp_path / rd.METRICS)
+    assert [r["step"] for r in records] == [3, 6, 7]
+    for record, calls in zip(records, (seen[0:3], seen[3:6], seen[6:7]), strict=True):
+        for key in calls[0]:
+            total = calls[0][key].detach().float().clone()
+            for call in calls[1:]:
+                total = total + call[key].detach().float()
+            assert record[key] == (total / len(calls)).item(), key
+
+
+def test_the_gradient_norm_is_torchs_total_norm_bit_for_bit():
+    trainer = Trainer(
+        DiagonalGaussian((3,), GaussianConfig()), gaussian_data(d=3), None, quiet_config(), None,
+        progress=False,
+    )  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    same = [torch.randn(shape, generator=g) * 10 for shape in [(3,), (40, 7), (1,), (5, 2, 2)]]
+    mixed = [same[0].double(), *same[1:]]  # two dtypes: torch's grouping path
+    for phase, grads in (("same", same), ("mixed", mixed)):
+        expected = torch.nn.utils.get_total_norm(grads)
+        assert torch.equal(trainer._grad_norm(phase, grads), expected), phase
+        assert torch.equal(trainer._grad_norm(phase, grads), expected), phase  # decided once
+    assert trainer._one_norm == {"same": True, "mixed": False}
+
+
+def test_periodic_work_is_checked_exactly_at_the_steps_where_some_is_due():
+    trainer = Trainer(
+        DiagonalGaussian((3,), GaussianConfig()), gaussian_data(d=3), None, quiet_config(), None,
+        progress=False,
+    )  # fmt: skip
+    for every in [(0, 0, 0, 0), (5, 0, 0, 0), (3, 4, 0, 7), (1, 0, 0, 0), (6, 6, 9, 30)]:
+        trainer.config = quiet_config(steps=23)
+        due_steps = [s for s in range(1, 24) if any(trainer_due(trainer, s, n) for n in every)]
+        trainer.step, checked = 0, []
+        due = trainer._next_due(every)
+        while trainer.step < 23:
+            trainer.step += 1
+            if trainer.step >= due:
+                checked.append(trainer.step)
+                due = trainer._next_due(every)
+        assert set(due_steps) <= set(checked) <= {*due_steps, 23}, every  # 23: the last
+
+
+def trainer_due(trainer: Trainer, step: int, every: int) -> bool:
+    trainer.step = step
+    return trainer._due(every)

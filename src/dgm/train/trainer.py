@@ -142,9 +142,11 @@ class Trainer:
         self._stop = False
         self._drawing = False  # a sample picture is being drawn: a signal interrupts it
         self._picture_cut = False
-        self._sums: dict[str, Tensor] = {}  # metric -> sum over its calls since the last log
-        self._counts: dict[str, int] = {}  # metric -> number of those calls
+        # metric names (one call's, in order) -> their sums over the calls since the last
+        # log, stacked in one float32 tensor, and the number of those calls: one add a call
+        self._sums: dict[tuple[str, ...], tuple[Tensor, int]] = {}
         self._sum_steps = 0
+        self._one_norm: dict[str, bool] = {}  # phase -> its gradients take one foreach norm
 
     # -- public ------------------------------------------------------------------------------
 
@@ -217,15 +219,19 @@ class Trainer:
         self.model.train()
         check_values = self.model.check_values
         self.model.check_values = False  # every example was checked up front (_check_data)
+        every = (cfg.log_every, cfg.eval_every, cfg.sample_every, cfg.checkpoint_every)
+        due = self._next_due(every)
         try:
             with self._stop_on_signals():
                 while self.step < cfg.steps and not self._stop:
                     self._train_step()
                     self.step += 1
                     bar.update(1)
-                    every = (cfg.log_every, cfg.eval_every, cfg.sample_every, cfg.checkpoint_every)
+                    if self.step < due:  # no periodic work before then
+                        continue
+                    due = self._next_due(every)
                     log, validate, sample, save = (self._due(n) for n in every)
-                    if not (log or validate or sample or save):
+                    if not (log or validate or sample or save):  # the last step, none due
                         continue
                     train_time += time.perf_counter() - t0  # periodic work is not training time
                     if log:
@@ -325,7 +331,7 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             out.value.backward()
             grads = [p.grad for p in params if p.grad is not None]
-            norm = torch.nn.utils.get_total_norm(grads) if grads else out.value.new_zeros(())
+            norm = self._grad_norm(phase, grads) if grads else out.value.new_zeros(())
             # the all-reduced gradient's norm is the same on every rank, so all ranks stop
             # together; one rank's loss alone would leave the others waiting
             finite = torch.isfinite(norm)
@@ -340,7 +346,7 @@ class Trainer:
             if clip is not None:
                 torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
             opt.step()
-            metrics = {"loss": out.value.detach(), **out.metrics, "grad_norm": norm}
+            metrics = {"loss": out.value, **out.metrics, "grad_norm": norm}
             self._accumulate(phase if len(self.optimizers) > 1 else "", metrics)
         if self.ema is not None:
             self.ema.update()
@@ -359,17 +365,48 @@ class Trainer:
             return f"no checkpoint was written yet: {fix}"
         return f"the last good checkpoint (step {self.saved_step}) is kept: {fix}"
 
+    def _grad_norm(self, phase: str, grads: list[Tensor]) -> Tensor:
+        """The 2-norm of all ``grads``, as ``torch.nn.utils.get_total_norm`` computes it; when
+        they share one device and dtype (decided on the phase's first step), its single
+        foreach norm without the grouping around it."""
+        one = self._one_norm.get(phase)
+        if one is None:
+            kinds = {(g.device, g.dtype, g.layout) for g in grads}
+            one = len(kinds) == 1 and grads[0].layout == torch.strided
+            one = one and grads[0].device.type in ("cpu", "cuda")
+            self._one_norm[phase] = one
+        if not one:
+            return torch.nn.utils.get_total_norm(grads)
+        with torch.no_grad():
+            return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+
     def _accumulate(self, prefix: str, metrics: dict[str, Any]) -> None:
-        """Add one call's metrics; the log divides each by its number of calls, so a phase
-        listed k times in ``model.phases`` logs the mean of its k calls, not their sum."""
-        for k, v in metrics.items():
-            key = f"{prefix}/{k}" if prefix else k
+        """Add one call's metrics (scalars) to their sums, in float32, as one stacked tensor
+        (no host sync: the log reads them); the log divides each by its number of calls, so
+        a phase listed k times in ``model.phases`` logs the mean of its k calls, not their
+        sum."""
+        keys = tuple(f"{prefix}/{k}" if prefix else k for k in metrics)
+        values = []
+        for v in metrics.values():
             v = torch.as_tensor(v).detach().float()
-            if key in self._sums:
-                self._sums[key] = self._sums[key] + v
-                self._counts[key] += 1
-            else:
-                self._sums[key], self._counts[key] = v.clone(), 1
+            values.append(v if v.dim() == 0 else v.reshape(()))
+        stacked = torch.stack(values)  # (number of metrics,)
+        if keys in self._sums:
+            total, count = self._sums[keys]
+            self._sums[keys] = (total.add_(stacked), count + 1)
+        else:
+            self._sums[keys] = (stacked, 1)
+
+    def _means(self) -> dict[str, float]:
+        """Each metric's mean over its calls since the last log (one host sync per group of
+        metrics); a metric in several groups is summed over all of them."""
+        sums: dict[str, Tensor] = {}
+        counts: dict[str, int] = {}
+        for keys, (total, count) in self._sums.items():
+            for key, value in zip(keys, total.unbind(), strict=True):
+                sums[key] = sums[key] + value if key in sums else value
+                counts[key] = counts.get(key, 0) + count
+        return {k: (v / counts[k]).item() for k, v in sums.items()}
 
     def _full_pass(self) -> Iterator[tuple[Tensor, Tensor | None]]:
         n, bs = len(self.train_data), self.config.batch_size
@@ -379,16 +416,21 @@ class Trainer:
 
     # -- periodic work -------------------------------------------------------------------------
 
+    def _next_due(self, every: tuple[int, ...]) -> int:
+        """The first step after this one at which some periodic work of ``every`` (periods,
+        0 = never) is due: the earliest next multiple, or the last step."""
+        return min([self.config.steps] + [(self.step // n + 1) * n for n in every if n > 0])
+
     def _due(self, every: int) -> bool:
         """Periodic work every ``every`` steps (0 = never), and at the last step."""
         return every > 0 and (self.step % every == 0 or self.step == self.config.steps)
 
     def _log(self, train_time: float) -> dict[str, Any]:
         record: dict[str, Any] = {"step": self.step}
-        record.update({k: (v / self._counts[k]).item() for k, v in self._sums.items()})
+        record.update(self._means())
         record["lr"] = self.config.lr * self.config.lr_factor(self.step - 1)
         record["train_time_s"] = round(train_time, 3)
-        self._sums, self._counts, self._sum_steps = {}, {}, 0
+        self._sums, self._sum_steps = {}, 0
         if self.writes:
             rd.append_metrics(self.run_dir / rd.METRICS, record)
         return record
