@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dgm.cli import main
-from dgm.report.html import fmt
+from dgm.report.render import fmt
 from dgm.run_dir import read_metrics
 from system_files import BROWSER, CHROMEDRIVER, CHROMIUM
 

@@ -15,31 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dgm.cli import main
-from dgm.report.compare import compare_html, curve_series
-from dgm.report.html import fmt, open_run, report_html
+from dgm.report.gather import open_run
+from dgm.report.render import compare_html, fmt, report_html
 from dgm.run_dir import read_metrics
 
-QUIET = ["--device", "cpu", "--sample-every", "0", "--threads", "1"]
 EVAL_N = 200
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A VAE on binarized digits (validated twice), a GMM on moons, a GAN on moons and a
-    character RNN on words, a few steps each."""
-    root = tmp_path_factory.mktemp("runs")
-    args = {
-        "vae": "vae --data digits --binarize static --latent-dim 2 --hidden-sizes 16 "
-        "--steps 20 --batch-size 32 --eval-every 10",
-        "gmm": "gmm --data moons --steps 3 --eval-every 0",
-        "gan": "gan --data moons --steps 4 --batch-size 32 --hidden-sizes 16 --latent-dim 2 "
-        "--eval-every 0",
-        "char_rnn": "char_rnn --data words --steps 3 --batch-size 8 --eval-every 0",
-    }
-    for name, argv in args.items():
-        assert main(["train", *argv.split(), *QUIET, "--out", str(root / name)]) == 0
-    return {name: root / name for name in args}
 
 
 class Page(HTMLParser):
@@ -180,11 +160,6 @@ def test_compare_puts_runs_side_by_side(runs):
     assert "<tr><td>model</td><td>gmm</td><td>gan</td><td>vae</td></tr>" in text
     with pytest.raises(ValueError, match="at least two run directories"):
         compare_html([runs["gmm"]])
-
-
-def test_curve_series():
-    records = [{"step": 1, "d/loss": 2.0, "g/loss": 1.0, "valid/d/loss": 5.0}, {"step": 2}]
-    assert curve_series(records) == {"d/loss": [(1, 2.0)], "g/loss": [(1, 1.0)]}
 
 
 def test_sample_quality_on_request_and_a_saved_eval_json(runs, tmp_path):

@@ -100,3 +100,10 @@ def test_training_curves_show_each_loss_and_the_validation_nll(tmp_path):
     metrics.write_text("".join(json.dumps(r) + "\n" for r in records[:20]))
     save_curves(metrics, tmp_path / "curves.png")
     assert Image.open(tmp_path / "curves.png").size == (640, 400)
+
+
+def test_curve_series():
+    from dgm.report.plots import curve_series
+
+    records = [{"step": 1, "d/loss": 2.0, "g/loss": 1.0, "valid/d/loss": 5.0}, {"step": 2}]
+    assert curve_series(records) == {"d/loss": [(1, 2.0)], "g/loss": [(1, 1.0)]}

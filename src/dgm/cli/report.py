@@ -4,11 +4,13 @@ own.
 dgm report DIR [--out FILE] [-n 64] [--eval-n 1000] [--sample-quality [--num-samples N]]
 dgm compare DIR1 DIR2 ... [--out FILE] [-n 64] [--eval-n 1000]
 
-``report`` writes DIR/report.html (``dgm.report.html``), ``compare`` compare.html in the
-current folder (``dgm.report.compare``): self-contained pages that open in any browser
-without a server. ``add_parsers(sub)`` adds them to the ``dgm`` parser; ``COMMANDS`` maps
-each name to its function of the parsed arguments. Wrong input raises ``ValueError`` with
-the fix, which ``dgm.cli.parser`` prints as one line and exits 2.
+``report`` writes DIR/report.html, ``compare`` compare.html in the current folder
+(``dgm.report.render``, from what ``dgm.report.gather`` and ``dgm.report.compare``
+gather; the options are ``dgm.report.gather.ReportOptions``): self-contained pages that
+open in any browser without a server. ``add_parsers(sub)`` adds them to the ``dgm``
+parser; ``COMMANDS`` maps each name to its function of the parsed arguments. Wrong input
+raises ``ValueError`` with the fix, which ``dgm.cli.parser`` prints as one line and
+exits 2.
 """
 
 from __future__ import annotations
@@ -83,12 +85,15 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
 
 
 def _options(ns: argparse.Namespace) -> dict[str, Any]:
-    from dgm import run_dir as rd
+    """The keyword arguments of ``write_report``/``write_compare``: the run flags and the
+    ``ReportOptions`` fields the verb has."""
+    from dataclasses import fields
 
-    return {
-        "n": ns.n,
-        "eval_n": ns.eval_n,
-        "seed": ns.seed,
+    from dgm import run_dir as rd
+    from dgm.report.gather import ReportOptions
+
+    options = {f.name: getattr(ns, f.name) for f in fields(ReportOptions) if hasattr(ns, f.name)}
+    return options | {
         "device": rd.resolve_device(ns.device),
         "best": ns.best,
         "ema": not ns.no_ema,
@@ -118,21 +123,18 @@ def _check_out(out: Path | None) -> None:
 
 
 def cmd_report(ns: argparse.Namespace) -> int:
-    from dgm.report.html import open_run, write_report
+    from dgm.report.gather import open_run
+    from dgm.report.render import write_report
 
     _check_out(ns.out)
     open_run(ns.run_dir)  # a missing or wrong folder is refused before any work
-    options = _options(ns) | {
-        "sample_quality": ns.sample_quality,
-        "num_samples": ns.num_samples,
-    }
-    out = write_report(ns.run_dir, ns.out, **options)
+    out = write_report(ns.run_dir, ns.out, **_options(ns))
     print(f"wrote {out}")
     return 0
 
 
 def cmd_compare(ns: argparse.Namespace) -> int:
-    from dgm.report.compare import write_compare
+    from dgm.report.render import write_compare
 
     _check_out(ns.out)
     out = write_compare(ns.run_dirs, ns.out, **_options(ns))

@@ -1,5 +1,6 @@
 """Pictures of a run: sample grids (Pillow), 2-D samples over the data and the model's
-density, and training curves (matplotlib, drawn off-screen with Agg)."""
+density, and training curves, of one run or of several overlaid (matplotlib, drawn
+off-screen with Agg)."""
 
 from __future__ import annotations
 
@@ -165,6 +166,37 @@ def scatter(
     return _render(fig)
 
 
+def curve_series(records: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) points of every training loss (``loss``, ``<phase>/loss``) and of the
+    validation NLL (``valid/nll``) in metrics.jsonl records.
+
+    Example:
+        >>> curve_series([{"step": 10, "loss": 3.0}, {"step": 20, "loss": 2.0, "valid/nll": 2.5}])
+        {'loss': [(10, 3.0), (20, 2.0)], 'valid/nll': [(20, 2.5)]}
+    """
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in records:
+        for k, v in r.items():
+            train_loss = not k.startswith("valid/") and k.rpartition("/")[2] == "loss"
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if (train_loss or k == "valid/nll") and number and "step" in r:
+                series.setdefault(k, []).append((int(r["step"]), float(v)))
+    return series
+
+
+def _robust_ylim(ax: Any, curves: list[list[float]]) -> None:
+    """y limits that leave out the first tenth of each curve (the initial drop, which may
+    overflow the rest); nothing when no value is finite."""
+    shown: list[float] = []
+    for values in curves:
+        finite = [v for v in values if math.isfinite(v)]
+        shown += finite[len(finite) // 10 :]
+    if shown:
+        low, high = min(shown), max(shown)
+        pad = 0.05 * (high - low) or 1.0
+        ax.set_ylim(low - pad, high + pad)
+
+
 def curves(records: list[dict[str, Any]], size: tuple[int, int] = (640, 400)) -> Image.Image:
     """Training curves from metrics.jsonl records: every phase's loss per logged step and,
     when present, the validation NLL (``valid/nll``, nats per example)."""
@@ -172,24 +204,13 @@ def curves(records: list[dict[str, Any]], size: tuple[int, int] = (640, 400)) ->
 
     fig = Figure(figsize=(size[0] / 96, size[1] / 96), dpi=96)
     ax = fig.add_subplot()
-    series: dict[str, list[tuple[int, float]]] = {}
-    for r in records:
-        for k, v in r.items():
-            train_loss = not k.startswith("valid/") and k.rpartition("/")[2] == "loss"
-            if (train_loss or k == "valid/nll") and isinstance(v, (int, float)):
-                series.setdefault(k, []).append((int(r["step"]), float(v)))
-    shown: list[float] = []
+    series = curve_series(records)
     for k, points in series.items():
         steps, values = zip(*points, strict=True)
         label = "valid NLL" if k == "valid/nll" else f"train {k}"
         style = {"marker": "o", "markersize": 3} if k == "valid/nll" else {}
         ax.plot(steps, values, label=label, linewidth=1.2, **style)
-        finite = [v for v in values if math.isfinite(v)]
-        shown += finite[len(finite) // 10 :]  # the first tenth (the initial drop) may overflow
-    if shown:
-        low, high = min(shown), max(shown)
-        pad = 0.05 * (high - low) or 1.0
-        ax.set_ylim(low - pad, high + pad)
+    _robust_ylim(ax, [[v for _, v in points] for points in series.values()])
     ax.set_xlabel("step")
     ax.set_ylabel("nats per example" if "valid/nll" in series else "loss")
     ax.grid(alpha=0.3)
@@ -197,6 +218,45 @@ def curves(records: list[dict[str, Any]], size: tuple[int, int] = (640, 400)) ->
         ax.legend(fontsize=8)
     else:
         ax.set_title("no metrics logged yet", fontsize=9)
+    fig.tight_layout()
+    return _render(fig)
+
+
+def overlaid_curves(
+    runs: list[tuple[str, list[dict[str, Any]]]], size: tuple[int, int] = (960, 400)
+) -> Image.Image:
+    """Two panels for (name, metrics.jsonl records) pairs: the training losses and the
+    validation NLL (nats per example) of every run, one colour per run (line styles tell
+    the phases of a multi-phase run apart)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size[0] / 96, size[1] / 96), dpi=96)
+    train_ax, valid_ax = fig.subplots(1, 2)
+    styles = ["-", "--", ":", "-."]
+    for i, (name, records) in enumerate(runs):
+        colour = f"C{i % 10}"
+        series = curve_series(records)
+        losses = [k for k in series if k != "valid/nll"]
+        for j, k in enumerate(losses):
+            steps, values = zip(*series[k], strict=True)
+            label = name if len(losses) == 1 else f"{name} {k}"
+            marker = "." if len(steps) < 50 else None  # a curve of one point stays visible
+            train_ax.plot(
+                steps, values, styles[j % 4], marker=marker, color=colour, label=label, lw=1.2
+            )
+        if "valid/nll" in series:
+            steps, values = zip(*series["valid/nll"], strict=True)
+            valid_ax.plot(steps, values, "o-", color=colour, label=name, markersize=3)
+    for ax, title in ((train_ax, "training loss"), (valid_ax, "validation NLL (nats)")):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7)
+            _robust_ylim(ax, [[float(y) for y in line.get_ydata()] for line in ax.lines])
+        else:
+            ax.text(0.5, 0.5, "nothing logged", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     return _render(fig)
 

@@ -1,14 +1,9 @@
-"""The HTML report of a run (``dgm report DIR``): one self-contained static page with the
-configuration, the training curves, the metrics table, sample grids and, where the model
-has the capability, reconstructions and interpolations (``Encodable``) and inpaintings
-(``Completable``); 2-D runs show their samples over the data and the density, text runs
-their sampled text.
+"""What the report of a run shows (``dgm report DIR``), gathered without any HTML: plain
+dataclasses of metric rows, figures as PNG bytes, sampled text and notes, which
+``dgm.report.render`` turns into the page. Python users call ``gather`` for the numbers and
+pictures alone.
 
-Every picture is a PNG embedded as a ``data:`` URI and the style sheet is inline: the page
-needs no server, no network and no script. Every string that comes from the run (config
-values, metric names, sampled text) is HTML-escaped.
-
-Numbers in the metrics table, in nats per example unless named otherwise:
+Numbers in the metrics rows, in nats per example unless named otherwise:
 
 - ``test/*``: ``dgm.evaluate.likelihood.evaluate`` on the first ``eval_n`` examples of the
   test split (NLL, bits/dim, what bound it is, and the ELBO's KL and reconstruction terms);
@@ -19,20 +14,25 @@ Numbers in the metrics table, in nats per example unless named otherwise:
   computed only when asked (``sample_quality=True``: it trains a feature network once per
   image dataset), else taken from eval.json when that holds it.
 
+Pictures: the training curves, the sample grid (a scatter over the test data for 2-D
+runs, text for text runs) and, where the model has the capability, reconstructions and
+interpolations (``Encodable``) and inpaintings (``Completable``) of the first test images.
+
 Example:
-    >>> row = Metric("test/nll", "NLL (nats/example)", 44.970424, "evaluate")
-    >>> fmt(row.value), fmt(0.000123456), esc("<b> & 'q'")
-    ('44.97', '0.00012346', '&lt;b&gt; &amp; &#x27;q&#x27;')
+    >>> logged_metrics([{"step": 5, "loss": 2.5}, {"step": 10, "loss": 2.0, "valid/nll": 2.2}])
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [Metric(key='logged/loss', label='train loss', value=2.0, source='step 10'),
+     Metric(key='logged/valid/nll', label='valid/nll', value=2.2, source='step 10'),
+     Metric(key='logged/best_valid_nll', label='best valid/nll', value=2.2, source='step 10')]
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -46,25 +46,18 @@ from dgm.model import Completable, Encodable, GenerativeModel, Likelihood
 from dgm.report import plots
 
 EVAL_JSON = "eval.json"  # where a saved `dgm eval DIR --json` result is looked for
-REPORT = "report.html"
 
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
-       padding: 0 1em; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em;
-     border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left;
-         vertical-align: top; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { image-rendering: pixelated; max-width: 100%; border: 1px solid #ddd; }
-figure { display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
-figcaption { font-size: 0.85em; color: #555; max-width: 480px; }
-pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; }
-p.note { color: #666; font-size: 0.9em; }
-div.runs { display: flex; flex-wrap: wrap; gap: 1em; }
-div.run h3 { font-size: 1em; margin: 0.3em 0; }
-"""
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What ``dgm report`` computes; the field comments are the CLI help (``compare`` takes
+    ``n``, ``eval_n`` and ``seed``)."""
+
+    n: int = 64  # samples drawn per run
+    eval_n: int = 1000  # test examples the likelihood is evaluated on (the first ones)
+    seed: int = 0  # for the samples and masks
+    sample_quality: bool = False  # also measure FD, KID, precision and recall of samples
+    num_samples: int = 1000  # samples for sample_quality
 
 
 class Metric(NamedTuple):
@@ -77,78 +70,62 @@ class Metric(NamedTuple):
     source: str
 
 
-# -- HTML pieces -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Figure:
+    """A picture as PNG bytes, its size in pixels and its caption."""
+
+    png: bytes
+    width: int
+    height: int
+    caption: str
+
+    @classmethod
+    def of(cls, img: Image.Image, caption: str) -> Figure:
+        """``img`` encoded as PNG."""
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return cls(buf.getvalue(), img.width, img.height, caption)
 
 
-def esc(value: Any) -> str:
-    """``value`` as text safe inside HTML elements and quoted attributes."""
-    return escape(str(value), quote=True)
+@dataclass(frozen=True)
+class Shown:
+    """What one part of the page shows: a figure, lines of sampled text, or a note saying
+    why there is nothing to see (exactly one of them)."""
+
+    figure: Figure | None = None
+    text: list[str] | None = None
+    note: str = ""
 
 
-def fmt(value: Any) -> str:
-    """A metric as shown: floats to 5 significant digits, everything else as text."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.5g}" if math.isfinite(value) and abs(value) < 1e5 else f"{value:.6g}"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)
+@dataclass(frozen=True)
+class Panel:
+    """A section shown where the model has a capability (``Reconstructions``,
+    ``Interpolations``, ``Inpaintings``)."""
+
+    title: str
+    shown: Shown
 
 
-def data_uri(img: Image.Image) -> str:
-    """``img`` as a PNG ``data:`` URI."""
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+@dataclass
+class RunReport:
+    """Everything the report page of one run shows, in page order."""
 
+    path: Path
+    model: Any  # the config's model name (as saved)
+    data: Any  # the config's data name (as saved)
+    event_shape: tuple[int, ...]
+    likelihood: str  # Likelihood value: exact, lower_bound, none
+    weights: int  # numbers in the model's weights (parameters and buffers)
+    data_note: str  # why the test split is missing, or ""
+    metrics: list[Metric]
+    curves: Figure
+    samples: Shown
+    panels: list[Panel]
+    config: list[tuple[str, Any]]  # flattened configuration entries
 
-def figure(img: Image.Image, caption: str) -> str:
-    """An embedded picture with its caption (escaped)."""
-    return (
-        f'<figure><img src="{data_uri(img)}" alt="{esc(caption)}" width="{img.width}" '
-        f'height="{img.height}"><figcaption>{esc(caption)}</figcaption></figure>'
-    )
-
-
-def html_table(header: list[str], rows: list[list[Any]], cls: str = "") -> str:
-    """A table of escaped cells; numbers right-aligned. ``rows`` items may be (key, cells)
-    pairs to give the row a ``data-key`` attribute."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = []
-    for row in rows:
-        key, cells = row if isinstance(row, tuple) else (None, row)
-        attr = f' data-key="{esc(key)}"' if key is not None else ""
-        tds = "".join(
-            f'<td class="num">{esc(fmt(c))}</td>'
-            if isinstance(c, (int, float)) and not isinstance(c, bool)
-            else f"<td>{esc(fmt(c))}</td>"
-            for c in cells
-        )
-        body.append(f"<tr{attr}>{tds}</tr>")
-    cls_attr = f' class="{esc(cls)}"' if cls else ""
-    return f"<table{cls_attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def page(title: str, sections: list[str]) -> str:
-    """The whole document: inline style, no script, a data-URI favicon (so a browser
-    requests nothing)."""
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<link rel="icon" href="data:,">'
-        f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>\n"
-        f"<h1>{esc(title)}</h1>\n" + "\n".join(sections) + "\n</body></html>\n"
-    )
-
-
-def section(title: str, *parts: str) -> str:
-    return f"<section><h2>{esc(title)}</h2>\n" + "\n".join(parts) + "\n</section>"
-
-
-def note(text: str) -> str:
-    return f'<p class="note">{esc(text)}</p>'
+    @property
+    def name(self) -> str:
+        return self.path.name or str(self.path)
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -156,7 +133,7 @@ def note(text: str) -> str:
 
 @dataclass
 class ReportRun:
-    """A run as the report shows it: the opened ``dgm.run_dir.Run``, its metrics.jsonl
+    """A run as the report reads it: the opened ``dgm.run_dir.Run``, its metrics.jsonl
     records, a saved eval.json and, once ``load`` is called, the model and the test split
     (``data_note`` says why there are no data, e.g. a data folder that moved)."""
 
@@ -213,7 +190,7 @@ def open_run(path: str | Path) -> ReportRun:
 
 def flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     """Nested config entries as (dotted key, value) pairs, in order; values other than
-    numbers and strings (null, booleans, lists) written as JSON."""
+    numbers and strings (null, booleans, lists) written as JSON, so no value is None."""
     out: list[tuple[str, Any]] = []
     for k, v in config.items():
         if isinstance(v, dict) and v:
@@ -326,14 +303,6 @@ def run_metrics(
     return rows
 
 
-def metrics_table(rows: list[Metric]) -> str:
-    return html_table(
-        ["metric", "value", "source"],
-        [(m.key, [m.label, m.value, m.source]) for m in rows],
-        cls="metrics",
-    )
-
-
 # -- pictures --------------------------------------------------------------------------------
 
 
@@ -350,40 +319,41 @@ def draw_samples(run: ReportRun, n: int = 64, seed: int = 0) -> Tensor:
     return model.sample(n, c, generator=gen).cpu()
 
 
-def sample_parts(run: ReportRun, n: int = 64, seed: int = 0) -> list[str]:
-    """The sample grid as HTML: a picture for images and 2-D points, text for text runs."""
+def samples(run: ReportRun, n: int = 64, seed: int = 0) -> Shown:
+    """The sample grid: a picture for images and 2-D points (over the test data), the
+    decoded lines for text runs, else a note."""
     from dgm.data.dataset import take
 
     model = run.model
     assert model is not None
     if model.conditioning.kind == "context" and run.data is None:
-        return [note("no samples: the model draws for the test contexts, and " + run.data_note)]
+        return Shown(note="no samples: the model draws for the test contexts, and " + run.data_note)
     x = draw_samples(run, n, seed)
     vocab = run.run.vocab
     if vocab is not None and model.integer_data and x.dim() == 2:
         from dgm.data.text import decode
 
-        return [f'<pre class="samples">{esc(chr(10).join(decode(x, vocab)))}</pre>']
+        return Shown(text=list(decode(x, vocab)))
     if model_modality(model) == "image":
         k = model.conditioning.num_classes if model.conditioning.kind == "classes" else 0
         img = plots.image_grid(x, nrow=k or None, value_range=run.value_range)
         by_class = ", column k: class k" if k else ""
-        return [figure(img, f"{n} samples of {run.name} (seed {seed}{by_class})")]
+        return Shown(Figure.of(img, f"{n} samples of {run.name} (seed {seed}{by_class})"))
     if model_modality(model) == "points":
         ref = None
         if run.data is not None:
             ref = take(run.data, torch.arange(min(2000, len(run.data))), "cpu").x
         img = plots.scatter(x, data=ref, model=model)
-        return [figure(img, f"{n} samples of {run.name} over test data (grey)")]
-    return [note(f"samples of shape {tuple(x.shape[1:])} have no picture")]
+        return Shown(Figure.of(img, f"{n} samples of {run.name} over test data (grey)"))
+    return Shown(note=f"samples of shape {tuple(x.shape[1:])} have no picture")
 
 
 @torch.no_grad()
-def capability_parts(run: ReportRun, n: int = 8, steps: int = 8, seed: int = 0) -> list[str]:
+def capability_panels(run: ReportRun, n: int = 8, steps: int = 8, seed: int = 0) -> list[Panel]:
     """Reconstructions and interpolations (Encodable) and inpaintings (Completable) of the
-    first test images, as sections; nothing for models without the capability or runs
-    that are not of images. A capability the model's configuration refuses (a
-    ValueError or NotImplementedError) leaves a note in its section."""
+    first test images; nothing for models without the capability or runs that are not of
+    images. A capability the model's configuration refuses (a ValueError or
+    NotImplementedError) leaves a note in its panel."""
     from dgm.data.dataset import take
     from dgm.tasks.inpaint import completion_grid, image_mask
     from dgm.tasks.represent import reconstruct
@@ -399,39 +369,39 @@ def capability_parts(run: ReportRun, n: int = 8, steps: int = 8, seed: int = 0) 
     c = run.run.conditions("test", index, device=model.device)
     vr = run.value_range or plots.default_range(x)
 
-    def reconstructions() -> str:
+    def reconstructions() -> Figure:
         rec = reconstruct(model, x, c)  # (n, *event_shape)
         img = plots.image_grid(
             torch.cat([x.float().cpu(), rec.float().cpu()]), nrow=len(x), value_range=vr
         )
-        return figure(img, "top: test images; bottom: decode(mean of encode(x))")
+        return Figure.of(img, "top: test images; bottom: decode(mean of encode(x))")
 
-    def inpaintings() -> str:
+    def inpaintings() -> Figure:
         mask = image_mask("bottom-half", x.shape).to(model.device)
         completed = model.complete(x, mask, c, torch.Generator(model.device).manual_seed(seed))
         images, cols = completion_grid(x, mask, completed, vr)
         img = plots.image_grid(images.cpu(), nrow=cols, value_range=vr)
-        return figure(img, "rows: test images, bottom half hidden, completions")
+        return Figure.of(img, "rows: test images, bottom half hidden, completions")
 
-    shown = []
+    shown: list[tuple[str, Callable[[], Figure]]] = []
     if isinstance(model, Encodable):
         shown.append(("Reconstructions", reconstructions))
         if len(x) >= 2:
-            shown.append(("Interpolations", lambda: _interpolations(model, x, c, steps, vr)))
+            shown.append(("Interpolations", lambda: interpolations(model, x, c, steps, vr)))
     if isinstance(model, Completable):
         shown.append(("Inpaintings", inpaintings))
-    parts = []
+    panels = []
     for title, build in shown:
         try:
-            parts.append(section(title, build()))
+            panels.append(Panel(title, Shown(build())))
         except (ValueError, NotImplementedError) as e:
-            parts.append(section(title, note(f"not shown: {e}")))
-    return parts
+            panels.append(Panel(title, Shown(note=f"not shown: {e}")))
+    return panels
 
 
-def _interpolations(
+def interpolations(
     model: GenerativeModel, x: Tensor, c: Tensor | None, steps: int, vr: Any
-) -> str:
+) -> Figure:
     """Rows of ``dgm.tasks.interpolate``: between test images (0, 1) and (2, 3), lerp then
     slerp for each pair; every row starts and ends at the two reconstructions."""
     from dgm.tasks.interpolate import interpolate
@@ -443,88 +413,68 @@ def _interpolations(
             rows.append(interpolate(model, x[a : a + 2], steps, method, ca).float().cpu())
     img = plots.image_grid(torch.cat(rows), nrow=steps, value_range=vr)
     caption = "rows: lerp, slerp between the codes of test images 0 and 1, then of 2 and 3"
-    return figure(img, caption)
+    return Figure.of(img, caption)
 
 
-# -- the page --------------------------------------------------------------------------------
+# -- the report ------------------------------------------------------------------------------
 
 
-def run_sections(
-    run: ReportRun,
-    *,
-    n: int = 64,
-    eval_n: int = 1000,
-    seed: int = 0,
-    sample_quality: bool = False,
-    num_samples: int = 1000,
-) -> list[str]:
-    """The sections of one run's report (its model and data loaded)."""
+def gather_run(run: ReportRun, options: ReportOptions = ReportOptions()) -> RunReport:
+    """What the report of ``run`` (its model and data loaded) shows. The parts are drawn
+    in page order (metrics, curves, samples, panels), so a seed gives the same report."""
     model = run.model
     assert model is not None
-    intro = [
-        f"<p>Run directory <code>{esc(run.path)}</code>: model <b>{esc(run.config.get('model'))}"
-        f"</b>, data <b>{esc((run.config.get('data') or {}).get('name'))}</b>, event shape "
-        f"{esc(tuple(model.event_shape))}, likelihood {esc(model.likelihood.value)}, "
-        f"{sum(t.numel() for t in model.state_dict().values())} numbers in its weights "
-        "(parameters and buffers).</p>"
-    ]
-    if run.data_note:
-        intro.append(note(run.data_note))
-    rows = run_metrics(
-        run, eval_n=eval_n, sample_quality=sample_quality, num_samples=num_samples, seed=seed
+    metrics = run_metrics(
+        run,
+        eval_n=options.eval_n,
+        sample_quality=options.sample_quality,
+        num_samples=options.num_samples,
+        seed=options.seed,
     )
-    metrics = metrics_table(rows) if rows else note("no metrics: the run logged none yet")
-    curves = figure(plots.curves(run.records), "training loss per step and validation NLL")
-    config = html_table(["key", "value"], [[k, v] for k, v in flatten(run.config)], cls="config")
-    return [
-        *intro,
-        section("Metrics", metrics),
-        section("Training curves", curves),
-        section("Samples", *sample_parts(run, n, seed)),
-        *capability_parts(run, seed=seed),
-        section("Configuration", config),
-    ]
+    curves = Figure.of(plots.curves(run.records), "training loss per step and validation NLL")
+    return RunReport(
+        path=run.path,
+        model=run.config.get("model"),
+        data=(run.config.get("data") or {}).get("name"),
+        event_shape=tuple(model.event_shape),
+        likelihood=model.likelihood.value,
+        weights=sum(t.numel() for t in model.state_dict().values()),
+        data_note=run.data_note,
+        metrics=metrics,
+        curves=curves,
+        samples=samples(run, options.n, options.seed),
+        panels=capability_panels(run, seed=options.seed),
+        config=flatten(run.config),
+    )
 
 
-def report_html(
+def gather(
     run_dir: str | Path,
+    options: ReportOptions = ReportOptions(),
     *,
     device: str | torch.device = "cpu",
     best: bool = False,
     ema: bool = True,
-    **options: Any,
-) -> str:
-    """The report page of run ``run_dir`` (``options``: those of ``run_sections``)."""
-    run = open_run(run_dir).load(device=device, best=best, ema=ema)
-    return page(f"dgm report: {run.name}", run_sections(run, **options))
-
-
-def write_page(text: str, out: str | Path) -> Path:
-    """Write an HTML page atomically; returns its path."""
-    from dgm.io import atomic_write
-
-    out = Path(out)
-    atomic_write(out, lambda p: p.write_text(text, encoding="utf-8"))
-    return out
-
-
-def write_report(run_dir: str | Path, out: str | Path | None = None, **options: Any) -> Path:
-    """Write the report of ``run_dir`` to ``out`` (default: ``run_dir/report.html``)."""
-    text = report_html(run_dir, **options)
-    return write_page(text, Path(run_dir) / REPORT if out is None else out)
+) -> RunReport:
+    """Open run ``run_dir``, load its model (``best``/``ema`` weights on ``device``) and
+    test split, and gather what its report shows."""
+    return gather_run(open_run(run_dir).load(device=device, best=best, ema=ema), options)
 
 
 __all__ = [
     "EVAL_JSON",
-    "REPORT",
+    "Figure",
     "Metric",
+    "Panel",
+    "ReportOptions",
     "ReportRun",
-    "data_uri",
-    "esc",
-    "fmt",
+    "RunReport",
+    "Shown",
+    "flatten",
+    "gather",
+    "gather_run",
     "logged_metrics",
     "open_run",
-    "report_html",
     "run_metrics",
-    "write_report",
+    "samples",
 ]
