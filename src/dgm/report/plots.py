@@ -218,7 +218,9 @@ def curves(records: list[dict[str, Any]], size: tuple[int, int] = (640, 400)) ->
         ax.legend(fontsize=8)
     else:
         ax.set_title("no metrics logged yet", fontsize=9)
-    fig.tight_layout()
+    # fixed margins that hold the tick labels of this size: tight_layout measured every
+    # label first, 40 % of the picture's CPU, and every run draws it at its end
+    fig.subplots_adjust(left=0.12, right=0.98, bottom=0.11, top=0.97)
     return _render(fig)
 
 
