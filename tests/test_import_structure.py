@@ -67,6 +67,16 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted((SRC / "dgm").rglob("*.py"))}
 
 
+def is_type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``)."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
 def imports_of(module: str, path: Path) -> list[Import]:
     """Every import of a dgm module in ``module``'s source ``path``, at any depth. ``from
     pkg import sub`` where ``pkg.sub`` is a module counts as importing the module
@@ -74,7 +84,17 @@ def imports_of(module: str, path: Path) -> list[Import]:
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     shown = path.relative_to(SRC) if path.is_relative_to(SRC) else path
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    type_only = {  # imports under `if TYPE_CHECKING:` never run: annotations only
+        id(n)
+        for block in ast.walk(tree)
+        if is_type_checking(block)
+        for stmt in block.body  # its `else:` runs
+        for n in ast.walk(stmt)
+    }
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         where = f"{shown}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, ast.Import):
             found += [Import(module, a.name, None, where) for a in node.names]

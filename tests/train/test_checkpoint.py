@@ -60,7 +60,7 @@ def test_corrupt_or_missing_files_name_the_file(run_dir):
     (path / rd.CONFIG).write_text("{not json")
     with pytest.raises(ValueError, match=r"config\.json is not valid JSON"):
         dgm.load(path)
-    with pytest.raises(FileNotFoundError, match="dgm run directory"):
+    with pytest.raises(ValueError, match="does not exist: give a run directory"):
         dgm.load(path / "nowhere")
 
 
