@@ -131,9 +131,10 @@ def take(
     generator: torch.Generator | None = None,
 ) -> Batch:
     """Examples ``index`` of any dataset of (x, y) pairs or (x, y, context) triples as one
-    ``Batch`` on ``device``: ``TensorData.batch`` (one indexing op) when it has one, else
-    item by item, collated."""
-    if isinstance(data, TensorData):
+    ``Batch`` on ``device``: the dataset's own ``batch(index, generator)`` (one indexing op
+    for ``TensorData``, one read per shard for shards) when it has one, else item by item,
+    collated."""
+    if hasattr(data, "batch"):
         b = data.batch(index, generator)
     else:
         b = Batch(*default_collate([data[int(i)] for i in index]))

@@ -43,7 +43,7 @@ from dgm.train import checkpoint as ckpt
 from dgm.train import distributed
 from dgm.train.config import TrainConfig
 from dgm.train.optim import WeightAverage, build_optimizer
-from dgm.train.stream import BatchStream
+from dgm.train.stream import stream_for
 
 
 class TrainingDiverged(RuntimeError):
@@ -95,13 +95,14 @@ class Trainer:
         data = train_data.to(self.device) if hasattr(train_data, "to") else train_data
         self.train_data = data
         self._check_data()
-        self.stream = BatchStream(
+        self.stream = stream_for(
             data,
             config.batch_size,
             seed=config.seed,
             rank=self.rank,
             world_size=self.world_size,
             device=self.device,
+            workers=config.workers,
         )
         model.sample_settings(config.sample_options)  # an option it does not take: refused now
         self.closed_form = isinstance(model, ClosedFormFit)
