@@ -151,6 +151,9 @@ class ShardBatchStream:
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=2 if self.workers else None,
+            # the loader draws its workers' base seed: from a generator of its own, not the
+            # global RNG the model's noise comes from, so a resume (a new loader) changes no draw
+            generator=torch.Generator().manual_seed(0),
         )
         self._batches = iter(loader)
 
