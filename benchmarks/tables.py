@@ -28,6 +28,7 @@ PAGE = (
     "pythae_compare",
     "trainer_overhead",
     "threads",
+    "streaming",
     "iw_eval",
     "autoregressive",
     "pixelcnn",

@@ -41,8 +41,12 @@ def _ids(batches) -> list[int]:
 def _kinds(tmp_path):
     """(name, DataConfig) of each kind of dataset: arrays, a CSV table, text, pictures, toy."""
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "a.npz", x=rng.normal(size=(30, 2, 3)).astype(np.float32), y=np.arange(30) % 3)
-    (tmp_path / "t.csv").write_text("a,b,kind\n" + "".join(f"{i},{i % 5 or ''},k{i % 2}\n" for i in range(40)))
+    np.savez(
+        tmp_path / "a.npz", x=rng.normal(size=(30, 2, 3)).astype(np.float32), y=np.arange(30) % 3
+    )
+    (tmp_path / "t.csv").write_text(
+        "a,b,kind\n" + "".join(f"{i},{i % 5 or ''},k{i % 2}\n" for i in range(40))
+    )
     (tmp_path / "book.txt").write_text("the quick brown fox jumps over the lazy dog. " * 12)
     for label in ("cat", "dog"):
         (tmp_path / "pics" / label).mkdir(parents=True)

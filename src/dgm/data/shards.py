@@ -120,9 +120,7 @@ def read_index(root: str | Path) -> dict[str, Any]:
     """The index of shard directory ``root``, checked to be one."""
     path = Path(root) / INDEX
     if not path.is_file():
-        raise ShardError(
-            f"{path} not found: --data-root must be a folder written by `dgm convert`"
-        )
+        raise ShardError(f"{path} not found: --data-root must be a folder written by `dgm convert`")
     try:
         index = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -144,7 +142,9 @@ def _open(path: Path, entry: dict[str, Any]) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as e:
-        raise ShardError(f"shard {path} is corrupt, not a .npy array ({e}): copy it again") from None
+        raise ShardError(
+            f"shard {path} is corrupt, not a .npy array ({e}): copy it again"
+        ) from None
 
 
 class ShardData(Dataset):

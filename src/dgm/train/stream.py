@@ -12,9 +12,8 @@ is the number of batches taken in the epoch, so a resumed run gets the same batc
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,12 +37,15 @@ def stream_for(
     """The stream that serves ``data``: DataLoader workers over shards, else in memory."""
     if isinstance(data, ShardData):
         return ShardBatchStream(
-            data, batch_size, seed=seed, rank=rank, world_size=world_size, device=device,
+            data,
+            batch_size,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            device=device,
             workers=default_workers(world_size) if workers is None else workers,
         )
-    return BatchStream(
-        data, batch_size, seed=seed, rank=rank, world_size=world_size, device=device
-    )
+    return BatchStream(data, batch_size, seed=seed, rank=rank, world_size=world_size, device=device)
 
 
 def default_workers(world_size: int = 1) -> int:
@@ -131,7 +133,9 @@ class ShardBatchStream:
         workers: int = 0,
     ) -> None:
         if workers < 0:
-            raise ValueError(f"workers must be >= 0 (0: read in the training process), got {workers}")
+            raise ValueError(
+                f"workers must be >= 0 (0: read in the training process), got {workers}"
+            )
         self.data = data
         self.device = torch.device(device)
         self.workers = workers
