@@ -213,6 +213,25 @@ class ShardData(Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
+    def _column(self, key: str) -> Tensor:
+        """One array of the whole split, read into memory (x, y or c: the tools that take
+        a split's labels or contexts at once, ``Run.conditions``)."""
+        parts = [np.asarray(self._arrays(k)[key]) for k in range(len(self.shards))]
+        return torch.from_numpy(np.concatenate(parts))
+
+    @property
+    def x(self) -> Tensor:
+        """Every x of the split, in memory (as stored); streaming never needs it."""
+        return self._column("x")
+
+    @property
+    def y(self) -> Tensor:
+        return self._column("y")
+
+    @property
+    def context(self) -> Tensor | None:
+        return self._column("c") if self.has_context else None
+
     def __getitem__(self, i: int) -> tuple[Tensor, ...]:
         b = self.batch(torch.as_tensor([i]))
         return tuple(t[0] for t in b if t is not None)
