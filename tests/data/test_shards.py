@@ -210,3 +210,17 @@ def test_a_resumed_stream_continues_with_the_same_examples(counted):
     second = stream()
     second.load_state_dict(first.state_dict())
     assert head + _ids(second.next() for _ in range(7)) == expected
+
+
+def test_dgm_convert_writes_shards_that_train_reads(tmp_path, capsys):
+    from dgm.cli import main
+
+    np.save(tmp_path / "x.npy", np.arange(60, dtype=np.float32).reshape(20, 3))
+    argv = ["convert", "--data", "tensors", "--data-root", str(tmp_path / "x.npy")]
+    assert main([*argv, "--out", str(tmp_path / "s"), "--shard-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "--data shards --data-root" in out and "train: " in out
+    back = get("shards", "train", str(tmp_path / "s"))
+    assert torch.equal(back.x, get("tensors", "train", str(tmp_path / "x.npy")).x)
+    assert main([*argv, "--out", str(tmp_path / "t"), "--shard-size", "0"]) == 2
+    assert "--shard-size must be at least 1" in capsys.readouterr().err
