@@ -11,7 +11,8 @@ when the shards are larger than a memory cap.
   holding the train split K times (K = 4, about 690 MB of float32 pixels; 1 in --quick),
   1 worker. The subprocess records its memory (the proportional set size, PSS, of the
   main process plus its worker, from /proc: pages the forked worker shares with its parent
-  count once) after setting up and at the end of every epoch; the run passes when the
+  count once; also its anonymous part, without the pages of mapped shard files) after
+  setting up and in the middle of every epoch; the run passes when the
   growth over the set-up figure stays under a cap of a quarter of the shards' size (the
   interpreter and torch alone take more than that cap, so the cap is on the growth).
 
@@ -65,7 +66,7 @@ CHILD = textwrap.dedent("""
     from dgm.train import TrainConfig, Trainer
     torch.set_num_threads(1)
 
-    def pss_mb():  # this process and its DataLoader workers: shared pages counted once
+    def pss_mb(field="Pss:"):  # this process and its DataLoader workers: shared pages once
         pids = [os.getpid()]
         try:
             kids = open(f"/proc/{{os.getpid()}}/task/{{os.getpid()}}/children").read().split()
@@ -76,7 +77,7 @@ CHILD = textwrap.dedent("""
         for pid in pids:
             try:
                 for line in open(f"/proc/{{pid}}/smaps_rollup"):
-                    if line.startswith("Pss:"):
+                    if line.startswith(field):
                         total += int(line.split()[1])
             except OSError:
                 pass
@@ -88,17 +89,18 @@ CHILD = textwrap.dedent("""
                       log_every=0, checkpoint_every=0, device="cpu", workers=1, seed=0)
     model = dgm.create("vae", data.event_shape, **{model!r})
     trainer = Trainer(model, data, None, cfg, progress=False)
-    record = {{"setup_mb": pss_mb(), "epochs_mb": [], "examples": len(data), "steps": steps}}
+    record = {{"setup_mb": pss_mb(), "setup_anon_mb": pss_mb("Pss_Anon:"), "epochs_mb": [],
+               "epochs_anon_mb": [], "examples": len(data), "steps": steps}}
     stream, nxt = trainer.stream, trainer.stream.next
-    def watched():
-        epoch = stream.epoch
+    half = steps // {epochs} // 2
+    def watched():  # memory in the middle of every epoch (same point of the worker's life)
         batch = nxt()
-        if stream.epoch != epoch:
+        if stream.position == half:
             record["epochs_mb"].append(pss_mb())
+            record["epochs_anon_mb"].append(pss_mb("Pss_Anon:"))
         return batch
     stream.next = watched
     trainer.fit()
-    record["epochs_mb"].append(pss_mb())
     print(json.dumps(record))
 """)
 
@@ -224,7 +226,9 @@ def table(record: dict[str, Any]) -> list[str]:
         f"{m['epochs']} epoch(s) at batch {MEMORY_BATCH} with 1 worker: memory (PSS) "
         f"{fmt(m['setup_mb'], 0)} MB after set-up, "
         + ", ".join(fmt(v, 0) for v in m["epochs_mb"])
-        + f" MB at the end of each epoch; growth {fmt(m['growth_mb'], 0)} MB against a cap "
+        + " MB in the middle of each epoch (anonymous memory "
+        + ", ".join(fmt(v, 0) for v in [m["setup_anon_mb"], *m["epochs_anon_mb"]])
+        + f" MB); growth {fmt(m['growth_mb'], 0)} MB against a cap "
         f"of {fmt(m['cap_mb'], 0)} MB (a quarter of the shards): "
         + ("within it." if m["within_cap"] else "over it."),
     ]

@@ -38,7 +38,7 @@ from dgm.io import atomic_write, file_digest, write_json
 INDEX = "index.json"
 FORMAT = "dgm-shards"
 VERSION = 1
-OPEN_SHARDS = 4  # memory maps kept open at once; a shuffle window spans a few shards
+OPEN_SHARDS = 3  # memory maps kept open at once; a shuffle window spans two or three shards
 # what a model needs to know of the data, copied from the dataset when it has it
 ATTRIBUTES = ("num_classes", "value_range", "vocab", "context_vocab", "end_token")
 
@@ -238,6 +238,10 @@ class ShardData(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers open their own maps
         return {**self.__dict__, "_maps": {}}
+
+    def close(self) -> None:
+        """Unmap the open shards (their pages leave this process); reads reopen them."""
+        self._maps.clear()
 
     def _arrays(self, k: int) -> dict[str, np.ndarray]:
         if k not in self._maps:

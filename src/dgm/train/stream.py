@@ -149,6 +149,8 @@ class ShardBatchStream:
 
     def _start(self) -> None:
         self.source.set_position(self.epoch, self.position)
+        if self.workers:  # forked workers would inherit the maps of the up-front data check
+            self.data.close()
         loader = DataLoader(
             self.source,
             batch_size=None,  # the stream yields whole batches
