@@ -211,16 +211,18 @@ def table(record: dict[str, Any]) -> list[str]:
         if s is None:
             continue
         ratio = record["ratio_to_memory"].get(c)
-        rows.append([label, fmt(s["median"], 0), "1" if ratio is None else fmt(ratio)])
+        spread = f"{fmt(s['min'], 0)}–{fmt(s['max'], 0)}"
+        rows.append([label, fmt(s["median"], 0), spread, "1" if ratio is None else fmt(ratio)])
     m = record["memory"]
     return [
         "## Streaming shards",
         "",
         f"The CS236 VAE (batch {record['batch_size']}, one thread) on {record['dataset']} "
         f"({record['examples']} examples), {record['steps_per_condition']} steps per "
-        f"condition, {record['rounds']} alternating round(s) (`python -m benchmarks.streaming`):",
+        f"condition, {record['rounds']} alternating round(s) (`python -m benchmarks.streaming`; "
+        "× in memory is the median of the per-round ratios):",
         "",
-        *markdown_table(["data", "examples/s (median)", "× in memory"], rows),
+        *markdown_table(["data", "examples/s (median)", "rounds' range", "× in memory"], rows),
         "",
         f"Memory: {m['copies']}× the train split as shards ({fmt(m['shards_mb'], 0)} MB), "
         f"{m['epochs']} epoch(s) at batch {MEMORY_BATCH} with 1 worker: memory (PSS) "
