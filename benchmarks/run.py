@@ -2,7 +2,7 @@
 
     python -m benchmarks.run [--quick] [--only NAME ...]
 
-NAME is one of hot_path, trainer_overhead (or overhead), threads, iw_eval, cs236,
+NAME is one of hot_path, trainer_overhead (or overhead), threads, streaming, iw_eval, cs236,
 autoregressive, pixelcnn, flows_toys, flows_compare, flows_directions, flows_images (or
 flows for all four), pythae_compare (or pythae), gan, sample_quality, naive_bayes_vs_lr,
 density_models, density_tasks, ebm, ddpm, latent_tasks, compression, cross_modal. Full
@@ -26,6 +26,7 @@ BENCHMARKS = (
     "hot_path",
     "trainer_overhead",
     "threads",
+    "streaming",
     "iw_eval",
     "cs236",
     "autoregressive",

@@ -28,6 +28,7 @@ PAGE = (
     "pythae_compare",
     "trainer_overhead",
     "threads",
+    "streaming",
     "iw_eval",
     "autoregressive",
     "side_by_side_autoregressive",

@@ -2,6 +2,7 @@
 
 dgm train MODEL --data NAME --steps N --out DIR [--seed S] [--device cpu|cuda|auto] ...
 dgm resume DIR [--steps N]
+dgm convert --data NAME [--data-root ...] --out DIR [--shard-size N]
 
 ``train`` takes the flags of the model's config, the data's and the trainer's dataclasses
 (generated, with the field comments as help) and the model's sampling options for the
@@ -67,13 +68,7 @@ def add_parsers(sub: Any, model: str | None = None) -> dict[str, argparse.Argume
         action="store_true",
         help="train even when the model is estimated not to fit in the memory available",
     )
-    t.add_argument(
-        "--data-root",
-        dest="root",
-        default=argparse.SUPPRESS,
-        help="folder with the data files (IDX for mnist, fashion_mnist)",
-    )
-    add_data_arguments(t)
+    _data_flags(t)
     cfg.add_arguments(t.add_argument_group("training options"), TrainConfig, skip=_TRAIN_SKIP)
     if model is not None and model in available_models():
         common.check_model_flags(model)
@@ -94,7 +89,37 @@ def add_parsers(sub: Any, model: str | None = None) -> dict[str, argparse.Argume
     )
     common.threads_flag(r)
 
-    return {"list": sub.choices["list"], "train": t, "resume": r}
+    c = sub.add_parser(
+        "convert",
+        help="write a dataset as numpy shards + index.json, to stream with --data shards",
+        allow_abbrev=False,
+    )
+    c.add_argument("--data", required=True, help=f"one of: {', '.join(available_datasets())}")
+    c.add_argument("--out", required=True, type=Path, help="folder for the shards (created)")
+    c.add_argument(
+        "--shard-size", type=int, default=10000, metavar="N", help="examples per shard (10000)"
+    )
+    _data_flags(c)
+
+    return {"list": sub.choices["list"], "train": t, "resume": r, "convert": c}
+
+
+def _data_flags(p: argparse.ArgumentParser) -> None:
+    """--data-root and the data options of every dataset, grouped by dataset."""
+    p.add_argument(
+        "--data-root",
+        dest="root",
+        default=argparse.SUPPRESS,
+        help="folder with the data files (IDX for mnist, fashion_mnist; a `dgm convert` "
+        "folder for shards)",
+    )
+    add_data_arguments(p)
+
+
+def _data_config(ns: argparse.Namespace) -> Any:
+    """The DataConfig the flags give (one-line errors for an unknown dataset or an option
+    the dataset does not take)."""
+    return data_config_from_flags(ns.data, vars(ns))
 
 
 def _picture_options(ns: argparse.Namespace, model: str) -> dict[str, Any]:
@@ -122,7 +147,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
     if ns.model not in available_models():
         raise ValueError(f"unknown model {ns.model!r}; available: {', '.join(available_models())}")
-    data = data_config_from_flags(ns.data, vars(ns))
+    data = _data_config(ns)
     train_cfg = TrainConfig(
         steps=ns.steps,
         sample_options=_picture_options(ns, ns.model),
@@ -149,6 +174,20 @@ def cmd_train(ns: argparse.Namespace) -> int:
         _remove_empty(created)  # a refused start leaves no empty run directory behind
         raise
     return _finish(ns.out, last, model)
+
+
+def cmd_convert(ns: argparse.Namespace) -> int:
+    from dgm.data.shards import convert
+
+    if ns.shard_size < 1:
+        raise ValueError(f"--shard-size must be at least 1, got {ns.shard_size}")
+    index = convert(_data_config(ns), ns.out, ns.shard_size)
+    for split, shards in index["splits"].items():
+        n = sum(s["count"] for s in shards)
+        print(f"{split}: {n} examples in {len(shards)} shard(s)")
+    where = shlex.quote(str(ns.out))
+    print(f"wrote {ns.out / 'index.json'}; train with: --data shards --data-root {where}")
+    return 0
 
 
 def _created_folders(path: Path) -> list[Path]:
@@ -219,6 +258,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": lambda ns: cmd_list(),
     "train": cmd_train,
     "resume": cmd_resume,
+    "convert": cmd_convert,
 }
 
 __all__ = ["COMMANDS", "add_parsers"]

@@ -19,6 +19,7 @@ from dgm.data import (  # noqa: F401  (registers)
     images,
     ood,
     sequences,
+    shards,
     tabular,
     text,
     toy,

@@ -199,8 +199,8 @@ def data_info(data: Dataset) -> DataInfo:
     """The ``DataInfo`` of any dataset: ``data.info`` for dgm's ``TensorData``; for another
     dataset of (x, y[, context]) items, the shape, dtype and context shape of its first
     item (nothing else is known about it)."""
-    if isinstance(data, TensorData):
-        return data.info
+    if isinstance(data, TensorData) or isinstance(getattr(data, "info", None), DataInfo):
+        return data.info  # type: ignore[attr-defined]
     first = data[0]
     context = tuple(first[2].shape) if len(first) > 2 and first[2] is not None else ()
     x = torch.as_tensor(first[0])
@@ -214,9 +214,10 @@ def take(
     generator: torch.Generator | None = None,
 ) -> Batch:
     """Examples ``index`` of any dataset of (x, y) pairs or (x, y, context) triples as one
-    ``Batch`` on ``device``: ``TensorData.batch`` (one indexing op) when it has one, else
-    item by item, collated."""
-    if isinstance(data, TensorData):
+    ``Batch`` on ``device``: the dataset's own ``batch(index, generator)`` (one indexing op
+    for ``TensorData``, one read per shard for shards) when it has one, else item by item,
+    collated."""
+    if hasattr(data, "batch"):
         b = data.batch(index, generator)
     else:
         b = Batch(*default_collate([data[int(i)] for i in index]))

@@ -41,10 +41,26 @@ def bits_per_dim(nll_nats: float, num_dims: int) -> float:
     return nll_nats / (num_dims * math.log(2))
 
 
-def _batches(data: Dataset, batch_size: int, device: torch.device) -> Any:
+def _batches(
+    data: Dataset, batch_size: int, device: torch.device, rank: int = 0, world_size: int = 1
+) -> Any:
+    """Batches of ``data`` in order; with ``world_size`` > 1 every ``world_size``-th batch
+    from batch ``rank`` on (this rank's share of a sharded evaluation)."""
     n = len(data)  # type: ignore[arg-type]
-    for index in torch.arange(n).split(batch_size):
-        yield take(data, index, device)
+    for b, index in enumerate(torch.arange(n).split(batch_size)):
+        if b % world_size == rank:
+            yield take(data, index, device)
+
+
+def _sum_over_ranks(values: list[float], world_size: int) -> list[float]:
+    """``values`` summed over the ranks of the process group (float64); as given in one."""
+    if world_size == 1:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
 
 
 @torch.no_grad()
@@ -56,8 +72,14 @@ def evaluate(
     batch_size: int = 256,
     validation: bool = False,
     progress: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> dict[str, Any]:
     """Average NLL of ``model`` on ``data`` (nats/example) and what it is.
+
+    With ``world_size`` > 1 (called by every rank of a process group) each rank scores its
+    share of the batches and the sums are all-reduced: every rank returns the result over
+    all of ``data``, as one process would.
 
     ``bound`` names what was computed: ``"exact"`` (log p(x)), ``"elbo"`` (so ``nll`` is the
     negative ELBO, an upper bound on -log p(x)), ``"dequantized"`` (a continuous density's
@@ -102,7 +124,7 @@ def evaluate(
         leave=False,
     )
     with bar:
-        for x, y, context in _batches(data, batch_size, model.device):
+        for x, y, context in _batches(data, batch_size, model.device, rank, world_size):
             c = model.conditioning.pick(y, context)
             if validation:
                 lp = model.validation_log_prob(x, c)
@@ -127,6 +149,15 @@ def evaluate(
                 tokens["nll_n"] += -(lp.double() * count).sum().item()
             n += len(x)
             bar.update(len(x))
+    names = sorted(extra)
+    sums = [total, total_sq, n, *tokens.values(), *(extra[k] for k in names)]
+    if world_size > 1:  # a rank may hold no batch of a term: every rank sends every term
+        names = sorted({*names, *(["kl", "reconstruction"] if terms else [])})
+        sums = [total, total_sq, n, *tokens.values(), *(extra.get(k, 0.0) for k in names)]
+    total, total_sq, n_sum, *rest = _sum_over_ranks(sums, world_size)
+    n = round(n_sum)
+    tokens = dict(zip(tokens, rest[: len(tokens)], strict=True))
+    extra = dict(zip(names, rest[len(tokens) :], strict=True))
     nll = total / n
     # the standard error of that mean over the examples (it includes the noise of a
     # stochastic estimate: sampled z, a diffusion bound's sampled t's)

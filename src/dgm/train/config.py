@@ -34,6 +34,9 @@ class TrainConfig:
     sample_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     log_every: int = 100  # steps between metrics.jsonl lines
     checkpoint_every: int = 1000  # steps between checkpoints (and always at the end)
+    # DataLoader worker processes that read --data shards (0: the training process reads);
+    # none: chosen from the cores (dgm.train.stream.default_workers)
+    workers: int | None = None  # worker processes reading --data shards; none: from the cores
     seed: int = 0  # seeds init, data order and sampling: a run is repeatable
     device: Literal["cpu", "cuda", "auto"] = "auto"  # auto = CUDA when present
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
@@ -44,6 +47,8 @@ class TrainConfig:
         for name in ("steps", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0: no worker processes), got {self.workers}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.grad_clip is not None and not self.grad_clip > 0:

@@ -1,19 +1,58 @@
 """An endless, resumable stream of training batches.
 
-Each epoch's order comes from ``DistributedSampler`` (seeded by seed + epoch, sharded by
-rank), so a run is repeatable, a resumed run picks up at the same (epoch, position), and
-N processes each see a disjoint shard whose union is the single-process batch.
+In-memory data (``BatchStream``): each epoch's order comes from ``DistributedSampler``
+(seeded by seed + epoch, sharded by rank), so a run is repeatable, a resumed run picks up
+at the same (epoch, position), and N processes each see a disjoint shard whose union is
+the single-process batch.
+
+A shard directory (``ShardBatchStream``): DataLoader workers read it
+(``dgm.data.shard_stream.ShardStream``), each (rank, worker) its own shards; the position
+is the number of batches taken in the epoch, so a resumed run gets the same batches too.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dgm.data.dataset import Batch, take
+from dgm.data.shard_stream import ShardStream
+from dgm.data.shards import ShardData, finish
+
+
+def stream_for(
+    data: Dataset,
+    batch_size: int,
+    *,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    device: torch.device | str = "cpu",
+    workers: int | None = None,
+) -> BatchStream | ShardBatchStream:
+    """The stream that serves ``data``: DataLoader workers over shards, else in memory."""
+    if isinstance(data, ShardData):
+        return ShardBatchStream(
+            data,
+            batch_size,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            device=device,
+            workers=default_workers(world_size) if workers is None else workers,
+        )
+    return BatchStream(data, batch_size, seed=seed, rank=rank, world_size=world_size, device=device)
+
+
+def default_workers(world_size: int = 1) -> int:
+    """DataLoader workers per process when --workers is not given: the cores this process
+    may use shared among the processes on the machine, less one for training, at most 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(4, (cores or 1) // world_size - 1))
 
 
 class BatchStream:
@@ -73,3 +112,89 @@ class BatchStream:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self.generator.set_state(state["generator"])
         self._order = self._epoch_order()
+
+
+class ShardBatchStream:
+    """``BatchStream``'s interface over a shard directory: ``next()`` takes the next batch
+    from DataLoader workers (pinned memory on CUDA, two batches prefetched per worker),
+    starting a new epoch when one ends; ``state_dict`` holds (epoch, position, workers) and
+    the dynamic-binarization generator, all a resume needs. Batches at the end of a
+    worker's shards may be short: every example is seen once per epoch."""
+
+    def __init__(
+        self,
+        data: ShardData,
+        batch_size: int,
+        *,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        device: torch.device | str = "cpu",
+        workers: int = 0,
+    ) -> None:
+        if workers < 0:
+            raise ValueError(
+                f"workers must be >= 0 (0: read in the training process), got {workers}"
+            )
+        self.data = data
+        self.device = torch.device(device)
+        self.workers = workers
+        self.source = ShardStream(
+            data, batch_size, seed=seed, rank=rank, world_size=world_size, workers=workers
+        )
+        self.generator = torch.Generator(self.device).manual_seed(seed * 1000 + rank)
+        self.epoch = 0
+        self.position = 0
+        self._batches: Any = None
+
+    def _start(self) -> None:
+        self.source.set_position(self.epoch, self.position)
+        if self.workers:  # forked workers would inherit the maps of the up-front data check
+            self.data.close()
+        loader = DataLoader(
+            self.source,
+            batch_size=None,  # the stream yields whole batches
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=2 if self.workers else None,
+            # the loader draws its workers' base seed: from a generator of its own, not the
+            # global RNG the model's noise comes from, so a resume (a new loader) changes no draw
+            generator=torch.Generator().manual_seed(0),
+        )
+        self._batches = iter(loader)
+
+    def next(self) -> Batch:
+        """The next batch (x, y, context) on the stream's device."""
+        if self._batches is None:
+            self._start()
+        try:
+            x, y, c = next(self._batches)
+        except StopIteration:
+            self.epoch, self.position = self.epoch + 1, 0
+            self._start()
+            x, y, c = next(self._batches)
+        self.position += 1
+        x = finish(x.to(self.device, non_blocking=True), self.data.dynamic_binarize, self.generator)
+        c = None if c is None else c.to(self.device, non_blocking=True)
+        return Batch(x, y.to(self.device, non_blocking=True), c)
+
+    def gather(self, index: Tensor) -> Batch:
+        return take(self.data, index, self.device, self.generator)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "workers": self.workers,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue at the saved (epoch, position) with the saved number of workers (the
+        order depends on it)."""
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        if "workers" in state and int(state["workers"]) != self.workers:
+            self.workers = int(state["workers"])
+            self.source.workers = max(1, self.workers)
+        self.generator.set_state(state["generator"])
+        self._batches = None

@@ -43,7 +43,7 @@ from dgm.train import checkpoint as ckpt
 from dgm.train import distributed
 from dgm.train.config import TrainConfig
 from dgm.train.optim import WeightAverage, build_optimizer
-from dgm.train.stream import BatchStream
+from dgm.train.stream import stream_for
 
 
 class TrainingDiverged(RuntimeError):
@@ -95,13 +95,14 @@ class Trainer:
         data = train_data.to(self.device) if hasattr(train_data, "to") else train_data
         self.train_data = data
         self._check_data()
-        self.stream = BatchStream(
+        self.stream = stream_for(
             data,
             config.batch_size,
             seed=config.seed,
             rank=self.rank,
             world_size=self.world_size,
             device=self.device,
+            workers=config.workers,
         )
         model.sample_settings(config.sample_options)  # an option it does not take: refused now
         self.closed_form = isinstance(model, ClosedFormFit)
@@ -460,15 +461,23 @@ class Trainer:
             self.model.train(was_training)
 
     def _evaluate(self) -> dict[str, Any]:
+        """Score the valid split: a likelihood model on every rank, each its share of the
+        batches, all-reduced (the same number as one process); a model without one on rank
+        0. Only rank 0 keeps the best weights and writes the record."""
         record: dict[str, Any] = {}
-        if self.rank == 0:
+        share = self.model.likelihood is not Likelihood.NONE
+        if self.rank == 0 or share:
             with self._quiet_rng(), self._averaged():
-                if self.model.likelihood is Likelihood.NONE:
+                if not share:
                     result = evaluate_losses(self.model, self.valid_data, self.config.batch_size)
                 else:  # the model's cheaper validation score; `dgm eval` computes the full one
-                    batch_size = max(256, self.config.batch_size)
                     result = evaluate(
-                        self.model, self.valid_data, batch_size=batch_size, validation=True
+                        self.model,
+                        self.valid_data,
+                        batch_size=max(256, self.config.batch_size),
+                        validation=True,
+                        rank=self.rank,
+                        world_size=self.world_size,
                     )
                 record = {f"valid/{k}": v for k, v in result.items() if isinstance(v, (int, float))}
                 score = result.get("nll", math.nan)

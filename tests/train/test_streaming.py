@@ -1,0 +1,133 @@
+"""Training from a shard directory (``--data shards``): a run streamed by DataLoader workers
+that is stopped and resumed ends with the same weights, bit for bit, as one that was not."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dgm import run_dir as rd
+from dgm.data import DataConfig, TensorData
+from dgm.data.shards import ShardData, convert
+from dgm.evaluate.likelihood import evaluate
+from dgm.train import TrainConfig, Trainer, resume, train
+from helpers import DiagonalGaussian, GaussianConfig
+
+
+def test_a_streamed_run_stopped_and_resumed_ends_bit_identical(tmp_path, monkeypatch):
+    gen = torch.Generator().manual_seed(0)
+    probs = TensorData(torch.rand(90, 1, 4, 4, generator=gen), dynamic_binarize=True)
+    convert(lambda split: probs, tmp_path / "shards", shard_size=20, splits=("train",))
+    data = DataConfig("shards", root=str(tmp_path / "shards"))
+    cfg = TrainConfig(  # 16 per batch over 90 examples: epochs end mid-run, with short batches
+        steps=14, batch_size=16, eval_every=0, sample_every=0, log_every=7,
+        checkpoint_every=7, device="cpu", warmup_steps=2, workers=1,
+    )  # fmt: skip
+    kw = dict(latent_dim=2, hidden_sizes=(8,))
+    train("vae", data, tmp_path / "whole", cfg, progress=False, **kw)
+
+    original = Trainer._train_step
+
+    def stop_at_5(self):
+        original(self)
+        if self.step + 1 == 5:
+            self.request_stop()
+
+    monkeypatch.setattr(Trainer, "_train_step", stop_at_5)
+    _, last = train("vae", data, tmp_path / "cut", cfg, progress=False, **kw)
+    assert last["interrupted"] and rd.weights_step(tmp_path / "cut" / rd.WEIGHTS) == 5
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    resume(tmp_path / "cut", progress=False)
+
+    whole = load_file(tmp_path / "whole" / rd.WEIGHTS)
+    cut = load_file(tmp_path / "cut" / rd.WEIGHTS)
+    assert whole.keys() == cut.keys()
+    for k in whole:
+        assert torch.equal(whole[k], cut[k]), k
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, torch
+    sys.path.insert(0, {tests!r})
+    from helpers import DiagonalGaussian, GaussianConfig, registered
+    from dgm.data.shards import ShardData
+    from dgm.evaluate.likelihood import evaluate
+    from dgm.train import TrainConfig, Trainer, distributed
+    from dgm.train.stream import ShardBatchStream
+
+    shards, out = sys.argv[1], sys.argv[2]
+    data = ShardData(shards, "train")
+    rank, world, _ = distributed.setup(torch.device("cpu"))
+    # one epoch of this rank through 2 DataLoader workers: the example ids it sees
+    stream = ShardBatchStream(data, 8, seed=4, rank=rank, world_size=world, workers=2)
+    ids = []
+    while True:
+        y = stream.next().y  # y_i = i
+        if stream.epoch > 0:
+            break
+        ids += y.tolist()
+    torch.save(ids, f"{{out}}/ids{{rank}}.pt")
+
+    step = Trainer._train_step
+
+    def fit(run, stop=None, resume=False):
+        torch.manual_seed(0)
+        model = DiagonalGaussian((3,), GaussianConfig(noise=0.1))
+        cfg = TrainConfig(steps=12, batch_size=8, lr=0.05, warmup_steps=2, eval_every=0,
+                          sample_every=0, log_every=0, checkpoint_every=0, device="cpu",
+                          workers=2)
+        trainer = Trainer(model, data, None, cfg, f"{{out}}/{{run}}", progress=False)
+        if resume:
+            trainer.resume()
+
+        def stopping(self):
+            step(self)
+            if self.step + 1 == stop:
+                self.request_stop()
+
+        Trainer._train_step = stopping
+        trainer.fit()
+        return model
+
+    with registered():  # weights files name the model
+        whole = fit("whole")
+        fit("cut", stop=5)  # 70 examples / 2 ranks / 8 per batch: the epoch ends at step 5
+        resumed = fit("cut", resume=True)
+    torch.save({{"whole": whole.state_dict(), "resumed": resumed.state_dict(),
+                "nll": evaluate(whole, data, batch_size=16, rank=rank, world_size=world)["nll"]}},
+               f"{{out}}/run{{rank}}.pt")
+    distributed.teardown()
+""")
+
+
+def test_two_processes_stream_every_example_once_resume_exactly_and_share_eval(tmp_path):
+    """One torchrun of 2 gloo processes: an epoch read by 2 ranks x 2 workers covers the
+    data once; a streamed run stopped and resumed under torchrun ends as the uninterrupted
+    one; the sharded, all-reduced eval NLL equals one process's."""
+    gen = torch.Generator().manual_seed(0)
+    n = 70
+    points = TensorData(torch.randn(n, 3, generator=gen) + 1, torch.arange(n))
+    convert(lambda split: points, tmp_path / "shards", shard_size=9, splits=("train",))
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).parents[1])))
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(
+        [*run, str(script), str(tmp_path / "shards"), str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[:3000]
+    ids = [torch.load(tmp_path / f"ids{r}.pt") for r in (0, 1)]
+    assert not set(ids[0]) & set(ids[1]) and sorted(ids[0] + ids[1]) == list(range(n))
+    runs = [torch.load(tmp_path / f"run{r}.pt", weights_only=True) for r in (0, 1)]
+    for k, v in runs[0]["whole"].items():
+        assert torch.equal(v, runs[0]["resumed"][k]) and torch.equal(v, runs[1]["resumed"][k]), k
+    model = DiagonalGaussian((3,), GaussianConfig())
+    model.load_state_dict(runs[0]["whole"])
+    nll = evaluate(model, ShardData(tmp_path / "shards"), batch_size=16)["nll"]
+    assert runs[0]["nll"] == pytest.approx(nll, rel=1e-12) == runs[1]["nll"]
