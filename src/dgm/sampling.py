@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,11 +35,35 @@ import torch
 from torch import Tensor
 
 from dgm.capabilities import modality
+from dgm.config import option
 from dgm.io import atomic_write
 
 ARRAY_SUFFIXES = (".npy", ".pt")
 MAX_PICTURE = 4096  # samples in one picture: a 64 x 64 grid of images, or a scatter
 MAX_POINTS = 100_000  # 2-D points in one scatter plot
+
+
+@dataclasses.dataclass
+class SampleOptions:
+    """What ``dgm sample`` draws and where it writes them (field comments are the help);
+    a model's own sampling options come from its ``sample_options`` dataclass."""
+
+    # output file, its suffix picks what it holds: a picture (.png, .jpg, .webp, ...) for
+    # images (a grid) and 2-D points (a scatter); .txt for text runs (one decoded sequence
+    # per line); .npy (streamed) or .pt for the samples themselves, any run. Missing
+    # folders are created
+    out: Path = option(metavar="FILE")
+    n: int = option(64, flag="-n")  # number of samples
+    cls: int | None = option(None, flag="--class", metavar="C")  # class label (conditional models)
+    # text the samples are drawn for, for a model conditioned on a text (trained on
+    # fashion_mnist_text): it becomes c, in the run's characters
+    caption: str | None = option(None, metavar="TEXT")
+    seed: int = 0  # seeds the draws
+    # samples drawn at a time; -n beyond it is drawn in batches and streamed to a .npy or
+    # .txt file
+    batch_size: int = option(1024, metavar="B")
+    # write a .pt even when the samples are estimated not to fit in memory
+    force: bool = option(False, action="store_true")
 
 
 def output_kind(

@@ -33,15 +33,37 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import torch
 from torch import Tensor
 from torch.distributions import constraints
 
+from dgm.config import option
 from dgm.model import DiscreteAutoregressive, GenerativeModel, Likelihood
 
 BATCH_SIZE = 250  # examples scored per forward pass: small enough for 28x28 conv models
+
+
+@dataclasses.dataclass
+class AnomalyOptions:
+    """What ``dgm anomaly`` scores: the sets, their sizes, the background run (field
+    comments are the command's help)."""
+
+    in_data: str | None = option(None, flag="--in", metavar="NAME")  # default: the run's data
+    # out-of-distribution dataset, e.g. mnist_subset
+    out_data: str | None = option(None, flag="--ood", metavar="NAME")
+    # folder with the --ood dataset's files (e.g. the MNIST IDX files for --ood mnist)
+    out_root: str | None = option(None, flag="--ood-root", metavar="DIR")
+    background: Path | None = option(None, metavar="DIR2")  # background run (likelihood ratio)
+    n: int = option(1000, flag="-n")  # examples of each set
+    train_n: int = 1000  # training examples for Ĥ
+    typical_batch: int = option(10, metavar="M", minimum=0)  # batch typicality test size (0: off)
+    # write the run's training data, mutated by --perturb, to FILE.pt and stop
+    write_background_data: Path | None = option(None, metavar="FILE")
+    perturb: float = 0.2  # mutation rate of --write-background-data
 
 
 def check_scorable(model: GenerativeModel, what: str = "outlier detection") -> None:

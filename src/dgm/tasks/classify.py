@@ -18,13 +18,26 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import Tensor
 
+from dgm.config import option
 from dgm.model import GenerativeModel, ImportanceWeighted, Likelihood
 
 BATCH_SIZE = 250  # examples per forward pass (times the number of classes)
+
+
+@dataclasses.dataclass
+class ClassifyOptions:
+    """How many examples ``dgm classify`` tests and fits on (field comments are the help)."""
+
+    n: int = option(1000, flag="-n")  # test examples
+    train_n: int = 5000  # training examples for logistic regression
+    # score by IWAE_K instead of log_prob (latent models)
+    iw_samples: int | None = option(None, metavar="K")
 
 
 def check_classifier(model: GenerativeModel) -> None:

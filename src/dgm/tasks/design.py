@@ -39,10 +39,12 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from dgm.config import option
 from dgm.model import GenerativeModel
 from dgm.tasks.represent import check_encodable, decode_mean
 
@@ -52,6 +54,21 @@ WIDTH = 3.0  # the box: prior mean ± 3 prior standard deviations
 INITIAL = 5  # random points before the first GP fit
 RESTARTS = 4  # L-BFGS-B starts of the acquisition optimiser
 RAW_SAMPLES = 128  # random points it picks those starts from
+
+
+@dataclasses.dataclass
+class DesignOptions:
+    """The searches of ``dgm design`` (field comments are the command's help)."""
+
+    # class:K (dgm's classifier's probability of class K) or mass:M (mean pixel intensity
+    # near M in [0, 1])
+    objective: str = option(metavar="OBJECTIVE")
+    evaluations: int = 30  # objective calls per search
+    seeds: int = 3  # searches of each kind, seeds 0..S-1
+    initial: int = INITIAL  # random points before the first GP
+    width: float = WIDTH  # box: prior mean ± WIDTH prior std
+    # grid of the best designs, BO's row over random search's (default: DIR/design.png)
+    out: Path | None = option(None, metavar="FILE")
 
 
 @dataclasses.dataclass

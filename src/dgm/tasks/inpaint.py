@@ -4,12 +4,28 @@ originals, masked inputs and completions (``completion_grid``), for ``Completabl
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from dgm.config import option
+
 MASKS = ("bottom-half", "top-half", "left-half", "right-half", "center", "random")
+
+
+@dataclasses.dataclass
+class CompleteOptions:
+    """What ``dgm complete`` hides and how many examples (field comments are the help)."""
+
+    # pixels to hide: a half, the central square, or each pixel with probability 0.5
+    mask: str = option(choices=MASKS)
+    n: int = option(8, flag="-n")  # examples to complete
+    # picture file (its suffix picks the format; missing folders are created); rows of
+    # originals, masked inputs and completions. Default: RUN_DIR/complete-MASK.png
+    out: Path | None = option(None, metavar="FILE")
 
 
 def image_mask(kind: str, shape: Sequence[int], generator: torch.Generator | None = None) -> Tensor:

@@ -29,14 +29,40 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import torch
 from torch import Tensor
 
+from dgm.config import option
 from dgm.model import GenerativeModel
 from dgm.tasks.represent import check_encodable, codes, decode_mean
 
 METHODS = ("lerp", "slerp")
 SCALES = (0.0, 0.5, 1.0, 1.5, 2.0)  # multiples of the attribute vector in the arithmetic grid
+
+
+@dataclasses.dataclass
+class InterpolateOptions:
+    """The path ``dgm interpolate`` decodes and its latent arithmetic (field comments are
+    the command's help)."""
+
+    a: int = option(0, metavar="I")  # index of the first input
+    b: int = option(1, metavar="J")  # index of the second input
+    method: str = option("lerp", choices=METHODS)  # path in z
+    steps: int = option(8, metavar="K", minimum=2)  # decoded points, ends included
+    # strip picture (default: DIR/interpolate-METHOD.png): input a, the K decodings, input b;
+    # for runs without pictures a .npy or .pt file of that strip (default: none)
+    out: Path | None = option(None, metavar="FILE")
+    # also add the attribute vector mean code(class A) - mean code(class B) to test inputs
+    # of class B, at --scales (labelled data)
+    arithmetic: str | None = option(None, metavar="A,B")
+    scales: str = ",".join(f"{s:g}" for s in SCALES)  # multiples of the vector (columns)
+    rows: int = 6  # inputs in the arithmetic grid
+    n: int = option(1000, flag="-n")  # train examples averaged per class
+    # arithmetic grid picture (default: DIR/arithmetic-A-B.png)
+    arithmetic_out: Path | None = option(None, metavar="FILE")
 
 
 def _check_ends(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:

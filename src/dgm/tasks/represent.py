@@ -25,6 +25,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,10 +35,21 @@ from PIL import Image
 from torch import Tensor
 from torch.distributions import Categorical, Distribution, Independent
 
+from dgm.config import option
 from dgm.model import Encodable, GenerativeModel
 
 BATCH_SIZE = 500  # examples encoded or decoded per forward pass
 PROJECTIONS = ("pca", "tsne")
+
+
+@dataclasses.dataclass
+class RepresentOptions:
+    """The probe and projection of ``dgm represent`` (field comments are the help)."""
+
+    projection: str = option("pca", choices=PROJECTIONS)  # 2-D projection
+    n: int = option(1000, flag="-n")  # test examples
+    train_n: int = 5000  # train examples for the probe
+    out: Path | None = option(None, metavar="FILE")  # plot (default: DIR/represent-PROJECTION.png)
 
 
 def check_encodable(model: GenerativeModel, what: str = "this task") -> None:
