@@ -5,13 +5,13 @@ the registered models that have the capability."""
 import argparse
 
 import pytest
-from helpers import one_line_error
 
 import dgm
 from dgm.capabilities import modality, models_with, require
 from dgm.cli.common import POSITIVE, check_counts
 from dgm.cli.parser import build_parser, check_flags, main
 from dgm.model import Completable, Encodable
+from helpers import one_line_error
 
 RUN_VERBS = ("eval", "sample", "complete", "anomaly", "impute", "classify", "interpolate")
 RUN_VERBS += ("represent", "design", "compress", "decompress", "report", "compare")
@@ -161,9 +161,10 @@ def test_every_task_and_model_option_reaches_the_cli_with_help_and_no_collision(
 def test_task_option_defaults_are_the_library_defaults():
     """The flags' defaults are the options dataclasses' defaults, which the library uses
     (design's box width and initial points, sample quality's sample count)."""
+    import inspect
+
     from dgm.evaluate.sample_quality import EvalOptions, sample_quality
     from dgm.tasks import design
-    import inspect
 
     assert (
         design.DesignOptions.width

@@ -19,7 +19,7 @@ from dgm.run_dir import Run
 
 # Hand-written counts that must be at least 1 (the generated ones carry their own minimum:
 # dgm.config.count_minimum), checked after parsing, before any work: namespace attribute.
-POSITIVE = ("n", "iw_samples", "batch_size", "threads", "steps")
+POSITIVE = ("batch_size", "threads", "steps")
 
 # -- flags a model may not take -----------------------------------------------------------
 # A model's config fields become `dgm train` flags and its sampling options `dgm sample`

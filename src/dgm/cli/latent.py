@@ -298,38 +298,19 @@ def cmd_represent(ns: argparse.Namespace) -> int:
 def cmd_design(ns: argparse.Namespace) -> int:
     from dgm.report.plots import picture_format
     from dgm.tasks import design
-    from dgm.tasks.represent import check_encodable, decode_mean
+    from dgm.tasks.represent import decode_mean
 
     o = cfg.options_from(ns, DesignOptions)
-    kind, value = design.parse_objective(o.objective)
+    kind, _ = design.parse_objective(o.objective)  # before the run is read
     run, model = common.open_run(ns)
-    check_encodable(model, "latent-space design")
-    if model.conditional and not model.conditioning.optional:
-        raise ValueError(
-            f"design decodes z alone; {type(model).__name__} needs a condition c for every "
-            "decoding: train it without one (or with --condition-dropout > 0)"
-        )
+    design.check_designable(model)
     bounds = design.latent_box(model, o.width)
     out = o.out if o.out is not None else ns.run_dir / "design.png"
     if _image(model):
         picture_format(out)
     data = run.data("train")
     value_range = _value_range(run, data.x[:1])
-    if kind == "class":
-        from dgm.evaluate.features import feature_classifier
-
-        classes = int(getattr(data, "num_classes", 0) or 0)
-        if classes and not int(value) < classes:  # before the classifier trains, if it must
-            raise ValueError(f"--objective {o.objective}: {data.name} has classes 0..{classes - 1}")
-        clf = feature_classifier(data.name, run.data_config.root)
-        k = clf.net.head.out_features
-        if not int(value) < k:
-            raise ValueError(f"--objective {o.objective}: the classifier has classes 0..{k - 1}")
-        objective = design.class_objective(model, clf.net, int(value), value_range)
-        what = f"p(class {int(value)} | decoded z) under the {clf.feature_space} classifier"
-    else:
-        objective = design.mass_objective(model, value, value_range)
-        what = f"-|pixel mass - {value:g}| of decoded z (mean intensity on [0, 1])"
+    objective, what = design.objective_for(run, model, o.objective, value_range)
     results = design.compare(
         objective, bounds, o.evaluations, o.seeds, initial=o.initial, warp=design.warp_for(kind)
     )
@@ -339,7 +320,7 @@ def cmd_design(ns: argparse.Namespace) -> int:
         f"{o.evaluations} evaluations, seeds 0..{o.seeds - 1} (mean best value so far)"
     )
     print(f"{'evaluations':>11} {'BO':>10} {'random':>10}")
-    marks = sorted({1, min(o.initial, o.evaluations), o.evaluations} | _ticks(o.evaluations))
+    marks = design.report_points(o.evaluations, o.initial)
     for n in marks:
         print(f"{n:>11} {curves['bo'][n - 1]:>10.4f} {curves['random'][n - 1]:>10.4f}")
     record = {
@@ -363,12 +344,6 @@ def cmd_design(ns: argparse.Namespace) -> int:
         record["out"] = str(out)
     common.write_json(ns.json, record)
     return 0
-
-
-def _ticks(n: int) -> set[int]:
-    """About five evaluation counts to print, 1..n."""
-    step = max(1, n // 5)
-    return set(range(step, n + 1, step))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

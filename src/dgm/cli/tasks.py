@@ -89,22 +89,7 @@ def cmd_anomaly(ns: argparse.Namespace) -> int:
     if o.background is not None:
         _, background = common.open_run(ns, o.background)
     torch.manual_seed(ns.seed)  # bounds are stochastic: make them repeatable
-    sets = {}
-    for key, name, split, n, root in (
-        ("in", o.in_data, ns.split, o.n, None),
-        ("out", o.out_data, ns.split, o.n, o.out_root),
-        ("train", o.in_data, "train", o.train_n, None),
-        ("valid", o.in_data, "valid", o.n, None),
-    ):
-        try:
-            data = run.data(split, name, root)
-        except ValueError:
-            if key == "valid":  # no validation split: no bootstrap threshold
-                continue
-            raise
-        if key == "valid" and len(data) == 0:
-            continue
-        sets[key] = (data.name, common.batch_of(data, n, model.device, ns.seed).x)
+    sets = anomaly.example_sets(run, o, ns.split, model.device, ns.seed)
     x = {k: v for k, (_, v) in sets.items()}
     rows, nll = anomaly.detect(
         model,

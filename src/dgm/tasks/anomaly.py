@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -64,6 +65,37 @@ class AnomalyOptions:
     # write the run's training data, mutated by --perturb, to FILE.pt and stop
     write_background_data: Path | None = option(None, metavar="FILE")
     perturb: float = 0.2  # mutation rate of --write-background-data
+
+
+def example_sets(
+    run: Any, options: AnomalyOptions, split: str, device: Any, seed: int
+) -> dict[str, tuple[str, Tensor]]:
+    """The sets ``detect`` scores, as {key: (dataset name, x)}: "in" and "out" (--ood) of
+    ``split``, "train" (for Ĥ) and, when the in-distribution data have one, "valid" (the
+    bootstrap threshold), of ``run`` (a ``dgm.run_dir.Run``) on ``device``. ``seed`` draws
+    dynamic binarization."""
+    from dgm.data.dataset import take
+
+    sets = {}
+    for key, name, part, n, root in (
+        ("in", options.in_data, split, options.n, None),
+        ("out", options.out_data, split, options.n, options.out_root),
+        ("train", options.in_data, "train", options.train_n, None),
+        ("valid", options.in_data, "valid", options.n, None),
+    ):
+        try:
+            data = run.data(part, name, root)
+        except ValueError:
+            if key == "valid":  # no validation split: no bootstrap threshold
+                continue
+            raise
+        if len(data) == 0:
+            if key == "valid":
+                continue
+            raise ValueError(f"dataset {data.name!r} has no examples in this split")
+        gen = torch.Generator().manual_seed(seed)
+        sets[key] = (data.name, take(data, torch.arange(min(n, len(data))), device, gen).x)
+    return sets
 
 
 def check_scorable(model: GenerativeModel, what: str = "outlier detection") -> None:

@@ -38,8 +38,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -266,6 +267,49 @@ def parse_objective(text: str) -> tuple[str, float]:
     if kind == "mass" and not 0 <= number <= 1:
         raise ValueError(f"--objective {text!r}: the target mass M must lie in [0, 1]")
     return kind, number
+
+
+def check_designable(model: GenerativeModel) -> None:
+    """Refuse a model whose latent space cannot be searched: not ``Encodable``, or one that
+    needs a condition c for every decoding."""
+    check_encodable(model, "latent-space design")
+    if model.conditional and not model.conditioning.optional:
+        raise ValueError(
+            f"design decodes z alone; {type(model).__name__} needs a condition c for every "
+            "decoding: train it without one (or with --condition-dropout > 0)"
+        )
+
+
+def objective_for(
+    run: Any, model: GenerativeModel, text: str, value_range: Sequence[float]
+) -> tuple[Objective, str]:
+    """The objective ``text`` (``class:K`` or ``mass:M``, ``parse_objective``) over the
+    decodings of ``model``, for the run ``run`` (a ``dgm.run_dir.Run``: its data name the
+    classifier of ``class:K``), and a line saying what it measures."""
+    kind, value = parse_objective(text)
+    if kind != "class":
+        what = f"-|pixel mass - {value:g}| of decoded z (mean intensity on [0, 1])"
+        return mass_objective(model, value, value_range), what
+    from dgm.evaluate.features import feature_classifier
+
+    data = run.data("train")
+    classes = int(getattr(data, "num_classes", 0) or 0)
+    if classes and not int(value) < classes:  # before the classifier trains, if it must
+        raise ValueError(f"--objective {text}: {data.name} has classes 0..{classes - 1}")
+    clf = feature_classifier(data.name, run.data_config.root)
+    k = clf.net.head.out_features
+    if not int(value) < k:
+        raise ValueError(f"--objective {text}: the classifier has classes 0..{k - 1}")
+    what = f"p(class {int(value)} | decoded z) under the {clf.feature_space} classifier"
+    return class_objective(model, clf.net, int(value), value_range), what
+
+
+def report_points(evaluations: int, initial: int = INITIAL) -> list[int]:
+    """About five evaluation counts, 1..evaluations, at which a search's curve is shown
+    (the first, the end of the random start, the last)."""
+    step = max(1, evaluations // 5)
+    ticks = set(range(step, evaluations + 1, step))
+    return sorted({1, min(initial, evaluations), evaluations} | ticks)
 
 
 def _decoder(
