@@ -116,8 +116,8 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
             f"--out {out}: the run's examples of shape {tuple(model.event_shape)} have no "
             "picture; name a .npy or .pt file for the strip (input a, decodings, input b)"
         )
-    pair = _parse_pair(o.arithmetic) if o.arithmetic is not None else None
-    scales = _parse_scales(o.scales)
+    pair = interp.parse_pair(o.arithmetic) if o.arithmetic is not None else None
+    scales = interp.parse_scales(o.scales)
     data = run.data(ns.split)
     for flag, index in (("--a", o.a), ("--b", o.b)):
         if not 0 <= index < len(data):
@@ -157,25 +157,6 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
         record["arithmetic"] = _arithmetic(ns, run, model, data, pair, scales, value_range)
     common.write_json(ns.json, record)
     return 0
-
-
-def _parse_pair(text: str) -> tuple[int, int]:
-    parts = text.split(",")
-    try:
-        a, b = (int(p) for p in parts)
-    except ValueError:
-        raise ValueError(
-            f"--arithmetic {text!r}: give two class labels A,B, e.g. --arithmetic 1,0"
-        ) from None
-    return a, b
-
-
-def _parse_scales(text: str) -> tuple[float, ...]:
-    try:
-        scales = tuple(float(s) for s in text.split(","))
-    except ValueError:
-        raise ValueError(f"--scales {text!r}: give numbers separated by commas") from None
-    return scales
 
 
 def _arithmetic(

@@ -73,6 +73,27 @@ def _check_ends(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
     return t.to(z0.dtype).view(-1, *([1] * z0.dim()))  # (K, 1, ..., 1)
 
 
+def parse_pair(text: str) -> tuple[int, int]:
+    """The two class labels of ``--arithmetic A,B``."""
+    parts = text.split(",")
+    try:
+        a, b = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"--arithmetic {text!r}: give two class labels A,B, e.g. --arithmetic 1,0"
+        ) from None
+    return a, b
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """The multiples of the attribute vector in ``--scales 0,0.5,1``."""
+    try:
+        scales = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        raise ValueError(f"--scales {text!r}: give numbers separated by commas") from None
+    return scales
+
+
 def lerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
     """(1 − t) z₀ + t z₁ for each of the K positions t: (K, *z0.shape)."""
     t = _check_ends(z0, z1, t)
