@@ -115,6 +115,8 @@ def add_arguments(
         if _default(f) is dataclasses.MISSING:
             kwargs["required"] = not positional
             kwargs["help"] = comment
+        elif "default:" in comment:  # the comment says what the default means
+            kwargs["help"] = comment
         else:
             shown = unset if _default(f) is None else _show(_default(f))
             kwargs["help"] = f"{comment} (default: {shown})".strip()
@@ -124,7 +126,7 @@ def add_arguments(
             kwargs.pop("metavar", None)
         if positional:
             kwargs.pop("required", None)
-            kwargs.setdefault("metavar", name)
+            kwargs["metavar"] = meta.get("metavar", name)
             action = parser.add_argument(prefix + f.name, **kwargs)
         else:
             action = parser.add_argument(name, **kwargs)
