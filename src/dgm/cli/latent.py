@@ -220,14 +220,7 @@ def cmd_represent(ns: argparse.Namespace) -> int:
 
     o = cfg.options_from(ns, RepresentOptions)
     run, model = common.open_run(ns)
-    represent.check_encodable(model, "a representation")
-    cond = model.conditioning
-    if cond.kind == "classes" and not cond.optional:
-        raise ValueError(
-            f"{type(model).__name__} encodes x given its class label, so a probe on its codes "
-            "would read the label: train an unconditional model (or one with "
-            "--condition-dropout > 0, encoded without the label)"
-        )
+    represent.check_probeable(model)
     out = o.out if o.out is not None else ns.run_dir / f"represent-{o.projection}.png"
     picture_format(out)
     train = run.data("train")
@@ -235,14 +228,10 @@ def cmd_represent(ns: argparse.Namespace) -> int:
     _labelled(train, "a linear probe")
     fit, fit_c = common.examples(run, "train", o.train_n, model.device, ns.seed)
     batch, c = common.examples(run, ns.split, o.n, model.device, ns.seed + 1)
-    torch.manual_seed(ns.seed)
-    if cond.kind != "context":  # the codes of x alone: a label is what the probe reads
-        fit_c, c = None, None
     bs = ns.batch_size or represent.BATCH_SIZE
-    z_fit = represent.codes(model, fit.x, fit_c, batch_size=bs)
-    z_test = represent.codes(model, batch.x, c, batch_size=bs)
-    on_codes = represent.linear_probe(z_fit, fit.y, z_test, batch.y, seed=ns.seed)
-    on_pixels = represent.linear_probe(fit.x.double(), fit.y, batch.x.double(), batch.y)
+    z_test, on_codes, on_pixels = represent.compare_probes(
+        model, (fit.x, fit.y, fit_c), (batch.x, batch.y, c), batch_size=bs, seed=ns.seed
+    )
     name = run.name
     print(
         f"linear probe (logistic regression on standardised features), {len(fit.x)} train "

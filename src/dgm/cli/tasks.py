@@ -239,23 +239,22 @@ def cmd_classify(ns: argparse.Namespace) -> int:
     test = run.data(ns.split)
     log_prior = classify.label_log_prior(train.y, model.num_classes)
     batch = common.batch_of(test, o.n, model.device, ns.seed)
-    torch.manual_seed(ns.seed)
-    predicted = classify.predict(model, batch.x, log_prior, iw_samples=o.iw_samples or 0)
-    generative = classify.accuracy(predicted, batch.y)
     fit = common.batch_of(train, o.train_n, model.device, ns.seed + 1)
     high = float((run.value_range or (0, 1))[1]) or 1.0
-    baseline = classify.logistic_regression_accuracy(
-        fit.x.double() / high, fit.y, batch.x.double() / high, batch.y, seed=ns.seed
-    )
+    found = classify.compare_classifiers(
+        model, batch.x, batch.y, fit.x, fit.y, log_prior,
+        scale=high, iw_samples=o.iw_samples, seed=ns.seed,
+    )  # fmt: skip
+    generative, baseline = found["generative_accuracy"], found["logistic_regression_accuracy"]
     print(f"{len(batch.x)} {ns.split} examples of {test.name}, {model.num_classes} classes")
     print(f"{'classifier':<52} {'accuracy':>8}")
     print(f"{f'generative: {name}, argmax log p(x|y) + log p(y)':<52} {generative:>8.4f}")
     print(f"{f'logistic regression ({len(fit.x)} train examples)':<52} {baseline:>8.4f}")
-    missing = sum(int(torch.isnan(t).sum()) for t in (fit.x, batch.x) if t.is_floating_point())
-    if missing:
+    if found["missing"]:
         print(
-            f"  {missing} missing values (NaN): the generative classifier marginalises them; "
-            "logistic regression sees each filled with its feature's training mean"
+            f"  {found['missing']} missing values (NaN): the generative classifier "
+            "marginalises them; logistic regression sees each filled with its feature's "
+            "training mean"
         )
     record = {
         "run_dir": str(ns.run_dir),

@@ -60,6 +60,42 @@ def check_encodable(model: GenerativeModel, what: str = "this task") -> None:
     require(model, Encodable, what)
 
 
+def check_probeable(model: GenerativeModel) -> None:
+    """Refuse a model a linear probe on its codes cannot judge: not ``Encodable``, or one
+    that encodes x given its class label (the probe would read the label)."""
+    check_encodable(model, "a representation")
+    cond = model.conditioning
+    if cond.kind == "classes" and not cond.optional:
+        raise ValueError(
+            f"{type(model).__name__} encodes x given its class label, so a probe on its codes "
+            "would read the label: train an unconditional model (or one with "
+            "--condition-dropout > 0, encoded without the label)"
+        )
+
+
+def compare_probes(
+    model: GenerativeModel,
+    train: tuple[Tensor, Tensor, Tensor | None],
+    test: tuple[Tensor, Tensor, Tensor | None],
+    *,
+    batch_size: int = BATCH_SIZE,
+    seed: int = 0,
+) -> tuple[Tensor, float, float]:
+    """The linear probe on the model's codes against the one on the raw values: (x, y, c)
+    of the ``train`` and ``test`` examples; c is used only for a context the codes depend
+    on (a class label is what the probe reads, so it is left out). Returns the test codes
+    and both accuracies. ``seed`` seeds the encodings and the probe."""
+    (x_fit, y_fit, c_fit), (x, y, c) = train, test
+    torch.manual_seed(seed)
+    if model.conditioning.kind != "context":  # the codes of x alone
+        c_fit, c = None, None
+    z_fit = codes(model, x_fit, c_fit, batch_size=batch_size)
+    z_test = codes(model, x, c, batch_size=batch_size)
+    on_codes = linear_probe(z_fit, y_fit, z_test, y, seed=seed)
+    on_pixels = linear_probe(x_fit.double(), y_fit, x.double(), y)
+    return z_test, on_codes, on_pixels
+
+
 def _mean(out: Distribution | Tensor, what: str) -> Tensor:
     """A tensor as it is; a distribution's mean, where a Categorical over 0..K-1 (inside an
     ``Independent``) gives its expected value Σ_v v p(v) rather than torch's NaN."""
