@@ -141,70 +141,14 @@ def _sampling_options(ns: argparse.Namespace, model: Any) -> dict[str, Any]:
 
 def cmd_sample(ns: argparse.Namespace) -> int:
     from dgm import sampling
-    from dgm.capabilities import model_modality
-    from dgm.data.dataset import take
-    from dgm.report.plots import save_samples
-    from dgm.train.memory import available_bytes, gib
 
     o = cfg.options_from(ns, SampleOptions)
-    out: Path = o.out
-    common.not_a_folder(out, "a picture file", "samples.png")
+    common.not_a_folder(o.out, "a picture file", "samples.png")
     run, model = common.open_run(ns)
-    vocab = run.vocab  # a text run: tokens decode to characters
-    text = vocab is not None and model_modality(model) == "tokens"
-    kind = sampling.output_kind(out, model.event_shape, text=text, n=o.n)  # before drawing
-    if kind == "pt" and not o.force:  # one tensor in memory: refuse what cannot fit
-        need = sampling.array_bytes(o.n, model.event_shape, 8 if model.integer_data else 4)
-        free = available_bytes("cpu")
-        if free is not None and need > free:
-            raise ValueError(
-                f"-n {o.n} samples need {gib(need)} in one tensor for {out.name}, more than "
-                f"the {gib(free)} available: write --out FILE.npy (streamed to disk), or "
-                "pass --force"
-            )
-    options = _sampling_options(ns, model)
-    model.sample_settings(options)
-    grid = o.cls is None and o.caption is None
-    data = run.data("test") if grid and model.conditioning.kind == "context" else None
-    c = sampling.sample_conditions(
-        model, o.n, label=o.cls, caption=o.caption, vocab=vocab, data=data
-    )
-    if isinstance(options.get("prompt"), str):  # --prompt text -> the run's token ids
-        from dgm.data.text import encode_prompt
-
-        if vocab is None:
-            raise ValueError(f"--prompt needs a text run; {ns.run_dir} has no vocabulary")
-        options["prompt"] = encode_prompt(options["prompt"], vocab)
-    with common.writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-    gen = torch.Generator(model.device).manual_seed(o.seed)
-    with torch.no_grad():
-        batches = sampling.draws(model, o.n, c, o.batch_size, gen, **options)
-        if kind in ("npy", "pt"):
-            with common.writing(out):
-                shape = sampling.write_array(batches, out, o.n)
-            print(f"wrote {out} ({o.n} samples, array of shape {shape})")
-            return 0
-        if kind == "text":
-            assert vocab is not None
-            with common.writing(out):
-                count, score = sampling.write_text(batches, out, vocab, data)
-            print(f"wrote {out} ({count} sequences, one per line)")
-            if score is not None:
-                print(score)
-            return 0
-        x = torch.cat(list(batches))
-    extra: dict[str, Any] = {}
-    if model_modality(model) == "points":  # drawn over the training data and the density
-        extra = {"model": model}
-        try:
-            train_data = run.data("train")
-            extra["data"] = take(train_data, torch.arange(min(2000, len(train_data))), "cpu").x
-        except (KeyError, TypeError, ValueError, OSError):  # data gone: the samples alone
-            pass
-    with common.writing(out):
-        save_samples(x, out, value_range=run.value_range, **extra)
-    print(f"wrote {out}")
+    planned = sampling.plan(run, model, o, _sampling_options(ns, model))  # before drawing
+    with common.writing(o.out):
+        lines = sampling.sample_file(run, model, o, planned)
+    print("\n".join(lines))
     return 0
 
 

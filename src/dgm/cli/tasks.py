@@ -134,26 +134,16 @@ def cmd_anomaly(ns: argparse.Namespace) -> int:
 
 
 def _write_background(ns: argparse.Namespace, run: Run, model: Any) -> int:
-    o = cfg.options_from(ns, AnomalyOptions)
-    """Write the run's training data with a share ``--perturb`` of values mutated (Ren et
-    al. 2019), for ``dgm train ... --data tensors``."""
-    from dgm.io import atomic_write
+    """Write the run's training data with a share ``--perturb`` of values mutated."""
     from dgm.tasks import anomaly
 
+    o = cfg.options_from(ns, AnomalyOptions)
     path: Path = o.write_background_data
-    if path.suffix != ".pt":
-        raise ValueError(f"--write-background-data {path}: name a .pt file, e.g. bg.pt")
-    data = run.data("train")
-    batch = common.batch_of(data, len(data), model.device, ns.seed)
-    gen = torch.Generator().manual_seed(ns.seed)
-    x = anomaly.perturb(batch.x.cpu(), o.perturb, model.support, gen)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda p: torch.save({"x": x, "y": batch.y.cpu()}, p))
-    name = run.name
+    n, data_name = anomaly.write_background_data(run, model, path, o.perturb, ns.seed)
     print(
-        f"wrote {path}: {len(x)} training examples of {data.name} with {100 * o.perturb:g} % "
+        f"wrote {path}: {n} training examples of {data_name} with {100 * o.perturb:g} % "
         f"of values mutated. Train the background model with the run's model options:\n"
-        f"  dgm train {name} --data tensors --data-root {shlex.quote(str(path))} "
+        f"  dgm train {run.name} --data tensors --data-root {shlex.quote(str(path))} "
         f"--steps N --out BG_DIR\n"
         f"then: dgm anomaly {shlex.quote(str(ns.run_dir))} --ood OOD_DATA --background BG_DIR"
     )

@@ -98,6 +98,26 @@ def example_sets(
     return sets
 
 
+def write_background_data(
+    run: Any, model: GenerativeModel, path: Path, rate: float, seed: int = 0
+) -> tuple[int, str]:
+    """Write the training data of ``run`` (a ``dgm.run_dir.Run``) with a share ``rate`` of
+    values mutated in the model's support (``perturb``; Ren et al. 2019) to the .pt file
+    ``path``, the data of a background model (``dgm train ... --data tensors``). Returns
+    the number of examples and the dataset's name."""
+    from dgm.data.dataset import take
+    from dgm.io import atomic_write
+
+    if path.suffix != ".pt":
+        raise ValueError(f"--write-background-data {path}: name a .pt file, e.g. bg.pt")
+    data = run.data("train")
+    batch = take(data, torch.arange(len(data)), model.device, torch.Generator().manual_seed(seed))
+    x = perturb(batch.x.cpu(), rate, model.support, torch.Generator().manual_seed(seed))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: torch.save({"x": x, "y": batch.y.cpu()}, p))
+    return len(x), data.name
+
+
 def check_scorable(model: GenerativeModel, what: str = "outlier detection") -> None:
     """Refuse a model whose ``log_prob`` means nothing (``Likelihood.NONE``, GANs), or one
     that needs a context it cannot be given, naming why."""
