@@ -156,8 +156,8 @@ def cmd_complete(ns: argparse.Namespace) -> int:
     from dgm.capabilities import model_modality, require
     from dgm.data.dataset import take
     from dgm.model import Completable
-    from dgm.report.plots import default_range, image_grid, picture_format, save_picture
-    from dgm.tasks.inpaint import completion_grid, image_mask
+    from dgm.report.plots import default_range, picture_format
+    from dgm.tasks.inpaint import image_mask, save_completion_grid
 
     o = cfg.options_from(ns, CompleteOptions)
     out: Path = o.out if o.out is not None else ns.run_dir / f"complete-{o.mask}.png"
@@ -181,10 +181,8 @@ def cmd_complete(ns: argparse.Namespace) -> int:
     with torch.no_grad():
         completed = model.complete(x, mask, c, draws)
     value_range = run.value_range or default_range(x)
-    images, columns = completion_grid(x, mask, completed, value_range)
     with common.writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_picture(image_grid(images, nrow=columns, value_range=tuple(value_range)), out)
+        save_completion_grid(x, mask, completed, value_range, out)
     hidden = int((~mask[:, 0]).sum())
     total = mask[:, 0].numel()
     print(

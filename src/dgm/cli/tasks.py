@@ -156,10 +156,10 @@ def _write_background(ns: argparse.Namespace, run: Run, model: Any) -> int:
 def cmd_impute(ns: argparse.Namespace) -> int:
     from dgm.capabilities import model_modality, require
     from dgm.model import Completable
-    from dgm.report.plots import default_range, image_grid, picture_format, save_picture
+    from dgm.report.plots import default_range, picture_format
     from dgm.tasks import impute
     from dgm.tasks.impute import FORMER_NAMES
-    from dgm.tasks.inpaint import completion_grid
+    from dgm.tasks.inpaint import save_completion_grid
 
     o = cfg.options_from(ns, ImputeOptions)
     if o.mask in FORMER_NAMES:
@@ -199,9 +199,7 @@ def cmd_impute(ns: argparse.Namespace) -> int:
     if image:
         value_range = run.value_range or default_range(batch.x)
         k = min(8, len(batch.x))
-        images, columns = completion_grid(batch.x[:k], mask[:k], draws[0][:k], value_range)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_picture(image_grid(images, nrow=columns, value_range=tuple(value_range)), out)
+        save_completion_grid(batch.x[:k], mask[:k], draws[0][:k], value_range, out)
         print(f"wrote {out} (rows: originals, masked, one imputation)")
     record = {
         "run_dir": str(ns.run_dir),

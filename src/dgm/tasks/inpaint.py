@@ -89,3 +89,19 @@ def completion_grid(
             pad = blank.expand(cols - len(block), *x.shape[1:])
             rows.append(torch.cat([block, pad]))
     return torch.cat(rows), cols
+
+
+def save_completion_grid(
+    x: Tensor,
+    observed_mask: Tensor,
+    completed: Tensor,
+    value_range: Sequence[float],
+    out: Path,
+) -> None:
+    """Write the picture of ``completion_grid`` (rows of originals, masked inputs and
+    completions) to ``out``, its suffix picking the format; missing folders are made."""
+    from dgm.report.plots import image_grid, save_picture
+
+    images, columns = completion_grid(x, observed_mask, completed, value_range)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_picture(image_grid(images, nrow=columns, value_range=tuple(value_range)), out)
