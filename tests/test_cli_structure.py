@@ -158,24 +158,24 @@ def test_every_task_and_model_option_reaches_the_cli_with_help_and_no_collision(
         _no_collisions(parser)
 
 
-def test_task_option_defaults_are_the_library_defaults():
-    """The flags' defaults are the options dataclasses' defaults, which the library uses
-    (design's box width and initial points, sample quality's sample count)."""
+def _default(function, name):
     import inspect
 
-    from dgm.evaluate.sample_quality import EvalOptions, sample_quality
-    from dgm.tasks import design
+    return inspect.signature(function).parameters[name].default
 
-    assert (
-        design.DesignOptions.width
-        == design.WIDTH
-        == inspect.signature(design.latent_box).parameters["width"].default
-    )
-    assert (
-        design.DesignOptions.initial
-        == inspect.signature(design.compare).parameters["initial"].default
-    )
-    assert (
-        EvalOptions.num_samples
-        == inspect.signature(sample_quality).parameters["num_samples"].default
-    )
+
+def test_task_option_defaults_are_the_library_defaults():
+    """The flags' defaults are the options dataclasses' defaults, which the library uses
+    (design's box and initial points, sample quality's sample count, interpolation's
+    steps and method, the projection)."""
+    from dgm.evaluate.sample_quality import EvalOptions, sample_quality
+    from dgm.tasks import design, interpolate, represent
+
+    assert design.DesignOptions.width == design.WIDTH == _default(design.latent_box, "width")
+    assert design.DesignOptions.initial == _default(design.compare, "initial")
+    assert EvalOptions.num_samples == _default(sample_quality, "num_samples")
+    options = interpolate.InterpolateOptions
+    assert options.steps == _default(interpolate.interpolate, "steps")
+    assert options.method == _default(interpolate.interpolate, "method")
+    assert options.method == _default(interpolate.path, "method")
+    assert represent.RepresentOptions.projection == _default(represent.project, "method")

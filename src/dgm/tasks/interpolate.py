@@ -116,7 +116,7 @@ def slerp(z0: Tensor, z1: Tensor, t: Tensor, *, eps: float = 1e-7) -> Tensor:
     return w0 * z0 + w1 * z1
 
 
-def path(z0: Tensor, z1: Tensor, steps: int, method: str = "lerp") -> Tensor:
+def path(z0: Tensor, z1: Tensor, steps: int, method: str = InterpolateOptions.method) -> Tensor:
     """``steps`` evenly spaced codes from z₀ to z₁ (both included) by ``method``:
     (steps, *z0.shape)."""
     if method not in METHODS:
@@ -130,8 +130,8 @@ def path(z0: Tensor, z1: Tensor, steps: int, method: str = "lerp") -> Tensor:
 def interpolate(
     model: GenerativeModel,
     x: Tensor,
-    steps: int = 8,
-    method: str = "lerp",
+    steps: int = InterpolateOptions.steps,
+    method: str = InterpolateOptions.method,
     c: Tensor | None = None,
 ) -> Tensor:
     """Decoded interpolation between the two inputs x = (2, *event_shape): (steps,

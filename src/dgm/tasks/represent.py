@@ -188,7 +188,9 @@ def linear_probe(
     return float(probe.score(test, np.asarray(test_y.cpu())))
 
 
-def project(features: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarray:
+def project(
+    features: np.ndarray, method: str = RepresentOptions.projection, *, seed: int = 0
+) -> np.ndarray:
     """Features (N, k) in 2-D, (N, 2): PCA's first two components, or t-SNE (perplexity
     min(30, (N − 1)/3), PCA initialisation). One-dimensional codes get a zero second axis."""
     if method not in PROJECTIONS:
