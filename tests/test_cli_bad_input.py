@@ -120,9 +120,9 @@ def test_temperature_must_be_finite_and_positive(runs, tmp_path, capsys, value, 
 
 def test_counts_where_zero_means_nothing_are_refused_alike(runs, tmp_path, capsys):
     train = ["train", "ebm", "--data", "moons", *QUIET, "--steps", "1", "--out", tmp_path / "e"]
-    refused(capsys, [*train, "--sgld-steps", "0"], "--sgld-steps must be an integer >= 1")
+    refused(capsys, [*train, "--sgld-steps", "0"], "--sgld-steps must be at least 1, got 0")
     sample = ["sample", runs["ebm"], "--out", tmp_path / "s.png"]
-    refused(capsys, [*sample, "--sampling-steps", "0"], "--sampling-steps must be an integer >= 1")
+    refused(capsys, [*sample, "--sampling-steps", "0"], "--sampling-steps must be at least 1")
     train = ["train", "maf", "--data", "moons", *QUIET, "--steps", "1", "--out", tmp_path / "m"]
     refused(capsys, [*train, "--hidden-sizes", "-5"], "--hidden-sizes must be positive", "-5")
     assert not any(tmp_path.iterdir())

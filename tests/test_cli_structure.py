@@ -8,9 +8,10 @@ import pytest
 
 import dgm
 from dgm.capabilities import modality, models_with, require
-from dgm.cli.common import check_counts
-from dgm.cli.parser import build_parser, check_flags
+from dgm.cli.common import POSITIVE, check_counts
+from dgm.cli.parser import build_parser, check_flags, main
 from dgm.model import Completable, Encodable
+from helpers import one_line_error
 
 RUN_VERBS = ("eval", "sample", "complete", "anomaly", "impute", "classify", "interpolate")
 RUN_VERBS += ("represent", "design", "compress", "decompress", "report", "compare")
@@ -27,14 +28,39 @@ def test_every_verb_that_reads_a_run_takes_the_run_flags_with_one_help():
     assert all(len(h) == 1 for h in helps.values()), helps
 
 
-@pytest.mark.parametrize(
-    "command, name, flag", [("impute", "m", "-m"), ("design", "initial", "--initial")]
-)
-def test_one_count_check_names_the_flag(command, name, flag):
-    ns = argparse.Namespace(command=command, **{name: 0})
-    with pytest.raises(ValueError, match=f"^{flag} must be at least 1, got 0$"):
-        check_counts(ns)
-    check_counts(argparse.Namespace(command="interpolate", steps=0))  # checked by the verb
+def _count_actions(parser):
+    """(flag, dest, minimum) of every count flag of ``parser``: generated ones carry their
+    minimum, the hand-written POSITIVE ones take at least 1."""
+    for action in parser._actions:
+        low = getattr(action, "minimum", 1 if action.dest in POSITIVE else None)
+        if low is not None and action.option_strings:
+            yield action.option_strings[0], action.dest, low
+
+
+@pytest.mark.parametrize("model", [None, *dgm.available_models()])
+def test_every_count_flag_refuses_a_value_below_its_minimum_naming_the_flag(model):
+    _, parsers = build_parser(model, model)
+    checked = 0
+    for verb, parser in parsers.items():
+        for flag, dest, low in _count_actions(parser):
+            ns = argparse.Namespace(command=verb, **{dest: low - 1})
+            with pytest.raises(ValueError, match=f"^{flag} must be at least {low}, got {low - 1}$"):
+                check_counts(ns, parser)
+            check_counts(argparse.Namespace(command=verb, **{dest: low}), parser)  # allowed
+            checked += 1
+    assert checked >= (30 if model is None else 10)
+
+
+def test_a_negative_sample_count_is_refused_naming_the_flag_not_the_field(tmp_path, capsys):
+    argv = ["train", "vae", "--data", "digits", "--steps", "1", "--sample-count", "-1"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    line = one_line_error(capsys.readouterr().err, "train")
+    assert "--sample-count must be at least 0, got -1" in line and "sample_count" not in line
+    assert not (tmp_path / "run").exists()  # refused before any work
+    assert main(["impute", str(tmp_path), "--mask", "random", "-m", "0"]) == 2
+    assert "-m must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["interpolate", str(tmp_path), "--steps", "1"]) == 2
+    assert "--steps must be at least 2, got 1" in capsys.readouterr().err
 
 
 def test_prompt_is_a_sequence_models_own_flag_and_caption_the_text_that_becomes_c(capsys):
@@ -61,3 +87,95 @@ def test_modality_names_the_four_kinds_of_data():
     assert modality((5, 8, 8)) == "vectors"  # not 1 or 3 channels: no picture
     assert modality((2,)) == "points"
     assert modality((64,), integer=True) == "tokens" and modality((64,)) == "vectors"
+
+
+# Each verb's own options dataclass, in the library module that does the work.
+TASK_OPTIONS = {
+    "anomaly": "dgm.tasks.anomaly.AnomalyOptions",
+    "impute": "dgm.tasks.impute.ImputeOptions",
+    "classify": "dgm.tasks.classify.ClassifyOptions",
+    "interpolate": "dgm.tasks.interpolate.InterpolateOptions",
+    "represent": "dgm.tasks.represent.RepresentOptions",
+    "design": "dgm.tasks.design.DesignOptions",
+    "complete": "dgm.tasks.inpaint.CompleteOptions",
+    "eval": "dgm.evaluate.sample_quality.EvalOptions",
+    "sample": "dgm.sampling.SampleOptions",
+    "report": "dgm.report.options.ReportOptions",
+    "compare": "dgm.report.options.CompareOptions",
+}
+
+
+def _options_class(path):
+    import importlib
+
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def _reaches(parser, cls, prefix="", flags=None):
+    """Every field of ``cls`` is one action of ``parser`` whose help holds the field's
+    comment."""
+    import dataclasses
+
+    from dgm.config import field_comments
+
+    comments = field_comments(cls)
+    by_dest = {a.dest: a for a in parser._actions}
+    for f in dataclasses.fields(cls):
+        action = by_dest.get(prefix + f.name)
+        assert action is not None, f"{cls.__name__}.{f.name} has no flag on {parser.prog}"
+        assert comments.get(f.name), f"{cls.__name__}.{f.name} has no comment (the help)"
+        assert action.help and comments[f.name] in action.help, (cls, f.name, action.help)
+
+
+def _no_collisions(parser):
+    """No flag and no namespace entry (dest) is claimed by two actions."""
+    seen: dict[str, str] = {}
+    for action in parser._actions:
+        if action.dest in ("help", "version"):
+            continue
+        assert action.dest not in seen, f"{parser.prog}: dest {action.dest!r} taken twice"
+        seen[action.dest] = str(action.option_strings)
+        assert action.help, f"{parser.prog}: {action.option_strings} has no help"
+
+
+@pytest.mark.parametrize("model", [None, *dgm.available_models()])
+def test_every_task_and_model_option_reaches_the_cli_with_help_and_no_collision(model):
+    from dgm.cli.train import _PICTURE
+    from dgm.registry import spec
+
+    _, parsers = build_parser(model, model)
+    for verb, path in TASK_OPTIONS.items():
+        _reaches(parsers[verb], _options_class(path))
+    if model is not None:
+        found = spec(model)
+        _reaches(parsers["train"], found.config_cls)
+        if found.cls.sample_options is not None:
+            _reaches(parsers["train"], found.cls.sample_options, prefix=_PICTURE)
+            _reaches(parsers["sample"], found.cls.sample_options)
+            _reaches(parsers["eval"], found.cls.sample_options)
+    for parser in parsers.values():
+        _no_collisions(parser)
+
+
+def _default(function, name):
+    import inspect
+
+    return inspect.signature(function).parameters[name].default
+
+
+def test_task_option_defaults_are_the_library_defaults():
+    """The flags' defaults are the options dataclasses' defaults, which the library uses
+    (design's box and initial points, sample quality's sample count, interpolation's
+    steps and method, the projection)."""
+    from dgm.evaluate.sample_quality import EvalOptions, sample_quality
+    from dgm.tasks import design, interpolate, represent
+
+    assert design.DesignOptions.width == design.WIDTH == _default(design.latent_box, "width")
+    assert design.DesignOptions.initial == _default(design.compare, "initial")
+    assert EvalOptions.num_samples == _default(sample_quality, "num_samples")
+    options = interpolate.InterpolateOptions
+    assert options.steps == _default(interpolate.interpolate, "steps")
+    assert options.method == _default(interpolate.interpolate, "method")
+    assert options.method == _default(interpolate.path, "method")
+    assert represent.RepresentOptions.projection == _default(represent.project, "method")

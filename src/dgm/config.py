@@ -70,6 +70,16 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def option(default: Any = dataclasses.MISSING, *, flag: str | None = None, **argparse: Any) -> Any:
+    """A dataclass field whose command-line flag needs more than its name and type: another
+    ``flag`` (``"-n"``, ``"--ood"``; ``"IN"`` with ``positional=True`` for a positional),
+    ``minimum`` (the smallest count it takes, where the count rule of ``check_counts`` does
+    not fit), or argparse keywords (``metavar``, ``choices``, ``action``, ``type``). No
+    ``default``: a required flag (or positional). ``add_arguments`` reads them."""
+    meta = {"flag": flag, **argparse}
+    return dataclasses.field(default=default, metadata=meta)
+
+
 def add_arguments(
     parser: argparse.ArgumentParser | Any,
     cls: type,
@@ -83,29 +93,70 @@ def add_arguments(
     ``unset`` is how the help text shows a default of None; ``prefix`` goes before each
     field's name in the flag and its namespace entry (``sample_`` -> ``--sample-steps``);
     ``flags`` gives some fields another flag (``{"steps": "--sampling-steps"}``), the
-    field name (with ``prefix``) staying the dest."""
+    field name (with ``prefix``) staying the dest. A field made with ``option`` may name
+    its flag, a positional, a minimum or argparse keywords; one without a default is
+    required. Each count's action carries ``minimum`` (``count_minimum``), which
+    ``check_parsed_counts`` checks after parsing."""
     hints = typing.get_type_hints(cls)
     comments = field_comments(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         tp = hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        kwargs: dict[str, Any] = {"dest": prefix + f.name, "default": argparse.SUPPRESS}
+        meta = dict(f.metadata)
+        name = meta.pop("flag", None) or (flags or {}).get(f.name, flag(prefix + f.name))
+        positional = meta.pop("positional", False)
+        minimum = meta.pop("minimum", count_minimum(cls, f.name))
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS}
+        if not positional:
+            kwargs["dest"] = prefix + f.name
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = _parser_for(tp)
             kwargs["metavar"] = _metavar(tp)
         comment = comments.get(f.name, "")
-        shown = unset if default is None else _show(default)
-        kwargs["help"] = f"{comment} (default: {shown})".strip()
-        parser.add_argument((flags or {}).get(f.name, flag(prefix + f.name)), **kwargs)
+        if _default(f) is dataclasses.MISSING:
+            kwargs["required"] = not positional
+            kwargs["help"] = comment
+        elif "default:" in comment:  # the comment says what the default means
+            kwargs["help"] = comment
+        else:
+            shown = unset if _default(f) is None else _show(_default(f))
+            kwargs["help"] = f"{comment} (default: {shown})".strip()
+        kwargs |= meta
+        if kwargs.get("action") == "store_true":  # a switch that takes no value
+            kwargs.pop("type", None)
+            kwargs.pop("metavar", None)
+        if positional:
+            kwargs.pop("required", None)
+            kwargs["metavar"] = meta.get("metavar", name)
+            action = parser.add_argument(prefix + f.name, **kwargs)
+        else:
+            action = parser.add_argument(name, **kwargs)
+        action.minimum = minimum
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def options_from(ns: Any, cls: type[T], prefix: str = "") -> T:
+    """The options dataclass ``cls`` of a namespace parsed with ``add_arguments(..., cls)``:
+    the flags given, the dataclass defaults for the rest."""
+    values = vars(ns)
+    names = [f.name for f in dataclasses.fields(cls)]
+    return cls(**{n: values[prefix + n] for n in names if prefix + n in values})
 
 
 def field_comments(cls: type) -> dict[str, str]:
-    """The ``# why`` comment after each field of a config dataclass (and its bases): the
-    CLI's help text, so a field is documented once, where it is declared."""
+    """The ``# why`` comment after each field of a config dataclass (and its bases), or,
+    for a field without one, the comment lines just above it: the CLI's help text, so a
+    field is documented once, where it is declared."""
     out: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
@@ -114,8 +165,16 @@ def field_comments(cls: type) -> dict[str, str]:
             source = inspect.getsource(klass)
         except (OSError, TypeError):
             continue
-        for match in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, flags=re.MULTILINE):
-            out[match.group(1)] = match.group(2).strip()
+        above: list[str] = []
+        for line in source.splitlines():
+            comment = re.match(r"^\s+#\s*(.*)$", line)
+            if comment:
+                above.append(comment.group(1).strip())
+                continue
+            field = re.match(r"^\s+(\w+):[^#\n]*?(?:#\s*(.+))?$", line)
+            if field and (field.group(2) or above):
+                out[field.group(1)] = (field.group(2) or " ".join(above)).strip()
+            above = []
     return out
 
 
@@ -171,8 +230,26 @@ def _show(value: Any) -> str:
 # a negative value is never meaningful, and 0 only where the field's default is 0.
 _COUNT_FIELD = re.compile(
     r"(^|_)(sizes|size|channels|steps|layers|layer|blocks|heads|head|dim|components|"
-    r"categories|embd|features|k)$"
+    r"categories|embd|features|k|count|n|m|samples|evaluations|seeds|initial|rows)$"
 )
+
+
+def count_minimum(cls: type, name: str) -> int | None:
+    """The smallest value count field ``name`` of dataclass ``cls`` takes (0 where its
+    default is 0, else 1), or None when it is not a count (``check_counts``'s rule); a field
+    made with ``option(minimum=...)`` states its own."""
+    found = {f.name: f for f in dataclasses.fields(cls)}[name]
+    if "minimum" in found.metadata:
+        return found.metadata["minimum"]
+    tp = typing.get_type_hints(cls)[name]
+    if not _COUNT_FIELD.search(name) or int not in (tp, *typing.get_args(tp)):
+        return None  # not named as a count, or not integers (a float pseudo-count)
+    return 0 if found.default == 0 else 1
+
+
+def count_error(shown: str, value: Any, low: int) -> str:
+    """The one message for a count below its minimum, naming the flag ``shown``."""
+    return f"{shown} must be at least {low}, got {_show(value)}"
 
 
 def check_counts(cls: type, values: dict[str, Any], flags: dict[str, str] | None = None) -> None:
@@ -180,16 +257,16 @@ def check_counts(cls: type, values: dict[str, Any], flags: dict[str, str] | None
     negative, or 0 where 0 means nothing (the field's default is not 0); a tuple of sizes
     needs every entry >= 1. The message names the flag (``flags`` as in ``add_arguments``)
     and the values it takes."""
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)}
     for name, value in values.items():
-        if name not in defaults or not _COUNT_FIELD.search(name) or isinstance(value, bool):
+        if name not in names or isinstance(value, bool):
             continue
-        low = 0 if defaults[name] == 0 else 1
-        items = value if isinstance(value, tuple) else (value,)
-        bad = [
-            v for v in items if isinstance(v, int) and v < (1 if isinstance(value, tuple) else low)
-        ]
-        if bad:
-            need = "positive integers" if isinstance(value, tuple) else f"an integer >= {low}"
-            shown = (flags or {}).get(name, flag(name))
-            raise ValueError(f"{shown} must be {need}, got {_show(value)}")
+        low = count_minimum(cls, name)
+        if low is None:
+            continue
+        shown = (flags or {}).get(name, flag(name))
+        if isinstance(value, tuple):
+            if any(isinstance(v, int) and v < 1 for v in value):
+                raise ValueError(f"{shown} must be positive integers, got {_show(value)}")
+        elif isinstance(value, int) and value < low:
+            raise ValueError(count_error(shown, value, low))

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,11 +35,35 @@ import torch
 from torch import Tensor
 
 from dgm.capabilities import modality
+from dgm.config import option
 from dgm.io import atomic_write
 
 ARRAY_SUFFIXES = (".npy", ".pt")
 MAX_PICTURE = 4096  # samples in one picture: a 64 x 64 grid of images, or a scatter
 MAX_POINTS = 100_000  # 2-D points in one scatter plot
+
+
+@dataclasses.dataclass
+class SampleOptions:
+    """What ``dgm sample`` draws and where it writes them (field comments are the help);
+    a model's own sampling options come from its ``sample_options`` dataclass."""
+
+    # output file, its suffix picks what it holds: a picture (.png, .jpg, .webp, ...) for
+    # images (a grid) and 2-D points (a scatter); .txt for text runs (one decoded sequence
+    # per line); .npy (streamed) or .pt for the samples themselves, any run. Missing
+    # folders are created
+    out: Path = option(metavar="FILE")
+    n: int = option(64, flag="-n")  # number of samples
+    cls: int | None = option(None, flag="--class", metavar="C")  # class label (conditional models)
+    # text the samples are drawn for, for a model conditioned on a text (trained on
+    # fashion_mnist_text): it becomes c, in the run's characters
+    caption: str | None = option(None, metavar="TEXT")
+    seed: int = 0  # seeds the draws
+    # samples drawn at a time; -n beyond it is drawn in batches and streamed to a .npy or
+    # .txt file
+    batch_size: int = option(1024, metavar="B")
+    # write a .pt even when the samples are estimated not to fit in memory
+    force: bool = option(False, action="store_true")
 
 
 def output_kind(
@@ -150,9 +175,13 @@ __all__ = [
     "ARRAY_SUFFIXES",
     "MAX_PICTURE",
     "MAX_POINTS",
+    "Plan",
+    "SampleOptions",
     "array_bytes",
     "draws",
     "output_kind",
+    "plan",
+    "sample_file",
     "write_array",
     "write_lines",
 ]
@@ -215,3 +244,85 @@ def write_text(
 
     count = write_lines(lines(), path)
     return count, caption_accuracy_line(data, texts) if data is not None else None
+
+
+@dataclasses.dataclass
+class Plan:
+    """What ``dgm sample`` will draw, settled before any draw: the output kind
+    (``output_kind``), the c of the samples, the captioned test data of a text-conditioned
+    run (scored by ``write_text``) and the model's own sampling options, checked."""
+
+    kind: str
+    c: Tensor | None
+    data: Any
+    options: dict[str, Any]
+
+
+def plan(run: Any, model: Any, options: SampleOptions, sample_options: dict[str, Any]) -> Plan:
+    """Check ``options`` against the run (a ``dgm.run_dir.Run``) and its model before
+    anything is drawn: the output's kind, a .pt that would not fit in memory (unless
+    ``force``), the label or caption, and a ``--prompt`` text (encoded in the run's
+    characters); the model's ``sample_options`` are applied to it."""
+    from dgm.capabilities import model_modality
+    from dgm.train.memory import available_bytes, gib
+
+    vocab = run.vocab  # a text run: tokens decode to characters
+    text = vocab is not None and model_modality(model) == "tokens"
+    kind = output_kind(options.out, model.event_shape, text=text, n=options.n)
+    if kind == "pt" and not options.force:  # one tensor in memory: refuse what cannot fit
+        need = array_bytes(options.n, model.event_shape, 8 if model.integer_data else 4)
+        free = available_bytes("cpu")
+        if free is not None and need > free:
+            raise ValueError(
+                f"-n {options.n} samples need {gib(need)} in one tensor for "
+                f"{options.out.name}, more than the {gib(free)} available: write --out "
+                "FILE.npy (streamed to disk), or pass --force"
+            )
+    model.sample_settings(sample_options)
+    grid = options.cls is None and options.caption is None
+    data = run.data("test") if grid and model.conditioning.kind == "context" else None
+    c = sample_conditions(
+        model, options.n, label=options.cls, caption=options.caption, vocab=vocab, data=data
+    )
+    sample_options = dict(sample_options)
+    if isinstance(sample_options.get("prompt"), str):  # --prompt text -> the run's token ids
+        from dgm.data.text import encode_prompt
+
+        if vocab is None:
+            raise ValueError(f"--prompt needs a text run; {run.path} has no vocabulary")
+        sample_options["prompt"] = encode_prompt(sample_options["prompt"], vocab)
+    return Plan(kind, c, data, sample_options)
+
+
+def sample_file(run: Any, model: Any, options: SampleOptions, planned: Plan) -> list[str]:
+    """Draw ``options.n`` samples as ``planned`` into ``options.out``: an array (.npy
+    streamed, .pt), text lines (with the caption accuracy of a text-conditioned run), or a
+    picture (2-D points over the training data and the model's density). Returns the
+    lines to print."""
+    from dgm.capabilities import model_modality
+    from dgm.data.dataset import take
+    from dgm.report.plots import save_samples
+
+    out, n = options.out, options.n
+    out.parent.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator(model.device).manual_seed(options.seed)
+    with torch.no_grad():
+        batches = draws(model, n, planned.c, options.batch_size, gen, **planned.options)
+        if planned.kind in ("npy", "pt"):
+            shape = write_array(batches, out, n)
+            return [f"wrote {out} ({n} samples, array of shape {shape})"]
+        if planned.kind == "text":
+            count, score = write_text(batches, out, run.vocab, planned.data)
+            lines = [f"wrote {out} ({count} sequences, one per line)"]
+            return lines + ([score] if score is not None else [])
+        x = torch.cat(list(batches))
+    extra: dict[str, Any] = {}
+    if model_modality(model) == "points":  # drawn over the training data and the density
+        extra = {"model": model}
+        try:
+            train_data = run.data("train")
+            extra["data"] = take(train_data, torch.arange(min(2000, len(train_data))), "cpu").x
+        except (KeyError, TypeError, ValueError, OSError):  # data gone: the samples alone
+            pass
+    save_samples(x, out, value_range=run.value_range, **extra)
+    return [f"wrote {out}"]

@@ -110,12 +110,17 @@ def test_report_flags_are_the_fields_of_report_options():
     from argparse import ArgumentParser
 
     from dgm.cli.report import add_parsers
+    from dgm.config import options_from
+    from dgm.report.options import CompareOptions
 
     parser = ArgumentParser()
     add_parsers(parser.add_subparsers(dest="verb"))
-    ns = parser.parse_args(["report", "runs/x"])
-    for f in fields(ReportOptions):
-        assert getattr(ns, f.name) == f.default, f.name
+    assert options_from(parser.parse_args(["report", "runs/x"]), ReportOptions) == ReportOptions()
+    given = parser.parse_args(["report", "runs/x", "-n", "7", "--eval-n", "9", "--seed", "2"])
+    assert options_from(given, ReportOptions) == ReportOptions(n=7, eval_n=9, seed=2)
+    for f in fields(ReportOptions):  # every field is a flag of dgm report
+        assert f.name in {
+            a.dest for a in parser._subparsers._group_actions[0].choices["report"]._actions
+        }
     ns = parser.parse_args(["compare", "runs/x", "runs/y"])
-    default = ReportOptions()
-    assert (ns.n, ns.eval_n, ns.seed) == (default.n, default.eval_n, default.seed)
+    assert options_from(ns, CompareOptions) == CompareOptions()

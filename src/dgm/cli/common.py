@@ -17,25 +17,9 @@ import torch
 
 from dgm.run_dir import Run
 
-# Counts that must be at least 1, checked after parsing, before any work (one line, not
-# argparse's usage): namespace attribute -> flag.
-POSITIVE = {
-    "n": "-n",
-    "m": "-m",
-    "iw_samples": "--iw-samples",
-    "batch_size": "--batch-size",
-    "threads": "--threads",
-    "steps": "--steps",
-    "num_samples": "--num-samples",
-    "train_n": "--train-n",
-    "eval_n": "--eval-n",
-    "rows": "--rows",
-    "evaluations": "--evaluations",
-    "seeds": "--seeds",
-    "initial": "--initial",
-}
-# Verbs whose --steps is not a count of training steps (a sampler's, an interpolation's).
-OTHER_STEPS = ("sample", "eval", "interpolate")
+# Hand-written counts that must be at least 1 (the generated ones carry their own minimum:
+# dgm.config.count_minimum), checked after parsing, before any work: namespace attribute.
+POSITIVE = ("batch_size", "threads", "steps")
 
 # -- flags a model may not take -----------------------------------------------------------
 # A model's config fields become `dgm train` flags and its sampling options `dgm sample`
@@ -145,18 +129,32 @@ def run_flags(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     threads_flag(p)
 
 
+def split_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "valid", "test"],
+        help="the run's data split the examples come from (default: test)",
+    )
+
+
 def run_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory (dgm train --out)")
 
 
-def check_counts(ns: argparse.Namespace) -> None:
-    """Refuse a count below 1 (POSITIVE) in one line, naming the flag."""
-    for name, flag in POSITIVE.items():
-        if name == "steps" and ns.command in OTHER_STEPS:
-            continue  # checked by the verb (a sampler's --sampling-steps, interpolate's)
-        value = getattr(ns, name, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-            raise ValueError(f"{flag} must be at least 1, got {value}")
+def check_counts(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse a count below its minimum in one line naming the flag, not the field: every
+    flag of ``parser`` generated from a dataclass count field (its ``minimum``) and the
+    hand-written POSITIVE ones."""
+    from dgm.config import count_error
+
+    for action in parser._actions:
+        low = getattr(action, "minimum", 1 if action.dest in POSITIVE else None)
+        value = getattr(ns, action.dest, None)
+        if low is None or not action.option_strings or isinstance(value, bool):
+            continue
+        if isinstance(value, int) and value < low:
+            raise ValueError(count_error(action.option_strings[0], value, low))
 
 
 def fields_of(ns: argparse.Namespace, cls: type) -> dict[str, Any]:

@@ -24,10 +24,14 @@ from typing import Any
 
 import torch
 
+from dgm import config as cfg
 from dgm.capabilities import model_modality
 from dgm.cli import common
 from dgm.cli.tasks import task_flags
 from dgm.run_dir import Run
+from dgm.tasks.design import DesignOptions
+from dgm.tasks.interpolate import InterpolateOptions
+from dgm.tasks.represent import RepresentOptions
 
 
 def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
@@ -38,38 +42,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         allow_abbrev=False,
     )
     task_flags(i)
-    i.add_argument("--a", type=int, default=0, metavar="I", help="index of the first input")
-    i.add_argument("--b", type=int, default=1, metavar="J", help="index of the second input")
-    i.add_argument("--method", default="lerp", choices=["lerp", "slerp"], help="path in z")
-    i.add_argument(
-        "--steps", type=int, default=8, metavar="K", help="decoded points, ends included"
-    )
-    i.add_argument(
-        "--out", type=Path, default=None, metavar="FILE", help="strip picture (default: DIR/"
-        "interpolate-METHOD.png): input a, the K decodings, input b; for runs without "
-        "pictures a .npy or .pt file of that strip (default: none)"
-    )  # fmt: skip
-    i.add_argument(
-        "--arithmetic",
-        default=None,
-        metavar="A,B",
-        help="also add the attribute vector mean code(class A) - mean code(class B) to test "
-        "inputs of class B, at --scales (labelled data)",
-    )
-    i.add_argument(
-        "--scales", default="0,0.5,1,1.5,2", help="multiples of the attribute vector (columns)"
-    )
-    i.add_argument("--rows", type=int, default=6, help="inputs in the arithmetic grid")
-    i.add_argument(
-        "-n", type=int, default=1000, help="train examples averaged per class (default: 1000)"
-    )
-    i.add_argument(
-        "--arithmetic-out",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="arithmetic grid picture (default: DIR/arithmetic-A-B.png)",
-    )
+    cfg.add_arguments(i, InterpolateOptions)
 
     r = sub.add_parser(
         "represent",
@@ -77,15 +50,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         allow_abbrev=False,
     )
     task_flags(r)
-    r.add_argument("--projection", default="pca", choices=["pca", "tsne"], help="2-D projection")
-    r.add_argument("-n", type=int, default=1000, help="test examples (default: 1000)")
-    r.add_argument(
-        "--train-n", type=int, default=5000, help="train examples for the probe (default: 5000)"
-    )
-    r.add_argument(
-        "--out", type=Path, default=None, metavar="FILE",
-        help="projection plot (default: DIR/represent-PROJECTION.png)",
-    )  # fmt: skip
+    cfg.add_arguments(r, RepresentOptions)
 
     d = sub.add_parser(
         "design",
@@ -94,20 +59,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         allow_abbrev=False,
     )
     task_flags(d)
-    d.add_argument(
-        "--objective",
-        required=True,
-        help="class:K (dgm's classifier's probability of class K) or mass:M (mean pixel "
-        "intensity near M in [0, 1])",
-    )
-    d.add_argument("--evaluations", type=int, default=30, help="objective calls per search")
-    d.add_argument("--seeds", type=int, default=3, help="searches of each kind, seeds 0..S-1")
-    d.add_argument("--initial", type=int, default=5, help="random points before the first GP")
-    d.add_argument("--width", type=float, default=3.0, help="box: prior mean ± WIDTH prior std")
-    d.add_argument(
-        "--out", type=Path, default=None, metavar="FILE",
-        help="grid of the best designs, BO's row over random search's (default: DIR/design.png)",
-    )  # fmt: skip
+    cfg.add_arguments(d, DesignOptions)
     return {"interpolate": i, "represent": r, "design": d}
 
 
@@ -153,41 +105,40 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
     from dgm.tasks import interpolate as interp
     from dgm.tasks.represent import check_encodable
 
-    if ns.steps < 2:
-        raise ValueError(f"--steps must be at least 2 (the two ends), got {ns.steps}")
+    o = cfg.options_from(ns, InterpolateOptions)
     run, model = common.open_run(ns)
     check_encodable(model, "interpolation")
-    out = ns.out if ns.out is not None else ns.run_dir / f"interpolate-{ns.method}.png"
+    out = o.out if o.out is not None else ns.run_dir / f"interpolate-{o.method}.png"
     if _image(model):
         picture_format(out)
-    elif ns.out is not None and out.suffix.lower() not in (".npy", ".pt"):
+    elif o.out is not None and out.suffix.lower() not in (".npy", ".pt"):
         raise ValueError(
             f"--out {out}: the run's examples of shape {tuple(model.event_shape)} have no "
             "picture; name a .npy or .pt file for the strip (input a, decodings, input b)"
         )
-    pair = _parse_pair(ns.arithmetic) if ns.arithmetic is not None else None
-    scales = _parse_scales(ns.scales)
+    pair = interp.parse_pair(o.arithmetic) if o.arithmetic is not None else None
+    scales = interp.parse_scales(o.scales)
     data = run.data(ns.split)
-    for flag, index in (("--a", ns.a), ("--b", ns.b)):
+    for flag, index in (("--a", o.a), ("--b", o.b)):
         if not 0 <= index < len(data):
             raise ValueError(
                 f"{flag} {index} is outside the {ns.split} split's 0..{len(data) - 1}: "
                 "choose an example index in it"
             )
-    batch, c = common.examples(run, ns.split, [ns.a, ns.b], model.device, ns.seed)
-    strip = interp.interpolate(model, batch.x, ns.steps, ns.method, c)  # (K, *event)
+    batch, c = common.examples(run, ns.split, [o.a, o.b], model.device, ns.seed)
+    strip = interp.interpolate(model, batch.x, o.steps, o.method, c)  # (K, *event)
     ends = interp.codes(model, batch.x, c).flatten(1).norm(dim=1).tolist()
     print(
-        f"{ns.method} between {ns.split} examples {ns.a} and {ns.b} in {ns.steps} steps; "
+        f"{o.method} between {ns.split} examples {o.a} and {o.b} in {o.steps} steps; "
         f"code norms {ends[0]:.3f} and {ends[1]:.3f}"
     )
     record: dict[str, Any] = {
         "run_dir": str(ns.run_dir),
         "split": ns.split,
-        "a": ns.a,
-        "b": ns.b,
-        "method": ns.method,
-        "steps": ns.steps,
+        "a": o.a,
+        "b": o.b,
+        "method": o.method,
+        "steps": o.steps,
         "code_norms": ends,
     }
     value_range = _value_range(run, batch.x)
@@ -195,36 +146,17 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
         row = torch.cat([batch.x[:1].to(strip), strip, batch.x[1:].to(strip)])  # (K + 2, ...)
         _save_grid(row, len(row), out, value_range, "input a, decodings, input b")
         record["out"] = str(out)
-    elif ns.out is not None:  # the strip itself: input a, the decodings, input b
+    elif o.out is not None:  # the strip itself: input a, the decodings, input b
         from dgm.sampling import write_array
 
         row = torch.cat([batch.x[:1].to(strip), strip, batch.x[1:].to(strip)]).cpu()
         shape = write_array(iter([row]), out, len(row))
-        print(f"wrote {out} (input a, {ns.steps} decodings, input b: array of shape {shape})")
+        print(f"wrote {out} (input a, {o.steps} decodings, input b: array of shape {shape})")
         record["out"] = str(out)
     if pair is not None:
         record["arithmetic"] = _arithmetic(ns, run, model, data, pair, scales, value_range)
     common.write_json(ns.json, record)
     return 0
-
-
-def _parse_pair(text: str) -> tuple[int, int]:
-    parts = text.split(",")
-    try:
-        a, b = (int(p) for p in parts)
-    except ValueError:
-        raise ValueError(
-            f"--arithmetic {text!r}: give two class labels A,B, e.g. --arithmetic 1,0"
-        ) from None
-    return a, b
-
-
-def _parse_scales(text: str) -> tuple[float, ...]:
-    try:
-        scales = tuple(float(s) for s in text.split(","))
-    except ValueError:
-        raise ValueError(f"--scales {text!r}: give numbers separated by commas") from None
-    return scales
 
 
 def _arithmetic(
@@ -239,6 +171,7 @@ def _arithmetic(
     from dgm.report.plots import picture_format
     from dgm.tasks import interpolate as interp
 
+    o = cfg.options_from(ns, InterpolateOptions)
     a, b = pair
     train = run.data("train")
     _labelled(train, "latent arithmetic")
@@ -247,12 +180,12 @@ def _arithmetic(
             raise ValueError(
                 f"--arithmetic {a},{b}: class {k} is outside 0..{train.num_classes - 1}"
             )
-    out = ns.arithmetic_out or ns.run_dir / f"arithmetic-{a}-{b}.png"
+    out = o.arithmetic_out or ns.run_dir / f"arithmetic-{a}-{b}.png"
     if _image(model):
         picture_format(out)
-    fit, fit_c = common.examples(run, "train", ns.n, model.device, ns.seed)
+    fit, fit_c = common.examples(run, "train", o.n, model.device, ns.seed)
     vector = interp.attribute_vector(model, fit.x, fit.y, a, b, fit_c)
-    rows = torch.nonzero(test.y == b).flatten()[: ns.rows]
+    rows = torch.nonzero(test.y == b).flatten()[: o.rows]
     if len(rows) == 0:
         raise ValueError(f"the {ns.split} split has no example of class {b} to shift")
     batch, c = common.examples(run, ns.split, rows.tolist(), model.device, ns.seed)
@@ -285,30 +218,20 @@ def cmd_represent(ns: argparse.Namespace) -> int:
     from dgm.report.plots import picture_format
     from dgm.tasks import represent
 
+    o = cfg.options_from(ns, RepresentOptions)
     run, model = common.open_run(ns)
-    represent.check_encodable(model, "a representation")
-    cond = model.conditioning
-    if cond.kind == "classes" and not cond.optional:
-        raise ValueError(
-            f"{type(model).__name__} encodes x given its class label, so a probe on its codes "
-            "would read the label: train an unconditional model (or one with "
-            "--condition-dropout > 0, encoded without the label)"
-        )
-    out = ns.out if ns.out is not None else ns.run_dir / f"represent-{ns.projection}.png"
+    represent.check_probeable(model)
+    out = o.out if o.out is not None else ns.run_dir / f"represent-{o.projection}.png"
     picture_format(out)
     train = run.data("train")
     test = run.data(ns.split)
     _labelled(train, "a linear probe")
-    fit, fit_c = common.examples(run, "train", ns.train_n, model.device, ns.seed)
-    batch, c = common.examples(run, ns.split, ns.n, model.device, ns.seed + 1)
-    torch.manual_seed(ns.seed)
-    if cond.kind != "context":  # the codes of x alone: a label is what the probe reads
-        fit_c, c = None, None
+    fit, fit_c = common.examples(run, "train", o.train_n, model.device, ns.seed)
+    batch, c = common.examples(run, ns.split, o.n, model.device, ns.seed + 1)
     bs = ns.batch_size or represent.BATCH_SIZE
-    z_fit = represent.codes(model, fit.x, fit_c, batch_size=bs)
-    z_test = represent.codes(model, batch.x, c, batch_size=bs)
-    on_codes = represent.linear_probe(z_fit, fit.y, z_test, batch.y, seed=ns.seed)
-    on_pixels = represent.linear_probe(fit.x.double(), fit.y, batch.x.double(), batch.y)
+    z_test, on_codes, on_pixels = represent.compare_probes(
+        model, (fit.x, fit.y, fit_c), (batch.x, batch.y, c), batch_size=bs, seed=ns.seed
+    )
     name = run.name
     print(
         f"linear probe (logistic regression on standardised features), {len(fit.x)} train "
@@ -317,12 +240,12 @@ def cmd_represent(ns: argparse.Namespace) -> int:
     print(f"{'features':<40} {'dims':>6} {'accuracy':>9}")
     print(f"{f'{name} codes':<40} {z_test[0].numel():>6} {on_codes:>9.4f}")  # image codes too
     print(f"{'raw pixels':<40} {model.num_dims:>6} {on_pixels:>9.4f}")
-    points = represent.project(z_test.double().cpu().numpy(), ns.projection, seed=ns.seed)
-    title = f"{name} codes of {test.name} ({ns.split}), {ns.projection.upper()}"
+    points = represent.project(z_test.double().cpu().numpy(), o.projection, seed=ns.seed)
+    title = f"{name} codes of {test.name} ({ns.split}), {o.projection.upper()}"
     img = represent.projection_plot(points, batch.y, title=title)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda p: img.save(p, format=picture_format(out)))
-    print(f"wrote {out} ({ns.projection} of the codes, coloured by label)")
+    print(f"wrote {out} ({o.projection} of the codes, coloured by label)")
     record = {
         "run_dir": str(ns.run_dir),
         "dataset": test.name,
@@ -332,7 +255,7 @@ def cmd_represent(ns: argparse.Namespace) -> int:
         "code_dims": int(z_test[0].numel()),
         "probe_codes_accuracy": on_codes,
         "probe_pixels_accuracy": on_pixels,
-        "projection": ns.projection,
+        "projection": o.projection,
         "out": str(out),
     }
     common.write_json(ns.json, record)
@@ -345,58 +268,38 @@ def cmd_represent(ns: argparse.Namespace) -> int:
 def cmd_design(ns: argparse.Namespace) -> int:
     from dgm.report.plots import picture_format
     from dgm.tasks import design
-    from dgm.tasks.represent import check_encodable, decode_mean
+    from dgm.tasks.represent import decode_mean
 
-    kind, value = design.parse_objective(ns.objective)
+    o = cfg.options_from(ns, DesignOptions)
+    kind, _ = design.parse_objective(o.objective)  # before the run is read
     run, model = common.open_run(ns)
-    check_encodable(model, "latent-space design")
-    if model.conditional and not model.conditioning.optional:
-        raise ValueError(
-            f"design decodes z alone; {type(model).__name__} needs a condition c for every "
-            "decoding: train it without one (or with --condition-dropout > 0)"
-        )
-    bounds = design.latent_box(model, ns.width)
-    out = ns.out if ns.out is not None else ns.run_dir / "design.png"
+    design.check_designable(model)
+    bounds = design.latent_box(model, o.width)
+    out = o.out if o.out is not None else ns.run_dir / "design.png"
     if _image(model):
         picture_format(out)
     data = run.data("train")
     value_range = _value_range(run, data.x[:1])
-    if kind == "class":
-        from dgm.evaluate.features import feature_classifier
-
-        classes = data.info.num_classes
-        if classes and not int(value) < classes:  # before the classifier trains, if it must
-            raise ValueError(
-                f"--objective {ns.objective}: {data.name} has classes 0..{classes - 1}"
-            )
-        clf = feature_classifier(data.name, run.data_config.root)
-        k = clf.net.head.out_features
-        if not int(value) < k:
-            raise ValueError(f"--objective {ns.objective}: the classifier has classes 0..{k - 1}")
-        objective = design.class_objective(model, clf.net, int(value), value_range)
-        what = f"p(class {int(value)} | decoded z) under the {clf.feature_space} classifier"
-    else:
-        objective = design.mass_objective(model, value, value_range)
-        what = f"-|pixel mass - {value:g}| of decoded z (mean intensity on [0, 1])"
+    objective, what = design.objective_for(run, model, o.objective, value_range)
     results = design.compare(
-        objective, bounds, ns.evaluations, ns.seeds, initial=ns.initial, warp=design.warp_for(kind)
+        objective, bounds, o.evaluations, o.seeds, initial=o.initial, warp=design.warp_for(kind)
     )
     curves = {k: design.mean_curve(v) for k, v in results.items()}
     print(
-        f"objective: {what}; box ±{ns.width:g} prior std in {bounds.shape[1]} dimensions; "
-        f"{ns.evaluations} evaluations, seeds 0..{ns.seeds - 1} (mean best value so far)"
+        f"objective: {what}; box ±{o.width:g} prior std in {bounds.shape[1]} dimensions; "
+        f"{o.evaluations} evaluations, seeds 0..{o.seeds - 1} (mean best value so far)"
     )
     print(f"{'evaluations':>11} {'BO':>10} {'random':>10}")
-    marks = sorted({1, min(ns.initial, ns.evaluations), ns.evaluations} | _ticks(ns.evaluations))
+    marks = design.report_points(o.evaluations, o.initial)
     for n in marks:
         print(f"{n:>11} {curves['bo'][n - 1]:>10.4f} {curves['random'][n - 1]:>10.4f}")
     record = {
         "run_dir": str(ns.run_dir),
-        "objective": ns.objective,
-        "evaluations": ns.evaluations,
-        "seeds": ns.seeds,
-        "initial": ns.initial,
-        "width": ns.width,
+        "objective": o.objective,
+        "evaluations": o.evaluations,
+        "seeds": o.seeds,
+        "initial": o.initial,
+        "width": o.width,
         "latent_dims": int(bounds.shape[1]),
         "bo_mean_curve": curves["bo"].tolist(),
         "random_mean_curve": curves["random"].tolist(),
@@ -407,16 +310,10 @@ def cmd_design(ns: argparse.Namespace) -> int:
         best = torch.stack([r.best_z for r in results["bo"] + results["random"]])  # (2S, d)
         z = best.reshape(len(best), *model.prior().event_shape).to(model.device, model.dtype)
         images = decode_mean(model, z)
-        _save_grid(images, ns.seeds, out, value_range, "best designs: BO row over random row")
+        _save_grid(images, o.seeds, out, value_range, "best designs: BO row over random row")
         record["out"] = str(out)
     common.write_json(ns.json, record)
     return 0
-
-
-def _ticks(n: int) -> set[int]:
-    """About five evaluation counts to print, 1..n."""
-    step = max(1, n // 5)
-    return set(range(step, n + 1, step))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

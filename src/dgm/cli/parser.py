@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for group in GROUPS:
         commands |= group.COMMANDS
     try:
-        common.check_counts(ns)
+        common.check_counts(ns, commands_parsers[ns.command])
         if getattr(ns, "threads", None) is not None:
             torch.set_num_threads(ns.threads)
         return commands[ns.command](ns)

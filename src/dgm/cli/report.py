@@ -16,24 +16,14 @@ exits 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dgm import config as cfg
 from dgm.cli import common
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-n", type=int, default=64, help="samples drawn per run (default: 64)")
-    p.add_argument(
-        "--eval-n",
-        type=int,
-        default=1000,
-        metavar="N",
-        help="test examples the likelihood is evaluated on (default: the first 1000)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="for the samples and masks")
-    common.run_flags(p)
+from dgm.report.options import CompareOptions, ReportOptions
 
 
 def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
@@ -44,28 +34,8 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         allow_abbrev=False,
     )
     common.run_dir_arg(r)
-    r.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="the HTML file to write (default: DIR/report.html)",
-    )
-    _common(r)
-    r.add_argument(
-        "--sample-quality",
-        action="store_true",
-        help="also measure FD, KID, precision and recall of samples (image runs train dgm's "
-        "feature network once per dataset); without it a saved DIR/eval.json "
-        "(dgm eval DIR --sample-quality --json > DIR/eval.json) is shown when present",
-    )
-    r.add_argument(
-        "--num-samples",
-        type=int,
-        default=1000,
-        metavar="N",
-        help="samples for --sample-quality (default: 1000)",
-    )
+    cfg.add_arguments(r, ReportOptions)
+    common.run_flags(r)
 
     c = sub.add_parser(
         "compare",
@@ -73,26 +43,17 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         allow_abbrev=False,
     )
     c.add_argument("run_dirs", type=Path, nargs="+", metavar="DIR", help="two or more runs")
-    c.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="the HTML file to write (default: compare.html in the current folder)",
-    )
-    _common(c)
+    cfg.add_arguments(c, CompareOptions)
+    common.run_flags(c)
     return {"report": r, "compare": c}
 
 
-def _options(ns: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of ``write_report``/``write_compare``: the run flags and the
-    ``ReportOptions`` fields the verb has."""
-    from dataclasses import fields
-
+def _options(ns: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The page's options (``cls``, without its --out) and how the runs are loaded."""
     from dgm import run_dir as rd
-    from dgm.report.gather import ReportOptions
 
-    options = {f.name: getattr(ns, f.name) for f in fields(ReportOptions) if hasattr(ns, f.name)}
+    options = dataclasses.asdict(cfg.options_from(ns, cls))
+    del options["out"]
     return options | {
         "device": rd.resolve_device(ns.device),
         "best": ns.best,
@@ -126,9 +87,10 @@ def cmd_report(ns: argparse.Namespace) -> int:
     from dgm.report.gather import open_run
     from dgm.report.render import write_report
 
-    _check_out(ns.out)
+    out = cfg.options_from(ns, ReportOptions).out
+    _check_out(out)
     open_run(ns.run_dir)  # a missing or wrong folder is refused before any work
-    out = write_report(ns.run_dir, ns.out, **_options(ns))
+    out = write_report(ns.run_dir, out, **_options(ns, ReportOptions))
     print(f"wrote {out}")
     return 0
 
@@ -136,8 +98,9 @@ def cmd_report(ns: argparse.Namespace) -> int:
 def cmd_compare(ns: argparse.Namespace) -> int:
     from dgm.report.render import write_compare
 
-    _check_out(ns.out)
-    out = write_compare(ns.run_dirs, ns.out, **_options(ns))
+    out = cfg.options_from(ns, CompareOptions).out
+    _check_out(out)
+    out = write_compare(ns.run_dirs, out, **_options(ns, CompareOptions))
     print(f"wrote {out} ({len(ns.run_dirs)} runs)")
     return 0
 

@@ -26,21 +26,19 @@ from typing import Any
 
 import torch
 
+from dgm import config as cfg
 from dgm.cli import common
 from dgm.run_dir import Run
-
-MASK_HELP = (
-    "images: bottom-half, top-half, left-half, right-half, center (dgm complete's masks); "
-    "any data: random (each value hidden with probability 0.5); or a .npy / .pt boolean "
-    "mask file (True = observed)"
-)
+from dgm.tasks.anomaly import AnomalyOptions
+from dgm.tasks.classify import ClassifyOptions
+from dgm.tasks.impute import ImputeOptions
 
 
 def task_flags(p: argparse.ArgumentParser) -> None:
     """The flags every task verb takes: the run, its split, seed, batch size, --json and
     the run flags."""
     common.run_dir_arg(p)
-    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    common.split_flag(p)
     p.add_argument("--seed", type=int, default=0, help="for the examples' draws and masks")
     p.add_argument("--batch-size", type=int, default=None, help="examples per forward pass")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write results")
@@ -55,48 +53,13 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         allow_abbrev=False,
     )
     task_flags(a)
-    a.add_argument(
-        "--in", dest="in_data", default=None, help="in-distribution dataset (default: the run's)"
-    )
-    a.add_argument(
-        "--ood",
-        dest="out_data",
-        default=None,
-        metavar="NAME",
-        help="out-of-distribution dataset, e.g. mnist_subset",
-    )
-    a.add_argument(
-        "--ood-root",
-        dest="out_root",
-        default=None,
-        metavar="DIR",
-        help="folder with the --ood dataset's files (e.g. the MNIST IDX files for --ood mnist)",
-    )
-    a.add_argument("--background", type=Path, default=None, metavar="DIR2", help="background run")
-    a.add_argument("-n", type=int, default=1000, help="examples of each set (default: 1000)")
-    a.add_argument(
-        "--train-n", type=int, default=1000, help="training examples for Ĥ (default: 1000)"
-    )
-    a.add_argument(
-        "--typical-batch", type=int, default=10, metavar="M", help="batch typicality test size"
-    )
-    a.add_argument(
-        "--write-background-data",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="write the run's training data, mutated by --perturb, to FILE.pt and stop",
-    )
-    a.add_argument("--perturb", type=float, default=0.2, help="mutation rate (default: 0.2)")
+    cfg.add_arguments(a, AnomalyOptions)
 
     m = sub.add_parser(
         "impute", help="fill missing values: RMSE and held-out log-likelihood", allow_abbrev=False
     )
     task_flags(m)
-    m.add_argument("--mask", required=True, help=MASK_HELP)
-    m.add_argument("-m", dest="m", type=int, default=5, help="imputations per example")
-    m.add_argument("-n", type=int, default=100, help="examples (default: 100)")
-    m.add_argument("--out", type=Path, default=None, metavar="FILE", help="inpainting grid picture")
+    cfg.add_arguments(m, ImputeOptions)
 
     c = sub.add_parser(
         "classify",
@@ -104,17 +67,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         allow_abbrev=False,
     )
     task_flags(c)
-    c.add_argument("-n", type=int, default=1000, help="test examples (default: 1000)")
-    c.add_argument(
-        "--train-n", type=int, default=5000, help="training examples for logistic regression"
-    )
-    c.add_argument(
-        "--iw-samples",
-        type=int,
-        default=None,
-        metavar="K",
-        help="score by IWAE_K instead of log_prob (latent models)",
-    )
+    cfg.add_arguments(c, ClassifyOptions)
     return {"anomaly": a, "impute": m, "classify": c}
 
 
@@ -124,41 +77,25 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
 def cmd_anomaly(ns: argparse.Namespace) -> int:
     from dgm.tasks import anomaly
 
-    if ns.typical_batch < 0:
-        raise ValueError(f"--typical-batch must be >= 0 (0: off), got {ns.typical_batch}")
+    o = cfg.options_from(ns, AnomalyOptions)
     run, model = common.open_run(ns)
-    if ns.write_background_data is not None:
+    if o.write_background_data is not None:
         return _write_background(ns, run, model)
-    if ns.out_data is None:
+    if o.out_data is None:
         raise ValueError("give the out-of-distribution dataset: --ood NAME, e.g. mnist_subset")
     anomaly.check_scorable(model)  # before the data are read
     bs = ns.batch_size or anomaly.BATCH_SIZE
     background = None  # loaded before the seed: its initialisation draws from the RNG
-    if ns.background is not None:
-        _, background = common.open_run(ns, ns.background)
+    if o.background is not None:
+        _, background = common.open_run(ns, o.background)
     torch.manual_seed(ns.seed)  # bounds are stochastic: make them repeatable
-    sets = {}
-    for key, name, split, n, root in (
-        ("in", ns.in_data, ns.split, ns.n, None),
-        ("out", ns.out_data, ns.split, ns.n, ns.out_root),
-        ("train", ns.in_data, "train", ns.train_n, None),
-        ("valid", ns.in_data, "valid", ns.n, None),
-    ):
-        try:
-            data = run.data(split, name, root)
-        except ValueError:
-            if key == "valid":  # no validation split: no bootstrap threshold
-                continue
-            raise
-        if key == "valid" and len(data) == 0:
-            continue
-        sets[key] = (data.name, common.batch_of(data, n, model.device, ns.seed).x)
+    sets = anomaly.example_sets(run, o, ns.split, model.device, ns.seed)
     x = {k: v for k, (_, v) in sets.items()}
     rows, nll = anomaly.detect(
         model,
         x,
         background=background,
-        typical_batch=ns.typical_batch,
+        typical_batch=o.typical_batch,
         batch_size=bs,
         seed=ns.seed,
     )
@@ -180,7 +117,7 @@ def cmd_anomaly(ns: argparse.Namespace) -> int:
             )
     record = {
         "run_dir": str(ns.run_dir),
-        "background": None if ns.background is None else str(ns.background),
+        "background": None if o.background is None else str(o.background),
         "in": sets["in"][0],
         "out": sets["out"][0],
         "split": ns.split,
@@ -197,25 +134,16 @@ def cmd_anomaly(ns: argparse.Namespace) -> int:
 
 
 def _write_background(ns: argparse.Namespace, run: Run, model: Any) -> int:
-    """Write the run's training data with a share ``--perturb`` of values mutated (Ren et
-    al. 2019), for ``dgm train ... --data tensors``."""
-    from dgm.io import atomic_write
+    """Write the run's training data with a share ``--perturb`` of values mutated."""
     from dgm.tasks import anomaly
 
-    path: Path = ns.write_background_data
-    if path.suffix != ".pt":
-        raise ValueError(f"--write-background-data {path}: name a .pt file, e.g. bg.pt")
-    data = run.data("train")
-    batch = common.batch_of(data, len(data), model.device, ns.seed)
-    gen = torch.Generator().manual_seed(ns.seed)
-    x = anomaly.perturb(batch.x.cpu(), ns.perturb, model.support, gen)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda p: torch.save({"x": x, "y": batch.y.cpu()}, p))
-    name = run.name
+    o = cfg.options_from(ns, AnomalyOptions)
+    path: Path = o.write_background_data
+    n, data_name = anomaly.write_background_data(run, model, path, o.perturb, ns.seed)
     print(
-        f"wrote {path}: {len(x)} training examples of {data.name} with {100 * ns.perturb:g} % "
+        f"wrote {path}: {n} training examples of {data_name} with {100 * o.perturb:g} % "
         f"of values mutated. Train the background model with the run's model options:\n"
-        f"  dgm train {name} --data tensors --data-root {shlex.quote(str(path))} "
+        f"  dgm train {run.name} --data tensors --data-root {shlex.quote(str(path))} "
         f"--steps N --out BG_DIR\n"
         f"then: dgm anomaly {shlex.quote(str(ns.run_dir))} --ood OOD_DATA --background BG_DIR"
     )
@@ -228,33 +156,34 @@ def _write_background(ns: argparse.Namespace, run: Run, model: Any) -> int:
 def cmd_impute(ns: argparse.Namespace) -> int:
     from dgm.capabilities import model_modality, require
     from dgm.model import Completable
-    from dgm.report.plots import default_range, image_grid, picture_format, save_picture
+    from dgm.report.plots import default_range, picture_format
     from dgm.tasks import impute
     from dgm.tasks.impute import FORMER_NAMES
-    from dgm.tasks.inpaint import completion_grid
+    from dgm.tasks.inpaint import save_completion_grid
 
-    if ns.mask in FORMER_NAMES:
-        raise ValueError(f"--mask {ns.mask} is now --mask {FORMER_NAMES[ns.mask]}")
+    o = cfg.options_from(ns, ImputeOptions)
+    if o.mask in FORMER_NAMES:
+        raise ValueError(f"--mask {o.mask} is now --mask {FORMER_NAMES[o.mask]}")
     run, model = common.open_run(ns)
     name = run.name
     require(model, Completable, "imputation", f"the {name} model of {ns.run_dir}")
     image = model_modality(model) == "image"
-    label = ns.mask if ns.mask in impute.MASK_KINDS else "file"
-    out = ns.out if ns.out is not None else ns.run_dir / f"impute-{label}.png"
+    label = o.mask if o.mask in impute.MASK_KINDS else "file"
+    out = o.out if o.out is not None else ns.run_dir / f"impute-{label}.png"
     if image:
         picture_format(out)  # a suffix Pillow writes, checked before the model runs
-    batch, c = common.examples(run, ns.split, ns.n, model.device, ns.seed)
+    batch, c = common.examples(run, ns.split, o.n, model.device, ns.seed)
     gen = torch.Generator().manual_seed(ns.seed)
-    mask = impute.make_mask(ns.mask, batch.x.shape, gen).to(model.device)
+    mask = impute.make_mask(o.mask, batch.x.shape, gen).to(model.device)
     train = run.data("train")
     draws_gen = torch.Generator(model.device).manual_seed(ns.seed)
     torch.manual_seed(ns.seed)
     rows, draws, held = impute.compare_imputations(
-        model, batch.x, mask, ns.m, train.x, c, draws_gen, label=name
+        model, batch.x, mask, o.m, train.x, c, draws_gen, label=name
     )
     hidden = int((~mask).sum())
     print(
-        f"mask {ns.mask}: {hidden} of {mask.numel()} values missing "
+        f"mask {o.mask}: {hidden} of {mask.numel()} values missing "
         f"({100 * hidden / mask.numel():.1f} %) in {len(batch.x)} {ns.split} examples"
     )
     print(f"{'method':<24} {'RMSE':>8} {'held-out log-lik (nats/example)':>32}")
@@ -270,15 +199,13 @@ def cmd_impute(ns: argparse.Namespace) -> int:
     if image:
         value_range = run.value_range or default_range(batch.x)
         k = min(8, len(batch.x))
-        images, columns = completion_grid(batch.x[:k], mask[:k], draws[0][:k], value_range)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_picture(image_grid(images, nrow=columns, value_range=tuple(value_range)), out)
+        save_completion_grid(batch.x[:k], mask[:k], draws[0][:k], value_range, out)
         print(f"wrote {out} (rows: originals, masked, one imputation)")
     record = {
         "run_dir": str(ns.run_dir),
-        "mask": ns.mask,
+        "mask": o.mask,
         "n": len(batch.x),
-        "m": ns.m,
+        "m": o.m,
         "missing": hidden,
         "rows": rows,
     }
@@ -292,30 +219,30 @@ def cmd_impute(ns: argparse.Namespace) -> int:
 def cmd_classify(ns: argparse.Namespace) -> int:
     from dgm.tasks import classify
 
+    o = cfg.options_from(ns, ClassifyOptions)
     run, model = common.open_run(ns)
     classify.check_classifier(model)
     name = run.name
     train = run.data("train")
     test = run.data(ns.split)
     log_prior = classify.label_log_prior(train.y, model.num_classes)
-    batch = common.batch_of(test, ns.n, model.device, ns.seed)
-    torch.manual_seed(ns.seed)
-    predicted = classify.predict(model, batch.x, log_prior, iw_samples=ns.iw_samples or 0)
-    generative = classify.accuracy(predicted, batch.y)
-    fit = common.batch_of(train, ns.train_n, model.device, ns.seed + 1)
+    batch = common.batch_of(test, o.n, model.device, ns.seed)
+    fit = common.batch_of(train, o.train_n, model.device, ns.seed + 1)
     high = float((run.value_range or (0, 1))[1]) or 1.0
-    baseline = classify.logistic_regression_accuracy(
-        fit.x.double() / high, fit.y, batch.x.double() / high, batch.y, seed=ns.seed
-    )
+    found = classify.compare_classifiers(
+        model, batch.x, batch.y, fit.x, fit.y, log_prior,
+        scale=high, iw_samples=o.iw_samples, seed=ns.seed,
+    )  # fmt: skip
+    generative, baseline = found["generative_accuracy"], found["logistic_regression_accuracy"]
     print(f"{len(batch.x)} {ns.split} examples of {test.name}, {model.num_classes} classes")
     print(f"{'classifier':<52} {'accuracy':>8}")
     print(f"{f'generative: {name}, argmax log p(x|y) + log p(y)':<52} {generative:>8.4f}")
     print(f"{f'logistic regression ({len(fit.x)} train examples)':<52} {baseline:>8.4f}")
-    missing = sum(int(torch.isnan(t).sum()) for t in (fit.x, batch.x) if t.is_floating_point())
-    if missing:
+    if found["missing"]:
         print(
-            f"  {missing} missing values (NaN): the generative classifier marginalises them; "
-            "logistic regression sees each filled with its feature's training mean"
+            f"  {found['missing']} missing values (NaN): the generative classifier "
+            "marginalises them; logistic regression sees each filled with its feature's "
+            "training mean"
         )
     record = {
         "run_dir": str(ns.run_dir),
@@ -325,7 +252,7 @@ def cmd_classify(ns: argparse.Namespace) -> int:
         "logistic_regression_accuracy": baseline,
         "train_n": len(fit.x),
         "likelihood": model.likelihood.value,
-        "iw_samples": ns.iw_samples,
+        "iw_samples": o.iw_samples,
     }
     common.write_json(ns.json, record)
     return 0

@@ -80,7 +80,7 @@ def add_parsers(sub: Any, model: str | None = None) -> dict[str, argparse.Argume
             cfg.add_arguments(group, options, prefix=_PICTURE)
 
     r = sub.add_parser("resume", help="continue a run to N total steps", allow_abbrev=False)
-    r.add_argument("run_dir", type=Path)
+    common.run_dir_arg(r)
     r.add_argument(
         "--steps",
         type=int,

@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from typing import Any
@@ -40,9 +41,29 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from dgm.config import option
 from dgm.data.dataset import TensorData, data_info, take
 from dgm.evaluate.features import FeatureClassifier, feature_classifier, to_unit_range
 from dgm.model import GenerativeModel
+
+NUM_SAMPLES = 5000  # samples (and as many data examples) compared by dgm eval --sample-quality
+
+
+@dataclasses.dataclass
+class EvalOptions:
+    """What ``dgm eval`` measures besides the likelihood (field comments are the help)."""
+
+    iw_samples: int | None = None  # importance samples K (latent models)
+    # also measure samples against the split: FD, KID, precision, recall (image runs: in
+    # dgm's own classifier features; 2-D toys: raw points, mode coverage); the only
+    # evaluation of models without a likelihood (GANs)
+    sample_quality: bool = option(False, action="store_true")
+    # samples drawn for --sample-quality, compared with as many data examples (FD and KID
+    # are biased by the sample size: compare equal N)
+    num_samples: int = option(NUM_SAMPLES, metavar="N")
+    # --sample-quality of a class-conditional run: draw for class C (repeat the flag for
+    # several; default: every class)
+    classes: list[int] | None = option(None, flag="--class", action="append", type=int, metavar="C")
 
 
 class Identity(nn.Module):
@@ -192,7 +213,7 @@ def sample_quality(
     model: GenerativeModel,
     data: Dataset,
     *,
-    num_samples: int = 5000,
+    num_samples: int = NUM_SAMPLES,
     batch_size: int = 500,
     seed: int = 0,
     generator: torch.Generator | None = None,

@@ -44,20 +44,9 @@ from dgm import run_dir as rd
 from dgm.capabilities import model_modality
 from dgm.model import Completable, Encodable, GenerativeModel, Likelihood
 from dgm.report import plots
+from dgm.report.options import ReportOptions
 
 EVAL_JSON = "eval.json"  # where a saved `dgm eval DIR --json` result is looked for
-
-
-@dataclass(frozen=True)
-class ReportOptions:
-    """What ``dgm report`` computes; the field comments are the CLI help (``compare`` takes
-    ``n``, ``eval_n`` and ``seed``)."""
-
-    n: int = 64  # samples drawn per run
-    eval_n: int = 1000  # test examples the likelihood is evaluated on (the first ones)
-    seed: int = 0  # for the samples and masks
-    sample_quality: bool = False  # also measure FD, KID, precision and recall of samples
-    num_samples: int = 1000  # samples for sample_quality
 
 
 class Metric(NamedTuple):
@@ -419,9 +408,11 @@ def interpolations(
 # -- the report ------------------------------------------------------------------------------
 
 
-def gather_run(run: ReportRun, options: ReportOptions = ReportOptions()) -> RunReport:
-    """What the report of ``run`` (its model and data loaded) shows. The parts are drawn
-    in page order (metrics, curves, samples, panels), so a seed gives the same report."""
+def gather_run(run: ReportRun, options: ReportOptions | None = None) -> RunReport:
+    """What the report of ``run`` (its model and data loaded) shows (``options``: default
+    ``ReportOptions()``). The parts are drawn in page order (metrics, curves, samples,
+    panels), so a seed gives the same report."""
+    options = options or ReportOptions()
     model = run.model
     assert model is not None
     metrics = run_metrics(
@@ -450,7 +441,7 @@ def gather_run(run: ReportRun, options: ReportOptions = ReportOptions()) -> RunR
 
 def gather(
     run_dir: str | Path,
-    options: ReportOptions = ReportOptions(),
+    options: ReportOptions | None = None,
     *,
     device: str | torch.device = "cpu",
     best: bool = False,

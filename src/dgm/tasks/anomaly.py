@@ -33,15 +33,89 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.distributions import constraints
 
+from dgm.config import option
 from dgm.model import DiscreteAutoregressive, GenerativeModel, Likelihood
 
 BATCH_SIZE = 250  # examples scored per forward pass: small enough for 28x28 conv models
+
+
+@dataclasses.dataclass
+class AnomalyOptions:
+    """What ``dgm anomaly`` scores: the sets, their sizes, the background run (field
+    comments are the command's help)."""
+
+    in_data: str | None = option(None, flag="--in", metavar="NAME")  # default: the run's data
+    # out-of-distribution dataset, e.g. mnist_subset
+    out_data: str | None = option(None, flag="--ood", metavar="NAME")
+    # folder with the --ood dataset's files (e.g. the MNIST IDX files for --ood mnist)
+    out_root: str | None = option(None, flag="--ood-root", metavar="DIR")
+    background: Path | None = option(None, metavar="DIR2")  # background run (likelihood ratio)
+    n: int = option(1000, flag="-n")  # examples of each set
+    train_n: int = 1000  # training examples for Ĥ
+    typical_batch: int = option(10, metavar="M", minimum=0)  # batch typicality test size (0: off)
+    # write the run's training data, mutated by --perturb, to FILE.pt and stop
+    write_background_data: Path | None = option(None, metavar="FILE")
+    perturb: float = 0.2  # mutation rate of --write-background-data
+
+
+def example_sets(
+    run: Any, options: AnomalyOptions, split: str, device: Any, seed: int
+) -> dict[str, tuple[str, Tensor]]:
+    """The sets ``detect`` scores, as {key: (dataset name, x)}: "in" and "out" (--ood) of
+    ``split``, "train" (for Ĥ) and, when the in-distribution data have one, "valid" (the
+    bootstrap threshold), of ``run`` (a ``dgm.run_dir.Run``) on ``device``. ``seed`` draws
+    dynamic binarization."""
+    from dgm.data.dataset import take
+
+    sets = {}
+    for key, name, part, n, root in (
+        ("in", options.in_data, split, options.n, None),
+        ("out", options.out_data, split, options.n, options.out_root),
+        ("train", options.in_data, "train", options.train_n, None),
+        ("valid", options.in_data, "valid", options.n, None),
+    ):
+        try:
+            data = run.data(part, name, root)
+        except ValueError:
+            if key == "valid":  # no validation split: no bootstrap threshold
+                continue
+            raise
+        if len(data) == 0:
+            if key == "valid":
+                continue
+            raise ValueError(f"dataset {data.name!r} has no examples in this split")
+        gen = torch.Generator().manual_seed(seed)
+        sets[key] = (data.name, take(data, torch.arange(min(n, len(data))), device, gen).x)
+    return sets
+
+
+def write_background_data(
+    run: Any, model: GenerativeModel, path: Path, rate: float, seed: int = 0
+) -> tuple[int, str]:
+    """Write the training data of ``run`` (a ``dgm.run_dir.Run``) with a share ``rate`` of
+    values mutated in the model's support (``perturb``; Ren et al. 2019) to the .pt file
+    ``path``, the data of a background model (``dgm train ... --data tensors``). Returns
+    the number of examples and the dataset's name."""
+    from dgm.data.dataset import take
+    from dgm.io import atomic_write
+
+    if path.suffix != ".pt":
+        raise ValueError(f"--write-background-data {path}: name a .pt file, e.g. bg.pt")
+    data = run.data("train")
+    batch = take(data, torch.arange(len(data)), model.device, torch.Generator().manual_seed(seed))
+    x = perturb(batch.x.cpu(), rate, model.support, torch.Generator().manual_seed(seed))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: torch.save({"x": x, "y": batch.y.cpu()}, p))
+    return len(x), data.name
 
 
 def check_scorable(model: GenerativeModel, what: str = "outlier detection") -> None:

@@ -38,11 +38,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from dgm.config import option
 from dgm.model import GenerativeModel
 from dgm.tasks.represent import check_encodable, decode_mean
 
@@ -52,6 +55,21 @@ WIDTH = 3.0  # the box: prior mean ± 3 prior standard deviations
 INITIAL = 5  # random points before the first GP fit
 RESTARTS = 4  # L-BFGS-B starts of the acquisition optimiser
 RAW_SAMPLES = 128  # random points it picks those starts from
+
+
+@dataclasses.dataclass
+class DesignOptions:
+    """The searches of ``dgm design`` (field comments are the command's help)."""
+
+    # class:K (dgm's classifier's probability of class K) or mass:M (mean pixel intensity
+    # near M in [0, 1])
+    objective: str = option(metavar="OBJECTIVE")
+    evaluations: int = 30  # objective calls per search
+    seeds: int = 3  # searches of each kind, seeds 0..S-1
+    initial: int = INITIAL  # random points before the first GP
+    width: float = WIDTH  # box: prior mean ± WIDTH prior std
+    # grid of the best designs, BO's row over random search's (default: DIR/design.png)
+    out: Path | None = option(None, metavar="FILE")
 
 
 @dataclasses.dataclass
@@ -249,6 +267,49 @@ def parse_objective(text: str) -> tuple[str, float]:
     if kind == "mass" and not 0 <= number <= 1:
         raise ValueError(f"--objective {text!r}: the target mass M must lie in [0, 1]")
     return kind, number
+
+
+def check_designable(model: GenerativeModel) -> None:
+    """Refuse a model whose latent space cannot be searched: not ``Encodable``, or one that
+    needs a condition c for every decoding."""
+    check_encodable(model, "latent-space design")
+    if model.conditional and not model.conditioning.optional:
+        raise ValueError(
+            f"design decodes z alone; {type(model).__name__} needs a condition c for every "
+            "decoding: train it without one (or with --condition-dropout > 0)"
+        )
+
+
+def objective_for(
+    run: Any, model: GenerativeModel, text: str, value_range: Sequence[float]
+) -> tuple[Objective, str]:
+    """The objective ``text`` (``class:K`` or ``mass:M``, ``parse_objective``) over the
+    decodings of ``model``, for the run ``run`` (a ``dgm.run_dir.Run``: its data name the
+    classifier of ``class:K``), and a line saying what it measures."""
+    kind, value = parse_objective(text)
+    if kind != "class":
+        what = f"-|pixel mass - {value:g}| of decoded z (mean intensity on [0, 1])"
+        return mass_objective(model, value, value_range), what
+    from dgm.evaluate.features import feature_classifier
+
+    data = run.data("train")
+    classes = data.info.num_classes
+    if classes and not int(value) < classes:  # before the classifier trains, if it must
+        raise ValueError(f"--objective {text}: {data.name} has classes 0..{classes - 1}")
+    clf = feature_classifier(data.name, run.data_config.root)
+    k = clf.net.head.out_features
+    if not int(value) < k:
+        raise ValueError(f"--objective {text}: the classifier has classes 0..{k - 1}")
+    what = f"p(class {int(value)} | decoded z) under the {clf.feature_space} classifier"
+    return class_objective(model, clf.net, int(value), value_range), what
+
+
+def report_points(evaluations: int, initial: int = INITIAL) -> list[int]:
+    """About five evaluation counts, 1..evaluations, at which a search's curve is shown
+    (the first, the end of the random start, the last)."""
+    step = max(1, evaluations // 5)
+    ticks = set(range(step, evaluations + 1, step))
+    return sorted({1, min(initial, evaluations), evaluations} | ticks)
 
 
 def _decoder(

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,26 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dgm.config import option
 from dgm.model import Completable, DiscreteAutoregressive, GenerativeModel, Marginalizes
 from dgm.tasks.inpaint import MASKS, image_mask
 
 MASK_KINDS = MASKS  # the masks of dgm complete, one set of names; or a .npy / .pt mask file
 FORMER_NAMES = {"random-50": "random"}  # read still by make_mask; the CLI names the new one
+
+
+@dataclasses.dataclass
+class ImputeOptions:
+    """What ``dgm impute`` hides and draws (field comments are the command's help)."""
+
+    # images: bottom-half, top-half, left-half, right-half, center (dgm complete's masks);
+    # any data: random (each value hidden with probability 0.5); or a .npy / .pt boolean
+    # mask file (True = observed)
+    mask: str = option(metavar="MASK")
+    m: int = option(5, flag="-m")  # imputations per example
+    n: int = option(100, flag="-n")  # examples
+    # inpainting grid picture (image runs; default: DIR/impute-MASK.png)
+    out: Path | None = option(None, metavar="FILE")
 
 
 def make_mask(kind: str, shape: Sequence[int], generator: torch.Generator | None = None) -> Tensor:

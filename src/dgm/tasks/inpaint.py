@@ -4,12 +4,28 @@ originals, masked inputs and completions (``completion_grid``), for ``Completabl
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from dgm.config import option
+
 MASKS = ("bottom-half", "top-half", "left-half", "right-half", "center", "random")
+
+
+@dataclasses.dataclass
+class CompleteOptions:
+    """What ``dgm complete`` hides and how many examples (field comments are the help)."""
+
+    # pixels to hide: a half, the central square, or each pixel with probability 0.5
+    mask: str = option(choices=MASKS)
+    n: int = option(8, flag="-n")  # examples to complete
+    # picture file (its suffix picks the format; missing folders are created); rows of
+    # originals, masked inputs and completions. Default: RUN_DIR/complete-MASK.png
+    out: Path | None = option(None, metavar="FILE")
 
 
 def image_mask(kind: str, shape: Sequence[int], generator: torch.Generator | None = None) -> Tensor:
@@ -73,3 +89,19 @@ def completion_grid(
             pad = blank.expand(cols - len(block), *x.shape[1:])
             rows.append(torch.cat([block, pad]))
     return torch.cat(rows), cols
+
+
+def save_completion_grid(
+    x: Tensor,
+    observed_mask: Tensor,
+    completed: Tensor,
+    value_range: Sequence[float],
+    out: Path,
+) -> None:
+    """Write the picture of ``completion_grid`` (rows of originals, masked inputs and
+    completions) to ``out``, its suffix picking the format; missing folders are made."""
+    from dgm.report.plots import image_grid, save_picture
+
+    images, columns = completion_grid(x, observed_mask, completed, value_range)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_picture(image_grid(images, nrow=columns, value_range=tuple(value_range)), out)

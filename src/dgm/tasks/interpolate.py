@@ -29,14 +29,40 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import torch
 from torch import Tensor
 
+from dgm.config import option
 from dgm.model import GenerativeModel
 from dgm.tasks.represent import check_encodable, codes, decode_mean
 
 METHODS = ("lerp", "slerp")
 SCALES = (0.0, 0.5, 1.0, 1.5, 2.0)  # multiples of the attribute vector in the arithmetic grid
+
+
+@dataclasses.dataclass
+class InterpolateOptions:
+    """The path ``dgm interpolate`` decodes and its latent arithmetic (field comments are
+    the command's help)."""
+
+    a: int = option(0, metavar="I")  # index of the first input
+    b: int = option(1, metavar="J")  # index of the second input
+    method: str = option("lerp", choices=METHODS)  # path in z
+    steps: int = option(8, metavar="K", minimum=2)  # decoded points, ends included
+    # strip picture (default: DIR/interpolate-METHOD.png): input a, the K decodings, input b;
+    # for runs without pictures a .npy or .pt file of that strip (default: none)
+    out: Path | None = option(None, metavar="FILE")
+    # also add the attribute vector mean code(class A) - mean code(class B) to test inputs
+    # of class B, at --scales (labelled data)
+    arithmetic: str | None = option(None, metavar="A,B")
+    scales: str = ",".join(f"{s:g}" for s in SCALES)  # multiples of the vector (columns)
+    rows: int = 6  # inputs in the arithmetic grid
+    n: int = option(1000, flag="-n")  # train examples averaged per class
+    # arithmetic grid picture (default: DIR/arithmetic-A-B.png)
+    arithmetic_out: Path | None = option(None, metavar="FILE")
 
 
 def _check_ends(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
@@ -45,6 +71,27 @@ def _check_ends(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
     if t.dim() != 1:
         raise ValueError(f"t has shape {tuple(t.shape)}, expected (K,) positions in [0, 1]")
     return t.to(z0.dtype).view(-1, *([1] * z0.dim()))  # (K, 1, ..., 1)
+
+
+def parse_pair(text: str) -> tuple[int, int]:
+    """The two class labels of ``--arithmetic A,B``."""
+    parts = text.split(",")
+    try:
+        a, b = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"--arithmetic {text!r}: give two class labels A,B, e.g. --arithmetic 1,0"
+        ) from None
+    return a, b
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """The multiples of the attribute vector in ``--scales 0,0.5,1``."""
+    try:
+        scales = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        raise ValueError(f"--scales {text!r}: give numbers separated by commas") from None
+    return scales
 
 
 def lerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
@@ -69,7 +116,7 @@ def slerp(z0: Tensor, z1: Tensor, t: Tensor, *, eps: float = 1e-7) -> Tensor:
     return w0 * z0 + w1 * z1
 
 
-def path(z0: Tensor, z1: Tensor, steps: int, method: str = "lerp") -> Tensor:
+def path(z0: Tensor, z1: Tensor, steps: int, method: str = InterpolateOptions.method) -> Tensor:
     """``steps`` evenly spaced codes from z₀ to z₁ (both included) by ``method``:
     (steps, *z0.shape)."""
     if method not in METHODS:
@@ -83,8 +130,8 @@ def path(z0: Tensor, z1: Tensor, steps: int, method: str = "lerp") -> Tensor:
 def interpolate(
     model: GenerativeModel,
     x: Tensor,
-    steps: int = 8,
-    method: str = "lerp",
+    steps: int = InterpolateOptions.steps,
+    method: str = InterpolateOptions.method,
     c: Tensor | None = None,
 ) -> Tensor:
     """Decoded interpolation between the two inputs x = (2, *event_shape): (steps,

@@ -25,6 +25,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,10 +35,21 @@ from PIL import Image
 from torch import Tensor
 from torch.distributions import Categorical, Distribution, Independent
 
+from dgm.config import option
 from dgm.model import Encodable, GenerativeModel
 
 BATCH_SIZE = 500  # examples encoded or decoded per forward pass
 PROJECTIONS = ("pca", "tsne")
+
+
+@dataclasses.dataclass
+class RepresentOptions:
+    """The probe and projection of ``dgm represent`` (field comments are the help)."""
+
+    projection: str = option("pca", choices=PROJECTIONS)  # 2-D projection
+    n: int = option(1000, flag="-n")  # test examples
+    train_n: int = 5000  # train examples for the probe
+    out: Path | None = option(None, metavar="FILE")  # plot (default: DIR/represent-PROJECTION.png)
 
 
 def check_encodable(model: GenerativeModel, what: str = "this task") -> None:
@@ -45,6 +58,42 @@ def check_encodable(model: GenerativeModel, what: str = "this task") -> None:
     from dgm.capabilities import require
 
     require(model, Encodable, what)
+
+
+def check_probeable(model: GenerativeModel) -> None:
+    """Refuse a model a linear probe on its codes cannot judge: not ``Encodable``, or one
+    that encodes x given its class label (the probe would read the label)."""
+    check_encodable(model, "a representation")
+    cond = model.conditioning
+    if cond.kind == "classes" and not cond.optional:
+        raise ValueError(
+            f"{type(model).__name__} encodes x given its class label, so a probe on its codes "
+            "would read the label: train an unconditional model (or one with "
+            "--condition-dropout > 0, encoded without the label)"
+        )
+
+
+def compare_probes(
+    model: GenerativeModel,
+    train: tuple[Tensor, Tensor, Tensor | None],
+    test: tuple[Tensor, Tensor, Tensor | None],
+    *,
+    batch_size: int = BATCH_SIZE,
+    seed: int = 0,
+) -> tuple[Tensor, float, float]:
+    """The linear probe on the model's codes against the one on the raw values: (x, y, c)
+    of the ``train`` and ``test`` examples; c is used only for a context the codes depend
+    on (a class label is what the probe reads, so it is left out). Returns the test codes
+    and both accuracies. ``seed`` seeds the encodings and the probe."""
+    (x_fit, y_fit, c_fit), (x, y, c) = train, test
+    torch.manual_seed(seed)
+    if model.conditioning.kind != "context":  # the codes of x alone
+        c_fit, c = None, None
+    z_fit = codes(model, x_fit, c_fit, batch_size=batch_size)
+    z_test = codes(model, x, c, batch_size=batch_size)
+    on_codes = linear_probe(z_fit, y_fit, z_test, y, seed=seed)
+    on_pixels = linear_probe(x_fit.double(), y_fit, x.double(), y)
+    return z_test, on_codes, on_pixels
 
 
 def _mean(out: Distribution | Tensor, what: str) -> Tensor:
@@ -139,7 +188,9 @@ def linear_probe(
     return float(probe.score(test, np.asarray(test_y.cpu())))
 
 
-def project(features: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarray:
+def project(
+    features: np.ndarray, method: str = RepresentOptions.projection, *, seed: int = 0
+) -> np.ndarray:
     """Features (N, k) in 2-D, (N, 2): PCA's first two components, or t-SNE (perplexity
     min(30, (N − 1)/3), PCA initialisation). One-dimensional codes get a zero second axis."""
     if method not in PROJECTIONS:

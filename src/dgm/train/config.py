@@ -6,7 +6,7 @@ import dataclasses
 import math
 from typing import Any, Literal
 
-from dgm.config import from_dict
+from dgm.config import from_dict, option
 
 
 @dataclasses.dataclass
@@ -21,7 +21,7 @@ class TrainConfig:
     # trained with (``saved_config``).
     weight_decay_on: Literal["matrices", "all"] = "matrices"  # matrices: no biases/norms/embeddings
     adam_betas: tuple[float, ...] = (0.9, 0.999)  # Adam's β1,β2 (GANs often use 0.5,0.999)
-    warmup_steps: int = 100  # steps of linear learning-rate warm-up from 0
+    warmup_steps: int = option(100, minimum=0)  # steps of linear learning-rate warm-up from 0
     decay_steps: int | None = None  # step where the cosine decay ends; none: --steps
     min_lr_ratio: float = 0.1  # the learning rate after the decay, as a fraction of --lr
     grad_clip: float | None = None  # clip the global gradient norm to this; none: no clipping
