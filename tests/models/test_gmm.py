@@ -73,6 +73,29 @@ def test_em_matches_scikit_learn_from_the_same_start(covariance):
     np.testing.assert_allclose(model.log_prob(x).numpy(), sk.score_samples(x.numpy()), rtol=1e-9)
 
 
+@pytest.mark.parametrize("d", [1, 5, 40])
+def test_full_log_prob_whitened_once_equals_the_torch_mixture(d):
+    # _joint whitens by L_k⁻¹ with one matrix product per component (the fast path); it
+    # must equal torch's MultivariateNormal mixture, which solves per row, on covariances
+    # of very different scales (conditioning ~1e4) and points far in the tails
+    g = torch.Generator().manual_seed(d)
+    K = 4
+    model = make(d, num_components=K)
+    a = torch.randn(K, d, d, generator=g, dtype=torch.float64)
+    cov = a @ a.mT / d + torch.logspace(-2, 2, K, dtype=torch.float64)[:, None, None] * torch.eye(
+        d, dtype=torch.float64
+    )
+    model.scale.copy_(torch.linalg.cholesky(cov))
+    model.means.copy_(torch.randn(K, d, generator=g, dtype=torch.float64) * 3)
+    model.log_weights.copy_(torch.randn(K, generator=g, dtype=torch.float64).log_softmax(0))
+    x = torch.randn(300, d, generator=g, dtype=torch.float64) * 10
+    mix = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=model.log_weights),
+        MultivariateNormal(model.means, covariance_matrix=cov),
+    )
+    np.testing.assert_allclose(model.log_prob(x).numpy(), mix.log_prob(x).numpy(), rtol=1e-10)
+
+
 def test_kmeans_plus_plus_seeding_is_seeded_and_a_converged_fit_reads_no_data():
     x = clusters()
     a, b = make(num_components=3, init_seed=3), make(num_components=3, init_seed=3)
