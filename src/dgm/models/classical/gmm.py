@@ -125,17 +125,20 @@ class GaussianMixture(GenerativeModel):
 
     def _joint(self, flat: Tensor) -> Tensor:
         """log π_k + log N(x; μ_k, Σ_k) for complete rows (B, D): (B, K). Full covariances
-        whiten by L_k⁻¹ once per call and then take one matrix product per component (a
-        batched triangular solve per row costs ~3× more, benchmarks/side_by_side_classical);
-        diagonal ones expand the square into matrix products, as scikit-learn does."""
-        norm = self.scale.log().sum(-1) if not self.full else self._half_log_det()  # (K,)
-        norm = norm + self.num_dims * HALF_LOG_2PI
+        whiten by L_k⁻¹, all K components in one matrix product (B, D) × (D, K·D) (a
+        triangular solve per row and component, as torch's MultivariateNormal does, costs
+        several times more); diagonal ones expand the square into matrix products, as
+        scikit-learn does."""
+        half_log_det = self._half_log_det() if self.full else self.scale.log().sum(-1)  # (K,)
+        norm = half_log_det + self.num_dims * HALF_LOG_2PI
         if self.full:
             eye = torch.eye(self.num_dims, dtype=self.scale.dtype, device=self.scale.device)
             whiten = torch.linalg.solve_triangular(self.scale, eye, upper=False)  # (K, D, D)
             shift = (whiten @ self.means[..., None]).squeeze(-1)  # (K, D): L_k⁻¹ μ_k
-            z = flat @ whiten.mT - shift[:, None]  # (K, B, D): L_k⁻¹ (x − μ_k)
-            return -0.5 * z.square().sum(-1).T - norm + self.log_weights  # (B, K)
+            K, D = shift.shape
+            stacked = whiten.mT.permute(1, 0, 2).reshape(D, K * D)  # (D, K·D): one GEMM
+            z = (flat @ stacked).view(len(flat), K, D) - shift  # (B, K, D): L_k⁻¹ (x − μ_k)
+            return -0.5 * z.square().sum(-1) - norm + self.log_weights  # (B, K)
         precision = self.scale.pow(-2)  # (K, D)
         quad = (
             flat.square() @ precision.T  # (B, K)
