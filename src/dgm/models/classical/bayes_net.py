@@ -225,6 +225,19 @@ class BayesNet(GenerativeModel):
                 factors.append(((i,), evidence.masked_fill(~match, -math.inf)))
         return factors
 
+    def _reduced_factors(self, evidence: dict[int, int], keep: tuple[int, ...]) -> list[Factor]:
+        """The CPDs of the ancestors of ``keep`` and the evidence (batch 1), each indexed at
+        the evidence values (Koller & Friedman 2009, section 9.3.2): one evidence for all
+        rows, so no evidence factors and fewer variables to sum out."""
+        factors: list[Factor] = []
+        parents = self.parents()
+        for i in sorted(self._ancestors({*keep, *evidence})):
+            variables, table = (*parents[i], i), self.cpd(i)
+            index = tuple(evidence.get(v, slice(None)) for v in variables)
+            kept = tuple(v for v in variables if v not in evidence)
+            factors.append((kept, table[index][None]))
+        return factors
+
     def _checked(self, x: Tensor, observed_mask: Tensor) -> tuple[Tensor, Tensor]:
         mask = observed_mask.to(device=x.device, dtype=torch.bool).expand_as(x)
         x = self.check_x(torch.where(mask, x, torch.zeros_like(x)))
@@ -260,11 +273,7 @@ class BayesNet(GenerativeModel):
             raise ValueError("a query variable cannot also be evidence")
         if any(not 0 <= v < V for v in evidence.values()):
             raise ValueError(f"evidence values must be in 0..{V - 1}, got {evidence}")
-        flat = torch.zeros(1, self.num_dims, dtype=torch.long, device=self.device)
-        observed = torch.zeros_like(flat, dtype=torch.bool)
-        for i, v in evidence.items():
-            flat[0, i], observed[0, i] = v, True
-        table = eliminate(self._factors(flat, observed, keep), keep)[0]
+        table = eliminate(self._reduced_factors(evidence, keep), keep)[0]
         total = table.logsumexp(tuple(range(table.dim())))
         if not bool(torch.isfinite(total)):
             raise ValueError(f"the evidence {evidence} has probability 0 under the model")
