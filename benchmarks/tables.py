@@ -41,6 +41,7 @@ PAGE = (
     "gan",
     "naive_bayes_vs_lr",
     "density_models",
+    "side_by_side_classical",
     "density_tasks",
     "hmm",
     "ebm",

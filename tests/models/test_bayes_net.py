@@ -64,6 +64,25 @@ def test_variable_elimination_equals_enumeration():
     torch.testing.assert_close(net.log_prob_observed(x, mask), brute)
 
 
+def test_barren_variables_are_left_out_of_elimination():
+    # a variable that is neither kept nor observed, nor an ancestor of one, sums to 1:
+    # elimination skips its CPD (pgmpy prunes the same way) and the numbers stay exact
+    net, _ = random_net(seed=2)
+    index = {n: i for i, n in enumerate(net.names)}
+    flat = torch.zeros(1, 5, dtype=torch.long)
+    observed = torch.zeros(1, 5, dtype=torch.bool)
+    observed[0, index["d"]] = True  # p(a | d): a, b, c are ancestors of d; e is barren
+    scopes = [vs for vs, _ in net._factors(flat, observed, (index["a"],))]
+    cpds = {(*(index[p] for p in PARENTS[n]), index[n]) for n in "abcd"}
+    assert sorted(scopes) == sorted([*cpds, (index["d"],)])  # 4 CPDs + d's evidence, no e
+    nothing = torch.zeros_like(observed)
+    assert [vs for vs, _ in net._factors(flat, nothing, (index["b"],))] == [(index["b"],)]
+    # nothing observed in any row: log p(x_obs) = log 1
+    x = net.sample(4, generator=torch.Generator().manual_seed(0))
+    none = torch.zeros(4, 5, dtype=torch.bool)
+    torch.testing.assert_close(net.log_prob_observed(x, none), torch.zeros(4, dtype=torch.float64))
+
+
 def chi_square_ok(counts, expected):
     """Pearson's χ² over cells with expected counts: below the 0.999 quantile."""
     stat = ((counts - expected) ** 2 / expected).sum()

@@ -73,6 +73,58 @@ def test_em_matches_scikit_learn_from_the_same_start(covariance):
     np.testing.assert_allclose(model.log_prob(x).numpy(), sk.score_samples(x.numpy()), rtol=1e-9)
 
 
+@pytest.mark.parametrize("d", [1, 5, 40])
+def test_full_log_prob_whitened_once_equals_the_torch_mixture(d):
+    # _joint whitens by L_k⁻¹ with one matrix product per component (the fast path); it
+    # must equal torch's MultivariateNormal mixture, which solves per row, on covariances
+    # of very different scales (conditioning ~1e4) and points far in the tails
+    g = torch.Generator().manual_seed(d)
+    K = 4
+    model = make(d, num_components=K)
+    a = torch.randn(K, d, d, generator=g, dtype=torch.float64)
+    cov = a @ a.mT / d + torch.logspace(-2, 2, K, dtype=torch.float64)[:, None, None] * torch.eye(
+        d, dtype=torch.float64
+    )
+    model.scale.copy_(torch.linalg.cholesky(cov))
+    model.means.copy_(torch.randn(K, d, generator=g, dtype=torch.float64) * 3)
+    model.log_weights.copy_(torch.randn(K, generator=g, dtype=torch.float64).log_softmax(0))
+    x = torch.randn(300, d, generator=g, dtype=torch.float64) * 10
+    mix = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=model.log_weights),
+        MultivariateNormal(model.means, covariance_matrix=cov),
+    )
+    np.testing.assert_allclose(model.log_prob(x).numpy(), mix.log_prob(x).numpy(), rtol=1e-10)
+
+
+def test_em_statistics_get_no_subnormal_responsibilities(monkeypatch):
+    # far-apart clusters in 40-D put log-responsibilities near −720, whose exp is
+    # subnormal: EM flushes them to 0 (they change no sum, and they slow the matrix
+    # products ~2x), and the fit still equals scikit-learn's from the same start
+    x = clusters(n=100, d=40, k=3, spread=4.0, seed=5)
+    model = make(40, num_components=3, tol=0.0, reg_covar=1e-3)
+    model.seed_components(x)
+    sk = SkGaussianMixture(
+        3,
+        reg_covar=1e-3,
+        tol=0.0,
+        max_iter=3,
+        weights_init=model.log_weights.exp().numpy(),
+        means_init=model.means.numpy(),
+        precisions_init=torch.linalg.inv(model.covariances()).numpy(),
+    )
+    with pytest.warns(UserWarning):
+        sk.fit(x.numpy())
+    seen = []
+    statistics = model._statistics
+    monkeypatch.setattr(model, "_statistics", lambda f, r: seen.append(r) or statistics(f, r))
+    model.fit(x, max_steps=3)
+    r = torch.cat(seen)
+    tiny = torch.finfo(r.dtype).tiny
+    assert bool(((r == 0) | (r >= tiny)).all())
+    assert bool((r == 0).any())  # the case arose: some responsibilities were flushed
+    np.testing.assert_allclose(model.log_prob(x).numpy(), sk.score_samples(x.numpy()), rtol=1e-9)
+
+
 def test_kmeans_plus_plus_seeding_is_seeded_and_a_converged_fit_reads_no_data():
     x = clusters()
     a, b = make(num_components=3, init_seed=3), make(num_components=3, init_seed=3)
