@@ -31,6 +31,7 @@ PAGE = (
     "iw_eval",
     "autoregressive",
     "side_by_side_autoregressive",
+    "side_by_side_gpt",
     "pixelcnn",
     "flows_toys",
     "flows_compare",
