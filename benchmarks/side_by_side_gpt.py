@@ -63,9 +63,9 @@ CONFIG = {
     "n_embd": 128,
 }  # dgm's gpt defaults (benchmarks.autoregressive)
 BATCH, LR, WEIGHT_DECAY, GRAD_CLIP, THREADS = 64, 1e-3, 0.1, 1.0, 1
-STEPS, QUICK_STEPS = 300, 30
+STEPS, QUICK_STEPS = 150, 30
 SEEDS, QUICK_SEEDS = (0, 1, 2), (0, 1)
-VALID, QUICK_VALID = None, 512  # validation words scored (None: all)
+VALID, QUICK_VALID = 4096, 512  # validation words scored (the first; None: all)
 SAMPLES, SAMPLE_REPEATS = 64, 3  # sequences per timed sampling call, calls per model
 WARMUP = 3  # steps left out of the ms/step medians
 
