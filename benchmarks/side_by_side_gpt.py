@@ -340,6 +340,9 @@ def table(record: dict[str, Any]) -> list[str]:
     def mean(who: str, key: str, fmt: str) -> str:
         return f"{statistics.fmean(s[who][key] for s in seeds):{fmt}}"
 
+    def clipped(who: str) -> str:
+        return f"{statistics.fmean(s[who].get('clipped_fraction', math.nan) for s in seeds):.0%}"
+
     c = record["model_config"]
     return [
         f"**dgm's GPT against a {record['reference']}** on `{record['data']}` (T = "
@@ -366,7 +369,9 @@ def table(record: dict[str, Any]) -> list[str]:
         "",
         "Differences: dgm's optimiser leaves the embedding tables undecayed and is fused on "
         "the CPU; nanoGPT decays every weight of >= 2 dims and fuses only on CUDA. The "
-        f"sampling times are for {record['samples_per_call']} sequences per call.",
+        f"sampling times are for {record['samples_per_call']} sequences per call. Gradient "
+        f"clipped at {clipped('dgm')} of dgm's steps and {clipped('reference')} of the "
+        "reference's (both minimise nats per sequence: norms above 1).",
         "",
         reading(record),
     ]
