@@ -15,11 +15,13 @@ medians are saved beside it.
 
 The pairs, and where they differ:
 
-- MADE, one hidden layer of 1000 and of 500 (one mask): same parameters; dgm uses the
-  natural order and hidden degrees spread over [1, D − 1], the peer a random order and
-  degrees drawn uniformly (its seed 0). The order is what separates them: at H = 500,
-  seed 0, 1,000 steps, dgm reached 256.6 nats in natural order and 250.8 with
-  ``ordering="random"``, the peer 251.4 (and dgm's former cycled degrees 263.2).
+- MADE, one hidden layer of 1000 and of 500 (one mask): same parameters, both in a
+  random input order fixed over the seeds (the peer's choice: its order is numpy's
+  ``RandomState(0).permutation(784)``; dgm's is ``ordering="random"`` with ``mask_seed``
+  0, ``torch.randperm`` seeded 0); dgm's hidden degrees are spread over [1, D − 1], the
+  peer's drawn uniformly. At H = 500 dgm also trains in its default natural order on the
+  same batches (the ``natural order`` variant): that order costs nats on images, whose
+  first rows are mostly empty background (see the table's reading).
 - NADE, 500 hidden units: both ReLU with Kaiming's init (dgm's default); the peer draws
   a Bernoulli sample at every dimension of every forward pass (part of its step). Its
   ``forward`` returns probabilities and its ``reproduce`` applies
@@ -44,7 +46,8 @@ repository root (ignored by git), or ``--peer-path`` / ``$DGM_PEER_PYTORCH_GENER
 Without it the benchmark says so and runs dgm alone (peer columns empty). When the
 Fashion-MNIST files are absent the MNIST subset dgm ships is used instead (recorded).
 
-    python -m benchmarks.side_by_side_autoregressive [--quick] [--peer-path DIR]
+    python -m benchmarks.side_by_side_autoregressive [--quick] [--peer-path DIR] [--jobs N]
+        [--only made|nade|pixelcnn]
 
 ``--quick`` (about a minute): 2 seeds, a few steps, 200 test images.
 """
@@ -54,6 +57,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 import math
 import os
 import statistics
@@ -61,6 +65,7 @@ import sys
 import time
 import types
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +74,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import dgm
-from benchmarks.common import busy_warning, fashion_mnist_root, log, write_result
+from benchmarks.common import (
+    busy_warning,
+    fashion_mnist_root,
+    log,
+    result_path,
+    write_result,
+)
 from dgm.train import TrainConfig
 from dgm.train.optim import build_optimizer
 
@@ -101,6 +112,9 @@ class Pair:
     steps: int
     quick_steps: int
     difference: str
+    # extra dgm configurations trained on the same batches (label -> config overrides)
+    variants: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    peer_caveat: str = ""  # why the peer's NLL is no fair figure, when it is not
 
 
 def _logits_nll(model: nn.Module, x: Tensor) -> Tensor:
@@ -117,26 +131,33 @@ def _probs_nll(model: nn.Module, x: Tensor) -> Tensor:
     return F.binary_cross_entropy(probs, target, reduction="none").sum(1)
 
 
+MADE_DIFFERENCE = (
+    "both a random order, fixed over the seeds (dgm: torch.randperm seeded by mask_seed 0; "
+    "peer: numpy RandomState(0).permutation); dgm's hidden degrees spread over [1, D − 1], "
+    "the peer's drawn uniformly"
+)
+
 PAIRS = (
     Pair(
         "MADE, 1 hidden layer of 1000",
         "made",
-        {"hidden_sizes": (1000,)},
+        {"hidden_sizes": (1000,), "ordering": "random"},
         lambda p: p["MADE"](784, [1000], 1),
         _logits_nll,
-        200,
+        1000,
         6,
-        "dgm: natural order, hidden degrees spread; peer: random order and degrees",
+        MADE_DIFFERENCE,
     ),
     Pair(
         "MADE, 1 hidden layer of 500",
         "made",
-        {"hidden_sizes": (500,)},
+        {"hidden_sizes": (500,), "ordering": "random"},
         lambda p: p["MADE"](784, [500], 1),
         _logits_nll,
-        200,
+        1000,
         6,
-        "dgm: natural order, hidden degrees spread; peer: random order and degrees",
+        MADE_DIFFERENCE,
+        {"natural order": {"ordering": "natural"}},
     ),
     Pair(
         "NADE, 500 hidden units",
@@ -159,8 +180,13 @@ PAIRS = (
         3,
         "dgm: 16 masked 3x3 layers of 24 channels; peer: 15 residual blocks of 32 "
         "channels, each residual added twice (as published)",
+        peer_caveat="the peer adds each residual twice (as published), so its activations "
+        "double per block and its NLL is no PixelCNN figure",
     ),
 )
+
+
+PAIRS_BY_LABEL = {p.label: p for p in PAIRS}
 
 
 def load_peer(path: Path) -> dict[str, type] | None:
@@ -213,6 +239,19 @@ def mean_nll(nll: Callable[[Tensor], Tensor], test: Tensor, batch: int = 500) ->
     return float(torch.cat([nll(test[i : i + batch]) for i in range(0, len(test), batch)]).mean())
 
 
+def _dgm_stepper(model: nn.Module) -> Callable[[Tensor, int], None]:
+    """One training step of a dgm model: ``loss`` + the optimiser dgm's trainer builds."""
+    opt = build_optimizer("main", list(model.parameters()), TrainConfig(lr=LR))
+
+    def step_fn(x: Tensor, step: int) -> None:
+        model.training_step = step
+        opt.zero_grad(set_to_none=True)
+        model.loss(x).value.backward()
+        opt.step()
+
+    return step_fn
+
+
 def run_pair(
     pair: Pair,
     peer_classes: dict[str, type] | None,
@@ -225,15 +264,15 @@ def run_pair(
     order = torch.randint(len(train), (steps, BATCH), generator=torch.Generator().manual_seed(seed))
     torch.manual_seed(seed)
     ours = dgm.create(pair.dgm_name, (1, 28, 28), **pair.dgm_config)
-    ours_opt = build_optimizer("main", list(ours.parameters()), TrainConfig(lr=LR))
-
-    def ours_step(x: Tensor, step: int) -> None:
-        ours.training_step = step
-        ours_opt.zero_grad(set_to_none=True)
-        ours.loss(x).value.backward()
-        ours_opt.step()
+    ours_step = _dgm_stepper(ours)
 
     steppers: dict[str, Callable[[Tensor, int], None]] = {"dgm": ours_step}
+    variants: dict[str, nn.Module] = {}
+    for label, overrides in pair.variants.items():
+        torch.manual_seed(seed)
+        variant = dgm.create(pair.dgm_name, (1, 28, 28), **{**pair.dgm_config, **overrides})
+        steppers[f"dgm, {label}"] = _dgm_stepper(variant)
+        variants[f"dgm, {label}"] = variant
     peer = None
     if peer_classes is not None:
         torch.manual_seed(seed)
@@ -265,6 +304,13 @@ def run_pair(
             "params": num_params(ours),
         }
     }
+    for label, variant in variants.items():
+        variant.eval()
+        out[label] = {
+            "nll": mean_nll(lambda x, v=variant: -v.log_prob(x), test),
+            "ms_per_step": statistics.median(times[label][WARMUP:] or times[label]),
+            "params": num_params(variant),
+        }
     if peer is not None:
         peer.eval()
         out[PEER] = {
@@ -286,17 +332,42 @@ def interval(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "half_width": half, "n": n}
 
 
-def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Paired NLL difference dgm - peer and ms/step ratio dgm / peer over the seeds."""
+def summarise(per_seed: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]:
+    """Paired NLL difference dgm - peer and ms/step ratio dgm / peer over the seeds, and
+    each dgm variant's paired NLL difference variant - dgm."""
+    out: dict[str, Any] = {}
+    if variants:
+        out["variant_nll_difference"] = {
+            v: interval([r[f"dgm, {v}"]["nll"] - r["dgm"]["nll"] for r in per_seed])
+            for v in variants
+        }
     if any(PEER not in r for r in per_seed):
-        return {}
+        return out
     return {
+        **out,
         "nll_difference": interval([r["dgm"]["nll"] - r[PEER]["nll"] for r in per_seed]),
         "ms_ratio": interval([r["dgm"]["ms_per_step"] / r[PEER]["ms_per_step"] for r in per_seed]),
     }
 
 
-def run(quick: bool, peer_path: Path) -> dict[str, Any]:
+def seed_result(index: int, seed: int, quick: bool, peer_path: Path) -> dict[str, Any]:
+    """``run_pair`` for ``PAIRS[index]`` and one seed, one torch thread: a worker of
+    ``run`` (each (pair, seed) may train in its own process)."""
+    torch.set_num_threads(THREADS)
+    pair = PAIRS[index]
+    train, test, _ = load_images(QUICK_TEST_IMAGES if quick else TEST_IMAGES)
+    steps = pair.quick_steps if quick else pair.steps
+    result = run_pair(pair, load_peer(peer_path), train, test, seed, steps)
+    log(f"{pair.label} seed {seed}: {result}")
+    return {"seed": seed, **result}
+
+
+def run(quick: bool, peer_path: Path, jobs: int = 1, only: str | None = None) -> dict[str, Any]:
+    """Every pair over the seeds, ``jobs`` (pair, seed) runs at a time in separate
+    processes (each one thread: ms/step is each process's own CPU time, so it does not
+    depend on ``jobs``). With ``only`` (a dgm model name) just those pairs run and replace
+    their rows in the saved results; the other rows are kept as they were (each row has
+    its date)."""
     torch.set_num_threads(THREADS)
     warning = busy_warning()
     if warning:
@@ -308,27 +379,42 @@ def run(quick: bool, peer_path: Path) -> dict[str, Any]:
             f"Fetch it with: {FETCH_HINT}"
         )
     t0 = time.perf_counter()
-    train, test, data_name = load_images(QUICK_TEST_IMAGES if quick else TEST_IMAGES)
+    _, test, data_name = load_images(QUICK_TEST_IMAGES if quick else TEST_IMAGES)
     seeds = QUICK_SEEDS if quick else SEEDS
-    rows = []
-    for pair in PAIRS:
-        steps = pair.quick_steps if quick else pair.steps
-        per_seed = []
-        for seed in seeds:
-            result = run_pair(pair, peer_classes, train, test, seed, steps)
-            per_seed.append({"seed": seed, **result})
-            log(f"{pair.label} seed {seed}: {result}")
-        rows.append(
-            {
-                "model": pair.label,
-                "dgm_model": pair.dgm_name,
-                "dgm_config": pair.dgm_config,
-                "steps": steps,
-                "difference": pair.difference,
-                "per_seed": per_seed,
-                **summarise(per_seed),
-            }
-        )
+    chosen = [i for i, p in enumerate(PAIRS) if only is None or p.dgm_name == only]
+    if not chosen:
+        names = sorted({p.dgm_name for p in PAIRS})
+        raise SystemExit(f"--only {only!r} names no pair: give one of {', '.join(names)}")
+    tasks = [(i, seed) for i in chosen for seed in seeds]
+    args = [[t[0] for t in tasks], [t[1] for t in tasks], [quick] * len(tasks)]
+    args.append([peer_path] * len(tasks))
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            results = list(pool.map(seed_result, *args))
+    else:
+        results = list(map(seed_result, *args))
+    today = time.strftime("%Y-%m-%d %H:%M")
+    fresh = {}
+    for i in chosen:
+        pair = PAIRS[i]
+        per_seed = [r for (j, _), r in zip(tasks, results, strict=True) if j == i]
+        fresh[pair.label] = {
+            "model": pair.label,
+            "dgm_model": pair.dgm_name,
+            "dgm_config": pair.dgm_config,
+            "steps": pair.quick_steps if quick else pair.steps,
+            "difference": pair.difference,
+            "peer_caveat": pair.peer_caveat,
+            "date": today,
+            "per_seed": per_seed,
+            **summarise(per_seed, list(pair.variants)),
+        }
+    saved = []
+    if only is not None and result_path(NAME, quick=quick).is_file():
+        previous = json.loads(result_path(NAME, quick=quick).read_text())
+        saved = [{"date": previous["date"][:16].replace("T", " "), **r} for r in previous["rows"]]
+    kept = {r["model"]: r for r in saved if r["model"] not in fresh}
+    rows = [fresh.get(p.label) or kept[p.label] for p in PAIRS if p.label in {**kept, **fresh}]
     wall = time.perf_counter() - t0
     payload = {
         "peer": PEER,
@@ -349,13 +435,47 @@ def run(quick: bool, peer_path: Path) -> dict[str, Any]:
     return payload
 
 
-def _pm(summary: dict[str, float] | None, fmt: str) -> str:
+def plus_minus(summary: dict[str, float] | None, fmt: str) -> str:
     """``mean ± half-width`` of an ``interval`` in format ``fmt``, or a dash."""
     if not summary:
         return "–"
     half = summary["half_width"]
     spread = "" if math.isnan(half) else f" ± {half:{fmt.lstrip('+')}}"
     return f"{summary['mean']:{fmt}}{spread}"
+
+
+def verdict(summary: dict[str, float]) -> str:
+    """How a paired difference (lower is better) reads against 0 at 95 %: "not
+    distinguishable from", "better than" or "worse than"."""
+    mean, half = summary["mean"], summary["half_width"]
+    if math.isnan(half) or mean - half <= 0 <= mean + half:
+        return "not distinguishable from"
+    return "better than" if mean + half < 0 else "worse than"
+
+
+def reading(record: dict[str, Any]) -> str:
+    """The table's reading line, from the figures: each row's NLL against the peer's (the
+    interval against 0), its ms/step ratio, and each dgm variant against dgm's row."""
+    parts = []
+    for row in record["rows"]:
+        diff, ratio = row.get("nll_difference"), row.get("ms_ratio")
+        if not diff or not ratio:
+            continue
+        caveat = row.get("peer_caveat") or (PAIRS_BY_LABEL[row["model"]].peer_caveat)
+        versus = (
+            f"dgm's NLL {verdict(diff)} the peer's ({diff['mean']:+.2f} ± "
+            f"{diff['half_width']:.2f} nats)"
+            if not caveat
+            else caveat
+        )
+        part = f"{row['model']} ({row['steps']} steps): {versus}, step at {ratio['mean']:.2f}x"
+        for label, v in row.get("variant_nll_difference", {}).items():
+            part += (
+                f"; dgm in {label} is {v['mean']:+.2f} ± {v['half_width']:.2f} nats against "
+                "dgm in the peer's random order"
+            )
+        parts.append(part)
+    return "Reading: " + ". ".join(parts) + "."
 
 
 def table(record: dict[str, Any]) -> list[str]:
@@ -385,19 +505,15 @@ def table(record: dict[str, Any]) -> list[str]:
         )
         lines.append(
             f"| {row['model']} | {row['steps']} | {params} | {mean('dgm', 'nll')} "
-            f"| {mean(PEER, 'nll')} | {_pm(row.get('nll_difference'), '+.2f')} "
+            f"| {mean(PEER, 'nll')} | {plus_minus(row.get('nll_difference'), '+.2f')} "
             f"| {mean('dgm', 'ms_per_step')} | {mean(PEER, 'ms_per_step')} "
-            f"| {_pm(row.get('ms_ratio'), '.3f')} |"
+            f"| {plus_minus(row.get('ms_ratio'), '.3f')} |"
         )
-    notes = "; ".join(f"{r['model']}: {r['difference']}" for r in record["rows"])
-    lines += ["", f"Differences: {notes}."]
-    lines += [
-        "",
-        "Reading: these are short runs (early training only). MADE's gap is the input order, "
-        "not the code: in the peer's random order dgm scored 250.75 against the peer's 251.36 "
-        "at step 1000 (H=500, seed 0), and the spread degrees beat the old cycled ones by "
-        "6.6 nats there. The peer's PixelCNN adds each residual twice, as published.",
-    ]
+    notes: dict[str, list[str]] = {}
+    for r in record["rows"]:  # rows that differ the same way share one note
+        notes.setdefault(r["difference"], []).append(r["model"])
+    described = "; ".join(f"{' and '.join(m)}: {d}" for d, m in notes.items())
+    lines += ["", f"Differences: {described}.", "", reading(record)]
     if not record.get("peer_found", True):
         lines += ["", f"{record['peer']} was not found: dgm alone (fetch it: {FETCH_HINT})."]
     return lines
@@ -414,8 +530,16 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ.get(PEER_ENV) or DEFAULT_PEER_PATH),
         help=f"checkout of {PEER} (default ${PEER_ENV} or {DEFAULT_PEER_PATH})",
     )
+    p.add_argument(
+        "--jobs", type=int, default=1, help="(pair, seed) runs at once, one process each"
+    )
+    p.add_argument(
+        "--only",
+        help="rerun only the pairs of this dgm model (made, nade, pixelcnn); the saved "
+        "results keep the other rows",
+    )
     ns = p.parse_args(argv)
-    run(ns.quick, ns.peer_path)
+    run(ns.quick, ns.peer_path, ns.jobs, ns.only)
     return 0
 
 

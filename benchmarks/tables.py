@@ -32,6 +32,7 @@ PAGE = (
     "iw_eval",
     "autoregressive",
     "side_by_side_autoregressive",
+    "side_by_side_gpt",
     "pixelcnn",
     "flows_toys",
     "flows_compare",
