@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -180,6 +181,25 @@ class ChannelCoupling(Bijection):
             )
         self.half, self.parity = num_channels // 2, parity
         self.conditioner, self.bound = conditioner, bound
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        """Weights saved by the former layout (``AffineCoupling`` with a channel mask, a
+        network over all C channels writing 2C) load with the dead weights dropped: the
+        first layer keeps its kept-channel and condition inputs, the last its free-channel
+        outputs, so a run saved before computes the same log_prob."""
+        mask = state_dict.pop(prefix + "mask", None)
+        if mask is not None:
+            C, h = 2 * self.half, self.half
+            kept = slice(0, h) if self.parity == 0 else slice(h, C)
+            free = torch.arange(h, C) if self.parity == 0 else torch.arange(h)
+            net = f"{prefix}conditioner.net."  # a ConvConditioner's Sequential
+            first, last = net + "0", net + str(len(self.conditioner.net) - 1)
+            w = state_dict[first + ".weight"]  # (hidden, C + K, ...)
+            state_dict[first + ".weight"] = torch.cat([w[:, kept], w[:, C:]], 1)
+            outputs = torch.cat([free, C + free])  # (s, t) rows of the free channels
+            for key in (last + ".weight", last + ".bias"):
+                state_dict[key] = state_dict[key][outputs]
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(kept, free) halves of dim 1, (B, C/2, ...) each."""
