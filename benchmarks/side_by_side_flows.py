@@ -280,9 +280,10 @@ def run_pair(pair: Pair, train: Tensor, test: Tensor, seed: int, steps: int) -> 
     ):
         with torch.no_grad():
             sample_ms = cpu_ms(draw)
+        bits = test_bits(lp, test)
         out[name] = {
-            "bits_per_dim": test_bits(lp, test),
-            "last_train_nll": last[name],
+            "bits_per_dim": bits if math.isfinite(bits) else None,  # None: training diverged
+            "last_train_nll": last[name] if math.isfinite(last[name]) else None,
             "ms_per_step": statistics.median(times[name][WARMUP:] or times[name]),
             "sample_ms": sample_ms,
             "params": num_params(model),
@@ -297,11 +298,22 @@ def interval(values: list[float]) -> dict[str, Any]:
 
 
 def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Paired bits/dim difference dgm − peer, ms/step and sampling-time ratios dgm / peer."""
+    """Paired bits/dim difference dgm − peer over the seeds where neither diverged (their
+    bits/dim None), ms/step and sampling-time ratios dgm / peer over all seeds."""
+    both = [r for r in per_seed if None not in (r["dgm"]["bits_per_dim"], r[PEER]["bits_per_dim"])]
+    diverged = [
+        {"seed": r["seed"], "side": side}
+        for r in per_seed
+        for side in ("dgm", PEER)
+        if r[side]["bits_per_dim"] is None
+    ]
     return {
+        "diverged": diverged,
         "bpd_difference": interval(
-            [r["dgm"]["bits_per_dim"] - r[PEER]["bits_per_dim"] for r in per_seed]
-        ),
+            [r["dgm"]["bits_per_dim"] - r[PEER]["bits_per_dim"] for r in both]
+        )
+        if both
+        else None,
         "ms_ratio": interval([r["dgm"]["ms_per_step"] / r[PEER]["ms_per_step"] for r in per_seed]),
         "sample_ratio": interval([r["dgm"]["sample_ms"] / r[PEER]["sample_ms"] for r in per_seed]),
     }
@@ -392,15 +404,20 @@ def table(record: dict[str, Any]) -> list[str]:
     for row in record["rows"]:
         seeds = row["per_seed"]
 
-        def mean(who: str, key: str, seeds: list[dict[str, Any]] = seeds) -> float:
-            return statistics.fmean(s[who][key] for s in seeds)
+        def mean(who: str, key: str, seeds: list[dict[str, Any]] = seeds) -> float | None:
+            values = [s[who][key] for s in seeds if s[who][key] is not None]
+            return statistics.fmean(values) if values else None
+
+        def bits(who: str, row: dict[str, Any] = row) -> str:
+            lost = sum(d["side"] == who for d in row.get("diverged", []))
+            return fmt(mean(who, "bits_per_dim"), 3) + (f" ({lost} diverged)" if lost else "")
 
         rows.append(
             [
                 row["model"],
                 f"{seeds[0]['dgm']['params']:,} / {seeds[0][PEER]['params']:,}",
-                fmt(mean("dgm", "bits_per_dim"), 3),
-                fmt(mean(PEER, "bits_per_dim"), 3),
+                bits("dgm"),
+                bits(PEER),
                 _pm(row.get("bpd_difference"), 3, "+"),
                 f"{mean('dgm', 'ms_per_step'):.0f} / {mean(PEER, 'ms_per_step'):.0f}",
                 _pm(row.get("ms_ratio"), 2),
@@ -447,8 +464,11 @@ def reading(record: dict[str, Any]) -> str:
     parts = []
     for row in record["rows"]:
         name = row["model"].split(",")[0]
-        diff, ratio = row["bpd_difference"], row["ms_ratio"]
+        diff, ratio = row["bpd_difference"] or {"mean": math.nan}, row["ms_ratio"]
         ci = diff.get("ci95")
+        lost = ", ".join(f"{d['side']} seed {d['seed']}" for d in row.get("diverged", []))
+        if lost:
+            name += f" ({lost} diverged to NaN, left out of the bits/dim)"
         if ci is None or ci[0] <= 0 <= ci[1]:
             quality = f"bits/dim not distinguishable ({diff['mean']:+.3f})"
         else:
