@@ -3,15 +3,15 @@
     python -m benchmarks.run [--quick] [--only NAME ...]
 
 NAME is one of hot_path, trainer_overhead (or overhead), threads, streaming, iw_eval, cs236,
-autoregressive, pixelcnn, flows_toys, flows_compare, flows_directions, flows_images (or
-flows for all four), pythae_compare (or pythae), gan, sample_quality, naive_bayes_vs_lr,
-density_models, side_by_side_classical, density_tasks, hmm, ebm, ddpm, latent_tasks,
-compression, cross_modal, side_by_side_autoregressive, side_by_side_gpt. Full results go to
-benchmarks/results/, quick ones to benchmarks/results/quick/; the tables of
-docs/benchmarks.md are made from the full results only.
-pythae_compare needs the bench extra (pythae), flows_compare too (zuko and normflows); each
-is skipped, with a message, without it; side_by_side_classical runs its pgmpy rows only
-with it.
+autoregressive, side_by_side_autoregressive, side_by_side_gpt, pixelcnn, flows_toys,
+flows_compare, flows_directions, flows_images (or flows for all four), side_by_side_flows,
+pythae_compare (or pythae), gan, sample_quality, naive_bayes_vs_lr, density_models,
+side_by_side_classical, density_tasks, hmm, ebm, ddpm, latent_tasks, compression,
+cross_modal. Full results go to benchmarks/results/, quick ones to benchmarks/results/quick/;
+the tables of docs/benchmarks.md are made from the full results only.
+pythae_compare needs the bench extra (pythae), flows_compare too (zuko and normflows), and
+side_by_side_flows (normflows); each is skipped, with a message, without it;
+side_by_side_classical runs its pgmpy rows only with it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ BENCHMARKS = (
     "flows_compare",
     "flows_directions",
     "flows_images",
+    "side_by_side_flows",
     "pythae_compare",
     "gan",
     "sample_quality",
@@ -59,7 +60,11 @@ ALIASES = {  # name -> the benchmarks it stands for
     "flows": ("flows_toys", "flows_compare", "flows_directions", "flows_images"),
 }
 # benchmark -> the modules of the bench extra it needs beyond dgm's own dependencies
-OPTIONAL = {"pythae_compare": ("pythae",), "flows_compare": ("zuko", "normflows")}
+OPTIONAL = {
+    "pythae_compare": ("pythae",),
+    "flows_compare": ("zuko", "normflows"),
+    "side_by_side_flows": ("normflows",),
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,7 @@ PAGE = (
     "flows_compare",
     "flows_directions",
     "flows_images",
+    "side_by_side_flows",
     "sample_quality",
     "gan",
     "naive_bayes_vs_lr",

@@ -20,6 +20,7 @@ from dgm.models.flows.transforms import (
     AffineCoupling,
     BatchNormFlow,
     Chain,
+    ChannelCoupling,
     FactorOut,
     Inverse,
     InvertibleConv1x1,
@@ -65,6 +66,11 @@ CASES = {  # name: (builder taking the condition width, event shape, conditional
     "affine_coupling_vector": (affine_vec, (4,), True),
     "affine_coupling_checkerboard": (affine_img, (2, 4, 4), True),
     "affine_coupling_channels": (affine_channels, (4, 2, 2), True),
+    "channel_coupling": (
+        lambda c: ChannelCoupling(4, 1, ConvConditioner(2, 4, 2, c)),
+        (4, 2, 2),
+        True,
+    ),
     "additive_coupling": (
         lambda c: AdditiveCoupling(checkerboard_mask((5,), 0), MLPConditioner(5, (8,), 1, c)),
         (5,),
@@ -148,6 +154,33 @@ def test_couplings_change_only_their_free_part_and_the_condition_matters():
     kept = t.mask.bool()
     assert torch.equal(z[:, kept], x[:, kept]) and not torch.allclose(z[:, ~kept], x[:, ~kept])
     assert not torch.allclose(t(x, c + 1)[0], z)  # the condition reaches the conditioner
+
+
+@pytest.mark.parametrize("parity", [0, 1])
+def test_channel_coupling_is_the_masked_coupling_with_the_dead_weights_dropped(parity):
+    """ChannelCoupling computes exactly what AffineCoupling with a channel mask computes
+    once it loads that coupling's weights (the former layout: a network over all C
+    channels, the free ones zero, writing 2C), with fewer parameters."""
+    torch.manual_seed(0)
+    C, K_ = 6, 2
+    masked = AffineCoupling(channel_mask((C, 3, 3), parity), ConvConditioner(C, 5, 2, K_))
+    masked = perturbed(masked)
+    half = ChannelCoupling(C, parity, ConvConditioner(C // 2, 5, 2, K_)).double()
+    half.load_state_dict(masked.state_dict())
+    x = torch.randn(4, C, 3, 3, dtype=torch.float64)
+    c = torch.randn(4, K_, dtype=torch.float64)
+    z, log_det = half(x, c)
+    z_ref, log_det_ref = masked(x, c)
+    torch.testing.assert_close(z, z_ref)
+    torch.testing.assert_close(log_det, log_det_ref)
+    kept = (torch.arange(C) < C // 2) == (parity == 0)  # (C,)
+    assert torch.equal(z[:, kept], x[:, kept]) and not torch.allclose(z[:, ~kept], x[:, ~kept])
+    assert sum(p.numel() for p in half.parameters()) < sum(p.numel() for p in masked.parameters())
+
+
+def test_channel_coupling_refuses_odd_channels():
+    with pytest.raises(ValueError, match="even channel count"):
+        ChannelCoupling(3, 0, ConvConditioner(1, 4, 2))
 
 
 def test_coupling_scale_is_bounded():

@@ -21,6 +21,7 @@ from dgm.models.flows.transforms import (
     AffineCoupling,
     Bijection,
     Chain,
+    ChannelCoupling,
     FactorOut,
     Inverse,
     InvertibleConv1x1,
@@ -46,8 +47,9 @@ class Glow(FlowModel):
 
     ``conv`` (images (C, H, W)): each of the ``num_scales`` levels squeezes (C, H, W) to
     (4C, H/2, W/2) and runs ``steps_per_level`` steps of ActNorm, an LU-parameterised
-    invertible 1×1 convolution and an affine coupling over half the channels (a
-    soft-clamped log-scale instead of the paper's sigmoid); every level but the last then
+    invertible 1×1 convolution and an affine coupling over half the channels whose
+    network reads only the kept half (a soft-clamped log-scale instead of the paper's
+    sigmoid); every level but the last then
     factors out half the channels, which go to the N(0, I) base as they are (no learned
     prior), and the rest enters the next level. ``mlp`` (any x, flattened to D features):
     ``steps_per_level`` steps of ActNorm over the D features, the same LU-parameterised
@@ -113,15 +115,13 @@ class Glow(FlowModel):
     def _level(self, shape: tuple[int, ...], levels: int, config: GlowConfig) -> Bijection:
         """One level (and, inside it, the levels below) on (C, H, W)."""
         C, H, W = shape
-        squeezed = (4 * C, H // 2, W // 2)
         steps: list[Bijection] = [Squeeze()]
         for k in range(config.steps_per_level):
-            net = ConvConditioner(4 * C, config.hidden_channels, 2, self.cond_width)
-            mask = channel_mask(squeezed, k % 2)
+            net = ConvConditioner(2 * C, config.hidden_channels, 2, self.cond_width)
             steps += [
                 ActNorm(4 * C),
                 InvertibleConv1x1(4 * C),
-                AffineCoupling(mask, net, config.scale_bound),
+                ChannelCoupling(4 * C, k % 2, net, config.scale_bound),  # net reads 2C
             ]
         if levels > 1:
             rest = (2 * C, H // 2, W // 2)  # the half that stays in the flow

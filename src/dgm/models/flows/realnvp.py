@@ -18,7 +18,6 @@ from dgm.models.flows.base import FlowConfig, FlowModel
 from dgm.models.flows.conditioners import (
     ConvConditioner,
     MLPConditioner,
-    channel_mask,
     checkerboard_mask,
 )
 from dgm.models.flows.transforms import (
@@ -27,6 +26,7 @@ from dgm.models.flows.transforms import (
     BatchNormFlow,
     Bijection,
     Chain,
+    ChannelCoupling,
     FactorOut,
     Inverse,
     Reshape,
@@ -89,24 +89,29 @@ class RealNVP(FlowModel):
         steps.append(Reshape((D,), shape))
         return Chain(steps)
 
-    def _coupling(self, mask: Tensor, config: RealNVPConfig) -> Bijection:
-        net = ConvConditioner(mask.shape[0], config.hidden_channels, 2, self.cond_width)
-        coupling = AffineCoupling(mask, net, config.scale_bound)
-        return Chain([coupling, BatchNormFlow(mask.shape[0])]) if config.batch_norm else coupling
+    def _coupling(self, mask: Tensor | int, channels: int, config: RealNVPConfig) -> Bijection:
+        """A checkerboard coupling (``mask`` a tensor), or a channel coupling whose network
+        reads only the kept half (``mask`` its parity), over ``channels`` channels."""
+        if isinstance(mask, Tensor):
+            net = ConvConditioner(channels, config.hidden_channels, 2, self.cond_width)
+            coupling: Bijection = AffineCoupling(mask, net, config.scale_bound)
+        else:
+            net = ConvConditioner(channels // 2, config.hidden_channels, 2, self.cond_width)
+            coupling = ChannelCoupling(channels, mask, net, config.scale_bound)
+        return Chain([coupling, BatchNormFlow(channels)]) if config.batch_norm else coupling
 
     def _scale(self, shape: tuple[int, ...], scales: int, config: RealNVPConfig) -> Bijection:
         """The transform of one scale (and, inside it, of the scales below), on (C, H, W)."""
         C, H, W = shape
         if scales == 1:
             return Chain(
-                [self._coupling(checkerboard_mask(shape, k % 2), config) for k in range(4)]
+                [self._coupling(checkerboard_mask(shape, k % 2), C, config) for k in range(4)]
             )
-        squeezed = (4 * C, H // 2, W // 2)
         steps: list[Bijection] = [
-            self._coupling(checkerboard_mask(shape, k % 2), config) for k in range(3)
+            self._coupling(checkerboard_mask(shape, k % 2), C, config) for k in range(3)
         ]
-        steps.append(Squeeze())
-        steps += [self._coupling(channel_mask(squeezed, k % 2), config) for k in range(3)]
+        steps.append(Squeeze())  # (4C, H/2, W/2)
+        steps += [self._coupling(k % 2, 4 * C, config) for k in range(3)]
         rest = (2 * C, H // 2, W // 2)  # the half that stays in the flow
         steps.append(FactorOut(2 * C, self._scale(rest, scales - 1, config)))
         steps.append(Inverse(Squeeze()))  # back to (C, H, W): z keeps x's shape
