@@ -80,4 +80,8 @@ def require(model: GenerativeModel, capability: type, task: str, name: str = "")
 __all__ = [
     "MODALITIES",
     "class_conditional_models",
-    "modality", "model_modality", "models_with", "require"]
+    "modality",
+    "model_modality",
+    "models_with",
+    "require",
+]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+import torch
+
 from dgm.data.dataset import TensorData, get
 
 
@@ -26,12 +28,26 @@ class DataConfig:
     channels: int | None = None  # your pictures: 1 grey, 3 RGB, 0 detect (default)
     label_column: str | None = None  # your CSV: the column holding class labels
     block_size: int | None = None  # text: characters per sequence (text 64, words 16)
+    train_fraction: float | None = None  # share of the train split kept (seeded subset; 1: all)
 
     def options(self) -> dict[str, Any]:
         """Loader options that were given (``data_seed`` is the loaders' ``seed``)."""
         fields = dataclasses.asdict(self)
         fields["seed"] = fields.pop("data_seed")
-        return {k: v for k, v in fields.items() if k not in ("name", "root") and v is not None}
+        own = ("name", "root", "train_fraction")  # not the loader's: applied by load
+        return {k: v for k, v in fields.items() if k not in own and v is not None}
 
     def load(self, split: str) -> TensorData:
-        return get(self.name, split, self.root, **self.options())
+        """Split ``split``; the train split cut to its ``train_fraction`` (a subset drawn
+        by ``data_seed``, default 0, so each fraction of a sweep is repeatable)."""
+        data = get(self.name, split, self.root, **self.options())
+        f = self.train_fraction
+        if f is None or split != "train":
+            return data
+        if not 0 < f <= 1:
+            raise ValueError(f"train_fraction (--train-fraction) must lie in (0, 1], got {f}")
+        keep = max(1, round(f * len(data)))
+        order = torch.randperm(
+            len(data), generator=torch.Generator().manual_seed(self.data_seed or 0)
+        )
+        return data.subset(order[:keep].sort().values)
