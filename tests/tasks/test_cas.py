@@ -96,5 +96,5 @@ def test_label_balance_follows_the_real_training_set(digits) -> None:
 def test_a_model_without_classes_is_refused(digits) -> None:
     train, test = digits
     model = Replay(train.x, train.y, ReplayConfig(num_classes=0))
-    with pytest.raises(ValueError, match="not class-conditional.*vae.*--num-classes"):
+    with pytest.raises(ValueError, match=r"not class-conditional.*vae.*--num-classes"):
         classification_accuracy_score(model, train, test)

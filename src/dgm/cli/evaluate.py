@@ -87,8 +87,8 @@ def add_parsers(sub: Any, sampled: str | None = None) -> dict[str, argparse.Argu
     if sampled in available_models():
         common.check_model_flags(sampled)
     if sampled in available_models() and spec(sampled).cls.sample_options is not None:
-        cfg.add_arguments(  # how --sample-quality and --cas draw, e.g. a diffusion model's --sampler
-            e.add_argument_group(f"{sampled} sampling options (with --sample-quality)"),
+        cfg.add_arguments(  # how --sample-quality, --cas draw, e.g. a diffusion model's --sampler
+            e.add_argument_group(f"{sampled} sampling options (with --sample-quality or --cas)"),
             spec(sampled).cls.sample_options,
             flags=SAMPLING_FLAGS,
         )
