@@ -182,10 +182,10 @@ def table(record: dict[str, Any]) -> list[str]:
     note = (
         f"{record.get('n')} synthetic and {record.get('n')} real training images (same class "
         f"balance), scored on {record.get('test_n')} real test images of the same view; "
-        f"classifier: {record.get('classifier')}; chance is 0.10. FD: the same number of samples against as many "
-        "test images. A model can have a lower FD than another and a lower CAS: its "
-        "samples look right but cover less of each class (low recall), so a classifier "
-        "trained on them misses the real variety."
+        f"classifier: {record.get('classifier')}; chance is 0.10. FD: as many samples "
+        "against as many test images. A model can have a lower FD than another and a lower "
+        "CAS: its samples look right but cover less of each class (low recall), so a "
+        "classifier trained on them misses the real variety."
     )
     return [*rows, "", note]
 
