@@ -187,6 +187,9 @@ def table(record: dict[str, Any]) -> list[str]:
         "CAS: its samples look right but cover less of each class (low recall), so a "
         "classifier trained on them misses the real variety."
     )
+    missing = [m for m in MODELS if m not in {r["model"] for r in record.get("runs", [])}]
+    if missing:
+        note += f" Not measured yet: {', '.join(missing)} (`python -m benchmarks.cas --part NAME`)."
     return [*rows, "", note]
 
 
