@@ -48,6 +48,20 @@ def models_with(capability: type) -> list[str]:
     return [m for m in available_models() if issubclass(spec(m).cls, capability)]
 
 
+def class_conditional_models() -> list[str]:
+    """The registered model names that can condition on class labels (their config has a
+    ``num_classes`` field)."""
+    import dataclasses
+
+    from dgm.registry import available_models, spec
+
+    return [
+        m
+        for m in available_models()
+        if "num_classes" in {f.name for f in dataclasses.fields(spec(m).config_cls)}
+    ]
+
+
 def require(model: GenerativeModel, capability: type, task: str, name: str = "") -> None:
     """Refuse ``model`` for ``task`` unless it has ``capability``: a ValueError that says
     what the capability is and names the registered models that have it. ``name`` names
@@ -63,4 +77,11 @@ def require(model: GenerativeModel, capability: type, task: str, name: str = "")
     )
 
 
-__all__ = ["MODALITIES", "modality", "model_modality", "models_with", "require"]
+__all__ = [
+    "MODALITIES",
+    "class_conditional_models",
+    "modality",
+    "model_modality",
+    "models_with",
+    "require",
+]

@@ -236,7 +236,12 @@ def test_a_run_whose_config_json_has_the_old_data_section_still_evaluates(tmp_pa
     data = DataConfig("moons", num_samples=300, data_seed=2)
     train("gmm", data, run, quiet_config(steps=2), progress=False)
     saved = json.loads((run / "config.json").read_text())
-    assert saved["data"] == {"name": "moons", "root": None, "options": data.options}
+    assert saved["data"] == {
+        "name": "moons",
+        "root": None,
+        "options": data.options,
+        "train_fraction": None,
+    }
     capsys.readouterr()
     assert main(["eval", str(run), "--split", "test", "--json"]) == 0
     new = json.loads(capsys.readouterr().out)

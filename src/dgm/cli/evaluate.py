@@ -2,6 +2,7 @@
 ``dgm complete``.
 
 dgm eval DIR [--split test] [--iw-samples K] [--json] [--sample-quality [--num-samples N]]
+         [--cas [--cas-n N]]
 dgm sample DIR --out FILE [-n 64] [--class C | --caption TEXT] [--seed S] [model options]
 dgm complete DIR --mask bottom-half|top-half|left-half|right-half|center|random [-n 8]
 
@@ -27,6 +28,7 @@ from dgm.cli import common
 from dgm.evaluate.sample_quality import EvalOptions
 from dgm.registry import available_models, spec
 from dgm.sampling import SampleOptions
+from dgm.tasks.cas import CasOptions
 from dgm.tasks.inpaint import CompleteOptions
 
 # Sampling options whose field name is a flag with another meaning elsewhere: --steps is
@@ -54,11 +56,19 @@ def add_parsers(sub: Any, sampled: str | None = None) -> dict[str, argparse.Argu
     common.run_flags(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     cfg.add_arguments(e, EvalOptions)
+    e.add_argument(
+        "--cas",
+        action="store_true",
+        help="classification accuracy score of a class-conditional run: a classifier "
+        "trained on its samples, scored on the real test split, beside the same classifier "
+        "trained on real data and on both (dgm.tasks.cas)",
+    )
+    cfg.add_arguments(e.add_argument_group("--cas options"), CasOptions, prefix="cas_")
     if sampled in available_models():
         common.check_model_flags(sampled)
     if sampled in available_models() and spec(sampled).cls.sample_options is not None:
-        cfg.add_arguments(  # how --sample-quality draws, e.g. a diffusion model's --sampler
-            e.add_argument_group(f"{sampled} sampling options (with --sample-quality)"),
+        cfg.add_arguments(  # how --sample-quality, --cas draw, e.g. a diffusion model's --sampler
+            e.add_argument_group(f"{sampled} sampling options (with --sample-quality or --cas)"),
             spec(sampled).cls.sample_options,
             flags=SAMPLING_FLAGS,
         )
@@ -89,15 +99,18 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     from dgm.evaluate.likelihood import evaluate
     from dgm.evaluate.sample_quality import data_kind, sample_quality, sample_quality_lines
     from dgm.model import Likelihood
+    from dgm.tasks.cas import cas_lines, check_class_conditional, classification_accuracy_score
 
     o = cfg.options_from(ns, EvalOptions)
     run, model = common.open_run(ns)
+    if ns.cas:  # before any work: a model without class labels is refused at once
+        check_class_conditional(model, f"the {run.name} model of {ns.run_dir}")
     if o.sample_quality:  # before any work: text runs are refused at once
         data_kind(tuple(model.event_shape), model.integer_data)
-    elif model.likelihood is Likelihood.NONE:
+    elif model.likelihood is Likelihood.NONE and not ns.cas:
         raise ValueError(
             f"the {run.name} model of {ns.run_dir} has no likelihood: measure its "
-            f"samples with dgm eval {shlex.quote(str(ns.run_dir))} --sample-quality"
+            f"samples with dgm eval {shlex.quote(str(ns.run_dir))} --sample-quality or --cas"
         )
     elif o.classes is not None:
         raise ValueError("--class picks the classes of --sample-quality: add that flag")
@@ -119,13 +132,22 @@ def cmd_eval(ns: argparse.Namespace) -> int:
             root=run.data_config.root,
             options=options,
         )
+    if ns.cas:
+        options = _sampling_options(ns, model)
+        model.sample_settings(options)
+        cas = CasOptions(**{k[4:]: v for k, v in vars(ns).items() if k.startswith("cas_")})
+        result["cas"] = classification_accuracy_score(
+            model, run.data("train"), run.data("test"), cas, sample_options=options
+        )
     if ns.json:
         print(json.dumps(result))
         return 0
     for k, v in result.items():
-        if k != "sample_quality":
+        if k not in ("sample_quality", "cas"):
             print(f"{k:>16}: {v:.4f}" if isinstance(v, float) else f"{k:>16}: {v}")
     for line in sample_quality_lines(result.get("sample_quality", {})):
+        print(line)
+    for line in cas_lines(result["cas"]) if "cas" in result else []:
         print(line)
     return 0
 

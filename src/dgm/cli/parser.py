@@ -6,6 +6,7 @@ dgm eval DIR | sample DIR --out FILE | complete DIR      (dgm.cli.evaluate)
 dgm anomaly | impute | classify DIR ...                  (dgm.cli.tasks)
 dgm interpolate | represent | design DIR ...             (dgm.cli.latent)
 dgm compress | decompress DIR IN OUT                     (dgm.cli.compress)
+dgm sweep MODEL --data D --vary FIELD=V1,V2 --out DIR    (dgm.cli.sweep)
 dgm report DIR | compare DIR1 DIR2 ...                   (dgm.cli.report)
 dgm --version
 
@@ -24,12 +25,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from dgm.cli import common, compress, evaluate, latent, report, tasks, train
+from dgm.cli import common, compress, evaluate, latent, report, sweep, tasks, train
 from dgm.registry import available_models
 from dgm.version import __version__
 
 # The verb groups, in the order of `dgm --help`: each has add_parsers(sub) and COMMANDS.
-GROUPS = (train, evaluate, tasks, report, latent, compress)
+GROUPS = (train, evaluate, tasks, report, latent, compress, sweep)
 
 # Flags renamed so that one flag has one meaning across verbs: verb -> {old: new}.
 RENAMED = {

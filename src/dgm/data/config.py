@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 from typing import Any
 
+import torch
+
 from dgm import config as cfg
 from dgm.data.dataset import TensorData, available_datasets, dataset_spec, get, make_options
 from dgm.data.options import DatasetOptions
@@ -37,18 +39,20 @@ class DataConfig:
     name: str = "digits"  # a registered dataset
     root: str | None = None  # the data's folder or file (--data-root)
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # options given
+    train_fraction: float | None = None  # share of the train split kept (seeded subset; 1: all)
 
     def __init__(
         self,
         name: str = "digits",
         root: str | None = None,
         options: dict[str, Any] | None = None,
+        train_fraction: float | None = None,
         **given: Any,
     ) -> None:
         merged = {**(options or {}), **given}
         if DATA_SEED in merged:  # the flag's name for the loaders' seed
             merged["seed"] = merged.pop(DATA_SEED)
-        self.name, self.root = name, root
+        self.name, self.root, self.train_fraction = name, root, train_fraction
         self.options = {k: v for k, v in merged.items() if v is not None}
         self.typed()  # an unknown dataset or an option it does not take: an error now
 
@@ -59,14 +63,26 @@ class DataConfig:
         values = dict(values)
         name, root = values.pop("name", "digits"), values.pop("root", None)
         options = values.pop("options", None) or {}
-        return cls(name, root, {**options, **values})
+        fraction = values.pop("train_fraction", None)
+        return cls(name, root, {**options, **values}, fraction)
 
     def typed(self) -> DatasetOptions:
         """The options as the dataset's options dataclass (defaults filled in)."""
         return make_options(self.name, self.options, _flags(self.options))
 
     def load(self, split: str) -> TensorData:
-        return get(self.name, split, self.root, **self.options)
+        """Split ``split``; the train split cut to its ``train_fraction`` (a subset drawn
+        by the data seed, default 0, so each fraction of a sweep is repeatable)."""
+        data = get(self.name, split, self.root, **self.options)
+        f = self.train_fraction
+        if f is None or split != "train":
+            return data
+        if not 0 < f <= 1:
+            raise ValueError(f"train_fraction (--train-fraction) must lie in (0, 1], got {f}")
+        keep = max(1, round(f * len(data)))
+        seed = int(self.options.get("seed") or 0)
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+        return data.subset(order[:keep].sort().values)
 
 
 def data_flag(option: str) -> str:
@@ -120,10 +136,17 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
             flags={f: data_flag(f) for f in fields},
         )
         done |= set(fields)
+    parser.add_argument(
+        "--train-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="share of the train split kept, a seeded subset (any dataset; default: all)",
+    )
 
 
 def from_flags(name: str, values: dict[str, Any]) -> DataConfig:
     """The DataConfig of ``dgm train --data NAME``: ``root`` and the data flags given in
     ``values`` (an argparse namespace as a dict; data flags are ``data_<option>``)."""
     given = {k: values["data_" + k] for k in option_names() if "data_" + k in values}
-    return DataConfig(name, values.get("root"), given)
+    return DataConfig(name, values.get("root"), given, values.get("train_fraction"))

@@ -1,0 +1,100 @@
+"""Classification accuracy score: a model whose samples are real examples of the asked
+class scores what real data score; one that ignores the class scores chance; one that
+swaps the classes scores below chance; a model without class labels is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import Tensor
+
+from dgm.data.dataset import get
+from dgm.model import ClassConditional, GenerativeModel
+from dgm.tasks.cas import CasOptions, classification_accuracy_score
+
+
+@dataclasses.dataclass
+class ReplayConfig(ClassConditional):
+    num_classes: int = 10  # classes the "model" draws for
+    shift: int = 0  # returns examples of class (c + shift) % K
+    ignore_class: bool = False  # returns examples of a random class
+
+
+class Replay(GenerativeModel):
+    """A "model" whose samples are real training examples of the requested class (or of
+    the wrong one): its samples are exactly as diverse as the real data."""
+
+    def __init__(self, x: Tensor, y: Tensor, config: ReplayConfig) -> None:
+        super().__init__(x.shape[1:], config)
+        self.register_buffer("x", x)
+        self.register_buffer("y", y)
+
+    def sample(self, n: int, c: Tensor | None = None, *, generator=None, **options) -> Tensor:
+        k = self.config.num_classes
+        if self.config.ignore_class:
+            c = torch.randint(k, (n,), generator=generator)
+        target = (c + self.config.shift) % k
+        out = torch.empty(n, *self.event_shape)
+        for cls in target.unique():
+            where = (target == cls).nonzero().squeeze(1)
+            pool = (self.y == cls).nonzero().squeeze(1)
+            pick = pool[torch.randint(len(pool), (len(where),), generator=generator)]
+            out[where] = self.x[pick]
+        return out
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return get("digits", "train"), get("digits", "test")
+
+
+def test_real_examples_score_the_real_accuracy(digits) -> None:
+    train, test = digits
+    model = Replay(train.x, train.y, ReplayConfig())
+    result = classification_accuracy_score(model, train, test, CasOptions(seed=1))
+    assert result["real_accuracy"] > 0.9
+    # Drawn with replacement from the same pool: within 3 points of the real accuracy
+    assert abs(result["cas"] - result["real_accuracy"]) < 0.03
+    assert result["augmented_accuracy"] > 0.9
+    assert result["num_synthetic"] == result["num_real"] == len(train)
+
+
+def test_samples_of_a_random_class_score_chance(digits) -> None:
+    train, test = digits
+    model = Replay(train.x, train.y, ReplayConfig(ignore_class=True))
+    result = classification_accuracy_score(model, train, test, CasOptions(n=600))
+    assert result["num_synthetic"] == 600 and result["num_real"] == 600
+    # 10 balanced classes: chance is about 0.1; 0.1 ± 0.07 is over 5 standard errors
+    assert abs(result["cas"] - 0.1) < 0.07
+    assert result["real_accuracy"] > 0.85
+
+
+def test_swapped_classes_score_below_chance(digits) -> None:
+    train, test = digits
+    model = Replay(train.x, train.y, ReplayConfig(shift=1))
+    result = classification_accuracy_score(model, train, test, CasOptions(n=600))
+    assert result["cas"] < 0.05 < result["chance"]
+
+
+def test_label_balance_follows_the_real_training_set(digits) -> None:
+    train, test = digits
+    seen: list[Tensor] = []
+
+    class Recording(Replay):
+        def sample(self, n, c=None, *, generator=None, **options):
+            seen.append(c.clone())
+            return super().sample(n, c, generator=generator)
+
+    model = Recording(train.x, train.y, ReplayConfig())
+    classification_accuracy_score(model, train, test, CasOptions(batch_size=10_000))
+    drawn = torch.bincount(torch.cat(seen), minlength=10)
+    assert torch.equal(drawn, torch.bincount(train.y, minlength=10))
+
+
+def test_a_model_without_classes_is_refused(digits) -> None:
+    train, test = digits
+    model = Replay(train.x, train.y, ReplayConfig(num_classes=0))
+    with pytest.raises(ValueError, match=r"not class-conditional.*vae.*--num-classes"):
+        classification_accuracy_score(model, train, test)
