@@ -26,6 +26,8 @@ class DataConfig:
     channels: int | None = None  # your pictures: 1 grey, 3 RGB, 0 detect (default)
     label_column: str | None = None  # your CSV: the column holding class labels
     block_size: int | None = None  # text: characters per sequence (text 64, words 16)
+    env: str | None = None  # transitions: the gymnasium environment (Pendulum-v1, CartPole-v1)
+    episodes: int | None = None  # transitions: random-policy episodes per split (default 50)
 
     def options(self) -> dict[str, Any]:
         """Loader options that were given (``data_seed`` is the loaders' ``seed``)."""
