@@ -5,9 +5,10 @@
 NAME is one of hot_path, trainer_overhead (or overhead), threads, iw_eval, cs236,
 autoregressive, pixelcnn, flows_toys, flows_compare, flows_directions, flows_images (or
 flows for all four), pythae_compare (or pythae), gan, sample_quality, naive_bayes_vs_lr,
-density_models, density_tasks, ebm, ddpm, latent_tasks, compression, cross_modal. Full
-results go to benchmarks/results/, quick ones to benchmarks/results/quick/; the tables of
-docs/benchmarks.md are made from the full results only.
+density_models, hmm, control, density_tasks, ebm, ddpm, latent_tasks, compression,
+cross_modal. Full results go to benchmarks/results/, quick ones to
+benchmarks/results/quick/; the tables of docs/benchmarks.md are made from the full results
+only.
 pythae_compare needs the bench extra (pythae), flows_compare too (zuko and normflows); each
 is skipped, with a message, without it.
 """
@@ -40,6 +41,7 @@ BENCHMARKS = (
     "naive_bayes_vs_lr",
     "density_models",
     "hmm",
+    "control",
     "density_tasks",
     "ebm",
     "ddpm",

@@ -41,6 +41,7 @@ PAGE = (
     "density_models",
     "density_tasks",
     "hmm",
+    "control",
     "ebm",
     "ddpm",
     "latent_tasks",

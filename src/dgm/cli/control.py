@@ -58,8 +58,14 @@ def cmd_control(ns: argparse.Namespace) -> int:
         print(f"wrote {ns.out}")
     common.write_json(
         ns.json,
-        {"run_dir": str(ns.run_dir), "env": options.env, "returns": returns, "mean": mean,
-         "se": se, "options": cfg.to_dict(options)},
+        {
+            "run_dir": str(ns.run_dir),
+            "env": options.env,
+            "returns": returns,
+            "mean": mean,
+            "se": se,
+            "options": cfg.to_dict(options),
+        },
     )
     return 0
 

@@ -43,8 +43,9 @@ EPISODES = 50  # random-policy episodes per split by default (Pendulum: 10,000 s
 Policy = Callable[[np.ndarray], Any]  # observation -> an action of the env's action space
 
 
-def make_env(env_id: str) -> Any:
-    """The gymnasium environment ``env_id`` (one of ``CLASSIC_CONTROL``), headless."""
+def make_env(env_id: str, max_steps: int | None = None) -> Any:
+    """The gymnasium environment ``env_id`` (one of ``CLASSIC_CONTROL``), headless; episodes
+    cut after ``max_steps`` steps (none: the env's own limit, Pendulum 200, CartPole 500)."""
     if env_id not in CLASSIC_CONTROL:
         raise ValueError(
             f"unknown env {env_id!r}: pass --env with a classic-control environment, one of "
@@ -52,7 +53,7 @@ def make_env(env_id: str) -> Any:
         )
     import gymnasium
 
-    return gymnasium.make(env_id)
+    return gymnasium.make(env_id, **({} if max_steps is None else {"max_episode_steps": max_steps}))
 
 
 def action_width(space: Any) -> int:

@@ -69,7 +69,9 @@ class GaussianMLP(GenerativeModel):
                 "gaussian_mlp needs a context vector c: train it on data that carry one "
                 "(e.g. --data transitions) or set context_shape"
             )
-        self.net = mlp(math.prod(config.context_shape), tuple(config.hidden_sizes), 2 * self.num_dims)
+        self.net = mlp(
+            math.prod(config.context_shape), tuple(config.hidden_sizes), 2 * self.num_dims
+        )
 
     def mean_and_log_std(self, c: Tensor) -> tuple[Tensor, Tensor]:
         """μ(c) and log σ(c), each (B, D), for a checked context c (B, *context_shape)."""

@@ -77,8 +77,9 @@ def check_dynamics_model(model: GenerativeModel, prob: Problem) -> None:
         f"--env {prob.env_id} --out RUN"
     )
     if cond.kind != "context" or cond.context_vocab:
-        raise ValueError(f"{name} takes no context vector c = (s, a), so it is no dynamics "
-                         f"model: {fix}")
+        raise ValueError(
+            f"{name} takes no context vector c = (s, a), so it is no dynamics model: {fix}"
+        )
     if math.prod(cond.context_shape) != S + A or math.prod(model.event_shape) != S:
         raise ValueError(
             f"{name} models x of shape {tuple(model.event_shape)} given a context of shape "
@@ -109,12 +110,18 @@ def planner_policy(
 
 
 def run_episodes(
-    env_id: str, policy: str | Callable[..., Any], episodes: int, seed: int, options: PlannerOptions
+    env_id: str,
+    policy: str | Callable[..., Any],
+    episodes: int,
+    seed: int,
+    options: PlannerOptions,
+    max_steps: int | None = None,
 ) -> list[Episode]:
     """``episodes`` episodes of the real environment (``env.reset(seed=seed + i)``) under
     ``policy``: "random", "true" (MPC with the exact equations from the copied state), or a
-    dynamics step s′ = f(s, a, generator) to plan with (``model_step``)."""
-    prob, env = problem(env_id), make_env(env_id)
+    dynamics step s′ = f(s, a, generator) to plan with (``model_step``); each cut after
+    ``max_steps`` steps (none: the env's own limit)."""
+    prob, env = problem(env_id), make_env(env_id, max_steps)
     if policy == "random":
         act = random_policy(env, seed)
     elif policy == "true":
@@ -165,25 +172,29 @@ def model_based_loop(
     rounds: int = 3,
     episodes: int = 3,
     seed: int = 0,
+    max_steps: int | None = None,
+    test: TensorData | None = None,
     **sample_options: Any,
 ) -> list[dict[str, Any]]:
     """The model-based RL loop: fit ``model`` to ``data``, run ``episodes`` MPC episodes
     with it in the real env, add their transitions to the data, refit (continuing from the
     weights), ``rounds`` times. One record per round: its returns and the data size it was
-    fitted on (round 0: the given data only)."""
+    fitted on (round 0: the given data only), and with ``test`` data its one-step test NLL
+    (nats per transition) after that round's fit."""
     prob = problem(env_id)
     space = make_env(env_id).action_space
     records = []
     for r in range(rounds):
         fit(model, data, train)
         step = model_step(model, prob, **sample_options)
-        runs = run_episodes(env_id, step, episodes, seed + 1000 * r, options)
-        records.append({"round": r, "transitions": len(data), "returns": returns_of(runs)})
-        data = TensorData(
-            torch.cat([data.x, transitions_data(space, runs).x]),
-            name=data.name,
-            context=torch.cat([data.context, transitions_data(space, runs).context]),
-        )
+        runs = run_episodes(env_id, step, episodes, seed + 1000 * r, options, max_steps)
+        record = {"round": r, "transitions": len(data), "returns": returns_of(runs)}
+        if test is not None:
+            record["test_nll"] = one_step_nll(model, test)
+        records.append(record)
+        new = transitions_data(space, runs)
+        context = torch.cat([data.context, new.context])  # type: ignore[list-item]
+        data = TensorData(torch.cat([data.x, new.x]), name=data.name, context=context)
     return records
 
 
@@ -194,8 +205,9 @@ def control(model: GenerativeModel, options: ControlOptions) -> list[float]:
         raise ValueError("name the environment: --env Pendulum-v1 (or CartPole-v1)")
     prob = problem(options.env)
     step = model_step(model, prob, temperature=options.temperature)
-    planner = PlannerOptions(**{f.name: getattr(options, f.name)
-                                for f in dataclasses.fields(PlannerOptions)})
+    planner = PlannerOptions(
+        **{f.name: getattr(options, f.name) for f in dataclasses.fields(PlannerOptions)}
+    )
     return returns_of(run_episodes(options.env, step, options.episodes, options.seed, planner))
 
 

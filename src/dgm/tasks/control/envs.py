@@ -78,7 +78,8 @@ def pendulum_state(env: Any) -> Tensor:
 
 # -- CartPole-v1 --------------------------------------------------------------------------------
 
-CART_G, CART_MASS, POLE_MASS, POLE_HALF_LENGTH, CART_FORCE, CART_TAU = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
+CART_G, CART_FORCE, CART_TAU = 9.8, 10.0, 0.02  # gravity (m/s²), push (N), time step (s)
+CART_MASS, POLE_MASS, POLE_HALF_LENGTH = 1.0, 0.1, 0.5  # kg, kg, m
 CART_X_LIMIT, POLE_ANGLE_LIMIT = 2.4, 12 * 2 * math.pi / 360
 
 

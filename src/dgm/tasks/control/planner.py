@@ -9,7 +9,8 @@ at the next step (receding horizon).
 - CEM: a diagonal Gaussian over continuous sequences (clipped to the action bounds), or
   per-step categorical probabilities over discrete ones, refitted ``iterations`` times to
   the ``elites`` best of ``candidates`` sequences; it acts the first step's mean (discrete:
-  its most probable action; every action keeps a ``FLOOR`` of probability) and warm-starts the next step from the plan shifted by one.
+  its most probable action; every action keeps a ``FLOOR`` of probability) and warm-starts
+  the next step from the plan shifted by one.
 - Random shooting: ``candidates`` × ``iterations`` uniform sequences at once (the same
   number of rollouts as CEM), the first action of the best one.
 
