@@ -106,28 +106,33 @@ def _row(label: str, returns: list[float], cpu: float) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> None:
+    """Both environments; the results file is rewritten after each one (``partial`` until
+    the last), so a long run leaves what it finished."""
     s = QUICK if quick else FULL
     t0 = time.perf_counter()
     with_threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    envs: dict[str, Any] = {}
     try:
-        envs = {env: run_env(env, s) for env in ENVS}
+        for env in ENVS:
+            envs[env] = run_env(env, s)
+            payload = {
+                "settings": s,
+                "models": {k: {"name": n, **c} for k, (n, c) in MODELS.items()},
+                "envs": envs,
+                "partial": len(envs) < len(ENVS),
+            }
+            path = write_result(
+                NAME,
+                payload,
+                quick=quick,
+                seed=SEED,
+                steps=s["steps"],
+                wall_time_s=time.perf_counter() - t0,
+            )
+            log(f"wrote {path}")
     finally:
         torch.set_num_threads(with_threads)
-    payload = {
-        "settings": s,
-        "models": {k: {"name": n, **c} for k, (n, c) in MODELS.items()},
-        "envs": envs,
-    }
-    path = write_result(
-        NAME,
-        payload,
-        quick=quick,
-        seed=SEED,
-        steps=s["steps"],
-        wall_time_s=time.perf_counter() - t0,
-    )
-    log(f"wrote {path}")
 
 
 def table(record: dict[str, Any]) -> list[str]:
