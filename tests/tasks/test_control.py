@@ -213,3 +213,11 @@ def test_no_reward_after_the_first_terminal_state():
     steps_alive = out.long().argmax(1)  # steps before the first terminal state
     returns = control.plan_returns(prob, prob.true_step, s0, plans)
     torch.testing.assert_close(returns, steps_alive.double())
+
+
+def test_cli_control_help_lists_the_planner_options(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["control", "--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "--horizon" in text and "--elites" in text and "--env" in text

@@ -40,7 +40,7 @@ class PlannerOptions:
     method: Literal["cem", "random"] = "cem"  # cem: cross-entropy method; random: random shooting
     horizon: int = 30  # H, steps each candidate plan looks ahead (Pendulum: 1.5 s)
     candidates: int = 200  # action sequences rolled out per CEM iteration
-    elites: int = 20  # best sequences the CEM refits its distribution to (10 %)
+    elites: int = 20  # best sequences the CEM refits its distribution to (a tenth)
     iterations: int = 4  # CEM refits per step; random shooting draws candidates × this at once
 
     def __post_init__(self) -> None:
