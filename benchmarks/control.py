@@ -146,7 +146,8 @@ def table(record: dict[str, Any]) -> list[str]:
         f"{s['episodes']} episodes (Pendulum-v1: 200 steps, higher is better, about −150 is "
         'solved; CartPole-v1: up to 500). "after k rounds": the model-based loop (act, add the '
         "transitions, refit) run k more times. One-step test NLL in nats per transition (VAE: "
-        "its bound). CPU s: fitting and acting, one thread.",
+        "its bound). CPU s: fitting and acting, one thread."
+        + (" Partial run: only the environments below finished." if record.get("partial") else ""),
         "",
         "| env | policy | return | one-step test NLL | transitions fitted | CPU s |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
