@@ -6,7 +6,7 @@ NAME is one of hot_path, trainer_overhead (or overhead), threads, streaming, iw_
 autoregressive, side_by_side_autoregressive, side_by_side_gpt, pixelcnn, flows_toys,
 flows_compare, flows_directions, flows_images (or flows for all four), side_by_side_flows,
 pythae_compare (or pythae), gan, sample_quality, cas, naive_bayes_vs_lr, density_models,
-side_by_side_classical, sweep, density_tasks, hmm, ebm, ddpm, latent_tasks, compression,
+side_by_side_classical, sweep, density_tasks, hmm, control, ebm, ddpm, latent_tasks, compression,
 cross_modal. Full results go to benchmarks/results/, quick ones to benchmarks/results/quick/;
 the tables of docs/benchmarks.md are made from the full results only.
 pythae_compare needs the bench extra (pythae), flows_compare too (zuko and normflows), and
@@ -49,6 +49,7 @@ BENCHMARKS = (
     "side_by_side_classical",
     "sweep",
     "hmm",
+    "control",
     "density_tasks",
     "ebm",
     "ddpm",

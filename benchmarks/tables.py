@@ -48,6 +48,7 @@ PAGE = (
     "density_tasks",
     "sweep",
     "hmm",
+    "control",
     "ebm",
     "ddpm",
     "latent_tasks",

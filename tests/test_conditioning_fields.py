@@ -33,6 +33,7 @@ SAVED = {
     "ebm": {"num_classes": 0},
     "fvsbn": {"num_classes": 0},
     "gan": {"num_classes": 0, "context_shape": []},
+    "gaussian_mlp": {"context_shape": []},
     "glow": {"num_classes": 0, "context_shape": []},
     "gmvae": {"num_classes": 0, "context_shape": [], "context_vocab": 0, "condition_dropout": 0.0},
     "iaf": {"num_classes": 0, "context_shape": []},
@@ -44,7 +45,7 @@ SAVED = {
     "pixelcnn": {"num_classes": 0, "context_shape": []},
     "pixelrnn": {"num_classes": 0, "context_shape": []},
     "realnvp": {"num_classes": 0, "context_shape": []},
-    "rnade": {"num_classes": 0},
+    "rnade": {"num_classes": 0, "context_shape": []},
     "vae": {"num_classes": 0, "context_shape": [], "context_vocab": 0, "condition_dropout": 0.0},
 }
 

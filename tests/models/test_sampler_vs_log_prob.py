@@ -47,6 +47,8 @@ REAL_2D = [
     ("kde", (2,), {}),
     ("rnade", (2,), {"hidden_size": 16, "num_components": 3}),
     ("rnade", (2,), {"hidden_size": 16, "num_components": 3, "num_classes": 3}),
+    ("rnade", (2,), {"hidden_size": 16, "num_components": 3, "context_shape": (2,)}),
+    ("gaussian_mlp", (2,), {"hidden_sizes": (8,), "context_shape": (3,)}),
     ("naive_bayes", (2,), {"num_classes": 3, "feature": "gaussian"}),
     ("test_gaussian", (2,), {}),
     ("test_em_mixture", (2,), {}),

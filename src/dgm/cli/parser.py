@@ -8,6 +8,7 @@ dgm interpolate | represent | design DIR ...             (dgm.cli.latent)
 dgm compress | decompress DIR IN OUT                     (dgm.cli.compress)
 dgm sweep MODEL --data D --vary FIELD=V1,V2 --out DIR    (dgm.cli.sweep)
 dgm report DIR | compare DIR1 DIR2 ...                   (dgm.cli.report)
+dgm control DIR --env Pendulum-v1                        (dgm.cli.control)
 dgm --version
 
 Flags are never abbreviated (``--step`` is not ``--steps``); a misspelled one is refused
@@ -25,12 +26,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from dgm.cli import common, compress, evaluate, latent, report, sweep, tasks, train
+from dgm.cli import common, compress, control, evaluate, latent, report, sweep, tasks, train
 from dgm.registry import available_models
 from dgm.version import __version__
 
 # The verb groups, in the order of `dgm --help`: each has add_parsers(sub) and COMMANDS.
-GROUPS = (train, evaluate, tasks, report, latent, compress, sweep)
+GROUPS = (train, evaluate, tasks, report, latent, compress, sweep, control)
 
 # Flags renamed so that one flag has one meaning across verbs: verb -> {old: new}.
 RENAMED = {

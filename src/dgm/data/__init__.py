@@ -7,6 +7,9 @@ categorical tables (``wine_bins``, ``breast_cancer_bins``) and the user's own fi
 (``tensors``, ``images``, ``csv``, ``csv_categorical``) register themselves on import;
 Fashion-MNIST with captions (``fashion_mnist_text``, ``fashion_mnist_captions``) too.
 
+Transitions of gymnasium's classic-control environments (``transitions``: x = Δs, c =
+(s, a)) are the data of dynamics models for model-based control.
+
 Nothing outside pip is needed: ``words`` ships in the dependency ``english-words``.
 Fashion-MNIST and ``fortunes`` read optional Debian packages when present;
 ``DGM_SYSTEM_DATA=off`` hides those files, ``require`` makes the tests that need them fail
@@ -23,6 +26,7 @@ from dgm.data import (  # noqa: F401  (registers)
     tabular,
     text,
     toy,
+    transitions,
 )
 from dgm.data.config import DataConfig
 from dgm.data.dataset import (

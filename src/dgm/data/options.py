@@ -188,6 +188,20 @@ class HMMSequenceOptions(DatasetOptions):
 
 
 @dataclasses.dataclass(frozen=True)
+class TransitionOptions(DatasetOptions):
+    """``transitions``: random-policy episodes of a gymnasium classic-control environment."""
+
+    env: str = "Pendulum-v1"  # transitions: the gymnasium environment (Pendulum-v1, CartPole-v1)
+    episodes: int = 50  # transitions: random-policy episodes per split
+    seed: int = 0  # seeds the split, static binarization and toy sampling
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.episodes, int) or self.episodes < 1:
+            raise ValueError(f"episodes must be an int >= 1, got {self.episodes!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class TextToImageOptions(DatasetOptions):
     """``fashion_mnist_text``: the Fashion-MNIST images (x) as ``fashion_mnist`` gives them."""
 

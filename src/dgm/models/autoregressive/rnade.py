@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from dgm.model import ClassConditional, Likelihood
+from dgm.model import ClassConditional, ContextConditional, Likelihood
 from dgm.models.autoregressive.fixed_order import DrawsInOrder
 from dgm.registry import register
 
@@ -31,7 +31,7 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @dataclasses.dataclass
-class RNADEConfig(ClassConditional):
+class RNADEConfig(ContextConditional, ClassConditional):
     hidden_size: int = 50  # H, hidden units shared by all conditionals (50 for small tabular x)
     num_components: int = 10  # K, Gaussians in the mixture of each conditional p(x_d | x_<d)
     rescale: bool = True  # the paper's ρ_d: h_d = σ(ρ_d a_d), one learned scale per dimension
@@ -52,7 +52,9 @@ class RNADE(DrawsInOrder):
     Sampling runs the same recursion one dimension at a time (O(H D) per draw, plus K per
     conditional); the ``temperature`` option multiplies the components' σ. With
     ``num_classes`` K > 0 it is p(x | c) for labels c: a learned hidden bias per class,
-    e_c (H,), joins c in every a_d (zero at the start), so the cost stays O(H D).
+    e_c (H,), joins c in every a_d (zero at the start), so the cost stays O(H D). With a
+    ``context_shape`` it is p(x | c) for a float context c: the hidden bias is U c (U: H ×
+    dim c, learned), e.g. a dynamics model p(Δs | s, a) (``dgm.tasks.control``).
 
     References:
         Uria, Murray & Larochelle 2013, arXiv:1306.0186; Larochelle & Murray 2011 (AISTATS).
@@ -87,13 +89,17 @@ class RNADE(DrawsInOrder):
         self.b = nn.Parameter(b.view(D, 3 * K))  # (D, 3K)
         C = self.num_classes
         self.class_hidden = nn.Parameter(torch.zeros(C, H)) if C else None  # (C, H)
+        width = math.prod(config.context_shape) if config.context_shape else 0
+        self.context_hidden = nn.Linear(width, H, bias=False) if width else None  # U: (H, dim c)
 
     # -- the network --------------------------------------------------------------------------
 
     def _hidden_bias(self, c: Tensor | None, batch: int) -> Tensor:
-        """c, plus the class's hidden bias for labels c: (B, H)."""
+        """c, plus the class's hidden bias for labels c or U c for a context c: (B, H)."""
         if c is None:
             return self.c.expand(batch, -1)  # (B, H)
+        if self.context_hidden is not None:
+            return self.c + self.context_hidden(c.flatten(1))  # (B, H)
         return self.c + self.class_hidden[c]  # (B, H)
 
     def _hidden(self, a: Tensor, d: slice | int) -> Tensor:

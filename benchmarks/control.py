@@ -1,0 +1,177 @@
+"""Model-based control: MPC (CEM) with a learned dynamics model p(Δs | s, a) against a
+random policy and MPC with the true simulator, on Pendulum-v1 and CartPole-v1.
+
+Every model that takes a context vector is fitted by dgm's trainer to random-policy
+``transitions`` (x = Δs, c = (s, a); CartPole's action one-hot), and the planner
+(``dgm.tasks.control``: CEM over a horizon H, one sampled rollout per candidate, re-planning
+every step) acts with it in the real environment. The reference is the same planner with
+gymnasium's exact equations from the copied env state. "after k rounds" is the model-based
+loop: act with the planner, add those transitions, refit, k times (``model_based_loop``).
+Returns are the env's own (Pendulum: −(θ² + 0.1 θ̇² + 0.001 u²) per step over 200 steps;
+CartPole: 1 per step up to 500); mean ± SE over episodes (initial states seeded). The
+one-step test NLL (nats per transition, the ELBO's bound for the VAE) is on held-out
+random-policy transitions.
+
+    python -m benchmarks.control [--quick]
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+import dgm
+from benchmarks.common import fmt, log, train_config, write_result
+from dgm.data import get
+from dgm.registry import config_for_data
+from dgm.tasks import control
+
+NAME = "control"
+SEED = 0
+MODELS = {  # label -> registry name and config (context_shape comes from the data)
+    "gaussian_mlp": ("gaussian_mlp", {"hidden_sizes": (64, 64)}),
+    "rnade": ("rnade", {"hidden_size": 64, "num_components": 5}),
+    "maf": ("maf", {"num_transforms": 3, "hidden_sizes": (64, 64)}),
+    "realnvp": ("realnvp", {"num_couplings": 4, "hidden_sizes": (64, 64)}),
+    "vae": ("vae", {"latent_dim": 2, "hidden_sizes": (64, 64), "decoder": "gaussian"}),
+}
+LOOP_MODEL = "gaussian_mlp"  # the model run through the model-based loop's later rounds
+ENVS = {  # env -> (train episodes, test episodes, planner options)
+    "Pendulum-v1": (20, 5, {"horizon": 20, "candidates": 100, "elites": 10, "iterations": 3}),
+    "CartPole-v1": (50, 20, {"horizon": 15, "candidates": 50, "elites": 5, "iterations": 2}),
+}
+FULL = {"episodes": 3, "steps": 1000, "rounds": 3, "max_steps": None}
+QUICK = {"episodes": 1, "steps": 200, "rounds": 2, "max_steps": 30}
+
+
+def run_env(env: str, s: dict[str, Any]) -> dict[str, Any]:
+    train_episodes, test_episodes, planner = ENVS[env]
+    options = control.PlannerOptions(**planner)
+    train = get("transitions", "train", env=env, episodes=train_episodes, seed=SEED)
+    test = get("transitions", "test", env=env, episodes=test_episodes, seed=SEED)
+    rows = []
+    for policy, label in (("random", "random policy"), ("true", "MPC, true simulator")):
+        t0 = time.process_time()
+        runs = control.run_episodes(env, policy, s["episodes"], SEED, options, s["max_steps"])
+        rows.append(_row(label, control.returns_of(runs), time.process_time() - t0))
+        log(f"{env} {label}: {fmt(rows[-1]['mean'], 1)} ± {fmt(rows[-1]['se'], 1)}")
+    cfg = train_config(s["steps"], batch_size=256, lr=2e-3, seed=SEED, warmup_steps=50)
+    for label, (name, overrides) in MODELS.items():
+        torch.manual_seed(SEED)
+        model = dgm.create(name, train.event_shape, **config_for_data(name, train, overrides))
+        t0 = time.process_time()
+        rounds = control.model_based_loop(
+            model,
+            env,
+            train,
+            cfg,
+            options,
+            rounds=s["rounds"] if label == LOOP_MODEL else 1,
+            episodes=s["episodes"],
+            seed=SEED,
+            max_steps=s["max_steps"],
+            test=test,
+        )
+        cpu = time.process_time() - t0
+        for r in rounds:
+            k = r["round"]
+            what = f"MPC, learned, after {k} round{'s' * (k > 1)}" if k else "MPC, learned"
+            row = _row(f"{what}: {label}", r["returns"], cpu / len(rounds))
+            rows.append(
+                {
+                    **row,
+                    "model": label,
+                    "round": r["round"],
+                    "test_nll": r["test_nll"],
+                    "transitions": r["transitions"],
+                }
+            )
+            log(
+                f"{env} {row['policy']}: {fmt(row['mean'], 1)} ± {fmt(row['se'], 1)}, "
+                f"NLL {fmt(r['test_nll'])}"
+            )
+    return {
+        "train_transitions": len(train),
+        "test_transitions": len(test),
+        "planner": planner,
+        "rows": rows,
+    }
+
+
+def _row(label: str, returns: list[float], cpu: float) -> dict[str, Any]:
+    mean, se = control.mean_se(returns)
+    return {"policy": label, "returns": returns, "mean": mean, "se": se, "cpu_s": round(cpu, 1)}
+
+
+def run(quick: bool = False) -> None:
+    """Both environments; the results file is rewritten after each one (``partial`` until
+    the last), so a long run leaves what it finished."""
+    s = QUICK if quick else FULL
+    t0 = time.perf_counter()
+    with_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    envs: dict[str, Any] = {}
+    try:
+        for env in ENVS:
+            envs[env] = run_env(env, s)
+            payload = {
+                "settings": s,
+                "models": {k: {"name": n, **c} for k, (n, c) in MODELS.items()},
+                "envs": envs,
+                "partial": len(envs) < len(ENVS),
+            }
+            path = write_result(
+                NAME,
+                payload,
+                quick=quick,
+                seed=SEED,
+                steps=s["steps"],
+                wall_time_s=time.perf_counter() - t0,
+            )
+            log(f"wrote {path}")
+    finally:
+        torch.set_num_threads(with_threads)
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    """Markdown lines: one table of returns and one-step NLLs, both environments."""
+    s = record["settings"]
+    lines = [
+        "**Model-based control** (`dgm control`, `dgm.tasks.control`): MPC by the cross-entropy "
+        "method over sampled rollouts of each learned dynamics model p(Δs | s, a), fitted for "
+        f"{record['steps']} steps to random-policy `transitions`, against a random policy and "
+        "the same planner on the true simulator (copied env state). Return: mean ± SE over "
+        f"{s['episodes']} episodes (Pendulum-v1: 200 steps, higher is better, about −150 is "
+        'solved; CartPole-v1: up to 500). "after k rounds": the model-based loop (act, add the '
+        "transitions, refit) run k more times. One-step test NLL in nats per transition (VAE: "
+        "its bound). CPU s: fitting and acting, one thread."
+        + (" Partial run: only the environments below finished." if record.get("partial") else ""),
+        "",
+        "| env | policy | return | one-step test NLL | transitions fitted | CPU s |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for env, e in record["envs"].items():
+        planner = e["planner"]
+        for row in e["rows"]:
+            nll = fmt(row["test_nll"]) if "test_nll" in row else ""
+            lines.append(
+                f"| {env} | {row['policy']} | {fmt(row['mean'], 1)} ± {fmt(row['se'], 1)} | "
+                f"{nll} | {row.get('transitions', '')} | {fmt(row['cpu_s'], 1)} |"
+            )
+        lines.append(
+            f"| {env} | (planner: H = {planner['horizon']}, {planner['candidates']} candidates, "
+            f"{planner['elites']} elites, {planner['iterations']} iterations) | | | | |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks import common
+
+    return common.main(run, __doc__, "about 1 minute: 1 short episode per row, 200 steps", argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""dgm.tasks.control: model-based control checked against closed forms, in float64.
+
+- the batched true dynamics equal gymnasium's own steps;
+- on a linear-Gaussian system s′ = A s + B a + σ ε, a fitted gaussian_mlp's one-step test NLL
+  reaches the true transition law's on the same transitions;
+- CEM's first action on a linear system with quadratic cost is the LQR-optimal one
+  (finite-horizon Riccati recursion);
+- a rollout of a zero-noise model equals iterating s + μ(s, a);
+- dgm control: a result and a plot, and one-line errors for an unknown env, a model without
+  a context and a context of the wrong size.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import dgm
+from dgm.cli import main
+from dgm.data.dataset import TensorData
+from dgm.data.transitions import make_env
+from dgm.tasks import control
+from dgm.tasks.control import Planner, PlannerOptions, Problem
+from helpers import one_line_error, quiet_config
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_true_dynamics_equal_the_environment(env_id):
+    prob, env = control.problem(env_id), make_env(env_id)
+    env.reset(seed=3)
+    env.action_space.seed(3)
+    for _ in range(20):
+        s = prob.state_of(env)
+        a = env.action_space.sample()
+        encoded = torch.as_tensor(np.atleast_1d(a), dtype=torch.float64)
+        if prob.num_actions:
+            encoded = torch.nn.functional.one_hot(torch.tensor(int(a)), 2).double()
+        predicted = prob.true_step(s[None], encoded[None])[0]
+        _, reward, terminated, _, _ = env.step(a)
+        # the env takes float32 actions: agreement to 1e-6
+        torch.testing.assert_close(predicted, prob.state_of(env), atol=1e-6, rtol=0)
+        r = prob.reward(s[None], encoded[None], predicted[None])[0]
+        assert math.isclose(float(r), reward, abs_tol=1e-6) or terminated
+        if terminated:
+            break
+
+
+# -- a linear system with known law ---------------------------------------------------------
+
+A_LIN = torch.tensor([[0.9, 0.2], [-0.1, 0.8]], dtype=torch.float64)
+B_LIN = torch.tensor([[0.0], [0.5]], dtype=torch.float64)
+SIGMA = torch.tensor([0.1, 0.3], dtype=torch.float64)
+
+
+def linear_transitions(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    a = 2 * torch.rand(n, 1, generator=g, dtype=torch.float64) - 1
+    s_next = s @ A_LIN.T + a @ B_LIN.T + SIGMA * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    return TensorData(s_next - s, context=torch.cat([s, a], 1))
+
+
+def true_nll(data):
+    mean = data.context[:, :2] @ (A_LIN - torch.eye(2)).T + data.context[:, 2:] @ B_LIN.T
+    return -torch.distributions.Normal(mean, SIGMA).log_prob(data.x).sum(1)  # (N,)
+
+
+def test_fitted_one_step_nll_approaches_the_true_law():
+    torch.manual_seed(0)
+    train, test = linear_transitions(4000, 0), linear_transitions(4000, 1)
+    model = dgm.create("gaussian_mlp", (2,), hidden_sizes=(), context_shape=(3,)).double()
+    before = control.one_step_nll(model, test)
+    control.fit(model, train, quiet_config(steps=1500, batch_size=256, lr=2e-2, warmup_steps=50))
+    with torch.no_grad():
+        gap = -model.log_prob(test.x, test.context) - true_nll(test)  # (N,) per transition
+    se = float(gap.std() / math.sqrt(len(gap)))
+    # the true law is the best model: the fitted one is within estimation error of it, and
+    # not below it (a density that is not normalised would be)
+    assert abs(float(gap.mean())) < 0.02 + 3 * se, (float(gap.mean()), se)
+    assert float(true_nll(test).mean()) < before - 1.0  # and fitting did real work
+
+
+# -- CEM against LQR -------------------------------------------------------------------------
+
+A1, B1, Q, R, HORIZON = 1.2, 0.5, 1.0, 0.1, 6
+
+
+def lqr_first_action(s0):
+    """u_0 = −K_0 s_0 minimising Σ_{t<H} q s_t² + r u_t² for s′ = a s + b u: the Riccati
+    recursion P_t = q + a² P_{t+1} − (a b P_{t+1})² / (r + b² P_{t+1}) from P_H = 0 down to
+    P_1, then K_0 = a b P_1 / (r + b² P_1)."""
+    P = 0.0
+    for _ in range(HORIZON - 1):
+        P = Q + A1 * A1 * P - (A1 * B1 * P) ** 2 / (R + B1 * B1 * P)
+    return -A1 * B1 * P / (R + B1 * B1 * P) * s0
+
+
+LINEAR = Problem(
+    "linear",
+    state_dim=1,
+    action_dim=1,
+    num_actions=0,
+    action_low=(-3.0,),
+    action_high=(3.0,),
+    reward=lambda s, a, _s_next: -(Q * s[:, 0] ** 2 + R * a[:, 0] ** 2),
+)
+
+
+def linear_step(s, a):
+    return A1 * s + B1 * a
+
+
+def test_cem_finds_the_lqr_first_action():
+    s0 = torch.tensor([1.0], dtype=torch.float64)
+    expected = lqr_first_action(1.0)
+    assert -3 < expected < -0.5  # inside the bounds and far from the initial mean 0
+    options = PlannerOptions(horizon=HORIZON, candidates=1000, elites=100, iterations=12)
+    planner = Planner(LINEAR, linear_step, options, torch.Generator().manual_seed(0))
+    first = float(planner.act(s0)[0])
+    assert abs(first - expected) < 0.05, (first, expected)
+
+
+def test_random_shooting_is_coarser_but_points_the_same_way():
+    options = PlannerOptions(method="random", horizon=HORIZON, candidates=500, iterations=4)
+    planner = Planner(LINEAR, linear_step, options, torch.Generator().manual_seed(0))
+    first = float(planner.act(torch.tensor([1.0], dtype=torch.float64))[0])
+    assert abs(first - lqr_first_action(1.0)) < 1.0
+
+
+# -- rollouts ------------------------------------------------------------------------------
+
+
+def test_zero_noise_rollout_iterates_the_mean():
+    torch.manual_seed(0)
+    prob = control.problem("Pendulum-v1")
+    model = dgm.create("gaussian_mlp", (3,), hidden_sizes=(8,), context_shape=(4,)).double()
+    step = control.model_step(model, prob, temperature=0.0)
+    g = torch.Generator().manual_seed(1)
+    s0 = torch.randn(5, 3, dtype=torch.float64)
+    actions = 4 * torch.rand(5, 7, 1, dtype=torch.float64) - 2
+    states = control.rollout(lambda s, a: step(s, a, g), s0, actions)  # (5, 8, 3)
+    s = s0
+    for t in range(7):
+        with torch.no_grad():
+            mean, _ = model.mean_and_log_std(torch.cat([s, actions[:, t]], 1))
+        s = s + mean
+        torch.testing.assert_close(states[:, t + 1], s)
+
+
+def test_dynamics_model_refusals():
+    prob = control.problem("Pendulum-v1")
+    with pytest.raises(ValueError, match=r"no context.*--data transitions"):
+        control.check_dynamics_model(dgm.create("rnade", (3,), hidden_size=4), prob)
+    wrong = dgm.create("gaussian_mlp", (4,), hidden_sizes=(4,), context_shape=(6,))
+    with pytest.raises(ValueError, match="pass the --env it was trained on"):
+        control.check_dynamics_model(wrong, prob)
+    with pytest.raises(ValueError, match=r"unknown env 'Acrobot-v1'.*--env Pendulum-v1"):
+        control.problem("Acrobot-v1")
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+QUIET = ["--device", "cpu", "--eval-every", "0", "--sample-every", "0", "--threads", "1"]
+TINY = ["--episodes", "1", "--horizon", "3", "--candidates", "8", "--elites", "2"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("control")
+    data = ["--data", "transitions", "--env", "Pendulum-v1", "--episodes", "2"]
+    gm = root / "gm"
+    argv = ["train", "gaussian_mlp", *data, "--hidden-sizes", "8", "--steps", "5", *QUIET]
+    assert main([*argv, "--out", str(gm)]) == 0
+    plain = root / "plain"
+    argv = ["train", "rnade", "--data", "moons", "--num-samples", "64", "--batch-size", "16"]
+    assert main([*argv, "--steps", "2", *QUIET, "--hidden-size", "4", "--out", str(plain)]) == 0
+    return gm, plain
+
+
+def test_cli_control_prints_the_return_and_plots(runs, tmp_path, capsys):
+    out = tmp_path / "returns.png"
+    assert main(["control", str(runs[0]), *TINY, "--iterations", "1", "--out", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert "Pendulum-v1: return" in line and "±" in line
+    assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("which", "flags", "message"),
+    [
+        (0, ["--env", "Nope-v0"], "unknown env 'Nope-v0'"),
+        (0, ["--env", "CartPole-v1"], "pass the --env it was trained on"),
+        (1, ["--env", "Pendulum-v1"], "takes no context vector"),
+        (0, ["--elites", "9"], "--elites"),
+    ],
+)
+def test_cli_control_errors(runs, capsys, which, flags, message):
+    assert main(["control", str(runs[which]), *TINY, *flags]) == 2
+    assert message in one_line_error(capsys.readouterr().err, "control")
+
+
+def test_no_reward_after_the_first_terminal_state():
+    """CartPole from a leaning pole: the planned return is the number of steps before the
+    first state outside the bounds, though the rollout leaves and may re-enter them."""
+    prob = control.problem("CartPole-v1")
+    s0 = torch.tensor([0.0, 0.0, 0.15, 0.5], dtype=torch.float64)
+    pushes = torch.randint(2, (6, 40), generator=torch.Generator().manual_seed(0))
+    plans = torch.nn.functional.one_hot(pushes, 2).double()  # (6, 40, 2)
+    states = control.rollout(prob.true_step, s0, plans)  # (6, 41, 4)
+    out = prob.terminal(states[:, 1:].reshape(-1, 4)).view(6, 40)  # (6, 40)
+    assert bool(out.any(1).all())  # every plan falls within the horizon
+    steps_alive = out.long().argmax(1)  # steps before the first terminal state
+    returns = control.plan_returns(prob, prob.true_step, s0, plans)
+    torch.testing.assert_close(returns, steps_alive.double())
+
+
+def test_cli_control_help_lists_the_planner_options(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["control", "--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "--horizon" in text and "--elites" in text and "--env" in text
