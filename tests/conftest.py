@@ -66,4 +66,20 @@ def pytest_collection_modifyitems(config, items):
             continue
         defs = [d for name in info.argnames for d in info.name2fixturedefs.get(name, ())]
         if any(d.scope == "module" for d in defs):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            group = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
+            if getattr(config.option, "loadgroup", False):  # set on xdist workers only
+                _name_the_group(item, group)
+
+
+def _name_the_group(item: pytest.Item, group: str) -> None:
+    """Append ``@group`` to the test's id, which is how an xdist worker tells the
+    controller a test's group. pytest-xdist 3.8 does it by writing ``item._nodeid``, which
+    pytest >= 9.2 no longer reads (the id is the structured ``item._id``): the suffix was
+    lost and ``--dist loadgroup`` spread a group's tests over both workers, each building
+    the module fixture (pytest-dev/pytest-xdist#1386). With older pytest, or an xdist that
+    sets the id itself, this does nothing and xdist's own hook (run after this one) acts."""
+    node_id = getattr(item, "_id", None)
+    if node_id is None or not hasattr(node_id, "parse") or item.nodeid.endswith(f"@{group}"):
+        return
+    item._id = type(node_id).parse(f"{item.nodeid}@{group}")
