@@ -99,7 +99,13 @@ class GaussianMixture(GenerativeModel):
         self.full = config.covariance == "full"
         self.register_buffer("log_weights", torch.full((K,), -math.log(K)))  # (K,)
         self.register_buffer("means", torch.zeros(K, D))  # (K, D)
-        scale = torch.eye(D).expand(K, D, D).clone() if self.full else torch.ones(K, D)
+        if self.full:  # identities, not torch.eye: on the meta device (train.memory's
+            # estimate) eye runs a Python reference that imports torch._dynamo and sympy,
+            # ~2 CPU-s of every `dgm train gmm`; a zero tensor with its diagonal set does not
+            scale = torch.zeros(K, D, D)
+            scale.diagonal(dim1=-2, dim2=-1).fill_(1.0)
+        else:
+            scale = torch.ones(K, D)
         self.register_buffer("scale", scale)  # (K, D, D) lower Cholesky factors, or (K, D) σ
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self.register_buffer("converged", torch.zeros((), dtype=torch.bool))
