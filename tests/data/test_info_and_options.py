@@ -165,7 +165,15 @@ def test_a_data_section_as_older_runs_wrote_it_still_loads():
 
 TOKENS = ("text", "fortunes", "words", "shuffled_words", "fashion_mnist_captions")
 POINTS = ("moons", "eight_gaussians", "grid25", "checkerboard", "two_circles", "pinwheel")
-VECTORS = ("tensors", "csv", "csv_categorical", "wine_bins", "breast_cancer_bins", "hmm_gaussian")
+VECTORS = (
+    "tensors",
+    "csv",
+    "csv_categorical",
+    "wine_bins",
+    "breast_cancer_bins",
+    "hmm_gaussian",
+    "transitions",
+)
 
 
 # shards: a converted copy of another dataset, whose DataInfo it keeps (tests/data/test_shards.py)
