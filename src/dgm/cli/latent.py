@@ -27,7 +27,7 @@ import torch
 from dgm import config as cfg
 from dgm.capabilities import model_modality
 from dgm.cli import common
-from dgm.cli.tasks import task_flags
+from dgm.cli.tasks import task_parser
 from dgm.run_dir import Run
 from dgm.tasks.design import DesignOptions
 from dgm.tasks.interpolate import InterpolateOptions
@@ -36,31 +36,22 @@ from dgm.tasks.represent import RepresentOptions
 
 def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
     """Add interpolate, represent and design to the subparsers ``sub``; returns their parsers."""
-    i = sub.add_parser(
-        "interpolate",
-        help="decode a path between two encoded inputs (lerp or slerp); latent arithmetic",
-        allow_abbrev=False,
-    )
-    task_flags(i)
-    cfg.add_arguments(i, InterpolateOptions)
-
-    r = sub.add_parser(
-        "represent",
-        help="linear probe on the codes vs on raw pixels, and a 2-D projection of the codes",
-        allow_abbrev=False,
-    )
-    task_flags(r)
-    cfg.add_arguments(r, RepresentOptions)
-
-    d = sub.add_parser(
-        "design",
-        help="Bayesian optimisation vs random search in the latent space of a black-box "
-        "objective over decoded samples",
-        allow_abbrev=False,
-    )
-    task_flags(d)
-    cfg.add_arguments(d, DesignOptions)
-    return {"interpolate": i, "represent": r, "design": d}
+    verbs = {
+        "interpolate": (
+            "decode a path between two encoded inputs (lerp or slerp); latent arithmetic",
+            InterpolateOptions,
+        ),
+        "represent": (
+            "linear probe on the codes vs on raw pixels, and a 2-D projection of the codes",
+            RepresentOptions,
+        ),
+        "design": (
+            "Bayesian optimisation vs random search in the latent space of a black-box "
+            "objective over decoded samples",
+            DesignOptions,
+        ),
+    }
+    return {name: task_parser(sub, name, *what) for name, what in verbs.items()}
 
 
 # -- shared pieces ---------------------------------------------------------------------------

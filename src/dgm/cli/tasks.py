@@ -45,30 +45,26 @@ def task_flags(p: argparse.ArgumentParser) -> None:
     common.run_flags(p)
 
 
+def task_parser(sub: Any, name: str, help: str, options: type) -> argparse.ArgumentParser:
+    """The parser of task verb ``name``: the flags every task takes and those of its
+    options dataclass ``options``."""
+    p = sub.add_parser(name, help=help, allow_abbrev=False)
+    task_flags(p)
+    cfg.add_arguments(p, options)
+    return p
+
+
 def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
     """Add anomaly, impute and classify to the subparsers ``sub``; returns their parsers."""
-    a = sub.add_parser(
-        "anomaly",
-        help="outlier detection: AUROC/AUPRC of likelihood, likelihood ratio, typicality",
-        allow_abbrev=False,
-    )
-    task_flags(a)
-    cfg.add_arguments(a, AnomalyOptions)
-
-    m = sub.add_parser(
-        "impute", help="fill missing values: RMSE and held-out log-likelihood", allow_abbrev=False
-    )
-    task_flags(m)
-    cfg.add_arguments(m, ImputeOptions)
-
-    c = sub.add_parser(
-        "classify",
-        help="generative classifier (Bayes' rule) vs logistic regression",
-        allow_abbrev=False,
-    )
-    task_flags(c)
-    cfg.add_arguments(c, ClassifyOptions)
-    return {"anomaly": a, "impute": m, "classify": c}
+    verbs = {
+        "anomaly": (
+            "outlier detection: AUROC/AUPRC of likelihood, likelihood ratio, typicality",
+            AnomalyOptions,
+        ),
+        "impute": ("fill missing values: RMSE and held-out log-likelihood", ImputeOptions),
+        "classify": ("generative classifier (Bayes' rule) vs logistic regression", ClassifyOptions),
+    }
+    return {name: task_parser(sub, name, *what) for name, what in verbs.items()}
 
 
 # -- anomaly ---------------------------------------------------------------------------------
