@@ -332,6 +332,23 @@ def one_line_error(err: str, command: str) -> str:
     return lines[0]
 
 
+@contextlib.contextmanager
+def stopping_at(step: int):
+    """Inside the block, training asks itself to stop (as Ctrl-C does) once ``step`` steps
+    are done; the trainer is restored after it."""
+    from dgm.train import Trainer
+
+    original = Trainer._train_step
+
+    def stop_there(self):
+        original(self)
+        if self.step + 1 == step:
+            self.request_stop()
+
+    with mock.patch.object(Trainer, "_train_step", stop_there):
+        yield
+
+
 def quiet_config(**kw):
     """A short CPU TrainConfig with no periodic work unless asked for."""
     from dgm.train import TrainConfig

@@ -15,11 +15,11 @@ from dgm import run_dir as rd
 from dgm.data import DataConfig, TensorData
 from dgm.data.shards import ShardData, convert
 from dgm.evaluate.likelihood import evaluate
-from dgm.train import TrainConfig, Trainer, resume, train
-from helpers import DiagonalGaussian, GaussianConfig
+from dgm.train import TrainConfig, resume, train
+from helpers import DiagonalGaussian, GaussianConfig, stopping_at
 
 
-def test_a_streamed_run_stopped_and_resumed_ends_bit_identical(tmp_path, monkeypatch):
+def test_a_streamed_run_stopped_and_resumed_ends_bit_identical(tmp_path):
     gen = torch.Generator().manual_seed(0)
     probs = TensorData(torch.rand(90, 1, 4, 4, generator=gen), dynamic_binarize=True)
     convert(lambda split: probs, tmp_path / "shards", shard_size=20, splits=("train",))
@@ -31,17 +31,9 @@ def test_a_streamed_run_stopped_and_resumed_ends_bit_identical(tmp_path, monkeyp
     kw = dict(latent_dim=2, hidden_sizes=(8,))
     train("vae", data, tmp_path / "whole", cfg, progress=False, **kw)
 
-    original = Trainer._train_step
-
-    def stop_at_5(self):
-        original(self)
-        if self.step + 1 == 5:
-            self.request_stop()
-
-    monkeypatch.setattr(Trainer, "_train_step", stop_at_5)
-    _, last = train("vae", data, tmp_path / "cut", cfg, progress=False, **kw)
+    with stopping_at(5):
+        _, last = train("vae", data, tmp_path / "cut", cfg, progress=False, **kw)
     assert last["interrupted"] and rd.weights_step(tmp_path / "cut" / rd.WEIGHTS) == 5
-    monkeypatch.setattr(Trainer, "_train_step", original)
     resume(tmp_path / "cut", progress=False)
 
     whole = load_file(tmp_path / "whole" / rd.WEIGHTS)

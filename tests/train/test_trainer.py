@@ -30,6 +30,7 @@ from helpers import (
     gaussian_data,
     quiet_config,
     registered,
+    stopping_at,
 )
 
 
@@ -140,7 +141,7 @@ def _weights(run_dir):
     return load_file(str(run_dir / rd.WEIGHTS))
 
 
-def test_interrupted_and_resumed_run_ends_bit_identical(tmp_path, monkeypatch):
+def test_interrupted_and_resumed_run_ends_bit_identical(tmp_path):
     data = DataConfig("digits", binarize="dynamic")  # dynamic: the binarization RNG resumes too
     cfg = TrainConfig(
         steps=30,
@@ -155,17 +156,9 @@ def test_interrupted_and_resumed_run_ends_bit_identical(tmp_path, monkeypatch):
     kw = dict(latent_dim=4, hidden_sizes=(32,), kl_warmup_steps=20)
     train("vae", data, tmp_path / "whole", cfg, progress=False, **kw)
 
-    original = Trainer._train_step
-
-    def stop_at_17(self):
-        original(self)
-        if self.step + 1 == 17:
-            self.request_stop()
-
-    monkeypatch.setattr(Trainer, "_train_step", stop_at_17)
-    _, last = train("vae", data, tmp_path / "cut", cfg, progress=False, **kw)
+    with stopping_at(17):
+        _, last = train("vae", data, tmp_path / "cut", cfg, progress=False, **kw)
     assert last["interrupted"] and rd.weights_step(tmp_path / "cut" / rd.WEIGHTS) == 17
-    monkeypatch.setattr(Trainer, "_train_step", original)
     resume(tmp_path / "cut", progress=False)
 
     whole, cut = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
