@@ -97,3 +97,46 @@ def test_the_reference_copy_back_samples_as_the_reference(bench) -> None:
         expected = ref.netG(z)
     got = twin.sample(5, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_table_reads_higher_precision_as_better(bench) -> None:
+    """FD is lower-better, precision and recall higher-better: a dgm ahead on all three
+    reads "better" for each, and the table has one row per objective."""
+
+    def side(fd: float, precision: float, ms: float) -> dict:
+        return {
+            "fd": fd,
+            "kid": fd / 100,
+            "precision": precision,
+            "recall": precision / 10,
+            "modes": 10,
+            "modes_captured": 9,
+            "ms_per_step": ms,
+        }
+
+    per_seed = [
+        {"seed": s, "dgm": side(30 + s, 0.8 + s / 100, 90), "reference": side(40 + s, 0.7, 100)}
+        for s in range(3)
+    ]
+    row = {"objective": "hinge", "per_seed": per_seed, **bench.summarise(per_seed)}
+    assert row["fd_difference"]["mean"] == pytest.approx(-10)
+    assert row["ms_ratio"]["mean"] == pytest.approx(0.9)
+    record = {
+        "reference": bench.REFERENCE,
+        "data": "fashion_mnist",
+        "model_config": bench.IMAGE,
+        "train_steps": 10,
+        "batch_size": 64,
+        "lr": 2e-4,
+        "betas": [0.5, 0.999],
+        "threads": 1,
+        "seeds": [0, 1, 2],
+        "num_samples": 100,
+        "feature_space": "dgm Fashion-MNIST features",
+        "min_share": 0.25,
+        "rows": [row],
+    }
+    text = "\n".join(bench.table(record))
+    assert "FD better than" in text
+    assert "precision better than" in text and "recall better than" in text
+    assert "| hinge |" in text and "0.90x" in text
