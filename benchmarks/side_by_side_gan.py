@@ -62,7 +62,6 @@ References:
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import functools
 import math
@@ -77,6 +76,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import dgm
+from benchmarks import common
 from benchmarks.common import (
     busy_warning,
     fashion_mnist_root,
@@ -99,7 +99,7 @@ REFERENCE = "examples/dcgan-style loop"
 OBJECTIVES = ("nonsaturating", "hinge")
 BATCH, LR, BETAS, THREADS = 64, 2e-4, (0.5, 0.999), 1
 SEEDS, QUICK_SEEDS = (0, 1, 2), (0, 1)
-STEPS, QUICK_STEPS = 1000, 30
+STEPS, QUICK_STEPS = 400, 30
 SAMPLES, QUICK_SAMPLES = 2000, 200
 QUICK_TEST = 1000  # test images kept in quick mode
 WARMUP = 20  # iterations left out of the ms/step medians (quick: a quarter of the steps)
@@ -556,18 +556,13 @@ def table(record: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    return common.main(
+        run,
+        __doc__,
+        "2 seeds, 30 steps, 200 samples",
+        argv,
+        jobs="(objective, seed) runs at once, one process each",
     )
-    p.add_argument("--quick", action="store_true", help="2 seeds, 30 steps, 200 samples")
-    p.add_argument(
-        "--jobs", type=int, default=1, help="(objective, seed) runs at once, one process each"
-    )
-    ns = p.parse_args(argv)
-    if ns.jobs < 1:
-        p.error(f"--jobs must be at least 1, got {ns.jobs}")
-    run(quick=ns.quick, jobs=ns.jobs)
-    return 0
 
 
 if __name__ == "__main__":
