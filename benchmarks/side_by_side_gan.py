@@ -8,10 +8,11 @@ ConvTranspose(64 -> 32), BatchNorm, ReLU, ConvTranspose(32 -> 1), sigmoid, and a
 discriminator Conv(1 -> 32), LeakyReLU(0.2), Conv(32 -> 64), LeakyReLU(0.2), Linear(64·7·7
 -> 1) giving a logit. Its loop is the example's: zero D's gradients, D on the real batch,
 backward; z, G(z), D on the fakes, backward; Adam step; then zero G's gradients, D(G(z)),
-backward, Adam step. Non-saturating: ``nn.BCEWithLogitsLoss`` against labels 1 (real) and
-0 (fake), the generator against 1; hinge: mean relu(1 − D(x)) + mean relu(1 + D(G(z))),
-the generator −mean D(G(z)) (Lim & Ye 2017). Both sides: Adam lr 2e-4, β = (0.5, 0.999)
-for both players, batch 64, one discriminator step per generator step.
+backward, Adam step. Non-saturating: binary cross-entropy with logits (the function of
+``nn.BCEWithLogitsLoss``) against labels 1 (real) and 0 (fake), the generator against 1;
+hinge: mean relu(1 − D(x)) + mean relu(1 + D(G(z))), the generator −mean D(G(z)) (Lim &
+Ye 2017). Both sides: Adam lr 2e-4, β = (0.5, 0.999) for both players, batch 64, one
+discriminator step per generator step.
 
 Like for like, per objective and seed, in one process at one torch thread: the same
 seeded batch order of Fashion-MNIST in [0, 1] (dgm's MNIST subset where its files are
@@ -47,7 +48,8 @@ Quality, per side and seed, from ``dgm.evaluate.sample_quality`` against the tes
 with the same sampling generator: FD and precision/recall (k = 3) in the features of dgm's
 own Fashion-MNIST classifier (not FID), and modes captured: the classes that the classifier
 assigns to at least a quarter of the n/10 samples a perfect model would give each (the
-``min_share`` of ``mode_coverage`` in ``benchmarks/gan.py``). Over the seeds: paired
+``min_share`` of ``dgm.evaluate.sample_quality.mode_coverage``, which ``benchmarks/gan.py``
+applies to its 2-D toys). Over the seeds: paired
 differences dgm − reference with 95 % t-intervals, and the ms/step ratio dgm / reference.
 
     python -m benchmarks.side_by_side_gan [--quick] [--jobs J]
