@@ -477,10 +477,10 @@ def reading(record: dict[str, Any]) -> str:
         pr = []
         for key in ("precision", "recall"):
             said = verdict(row[f"{key}_difference"])
-            pr.append(f"{key} {flip.get(said, said)}")
+            pr.append(f"{key} {flip.get(said, said)} it")
         ratio = row["ms_ratio"]["mean"]
         parts.append(
-            f"{row['objective']}: FD {fd} the reference's, {', '.join(pr)} it, a step at "
+            f"{row['objective']}: FD {fd} the reference's, {', '.join(pr)}, a step at "
             f"{ratio:.2f}x its CPU time"
         )
     return (
@@ -550,7 +550,8 @@ def table(record: dict[str, Any]) -> list[str]:
         "Differences: dgm's optimiser is its trainer's fused AdamW (weight decay 0), the "
         "reference's torch's default Adam; the reference's activations are in place "
         "(examples/dcgan's); examples/dcgan's generator step reuses the discriminator "
-        "step's fakes, here both sides draw fresh z for it (dgm's algorithm). dgm's step "
+        "step's fakes (one generator pass fewer per iteration), here both sides draw "
+        "fresh z for it (dgm's algorithm). dgm's step "
         "is timed without its trainer's schedule, gradient-norm check and metric sums.",
         "",
         reading(record),
