@@ -56,6 +56,7 @@ PAGE = (
     "latent_tasks",
     "compression",
     "cross_modal",
+    "suite_timings",
     "devices",
 )
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
