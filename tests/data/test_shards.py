@@ -182,6 +182,27 @@ def test_every_example_once_per_epoch_across_two_ranks_and_two_workers(counted):
         assert sorted(shards) == list(range(11))  # each (rank, worker) its own shards
 
 
+def test_rows_split_gives_the_one_process_batches_across_ranks(counted):
+    """rank_split="rows": at every position of an epoch the two ranks' batches are rows
+    0::2 and 1::2 of the one-process batch of 2 x 4, so each example comes once."""
+    for epoch in (0, 1):
+        one = ShardStream(counted, 8, seed=5, workers=2, buffer=8)
+        one.set_position(epoch, 0)
+        ranks = [
+            ShardStream(counted, 4, seed=5, rank=r, world_size=2, workers=2, buffer=8, split="rows")
+            for r in (0, 1)
+        ]
+        for stream in ranks:
+            stream.set_position(epoch, 0)
+        whole, parts = list(one), [list(stream) for stream in ranks]
+        assert [len(p) for p in parts] == [len(whole)] * 2
+        for batch, r0, r1 in zip(whole, *parts, strict=True):
+            ids = batch.x[:, 0].long()
+            assert r0.x[:, 0].long().tolist() == ids[0::2].tolist()
+            assert r1.x[:, 0].long().tolist() == ids[1::2].tolist()
+        assert sorted(_ids(parts[0]) + _ids(parts[1])) == list(range(N))
+
+
 def test_order_is_fixed_by_seed_and_epoch(counted):
     def order(seed, epoch):
         stream = ShardStream(counted, 4, seed=seed, workers=2, buffer=8)
