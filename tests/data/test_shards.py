@@ -224,9 +224,12 @@ def test_loader_workers_give_the_planned_order_from_any_position(counted):
         assert got == _ids(planned[position:])
 
 
-def test_a_resumed_stream_continues_with_the_same_examples(counted):
+@pytest.mark.parametrize("split", ["shards", "rows"])
+def test_a_resumed_stream_continues_with_the_same_examples(counted, split):
     def stream():
-        return ShardBatchStream(counted, 8, seed=0, rank=1, world_size=2, workers=0)
+        return ShardBatchStream(
+            counted, 8, seed=0, rank=1, world_size=2, workers=0, rank_split=split
+        )
 
     whole = stream()
     expected = _ids(whole.next() for _ in range(12))  # crosses into the second epoch
