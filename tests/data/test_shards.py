@@ -4,6 +4,7 @@ the stream reads every example once per epoch across ranks and workers, in an or
 by (seed, epoch), resuming where it stopped. Every test writes its own tiny data."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from dgm.data import DataConfig, TensorData, get
 from dgm.data.shard_stream import ShardStream
-from dgm.data.shards import ShardData, ShardError, convert
+from dgm.data.shards import RESIDENT_SHARDS, ShardData, ShardError, convert
 from dgm.data.text import TextData
 from dgm.train.stream import ShardBatchStream
 
@@ -165,6 +166,33 @@ def test_a_damaged_shard_writes_nothing_to_the_run_directory(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "train-00002.x.npy" in err and "\n" not in err
     assert not (tmp_path / "run").exists()
+
+
+def _file_backed_kb() -> int:
+    """This process's resident pages of mapped files (kB, proportional: Pss_File)."""
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss_File:"):
+            return int(line.split()[1])
+    raise AssertionError("no Pss_File line")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
+def test_a_reader_keeps_the_pages_of_only_the_shards_it_read_last(tmp_path):
+    """Reading every page of 20 shards of 1 MiB leaves about RESIDENT_SHARDS of them
+    resident (the rest given back), with every map still open."""
+    x = torch.rand(20 * 256, 1024)  # 20 shards x 256 examples x 4 KiB
+    convert(lambda split: TensorData(x), tmp_path, shard_size=256, splits=("train",))
+    data = ShardData(tmp_path, "train", verify=False)
+    data.close()
+    data.read(torch.arange(4))  # the code of a read, mapped in before measuring
+    before = _file_backed_kb()
+    for k in range(20):
+        assert torch.equal(
+            data.read(torch.arange(k * 256, (k + 1) * 256)).x, x[k * 256 : (k + 1) * 256]
+        )
+    grown_mib = (_file_backed_kb() - before) / 1024
+    assert grown_mib < RESIDENT_SHARDS + 3, f"{grown_mib:.1f} MiB of 20 read stayed resident"
+    assert len(data._maps) == 20
 
 
 # -- the stream --------------------------------------------------------------------------------
