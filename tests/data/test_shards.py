@@ -4,6 +4,7 @@ the stream reads every example once per epoch across ranks and workers, in an or
 by (seed, epoch), resuming where it stopped. Every test writes its own tiny data."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -266,6 +267,32 @@ def test_a_resumed_stream_continues_with_the_same_examples(counted, split):
     second = stream()
     second.load_state_dict(first.state_dict())
     assert head + _ids(second.next() for _ in range(7)) == expected
+
+
+def _private_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Private_Dirty:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no Private_Dirty line")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
+def test_a_loader_worker_memory_stays_flat_over_an_epoch(tmp_path):
+    """A DataLoader worker hands 1 MiB batches over shared memory: its private memory
+    must not grow by a batch per batch (glibc's heap, without ``lean_worker``)."""
+    x = torch.rand(40 * 256, 1024)  # 40 batches of 256 x 4 KiB
+    convert(lambda split: TensorData(x), tmp_path, shard_size=2560, splits=("train",))
+    data = ShardData(tmp_path, "train", verify=False)
+    stream = ShardBatchStream(data, 256, seed=0, workers=1)
+    me = os.getpid()
+    for _ in range(3):
+        stream.next()
+    (worker,) = [int(p) for p in Path(f"/proc/{me}/task/{me}/children").read_text().split()]
+    start = _private_mib(worker)
+    for _ in range(32):
+        stream.next()
+    grown = _private_mib(worker) - start
+    assert grown < 12, f"the worker's private memory grew by {grown:.0f} MiB over 32 batches"
 
 
 def test_dgm_convert_writes_shards_that_train_reads(tmp_path, capsys):
