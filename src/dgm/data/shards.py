@@ -7,8 +7,9 @@ index records what a model needs to know of the data (event shape, dtype, value 
 vocabulary, classes, context) and, per shard file, its example count, its size in bytes
 and its SHA-256. ``--data shards --data-root DIR`` (``dgm.data.get("shards", split, DIR)``)
 reads them back as a ``ShardData``: a map-style dataset whose shards are memory-mapped
-(``numpy.load(mmap_mode="r")``), so only the pages a batch touches are read; the trainer
-streams it with DataLoader workers (``dgm.data.shard_stream``).
+(``mmap`` viewed by numpy), so only the pages a batch touches are read, and only those of
+the last ``RESIDENT_SHARDS`` shards read stay resident; the trainer streams it with
+DataLoader workers (``dgm.data.shard_stream``).
 
 Why ``.npy``: it needs nothing beyond numpy, a memory-mapped shard is read without a copy
 or a decode step, and examples can be gathered in any order (the shuffle buffer, the
