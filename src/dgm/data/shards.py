@@ -44,7 +44,7 @@ INDEX = "index.json"
 FORMAT = "dgm-shards"
 VERSION = 1
 RESIDENT_SHARDS = 3  # shards whose read pages stay mapped in; older ones give theirs back
-OPEN_SHARDS = 64  # shards kept mapped (each file holds a descriptor); older ones are unmapped
+OPEN_SHARDS = 64  # shards kept mapped (a descriptor per file: 192 at most); older: unmapped
 # what a model needs to know of the data, copied from the dataset when it has it
 ATTRIBUTES = ("num_classes", "class_names", "value_range", "vocab", "context_vocab", "end_token")
 
