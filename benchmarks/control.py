@@ -24,6 +24,7 @@ are in its record and in the table.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -34,6 +35,7 @@ from benchmarks.common import (
     fmt,
     log,
     one_thread,
+    result_path,
     train_config,
     write_result,
 )
@@ -46,9 +48,9 @@ SEED = 0
 MODELS = {  # label -> registry name and config (context_shape comes from the data)
     "gaussian_mlp": ("gaussian_mlp", {"hidden_sizes": (64, 64)}),
     "rnade": ("rnade", {"hidden_size": 64, "num_components": 5}),
-    "maf": ("maf", {"num_transforms": 3, "hidden_sizes": (64, 64)}),
     "realnvp": ("realnvp", {"num_couplings": 4, "hidden_sizes": (64, 64)}),
     "vae": ("vae", {"latent_dim": 2, "hidden_sizes": (64, 64), "decoder": "gaussian"}),
+    "maf": ("maf", {"num_transforms": 3, "hidden_sizes": (64, 64)}),  # slowest sampler: last
 }
 LOOP_MODEL = "gaussian_mlp"  # the model run through the model-based loop's later rounds
 ENVS = {  # env -> (train episodes, test episodes, planner options)
@@ -60,17 +62,27 @@ QUICK = {"episodes": 1, "steps": 200, "rounds": 2, "max_steps": 30}
 FULL_FOR: dict[str, dict[str, Any]] = {}  # env -> the full settings it overrides (CPU budget)
 
 
-def run_env(env: str, s: dict[str, Any]) -> dict[str, Any]:
+def run_env(env: str, s: dict[str, Any], save: Callable[[dict[str, Any]], Any]) -> None:
+    """Every row of ``env``; ``save(record)`` after each, the record ``complete`` at the end."""
     train_episodes, test_episodes, planner = ENVS[env]
     options = control.PlannerOptions(**planner)
     train = get("transitions", "train", env=env, episodes=train_episodes, seed=SEED)
     test = get("transitions", "test", env=env, episodes=test_episodes, seed=SEED)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    record = {
+        "settings": s,
+        "train_transitions": len(train),
+        "test_transitions": len(test),
+        "planner": planner,
+        "rows": rows,
+        "complete": False,
+    }
     for policy, label in (("random", "random policy"), ("true", "MPC, true simulator")):
         t0 = time.process_time()
         runs = control.run_episodes(env, policy, s["episodes"], SEED, options, s["max_steps"])
         rows.append(_row(label, control.returns_of(runs), time.process_time() - t0))
         log(f"{env} {label}: {fmt(rows[-1]['mean'], 1)} ± {fmt(rows[-1]['se'], 1)}")
+        save(record)
     cfg = train_config(s["steps"], batch_size=256, lr=2e-3, seed=SEED, warmup_steps=50)
     for label, (name, overrides) in MODELS.items():
         torch.manual_seed(SEED)
@@ -106,13 +118,9 @@ def run_env(env: str, s: dict[str, Any]) -> dict[str, Any]:
                 f"{env} {row['policy']}: {fmt(row['mean'], 1)} ± {fmt(row['se'], 1)}, "
                 f"NLL {fmt(r['test_nll'])}"
             )
-    return {
-        "settings": s,
-        "train_transitions": len(train),
-        "test_transitions": len(test),
-        "planner": planner,
-        "rows": rows,
-    }
+        save(record)
+    record["complete"] = True
+    save(record)
 
 
 def _row(label: str, returns: list[float], cpu: float) -> dict[str, Any]:
@@ -122,8 +130,8 @@ def _row(label: str, returns: list[float], cpu: float) -> dict[str, Any]:
 
 def run(quick: bool = False, part: str | None = None) -> None:
     """Both environments, or with ``part`` one, whose rows replace its rows in the results
-    file; the file is rewritten after each environment (``partial`` while one is missing),
-    so a long run leaves what it finished."""
+    file; the file is rewritten after each row (``partial`` while a row is missing), so a
+    long run leaves what it finished."""
     t0 = time.perf_counter()
     payload: dict[str, Any] = {"envs": {}}
     wall0 = 0.0
@@ -138,17 +146,22 @@ def run(quick: bool = False, part: str | None = None) -> None:
             if part not in (None, env):
                 continue
             s = QUICK if quick else {**FULL, **FULL_FOR.get(env, {})}
-            payload["envs"][env] = run_env(env, s)
-            payload["partial"] = set(payload["envs"]) != set(ENVS)
-            path = write_result(
-                NAME,
-                payload,
-                quick=quick,
-                seed=SEED,
-                steps=payload["settings"]["steps"],
-                wall_time_s=wall0 + time.perf_counter() - t0,
-            )
-            log(f"wrote {path}")
+
+            def save(record: dict[str, Any], env: str = env) -> None:
+                payload["envs"][env] = record
+                done = [e for e, r in payload["envs"].items() if r.get("complete", True)]
+                payload["partial"] = set(done) != set(ENVS)
+                write_result(
+                    NAME,
+                    payload,
+                    quick=quick,
+                    seed=SEED,
+                    steps=payload["settings"]["steps"],
+                    wall_time_s=wall0 + time.perf_counter() - t0,
+                )
+
+            run_env(env, s, save)
+            log(f"wrote {result_path(NAME, quick=quick)}")
 
 
 def table(record: dict[str, Any]) -> list[str]:
@@ -165,7 +178,7 @@ def table(record: dict[str, Any]) -> list[str]:
         'survive the horizon by the distance to the bounds). "after k rounds": the '
         "model-based loop (act, add the transitions, refit) run k more times. One-step test "
         "NLL in nats per transition (VAE: its bound). CPU s: fitting and acting, one thread."
-        + (" Partial run: only the environments below finished." if record.get("partial") else ""),
+        + (" Partial run: the rows below are those that finished." * bool(record.get("partial"))),
         "",
         "| env | policy | return | one-step test NLL | transitions fitted | CPU s |",
         "| --- | --- | ---: | ---: | ---: | ---: |",

@@ -306,3 +306,32 @@ def test_cli_control_device_cpu_and_missing_cuda(runs, capsys, monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert main(["control", str(runs[0]), *TINY, "--device", "cuda"]) == 2
     assert "no CUDA device" in one_line_error(capsys.readouterr().err, "control")
+
+
+def test_control_plans_on_the_models_device(monkeypatch):
+    """control() hands the model's device to the planner (a CPU-only machine checks the
+    wiring with a model that says it lives on the meta device)."""
+    model = dgm.create("gaussian_mlp", (3,), hidden_sizes=(4,), context_shape=(4,))
+    monkeypatch.setattr(type(model), "device", property(lambda _: torch.device("meta")))
+    seen = {}
+
+    def spy(env_id, step, episodes, seed, options, max_steps=None, device="cpu"):
+        seen.update(device=device, particles=options.particles)
+        return []
+
+    monkeypatch.setattr(control, "run_episodes", spy)
+    control.control(model, control.ControlOptions(env="Pendulum-v1", particles=3))
+    assert seen == {"device": torch.device("meta"), "particles": 3}
+
+
+def test_cartpole_planner_steers_away_from_the_edge_within_a_tie():
+    """Near the right edge and moving right, every 5-step plan survives: only the margin
+    tells the planner to push left (without it each seed would pick at random)."""
+    prob = control.problem("CartPole-v1")
+    s0 = torch.tensor([1.8, 1.0, 0.0, 0.0], dtype=torch.float64)
+    options = PlannerOptions(horizon=5, candidates=40, elites=4, iterations=2)
+    firsts = []
+    for seed in range(6):
+        planner = Planner(prob, prob.true_step, options, torch.Generator().manual_seed(seed))
+        firsts.append(int(planner.act(s0).argmax()))
+    assert firsts == [0] * 6, firsts  # push left every time
