@@ -96,15 +96,12 @@ def lqr_first_action(s0):
     return -A1 * B1 * P / (R + B1 * B1 * P) * s0
 
 
-LINEAR = Problem(
-    "linear",
-    state_dim=1,
-    action_dim=1,
-    num_actions=0,
-    action_low=(-3.0,),
-    action_high=(3.0,),
-    reward=lambda s, a, _s_next: -(Q * s[:, 0] ** 2 + R * a[:, 0] ** 2),
-)
+def scalar_problem(name, bound, reward):
+    """A problem with one state entry and one continuous action in [−bound, bound]."""
+    return Problem(name, 1, 1, 0, (-bound,), (bound,), reward)
+
+
+LINEAR = scalar_problem("linear", 3.0, lambda s, a, _s_next: -(Q * s[:, 0] ** 2 + R * a[:, 0] ** 2))
 
 
 def linear_step(s, a):
@@ -233,15 +230,7 @@ def random_walk(s, a, generator=None):
     return s + a + SIGMA_WALK * torch.randn(s.shape, generator=generator, dtype=s.dtype)
 
 
-WALK = Problem(
-    "walk",
-    state_dim=1,
-    action_dim=1,
-    num_actions=0,
-    action_low=(-1.0,),
-    action_high=(1.0,),
-    reward=lambda _s, _a, s_next: s_next[:, 0],
-)
+WALK = scalar_problem("walk", 1.0, lambda _s, _a, s_next: s_next[:, 0])
 
 
 def test_particles_leave_a_deterministic_score_unchanged():
