@@ -9,13 +9,13 @@ Every class-conditional family dgm has, each trained briefly by dgm's trainer wi
 - ``maf`` (5 transforms, 128-128 MADEs, uniform dequantization) on the 8-bit pixels;
 - ``gan`` (MLP, non-saturating, conditional generator and projection discriminator) on
   grey levels in [0, 1];
-- ``ddpm`` (16-channel U-Net, label dropout 0.1, 600 steps: about 4 CPU minutes of
-  training) on the 8-bit pixels, which it maps to [−1, 1], clipping its x̂_0 there at
-  every sampling step and rounding samples to the 256 levels; drawn by DDIM in 20 steps
-  with classifier-free guidance scale 2. Not on grey levels as real x: there nothing
-  clips x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t, whose error is ε̂'s times 1/√ᾱ_t (156 at
-  t = T), and a first 200-step run drew values of ±100 (90 % outside [0, 1], FD 88,759,
-  above the 1,853 of unclipped N(0, 1) noise).
+- ``ddpm`` (16-channel U-Net, label dropout 0.1, 600 steps: the row costs about 8 CPU
+  minutes, 4 of them training) on the 8-bit pixels, which it maps to [−1, 1], clipping
+  its x̂_0 there at every sampling step and rounding samples to the 256 levels; drawn by
+  DDIM in 20 steps with classifier-free guidance scale 2. Not on grey levels as real x:
+  there nothing clips x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t, whose error is ε̂'s times
+  1/√ᾱ_t (156 at t = T), and a first 200-step run drew values of ±100 (90 % outside
+  [0, 1], FD 88,759, above the 1,853 of unclipped N(0, 1) noise).
 
 CAS (``dgm.tasks.cas``): a synthetic training set of ``n`` samples with the class balance
 of a seeded subset of ``n`` real training images; the classifier is dgm's fixed choice,
@@ -167,32 +167,42 @@ def run(quick: bool = False, part: str | None = None) -> dict[str, Any]:
 
 
 def _view(row: dict[str, Any]) -> str:
-    """The data view a row was measured on, as the table names it."""
-    if row["data"].get("binarize") == "static":
+    """The data view a row was measured on, as the table names it (older rows hold the
+    loader options flat in ``data``, newer ones under ``data["options"]``)."""
+    options = {**row["data"], **(row["data"].get("options") or {})}
+    if options.get("binarize") == "static":
         return "binarized"
-    return "8-bit" if row["data"].get("scale") == "byte" else "grey [0, 1]"
+    return "8-bit" if options.get("scale") == "byte" else "grey [0, 1]"
 
 
 def _fd_against_cas(runs: list[dict[str, Any]], margin: float = 0.02) -> list[str]:
     """Sentences for each pair of rows whose FDs compare the same test images (binarized,
     or grey levels, which 8-bit pixels map to) where the lower FD goes with a CAS lower by
-    more than ``margin``: what FD alone would rank the wrong way round."""
+    more than ``margin``: what FD alone would rank the wrong way round. Each says whether
+    dgm's CNN recognises the asked class as often in the lower-CAS samples (then they lack
+    variety) or less often (then some are of the wrong class), with both recalls."""
     out = []
     for a in runs:
         for b in runs:
             same = (_view(a) == "binarized") == (_view(b) == "binarized")
-            if same and a["fd"] < b["fd"] and a["cas"]["cas"] < b["cas"]["cas"] - margin:
-                named = ""
-                if a.get("feature_accuracy") is not None and b.get("feature_accuracy"):
-                    named = (
-                        f"; dgm's CNN names the asked class in {a['feature_accuracy']:.0%} "
-                        f"of its samples against {b['feature_accuracy']:.0%}"
-                    )
-                out.append(
-                    f"{a['model']} has the lower FD ({a['fd']:.1f} against {b['model']}'s "
-                    f"{b['fd']:.1f}) but the lower CAS ({a['cas']['cas']:.3f} against "
-                    f"{b['cas']['cas']:.3f}){named}."
+            if not (same and a["fd"] < b["fd"] and a["cas"]["cas"] < b["cas"]["cas"] - margin):
+                continue
+            text = (
+                f"{a['model']} has the lower FD ({a['fd']:.1f} against {b['model']}'s "
+                f"{b['fd']:.1f}) but the lower CAS ({a['cas']['cas']:.3f} against "
+                f"{b['cas']['cas']:.3f}); recall {a['recall']:.3f} against {b['recall']:.3f}"
+            )
+            fa, fb = a.get("feature_accuracy"), b.get("feature_accuracy")
+            if fa is not None and fb is not None:
+                shown = f"{fa:.0%} of its samples against {fb:.0%}"
+                text += (
+                    f", and dgm's CNN recognises the asked class in {shown}: samples that "
+                    "look like their class but lack its variety"
+                    if fa >= fb
+                    else f", and dgm's CNN recognises the asked class in only {shown}: "
+                    "part of the gap is samples of the wrong class"
                 )
+            out.append(text + ".")
     return out
 
 
@@ -225,11 +235,9 @@ def table(record: dict[str, Any]) -> list[str]:
         note += (
             " FD and CAS disagree: "
             + " ".join(pairs)
-            + " A lower FD says the samples sit closer to the test images on the whole; a "
-            "lower CAS says those of each class cover less of that class's real variety "
-            "(too few distinct shapes per class, or shapes of another class), so a "
-            "classifier trained on them misses test images that FD does not weigh. Recall "
-            "pools all classes, so it need not show the difference."
+            + " FD compares the feature statistics of all samples pooled; CAS needs the "
+            "variety of each class, so a low FD with a low CAS is the sign of samples that "
+            "lack diversity (Ravuri & Vinyals 2019)."
         )
     outside = [r for r in runs if r["cas"].get("out_of_range", 0) > 0]
     for r in outside:

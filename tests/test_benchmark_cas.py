@@ -45,17 +45,27 @@ def test_every_row_samples_inside_its_data_range(bench, name: str) -> None:
     assert lo <= float(x.min()) and float(x.max()) <= hi, (float(x.min()), float(x.max()))
 
 
-def _row(model: str, view: dict, fd: float, cas: float) -> dict:
-    return {"model": model, "data": view, "fd": fd, "cas": {"cas": cas}}
+def _row(model: str, view: dict, fd: float, cas: float, recognised: float = 0.5) -> dict:
+    return {
+        "model": model,
+        "data": {"options": view},
+        "fd": fd,
+        "cas": {"cas": cas},
+        "recall": 0.1,
+        "feature_accuracy": recognised,
+    }
 
 
 def test_the_note_names_a_lower_fd_with_a_lower_cas_within_one_view(bench) -> None:
     grey, byte, binary = {}, {"scale": "byte"}, {"binarize": "static"}
     runs = [
-        _row("gan", grey, 25.0, 0.44),
-        _row("maf", byte, 31.0, 0.73),  # grey levels too: FD against the same test images
+        _row("gan", grey, 25.0, 0.44, recognised=0.54),
+        _row("maf", byte, 31.0, 0.73, recognised=0.46),  # grey levels: the same test images
         _row("made", binary, 8.0, 0.30),  # binarized: its FD is not comparable with theirs
     ]
     pairs = bench._fd_against_cas(runs)
     assert len(pairs) == 1 and pairs[0].startswith("gan has the lower FD (25.0 against maf's")
+    assert "lack its variety" in pairs[0]  # as recognisable, so less varied
+    runs[0]["feature_accuracy"] = 0.30
+    assert "wrong class" in bench._fd_against_cas(runs)[0]
     assert bench._fd_against_cas([_row("a", grey, 1.0, 0.50), _row("b", grey, 2.0, 0.51)]) == []
