@@ -558,6 +558,42 @@ def table(record: dict[str, Any]) -> list[str]:
     ]
 
 
+def peer_rows(record: dict[str, Any]) -> list[Any]:
+    """docs/peers.md rows: dgm's GAN against the examples/dcgan-style loop, one per game."""
+    from benchmarks.peers import PeerRow, interval_cell, speed_reading
+    from benchmarks.peers import verdict as peer_verdict
+
+    c = record["model_config"]
+    out = []
+    for row in record["rows"]:
+        seeds = row["per_seed"]
+
+        def mean(who: str, key: str, seeds: list[dict[str, Any]] = seeds) -> float:
+            return statistics.fmean(s[who][key] for s in seeds)
+
+        precision = peer_verdict(row["precision_difference"], lower_is_better=False)
+        recall = peer_verdict(row["recall_difference"], lower_is_better=False)
+        out.append(
+            PeerRow(
+                family="GAN",
+                model=f"gan, {row['objective']} (DCGAN, conv_channels {c['conv_channels']})",
+                peer=f"{record['reference']} (same networks, weights copied)",
+                data=f"{record['data']} in [0, 1], {record['num_samples']} samples vs test",
+                budget=f"{record['train_steps']} steps of {record['batch_size']}, Adam "
+                f"{record['lr']}, {len(seeds)} seeds",
+                dgm=f"FD {mean('dgm', 'fd'):.2f} (dgm features), precision "
+                f"{mean('dgm', 'precision'):.3f}",
+                peer_value=f"FD {mean('reference', 'fd'):.2f}, precision "
+                f"{mean('reference', 'precision'):.3f}",
+                difference=f"FD {interval_cell(row['fd_difference'], 2)}",
+                speed=interval_cell(row["ms_ratio"], 3, sign=""),
+                reading=f"FD {peer_verdict(row['fd_difference'])}, precision {precision}, "
+                f"recall {recall}; {speed_reading(row['ms_ratio']['mean'])}",
+            )
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     return common.main(
         run,
