@@ -31,6 +31,7 @@ MODULES = (
     "pythae_compare",
     "flows_compare",
     "side_by_side_flows",
+    "side_by_side_gan",
 )
 
 

@@ -44,6 +44,7 @@ PAGE = (
     "sample_quality",
     "cas",
     "gan",
+    "side_by_side_gan",
     "naive_bayes_vs_lr",
     "density_models",
     "side_by_side_classical",
