@@ -51,6 +51,7 @@ PAGE = (
     "control",
     "ebm",
     "ddpm",
+    "side_by_side_diffusion",
     "latent_tasks",
     "compression",
     "cross_modal",
