@@ -59,10 +59,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import json
 import math
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,6 +80,7 @@ from benchmarks.common import (
     log,
     markdown_table,
     one_thread,
+    runs_dir,
     trainer_optimizer,
     write_result,
 )
@@ -432,20 +435,40 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(quick: bool = False) -> dict[str, Any] | None:
-    """Every seed, one after the other at one torch thread, then the results file."""
+def seed_file(seed: int, quick: bool) -> Path:
+    """Where one seed's figures wait for the others: runs/bench[/quick]/<NAME>/seed<S>.json."""
+    return runs_dir(NAME, quick) / f"seed{seed}.json"
+
+
+def finished_seeds(budget: Budget, quick: bool) -> list[dict[str, Any]]:
+    """The figures of every seed of ``budget`` that some process has finished under it."""
+    wanted = json.loads(json.dumps(dataclasses.asdict(budget)))  # tuples as JSON lists
+    out = []
+    for seed in budget.seeds:
+        path = seed_file(seed, quick)
+        if path.is_file():
+            record = json.loads(path.read_text())
+            if record["budget"] == wanted:
+                out.append(record["result"])
+    return out
+
+
+def run(quick: bool = False, seeds: list[int] | None = None) -> dict[str, Any] | None:
+    """The budget's seeds (or those of ``seeds``), one after the other at one torch thread;
+    after each, the results file from every seed finished so far (by this process or by
+    others started with other ``seeds``)."""
     if bench_extra_missing(PEER):
         return None
     import diffusers
 
     from dgm.evaluate.features import feature_classifier
 
+    budget = QUICK if quick else FULL
+    if seeds is not None and not set(seeds) <= set(budget.seeds):
+        raise SystemExit(f"--seeds must be among the budget's seeds {budget.seeds}, got {seeds}")
     warning = busy_warning()
     if warning:
         log(warning)
-    budget = QUICK if quick else FULL
-    t0 = time.perf_counter()
-    cpu0 = time.process_time()
     _, _, data_name, levels = load_data()
     root = fashion_mnist_root() if data_name == "fashion_mnist" else None
     classifier = feature_classifier(data_name, root)
@@ -464,16 +487,23 @@ def run(quick: bool = False) -> dict[str, Any] | None:
             PEER: f"torch.optim.AdamW(lr={LR}, weight_decay=0, fused=True), grad norm clip 1",
         },
         "warning": warning,
-        "complete": False,
     }
-    per_seed: list[dict[str, Any]] = []
     with one_thread():
-        for seed in budget.seeds:  # the results file is written after every seed
-            per_seed.append(run_seed(seed, budget, classifier))
-            log(f"  seed {seed}: {per_seed[-1]}")
+        for seed in budget.seeds if seeds is None else seeds:
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            result = run_seed(seed, budget, classifier)
+            result |= {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - cpu0}
+            log(f"  seed {seed}: {result}")
+            path = seed_file(seed, quick)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"budget": payload["budget"], "result": result}))
+            per_seed = finished_seeds(budget, quick)
             payload |= {"per_seed": per_seed, **summarise(per_seed)}
-            payload |= {"cpu_s": time.process_time() - cpu0, "complete": seed == budget.seeds[-1]}
-            wall = time.perf_counter() - t0
+            payload |= {
+                "cpu_s": sum(r["cpu_s"] for r in per_seed),
+                "complete": len(per_seed) == len(budget.seeds),
+            }
+            wall = sum(r["wall_s"] for r in per_seed)
             path = write_result(
                 NAME,
                 payload,
@@ -483,7 +513,7 @@ def run(quick: bool = False) -> dict[str, Any] | None:
                 wall_time_s=wall,
             )
     log("\n".join(table(payload)))
-    log(f"wrote {path} ({wall:.0f} s wall, {payload['cpu_s']:.0f} CPU s)")
+    log(f"wrote {path} ({payload['cpu_s']:.0f} CPU s over the seeds)")
     return payload
 
 
@@ -503,6 +533,10 @@ def table(record: dict[str, Any]) -> list[str]:
         return statistics.fmean(value(s[who], path) for s in seeds)
 
     ddim, c = f"DDIM {b['ddim_steps']}", b["channels"]
+    done = [s["seed"] for s in seeds]
+    missing = (
+        f" (of the planned {list(b['seeds'])}: not finished)" if len(done) < len(b["seeds"]) else ""
+    )
     rows = [
         ["parameters", f"{seeds[0]['dgm']['params']:,}", f"{seeds[0][PEER]['params']:,}", ""],
         [
@@ -536,7 +570,7 @@ def table(record: dict[str, Any]) -> list[str]:
         f"on {record['data']}: DDPM, T = {record['timesteps']} linear β's, ε-MSE, the same "
         f"batches, t's and ε's, {b['steps']} steps of batch {record['batch_size']}, AdamW lr "
         f"{record['lr']}, no EMA, {record['threads']} thread, alternating in one process, seeds "
-        f"{b['seeds']}. Quality: each library's own sampler from the same x_T, "
+        f"{done}{missing}. Quality: each library's own sampler from the same x_T, "
         f"{b['samples']} samples against as many test images in {record['feature_space']}; "
         f"the bound on the first {b['test_images']} test images with {b['bound_t']} sampled t "
         "each (dgm's bound code on both networks: diffusers has none); [ ] is a 95 % "
@@ -570,12 +604,25 @@ def reading(record: dict[str, Any]) -> str:
             lower_better = key != "recall"
             better = (d["mean"] < 0) == lower_better
             parts.append(f"{name} {'better' if better else 'worse'} for dgm ({d['mean']:+.3f})")
-    r = record["ratio"]
+    r, seeds = record["ratio"], record["per_seed"]
+    macs = statistics.fmean(
+        s["dgm"]["multiply_adds_per_image"] / s[PEER]["multiply_adds_per_image"] for s in seeds
+    )
+    step = r["ms_per_step"]["mean"]
+    precision = max(
+        statistics.fmean(s[w]["ddim"]["precision"] for s in seeds) for w in ("dgm", PEER)
+    )
+    early = (
+        f"; at {record['budget']['steps']} steps neither side's samples reach the test images' "
+        f"neighbourhoods yet (precision ≤ {precision:.2f}): early training, not converged figures"
+        if precision < 0.05
+        else "; early training, not converged figures"
+    )
     return (
         ", ".join(parts)
-        + f"; dgm's training step {r['ms_per_step']['mean']:.2f}× diffusers', DDIM sampling "
-        f"{r['ddim_ms_per_sample']['mean']:.2f}×. Early training (a few hundred steps): "
-        "the samples are far from Fashion-MNIST on both sides."
+        + f"; dgm's training step {step:.2f}× diffusers' with {macs:.2f}× its multiply-adds "
+        f"(per multiply-add {step / macs:.2f}×), DDIM sampling "
+        f"{r['ddim_ms_per_sample']['mean']:.2f}× per image{early}."
     )
 
 
@@ -584,7 +631,16 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--quick", action="store_true", help="2 seeds, 6 steps, width-8 U-Nets")
-    run(quick=p.parse_args(argv).quick)
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="S",
+        help="run only these of the budget's seeds (one process each, at once); the results "
+        "file holds every seed finished so far",
+    )
+    ns = p.parse_args(argv)
+    run(quick=ns.quick, seeds=ns.seeds)
     return 0
 
 

@@ -98,11 +98,13 @@ def test_reading_names_the_side_whose_interval_excludes_zero():
             "ms_per_step": 1.0,
             "ddim_ms_per_sample": 1.0,
             "ancestral_ms_per_sample": 1.0,
+            "multiply_adds_per_image": 1.0,
         }
 
     per_seed = [
         {"dgm": side(3.0 + e, 50 + e), bench.PEER: side(3.5, 50 - e)} for e in (0.0, 0.1, -0.1)
     ]
-    text = bench.reading(bench.summarise(per_seed) | {"per_seed": per_seed})
+    record = bench.summarise(per_seed) | {"per_seed": per_seed, "budget": {"steps": 10}}
+    text = bench.reading(record)
     assert "bits/dim better for dgm (-0.500)" in text
     assert "FD not distinguishable" in text
