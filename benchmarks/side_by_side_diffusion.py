@@ -583,7 +583,7 @@ def table(record: dict[str, Any]) -> list[str]:
         f"{c}/{c}/{2 * c}, two resnets per up block (a skip from every down resnet and "
         "downsampler) and attention four times there (with dgm's widths it would have 37 % "
         f"more parameters). {ddim} visits round(linspace(999, 0, {b['ddim_steps']})) in dgm, "
-        "every 1000/steps-th index from 999 down in diffusers (``trailing``), then ᾱ = 1.",
+        "every 1000/steps-th index from 999 down in diffusers (`trailing`), then ᾱ = 1.",
         "",
         "Reading: " + reading(record),
     ]
