@@ -32,6 +32,7 @@ MODULES = (
     "flows_compare",
     "side_by_side_flows",
     "side_by_side_gan",
+    "side_by_side_diffusion",
 )
 
 

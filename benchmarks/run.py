@@ -7,10 +7,12 @@ autoregressive, side_by_side_autoregressive, side_by_side_gpt, pixelcnn, flows_t
 flows_compare, flows_directions, flows_images (or flows for all four), side_by_side_flows,
 pythae_compare (or pythae), gan, side_by_side_gan, sample_quality, cas, naive_bayes_vs_lr,
 density_models, side_by_side_classical, sweep, density_tasks, hmm, control, ebm, ddpm,
-latent_tasks, compression, cross_modal. Full results go to benchmarks/results/, quick ones to
-benchmarks/results/quick/; the tables of docs/benchmarks.md are made from the full results only.
-pythae_compare needs the bench extra (pythae), flows_compare too (zuko and normflows), and
-side_by_side_flows (normflows); each is skipped, with a message, without it;
+side_by_side_diffusion, latent_tasks, compression, cross_modal. Full results go to
+benchmarks/results/, quick ones to benchmarks/results/quick/; the tables of docs/benchmarks.md
+are made from the full results only.
+pythae_compare needs the bench extra (pythae), flows_compare too (zuko and normflows),
+side_by_side_flows (normflows) and side_by_side_diffusion (diffusers); each is skipped, with a
+message, without it;
 side_by_side_classical runs its pgmpy rows only with it.
 """
 
@@ -54,6 +56,7 @@ BENCHMARKS = (
     "density_tasks",
     "ebm",
     "ddpm",
+    "side_by_side_diffusion",
     "latent_tasks",
     "compression",
     "cross_modal",
@@ -68,6 +71,7 @@ OPTIONAL = {
     "pythae_compare": ("pythae",),
     "flows_compare": ("zuko", "normflows"),
     "side_by_side_flows": ("normflows",),
+    "side_by_side_diffusion": ("diffusers",),
 }
 
 

@@ -588,7 +588,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 difference=f"FD {interval_cell(row['fd_difference'], 2)}",
                 speed=interval_cell(row["ms_ratio"], 3, sign=""),
                 reading=f"FD {peer_verdict(row['fd_difference'])}, precision {precision}, "
-                f"recall {recall}; {speed_reading(row['ms_ratio']['mean'])}",
+                f"recall {recall}; {speed_reading(row['ms_ratio']['mean'])}; both start from "
+                "the same weights, batches and z, so this shows the same computation at the "
+                "same cost, not two independent trainings",
             )
         )
     return out

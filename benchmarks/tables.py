@@ -54,6 +54,7 @@ PAGE = (
     "control",
     "ebm",
     "ddpm",
+    "side_by_side_diffusion",
     "latent_tasks",
     "compression",
     "cross_modal",
