@@ -179,3 +179,22 @@ def test_task_option_defaults_are_the_library_defaults():
     assert options.method == _default(interpolate.interpolate, "method")
     assert options.method == _default(interpolate.path, "method")
     assert represent.RepresentOptions.projection == _default(represent.project, "method")
+
+
+def test_field_comments_read_each_class_once_and_callers_get_their_own_dict():
+    """Building the parser reads each config class's source once per process (re-reading
+    it on every ``build_parser`` cost 0.45 CPU-s a call), and a caller changing the dict it
+    got changes nothing for the next caller."""
+    from unittest import mock
+
+    import dgm.config
+    from dgm.models.latent.vae import VAEConfig
+
+    build_parser("vae")
+    first = dgm.config.field_comments(VAEConfig)
+    assert first["latent_dim"]  # a real comment
+    first["latent_dim"] = "changed"
+    with mock.patch.object(dgm.config.inspect, "getsource", side_effect=AssertionError):
+        again = dgm.config.field_comments(VAEConfig)  # no source read this time
+        build_parser("vae")  # the second build reads no source either
+    assert again["latent_dim"] != "changed" and again.keys() == first.keys()

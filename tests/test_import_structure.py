@@ -11,6 +11,7 @@ line to fix.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -112,7 +113,11 @@ def imports_of(module: str, path: Path) -> list[Import]:
     return [i for i in found if i.target == "dgm" or i.target.startswith("dgm.")]
 
 
-ALL_IMPORTS = [i for m, path in MODULES.items() for i in imports_of(m, path)]
+@functools.cache
+def all_imports() -> tuple[Import, ...]:
+    """Every dgm import of every module, parsed once, when a test first asks (not at
+    collection, which every pytest-xdist worker repeats: about 2 CPU-s each)."""
+    return tuple(i for m, path in MODULES.items() for i in imports_of(m, path))
 
 
 def exempt(module: str) -> bool:
@@ -138,20 +143,20 @@ def is_private(name: str) -> bool:
 def underscore_imports() -> list[Import]:
     return [
         i
-        for i in ALL_IMPORTS
+        for i in all_imports()
         if (i.name is not None and is_private(i.name))
         or any(is_private(part) for part in i.target.split("."))
     ]
 
 
 def upward_imports() -> list[Import]:
-    return [i for i in ALL_IMPORTS if layer(i.target) > layer(i.source)]
+    return [i for i in all_imports() if layer(i.target) > layer(i.source)]
 
 
 def cycles() -> list[list[str]]:
     """The strongly connected components of more than one module (Tarjan)."""
     graph: dict[str, set[str]] = {m: set() for m in MODULES}
-    for i in ALL_IMPORTS:
+    for i in all_imports():
         if i.target in MODULES and i.target != i.source:
             graph[i.source].add(i.target)
     index: dict[str, int] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import inspect
 import re
 import types
@@ -16,6 +17,13 @@ import typing
 from typing import Any, Literal, TypeVar, Union
 
 T = TypeVar("T")
+
+
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, evaluated once per class and process (building the
+    CLI's parser asked it once per field); read-only."""
+    return typing.get_type_hints(cls)
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -30,7 +38,7 @@ def from_dict(cls: type[T], values: dict[str, Any]) -> T:
     the form older runs wrote) builds itself."""
     if hasattr(cls, "from_json"):
         return cls.from_json(values)  # type: ignore[attr-defined]
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
@@ -97,7 +105,7 @@ def add_arguments(
     its flag, a positional, a minimum or argparse keywords; one without a default is
     required. Each count's action carries ``minimum`` (``count_minimum``), which
     ``check_parsed_counts`` checks after parsing."""
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     comments = field_comments(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
@@ -159,22 +167,32 @@ def field_comments(cls: type) -> dict[str, str]:
     field is documented once, where it is declared."""
     out: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
+        if dataclasses.is_dataclass(klass):
+            out |= _own_field_comments(klass)
+    return out
+
+
+@functools.cache
+def _own_field_comments(klass: type) -> dict[str, str]:
+    """``field_comments`` of the lines of ``klass``'s own source, read once per class and
+    process: ``inspect.getsource`` parses the whole module each call, which made building
+    the CLI's parser take about 0.45 CPU-s (85 % of it here). Read-only: ``field_comments``
+    merges it into a new dict."""
+    try:
+        source = inspect.getsource(klass)
+    except (OSError, TypeError):
+        return {}
+    out: dict[str, str] = {}
+    above: list[str] = []
+    for line in source.splitlines():
+        comment = re.match(r"^\s+#\s*(.*)$", line)
+        if comment:
+            above.append(comment.group(1).strip())
             continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
-        above: list[str] = []
-        for line in source.splitlines():
-            comment = re.match(r"^\s+#\s*(.*)$", line)
-            if comment:
-                above.append(comment.group(1).strip())
-                continue
-            field = re.match(r"^\s+(\w+):[^#\n]*?(?:#\s*(.+))?$", line)
-            if field and (field.group(2) or above):
-                out[field.group(1)] = (field.group(2) or " ".join(above)).strip()
-            above = []
+        field = re.match(r"^\s+(\w+):[^#\n]*?(?:#\s*(.+))?$", line)
+        if field and (field.group(2) or above):
+            out[field.group(1)] = (field.group(2) or " ".join(above)).strip()
+        above = []
     return out
 
 
@@ -241,7 +259,7 @@ def count_minimum(cls: type, name: str) -> int | None:
     found = {f.name: f for f in dataclasses.fields(cls)}[name]
     if "minimum" in found.metadata:
         return found.metadata["minimum"]
-    tp = typing.get_type_hints(cls)[name]
+    tp = type_hints(cls)[name]
     if not _COUNT_FIELD.search(name) or int not in (tp, *typing.get_args(tp)):
         return None  # not named as a count, or not integers (a float pseudo-count)
     return 0 if found.default == 0 else 1

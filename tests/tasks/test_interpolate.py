@@ -29,11 +29,36 @@ def test_some_encodable_variants_are_covered():
     assert {"vae", "gmvae", "realnvp", "ddpm"} <= names  # ddpm: DDIM's x_T
 
 
+def encode_once(model) -> None:
+    """Make a deterministic encoder (a flow's f, DDPM's DDIM inversion, which solves a
+    fixed point per step) run once per input: the tasks below encode the same two inputs
+    five times. The first call is the model's own; an encoder returning a distribution is
+    left as it is."""
+    original, seen = model.encode, []
+
+    def same(a, b):
+        return (a is None and b is None) or (
+            a is not None and b is not None and a.shape == b.shape and torch.equal(a, b)
+        )
+
+    def encode(x, c=None):
+        for x0, c0, z in seen:
+            if same(x0, x) and same(c0, c):
+                return z.clone()
+        z = original(x, c)
+        if not isinstance(z, Distribution):
+            seen.append((x.clone(), None if c is None else c.clone(), z.clone()))
+        return z
+
+    model.encode = encode
+
+
 @pytest.mark.parametrize("variant", ENCODABLE)
 def test_ends_decode_to_reconstructions_and_zero_vector_is_identity(variant):
     model, x, g = build(variant)
     c = conditions(model, 2, g)
     x = x[:2]
+    encode_once(model)
     rec = reconstruct(model, x, c)
     for method in ("lerp", "slerp"):
         strip = interpolate(model, x, 5, method, c)
