@@ -175,10 +175,13 @@ def cpu_ratio(paired: dict[str, float] | None) -> str:
 
 def table(record: dict[str, Any]) -> list[str]:
     """Markdown lines for docs/benchmarks.md: bare loop against trainer."""
+    load = (record.get("machine") or {}).get("load_average")
+    busy = f"; load average {load[0]:.1f} when it ended" if load else ""
     return [
         f"**Trainer overhead** (CS236 VAE, batch {record['batch_size']}, median of "
         f"{record['rounds']} rounds of {record['steps_per_round']} steps; progress bar on, "
-        "logging every 100 steps; bare loop: forward, backward, AdamW on one fixed batch):",
+        "logging every 100 steps; bare loop: forward, backward, AdamW on one fixed batch"
+        f"{busy}):",
         "",
         *markdown_table(
             [
