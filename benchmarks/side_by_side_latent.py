@@ -349,6 +349,13 @@ def table(record: dict[str, Any]) -> list[str]:
         "CPU ms/step pythae",
         "ms/step dgm ÷ pythae",
     ]
+    load = record.get("machine", {}).get("load_average")
+    busy = (
+        f" The CPUs were busy (load average {load[0]:.1f} at the end): ms/step is the "
+        "process's CPU time, the wall medians are in the results file."
+        if record.get("warning") and load
+        else ""
+    )
     return [
         f"**IWAE and β-VAE side by side with pythae {record['pythae_version']}** (the CS236 "
         f"VAE above, same initial weights, the same {record['steps']} batches of "
@@ -361,8 +368,9 @@ def table(record: dict[str, Any]) -> list[str]:
         *markdown_table(header, rows),
         "",
         f"Optimizers: dgm {record['optimizers']['dgm']}; pythae "
-        f"{record['optimizers'][PEER]}. pythae's IWAE loss is a surrogate whose gradient is "
-        "IWAE's; the NLL of both is dgm's estimator.",
+        f"{record['optimizers'][PEER]}: the ms/step ratio includes the fused kernel (the "
+        "pythae VAE table above measures its share). pythae's IWAE loss is a surrogate whose "
+        "gradient is IWAE's; the NLL of both is dgm's estimator." + busy,
         "",
         reading(record),
     ]
