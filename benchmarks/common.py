@@ -462,10 +462,12 @@ def main(
     quick_help: str,
     argv: list[str] | None,
     parts: dict[str, str] | None = None,
+    jobs: str | None = None,
 ) -> int:
     """The command line of one benchmark module: ``python -m benchmarks.NAME [--quick]``,
-    and ``[--part P]`` when ``parts`` names the parts that can be rerun alone (part ->
-    help), passed to ``run`` as ``part``."""
+    ``[--part P]`` when ``parts`` names the parts that can be rerun alone (part -> help),
+    passed to ``run`` as ``part``, and ``[--jobs J]`` when ``jobs`` says what runs at once
+    (its help), passed to ``run`` as ``jobs``."""
     p = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -473,6 +475,11 @@ def main(
     if parts:
         help_ = "; ".join(f"{k}: {v}" for k, v in parts.items())
         p.add_argument("--part", choices=sorted(parts), default=None, help=help_)
+    if jobs:
+        p.add_argument("--jobs", type=int, default=1, help=jobs)
     ns = p.parse_args(argv)
-    run(quick=ns.quick, **({"part": ns.part} if parts else {}))
+    if jobs and ns.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {ns.jobs}")
+    extra = ({"part": ns.part} if parts else {}) | ({"jobs": ns.jobs} if jobs else {})
+    run(quick=ns.quick, **extra)
     return 0

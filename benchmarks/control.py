@@ -12,18 +12,33 @@ CartPole: 1 per step up to 500); mean ± SE over episodes (initial states seeded
 one-step test NLL (nats per transition, the ELBO's bound for the VAE) is on held-out
 random-policy transitions.
 
-    python -m benchmarks.control [--quick]
+CartPole's planner adds the margin (``dgm.tasks.control.envs``) that breaks ties between
+plans surviving the whole horizon; each env's settings (episodes, training steps, rounds)
+are in its record and in the table.
+
+    python -m benchmarks.control [--quick] [--part Pendulum-v1|CartPole-v1]
+
+``--part ENV``: only that environment, its rows replacing its rows in the results file.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 import dgm
-from benchmarks.common import fmt, log, train_config, write_result
+from benchmarks.common import (
+    existing_payload,
+    fmt,
+    log,
+    one_thread,
+    result_path,
+    train_config,
+    write_result,
+)
 from dgm.data import get
 from dgm.registry import config_for_data
 from dgm.tasks import control
@@ -33,9 +48,9 @@ SEED = 0
 MODELS = {  # label -> registry name and config (context_shape comes from the data)
     "gaussian_mlp": ("gaussian_mlp", {"hidden_sizes": (64, 64)}),
     "rnade": ("rnade", {"hidden_size": 64, "num_components": 5}),
-    "maf": ("maf", {"num_transforms": 3, "hidden_sizes": (64, 64)}),
     "realnvp": ("realnvp", {"num_couplings": 4, "hidden_sizes": (64, 64)}),
     "vae": ("vae", {"latent_dim": 2, "hidden_sizes": (64, 64), "decoder": "gaussian"}),
+    "maf": ("maf", {"num_transforms": 3, "hidden_sizes": (64, 64)}),  # slowest sampler: last
 }
 LOOP_MODEL = "gaussian_mlp"  # the model run through the model-based loop's later rounds
 ENVS = {  # env -> (train episodes, test episodes, planner options)
@@ -44,19 +59,30 @@ ENVS = {  # env -> (train episodes, test episodes, planner options)
 }
 FULL = {"episodes": 3, "steps": 1000, "rounds": 3, "max_steps": None}
 QUICK = {"episodes": 1, "steps": 200, "rounds": 2, "max_steps": 30}
+FULL_FOR: dict[str, dict[str, Any]] = {}  # env -> the full settings it overrides (CPU budget)
 
 
-def run_env(env: str, s: dict[str, Any]) -> dict[str, Any]:
+def run_env(env: str, s: dict[str, Any], save: Callable[[dict[str, Any]], Any]) -> None:
+    """Every row of ``env``; ``save(record)`` after each, the record ``complete`` at the end."""
     train_episodes, test_episodes, planner = ENVS[env]
     options = control.PlannerOptions(**planner)
     train = get("transitions", "train", env=env, episodes=train_episodes, seed=SEED)
     test = get("transitions", "test", env=env, episodes=test_episodes, seed=SEED)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    record = {
+        "settings": s,
+        "train_transitions": len(train),
+        "test_transitions": len(test),
+        "planner": planner,
+        "rows": rows,
+        "complete": False,
+    }
     for policy, label in (("random", "random policy"), ("true", "MPC, true simulator")):
         t0 = time.process_time()
         runs = control.run_episodes(env, policy, s["episodes"], SEED, options, s["max_steps"])
         rows.append(_row(label, control.returns_of(runs), time.process_time() - t0))
         log(f"{env} {label}: {fmt(rows[-1]['mean'], 1)} ± {fmt(rows[-1]['se'], 1)}")
+        save(record)
     cfg = train_config(s["steps"], batch_size=256, lr=2e-3, seed=SEED, warmup_steps=50)
     for label, (name, overrides) in MODELS.items():
         torch.manual_seed(SEED)
@@ -92,12 +118,9 @@ def run_env(env: str, s: dict[str, Any]) -> dict[str, Any]:
                 f"{env} {row['policy']}: {fmt(row['mean'], 1)} ± {fmt(row['se'], 1)}, "
                 f"NLL {fmt(r['test_nll'])}"
             )
-    return {
-        "train_transitions": len(train),
-        "test_transitions": len(test),
-        "planner": planner,
-        "rows": rows,
-    }
+        save(record)
+    record["complete"] = True
+    save(record)
 
 
 def _row(label: str, returns: list[float], cpu: float) -> dict[str, Any]:
@@ -105,55 +128,63 @@ def _row(label: str, returns: list[float], cpu: float) -> dict[str, Any]:
     return {"policy": label, "returns": returns, "mean": mean, "se": se, "cpu_s": round(cpu, 1)}
 
 
-def run(quick: bool = False) -> None:
-    """Both environments; the results file is rewritten after each one (``partial`` until
-    the last), so a long run leaves what it finished."""
-    s = QUICK if quick else FULL
+def run(quick: bool = False, part: str | None = None) -> None:
+    """Both environments, or with ``part`` one, whose rows replace its rows in the results
+    file; the file is rewritten after each row (``partial`` while a row is missing), so a
+    long run leaves what it finished."""
     t0 = time.perf_counter()
-    with_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    envs: dict[str, Any] = {}
-    try:
+    payload: dict[str, Any] = {"envs": {}}
+    wall0 = 0.0
+    if part is not None:
+        payload, wall0 = existing_payload(NAME, quick=quick)
+        for e in payload["envs"].values():  # records written before settings were per env
+            e.setdefault("settings", payload["settings"])
+    payload["settings"] = QUICK if quick else FULL
+    payload["models"] = {k: {"name": n, **c} for k, (n, c) in MODELS.items()}
+    with one_thread():
         for env in ENVS:
-            envs[env] = run_env(env, s)
-            payload = {
-                "settings": s,
-                "models": {k: {"name": n, **c} for k, (n, c) in MODELS.items()},
-                "envs": envs,
-                "partial": len(envs) < len(ENVS),
-            }
-            path = write_result(
-                NAME,
-                payload,
-                quick=quick,
-                seed=SEED,
-                steps=s["steps"],
-                wall_time_s=time.perf_counter() - t0,
-            )
-            log(f"wrote {path}")
-    finally:
-        torch.set_num_threads(with_threads)
+            if part not in (None, env):
+                continue
+            s = QUICK if quick else {**FULL, **FULL_FOR.get(env, {})}
+
+            def save(record: dict[str, Any], env: str = env) -> None:
+                payload["envs"][env] = record
+                done = [e for e, r in payload["envs"].items() if r.get("complete", True)]
+                payload["partial"] = set(done) != set(ENVS)
+                write_result(
+                    NAME,
+                    payload,
+                    quick=quick,
+                    seed=SEED,
+                    steps=payload["settings"]["steps"],
+                    wall_time_s=wall0 + time.perf_counter() - t0,
+                )
+
+            run_env(env, s, save)
+            log(f"wrote {result_path(NAME, quick=quick)}")
 
 
 def table(record: dict[str, Any]) -> list[str]:
     """Markdown lines: one table of returns and one-step NLLs, both environments."""
     s = record["settings"]
+    envs = record["envs"].items()
     lines = [
         "**Model-based control** (`dgm control`, `dgm.tasks.control`): MPC by the cross-entropy "
-        "method over sampled rollouts of each learned dynamics model p(Δs | s, a), fitted for "
-        f"{record['steps']} steps to random-policy `transitions`, against a random policy and "
-        "the same planner on the true simulator (copied env state). Return: mean ± SE over "
-        f"{s['episodes']} episodes (Pendulum-v1: 200 steps, higher is better, about −150 is "
-        'solved; CartPole-v1: up to 500). "after k rounds": the model-based loop (act, add the '
-        "transitions, refit) run k more times. One-step test NLL in nats per transition (VAE: "
-        "its bound). CPU s: fitting and acting, one thread."
-        + (" Partial run: only the environments below finished." if record.get("partial") else ""),
+        "method over sampled rollouts of each learned dynamics model p(Δs | s, a), fitted by "
+        "dgm's trainer to random-policy `transitions`, against a random policy and the same "
+        "planner on the true simulator (copied env state). Return: mean ± SE over the episodes "
+        "each env's settings row gives (Pendulum-v1: 200 steps, higher is better, about −150 "
+        "is solved; CartPole-v1: up to 500, its planner breaking ties between plans that "
+        'survive the horizon by the distance to the bounds). "after k rounds": the '
+        "model-based loop (act, add the transitions, refit) run k more times. One-step test "
+        "NLL in nats per transition (VAE: its bound). CPU s: fitting and acting, one thread."
+        + (" Partial run: the rows below are those that finished." * bool(record.get("partial"))),
         "",
         "| env | policy | return | one-step test NLL | transitions fitted | CPU s |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    for env, e in record["envs"].items():
-        planner = e["planner"]
+    for env, e in envs:
+        planner, es = e["planner"], e.get("settings", s)
         for row in e["rows"]:
             nll = fmt(row["test_nll"]) if "test_nll" in row else ""
             lines.append(
@@ -162,7 +193,13 @@ def table(record: dict[str, Any]) -> list[str]:
             )
         lines.append(
             f"| {env} | (planner: H = {planner['horizon']}, {planner['candidates']} candidates, "
-            f"{planner['elites']} elites, {planner['iterations']} iterations) | | | | |"
+            f"{planner['elites']} elites, {planner['iterations']} iterations, "
+            f"{planner.get('particles', 1)} particle{'s' * (planner.get('particles', 1) > 1)}) "
+            "| | | | |"
+        )
+        lines.append(
+            f"| {env} | (settings: {es['episodes']} episodes per row, models fitted for "
+            f"{es['steps']} steps, {es['rounds'] - 1} later rounds) | | | | |"
         )
     return lines
 
@@ -170,7 +207,9 @@ def table(record: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     from benchmarks import common
 
-    return common.main(run, __doc__, "about 1 minute: 1 short episode per row, 200 steps", argv)
+    parts = {env: f"only {env}, its rows replacing the ones in the results file" for env in ENVS}
+    quick = "about 1 minute: 1 short episode per row, 200 steps"
+    return common.main(run, __doc__, quick, argv, parts)
 
 
 if __name__ == "__main__":

@@ -501,3 +501,37 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def peer_rows(record: dict[str, Any]) -> list[Any]:
+    """docs/peers.md rows: each 2-D toy and flow against each peer library."""
+    from benchmarks.peers import PeerRow, interval_cell, speed_reading, verdict
+
+    compare = record.get("compare") or {}
+    out = []
+    for case in compare.get("by_case", []):
+        for lib, version in compare.get("versions", {}).items():
+            diff = {
+                "mean": case["nll_dgm_minus_mean"][lib],
+                "ci95": case["nll_dgm_minus_ci95"].get(lib),
+            }
+            ratio = case["ratio_dgm_over_median"][lib]
+            lost = case["diverged"].get(lib, 0)
+            out.append(
+                PeerRow(
+                    family="flow",
+                    model=f"{case['model']} (5 transforms, (64, 64) MLPs)",
+                    peer=f"{lib} {version}",
+                    data=f"{case['toy']} (2-D), 10 000 test points; true NLL "
+                    f"{case['true_nll']:.3f}",
+                    budget=f"{compare['steps']} steps of {compare['batch_size']}, Adam "
+                    f"{compare['lr']}, {len(compare['seeds'])} seeds",
+                    dgm=f"{case['nll_mean']['dgm']:.3f} nats",
+                    peer_value=f"{case['nll_mean'][lib]:.3f}"
+                    + (f" ({lost} diverged)" if lost else ""),
+                    difference=interval_cell(diff, 3),
+                    speed=f"{ratio:.2f}",
+                    reading=f"NLL {verdict(diff)}; {speed_reading(ratio)}",
+                )
+            )
+    return out

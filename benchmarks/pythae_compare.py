@@ -309,3 +309,30 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def peer_rows(record: dict[str, Any]) -> list[Any]:
+    """docs/peers.md row: the CS236 VAE step against pythae's (speed; the objective is the
+    same number on the same weights, checked before timing)."""
+    from benchmarks.peers import PeerRow
+
+    check = record["loss_check"]
+    rounds = record["ms_per_step_rounds"]
+    per_round = [a / b for a, b in zip(rounds["dgm"], rounds["pythae_adam"], strict=True)]
+    return [
+        PeerRow(
+            family="latent variable",
+            model="vae (CS236: z 10, MLP 300-300)",
+            peer=f"pythae {record['pythae_version']} VAE",
+            data="binarized Fashion-MNIST",
+            budget=f"{record['rounds']} rounds of {record['steps_per_round']} steps, batch "
+            f"{record['batch_size']}",
+            dgm=f"{check['dgm']['nelbo']:.4f} nats (−ELBO at step 0)",
+            peer_value=f"{check['pythae']['nelbo']:.4f}",
+            difference=f"{check['dgm']['nelbo'] - check['pythae']['nelbo']:+.1e}",
+            speed=f"{record['ratio_dgm_over_pythae_adam']:.2f} (rounds "
+            f"{min(per_round):.2f}–{max(per_round):.2f})",
+            reading="the same objective on the same weights; training speed only, no trained "
+            "quality compared in this row",
+        )
+    ]

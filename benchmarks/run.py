@@ -5,11 +5,11 @@
 NAME is one of hot_path, trainer_overhead (or overhead), threads, streaming, iw_eval, cs236,
 autoregressive, side_by_side_autoregressive, side_by_side_gpt, pixelcnn, flows_toys,
 flows_compare, flows_directions, flows_images (or flows for all four), side_by_side_flows,
-pythae_compare, side_by_side_latent (or pythae for both), gan, sample_quality, cas,
-naive_bayes_vs_lr, density_models, side_by_side_classical, sweep, density_tasks, hmm, control,
-ebm, ddpm, latent_tasks, compression, cross_modal. Full results go to benchmarks/results/,
-quick ones to benchmarks/results/quick/; the tables of docs/benchmarks.md are made from the
-full results only.
+pythae_compare, side_by_side_latent (or pythae for both), gan, side_by_side_gan,
+sample_quality, cas, naive_bayes_vs_lr, density_models, side_by_side_classical, sweep,
+density_tasks, hmm, control, ebm, ddpm, latent_tasks, compression, cross_modal. Full results
+go to benchmarks/results/, quick ones to benchmarks/results/quick/; the tables of
+docs/benchmarks.md are made from the full results only.
 pythae_compare and side_by_side_latent need the bench extra (pythae), flows_compare too (zuko
 and normflows), and side_by_side_flows (normflows); each is skipped, with a message, without
 it; side_by_side_classical runs its pgmpy rows only with it.
@@ -44,6 +44,7 @@ BENCHMARKS = (
     "pythae_compare",
     "side_by_side_latent",
     "gan",
+    "side_by_side_gan",
     "sample_quality",
     "cas",
     "naive_bayes_vs_lr",

@@ -545,3 +545,47 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+ORIENTATION = {  # dgm model -> published figures on other data and budgets (docs/peers.md)
+    "made": "binarized MNIST: 88.04 (Germain et al. 2015, 1 mask); 84.87 (peer's README, "
+    "8000 hidden, dynamic binarization)",
+    "nade": "binarized MNIST: 88.86 (Larochelle & Murray 2011); 85.65 (peer's README)",
+    "pixelcnn": "binarized MNIST: 81.30 (van den Oord et al. 2016)",
+}
+
+
+def peer_rows(record: dict[str, Any]) -> list[Any]:
+    """docs/peers.md rows: one per model pair (NLL means over the seeds, paired difference)."""
+    from benchmarks.peers import PeerRow, interval_cell, speed_reading
+    from benchmarks.peers import verdict as peer_verdict
+
+    out = []
+    for row in record["rows"]:
+        seeds = row["per_seed"]
+        if any(PEER not in s for s in seeds):
+            continue
+        diff, ratio = row.get("nll_difference"), row.get("ms_ratio")
+        caveat = row.get("peer_caveat") or PAIRS_BY_LABEL[row["model"]].peer_caveat
+        reading = caveat or f"NLL {peer_verdict(diff)}"
+        if ratio:
+            reading += f"; {speed_reading(ratio['mean'])}"
+        if row["steps"] < 200:
+            reading += f"; only {row['steps']} steps: far from a plateau"
+        out.append(
+            PeerRow(
+                family="autoregressive",
+                model=row["model"],
+                peer=f"{record['peer']} ({record['peer_commit']})",
+                data=f"{record['data']}, {record['test_images']} test images",
+                budget=f"{row['steps']} steps of {record['batch_size']}, Adam "
+                f"{record['lr']}, {len(seeds)} seeds",
+                dgm=f"{statistics.fmean(s['dgm']['nll'] for s in seeds):.2f} nats",
+                peer_value=f"{statistics.fmean(s[PEER]['nll'] for s in seeds):.2f}",
+                difference="– (see reading)" if caveat else interval_cell(diff, 2),
+                speed=interval_cell(ratio, 2, sign=""),
+                reading=reading,
+                orientation=ORIENTATION.get(row["dgm_model"], ""),
+            )
+        )
+    return out

@@ -620,3 +620,40 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def peer_rows(record: dict[str, Any]) -> list[Any]:
+    """docs/peers.md rows: one per fit (queries are timed only: no figure to compare)."""
+    from benchmarks.peers import PeerRow
+
+    versions = record.get("peers", {})
+    out = []
+    for row in record["rows"]:
+        if row["dgm_value"] is None:
+            continue
+        t = row.get("timing")
+        library = "pgmpy" if "pgmpy" in row["peer"] else "scikit-learn"
+        difference = row["dgm_value"] - row["peer_value"]
+        if row["agree"]:
+            reading = "the same fit (every check within its tolerance)"
+        else:
+            reading = "differs: " + "; ".join(c["note"] for c in row["checks"] if c["note"])
+        out.append(
+            PeerRow(
+                family="classical",
+                model=row["model"],
+                peer=f"{row['peer']} ({library} {versions.get(library, '')})".replace(" )", ")"),
+                data=row["data"],
+                budget=f"{row['iterations']} EM iterations" if row.get("iterations") else "one fit",
+                dgm=f"{row['dgm_value']:.4f} ({row['value']})",
+                peer_value=f"{row['peer_value']:.4f}",
+                difference=f"{difference:+.1e}",
+                speed=(
+                    "–"
+                    if t is None
+                    else f"{t['ratio']:.2f} ({t['ratio_min']:.2f}–{t['ratio_max']:.2f})"
+                ),
+                reading=reading,
+            )
+        )
+    return out

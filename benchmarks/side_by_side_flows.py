@@ -509,3 +509,37 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def peer_rows(record: dict[str, Any]) -> list[Any]:
+    """docs/peers.md rows: Glow and RealNVP on dequantized images against normflows (the
+    means over the seeds where neither side diverged, as the paired difference)."""
+    from benchmarks.peers import PeerRow, interval_cell, speed_reading, verdict
+
+    out = []
+    for row in record["rows"]:
+        seeds = row["per_seed"]
+        paired = [s for s in seeds if s["dgm"]["bits_per_dim"] and s[PEER]["bits_per_dim"]]
+        diff, ratio = row.get("bpd_difference"), row.get("ms_ratio")
+        lost = [f"{d['side']}, seed {d['seed']}" for d in row.get("diverged", [])]
+        reading = f"bits/dim {verdict(diff)}"
+        if ratio:
+            reading += f"; {speed_reading(ratio['mean'])}"
+        reading += f"; {record['train_steps']} steps: far from a plateau"
+        out.append(
+            PeerRow(
+                family="flow",
+                model=row["model"],
+                peer=f"{record['peer']} {record.get('peer_version', '')}".strip(),
+                data=f"{record['data']}, {record['test_images']} test images",
+                budget=f"{record['train_steps']} steps of {record['batch_size']}, Adam "
+                f"{record['lr']}, {len(seeds)} seeds"
+                + (f" (diverged: {'; '.join(lost)}; means over the other seeds)" if lost else ""),
+                dgm=f"{statistics.fmean(s['dgm']['bits_per_dim'] for s in paired):.3f} bits/dim",
+                peer_value=f"{statistics.fmean(s[PEER]['bits_per_dim'] for s in paired):.3f}",
+                difference=interval_cell(diff, 3),
+                speed=interval_cell(ratio, 2, sign=""),
+                reading=reading,
+            )
+        )
+    return out

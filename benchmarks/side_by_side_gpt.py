@@ -390,3 +390,31 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def peer_rows(record: dict[str, Any]) -> list[Any]:
+    """docs/peers.md row: dgm's GPT against the nanoGPT-style reference."""
+    from benchmarks.peers import PeerRow, interval_cell, speed_reading
+    from benchmarks.peers import verdict as peer_verdict
+
+    seeds, c = record["per_seed"], record["model_config"]
+    ratio = record["ms_ratio"]
+    return [
+        PeerRow(
+            family="autoregressive",
+            model=f"gpt ({c['n_layer']} layers, {c['n_head']} heads, {c['n_embd']} wide)",
+            peer=record["reference"],
+            data=f"{record['data']} (T = {record['block_size']}), {record['valid_words']} "
+            "validation words",
+            budget=f"{record['steps']} steps of {record['batch_size']}, AdamW {record['lr']}, "
+            f"{len(seeds)} seeds",
+            dgm=f"{statistics.fmean(s['dgm']['nats_per_char'] for s in seeds):.3f} nats/char",
+            peer_value=f"{statistics.fmean(s['reference']['nats_per_char'] for s in seeds):.3f}",
+            difference=interval_cell(record["nats_per_char_difference"], 3),
+            speed=interval_cell(ratio, 2, sign=""),
+            reading=f"nats/char {peer_verdict(record['nats_per_char_difference'])}; "
+            f"{speed_reading(ratio['mean'])}; sampling "
+            f"{record['sampling_speedup']['mean']:.1f}× faster (KV cache)",
+            orientation="tiny Shakespeare: 1.47 nats/char (nanoGPT README, 6×384, GPU, 5000 steps)",
+        )
+    ]

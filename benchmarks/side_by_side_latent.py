@@ -376,6 +376,37 @@ def table(record: dict[str, Any]) -> list[str]:
     ]
 
 
+def peer_rows(record: dict[str, Any]) -> list[Any]:
+    """docs/peers.md rows: dgm's IWAE and β-VAE against pythae's, trained side by side."""
+    from benchmarks.peers import PeerRow, interval_cell, speed_reading
+    from benchmarks.peers import verdict as peer_verdict
+
+    out = []
+    for row in record["rows"]:
+        seeds = row["per_seed"]
+
+        def mean(who: str, seeds: list[dict[str, Any]] = seeds) -> float:
+            return statistics.fmean(s[who]["nll"] for s in seeds)
+
+        out.append(
+            PeerRow(
+                family="latent variable",
+                model=f"vae, {row['model']} (CS236: z 10, MLP 300-300)",
+                peer=f"pythae {record['pythae_version']} {row['pythae_model']} (weights copied)",
+                data=record["data"],
+                budget=f"{record['steps']} steps of {record['batch_size']}, lr {record['lr']}, "
+                f"{len(seeds)} seeds",
+                dgm=f"{mean('dgm'):.2f} nats (−IWAE-{record['eval_k']}, test)",
+                peer_value=f"{mean(PEER):.2f} (dgm's estimator on its weights)",
+                difference=interval_cell(row["nll_difference"], 2),
+                speed=interval_cell(row["ms_ratio"], 3, sign=""),
+                reading=f"NLL {peer_verdict(row['nll_difference'])}; "
+                f"{speed_reading(row['ms_ratio']['mean'])} (CPU time; pythae on unfused Adam)",
+            )
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     return common.main(run, __doc__, "2 seeds, a few steps; results/quick/", argv)
 

@@ -4,8 +4,9 @@ Reads benchmarks/results/*.json and rewrites the part of docs/benchmarks.md betw
 lines ``<!-- bench:start -->`` and ``<!-- bench:end -->``; a page without both markers is
 left alone. Every benchmark module renders its own tables (``table(record) -> lines`` of
 the record in ``results/<NAME>.json``); this module puts them in page order, then where
-they were measured. Quick-mode results (results/quick/) are never tabulated unless asked
-for with ``--results``.
+they were measured. With the default page it also rewrites docs/peers.md, the
+side-by-side rows of every benchmark that has them (``benchmarks.peers``). Quick-mode
+results (results/quick/) are never tabulated unless asked for with ``--results``.
 
     python -m benchmarks.tables [--results DIR] [--doc PATH] [--print]
 """
@@ -17,6 +18,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from benchmarks import peers
 from benchmarks.common import RESULTS, read_results, threads_label
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -43,6 +45,7 @@ PAGE = (
     "sample_quality",
     "cas",
     "gan",
+    "side_by_side_gan",
     "naive_bayes_vs_lr",
     "density_models",
     "side_by_side_classical",
@@ -55,6 +58,7 @@ PAGE = (
     "latent_tasks",
     "compression",
     "cross_modal",
+    "suite_timings",
     "devices",
 )
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -141,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print(body)
     else:
         update_doc(args.doc, body)
+        if args.doc == DOC:  # the default page: its companion of side-by-side rows too
+            update_doc(peers.DOC, peers.render(results))
     return 0
 
 

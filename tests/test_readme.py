@@ -82,19 +82,21 @@ def test_the_docs_model_registers_samples_and_trains(example_model, tmp_path):
     torch.testing.assert_close(trained.loc.detach(), data.mean(0), atol=0.05, rtol=0)
 
 
-def test_the_benchmark_page_holds_exactly_the_generated_tables(monkeypatch):
+def test_the_benchmark_pages_hold_exactly_the_generated_tables(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))  # benchmarks/ is a top-level folder, not installed
+    from benchmarks import peers
     from benchmarks.common import RESULTS, read_results
     from benchmarks.tables import DOC, generated_part, render
 
     results = read_results(RESULTS)
     if not results:
         pytest.skip(f"no benchmark results in {RESULTS}")
-    written = generated_part(DOC.read_text())
-    assert written is not None, f"{DOC} lacks its bench:start/bench:end markers"
-    assert written == render(results), (
-        "docs/benchmarks.md differs from the results: run `python -m benchmarks.tables`"
-    )
+    for doc, body in ((DOC, render(results)), (peers.DOC, peers.render(results))):
+        written = generated_part(doc.read_text())
+        assert written is not None, f"{doc} lacks its bench:start/bench:end markers"
+        assert written == body, (
+            f"{doc.name} differs from the results: run `python -m benchmarks.tables`"
+        )
 
 
 def test_the_readme_is_short_and_every_docs_link_resolves():

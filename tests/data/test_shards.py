@@ -4,6 +4,8 @@ the stream reads every example once per epoch across ranks and workers, in an or
 by (seed, epoch), resuming where it stopped. Every test writes its own tiny data."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from dgm.data import DataConfig, TensorData, get
 from dgm.data.shard_stream import ShardStream
-from dgm.data.shards import ShardData, ShardError, convert
+from dgm.data.shards import RESIDENT_SHARDS, ShardData, ShardError, convert
 from dgm.data.text import TextData
 from dgm.train.stream import ShardBatchStream
 
@@ -167,6 +169,33 @@ def test_a_damaged_shard_writes_nothing_to_the_run_directory(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def _file_backed_kb() -> int:
+    """This process's resident pages of mapped files (kB, proportional: Pss_File)."""
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss_File:"):
+            return int(line.split()[1])
+    raise AssertionError("no Pss_File line")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
+def test_a_reader_keeps_the_pages_of_only_the_shards_it_read_last(tmp_path):
+    """Reading every page of 20 shards of 1 MiB leaves about RESIDENT_SHARDS of them
+    resident (the rest given back), with every map still open."""
+    x = torch.rand(20 * 256, 1024)  # 20 shards x 256 examples x 4 KiB
+    convert(lambda split: TensorData(x), tmp_path, shard_size=256, splits=("train",))
+    data = ShardData(tmp_path, "train", verify=False)
+    data.close()
+    data.read(torch.arange(4))  # the code of a read, mapped in before measuring
+    before = _file_backed_kb()
+    for k in range(20):
+        assert torch.equal(
+            data.read(torch.arange(k * 256, (k + 1) * 256)).x, x[k * 256 : (k + 1) * 256]
+        )
+    grown_mib = (_file_backed_kb() - before) / 1024
+    assert grown_mib < RESIDENT_SHARDS + 3, f"{grown_mib:.1f} MiB of 20 read stayed resident"
+    assert len(data._maps) == 20
+
+
 # -- the stream --------------------------------------------------------------------------------
 
 
@@ -180,6 +209,27 @@ def test_every_example_once_per_epoch_across_two_ranks_and_two_workers(counted):
             shards += [s for w in range(2) for s in stream.shards(w)]
         assert sorted(seen) == list(range(N))  # none twice, none dropped
         assert sorted(shards) == list(range(11))  # each (rank, worker) its own shards
+
+
+def test_rows_split_gives_the_one_process_batches_across_ranks(counted):
+    """rank_split="rows": at every position of an epoch the two ranks' batches are rows
+    0::2 and 1::2 of the one-process batch of 2 x 4, so each example comes once."""
+    for epoch in (0, 1):
+        one = ShardStream(counted, 8, seed=5, workers=2, buffer=8)
+        one.set_position(epoch, 0)
+        ranks = [
+            ShardStream(counted, 4, seed=5, rank=r, world_size=2, workers=2, buffer=8, split="rows")
+            for r in (0, 1)
+        ]
+        for stream in ranks:
+            stream.set_position(epoch, 0)
+        whole, parts = list(one), [list(stream) for stream in ranks]
+        assert [len(p) for p in parts] == [len(whole)] * 2
+        for batch, r0, r1 in zip(whole, *parts, strict=True):
+            ids = batch.x[:, 0].long()
+            assert r0.x[:, 0].long().tolist() == ids[0::2].tolist()
+            assert r1.x[:, 0].long().tolist() == ids[1::2].tolist()
+        assert sorted(_ids(parts[0]) + _ids(parts[1])) == list(range(N))
 
 
 def test_order_is_fixed_by_seed_and_epoch(counted):
@@ -203,9 +253,12 @@ def test_loader_workers_give_the_planned_order_from_any_position(counted):
         assert got == _ids(planned[position:])
 
 
-def test_a_resumed_stream_continues_with_the_same_examples(counted):
+@pytest.mark.parametrize("split", ["shards", "rows"])
+def test_a_resumed_stream_continues_with_the_same_examples(counted, split):
     def stream():
-        return ShardBatchStream(counted, 8, seed=0, rank=1, world_size=2, workers=0)
+        return ShardBatchStream(
+            counted, 8, seed=0, rank=1, world_size=2, workers=0, rank_split=split
+        )
 
     whole = stream()
     expected = _ids(whole.next() for _ in range(12))  # crosses into the second epoch
@@ -214,6 +267,32 @@ def test_a_resumed_stream_continues_with_the_same_examples(counted):
     second = stream()
     second.load_state_dict(first.state_dict())
     assert head + _ids(second.next() for _ in range(7)) == expected
+
+
+def _private_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Private_Dirty:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no Private_Dirty line")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
+def test_a_loader_worker_memory_stays_flat_over_an_epoch(tmp_path):
+    """A DataLoader worker hands 1 MiB batches over shared memory: its private memory
+    must not grow by a batch per batch (glibc's heap, without ``lean_worker``)."""
+    x = torch.rand(40 * 256, 1024)  # 40 batches of 256 x 4 KiB
+    convert(lambda split: TensorData(x), tmp_path, shard_size=2560, splits=("train",))
+    data = ShardData(tmp_path, "train", verify=False)
+    stream = ShardBatchStream(data, 256, seed=0, workers=1)
+    me = os.getpid()
+    for _ in range(3):
+        stream.next()
+    (worker,) = [int(p) for p in Path(f"/proc/{me}/task/{me}/children").read_text().split()]
+    start = _private_mib(worker)
+    for _ in range(32):
+        stream.next()
+    grown = _private_mib(worker) - start
+    assert grown < 12, f"the worker's private memory grew by {grown:.0f} MiB over 32 batches"
 
 
 def test_dgm_convert_writes_shards_that_train_reads(tmp_path, capsys):

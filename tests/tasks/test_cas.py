@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch import Tensor
 
+from dgm.data import DataConfig
 from dgm.data.dataset import get
 from dgm.model import ClassConditional, GenerativeModel
-from dgm.tasks.cas import CasOptions, classification_accuracy_score
+from dgm.tasks.cas import CasOptions, cas_lines, classification_accuracy_score
 
 
 @dataclasses.dataclass
@@ -98,3 +99,33 @@ def test_a_model_without_classes_is_refused(digits) -> None:
     model = Replay(train.x, train.y, ReplayConfig(num_classes=0))
     with pytest.raises(ValueError, match=r"not class-conditional.*vae.*--num-classes"):
         classification_accuracy_score(model, train, test)
+
+
+def test_samples_outside_the_data_range_are_counted_not_clamped() -> None:
+    """``out_of_range`` is the share of sample values outside the data's value range (0..255
+    for 8-bit digits, not [0, 1]): 0 for real examples, that of the drawn pixels for a
+    model that doubles them; the classifier sees the values as drawn."""
+    view = DataConfig(name="digits", scale="byte")
+    train, test = view.load("train"), view.load("test")
+    lo, hi = train.value_range
+    assert hi > 1  # a check against [0, 1] instead of the data's range would count wrongly
+    drawn: list[Tensor] = []
+
+    class Doubling(Replay):
+        def sample(self, n, c=None, *, generator=None, **options):
+            drawn.append(2 * super().sample(n, c, generator=generator))
+            return drawn[-1]
+
+    x_train = train.x.float()
+    real = classification_accuracy_score(
+        Replay(x_train, train.y, ReplayConfig()), train, test, CasOptions(n=300)
+    )
+    assert real["out_of_range"] == 0
+    doubled = classification_accuracy_score(
+        Doubling(x_train, train.y, ReplayConfig()), train, test, CasOptions(n=300)
+    )
+    x = torch.cat(drawn)
+    expected = float(((x < lo) | (x > hi)).double().mean())
+    assert 0.05 < expected and doubled["out_of_range"] == pytest.approx(expected)
+    assert not any("outside" in line for line in cas_lines(real))
+    assert f"{100 * expected:.2f} %  of the sample values lie outside" in cas_lines(doubled)[-1]

@@ -96,15 +96,12 @@ def lqr_first_action(s0):
     return -A1 * B1 * P / (R + B1 * B1 * P) * s0
 
 
-LINEAR = Problem(
-    "linear",
-    state_dim=1,
-    action_dim=1,
-    num_actions=0,
-    action_low=(-3.0,),
-    action_high=(3.0,),
-    reward=lambda s, a, _s_next: -(Q * s[:, 0] ** 2 + R * a[:, 0] ** 2),
-)
+def scalar_problem(name, bound, reward):
+    """A problem with one state entry and one continuous action in [−bound, bound]."""
+    return Problem(name, 1, 1, 0, (-bound,), (bound,), reward)
+
+
+LINEAR = scalar_problem("linear", 3.0, lambda s, a, _s_next: -(Q * s[:, 0] ** 2 + R * a[:, 0] ** 2))
 
 
 def linear_step(s, a):
@@ -221,3 +218,109 @@ def test_cli_control_help_lists_the_planner_options(capsys):
     assert stop.value.code == 0
     text = capsys.readouterr().out
     assert "--horizon" in text and "--elites" in text and "--env" in text
+
+
+# -- particles (PETS) and the CartPole margin ------------------------------------------------
+
+SIGMA_WALK, H_WALK = 0.5, 5
+
+
+def random_walk(s, a, generator=None):
+    """s′ = s + a + σ ε: independent noise at every call and in every row."""
+    return s + a + SIGMA_WALK * torch.randn(s.shape, generator=generator, dtype=s.dtype)
+
+
+WALK = scalar_problem("walk", 1.0, lambda _s, _a, s_next: s_next[:, 0])
+
+
+def test_particles_leave_a_deterministic_score_unchanged():
+    plans = torch.rand(7, H_WALK, 1, generator=torch.Generator().manual_seed(0)).double()
+    s0 = torch.tensor([0.3], dtype=torch.float64)
+    deterministic = lambda s, a: s + a  # noqa: E731
+    one = control.plan_returns(WALK, deterministic, s0, plans)
+    for p in (2, 5):
+        torch.testing.assert_close(control.plan_returns(WALK, deterministic, s0, plans, p), one)
+
+
+@pytest.mark.parametrize("particles", [1, 4, 16])
+def test_particle_mean_has_a_pth_of_the_variance(particles):
+    """Zero actions from s0 = 0: the return Σ_{t=1}^H s_t = σ Σ_k (H − k + 1) ε_k has
+    variance σ² H (H + 1) (2H + 1) / 6; the mean over P independent particles 1/P of it.
+    4000 plans scored in one call are 4000 repeated scorings of the same plan."""
+    n, g = 4000, torch.Generator().manual_seed(particles)
+    plans = torch.zeros(n, H_WALK, 1, dtype=torch.float64)
+    s0 = torch.zeros(1, dtype=torch.float64)
+    scores = control.plan_returns(WALK, lambda s, a: random_walk(s, a, g), s0, plans, particles)
+    expected = SIGMA_WALK**2 * H_WALK * (H_WALK + 1) * (2 * H_WALK + 1) / 6 / particles
+    # the sample variance of n normal draws has relative SD √(2 / (n − 1)) ≈ 0.022
+    assert abs(float(scores.var()) / expected - 1) < 4 * math.sqrt(2 / (n - 1))
+    assert abs(float(scores.mean())) < 4 * math.sqrt(expected / n)
+
+
+def test_planner_rolls_out_every_candidate_once_per_particle():
+    batches = []
+
+    def counting(s, a):
+        batches.append(len(s))
+        return random_walk(s, a)
+
+    options = PlannerOptions(horizon=3, candidates=10, elites=2, iterations=2, particles=6)
+    Planner(WALK, counting, options, torch.Generator().manual_seed(0)).act(torch.zeros(1))
+    assert batches == [60] * 6  # 10 candidates × 6 particles, 3 steps × 2 iterations
+    with pytest.raises(ValueError, match="--particles must be >= 1"):
+        PlannerOptions(particles=0)
+
+
+def test_cartpole_margin_breaks_ties_towards_the_centre_and_never_outweighs_a_step():
+    prob, H = control.problem("CartPole-v1"), 5
+    s0 = torch.tensor([1.8, 1.0, 0.0, 0.0], dtype=torch.float64)  # near the right edge, going right
+    plans = torch.nn.functional.one_hot(torch.tensor([[0] * H, [1] * H]), 2).double()  # left, right
+    plain = control.plan_returns(prob, prob.true_step, s0, plans)
+    assert plain.tolist() == [H, H]  # both survive the horizon: a tie without the margin
+    scored = control.plan_returns(prob, prob.true_step, s0, plans, margin=True)
+    assert scored[0] > scored[1]  # pushing left keeps the cart further from the edge
+    # from a leaning pole most random plans fall: the margin adds less than one step
+    pushes = torch.randint(2, (64, 40), generator=torch.Generator().manual_seed(1))
+    plans = torch.nn.functional.one_hot(pushes, 2).double()
+    lean = torch.tensor([0.0, 0.0, 0.15, 0.5], dtype=torch.float64)
+    plain = control.plan_returns(prob, prob.true_step, lean, plans)
+    scored = control.plan_returns(prob, prob.true_step, lean, plans, margin=True)
+    torch.testing.assert_close(scored.floor(), plain)
+    assert bool((scored > plain).all())
+
+
+def test_cli_control_device_cpu_and_missing_cuda(runs, capsys, monkeypatch):
+    assert main(["control", str(runs[0]), *TINY, "--particles", "2", "--device", "cpu"]) == 0
+    assert "Pendulum-v1: return" in capsys.readouterr().out
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert main(["control", str(runs[0]), *TINY, "--device", "cuda"]) == 2
+    assert "no CUDA device" in one_line_error(capsys.readouterr().err, "control")
+
+
+def test_control_plans_on_the_models_device(monkeypatch):
+    """control() hands the model's device to the planner (a CPU-only machine checks the
+    wiring with a model that says it lives on the meta device)."""
+    model = dgm.create("gaussian_mlp", (3,), hidden_sizes=(4,), context_shape=(4,))
+    monkeypatch.setattr(type(model), "device", property(lambda _: torch.device("meta")))
+    seen = {}
+
+    def spy(env_id, step, episodes, seed, options, max_steps=None, device="cpu"):
+        seen.update(device=device, particles=options.particles)
+        return []
+
+    monkeypatch.setattr(control, "run_episodes", spy)
+    control.control(model, control.ControlOptions(env="Pendulum-v1", particles=3))
+    assert seen == {"device": torch.device("meta"), "particles": 3}
+
+
+def test_cartpole_planner_steers_away_from_the_edge_within_a_tie():
+    """Near the right edge and moving right, every 5-step plan survives: only the margin
+    tells the planner to push left (without it each seed would pick at random)."""
+    prob = control.problem("CartPole-v1")
+    s0 = torch.tensor([1.8, 1.0, 0.0, 0.0], dtype=torch.float64)
+    options = PlannerOptions(horizon=5, candidates=40, elites=4, iterations=2)
+    firsts = []
+    for seed in range(6):
+        planner = Planner(prob, prob.true_step, options, torch.Generator().manual_seed(seed))
+        firsts.append(int(planner.act(s0).argmax()))
+    assert firsts == [0] * 6, firsts  # push left every time

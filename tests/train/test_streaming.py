@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from dgm import run_dir as rd
 from dgm.data import DataConfig, TensorData
 from dgm.data.shards import ShardData, convert
 from dgm.evaluate.likelihood import evaluate
-from dgm.train import TrainConfig, resume, train
+from dgm.train import TrainConfig, Trainer, resume, train
 from helpers import DiagonalGaussian, GaussianConfig, stopping_at
 
 
@@ -43,14 +44,38 @@ def test_a_streamed_run_stopped_and_resumed_ends_bit_identical(tmp_path):
         assert torch.equal(whole[k], cut[k]), k
 
 
+# 47 float64 examples, batches of 2 x 5: 5 per epoch, the last of 7 rows (4 + 3 on 2 ranks)
+ROWS = TrainConfig(
+    steps=9, batch_size=5, lr=0.05, warmup_steps=2, eval_every=0, sample_every=0,
+    log_every=0, checkpoint_every=0, device="cpu", workers=0, rank_split="rows",
+)  # fmt: skip
+
+
+def recording():
+    """A float64 DiagonalGaussian whose training loss calls record (loss, rows)."""
+    torch.manual_seed(0)
+    model = DiagonalGaussian((3,), GaussianConfig())
+    losses, loss = [], model.loss
+
+    def record(x, c=None, *, phase="main"):
+        out = loss(x, c, phase=phase)
+        if model.training:
+            losses.append((out.value.item(), len(x)))
+        return out
+
+    model.loss = record
+    return model, losses
+
+
 SCRIPT = textwrap.dedent("""
     import sys, torch
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = [{tests!r}, {here!r}]
     from helpers import DiagonalGaussian, GaussianConfig, registered
     from dgm.data.shards import ShardData
     from dgm.evaluate.likelihood import evaluate
     from dgm.train import TrainConfig, Trainer, distributed
     from dgm.train.stream import ShardBatchStream
+    from test_streaming import ROWS, recording
 
     shards, out = sys.argv[1], sys.argv[2]
     data = ShardData(shards, "train")
@@ -93,6 +118,22 @@ SCRIPT = textwrap.dedent("""
     torch.save({{"whole": whole.state_dict(), "resumed": resumed.state_dict(),
                 "nll": evaluate(whole, data, batch_size=16, rank=rank, world_size=world)["nll"]}},
                f"{{out}}/run{{rank}}.pt")
+
+    # --rank-split rows: one epoch's ids through 2 workers, then the losses of 9 steps
+    rows = ShardData(sys.argv[3], "train")
+    stream = ShardBatchStream(rows, 4, seed=4, rank=rank, world_size=world, workers=2,
+                              rank_split="rows")
+    ids = []
+    while True:
+        y = stream.next().y
+        if stream.epoch > 0:
+            break
+        ids += y.tolist()
+    torch.set_default_dtype(torch.float64)
+    model, losses = recording()
+    Trainer(model, rows, None, ROWS, progress=False).fit()
+    torch.save({{"ids": ids, "losses": losses, "state": model.state_dict()}},
+               f"{{out}}/rows{{rank}}.pt")
     distributed.teardown()
 """)
 
@@ -100,17 +141,23 @@ SCRIPT = textwrap.dedent("""
 def test_two_processes_stream_every_example_once_resume_exactly_and_share_eval(tmp_path):
     """One torchrun of 2 gloo processes: an epoch read by 2 ranks x 2 workers covers the
     data once; a streamed run stopped and resumed under torchrun ends as the uninterrupted
-    one; the sharded, all-reduced eval NLL equals one process's."""
+    one; the sharded, all-reduced eval NLL equals one process's. With --rank-split rows,
+    the ranks' epoch covers the data once too, and their losses and weights are those of
+    one process with the combined batch (float64, to rounding)."""
     gen = torch.Generator().manual_seed(0)
     n = 70
     points = TensorData(torch.randn(n, 3, generator=gen) + 1, torch.arange(n))
     convert(lambda split: points, tmp_path / "shards", shard_size=9, splits=("train",))
+    m = 47
+    rows = TensorData(torch.randn(m, 3, generator=gen, dtype=torch.float64) + 1, torch.arange(m))
+    convert(lambda split: rows, tmp_path / "rows", shard_size=9, splits=("train",))
     script = tmp_path / "script.py"
-    script.write_text(SCRIPT.format(tests=str(Path(__file__).parents[1])))
+    here = Path(__file__).parent
+    script.write_text(SCRIPT.format(tests=str(here.parent), here=str(here)))
     run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
-        [*run, str(script), str(tmp_path / "shards"), str(tmp_path)],
+        [*run, str(script), str(tmp_path / "shards"), str(tmp_path), str(tmp_path / "rows")],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[:3000]
@@ -123,3 +170,22 @@ def test_two_processes_stream_every_example_once_resume_exactly_and_share_eval(t
     model.load_state_dict(runs[0]["whole"])
     nll = evaluate(model, ShardData(tmp_path / "shards"), batch_size=16)["nll"]
     assert runs[0]["nll"] == pytest.approx(nll, rel=1e-12) == runs[1]["nll"]
+
+    two = [torch.load(tmp_path / f"rows{r}.pt", weights_only=True) for r in (0, 1)]
+    assert not set(two[0]["ids"]) & set(two[1]["ids"])
+    assert sorted(two[0]["ids"] + two[1]["ids"]) == list(range(m))
+    torch.set_default_dtype(torch.float64)
+    try:  # one process, batches of 10: the reference
+        model, losses = recording()
+        one = ShardData(tmp_path / "rows")
+        Trainer(model, one, None, replace(ROWS, batch_size=10), progress=False).fit()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert [k for _, k in losses] == [10] * 4 + [7] + [10] * 4  # crosses an epoch's end
+    for step, (loss, k) in enumerate(losses):
+        (l0, k0), (l1, k1) = two[0]["losses"][step], two[1]["losses"][step]
+        assert (k0, k1) == ((k + 1) // 2, k // 2), step  # rows 0::2 and 1::2
+        assert (k0 * l0 + k1 * l1) / k == pytest.approx(loss, rel=1e-12, abs=1e-12), step
+    for key, value in model.state_dict().items():
+        for r in (0, 1):
+            torch.testing.assert_close(two[r]["state"][key], value, rtol=1e-12, atol=1e-12)

@@ -1,10 +1,13 @@
 """The control verb of the ``dgm`` command: parser and command function, no logic of its own.
 
 dgm control DIR [--env Pendulum-v1] [--episodes 10] [--horizon 30] [--method cem|random]
-            [--candidates N] [--elites N] [--iterations N] [--out returns.png] [--json FILE]
+            [--candidates N] [--elites N] [--iterations N] [--particles P]
+            [--device cpu|cuda|auto] [--out returns.png] [--json FILE]
 
 The run's model must be a dynamics model p(Δs | s, a), trained on ``--data transitions``;
 its flags come from ``dgm.tasks.control.ControlOptions`` (field comments are the help).
+``--device`` puts the model and the planner's rollouts there; the environment steps on the
+CPU.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def add_parsers(sub: Any) -> dict[str, argparse.ArgumentParser]:
         "--out", type=Path, default=None, metavar="FILE", help="plot of return per episode (PNG)"
     )
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write results")
-    common.run_flags(p, device=False)
+    common.run_flags(p)
     return {"control": p}
 
 

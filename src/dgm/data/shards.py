@@ -7,13 +7,16 @@ index records what a model needs to know of the data (event shape, dtype, value 
 vocabulary, classes, context) and, per shard file, its example count, its size in bytes
 and its SHA-256. ``--data shards --data-root DIR`` (``dgm.data.get("shards", split, DIR)``)
 reads them back as a ``ShardData``: a map-style dataset whose shards are memory-mapped
-(``numpy.load(mmap_mode="r")``), so only the pages a batch touches are read; the trainer
-streams it with DataLoader workers (``dgm.data.shard_stream``).
+(``mmap`` viewed by numpy), so only the pages a batch touches are read, and only those of
+the last ``RESIDENT_SHARDS`` shards read stay resident; the trainer streams it with
+DataLoader workers (``dgm.data.shard_stream``).
 
 Why ``.npy``: it needs nothing beyond numpy, a memory-mapped shard is read without a copy
 or a decode step, and examples can be gathered in any order (the shuffle buffer, the
-evaluation, the up-front data check). Tar shards (WebDataset) only read front to back and
-decode every record; Arrow needs ``pyarrow``. ``docs/data.md`` gives the measured reads.
+evaluation, the up-front data check). Measured (``benchmarks/streaming.py``, formats):
+WebDataset tar shards read 1/60 as fast (front to back, a decode per record); memory-mapped
+Arrow IPC files as fast with DataLoader workers, and without them faster by the readers'
+overhead, not the format's, for a 170 MB dependency. ``docs/data.md`` gives the numbers.
 
 Every problem with a shard directory is one line naming the file: a missing index, a
 missing or truncated shard, a file that is not a ``.npy`` array, a checksum mismatch, a
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +43,8 @@ from dgm.io import atomic_write, file_digest, write_json
 INDEX = "index.json"
 FORMAT = "dgm-shards"
 VERSION = 1
-OPEN_SHARDS = 3  # memory maps kept open at once; a shuffle window spans two or three shards
+RESIDENT_SHARDS = 3  # shards whose read pages stay mapped in; older ones give theirs back
+OPEN_SHARDS = 64  # shards kept mapped (a descriptor per file: 192 at most); older: unmapped
 # what a model needs to know of the data, copied from the dataset when it has it
 ATTRIBUTES = ("num_classes", "class_names", "value_range", "vocab", "context_vocab", "end_token")
 
@@ -132,6 +137,26 @@ def read_index(root: str | Path) -> dict[str, Any]:
     return index
 
 
+class _Mapped:
+    """One shard file mapped read-only: ``array`` views its data; ``release()`` gives the
+    pages read so far back (``MADV_DONTNEED``: they stay in the page cache, and a later
+    read maps them in again), so a reader's resident set does not grow with every shard it
+    has touched while the map, and the cost of opening it, are kept."""
+
+    def __init__(self, path: Path, entry: dict[str, Any]) -> None:
+        header = _open(path, entry)  # checked, header parsed
+        offset, shape, dtype = header.offset, header.shape, header.dtype
+        del header
+        with open(path, "rb") as f:
+            self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        count = math.prod(shape)
+        self.array = np.frombuffer(self.map, dtype, count, offset).reshape(shape)
+
+    def release(self) -> None:
+        if hasattr(self.map, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            self.map.madvise(mmap.MADV_DONTNEED)
+
+
 def _open(path: Path, entry: dict[str, Any]) -> np.ndarray:
     """The memory map of one shard file, checked against its index entry (not its hash)."""
     if not path.is_file():
@@ -185,7 +210,8 @@ class ShardData(Dataset):
         counts = [int(s["count"]) for s in self.shards]
         self.counts = torch.tensor(counts, dtype=torch.long)
         self.offsets = torch.cumsum(torch.tensor([0, *counts]), 0)  # (S + 1,)
-        self._maps: dict[int, dict[str, np.ndarray]] = {}
+        self._maps: dict[int, dict[str, _Mapped]] = {}  # open shards, least recent first
+        self._resident: list[int] = []  # shards whose pages are kept, least recent first
         self._check(verify)
 
     @property
@@ -256,20 +282,32 @@ class ShardData(Dataset):
         return tuple(t[0] for t in b if t is not None)
 
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers open their own maps
-        return {**self.__dict__, "_maps": {}}
+        return {**self.__dict__, "_maps": {}, "_resident": []}
 
     def close(self) -> None:
         """Unmap the open shards (their pages leave this process); reads reopen them."""
         self._maps.clear()
+        self._resident.clear()
 
     def _arrays(self, k: int) -> dict[str, np.ndarray]:
-        if k not in self._maps:
+        """The arrays of shard ``k``, mapped; the ``RESIDENT_SHARDS`` shards read last keep
+        their pages, the ``OPEN_SHARDS`` read last their maps (a shuffle buffer draws from
+        a dozen shards at once: reopening a map per batch cost most of the reading time)."""
+        maps = self._maps.pop(k, None)
+        if maps is None:
             if len(self._maps) >= OPEN_SHARDS:
-                self._maps.pop(next(iter(self._maps)))  # the oldest: its pages can go
-            self._maps[k] = {
-                key: _open(self.root / e["file"], e) for key, e in self.shards[k]["files"].items()
+                self._maps.pop(next(iter(self._maps)))  # the least recent: unmapped
+            maps = {
+                key: _Mapped(self.root / e["file"], e) for key, e in self.shards[k]["files"].items()
             }
-        return self._maps[k]
+        self._maps[k] = maps  # the most recent
+        if k in self._resident:
+            self._resident.remove(k)
+        self._resident.append(k)
+        if len(self._resident) > RESIDENT_SHARDS:
+            for mapped in self._maps.get(self._resident.pop(0), {}).values():
+                mapped.release()
+        return {key: mapped.array for key, mapped in maps.items()}
 
     def read(self, ids: Tensor) -> Batch:
         """Examples ``ids`` (positions in the split) as stored: x in its dtype, y int64."""

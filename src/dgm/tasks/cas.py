@@ -105,8 +105,10 @@ def classification_accuracy_score(
 
     Returns accuracies on the real ``test`` split, as fractions: ``cas`` (trained on
     samples), ``real_accuracy`` (on real examples), ``augmented_accuracy`` (on both),
-    ``chance`` (the most common test label), with ``num_synthetic``, ``num_real``, ``seed``
-    and ``classifier`` (what was trained).
+    ``chance`` (the most common test label), ``out_of_range`` (the share of sample values
+    outside the data's ``value_range``: pixels no real image has, which the classifier
+    and an FD then see; samples are never clamped), with ``num_synthetic``, ``num_real``,
+    ``seed`` and ``classifier`` (what was trained).
     """
     check_class_conditional(model)
     o = options or CasOptions()
@@ -140,6 +142,7 @@ def classification_accuracy_score(
         options=sample_options,
     )
     x_fake = _features(drawn, value_range)
+    outside = float(((x_fake < 0) | (x_fake > 1)).double().mean())  # beyond the data's range
     if not torch.isfinite(x_fake).all():
         raise ValueError("the model drew non-finite samples: no classifier can train on them")
     x_real, y_real = _features(train.x[real_index], value_range), train.y[real_index].long()
@@ -153,6 +156,7 @@ def classification_accuracy_score(
             torch.cat([x_real, x_fake]), torch.cat([y_real, labels]), x_test, y_test, o.seed
         ),
         "chance": chance_accuracy(y_test),
+        "out_of_range": outside,
         "num_synthetic": n,
         "num_real": len(real_index),
         "num_test": len(test),
@@ -171,6 +175,11 @@ def cas_lines(result: dict[str, Any]) -> list[str]:
         ("chance", "chance (most common test class)"),
     ):
         lines.append(f"{100 * result[key]:8.2f} %  {what}")
+    if result.get("out_of_range", 0) > 0:
+        lines.append(
+            f"{100 * result['out_of_range']:8.2f} %  of the sample values lie outside the "
+            "data's range, unclamped (a DDPM on real x: train it on --scale byte)"
+        )
     return lines
 
 

@@ -37,6 +37,11 @@ class TrainConfig:
     # DataLoader worker processes that read --data shards (0: the training process reads);
     # none: chosen from the cores (dgm.train.stream.default_workers)
     workers: int | None = None  # worker processes reading --data shards; none: from the cores
+    # How processes share --data shards: "shards", each its own shards (each maps 1/N of
+    # the files: what scales to many machines), or "rows", rank r takes rows r::N of the
+    # batches of one process with N x --batch-size (the same batches and, for a loss
+    # without noise, the same losses as that one process; each rank reads every shard)
+    rank_split: Literal["shards", "rows"] = "shards"  # shards: own shards; rows: r::N of one order
     seed: int = 0  # seeds init, data order and sampling: a run is repeatable
     device: Literal["cpu", "cuda", "auto"] = "auto"  # auto = CUDA when present
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)

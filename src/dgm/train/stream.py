@@ -6,8 +6,13 @@ at the same (epoch, position), and N processes each see a disjoint shard whose u
 the single-process batch.
 
 A shard directory (``ShardBatchStream``): DataLoader workers read it
-(``dgm.data.shard_stream.ShardStream``), each (rank, worker) its own shards; the position
-is the number of batches taken in the epoch, so a resumed run gets the same batches too.
+(``dgm.data.shard_stream.ShardStream``), each (rank, worker) its own shards, or with
+``rank_split="rows"`` each rank its rows of one process's batches; the position is the
+number of batches taken in the epoch, so a resumed run gets the same batches too.
+
+Both have ``weight``: the factor on this rank's loss that makes DistributedDataParallel's
+average of the ranks' gradients the gradient of the mean over the step's whole batch
+(1 when the ranks' parts are equal; ``world_size * rows / global rows`` otherwise).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dgm.data.dataset import Batch, take
-from dgm.data.shard_stream import ShardStream
+from dgm.data.shard_stream import ShardStream, Split, frozen_gc, lean_worker, return_free_heap
 from dgm.data.shards import ShardData, finish
 
 
@@ -33,6 +38,7 @@ def stream_for(
     world_size: int = 1,
     device: torch.device | str = "cpu",
     workers: int | None = None,
+    rank_split: Split = "shards",
 ) -> BatchStream | ShardBatchStream:
     """The stream that serves ``data``: DataLoader workers over shards, else in memory."""
     if isinstance(data, ShardData):
@@ -44,6 +50,7 @@ def stream_for(
             world_size=world_size,
             device=device,
             workers=default_workers(world_size) if workers is None else workers,
+            rank_split=rank_split,
         )
     return BatchStream(data, batch_size, seed=seed, rank=rank, world_size=world_size, device=device)
 
@@ -56,6 +63,8 @@ def default_workers(world_size: int = 1) -> int:
 
 
 class BatchStream:
+    weight = 1.0  # every rank takes batch_size examples a step (drop_last)
+
     def __init__(
         self,
         data: Dataset,
@@ -131,6 +140,7 @@ class ShardBatchStream:
         world_size: int = 1,
         device: torch.device | str = "cpu",
         workers: int = 0,
+        rank_split: Split = "shards",
     ) -> None:
         if workers < 0:
             raise ValueError(
@@ -140,17 +150,29 @@ class ShardBatchStream:
         self.device = torch.device(device)
         self.workers = workers
         self.source = ShardStream(
-            data, batch_size, seed=seed, rank=rank, world_size=world_size, workers=workers
+            data,
+            batch_size,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            workers=workers,
+            split=rank_split,
         )
         self.generator = torch.Generator(self.device).manual_seed(seed * 1000 + rank)
         self.epoch = 0
         self.position = 0
+        self.weight = 1.0
         self._batches: Any = None
+        self._global: list[int] = []  # all ranks' rows of each batch of the epoch, in order
 
     def _start(self) -> None:
         self.source.set_position(self.epoch, self.position)
+        if self.source.split == "rows":
+            sizes = [self.source.global_sizes(w) for w in range(self.source.workers)]
+            self._global = [sizes[w][j] for w, j in self.source.rank_plan()]
         if self.workers:  # forked workers would inherit the maps of the up-front data check
             self.data.close()
+            return_free_heap()  # nor the heap pages the check freed
         loader = DataLoader(
             self.source,
             batch_size=None,  # the stream yields whole batches
@@ -160,8 +182,10 @@ class ShardBatchStream:
             # the loader draws its workers' base seed: from a generator of its own, not the
             # global RNG the model's noise comes from, so a resume (a new loader) changes no draw
             generator=torch.Generator().manual_seed(0),
+            worker_init_fn=lean_worker if self.workers else None,
         )
-        self._batches = iter(loader)
+        with frozen_gc():  # iter() forks the workers
+            self._batches = iter(loader)
 
     def next(self) -> Batch:
         """The next batch (x, y, context) on the stream's device."""
@@ -173,6 +197,8 @@ class ShardBatchStream:
             self.epoch, self.position = self.epoch + 1, 0
             self._start()
             x, y, c = next(self._batches)
+        if self._global:
+            self.weight = self.source.world_size * len(x) / self._global[self.position]
         self.position += 1
         x = finish(x.to(self.device, non_blocking=True), self.data.dynamic_binarize, self.generator)
         c = None if c is None else c.to(self.device, non_blocking=True)

@@ -103,6 +103,7 @@ class Trainer:
             world_size=self.world_size,
             device=self.device,
             workers=config.workers,
+            rank_split=config.rank_split,
         )
         model.sample_settings(config.sample_options)  # an option it does not take: refused now
         self.closed_form = isinstance(model, ClosedFormFit)
@@ -330,7 +331,8 @@ class Trainer:
             ):
                 out = self.forward(x, c, phase=phase)
             opt.zero_grad(set_to_none=True)
-            out.value.backward()
+            weight = self.stream.weight  # makes DDP's mean of the ranks' gradients the batch's
+            (out.value * weight if weight != 1 else out.value).backward()
             grads = [p.grad for p in params if p.grad is not None]
             norm = self._grad_norm(phase, grads) if grads else out.value.new_zeros(())
             # the all-reduced gradient's norm is the same on every rank, so all ranks stop

@@ -7,7 +7,9 @@ re-plans every step; ``run_episodes`` runs a policy in the real gymnasium enviro
 ``model_based_loop`` is the classic model-based RL loop (act with the planner, add the
 transitions to the data, refit the model, again); ``control`` is what ``dgm control RUN``
 does. The reference is MPC with the exact equations from the environment's copied state
-(``true_policy``). Rewards and termination: ``dgm.tasks.control.envs``.
+(``run_episodes(env, "true", ...)``). Rewards and termination: ``dgm.tasks.control.envs``.
+The planner's tensors and rollouts live on the dynamics model's device (``control`` reads
+it off the model); the gymnasium environment steps on the CPU.
 
 Example:
     >>> import torch
@@ -61,7 +63,7 @@ def model_step(model: GenerativeModel, prob: Problem, **sample_options: Any) -> 
     check_dynamics_model(model, prob)
 
     def step(s: Tensor, a: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        c = torch.cat([s, a], dim=1).to(model.dtype)  # (N, S + A)
+        c = torch.cat([s, a], dim=1).to(model.device, model.dtype)  # (N, S + A)
         delta = model.sample(len(s), c, generator=generator, **sample_options)  # (N, S)
         return s + delta.to(s.dtype).view(len(s), -1)
 
@@ -94,12 +96,18 @@ def with_generator(step: Step, generator: torch.Generator | None) -> Step:
 
 
 def planner_policy(
-    prob: Problem, step: Step, options: PlannerOptions, seed: int, env: Any = None
+    prob: Problem,
+    step: Step,
+    options: PlannerOptions,
+    seed: int,
+    env: Any = None,
+    device: str | torch.device = "cpu",
 ) -> Callable[[np.ndarray], Any]:
-    """A policy acting by MPC over ``step``; with ``env`` it plans from the env's copied
-    state (``prob.state_of``) instead of the observation."""
-    g = torch.Generator().manual_seed(seed)
-    planner = Planner(prob, with_generator(step, g), options, g)
+    """A policy acting by MPC over ``step``, planning on ``device`` with a generator there;
+    with ``env`` it plans from the env's copied state (``prob.state_of``) instead of the
+    observation."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    planner = Planner(prob, with_generator(step, g), options, g, device=device)
 
     def act(obs: np.ndarray) -> Any:
         s = prob.state_of(env) if env is not None and prob.state_of else torch.as_tensor(obs)
@@ -116,18 +124,21 @@ def run_episodes(
     seed: int,
     options: PlannerOptions,
     max_steps: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> list[Episode]:
     """``episodes`` episodes of the real environment (``env.reset(seed=seed + i)``) under
     ``policy``: "random", "true" (MPC with the exact equations from the copied state), or a
-    dynamics step s′ = f(s, a, generator) to plan with (``model_step``); each cut after
-    ``max_steps`` steps (none: the env's own limit)."""
+    dynamics step s′ = f(s, a, generator) to plan with (``model_step``), the planner's
+    rollouts on ``device`` (the model's); each cut after ``max_steps`` steps (none: the
+    env's own limit)."""
     prob, env = problem(env_id), make_env(env_id, max_steps)
     if policy == "random":
         act = random_policy(env, seed)
     elif policy == "true":
-        act = planner_policy(prob, lambda s, a, _g=None: prob.true_step(s, a), options, seed, env)
+        true_step = lambda s, a, _g=None: prob.true_step(s, a)  # noqa: E731
+        act = planner_policy(prob, true_step, options, seed, env, device)
     else:
-        act = planner_policy(prob, policy, options, seed)  # type: ignore[arg-type]
+        act = planner_policy(prob, policy, options, seed, device=device)  # type: ignore[arg-type]
     out = []
     for i in range(episodes):
         if hasattr(act, "reset"):
@@ -187,7 +198,9 @@ def model_based_loop(
     for r in range(rounds):
         fit(model, data, train)
         step = model_step(model, prob, **sample_options)
-        runs = run_episodes(env_id, step, episodes, seed + 1000 * r, options, max_steps)
+        runs = run_episodes(
+            env_id, step, episodes, seed + 1000 * r, options, max_steps, model.device
+        )
         record = {"round": r, "transitions": len(data), "returns": returns_of(runs)}
         if test is not None:
             record["test_nll"] = one_step_nll(model, test)
@@ -200,7 +213,7 @@ def model_based_loop(
 
 def control(model: GenerativeModel, options: ControlOptions) -> list[float]:
     """Returns of ``options.episodes`` MPC episodes in ``options.env`` planned with
-    ``model``'s sampled rollouts: what ``dgm control RUN`` reports."""
+    ``model``'s sampled rollouts on the model's device: what ``dgm control RUN`` reports."""
     if options.env is None:
         raise ValueError("name the environment: --env Pendulum-v1 (or CartPole-v1)")
     prob = problem(options.env)
@@ -208,7 +221,10 @@ def control(model: GenerativeModel, options: ControlOptions) -> list[float]:
     planner = PlannerOptions(
         **{f.name: getattr(options, f.name) for f in dataclasses.fields(PlannerOptions)}
     )
-    return returns_of(run_episodes(options.env, step, options.episodes, options.seed, planner))
+    runs = run_episodes(
+        options.env, step, options.episodes, options.seed, planner, device=model.device
+    )
+    return returns_of(runs)
 
 
 def plot_returns(returns: list[float], path: Path, title: str) -> None:

@@ -6,7 +6,12 @@ Rewards are functions of (s, a, s′) on observations, so a planner can score im
   with θ = atan2(sin θ, cos θ) ∈ (−π, π] read off the observation and u clipped to [−2, 2].
 - ``CartPole-v1``: 1 for each step whose new state is inside gymnasium's termination bounds
   (|x| ≤ 2.4, |θ| ≤ 12°), and nothing from the first step outside them on: the episode's
-  length, the quantity gymnasium's reward of 1 per step sums to.
+  length, the quantity gymnasium's reward of 1 per step sums to. Its ``margin``
+  1 − ((x / 2.4)² + (θ / 12°)²) / 2 (1 upright at the centre, ≥ 0 inside the bounds)
+  breaks the planner's ties between plans that survive the whole horizon
+  (``dgm.tasks.control.planner``): without it every such plan scores H, the planner acts at
+  random until a bound is less than H steps away, and the cart drifts out of its track even
+  under the true simulator.
 The true dynamics (``Problem.true_step``) are gymnasium's equations (Pendulum: g = 10,
 dt = 0.05, |θ̇| ≤ 8; CartPole: explicit Euler, τ = 0.02) on a batch of states; MPC with them,
 started from the environment's copied state (``Problem.state_of``), is the upper reference.
@@ -40,6 +45,7 @@ class Problem:
     terminal: Callable[[Tensor], Tensor] | None = None  # s′ -> (N,) bool: the episode ends
     true_step: Step | None = None  # the exact dynamics, batched (the reference planner's)
     state_of: Callable[[Any], Tensor] | None = None  # env -> its state as an observation (S,)
+    margin: Callable[[Tensor], Tensor] | None = None  # s′ -> (N,) in [0, 1]: breaks plan ties
 
     def env_action(self, a: Tensor) -> Any:
         """An encoded action (A,) as the environment takes it."""
@@ -86,6 +92,13 @@ CART_X_LIMIT, POLE_ANGLE_LIMIT = 2.4, 12 * 2 * math.pi / 360
 def cartpole_terminal(s: Tensor) -> Tensor:
     """gymnasium's CartPole termination of states (N, 4): |x| > 2.4 or |θ| > 12°, (N,) bool."""
     return (s[:, 0].abs() > CART_X_LIMIT) | (s[:, 2].abs() > POLE_ANGLE_LIMIT)
+
+
+def cartpole_margin(s: Tensor) -> Tensor:
+    """How far states (N, 4) are inside the termination bounds: 1 − ((x / 2.4)² + (θ / 12°)²)
+    / 2, 1 upright at the centre, in [0, 1] inside the bounds: (N,)."""
+    x, theta = s[:, 0] / CART_X_LIMIT, s[:, 2] / POLE_ANGLE_LIMIT  # (N,) each, ±1 on a bound
+    return 1 - (x.square() + theta.square()) / 2
 
 
 def cartpole_reward(s: Tensor, a: Tensor, s_next: Tensor) -> Tensor:
@@ -145,6 +158,7 @@ PROBLEMS = {
         terminal=cartpole_terminal,
         true_step=cartpole_step,
         state_of=cartpole_state,
+        margin=cartpole_margin,
     ),
 }
 

@@ -1,0 +1,608 @@
+"""dgm's ``gan`` against a hand-written DCGAN training loop in the style of PyTorch's
+examples/dcgan, for the non-saturating and the hinge games.
+
+The reference is two plain ``nn.Module`` networks of the same architecture as dgm's DCGAN
+networks with the configuration of ``benchmarks/gan.py`` (``conv_channels`` 32, z of 64
+dimensions, a sigmoid into [0, 1]): a generator Linear(64 -> 64·7·7), BatchNorm, ReLU,
+ConvTranspose(64 -> 32), BatchNorm, ReLU, ConvTranspose(32 -> 1), sigmoid, and a
+discriminator Conv(1 -> 32), LeakyReLU(0.2), Conv(32 -> 64), LeakyReLU(0.2), Linear(64·7·7
+-> 1) giving a logit. Its loop is the example's: zero D's gradients, D on the real batch,
+backward; z, G(z), D on the fakes, backward; Adam step; then zero G's gradients, D(G(z)),
+backward, Adam step. Non-saturating: binary cross-entropy with logits (the function of
+``nn.BCEWithLogitsLoss``) against labels 1 (real) and 0 (fake), the generator against 1;
+hinge: mean relu(1 − D(x)) + mean relu(1 + D(G(z))), the generator −mean D(G(z)) (Lim &
+Ye 2017). Both sides: Adam lr 2e-4, β = (0.5, 0.999) for both players, batch 64, one
+discriminator step per generator step.
+
+Like for like, per objective and seed, in one process at one torch thread: the same
+seeded batch order of Fashion-MNIST in [0, 1] (dgm's MNIST subset where its files are
+absent), the same z (the global generator is seeded identically before each side's
+iteration, and both draw z for D's step then for G's step), the same initial weights (dgm's
+model is built, then its weights are copied into the reference's modules, so the first
+losses agree to float32 rounding: ``first_step_gap`` in the results), the same number of
+steps, and dgm's iteration and the reference's alternating (which goes first alternates
+too). ms/step is the process's CPU time for one iteration (one D step and one G step), as
+a median after a warm-up.
+
+dgm's side is its step as ``Trainer.fit`` runs it, like ``benchmarks/pythae_compare.py``:
+``model.loss(x, phase=p)`` for each phase of ``model.phases`` with ``check_values`` off,
+``zero_grad``, ``backward`` and the trainer's own optimizer for that phase
+(``dgm.train.optim.build_optimizer``: AdamW with weight decay 0, fused where torch has the
+kernel, the betas of ``param_groups()``), at a constant learning rate. What the trainer adds
+and this leaves out: the learning-rate schedule (``benchmarks/gan.py`` warms up for 20
+steps and decays to 0.1 lr; here none on either side), the gradient norm and finite check
+with one host sync per phase, the metric sums, and a fresh batch for each phase (the
+generator phase reads only the batch's size, so the same batch is given to both phases
+here); ``benchmarks/trainer_overhead.py`` measures what the trainer's loop costs.
+
+Where the reference differs from examples/dcgan: examples/dcgan reuses the discriminator
+step's fakes for the generator step (one generator pass per iteration, built with autograd
+in the discriminator step); dgm's generator phase draws fresh z, so the reference does too
+(the discriminator step's G(z) then runs under ``no_grad``, as dgm's), so that the two
+sides run the same algorithm step for step. The example's in-place activations are kept
+(``inplace=True``), as is its optimizer (``torch.optim.Adam``, torch's default
+implementation, not fused). The example's tanh output on [−1, 1] is a sigmoid on [0, 1]
+here, the data scale of ``benchmarks/gan.py``.
+
+Quality, per side and seed, from ``dgm.evaluate.sample_quality`` against the test split
+with the same sampling generator: FD and precision/recall (k = 3) in the features of dgm's
+own Fashion-MNIST classifier (not FID), and modes captured: the classes that the classifier
+assigns to at least a quarter of the n/10 samples a perfect model would give each (the
+``min_share`` of ``dgm.evaluate.sample_quality.mode_coverage``, which ``benchmarks/gan.py``
+applies to its 2-D toys). Over the seeds: paired
+differences dgm − reference with 95 % t-intervals, and the ms/step ratio dgm / reference.
+
+    python -m benchmarks.side_by_side_gan [--quick] [--jobs J]
+
+``--quick`` (about a minute): 2 seeds, 30 steps, 200 samples, a quickly trained classifier:
+it checks that the benchmark runs, its numbers mean nothing.
+
+References:
+    Radford, Metz & Chintala 2015, DCGAN, arXiv:1511.06434; PyTorch examples, dcgan/main.py.
+    Goodfellow et al. 2014, arXiv:1406.2661; Lim & Ye 2017, Geometric GAN, arXiv:1705.02894.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import math
+import multiprocessing
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import dgm
+from benchmarks import common
+from benchmarks.common import (
+    busy_warning,
+    fashion_mnist_root,
+    fmt,
+    log,
+    markdown_table,
+    one_thread,
+    write_result,
+)
+from benchmarks.gan import IMAGE
+from benchmarks.side_by_side_autoregressive import interval, plus_minus, verdict
+from dgm.data import DataConfig
+from dgm.evaluate.features import ClassifierSettings, FeatureClassifier, feature_classifier
+from dgm.evaluate.sample_quality import draw, sample_quality
+from dgm.train import TrainConfig
+from dgm.train.optim import build_optimizer
+
+NAME = "side_by_side_gan"
+REFERENCE = "examples/dcgan-style loop"
+OBJECTIVES = ("nonsaturating", "hinge")
+BATCH, LR, BETAS, THREADS = 64, 2e-4, (0.5, 0.999), 1
+SEEDS, QUICK_SEEDS = (0, 1, 2), (0, 1)
+STEPS, QUICK_STEPS = 400, 30
+SAMPLES, QUICK_SAMPLES = 2000, 200
+QUICK_TEST = 1000  # test images kept in quick mode
+WARMUP = 20  # iterations left out of the ms/step medians (quick: a quarter of the steps)
+EVAL_SEED = 12345  # the sampling generator of the evaluation, the same for both sides
+MIN_SHARE = 0.25  # a class is captured with at least this share of n / K samples
+
+
+# -- the reference: examples/dcgan's two networks at dgm's sizes ---------------------------
+
+
+class RefGenerator(nn.Module):
+    """z (B, nz) -> images (B, nc, H, W) in [0, 1]: examples/dcgan's generator at dgm's
+    layer sizes (a linear projection to (2·ngf, H/4, W/4), then two stride-2 transposed
+    convolutions). Submodule names follow dgm's ``ConvGenerator`` so weights copy as they
+    are."""
+
+    def __init__(self, nz: int, ngf: int, shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        nc, h, w = shape
+        self.start = (2 * ngf, h // 4, w // 4)
+        self.project = nn.Linear(nz, math.prod(self.start))
+        self.net = nn.Sequential(
+            nn.BatchNorm2d(2 * ngf),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(2 * ngf, ngf, 4, 2, 1),
+            nn.BatchNorm2d(ngf),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.project(z).view(-1, *self.start)  # (B, 2ngf, H/4, W/4)
+        return self.net(h)  # (B, nc, H, W)
+
+
+class RefDiscriminator(nn.Module):
+    """x (B, nc, H, W) -> logits (B,): examples/dcgan's discriminator at dgm's layer
+    sizes (two stride-2 convolutions with leaky ReLU 0.2, a linear read-out, no sigmoid:
+    the loss takes logits). Submodule names follow dgm's ``ProjectionDiscriminator``."""
+
+    def __init__(self, nc: int, ndf: int, shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        _, h, w = shape
+        self.features = nn.Sequential(
+            nn.Conv2d(nc, ndf, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, 2 * ndf, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Flatten(),
+        )
+        self.psi = nn.Linear(2 * ndf * (h // 4) * (w // 4), 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.psi(self.features(x)).view(-1)  # (B,)
+
+
+def _bce(v: Tensor, label: float) -> Tensor:
+    return F.binary_cross_entropy_with_logits(v, torch.full_like(v, label))
+
+
+# objective -> (D's loss on real logits, D's loss on fake logits, G's loss on fake logits)
+REFERENCE_LOSSES: dict[str, tuple[Callable[[Tensor], Tensor], ...]] = {
+    "nonsaturating": (
+        lambda v: _bce(v, 1.0),
+        lambda v: _bce(v, 0.0),
+        lambda v: _bce(v, 1.0),
+    ),
+    "hinge": (
+        lambda v: F.relu(1 - v).mean(),
+        lambda v: F.relu(1 + v).mean(),
+        lambda v: -v.mean(),
+    ),
+}
+
+
+class Reference:
+    """The hand-written loop: examples/dcgan's D step then G step, each with its own
+    ``torch.optim.Adam``; ``step(real)`` returns (D's loss, G's loss), detached."""
+
+    def __init__(self, model: Any, objective: str) -> None:
+        cfg = model.config
+        shape = tuple(model.event_shape)
+        self.nz = cfg.latent_dim
+        self.netG = RefGenerator(cfg.latent_dim, cfg.conv_channels, shape)
+        self.netD = RefDiscriminator(shape[0], cfg.conv_channels, shape)
+        self.netG.load_state_dict(model.generator.state_dict())  # dgm's initial weights
+        self.netD.load_state_dict(model.discriminator.state_dict())
+        self.netG.to(model.dtype).train()
+        self.netD.to(model.dtype).train()
+        self.d_real, self.d_fake, self.g_loss = REFERENCE_LOSSES[objective]
+        self.optD = torch.optim.Adam(self.netD.parameters(), lr=LR, betas=BETAS)
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=LR, betas=BETAS)
+
+    def step(self, real: Tensor) -> tuple[Tensor, Tensor]:
+        b = len(real)
+        # (1) the discriminator
+        self.netD.zero_grad()
+        errD_real = self.d_real(self.netD(real))
+        errD_real.backward()
+        noise = torch.randn(b, self.nz, dtype=real.dtype)
+        with torch.no_grad():  # examples/dcgan builds this graph to reuse the fakes in (2)
+            fake = self.netG(noise)
+        errD_fake = self.d_fake(self.netD(fake))
+        errD_fake.backward()
+        self.optD.step()
+        # (2) the generator, on fresh z as dgm's generator phase
+        self.netG.zero_grad()
+        noise = torch.randn(b, self.nz, dtype=real.dtype)
+        errG = self.g_loss(self.netD(self.netG(noise)))
+        errG.backward()
+        self.optG.step()
+        return (errD_real + errD_fake).detach(), errG.detach()
+
+    def as_dgm(self, model: Any) -> Any:
+        """A dgm model of ``model``'s config holding this loop's weights (and batch-norm
+        statistics), to be measured by the same code as dgm's."""
+        twin = dgm.create("gan", tuple(model.event_shape), **dgm_config(model)).to(model.dtype)
+        twin.generator.load_state_dict(self.netG.state_dict())
+        twin.discriminator.load_state_dict(self.netD.state_dict())
+        return twin
+
+
+def dgm_config(model: Any) -> dict[str, Any]:
+    """The config fields of a dgm model, as keyword arguments of ``dgm.create``."""
+    return {k: getattr(model.config, k) for k in ("objective", *IMAGE)}
+
+
+class DgmSide:
+    """dgm's step as ``Trainer.fit`` runs it (constant lr, no norm/finite check, no metric
+    sums): every phase's ``model.loss``, ``zero_grad``, ``backward``, and the trainer's
+    optimizer of that phase. ``step(real)`` returns (D's loss, G's loss), detached."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model.train()
+        model.check_values = False  # as fit runs it: the data were checked once up front
+        config = TrainConfig(lr=LR)
+        self.opts = {
+            phase: build_optimizer(phase, entries, config, model)
+            for phase, entries in model.param_groups().items()
+        }
+
+    def step(self, real: Tensor) -> tuple[Tensor, Tensor]:
+        losses = {}
+        for phase in self.model.phases:
+            out = self.model.loss(real, phase=phase)
+            opt = self.opts[phase]
+            opt.zero_grad(set_to_none=True)
+            out.value.backward()
+            opt.step()
+            losses[phase] = out.value.detach()
+        return losses["discriminator"], losses["generator"]
+
+
+def make_pair(objective: str, shape: tuple[int, ...], seed: int, **config: Any) -> Any:
+    """dgm's GAN (``benchmarks/gan.py``'s image config unless ``config`` overrides it),
+    seeded, and the reference loop on a copy of its weights: ``(DgmSide, Reference)``."""
+    torch.manual_seed(seed)
+    model = dgm.create("gan", shape, objective=objective, **{**IMAGE, **config})
+    return DgmSide(model), Reference(model, objective)
+
+
+# -- data and measures -------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2)
+def load_data(quick: bool) -> tuple[Any, Any, str]:
+    """Train and test splits in [0, 1] and the name of the data: Fashion-MNIST, or dgm's
+    MNIST subset where its files are absent."""
+    try:
+        data = DataConfig(name="fashion_mnist", root=fashion_mnist_root())
+        train, test = data.load("train"), data.load("test")
+    except (FileNotFoundError, OSError, ValueError) as e:
+        log(f"Fashion-MNIST unavailable ({e}): using dgm's MNIST subset")
+        data = DataConfig(name="mnist_subset")
+        train, test = data.load("train"), data.load("test")
+    if quick:
+        test = test.subset(torch.arange(min(QUICK_TEST, len(test))))
+    return train, test, data.name
+
+
+def batch_order(n: int, steps: int, seed: int) -> Tensor:
+    """Indices (steps, BATCH) of ``steps`` batches: seeded epochs of a permutation of n."""
+    gen = torch.Generator().manual_seed(seed)
+    epochs = math.ceil(steps * BATCH / n)
+    return torch.cat([torch.randperm(n, generator=gen) for _ in range(epochs)])[
+        : steps * BATCH
+    ].view(steps, BATCH)  # (steps, BATCH)
+
+
+@torch.no_grad()
+def modes_captured(model: Any, classifier: FeatureClassifier, n: int) -> dict[str, Any]:
+    """Classes the feature classifier assigns to at least ``MIN_SHARE`` · n/K of ``n``
+    samples (drawn with the evaluation's generator), and the samples per class."""
+    x = draw(model, n, None, batch_size=500, generator=torch.Generator().manual_seed(EVAL_SEED))
+    logits = torch.cat([classifier.net(xb.float()) for xb in x.split(500)])  # (n, K)
+    k = logits.shape[1]
+    counts = torch.bincount(logits.argmax(-1), minlength=k)  # (K,)
+    need = max(1.0, MIN_SHARE * n / k)
+    return {
+        "modes": k,
+        "modes_captured": int((counts >= need).sum()),
+        "class_counts": counts.tolist(),
+    }
+
+
+def quality(model: Any, test: Any, classifier: FeatureClassifier, n: int) -> dict[str, Any]:
+    """FD, KID, precision and recall (dgm's classifier features) and modes captured."""
+    q = sample_quality(model, test, num_samples=n, seed=EVAL_SEED, classifier=classifier)
+    keep = {k: q[k] for k in ("fd", "kid", "precision", "recall")}
+    return keep | modes_captured(model, classifier, n)
+
+
+def run_seed(
+    objective: str,
+    seed: int,
+    steps: int,
+    samples: int,
+    classifier: FeatureClassifier,
+    quick: bool,
+) -> dict[str, Any]:
+    """Train both sides on the same batches and z for ``steps`` iterations; their figures."""
+    train, test, _ = load_data(quick)
+    order = batch_order(len(train), steps, seed)
+    ours, ref = make_pair(objective, tuple(train.x.shape[1:]), seed)
+    sides: dict[str, Any] = {"dgm": ours, "reference": ref}
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    first: dict[str, tuple[Tensor, Tensor]] = {}
+    last: dict[str, tuple[Tensor, Tensor]] = {}
+    for k in range(steps):
+        real = train.x[order[k]]  # (BATCH, 1, 28, 28), the same batch for both
+        for name in ("dgm", "reference") if k % 2 == 0 else ("reference", "dgm"):
+            torch.manual_seed(seed * 1_000_003 + k)  # the same z for both
+            t0 = time.process_time()
+            last[name] = sides[name].step(real)
+            times[name].append(1e3 * (time.process_time() - t0))
+            if k == 0:
+                first[name] = last[name]
+    warmup = min(WARMUP, steps // 4)
+    out: dict[str, Any] = {
+        "seed": seed,
+        "first_step_gap": max(
+            abs(float(a) - float(b)) for a, b in zip(first["dgm"], first["reference"], strict=True)
+        ),
+    }
+    for name, model in (("dgm", ours.model), ("reference", ref.as_dgm(ours.model))):
+        t0 = time.process_time()
+        figures = quality(model, test, classifier, samples)
+        out[name] = {
+            "ms_per_step": statistics.median(times[name][warmup:]),
+            "train_cpu_s": sum(times[name]) / 1e3,
+            "last_d_loss": float(last[name][0]),
+            "last_g_loss": float(last[name][1]),
+            "eval_cpu_s": time.process_time() - t0,
+            **figures,
+        }
+    out["params"] = sum(p.numel() for p in ours.model.parameters())
+    return out
+
+
+PAIRED = ("fd", "kid", "precision", "recall", "modes_captured")
+
+
+def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Paired differences dgm − reference of every quality figure and the ms/step ratio
+    dgm / reference, each a mean with its 95 % t-interval over the seeds."""
+    out = {
+        f"{key}_difference": interval([s["dgm"][key] - s["reference"][key] for s in per_seed])
+        for key in PAIRED
+    }
+    out["ms_ratio"] = interval(
+        [s["dgm"]["ms_per_step"] / s["reference"]["ms_per_step"] for s in per_seed]
+    )
+    return out
+
+
+def classifier_for(data_name: str, quick: bool) -> FeatureClassifier:
+    """The feature classifier of the data (quick: a briefly trained one), cached."""
+    settings = ClassifierSettings(steps=100) if quick else ClassifierSettings()
+    return feature_classifier(data_name, fashion_mnist_root(), settings=settings)
+
+
+def _task(objective: str, seed: int, steps: int, samples: int, quick: bool) -> dict[str, Any]:
+    """One (objective, seed) run at one torch thread, in this process or a worker's."""
+    _, _, data_name = load_data(quick)
+    classifier = classifier_for(data_name, quick)
+    with one_thread():
+        result = run_seed(objective, seed, steps, samples, classifier, quick)
+    log(f"  {objective} seed {seed}: {result}")
+    return result
+
+
+def run(quick: bool = False, jobs: int = 1) -> dict[str, Any]:
+    """Both objectives over the seeds (``jobs`` runs at once, each in its own process at one
+    torch thread: ms/step is each process's own CPU time), then the results file. The file
+    is written after every finished run too, marked incomplete until the last."""
+    warning = busy_warning()
+    if warning:
+        log(warning)
+    t_start = time.perf_counter()
+    steps, seeds = (QUICK_STEPS, QUICK_SEEDS) if quick else (STEPS, SEEDS)
+    samples = QUICK_SAMPLES if quick else SAMPLES
+    _, test, data_name = load_data(quick)
+    classifier = classifier_for(data_name, quick)  # trained here once, before any worker
+    tasks = [(objective, seed) for objective in OBJECTIVES for seed in seeds]
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    payload = {
+        "reference": REFERENCE,
+        "data": data_name,
+        "test_n": len(test),
+        "model_config": IMAGE,
+        "batch_size": BATCH,
+        "lr": LR,
+        "betas": list(BETAS),
+        "train_steps": steps,
+        "threads": THREADS,
+        "processes_at_once": jobs,
+        "seeds": list(seeds),
+        "num_samples": samples,
+        "feature_space": classifier.feature_space,
+        "classifier_test_accuracy": classifier.test_accuracy,
+        "min_share": MIN_SHARE,
+        "optimizers": {
+            "dgm": "dgm's trainer optimizer per phase (fused AdamW, weight decay 0)",
+            "reference": f"torch.optim.Adam(lr={LR}, betas={BETAS}) per network (default)",
+        },
+        "warning": warning,
+        "complete": False,
+        "rows": [],
+    }
+
+    def save() -> Any:
+        rows = []
+        for objective in OBJECTIVES:
+            per_seed = [done[(objective, s)] for s in seeds if (objective, s) in done]
+            if per_seed:
+                rows.append({"objective": objective, "per_seed": per_seed, **summarise(per_seed)})
+        payload["rows"] = rows
+        payload["complete"] = len(done) == len(tasks)
+        wall = time.perf_counter() - t_start
+        return write_result(
+            NAME, payload, quick=quick, seed=seeds[0], steps=steps, wall_time_s=wall
+        )
+
+    if jobs > 1:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = {pool.submit(_task, o, s, steps, samples, quick): (o, s) for o, s in tasks}
+            for future in concurrent.futures.as_completed(futures):
+                done[futures[future]] = future.result()
+                save()  # partial results survive a crash
+    else:
+        for o, s in tasks:
+            done[(o, s)] = _task(o, s, steps, samples, quick)
+            save()
+    path = save()
+    log("\n".join(table(payload)))
+    log(f"wrote {path} ({time.perf_counter() - t_start:.0f} s)")
+    return payload
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+def reading(record: dict[str, Any]) -> str:
+    """One line from the figures: per objective, FD, precision and recall against the
+    reference (the paired interval against 0), and the ms/step ratio."""
+    parts = []
+    for row in record["rows"]:
+        fd = verdict(row["fd_difference"])
+        # higher precision/recall is better: verdict reads "lower is better"
+        flip = {"better than": "worse than", "worse than": "better than"}
+        pr = []
+        for key in ("precision", "recall"):
+            said = verdict(row[f"{key}_difference"])
+            pr.append(f"{key} {flip.get(said, said)} it")
+        ratio = row["ms_ratio"]["mean"]
+        parts.append(
+            f"{row['objective']}: FD {fd} the reference's, {', '.join(pr)}, a step at "
+            f"{ratio:.2f}x its CPU time"
+        )
+    return (
+        "Reading: "
+        + "; ".join(parts)
+        + f". Short runs ({record['train_steps']} generator steps): early training, not "
+        "converged GANs."
+    )
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    """Markdown lines for docs/benchmarks.md: one row per objective, means over the seeds,
+    the paired differences and the ms/step ratio with their 95 % intervals."""
+    rows = []
+    for row in record["rows"]:
+        seeds = row["per_seed"]
+
+        def mean(who: str, key: str, seeds: list[dict[str, Any]] = seeds) -> float:
+            return statistics.fmean(s[who][key] for s in seeds)
+
+        modes = seeds[0]["dgm"]["modes"]
+        rows.append(
+            [
+                row["objective"],
+                f"{fmt(mean('dgm', 'fd'))} / {fmt(mean('reference', 'fd'))}",
+                plus_minus(row["fd_difference"], "+.2f"),
+                f"{fmt(mean('dgm', 'precision'), 3)} / {fmt(mean('reference', 'precision'), 3)}",
+                plus_minus(row["precision_difference"], "+.3f"),
+                f"{fmt(mean('dgm', 'recall'), 3)} / {fmt(mean('reference', 'recall'), 3)}",
+                plus_minus(row["recall_difference"], "+.3f"),
+                f"{mean('dgm', 'modes_captured'):.1f} / {mean('reference', 'modes_captured'):.1f}"
+                f" of {modes}",
+                f"{mean('dgm', 'ms_per_step'):.1f} / {mean('reference', 'ms_per_step'):.1f}",
+                plus_minus(row["ms_ratio"], ".3f"),
+            ]
+        )
+    c = record["model_config"]
+    return [
+        f"**dgm's `gan` against an {record['reference']}** (same DCGAN networks: "
+        f"`conv_channels` {c['conv_channels']}, z of {c['latent_dim']} dimensions, sigmoid "
+        f"output) on {record['data']} in [0, 1]: the same batches, z draws and initial "
+        f"weights, {record['train_steps']} generator steps of batch {record['batch_size']} "
+        f"(one D step each), Adam lr {record['lr']}, β = {tuple(record['betas'])}, constant, "
+        f"{record['threads']} thread, the two sides alternating in one process, seeds "
+        f"{record['seeds']}. FD and precision/recall (k = 3) of {record['num_samples']} "
+        f"samples against the test split in {record['feature_space']} (not FID); modes: "
+        f"classes the classifier gives ≥ {record['min_share']:.2f} · n/K of the samples. "
+        "dgm / reference means over the seeds; ± is a 95 % t-interval of the paired "
+        "difference or ratio.",
+        "",
+        *markdown_table(
+            [
+                "objective",
+                "FD dgm / ref",
+                "FD dgm − ref",
+                "precision dgm / ref",
+                "dgm − ref",
+                "recall dgm / ref",
+                "dgm − ref",
+                "modes dgm / ref",
+                "CPU ms/step dgm / ref",
+                "ms/step dgm ÷ ref",
+            ],
+            rows,
+        ),
+        "",
+        "Differences: dgm's optimiser is its trainer's fused AdamW (weight decay 0), the "
+        "reference's torch's default Adam; the reference's activations are in place "
+        "(examples/dcgan's); examples/dcgan's generator step reuses the discriminator "
+        "step's fakes (one generator pass fewer per iteration), here both sides draw "
+        "fresh z for it (dgm's algorithm). dgm's step "
+        "is timed without its trainer's schedule, gradient-norm check and metric sums.",
+        "",
+        reading(record),
+    ]
+
+
+def peer_rows(record: dict[str, Any]) -> list[Any]:
+    """docs/peers.md rows: dgm's GAN against the examples/dcgan-style loop, one per game."""
+    from benchmarks.peers import PeerRow, interval_cell, speed_reading
+    from benchmarks.peers import verdict as peer_verdict
+
+    c = record["model_config"]
+    out = []
+    for row in record["rows"]:
+        seeds = row["per_seed"]
+
+        def mean(who: str, key: str, seeds: list[dict[str, Any]] = seeds) -> float:
+            return statistics.fmean(s[who][key] for s in seeds)
+
+        precision = peer_verdict(row["precision_difference"], lower_is_better=False)
+        recall = peer_verdict(row["recall_difference"], lower_is_better=False)
+        out.append(
+            PeerRow(
+                family="GAN",
+                model=f"gan, {row['objective']} (DCGAN, conv_channels {c['conv_channels']})",
+                peer=f"{record['reference']} (same networks, weights copied)",
+                data=f"{record['data']} in [0, 1], {record['num_samples']} samples vs test",
+                budget=f"{record['train_steps']} steps of {record['batch_size']}, Adam "
+                f"{record['lr']}, {len(seeds)} seeds",
+                dgm=f"FD {mean('dgm', 'fd'):.2f} (dgm features), precision "
+                f"{mean('dgm', 'precision'):.3f}",
+                peer_value=f"FD {mean('reference', 'fd'):.2f}, precision "
+                f"{mean('reference', 'precision'):.3f}",
+                difference=f"FD {interval_cell(row['fd_difference'], 2)}",
+                speed=interval_cell(row["ms_ratio"], 3, sign=""),
+                reading=f"FD {peer_verdict(row['fd_difference'])}, precision {precision}, "
+                f"recall {recall}; {speed_reading(row['ms_ratio']['mean'])}",
+            )
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    return common.main(
+        run,
+        __doc__,
+        "2 seeds, 30 steps, 200 samples",
+        argv,
+        jobs="(objective, seed) runs at once, one process each",
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
