@@ -29,6 +29,7 @@ MODULES = (
     "side_by_side_autoregressive",
     "side_by_side_gpt",
     "pythae_compare",
+    "side_by_side_latent",
     "flows_compare",
     "side_by_side_flows",
     "side_by_side_gan",

@@ -77,13 +77,16 @@ NUM_BATCHES = 16  # distinct batches cycled through by every side
 SIDES = ("dgm", "pythae_adam", "pythae_adam_fused")
 
 
-def _pythae_vae(model: dgm.GenerativeModel) -> nn.Module:
-    """The CS236 VAE in pythae, with dgm's architecture and a copy of ``model``'s weights."""
-    from pythae.models import VAE, VAEConfig
+def pythae_model(model: dgm.GenerativeModel, kind: str = "VAE", **options: Any) -> nn.Module:
+    """dgm's MLP VAE ``model`` as pythae's model ``kind`` ("VAE", "IWAE", "BetaVAE"), with
+    ``model``'s architecture and a copy of its weights; ``options`` set fields of the
+    pythae config beyond the shapes and the BCE reconstruction loss (``number_samples``,
+    ``beta``)."""
+    import pythae.models
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
 
-    latent = CS236_MODEL["latent_dim"]
+    latent, hidden = model.config.latent_dim, list(model.config.hidden_sizes)
 
     def mlp(sizes: list[int]) -> list[nn.Module]:
         layers: list[nn.Module] = []
@@ -93,13 +96,10 @@ def _pythae_vae(model: dgm.GenerativeModel) -> nn.Module:
                 layers.append(nn.ReLU())
         return layers
 
-    hidden = list(CS236_MODEL["hidden_sizes"])
-    pixels = 784
-
     class Encoder(BaseEncoder):
         def __init__(self) -> None:
             BaseEncoder.__init__(self)
-            self.net = nn.Sequential(*mlp([pixels, *hidden, 2 * latent]))
+            self.net = nn.Sequential(*mlp([model.num_dims, *hidden, 2 * latent]))
 
         def forward(self, x: Tensor) -> Any:
             mu, log_var = self.net(x.flatten(1)).chunk(2, dim=-1)
@@ -108,7 +108,7 @@ def _pythae_vae(model: dgm.GenerativeModel) -> nn.Module:
     class Decoder(BaseDecoder):
         def __init__(self) -> None:
             BaseDecoder.__init__(self)
-            self.net = nn.Sequential(*mlp([latent, *hidden[::-1], pixels]), nn.Sigmoid())
+            self.net = nn.Sequential(*mlp([latent, *hidden[::-1], model.num_dims]), nn.Sigmoid())
 
         def forward(self, z: Tensor) -> Any:
             return ModelOutput(reconstruction=self.net(z))
@@ -120,8 +120,26 @@ def _pythae_vae(model: dgm.GenerativeModel) -> nn.Module:
         last = encoder.net[-1]
         last.weight[latent:] *= 2
         last.bias[latent:] *= 2
-    config = VAEConfig(input_dim=(1, 28, 28), latent_dim=latent, reconstruction_loss="bce")
-    return VAE(config, encoder=encoder, decoder=decoder)
+    config = getattr(pythae.models, f"{kind}Config")(
+        input_dim=tuple(model.event_shape),
+        latent_dim=latent,
+        reconstruction_loss="bce",
+        **options,
+    )
+    return getattr(pythae.models, kind)(config, encoder=encoder, decoder=decoder)
+
+
+def load_into_dgm(peer: nn.Module, model: dgm.GenerativeModel) -> dgm.GenerativeModel:
+    """``model`` (of the shape ``peer`` was built from by ``pythae_model``) with ``peer``'s
+    weights, pythae's log σ² rows halved back into dgm's log σ; returns ``model``."""
+    latent = model.config.latent_dim
+    encoder = {k: v.detach().clone() for k, v in peer.encoder.net.state_dict().items()}
+    last = len(peer.encoder.net) - 1
+    encoder[f"{last}.weight"][latent:] /= 2
+    encoder[f"{last}.bias"][latent:] /= 2
+    model.encoder.load_state_dict(encoder)
+    model.decoder.load_state_dict(peer.decoder.net.state_dict())
+    return model
 
 
 def run(quick: bool = False) -> dict[str, Any] | None:
@@ -139,7 +157,7 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
     torch.manual_seed(SEED)
     model = dgm.create("vae", train.event_shape, **CS236_MODEL).train()
     model.check_values = False
-    pythae = {side: _pythae_vae(model).train() for side in SIDES[1:]}
+    pythae = {side: pythae_model(model).train() for side in SIDES[1:]}
 
     # the same objective on the same weights and the same draw of z
     torch.manual_seed(SEED)

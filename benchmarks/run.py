@@ -5,15 +5,14 @@
 NAME is one of hot_path, trainer_overhead (or overhead), threads, streaming, iw_eval, cs236,
 autoregressive, side_by_side_autoregressive, side_by_side_gpt, pixelcnn, flows_toys,
 flows_compare, flows_directions, flows_images (or flows for all four), side_by_side_flows,
-pythae_compare (or pythae), gan, side_by_side_gan, sample_quality, cas, naive_bayes_vs_lr,
-density_models, side_by_side_classical, sweep, density_tasks, hmm, control, ebm, ddpm,
-side_by_side_diffusion, latent_tasks, compression, cross_modal. Full results go to
-benchmarks/results/, quick ones to benchmarks/results/quick/; the tables of docs/benchmarks.md
-are made from the full results only.
-pythae_compare needs the bench extra (pythae), flows_compare too (zuko and normflows),
-side_by_side_flows (normflows) and side_by_side_diffusion (diffusers); each is skipped, with a
-message, without it;
-side_by_side_classical runs its pgmpy rows only with it.
+pythae_compare, side_by_side_latent (or pythae for both), gan, side_by_side_gan,
+sample_quality, cas, naive_bayes_vs_lr, density_models, side_by_side_classical, sweep,
+density_tasks, hmm, control, ebm, ddpm, side_by_side_diffusion, latent_tasks, compression,
+cross_modal. Full results go to benchmarks/results/, quick ones to benchmarks/results/quick/;
+the tables of docs/benchmarks.md are made from the full results only.
+pythae_compare and side_by_side_latent need the bench extra (pythae), flows_compare too (zuko
+and normflows), side_by_side_flows (normflows) and side_by_side_diffusion (diffusers); each is
+skipped, with a message, without it; side_by_side_classical runs its pgmpy rows only with it.
 """
 
 from __future__ import annotations
@@ -43,6 +42,7 @@ BENCHMARKS = (
     "flows_images",
     "side_by_side_flows",
     "pythae_compare",
+    "side_by_side_latent",
     "gan",
     "side_by_side_gan",
     "sample_quality",
@@ -63,12 +63,13 @@ BENCHMARKS = (
 )
 ALIASES = {  # name -> the benchmarks it stands for
     "overhead": ("trainer_overhead",),
-    "pythae": ("pythae_compare",),
+    "pythae": ("pythae_compare", "side_by_side_latent"),
     "flows": ("flows_toys", "flows_compare", "flows_directions", "flows_images"),
 }
 # benchmark -> the modules of the bench extra it needs beyond dgm's own dependencies
 OPTIONAL = {
     "pythae_compare": ("pythae",),
+    "side_by_side_latent": ("pythae",),
     "flows_compare": ("zuko", "normflows"),
     "side_by_side_flows": ("normflows",),
     "side_by_side_diffusion": ("diffusers",),

@@ -28,6 +28,7 @@ PAGE = (
     "cs236",
     "hot_path",
     "pythae_compare",
+    "side_by_side_latent",
     "trainer_overhead",
     "threads",
     "streaming",

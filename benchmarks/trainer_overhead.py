@@ -73,7 +73,9 @@ def _trainer_round(trainer: Trainer, steps: int) -> tuple[float, float]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    steps, rounds, warmup = (60, 3, 20) if quick else (300, 5, 100)
+    # many short rounds: their paired median holds still on a busy machine, where 5 long
+    # rounds of each side drifted apart by 10-20 %
+    steps, rounds, warmup = (60, 3, 20) if quick else (100, 15, 100)
     data = DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")
     train_data = data.load("train")
     event_shape = train_data.event_shape
@@ -173,10 +175,13 @@ def cpu_ratio(paired: dict[str, float] | None) -> str:
 
 def table(record: dict[str, Any]) -> list[str]:
     """Markdown lines for docs/benchmarks.md: bare loop against trainer."""
+    load = (record.get("machine") or {}).get("load_average")
+    busy = f"; load average {load[0]:.1f} when it ended" if load else ""
     return [
         f"**Trainer overhead** (CS236 VAE, batch {record['batch_size']}, median of "
         f"{record['rounds']} rounds of {record['steps_per_round']} steps; progress bar on, "
-        "logging every 100 steps; bare loop: forward, backward, AdamW on one fixed batch):",
+        "logging every 100 steps; bare loop: forward, backward, AdamW on one fixed batch"
+        f"{busy}):",
         "",
         *markdown_table(
             [

@@ -336,11 +336,12 @@ class Trainer:
             grads = [p.grad for p in params if p.grad is not None]
             norm = self._grad_norm(phase, grads) if grads else out.value.new_zeros(())
             # the all-reduced gradient's norm is the same on every rank, so all ranks stop
-            # together; one rank's loss alone would leave the others waiting
-            finite = torch.isfinite(norm)
+            # together; one rank's loss alone would leave the others waiting. Read as
+            # Python floats: two reads cost less than three tensor ops and one
+            finite = math.isfinite(norm.item())
             if self.world_size == 1:
-                finite = finite & torch.isfinite(out.value.detach())
-            if not bool(finite):  # before opt.step(): the bad step changes no parameter
+                finite = finite and math.isfinite(out.value.item())
+            if not finite:  # before opt.step(): the bad step changes no parameter
                 raise TrainingDiverged(
                     f"non-finite loss or gradient norm in phase {phase!r} at step "
                     f"{self.step + 1}; the parameters keep their values from before it, "
@@ -389,11 +390,10 @@ class Trainer:
         a phase listed k times in ``model.phases`` logs the mean of its k calls, not their
         sum."""
         keys = tuple(f"{prefix}/{k}" if prefix else k for k in metrics)
-        values = []
-        for v in metrics.values():
-            v = torch.as_tensor(v).detach().float()
-            values.append(v if v.dim() == 0 else v.reshape(()))
-        stacked = torch.stack(values)  # (number of metrics,)
+        with torch.no_grad():  # no graph through the loss: no detach per value
+            stacked = torch.stack(  # (number of metrics,)
+                [torch.as_tensor(v).float().reshape(()) for v in metrics.values()]
+            )
         if keys in self._sums:
             total, count = self._sums[keys]
             self._sums[keys] = (total.add_(stacked), count + 1)
