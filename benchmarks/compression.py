@@ -40,7 +40,7 @@ the budget (the vae's bits-back files), and otherwise on a file of the first exa
 (``Row.decode_n``), whose time gives the decode throughput: decoding makes D model calls
 per batch of examples (784 for an image, 16 for a word window, 128 for a window of
 running text). Training uses dgm's trainer on one torch thread (AdamW, grad clip 1, a
-cosine schedule; 300 to 500 steps per model, the CPU seconds recorded: brief next to
+cosine schedule; 200 to 500 steps per model, the CPU seconds recorded: brief next to
 the published models, on a CPU shared with other work).
 
     python -m benchmarks.compression [--quick] [--set binary|byte|text|prose]
@@ -138,16 +138,16 @@ RUNNING = {  # 128 model calls per batch of windows
     "char_rnn (lstm)": Row(
         "char_rnn",
         {"cell": "lstm"},
-        300,
-        decode_n=32,
+        200,
+        decode_n=16,
         train={"batch_size": 32, "eval_every": 100},
         quick={"hidden_size": 32},
     ),
     "gpt": Row(
         "gpt",
         {},
-        300,
-        decode_n=32,
+        200,
+        decode_n=16,
         train={"batch_size": 32, "eval_every": 100},
         quick={"n_layer": 1, "n_embd": 32, "n_head": 2},
     ),
@@ -554,31 +554,40 @@ def _steps_label(r: dict[str, Any]) -> str:
     return f"{r['steps']} steps" + ("" if batch == BATCH else f", batch {batch}")
 
 
+def _curve(r: dict[str, Any]) -> str:
+    """A row's validation curve, "3.726 at 100, ...": bits per dimension (pixel or
+    character) at each evaluated step, or "not recorded"."""
+    points = [
+        f"{c.get('valid/bits_per_dim', c.get('valid/bits_per_token')):.3f} at {c['step']}"
+        for c in r.get("valid_curve", [])
+        if "valid/bits_per_dim" in c or "valid/bits_per_token" in c
+    ]
+    return ", ".join(points) or "not recorded"
+
+
+def _trained(label: str, r: dict[str, Any]) -> str:
+    """ "the gpt (300 steps, batch 32, 4 CPU-minutes of training, one thread)"."""
+    minutes = r.get("train_cpu_s", r["train_wall_s"]) / 60
+    return f"the {label} ({_steps_label(r)}, {minutes:.0f} CPU-minutes of training, one thread)"
+
+
 def _set_notes(s: dict[str, Any]) -> list[str]:
     """What a reader needs next to a set's rows: the 8-bit model's training and the
     published scale, the words' order, the running text's windows."""
     base = s["baselines"]
     notes = []
+    lzma = base["lzma"]["bits_per_dim"]
     if s["key"] == "byte":
         for label, r in s["models"].items():
-            curve = ", ".join(
-                f"{c['valid/bits_per_dim']:.3f} at {c['step']}"
-                for c in r.get("valid_curve", [])
-                if "valid/bits_per_dim" in c
-            )
             verdict = (
                 "beats lzma"
-                if r["nll_bits_per_dim"] < base["lzma"]["bits_per_dim"]
-                else f"is still above lzma's {base['lzma']['bits_per_dim']:.3f}: the gap is "
-                "training budget"
+                if r["nll_bits_per_dim"] < lzma
+                else f"is still above lzma's {lzma:.3f}: the gap is training budget"
             )
             notes.append(
-                f"8-bit Fashion-MNIST: the {label} ({_steps_label(r)}, "
-                f"{r.get('train_cpu_s', r['train_wall_s']) / 60:.0f} CPU-minutes of training, "
-                "one thread) "
-                f"reaches an NLL of {r['nll_bits_per_dim']:.3f} bits/dim on the test images "
-                f"(validation, bits/dim at step: {curve or 'not recorded'}) and {verdict}. "
-                + PUBLISHED_8BIT
+                f"8-bit Fashion-MNIST: {_trained(label, r)} reaches an NLL of "
+                f"{r['nll_bits_per_dim']:.3f} bits/dim on the test images (validation "
+                f"bits/dim at step: {_curve(r)}) and {verdict}. " + PUBLISHED_8BIT
             )
     if s["key"] == "text":
         shuffled = {k.split(",")[0]: v for k, v in base.items() if k.endswith("shuffled order")}
@@ -601,11 +610,17 @@ def _set_notes(s: dict[str, Any]) -> list[str]:
                 )
             )
     if s["key"] == "prose":
+        trained = "; ".join(
+            f"{_trained(label, r)}: NLL {r['nll_bits_per_dim']:.3f} bits/char "
+            f"(validation at step: {_curve(r)})"
+            for label, r in s["models"].items()
+        )
         notes.append(
             "Running text: the test split (the last 25 %) of the Python reference's topics "
             "(`pydoc_data.topics`, shipped with CPython), in windows of 128 characters that "
             "the models code each on its own (no context carried over a window's start), "
-            "while gzip, bz2 and lzma code the same characters as one stream."
+            f"while gzip, bz2 and lzma code the same characters as one stream. {trained}; "
+            f"lzma {lzma:.3f}."
         )
     return notes
 
