@@ -549,6 +549,12 @@ PUBLISHED_8BIT = (
 )
 
 
+def _k(dims_per_s: float) -> str:
+    """Thousands of dimensions per second, readable from 0.0031 to 155000."""
+    k = dims_per_s / 1e3
+    return f"{k:.1f}" if k >= 1 else f"{k:.2g}"
+
+
 def _steps_label(r: dict[str, Any]) -> str:
     batch = r.get("train", {}).get("batch_size", BATCH)
     return f"{r['steps']} steps" + ("" if batch == BATCH else f", batch {batch}")
@@ -657,12 +663,12 @@ def table(record: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {data} | {label} ({_steps_label(r)}) | {r['file_bits_per_dim']:.4f} | "
                 f"{r['nll_bits_per_dim']:.4f} | {100 * r['file_overhead_vs_nll']:+.2f} % | "
-                f"{r['encode_dims_per_s'] / 1e3:.1f} | {r['decode_dims_per_s'] / 1e3:.2f}{on} |"
+                f"{_k(r['encode_dims_per_s'])} | {_k(r['decode_dims_per_s'])}{on} |"
             )
         for label, r in s["baselines"].items():
             lines.append(
                 f"| {data} | {label} | {r['bits_per_dim']:.4f} | – | – | "
-                f"{r['encode_dims_per_s'] / 1e3:.1f} | {r['decode_dims_per_s'] / 1e3:.1f} |"
+                f"{_k(r['encode_dims_per_s'])} | {_k(r['decode_dims_per_s'])} |"
             )
         lines.append(f"| {data} | raw | {s['raw_bits_per_dim']:.4f} | – | – | – | – |")
     lines += [
