@@ -574,7 +574,7 @@ def _curve(r: dict[str, Any]) -> str:
 def _trained(label: str, r: dict[str, Any]) -> str:
     """ "the gpt (300 steps, batch 32, 4 CPU-minutes of training, one thread)"."""
     minutes = r.get("train_cpu_s", r["train_wall_s"]) / 60
-    return f"the {label} ({_steps_label(r)}, {minutes:.0f} CPU-minutes of training, one thread)"
+    return f"the {label} ({_steps_label(r)}, {minutes:.1f} CPU-minutes of training, one thread)"
 
 
 def _set_notes(s: dict[str, Any]) -> list[str]:
@@ -621,12 +621,26 @@ def _set_notes(s: dict[str, Any]) -> list[str]:
             f"(validation at step: {_curve(r)})"
             for label, r in s["models"].items()
         )
+        behind = [k for k, r in s["models"].items() if r["nll_bits_per_dim"] > lzma]
+        falling = all(
+            c[-1] < c[-2]
+            for r in s["models"].values()
+            if len(c := [p["valid/bits_per_token"] for p in r.get("valid_curve", [])]) > 1
+        )
         notes.append(
             "Running text: the test split (the last 25 %) of the Python reference's topics "
             "(`pydoc_data.topics`, shipped with CPython), in windows of 128 characters that "
             "the models code each on its own (no context carried over a window's start), "
-            f"while gzip, bz2 and lzma code the same characters as one stream. {trained}; "
-            f"lzma {lzma:.3f}."
+            f"while gzip, bz2 and lzma code the same characters as one stream. "
+            f"{trained[0].upper()}{trained[1:]}; lzma {lzma:.3f}."
+            + (
+                f" The NLL of {' and '.join(behind)} is above lzma's file, so their files "
+                "lose as the NLL does: a few hundred steps on a CPU shared with other work"
+                + (", validation still falling at the last step" if falling else "")
+                + ": these models are far from trained."
+                if behind
+                else ""
+            )
         )
     return notes
 
