@@ -40,7 +40,7 @@ the budget (the vae's bits-back files), and otherwise on a file of the first exa
 (``Row.decode_n``), whose time gives the decode throughput: decoding makes D model calls
 per batch of examples (784 for an image, 16 for a word window, 128 for a window of
 running text). Training uses dgm's trainer on one torch thread (AdamW, grad clip 1, a
-cosine schedule; 200 to 500 steps per model, the CPU seconds recorded: brief next to
+cosine schedule; 400 or 500 steps per model, the CPU seconds recorded: brief next to
 the published models, on a CPU shared with other work).
 
     python -m benchmarks.compression [--quick] [--set binary|byte|text|prose]
@@ -138,7 +138,7 @@ RUNNING = {  # 128 model calls per batch of windows
     "char_rnn (lstm)": Row(
         "char_rnn",
         {"cell": "lstm"},
-        200,
+        500,
         decode_n=16,
         train={"batch_size": 32, "eval_every": 100},
         quick={"hidden_size": 32},
@@ -146,7 +146,7 @@ RUNNING = {  # 128 model calls per batch of windows
     "gpt": Row(
         "gpt",
         {},
-        200,
+        500,
         decode_n=16,
         train={"batch_size": 32, "eval_every": 100},
         quick={"n_layer": 1, "n_embd": 32, "n_head": 2},
