@@ -203,7 +203,7 @@ def table(record: dict[str, Any]) -> list[str]:
         "minutes on a CPU, far from convergence; median and worst image: of the per-image "
         "bits/dim, a mean that one outlier can dominate; the last column is for orientation "
         "only, other data and budget: published MNIST figures of runs of hundreds of "
-        "epochs.",
+        "epochs." + (f" {images['timing_note']}" if images.get("timing_note") else ""),
         "",
         *markdown_table(
             [
