@@ -22,6 +22,9 @@ from dgm.data.dataset import get
 from dgm.model import GenerativeModel, Likelihood, Loss
 from dgm.registry import register, unregister
 
+# why a test of a side-by-side benchmark skips: its peer library is a bench-only extra
+BENCH_EXTRA = "the peer of a bench-only comparison: pip install -e '.[bench]'"
+
 
 @dataclasses.dataclass
 class GaussianConfig:

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import dgm
+from helpers import BENCH_EXTRA
 
-pytest.importorskip("pythae")
+pytest.importorskip("pythae", reason=BENCH_EXTRA)
 from benchmarks import side_by_side_latent as bench
 from benchmarks.pythae_compare import load_into_dgm, pythae_model
 

@@ -9,7 +9,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-pytest.importorskip("diffusers")
+from helpers import BENCH_EXTRA
+
+pytest.importorskip("diffusers", reason=BENCH_EXTRA)
 from benchmarks import side_by_side_diffusion as bench
 
 from dgm.models.diffusion.schedules import NoiseSchedule, betas_for

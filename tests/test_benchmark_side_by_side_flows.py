@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import dgm
+from helpers import BENCH_EXTRA
 
-pytest.importorskip("normflows")
+pytest.importorskip("normflows", reason=BENCH_EXTRA)
 from benchmarks import side_by_side_flows as bench
 
 
