@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -60,6 +61,16 @@ def default_workers(world_size: int = 1) -> int:
     may use shared among the processes on the machine, less one for training, at most 4."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(0, min(4, (cores or 1) // world_size - 1))
+
+
+def as_arrays(batch: Batch) -> tuple[Any, ...]:
+    """A reader's batch as numpy arrays that share its tensors' memory (pickled by value)."""
+    return tuple(None if t is None else t.numpy() for t in batch)
+
+
+def as_tensors(batch: Any) -> Batch:
+    """The loader's batch as tensors, from ``as_arrays``'s numpy arrays without a copy."""
+    return Batch(*(torch.from_numpy(t) if isinstance(t, np.ndarray) else t for t in batch))
 
 
 class BatchStream:
@@ -183,6 +194,9 @@ class ShardBatchStream:
             # global RNG the model's noise comes from, so a resume (a new loader) changes no draw
             generator=torch.Generator().manual_seed(0),
             worker_init_fn=lean_worker if self.workers else None,
+            # on the CPU a worker's batch crosses the pipe as numpy arrays (one copy) instead
+            # of a new shared-memory segment per batch, which cost more than the step itself
+            collate_fn=as_arrays if self.workers and self.device.type != "cuda" else None,
         )
         with frozen_gc():  # iter() forks the workers
             self._batches = iter(loader)
@@ -192,11 +206,11 @@ class ShardBatchStream:
         if self._batches is None:
             self._start()
         try:
-            x, y, c = next(self._batches)
+            x, y, c = as_tensors(next(self._batches))
         except StopIteration:
             self.epoch, self.position = self.epoch + 1, 0
             self._start()
-            x, y, c = next(self._batches)
+            x, y, c = as_tensors(next(self._batches))
         if self._global:
             self.weight = self.source.world_size * len(x) / self._global[self.position]
         self.position += 1
