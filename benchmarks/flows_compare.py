@@ -505,7 +505,7 @@ if __name__ == "__main__":
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: each 2-D toy and flow against each peer library."""
-    from benchmarks.peers import PeerRow, interval_cell, speed_reading, verdict
+    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading, verdict
 
     compare = record.get("compare") or {}
     out = []
@@ -524,8 +524,13 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                     peer=f"{lib} {version}",
                     data=f"{case['toy']} (2-D), 10 000 test points; true NLL "
                     f"{case['true_nll']:.3f}",
-                    budget=f"{compare['steps']} steps of {compare['batch_size']}, Adam "
-                    f"{compare['lr']}, {len(compare['seeds'])} seeds",
+                    budget=budget(
+                        compare["steps"],
+                        compare["batch_size"],
+                        "Adam",
+                        compare["lr"],
+                        len(compare["seeds"]),
+                    ),
                     dgm=f"{case['nll_mean']['dgm']:.3f} nats",
                     peer_value=f"{case['nll_mean'][lib]:.3f}"
                     + (f" ({lost} diverged)" if lost else ""),

@@ -89,6 +89,11 @@ def verdict(summary: dict[str, Any] | None, lower_is_better: bool = True) -> str
     return "better than the peer" if better else "worse than the peer"
 
 
+def budget(steps: int, batch_size: int, optimizer: str, lr: float, seeds: int) -> str:
+    """The budget cell of a trained pair: steps, batch, optimizer and seeds."""
+    return f"{steps} steps of {batch_size}, {optimizer} {lr}, {seeds} seeds"
+
+
 def speed_reading(ratio: float) -> str:
     """A ratio dgm ÷ peer of step time, in words."""
     if ratio <= 1.0:

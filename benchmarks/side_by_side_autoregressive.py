@@ -557,7 +557,7 @@ ORIENTATION = {  # dgm model -> published figures on other data and budgets (doc
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: one per model pair (NLL means over the seeds, paired difference)."""
-    from benchmarks.peers import PeerRow, interval_cell, speed_reading
+    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading
     from benchmarks.peers import verdict as peer_verdict
 
     out = []
@@ -578,8 +578,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 model=row["model"],
                 peer=f"{record['peer']} ({record['peer_commit']})",
                 data=f"{record['data']}, {record['test_images']} test images",
-                budget=f"{row['steps']} steps of {record['batch_size']}, Adam "
-                f"{record['lr']}, {len(seeds)} seeds",
+                budget=budget(row["steps"], record["batch_size"], "Adam", record["lr"], len(seeds)),
                 dgm=f"{statistics.fmean(s['dgm']['nll'] for s in seeds):.2f} nats",
                 peer_value=f"{statistics.fmean(s[PEER]['nll'] for s in seeds):.2f}",
                 difference="– (see reading)" if caveat else interval_cell(diff, 2),

@@ -655,6 +655,7 @@ if __name__ == "__main__":
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: the DDPM's FD (DDIM) and bound against diffusers'."""
     from benchmarks.peers import PeerRow, interval_cell, verdict
+    from benchmarks.peers import budget as budget_cell
 
     seeds, b = record["per_seed"], record["budget"]
     ratio = record["ratio"]["ms_per_step"]
@@ -668,8 +669,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
         "peer": f"diffusers {record.get('peer_version', '')} UNet2DModel "
         f"({seeds[0][PEER]['params']:,}) + DDPM/DDIM schedulers",
         "data": f"{record['data']}, {b['samples']} samples vs as many test images",
-        "budget": f"{b['steps']} steps of {record['batch_size']}, AdamW {record['lr']}, "
-        f"{len(seeds)} seeds",
+        "budget": budget_cell(b["steps"], record["batch_size"], "AdamW", record["lr"], len(seeds)),
         "speed": interval_cell(ratio, 2, sign=""),
     }
     macs = mean("dgm", ("multiply_adds_per_image",)) / mean(PEER, ("multiply_adds_per_image",))

@@ -514,7 +514,7 @@ if __name__ == "__main__":
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: Glow and RealNVP on dequantized images against normflows (the
     means over the seeds where neither side diverged, as the paired difference)."""
-    from benchmarks.peers import PeerRow, interval_cell, speed_reading, verdict
+    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading, verdict
 
     out = []
     for row in record["rows"]:
@@ -532,8 +532,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 model=row["model"],
                 peer=f"{record['peer']} {record.get('peer_version', '')}".strip(),
                 data=f"{record['data']}, {record['test_images']} test images",
-                budget=f"{record['train_steps']} steps of {record['batch_size']}, Adam "
-                f"{record['lr']}, {len(seeds)} seeds"
+                budget=budget(
+                    record["train_steps"], record["batch_size"], "Adam", record["lr"], len(seeds)
+                )
                 + (f" (diverged: {'; '.join(lost)}; means over the other seeds)" if lost else ""),
                 dgm=f"{statistics.fmean(s['dgm']['bits_per_dim'] for s in paired):.3f} bits/dim",
                 peer_value=f"{statistics.fmean(s[PEER]['bits_per_dim'] for s in paired):.3f}",

@@ -560,7 +560,7 @@ def table(record: dict[str, Any]) -> list[str]:
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: dgm's GAN against the examples/dcgan-style loop, one per game."""
-    from benchmarks.peers import PeerRow, interval_cell, speed_reading
+    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading
     from benchmarks.peers import verdict as peer_verdict
 
     c = record["model_config"]
@@ -579,8 +579,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 model=f"gan, {row['objective']} (DCGAN, conv_channels {c['conv_channels']})",
                 peer=f"{record['reference']} (same networks, weights copied)",
                 data=f"{record['data']} in [0, 1], {record['num_samples']} samples vs test",
-                budget=f"{record['train_steps']} steps of {record['batch_size']}, Adam "
-                f"{record['lr']}, {len(seeds)} seeds",
+                budget=budget(
+                    record["train_steps"], record["batch_size"], "Adam", record["lr"], len(seeds)
+                ),
                 dgm=f"FD {mean('dgm', 'fd'):.2f} (dgm features), precision "
                 f"{mean('dgm', 'precision'):.3f}",
                 peer_value=f"FD {mean('reference', 'fd'):.2f}, precision "

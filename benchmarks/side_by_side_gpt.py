@@ -394,7 +394,7 @@ if __name__ == "__main__":
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md row: dgm's GPT against the nanoGPT-style reference."""
-    from benchmarks.peers import PeerRow, interval_cell, speed_reading
+    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading
     from benchmarks.peers import verdict as peer_verdict
 
     seeds, c = record["per_seed"], record["model_config"]
@@ -406,8 +406,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
             peer=record["reference"],
             data=f"{record['data']} (T = {record['block_size']}), {record['valid_words']} "
             "validation words",
-            budget=f"{record['steps']} steps of {record['batch_size']}, AdamW {record['lr']}, "
-            f"{len(seeds)} seeds",
+            budget=budget(record["steps"], record["batch_size"], "AdamW", record["lr"], len(seeds)),
             dgm=f"{statistics.fmean(s['dgm']['nats_per_char'] for s in seeds):.3f} nats/char",
             peer_value=f"{statistics.fmean(s['reference']['nats_per_char'] for s in seeds):.3f}",
             difference=interval_cell(record["nats_per_char_difference"], 3),

@@ -378,7 +378,7 @@ def table(record: dict[str, Any]) -> list[str]:
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: dgm's IWAE and β-VAE against pythae's, trained side by side."""
-    from benchmarks.peers import PeerRow, interval_cell, speed_reading
+    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading
     from benchmarks.peers import verdict as peer_verdict
 
     out = []
@@ -394,8 +394,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 model=f"vae, {row['model']} (CS236: z 10, MLP 300-300)",
                 peer=f"pythae {record['pythae_version']} {row['pythae_model']} (weights copied)",
                 data=record["data"],
-                budget=f"{record['steps']} steps of {record['batch_size']}, lr {record['lr']}, "
-                f"{len(seeds)} seeds",
+                budget=budget(
+                    record["steps"], record["batch_size"], "lr", record["lr"], len(seeds)
+                ),
                 dgm=f"{mean('dgm'):.2f} nats (−IWAE-{record['eval_k']}, test)",
                 peer_value=f"{mean(PEER):.2f} (dgm's estimator on its weights)",
                 difference=interval_cell(row["nll_difference"], 2),
