@@ -8,7 +8,8 @@ flows_compare, flows_directions, flows_images (or flows for all four), side_by_s
 pythae_compare, side_by_side_latent (or pythae for both), gan, side_by_side_gan,
 sample_quality, cas, naive_bayes_vs_lr, density_models, side_by_side_classical, sweep,
 density_tasks, hmm, control, ebm, ddpm, side_by_side_diffusion, latent_tasks, compression,
-cross_modal. Full results go to benchmarks/results/, quick ones to benchmarks/results/quick/;
+cross_modal, reference (hours: it trains in slices of --hours 2 and resumes). Full results
+go to benchmarks/results/, quick ones to benchmarks/results/quick/;
 the tables of docs/benchmarks.md are made from the full results only.
 pythae_compare and side_by_side_latent need the bench extra (pythae), flows_compare too (zuko
 and normflows), side_by_side_flows (normflows) and side_by_side_diffusion (diffusers); each is
@@ -60,6 +61,7 @@ BENCHMARKS = (
     "latent_tasks",
     "compression",
     "cross_modal",
+    "reference",
 )
 ALIASES = {  # name -> the benchmarks it stands for
     "overhead": ("trainer_overhead",),

@@ -59,6 +59,7 @@ PAGE = (
     "latent_tasks",
     "compression",
     "cross_modal",
+    "reference",
     "suite_timings",
     "devices",
 )

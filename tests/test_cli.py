@@ -216,3 +216,17 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "NELBO" in out and "-IWAE-100" in out
     assert (tmp_path / "demo" / "model.safetensors").exists()
+
+
+def test_train_with_patience_stops_at_the_plateau_and_says_so(tmp_path, capsys):
+    run = tmp_path / "made"
+    flags = ["--binarize", "static", "--hidden-sizes", "64", "--lr", "0.02", "--sample-every", "0"]
+    argv = ["train", "made", "--data", "digits", *flags, "--steps", "5000", "--out", str(run)]
+    assert main([*argv, "--eval-every", "10", "--patience", "2"]) == 0
+    out = capsys.readouterr().out
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = {r["step"]: r["valid/nll"] for r in lines if "valid/nll" in r}
+    best, stop = min(evals, key=evals.get), max(evals)
+    assert stop == best + 20 < 5000
+    assert f"stopped early at step {stop}: 2 evaluations" in out and f"(step {best})" in out
+    assert f"dgm eval {run} --best" in out

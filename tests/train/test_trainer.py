@@ -30,6 +30,7 @@ from helpers import (
     gaussian_data,
     quiet_config,
     registered,
+    snapshot,
     stopping_at,
 )
 
@@ -286,3 +287,63 @@ def test_any_dataset_of_pairs_trains_exactly_like_tensor_data():
         weights.append(model.state_dict())
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[1][k]), k
+
+
+def _patience_run(run_dir, *, resume=False):
+    """A Gaussian fitted until its valid NLL stops improving (patience 3 of 10 steps)."""
+    cfg = quiet_config(steps=3000, lr=0.05, eval_every=10, patience=3, checkpoint_every=50)
+    torch.manual_seed(0)
+    with registered():
+        trainer = Trainer(
+            DiagonalGaussian((2,), GaussianConfig()),
+            gaussian_data(),
+            gaussian_data(n=256, seed=1),
+            cfg,
+            run_dir,
+            progress=False,
+        )
+        if resume:
+            trainer.resume()
+        return trainer, trainer.fit()
+
+
+def test_patience_stops_at_the_plateau_and_keeps_the_best_weights(tmp_path):
+    trainer, last = _patience_run(tmp_path)
+    lines = [json.loads(s) for s in (tmp_path / rd.METRICS).read_text().splitlines()]
+    evals = {r["step"]: r["valid/nll"] for r in lines if "valid/nll" in r}
+    best_step = min(evals, key=evals.get)
+    assert last["stopped_early"] and not last["interrupted"]
+    assert last["step"] < 3000 and last["step"] == trainer.step == max(evals)
+    assert last["best_step"] == best_step and last["best_nll"] == evals[best_step]
+    # stopped at the third evaluation after the best, none of them lower
+    assert [s for s in evals if s > best_step] == [best_step + 10 * k for k in (1, 2, 3)]
+    assert rd.weights_step(tmp_path / rd.BEST_WEIGHTS) == best_step
+    assert rd.weights_step(tmp_path / rd.WEIGHTS) == last["step"]  # checkpoint at the stop
+
+
+def test_patience_stop_resumes_exactly_and_a_stopped_run_stays_stopped(tmp_path):
+    _, whole = _patience_run(tmp_path / "whole")
+    with stopping_at(whole["step"] - 17):
+        _, cut = _patience_run(tmp_path / "cut")
+    assert cut["interrupted"] and not cut.get("stopped_early")
+    _, last = _patience_run(tmp_path / "cut", resume=True)
+    assert last["stopped_early"] and last["step"] == whole["step"]
+    assert last["best_step"] == whole["best_step"]
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    before = snapshot(tmp_path / "cut")
+    _, again = _patience_run(tmp_path / "cut", resume=True)
+    assert again["stopped_early"] and again["step"] == whole["step"]
+    assert snapshot(tmp_path / "cut") == before  # no step trained, nothing rewritten
+
+
+def test_patience_needs_evaluations_and_a_likelihood():
+    with pytest.raises(ValueError, match="eval_every is 0"):
+        quiet_config(patience=2, eval_every=0)
+    gan = ToyGAN((1,), ToyGANConfig(critic_steps=1))
+    with pytest.raises(ValueError, match="ToyGAN has no likelihood: leave patience at 0"):
+        valid = gaussian_data(d=1, seed=1)
+        Trainer(gan, gaussian_data(d=1), valid, quiet_config(patience=2, eval_every=5))
+    gauss = DiagonalGaussian((2,), GaussianConfig())
+    with pytest.raises(ValueError, match="no valid split"):
+        Trainer(gauss, gaussian_data(), None, quiet_config(patience=2, eval_every=5))

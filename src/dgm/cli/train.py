@@ -232,6 +232,12 @@ def _finish(run_dir: Path, last: dict[str, Any], model: Any) -> int:
             file=sys.stderr,
         )
         return code
+    if last.get("stopped_early"):
+        print(
+            f"stopped early at step {last['step']}: {last['patience']} evaluations "
+            f"without a lower valid NLL than {last['best_nll']:.4g} nats (step "
+            f"{last['best_step']}); those weights: dgm eval {where} --best"
+        )
     losses = [k for k in last if k.rpartition("/")[2] == "loss" and not k.startswith("valid/")]
     numbers = [f"{'train ' if k == 'loss' else ''}{k} {last[k]:.4g}" for k in losses]
     if isinstance(last.get("valid/nll"), float):

@@ -27,6 +27,9 @@ class TrainConfig:
     grad_clip: float | None = None  # clip the global gradient norm to this; none: no clipping
     ema_decay: float | None = None  # keep an EMA of the weights for eval/sample, e.g. 0.999
     eval_every: int = 1000  # steps between evaluations on the valid split (0 = never)
+    # Early stopping: training ends, with a checkpoint, once this many evaluations in a row
+    # found no lower valid NLL than the best (best.safetensors holds the best weights)
+    patience: int = option(0, minimum=0)  # evaluations without a lower valid NLL (0: never stop)
     sample_every: int = 1000  # steps between sample pictures in samples/ (0 = never)
     sample_count: int = 0  # samples per picture in samples/; 0: 64 (1000 points for 2-D data)
     # the model's sample() options for those pictures, e.g. {"sampler": "ddim", "steps": 50}
@@ -54,6 +57,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.workers is not None and self.workers < 0:
             raise ValueError(f"workers must be >= 0 (0: no worker processes), got {self.workers}")
+        if self.patience and not self.eval_every:
+            raise ValueError(
+                f"patience {self.patience} counts evaluations, but eval_every is 0 (never): "
+                "set eval_every, e.g. one epoch of steps"
+            )
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.grad_clip is not None and not self.grad_clip > 0:

@@ -116,6 +116,13 @@ class Trainer:
                 f"{type(model).__name__} is fitted in closed form: an EMA of its weights "
                 "averages nothing useful; leave ema_decay unset"
             )
+        if config.patience and (model.likelihood is Likelihood.NONE or valid_data is None):
+            why = (
+                "there is no valid split"
+                if valid_data is None
+                else f"{type(model).__name__} has no likelihood"
+            )
+            raise ValueError(f"patience stops on the valid NLL, and {why}: leave patience at 0")
         if not self.closed_form and type(model).initialize is not GenerativeModel.initialize:
             self._initialize()  # before the optimizers and the EMA take the weights
         groups = {} if self.closed_form else model.param_groups()
@@ -217,7 +224,7 @@ class Trainer:
             mininterval=0.5,
             desc="train",
         )
-        train_time, t0 = 0.0, time.perf_counter()
+        train_time, t0, start = 0.0, time.perf_counter(), self.step
         self.model.train()
         check_values = self.model.check_values
         self.model.check_values = False  # every example was checked up front (_check_data)
@@ -225,7 +232,7 @@ class Trainer:
         due = self._next_due(every)
         try:
             with self._stop_on_signals():
-                while self.step < cfg.steps and not self._stop:
+                while self.step < cfg.steps and not self._stop and not self.plateaued():
                     self._train_step()
                     self.step += 1
                     bar.update(1)
@@ -251,13 +258,25 @@ class Trainer:
                 last = {**last, **self._log(train_time)}
             if self.saved_step != self.step:  # always end (or stop) with a checkpoint
                 self.save_checkpoint()
-            if self.writes and (self.run_dir / rd.METRICS).is_file():
+            if self.writes and self.step != start and (self.run_dir / rd.METRICS).is_file():
                 save_curves(self.run_dir / rd.METRICS, self.run_dir / CURVES)
         finally:
             self.model.check_values = check_values
             bar.close()
         last["interrupted"] = self._stop and (self.step < cfg.steps or self._picture_cut)
+        if self.plateaued() and self.step < cfg.steps:
+            last.update(step=self.step, stopped_early=True, patience=cfg.patience)
+            last.update(best_step=self.best_step, best_nll=self.best)
         return last
+
+    def plateaued(self) -> bool:
+        """Early stopping (``config.patience``): ``patience`` evaluations in a row have found
+        no lower valid NLL than the best. A function of the step and the best's step alone,
+        so a resumed run stops where an uninterrupted one does."""
+        cfg = self.config
+        if not cfg.patience:
+            return False
+        return self.step - max(self.best_step, 0) >= cfg.patience * cfg.eval_every
 
     def save_checkpoint(self) -> None:
         """Commit the checkpoint of this step as one unit (rank 0): model.safetensors,
@@ -483,8 +502,9 @@ class Trainer:
                     )
                 record = {f"valid/{k}": v for k, v in result.items() if isinstance(v, (int, float))}
                 score = result.get("nll", math.nan)
-                if self.writes and score < self.best:  # best holds the weights scored
+                if score < self.best:  # every rank sees the all-reduced score: one stop
                     self.best, self.best_step = score, self.step
+                if self.writes and self.best_step == self.step:  # the weights scored
                     self._best_state = {  # written with the next checkpoint, as one unit
                         k: v.detach().to("cpu", copy=True)
                         for k, v in self.model.state_dict().items()

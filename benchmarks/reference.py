@@ -1,0 +1,441 @@
+"""Reference runs: the headline model of each family trained until its validation curve
+flattens, with the curve saved and the final test figure reported (issue 21 §2).
+
+Each run is an ordinary dgm run directory under runs/bench/reference/<name>, trained by
+``dgm.train.train`` with one evaluation on the valid split per epoch and early stopping
+(``TrainConfig.patience``): it ends at its plateau, when ``patience`` epochs in a row
+found no lower valid NLL, or at its budget of ``epochs`` epochs, whichever comes first.
+The learning rate warms up for 100 steps and decays by a cosine to 10 % over that
+budget (dgm's schedule), so a run that stops early stops at a higher learning rate.
+
+Runs that take longer than one sitting are trained in slices: ``--hours H`` bounds this
+invocation's wall time; when it is spent the run in progress gets SIGTERM, which dgm's
+trainer turns into a checkpoint, and the next invocation resumes it exactly where it
+stopped (``dgm.train.resume``). The results file records every slice (wall and CPU
+seconds, the steps it covered), the validation curve so far and, once a run has
+finished, its test figure with the weights of its best validation score
+(``best.safetensors``): NLL in nats per example (exact for the autoregressive models,
+−IWAE-100 for the VAEs), bits/dim for flows on dequantized images and for the DDPM's
+bound, nats per real character for text. Runs are taken in order, cheapest first; the
+CPU runs one torch thread per run.
+
+    python -m benchmarks.reference [--hours H] [--only NAME ...] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import resource
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.common import (
+    CS236_BATCH,
+    CS236_GMVAE_COMPONENTS,
+    CS236_LR,
+    CS236_MODEL,
+    first_examples,
+    fmt,
+    log,
+    markdown_table,
+    result_path,
+    runs_dir,
+    save_figure,
+    write_result,
+)
+
+NAME = "reference"
+SEED = 0
+SLICE_FLOOR_S = 60.0  # a slice shorter than this is not started (loading costs as much)
+SESSIONS = "reference_slices.json"  # in each run directory: the slices that trained it
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """One reference run: a model, its data and its budget."""
+
+    name: str  # run folder and table row
+    label: str  # what the row says the model is
+    model: str  # registry name
+    data: dict[str, Any]  # DataConfig: name and options
+    config: dict[str, Any]  # model config
+    batch_size: int
+    lr: float
+    epochs: int  # the budget: at most this many epochs
+    patience: int = 5  # epochs without a lower valid NLL, then stop
+    grad_clip: float | None = None
+    test: str = "nll"  # the test figure: "nll", "iwae", "bits_per_dim", "per_char", "ddpm"
+
+    def data_config(self) -> Any:
+        from dgm.data import DataConfig
+
+        options = {k: v for k, v in self.data.items() if k != "name"}
+        return DataConfig(self.data["name"], **options)
+
+
+BINARY = {"name": "fashion_mnist", "binarize": "static"}
+BYTES = {"name": "fashion_mnist", "scale": "byte"}
+RUNS: tuple[Reference, ...] = (
+    Reference("vae", "CS236 VAE (z 10, MLP 300-300)", "vae", BINARY, dict(CS236_MODEL),
+              CS236_BATCH, CS236_LR, epochs=200, patience=10, test="iwae"),
+    Reference("gmvae", f"CS236 GMVAE (K = {CS236_GMVAE_COMPONENTS})", "gmvae", BINARY,
+              {**CS236_MODEL, "num_components": CS236_GMVAE_COMPONENTS},
+              CS236_BATCH, CS236_LR, epochs=200, patience=10, test="iwae"),
+    Reference("made", "MADE, 500 hidden, 8 masks", "made", BINARY,
+              {"hidden_sizes": (500,), "num_masks": 8}, 100, 1e-3, epochs=200, patience=10),
+    Reference("nade", "NADE, 500 hidden", "nade", BINARY, {"hidden_size": 500}, 100, 1e-3,
+              epochs=100, patience=5),
+    Reference("gpt_words", "GPT (4 layers, 4 heads, 128 wide)", "gpt", {"name": "words"}, {},
+              64, 1e-3, epochs=30, patience=3, grad_clip=1.0, test="per_char"),
+    Reference("pixelcnn_binary", "gated PixelCNN (32 channels, 5 layers)", "pixelcnn", BINARY,
+              {"variant": "gated", "hidden_channels": 32, "num_layers": 5}, 64, 2e-3,
+              epochs=30, patience=3),
+    Reference("gpt_fortunes", "GPT (4 layers, 4 heads, 128 wide)", "gpt",
+              {"name": "fortunes"}, {}, 64, 1e-3, epochs=30, patience=3, grad_clip=1.0,
+              test="per_char"),
+    Reference("realnvp", "RealNVP (conv, multi-scale)", "realnvp", BYTES,
+              {"architecture": "conv", "dequantize": "uniform"}, 64, 1e-3, epochs=30,
+              patience=3, grad_clip=100.0, test="bits_per_dim"),
+    Reference("glow", "Glow (multi-scale)", "glow", BYTES, {"dequantize": "uniform"}, 64, 1e-3,
+              epochs=30, patience=3, grad_clip=100.0, test="bits_per_dim"),
+    Reference("pixelcnn_bytes", "gated PixelCNN, 8-bit (16 channels, 5 layers, logistic mixture)",
+              "pixelcnn", {"name": "fashion_mnist"},
+              {"variant": "gated", "hidden_channels": 16, "num_layers": 5, "head": "logistic"},
+              32, 2e-3, epochs=30, patience=3, test="bits_per_dim"),
+    Reference("ddpm", "DDPM (U-Net 32 channels, 1-2-2)", "ddpm", BYTES,
+              {"num_levels": 256, "num_timesteps": 1000, "unet_channels": 32,
+               "channel_mult": (1, 2, 2), "num_res_blocks": 1},
+              64, 2e-4, epochs=30, patience=3, grad_clip=1.0, test="ddpm"),
+)  # fmt: skip
+QUICK = {"epochs": 2, "patience": 1}  # --quick: two epochs of 2 % of the train split
+QUICK_FRACTION, QUICK_TEST = 0.02, 200
+
+
+class _OutOfTime(Exception):
+    """This invocation's wall budget ended outside the trainer's own signal handling."""
+
+
+def _out_of_time(signum: int, frame: Any) -> None:
+    raise _OutOfTime
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def train_config(ref: Reference, n_train: int, *, quick: bool) -> Any:
+    """One evaluation and one checkpoint per epoch; early stopping after ``patience``."""
+    from dgm.train import TrainConfig
+
+    epochs, patience = (QUICK["epochs"], QUICK["patience"]) if quick else (ref.epochs, ref.patience)
+    per_epoch = math.ceil(n_train / ref.batch_size)
+    return TrainConfig(
+        steps=epochs * per_epoch,
+        batch_size=ref.batch_size,
+        lr=ref.lr,
+        grad_clip=ref.grad_clip,
+        eval_every=per_epoch,
+        patience=patience,
+        checkpoint_every=per_epoch,
+        log_every=max(1, per_epoch // 4),
+        sample_every=0,
+        seed=SEED,
+        device="cpu",
+    )
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def advance(ref: Reference, root: Path, deadline: float, *, quick: bool) -> None:
+    """Train ``ref`` (from scratch, or resumed from its checkpoint) until it finishes or the
+    wall clock reaches ``deadline``; record the slice in the run directory."""
+    from dgm import run_dir as rd
+    from dgm.train import resume, train
+
+    run = root / ref.name
+    left = deadline - time.monotonic()
+    if left < SLICE_FLOOR_S:
+        return
+    data = ref.data_config()
+    if quick:
+        data = dataclasses.replace(data, train_fraction=QUICK_FRACTION)
+    started = rd.checkpoint_step(run) if (run / rd.CONFIG).is_file() else None
+    done = _read_json(run / SESSIONS, [])[-1:]
+    if started is not None and done and done[0]["stopped"] in ("plateau", "budget"):
+        return  # finished in an earlier slice
+    timer = threading.Timer(left, os.kill, (os.getpid(), signal.SIGTERM))
+    t0, cpu0 = time.monotonic(), _cpu_s()
+    previous = signal.signal(signal.SIGTERM, _out_of_time)  # the trainer's own inside fit
+    timer.start()
+    try:
+        if started is None:
+            n_train = len(data.load("train"))
+            cfg = train_config(ref, n_train, quick=quick)
+            log(f"{ref.name}: {cfg.steps} steps at most ({cfg.eval_every} per epoch)")
+            _, last = train(ref.model, data, run, cfg, progress=False, overwrite=True, **ref.config)
+        else:
+            log(f"{ref.name}: resuming at step {started}")
+            _, last = resume(run, progress=False)
+    except _OutOfTime:
+        last = {"interrupted": True}
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    step = rd.checkpoint_step(run) if (run / rd.CONFIG).is_file() else None
+    if step is None:
+        return
+    slices = _read_json(run / SESSIONS, [])
+    slices.append(
+        {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "from_step": started or 0,
+            "to_step": step,
+            "wall_s": round(time.monotonic() - t0, 1),
+            "cpu_s": round(_cpu_s() - cpu0, 1),
+            "stopped": "plateau" if last.get("stopped_early") else
+            "out of time" if last.get("interrupted") else "budget",
+        }
+    )  # fmt: skip
+    _write_json(run / SESSIONS, slices)
+    log(f"{ref.name}: step {step} ({slices[-1]['stopped']})")
+
+
+def _test_figure(ref: Reference, run: Path, *, quick: bool) -> dict[str, Any]:
+    """The test figure of a finished run, with its best validation weights."""
+    from dgm.evaluate.likelihood import evaluate
+    from dgm.run_dir import Run
+
+    opened = Run.open(run)
+    model = opened.model(best=True, device="cpu")
+    test = opened.data("test")
+    if quick:
+        test = first_examples(test, QUICK_TEST)
+    if ref.test == "ddpm":
+        return _ddpm_figure(model, test, quick=quick)
+    iw = 100 if ref.test == "iwae" else None
+    batch = 50 if iw else 500
+    r = evaluate(model, test, iw_samples=iw, batch_size=batch)
+    out = {"bound": r["bound"], "nll": r["nll"], "nll_se": r.get("nll_se"), "test_n": r["n"]}
+    if ref.test == "bits_per_dim":
+        out["bits_per_dim"] = r["bits_per_dim"]
+    if ref.test == "per_char":
+        out["nats_per_char"] = r["nats_per_token"]
+    return out
+
+
+def _ddpm_figure(model: Any, test: Any, *, quick: bool) -> dict[str, Any]:
+    """The DDPM's bound on the first 500 test images, beside gzip, lzma and PNG on the same
+    images (benchmarks.ddpm's estimator: 50 sampled t per image)."""
+    from benchmarks.ddpm import _bound, file_baselines
+
+    n = 50 if quick else 500
+    x = test.x[:n]
+    b = _bound(model, x, 4 if quick else 50, 100)
+    return {
+        "bound": "ddpm",
+        "test_n": n,
+        "bits_per_dim": b["bits_per_dim"],
+        "bits_per_dim_se": b["bits_per_dim_se"],
+        "file_baselines_bits_per_dim": file_baselines(x),
+    }
+
+
+def status(ref: Reference, root: Path, known: dict[str, Any], *, quick: bool) -> dict[str, Any]:
+    """What the results file says of ``ref``: its slices, curve and, once finished, the
+    test figure (computed once; kept from ``known`` when the run folder is gone)."""
+    from dgm import run_dir as rd
+    from dgm.train.config import saved_config
+
+    run = root / ref.name
+    if not (run / rd.CONFIG).is_file():
+        return known or {"state": "not started"}
+    cfg = saved_config(rd.read_json(run / rd.CONFIG)["train"])
+    lines = [json.loads(s) for s in (run / rd.METRICS).read_text().splitlines()]
+    curve = [[r["step"] / cfg.eval_every, r["valid/nll"]] for r in lines if "valid/nll" in r]
+    slices = _read_json(run / SESSIONS, [])
+    step = rd.checkpoint_step(run) or 0
+    best = min(curve, key=lambda p: p[1]) if curve else None
+    finished = bool(slices) and slices[-1]["stopped"] in ("plateau", "budget")
+    out = {
+        "state": ("plateau" if slices[-1]["stopped"] == "plateau" else "budget")
+        if finished
+        else "in progress",
+        "label": ref.label,
+        "model": ref.model,
+        "model_config": ref.config,
+        "data": ref.data,
+        "batch_size": ref.batch_size,
+        "lr": ref.lr,
+        "grad_clip": ref.grad_clip,
+        "steps_per_epoch": cfg.eval_every,
+        "budget_epochs": cfg.steps // cfg.eval_every,
+        "patience_epochs": cfg.patience,
+        "epochs": step / cfg.eval_every,
+        "best_epoch": best[0] if best else None,
+        "best_valid_nll": best[1] if best else None,
+        "curve": curve,
+        "slices": slices,
+        "wall_s": round(sum(s["wall_s"] for s in slices), 1),
+        "cpu_s": round(sum(s["cpu_s"] for s in slices), 1),
+    }
+    if finished:
+        same = known.get("test") and known.get("epochs") == out["epochs"]
+        out["test"] = known["test"] if same else _test_figure(ref, run, quick=quick)
+    return out
+
+
+def plot(runs: dict[str, dict[str, Any]], path: Path) -> Path | None:
+    """Every run's validation curve, one panel each, the best epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = {k: r for k, r in runs.items() if r.get("curve")}
+    if not shown:
+        return None
+    cols = min(3, len(shown))
+    rows = math.ceil(len(shown) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, (name, r) in zip(axes.flat, shown.items(), strict=False):
+        epochs, nll = zip(*r["curve"], strict=True)
+        ax.plot(epochs, nll, marker=".")
+        ax.axvline(r["best_epoch"], color="grey", linestyle=":")
+        ax.set_title(f"{name} ({r['state']})", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("valid NLL, nats")
+    for ax in list(axes.flat)[len(shown) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def run(quick: bool = False, hours: float = 2.0, only: list[str] | None = None) -> dict[str, Any]:
+    chosen = [r for r in RUNS if not only or r.name in only]
+    unknown = set(only or ()) - {r.name for r in RUNS}
+    if unknown:
+        raise SystemExit(
+            f"no reference run named {sorted(unknown)}: choose from {[r.name for r in RUNS]}"
+        )
+    torch.set_num_threads(1)
+    root = runs_dir(NAME, quick)
+    root.mkdir(parents=True, exist_ok=True)
+    path = result_path(NAME, quick=quick)
+    known = _read_json(path, {}).get("runs", {})
+    t0 = time.monotonic()
+    deadline = t0 + hours * 3600
+
+    for ref in chosen:
+        if known.get(ref.name, {}).get("state") not in ("plateau", "budget"):
+            advance(ref, root, deadline, quick=quick)
+    runs = {r.name: status(r, root, known.get(r.name, {}), quick=quick) for r in RUNS}
+    figure = plot(runs, (path.parent / f"{NAME}_curves.png"))
+    payload = {
+        "description": "headline models trained to their plateau (early stopping on the valid NLL) "
+        "or their epoch budget, in slices that resume exactly; one torch thread",
+        "threads": [1],
+        "curves_png": figure.name if figure else None,
+        "runs": runs,
+    }
+    write_result(
+        NAME, payload, quick=quick, seed=SEED, steps=None, wall_time_s=time.monotonic() - t0
+    )
+    return payload
+
+
+def _figure(r: dict[str, Any]) -> str:
+    test = r.get("test")
+    if not test:
+        return "–"
+    if test["bound"] == "ddpm":
+        files = test["file_baselines_bits_per_dim"]
+        return (
+            f"{test['bits_per_dim']:.3f} ± {test['bits_per_dim_se']:.3f} bits/dim "
+            f"(PNG {files['png']:.3f}, lzma {files['lzma']:.3f}; {test['test_n']} images)"
+        )
+    if "bits_per_dim" in test:
+        return f"{test['bits_per_dim']:.3f} bits/dim"
+    if "nats_per_char" in test:
+        return f"{test['nats_per_char']:.3f} nats/char"
+    what = "−IWAE-100" if test["bound"].startswith("iwae") else "NLL"
+    return f"{test['nll']:.2f} nats ({what})"
+
+
+def table(record: dict[str, Any]) -> list[str]:
+    header = ["run", "model", "data", "state", "epochs", "best epoch", "best valid NLL (nats)",
+              "test", "wall h", "CPU h", "slices"]  # fmt: skip
+    rows = []
+    for name, r in record.get("runs", {}).items():
+        if r.get("state") == "not started":
+            rows.append([name, "–", "–", "not started", *["–"] * 7])
+            continue
+        data = r["data"]["name"] + "".join(f", {v}" for k, v in r["data"].items() if k != "name")
+        rows.append(
+            [
+                name,
+                r["label"],
+                data,
+                r["state"] + ("" if r["state"] == "plateau" else f" ({r['budget_epochs']} max)"),
+                f"{r['epochs']:.1f}",
+                fmt(r["best_epoch"], 0),
+                fmt(r["best_valid_nll"]),
+                _figure(r),
+                f"{r['wall_s'] / 3600:.2f}",
+                f"{r['cpu_s'] / 3600:.2f}",
+                str(len(r["slices"])),
+            ]
+        )
+    return [
+        "**Reference runs** (headline model of each family trained until its valid NLL "
+        "stops improving for `patience` epochs, or to its epoch budget; one evaluation per "
+        "epoch; one torch thread; trained in slices that resume exactly, `python -m "
+        "benchmarks.reference --hours H`). State: *plateau* (stopped early), *budget* "
+        "(reached its epochs), *in progress* (will continue in the next slice: its curve so "
+        "far is saved, no test figure yet). Test: the best validation weights on the "
+        "test split. Curves: `benchmarks/results/reference_curves.png`.",
+        "",
+        *markdown_table(header, rows),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="2 epochs of 2 %% of the data; results/quick/"
+    )
+    p.add_argument("--hours", type=float, default=2.0, help="wall-clock budget of this invocation")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="these runs only: " + ", ".join(r.name for r in RUNS),
+    )
+    ns = p.parse_args(argv)
+    if ns.hours <= 0:
+        p.error(f"--hours must be positive, got {ns.hours}")
+    run(quick=ns.quick, hours=ns.hours, only=ns.only)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
