@@ -109,7 +109,7 @@ RUNS: tuple[Reference, ...] = (
               epochs=30, patience=3, grad_clip=100.0, test="bits_per_dim"),
     Reference("pixelcnn_bytes", "gated PixelCNN, 8-bit (16 channels, 5 layers, logistic mixture)",
               "pixelcnn", {"name": "fashion_mnist"},
-              {"variant": "gated", "hidden_channels": 16, "num_layers": 5, "head": "logistic"},
+              {"variant": "gated", "hidden_channels": 16, "num_layers": 5, "head": "logistic_mixture"},
               32, 2e-3, epochs=30, patience=3, test="bits_per_dim"),
     Reference("ddpm", "DDPM (U-Net 32 channels, 1-2-2)", "ddpm", BYTES,
               {"num_levels": 256, "num_timesteps": 1000, "unet_channels": 32,

@@ -120,3 +120,5 @@ def test_every_reference_run_names_a_registered_model_and_dataset(reference):
         assert ref.data["name"] in dgm.available_datasets(), ref.name
         assert ref.epochs >= 30 and ref.patience >= 1, ref.name  # the 30-epoch floor
         dataclasses.replace(ref).data_config()  # its options are the dataset's own
+        if ref.data["name"] == "fashion_mnist":  # its config is the model's own
+            dgm.create(ref.model, (1, 28, 28), **ref.config)
