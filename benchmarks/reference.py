@@ -86,14 +86,14 @@ BINARY = {"name": "fashion_mnist", "binarize": "static"}
 BYTES = {"name": "fashion_mnist", "scale": "byte"}
 RUNS: tuple[Reference, ...] = (
     Reference("vae", "CS236 VAE (z 10, MLP 300-300)", "vae", BINARY, dict(CS236_MODEL),
-              CS236_BATCH, CS236_LR, epochs=200, patience=10, test="iwae"),
+              CS236_BATCH, CS236_LR, epochs=50, patience=5, test="iwae"),
     Reference("gmvae", f"CS236 GMVAE (K = {CS236_GMVAE_COMPONENTS})", "gmvae", BINARY,
               {**CS236_MODEL, "num_components": CS236_GMVAE_COMPONENTS},
-              CS236_BATCH, CS236_LR, epochs=200, patience=10, test="iwae"),
+              CS236_BATCH, CS236_LR, epochs=50, patience=5, test="iwae"),
     Reference("made", "MADE, 500 hidden, 8 masks", "made", BINARY,
-              {"hidden_sizes": (500,), "num_masks": 8}, 100, 1e-3, epochs=200, patience=10),
+              {"hidden_sizes": (500,), "num_masks": 8}, 100, 1e-3, epochs=50, patience=5),
     Reference("nade", "NADE, 500 hidden", "nade", BINARY, {"hidden_size": 500}, 100, 1e-3,
-              epochs=100, patience=5),
+              epochs=50, patience=5),
     Reference("gpt_words", "GPT (4 layers, 4 heads, 128 wide)", "gpt", {"name": "words"}, {},
               64, 1e-3, epochs=30, patience=3, grad_clip=1.0, test="per_char"),
     Reference("pixelcnn_binary", "gated PixelCNN (32 channels, 5 layers)", "pixelcnn", BINARY,
