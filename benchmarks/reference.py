@@ -86,14 +86,14 @@ BINARY = {"name": "fashion_mnist", "binarize": "static"}
 BYTES = {"name": "fashion_mnist", "scale": "byte"}
 RUNS: tuple[Reference, ...] = (
     Reference("vae", "CS236 VAE (z 10, MLP 300-300)", "vae", BINARY, dict(CS236_MODEL),
-              CS236_BATCH, CS236_LR, epochs=200, patience=10, test="iwae"),
+              CS236_BATCH, CS236_LR, epochs=50, patience=5, test="iwae"),
     Reference("gmvae", f"CS236 GMVAE (K = {CS236_GMVAE_COMPONENTS})", "gmvae", BINARY,
               {**CS236_MODEL, "num_components": CS236_GMVAE_COMPONENTS},
-              CS236_BATCH, CS236_LR, epochs=200, patience=10, test="iwae"),
+              CS236_BATCH, CS236_LR, epochs=50, patience=5, test="iwae"),
     Reference("made", "MADE, 500 hidden, 8 masks", "made", BINARY,
-              {"hidden_sizes": (500,), "num_masks": 8}, 100, 1e-3, epochs=200, patience=10),
+              {"hidden_sizes": (500,), "num_masks": 8}, 100, 1e-3, epochs=50, patience=5),
     Reference("nade", "NADE, 500 hidden", "nade", BINARY, {"hidden_size": 500}, 100, 1e-3,
-              epochs=100, patience=5),
+              epochs=50, patience=5),
     Reference("gpt_words", "GPT (4 layers, 4 heads, 128 wide)", "gpt", {"name": "words"}, {},
               64, 1e-3, epochs=30, patience=3, grad_clip=1.0, test="per_char"),
     Reference("pixelcnn_binary", "gated PixelCNN (32 channels, 5 layers)", "pixelcnn", BINARY,
@@ -109,7 +109,8 @@ RUNS: tuple[Reference, ...] = (
               epochs=30, patience=3, grad_clip=100.0, test="bits_per_dim"),
     Reference("pixelcnn_bytes", "gated PixelCNN, 8-bit (16 channels, 5 layers, logistic mixture)",
               "pixelcnn", {"name": "fashion_mnist"},
-              {"variant": "gated", "hidden_channels": 16, "num_layers": 5, "head": "logistic_mixture"},
+              {"variant": "gated", "hidden_channels": 16, "num_layers": 5,
+               "head": "logistic_mixture"},
               32, 2e-3, epochs=30, patience=3, test="bits_per_dim"),
     Reference("ddpm", "DDPM (U-Net 32 channels, 1-2-2)", "ddpm", BYTES,
               {"num_levels": 256, "num_timesteps": 1000, "unet_channels": 32,
@@ -164,23 +165,24 @@ def _write_json(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
-def advance(ref: Reference, root: Path, deadline: float, *, quick: bool) -> None:
+def advance(ref: Reference, root: Path, deadline: float, *, quick: bool) -> bool:
     """Train ``ref`` (from scratch, or resumed from its checkpoint) until it finishes or the
-    wall clock reaches ``deadline``; record the slice in the run directory."""
+    wall clock reaches ``deadline``; record the slice in the run directory. False when it
+    was stopped (the deadline's SIGTERM, or anyone's SIGTERM or Ctrl-C): no run may follow."""
     from dgm import run_dir as rd
     from dgm.train import resume, train
 
     run = root / ref.name
     left = deadline - time.monotonic()
     if left < SLICE_FLOOR_S:
-        return
+        return False
     data = ref.data_config()
     if quick:
         data = dataclasses.replace(data, train_fraction=QUICK_FRACTION)
     started = rd.checkpoint_step(run) if (run / rd.CONFIG).is_file() else None
     done = _read_json(run / SESSIONS, [])[-1:]
     if started is not None and done and done[0]["stopped"] in ("plateau", "budget"):
-        return  # finished in an earlier slice
+        return True  # finished in an earlier slice
     timer = threading.Timer(left, os.kill, (os.getpid(), signal.SIGTERM))
     t0, cpu0 = time.monotonic(), _cpu_s()
     previous = signal.signal(signal.SIGTERM, _out_of_time)  # the trainer's own inside fit
@@ -201,7 +203,7 @@ def advance(ref: Reference, root: Path, deadline: float, *, quick: bool) -> None
         signal.signal(signal.SIGTERM, previous)
     step = rd.checkpoint_step(run) if (run / rd.CONFIG).is_file() else None
     if step is None:
-        return
+        return not last.get("interrupted")
     slices = _read_json(run / SESSIONS, [])
     slices.append(
         {
@@ -216,6 +218,7 @@ def advance(ref: Reference, root: Path, deadline: float, *, quick: bool) -> None
     )  # fmt: skip
     _write_json(run / SESSIONS, slices)
     log(f"{ref.name}: step {step} ({slices[-1]['stopped']})")
+    return not last.get("interrupted")
 
 
 def _test_figure(ref: Reference, run: Path, *, quick: bool) -> dict[str, Any]:
@@ -344,8 +347,9 @@ def run(quick: bool = False, hours: float = 2.0, only: list[str] | None = None) 
     deadline = t0 + hours * 3600
 
     for ref in chosen:
-        if known.get(ref.name, {}).get("state") not in ("plateau", "budget"):
-            advance(ref, root, deadline, quick=quick)
+        done = known.get(ref.name, {}).get("state") in ("plateau", "budget")
+        if not done and not advance(ref, root, deadline, quick=quick):
+            break  # stopped: the runs after it wait for the next invocation
     runs = {r.name: status(r, root, known.get(r.name, {}), quick=quick) for r in RUNS}
     figure = plot(runs, (path.parent / f"{NAME}_curves.png"))
     payload = {

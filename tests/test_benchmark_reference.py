@@ -46,15 +46,15 @@ def test_a_run_in_slices_ends_as_one_trained_at_once(reference, tmp_path):
     far = time.monotonic() + 3600  # no wall-clock limit
     reference.advance(ref, tmp_path / "whole", far, quick=False)
     with stopping_at(17):  # as the SIGTERM of a spent --hours does, inside fit
-        reference.advance(ref, tmp_path / "cut", far, quick=False)
+        assert not reference.advance(ref, tmp_path / "cut", far, quick=False)  # stop there
     slices = json.loads((tmp_path / "cut" / "made" / reference.SESSIONS).read_text())
     assert [(s["from_step"], s["to_step"], s["stopped"]) for s in slices] == [
         (0, 17, "out of time")
     ]
     record = reference.status(ref, tmp_path / "cut", {}, quick=False)
     assert record["state"] == "in progress" and "test" not in record
-    reference.advance(ref, tmp_path / "cut", far, quick=False)
-    reference.advance(ref, tmp_path / "cut", far, quick=False)  # finished: nothing more
+    assert reference.advance(ref, tmp_path / "cut", far, quick=False)
+    assert reference.advance(ref, tmp_path / "cut", far, quick=False)  # finished: nothing more
     a, b = (
         load_file(str(p / "made" / "model.safetensors"))
         for p in (tmp_path / "whole", tmp_path / "cut")
