@@ -50,6 +50,7 @@ import dataclasses
 import functools
 import math
 import multiprocessing
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -264,13 +265,16 @@ def run_pair(pair: Pair, train: Tensor, test: Tensor, seed: int, steps: int) -> 
         return loss.item()
 
     times: dict[str, list[float]] = {"dgm": [], PEER: []}
+    faults: dict[str, list[int]] = {"dgm": [], PEER: []}  # minor page faults per step
     last: dict[str, float] = {}
     for k in range(steps):
         x = train[order[k]]  # (B, 1, 28, 28), the same batch for both
         for name in ("dgm", PEER) if k % 2 == 0 else (PEER, "dgm"):
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t0 = time.process_time()
             last[name] = step(name, x, seed * 1_000_003 + k)
             times[name].append(1e3 * (time.process_time() - t0))
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
     ours.eval()
     peer.eval()
     out: dict[str, Any] = {}
@@ -285,6 +289,7 @@ def run_pair(pair: Pair, train: Tensor, test: Tensor, seed: int, steps: int) -> 
             "bits_per_dim": bits if math.isfinite(bits) else None,  # None: training diverged
             "last_train_nll": last[name] if math.isfinite(last[name]) else None,
             "ms_per_step": statistics.median(times[name][WARMUP:] or times[name]),
+            "page_faults_per_step": statistics.median(faults[name][WARMUP:] or faults[name]),
             "sample_ms": sample_ms,
             "params": num_params(model),
             "conv_macs_per_image": conv_macs(model, lp, test),
@@ -485,6 +490,13 @@ def reading(record: dict[str, Any]) -> str:
             )
         elif ratio["mean"] > 1.05:
             speed += " with the same convolution multiply-adds: the time goes elsewhere"
+        ours_pf = seed["dgm"].get("page_faults_per_step")
+        peer_pf = seed[PEER].get("page_faults_per_step")
+        if ratio["mean"] > 1.05 and ours_pf is not None and ours_pf > max(1000, 10 * peer_pf):
+            speed += (
+                f"; dgm's step also takes {ours_pf:.0f} page faults (the peer's {peer_pf:.0f}): "
+                "glibc hands its larger freed activations back to the system after each step"
+            )
         parts.append(f"{name}: {quality}, {speed}")
     return (
         "; ".join(parts)
