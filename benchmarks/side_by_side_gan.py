@@ -182,8 +182,9 @@ class Reference:
     """The hand-written loop: examples/dcgan's D step then G step, each with its own
     ``torch.optim.Adam``; ``step(real)`` returns (D's loss, G's loss), detached."""
 
-    def __init__(self, model: Any, objective: str) -> None:
+    def __init__(self, model: Any, objective: str, reuse: bool = False) -> None:
         cfg = model.config
+        self.reuse = reuse  # examples/dcgan as it is: the G step scores the D step's fakes
         shape = tuple(model.event_shape)
         self.nz = cfg.latent_dim
         self.netG = RefGenerator(cfg.latent_dim, cfg.conv_channels, shape)
@@ -203,15 +204,16 @@ class Reference:
         errD_real = self.d_real(self.netD(real))
         errD_real.backward()
         noise = torch.randn(b, self.nz, dtype=real.dtype)
-        with torch.no_grad():  # examples/dcgan builds this graph to reuse the fakes in (2)
+        with torch.set_grad_enabled(self.reuse):  # examples/dcgan's graph, reused in (2)
             fake = self.netG(noise)
-        errD_fake = self.d_fake(self.netD(fake))
+        errD_fake = self.d_fake(self.netD(fake.detach()))
         errD_fake.backward()
         self.optD.step()
-        # (2) the generator, on fresh z as dgm's generator phase
+        # (2) the generator: on the same fakes (examples/dcgan) or on fresh z (dgm's default)
         self.netG.zero_grad()
-        noise = torch.randn(b, self.nz, dtype=real.dtype)
-        errG = self.g_loss(self.netD(self.netG(noise)))
+        if not self.reuse:
+            fake = self.netG(torch.randn(b, self.nz, dtype=real.dtype))
+        errG = self.g_loss(self.netD(fake))
         errG.backward()
         self.optG.step()
         return (errD_real + errD_fake).detach(), errG.detach()
@@ -258,10 +260,11 @@ class DgmSide:
 
 def make_pair(objective: str, shape: tuple[int, ...], seed: int, **config: Any) -> Any:
     """dgm's GAN (``benchmarks/gan.py``'s image config unless ``config`` overrides it),
-    seeded, and the reference loop on a copy of its weights: ``(DgmSide, Reference)``."""
+    seeded, and the reference loop on a copy of its weights: ``(DgmSide, Reference)``;
+    with ``reuse_fakes=True`` the reference reuses its fakes too, as examples/dcgan does."""
     torch.manual_seed(seed)
     model = dgm.create("gan", shape, objective=objective, **{**IMAGE, **config})
-    return DgmSide(model), Reference(model, objective)
+    return DgmSide(model), Reference(model, objective, model.config.reuse_fakes)
 
 
 # -- data and measures -------------------------------------------------------------------------
