@@ -69,6 +69,7 @@ def test_a_gan_reusing_its_fakes_resumes_bit_identical_and_differs_from_fresh_z(
     from safetensors.torch import load_file
 
     from dgm import run_dir as rd
+    from helpers import assert_same_weights
 
     flags = ["--objective", "hinge", "--n-critic", "2", "--hidden-sizes", "16,16"]
     flags += ["--latent-dim", "2", "--num-classes", "8", "--ema-decay", "0.9"]
@@ -80,10 +81,6 @@ def test_a_gan_reusing_its_fakes_resumes_bit_identical_and_differs_from_fresh_z(
     assert main(["resume", str(cut), "--steps", "6"]) == 0
     assert main([*args, "--steps", "6", "--out", str(fresh)]) == 0
     assert dgm.load(whole).config.reuse_fakes and not dgm.load(fresh).config.reuse_fakes
-    for name in (rd.WEIGHTS, rd.EMA_WEIGHTS):
-        a, b = load_file(str(whole / name)), load_file(str(cut / name))
-        assert a.keys() == b.keys()
-        for k in a:
-            assert torch.equal(a[k], b[k]), f"{name}: {k}"
+    assert_same_weights(whole, cut, (rd.WEIGHTS, rd.EMA_WEIGHTS))
     a, other = load_file(str(whole / rd.WEIGHTS)), load_file(str(fresh / rd.WEIGHTS))
     assert any(not torch.equal(a[k], other[k]) for k in a if k.startswith("generator."))
