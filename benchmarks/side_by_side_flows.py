@@ -50,6 +50,7 @@ import dataclasses
 import functools
 import math
 import multiprocessing
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -264,13 +265,16 @@ def run_pair(pair: Pair, train: Tensor, test: Tensor, seed: int, steps: int) -> 
         return loss.item()
 
     times: dict[str, list[float]] = {"dgm": [], PEER: []}
+    faults: dict[str, list[int]] = {"dgm": [], PEER: []}  # minor page faults per step
     last: dict[str, float] = {}
     for k in range(steps):
         x = train[order[k]]  # (B, 1, 28, 28), the same batch for both
         for name in ("dgm", PEER) if k % 2 == 0 else (PEER, "dgm"):
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t0 = time.process_time()
             last[name] = step(name, x, seed * 1_000_003 + k)
             times[name].append(1e3 * (time.process_time() - t0))
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
     ours.eval()
     peer.eval()
     out: dict[str, Any] = {}
@@ -285,6 +289,7 @@ def run_pair(pair: Pair, train: Tensor, test: Tensor, seed: int, steps: int) -> 
             "bits_per_dim": bits if math.isfinite(bits) else None,  # None: training diverged
             "last_train_nll": last[name] if math.isfinite(last[name]) else None,
             "ms_per_step": statistics.median(times[name][WARMUP:] or times[name]),
+            "page_faults_per_step": statistics.median(faults[name][WARMUP:] or faults[name]),
             "sample_ms": sample_ms,
             "params": num_params(model),
             "conv_macs_per_image": conv_macs(model, lp, test),
@@ -457,6 +462,32 @@ def table(record: dict[str, Any]) -> list[str]:
     ]
 
 
+def slower_because(row: dict[str, Any]) -> str:
+    """Why dgm's step is slower than the peer's (empty when it is not): the convolution
+    multiply-adds of both, and page faults per step when dgm's are many more."""
+    ratio = row["ms_ratio"]["mean"]
+    if ratio <= 1.05:
+        return ""
+    seed = row["per_seed"][0]
+    ours, peer = seed["dgm"]["conv_macs_per_image"], seed[PEER]["conv_macs_per_image"]
+    if ours > 1.05 * peer:
+        out = (
+            f", from {ours / peer:.2f}× its convolution multiply-adds ({ours / 1e6:.1f} M "
+            f"vs {peer / 1e6:.1f} M per image: {MACS_NOTE.get(row['dgm_model'], '?')}), "
+            f"so per multiply-add dgm takes {ratio * peer / ours:.2f}× the peer's time"
+        )
+    else:
+        out = " with the same convolution multiply-adds: the time goes elsewhere"
+    ours_pf = seed["dgm"].get("page_faults_per_step")
+    peer_pf = seed[PEER].get("page_faults_per_step")
+    if ours_pf is not None and ours_pf > max(1000, 10 * peer_pf):
+        out += (
+            f"; dgm's step also takes {ours_pf:.0f} page faults (the peer's {peer_pf:.0f}): "
+            "glibc hands its larger freed activations back to the system after each step"
+        )
+    return out
+
+
 def reading(record: dict[str, Any]) -> str:
     """One line from the numbers: per flow, whether dgm's bits/dim differ from the peer's
     (the paired interval against 0), its ms/step ratio, and for a slower step the ratio of
@@ -474,17 +505,7 @@ def reading(record: dict[str, Any]) -> str:
         else:
             better = "better" if diff["mean"] < 0 else "worse"
             quality = f"dgm {abs(diff['mean']):.3f} bits/dim {better} (interval excludes 0)"
-        seed = row["per_seed"][0]
-        ours, peer = seed["dgm"]["conv_macs_per_image"], seed[PEER]["conv_macs_per_image"]
-        speed = f"step {ratio['mean']:.2f}× the peer's"
-        if ratio["mean"] > 1.05 and ours > 1.05 * peer:
-            speed += (
-                f", from {ours / peer:.2f}× its convolution multiply-adds ({ours / 1e6:.1f} M "
-                f"vs {peer / 1e6:.1f} M per image: {MACS_NOTE.get(row['dgm_model'], '?')}), "
-                f"so per multiply-add dgm takes {ratio['mean'] * peer / ours:.2f}× the peer's time"
-            )
-        elif ratio["mean"] > 1.05:
-            speed += " with the same convolution multiply-adds: the time goes elsewhere"
+        speed = f"step {ratio['mean']:.2f}× the peer's" + slower_because(row)
         parts.append(f"{name}: {quality}, {speed}")
     return (
         "; ".join(parts)
@@ -524,7 +545,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
         lost = [f"{d['side']}, seed {d['seed']}" for d in row.get("diverged", [])]
         reading = f"bits/dim {verdict(diff)}"
         if ratio:
-            reading += f"; {speed_reading(ratio['mean'])}"
+            reading += f"; {speed_reading(ratio['mean'])}{slower_because(row)}"
         reading += f"; {record['train_steps']} steps: far from a plateau"
         out.append(
             PeerRow(

@@ -39,10 +39,12 @@ Where the reference differs from examples/dcgan: examples/dcgan reuses the discr
 step's fakes for the generator step (one generator pass per iteration, built with autograd
 in the discriminator step); dgm's generator phase draws fresh z, so the reference does too
 (the discriminator step's G(z) then runs under ``no_grad``, as dgm's), so that the two
-sides run the same algorithm step for step. The example's in-place activations are kept
-(``inplace=True``), as is its optimizer (``torch.optim.Adam``, torch's default
-implementation, not fused). The example's tanh output on [−1, 1] is a sigmoid on [0, 1]
-here, the data scale of ``benchmarks/gan.py``.
+sides run the same algorithm step for step. ``--part reuse`` times the other pairing into
+the same results file: dgm's ``reuse_fakes`` against the example's own reuse loop (timing
+and loss agreement only, ``REUSE_STEPS`` iterations per seed, no sample quality). The
+example's in-place activations are kept (``inplace=True``), as is its optimizer
+(``torch.optim.Adam``, torch's default implementation, not fused). The example's tanh
+output on [−1, 1] is a sigmoid on [0, 1] here, the data scale of ``benchmarks/gan.py``.
 
 Quality, per side and seed, from ``dgm.evaluate.sample_quality`` against the test split
 with the same sampling generator: FD and precision/recall (k = 3) in the features of dgm's
@@ -52,7 +54,7 @@ assigns to at least a quarter of the n/10 samples a perfect model would give eac
 applies to its 2-D toys). Over the seeds: paired
 differences dgm − reference with 95 % t-intervals, and the ms/step ratio dgm / reference.
 
-    python -m benchmarks.side_by_side_gan [--quick] [--jobs J]
+    python -m benchmarks.side_by_side_gan [--quick] [--jobs J] [--part reuse]
 
 ``--quick`` (about a minute): 2 seeds, 30 steps, 200 samples, a quickly trained classifier:
 it checks that the benchmark runs, its numbers mean nothing.
@@ -68,6 +70,7 @@ import concurrent.futures
 import functools
 import math
 import multiprocessing
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -107,6 +110,7 @@ QUICK_TEST = 1000  # test images kept in quick mode
 WARMUP = 20  # iterations left out of the ms/step medians (quick: a quarter of the steps)
 EVAL_SEED = 12345  # the sampling generator of the evaluation, the same for both sides
 MIN_SHARE = 0.25  # a class is captured with at least this share of n / K samples
+REUSE_STEPS, QUICK_REUSE_STEPS = 80, 8  # --part reuse: timed iterations per seed
 
 
 # -- the reference: examples/dcgan's two networks at dgm's sizes ---------------------------
@@ -182,8 +186,9 @@ class Reference:
     """The hand-written loop: examples/dcgan's D step then G step, each with its own
     ``torch.optim.Adam``; ``step(real)`` returns (D's loss, G's loss), detached."""
 
-    def __init__(self, model: Any, objective: str) -> None:
+    def __init__(self, model: Any, objective: str, reuse: bool = False) -> None:
         cfg = model.config
+        self.reuse = reuse  # examples/dcgan as it is: the G step scores the D step's fakes
         shape = tuple(model.event_shape)
         self.nz = cfg.latent_dim
         self.netG = RefGenerator(cfg.latent_dim, cfg.conv_channels, shape)
@@ -203,15 +208,16 @@ class Reference:
         errD_real = self.d_real(self.netD(real))
         errD_real.backward()
         noise = torch.randn(b, self.nz, dtype=real.dtype)
-        with torch.no_grad():  # examples/dcgan builds this graph to reuse the fakes in (2)
+        with torch.set_grad_enabled(self.reuse):  # examples/dcgan's graph, reused in (2)
             fake = self.netG(noise)
-        errD_fake = self.d_fake(self.netD(fake))
+        errD_fake = self.d_fake(self.netD(fake.detach()))
         errD_fake.backward()
         self.optD.step()
-        # (2) the generator, on fresh z as dgm's generator phase
+        # (2) the generator: on the same fakes (examples/dcgan) or on fresh z (dgm's default)
         self.netG.zero_grad()
-        noise = torch.randn(b, self.nz, dtype=real.dtype)
-        errG = self.g_loss(self.netD(self.netG(noise)))
+        if not self.reuse:
+            fake = self.netG(torch.randn(b, self.nz, dtype=real.dtype))
+        errG = self.g_loss(self.netD(fake))
         errG.backward()
         self.optG.step()
         return (errD_real + errD_fake).detach(), errG.detach()
@@ -258,10 +264,11 @@ class DgmSide:
 
 def make_pair(objective: str, shape: tuple[int, ...], seed: int, **config: Any) -> Any:
     """dgm's GAN (``benchmarks/gan.py``'s image config unless ``config`` overrides it),
-    seeded, and the reference loop on a copy of its weights: ``(DgmSide, Reference)``."""
+    seeded, and the reference loop on a copy of its weights: ``(DgmSide, Reference)``;
+    with ``reuse_fakes=True`` the reference reuses its fakes too, as examples/dcgan does."""
     torch.manual_seed(seed)
     model = dgm.create("gan", shape, objective=objective, **{**IMAGE, **config})
-    return DgmSide(model), Reference(model, objective)
+    return DgmSide(model), Reference(model, objective, model.config.reuse_fakes)
 
 
 # -- data and measures -------------------------------------------------------------------------
@@ -362,6 +369,58 @@ def run_seed(
     return out
 
 
+def reuse_timing(objective: str, seed: int, steps: int, quick: bool) -> dict[str, Any]:
+    """``--reuse-fakes`` against examples/dcgan as it is (both generator steps score the
+    discriminator step's fakes): the same batches, z and weights, alternating; ms/step of
+    each (median after a warm-up) and the largest gap of their losses over the run."""
+    train, _, _ = load_data(quick)
+    order = batch_order(len(train), steps, seed)
+    ours, ref = make_pair(objective, tuple(train.x.shape[1:]), seed, reuse_fakes=True)
+    sides: dict[str, Any] = {"dgm": ours, "reference": ref}
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    gap = 0.0
+    with one_thread():
+        for k in range(steps):
+            real = train.x[order[k]]  # (BATCH, 1, 28, 28), the same batch for both
+            losses = {}
+            for name in ("dgm", "reference") if k % 2 == 0 else ("reference", "dgm"):
+                torch.manual_seed(seed * 1_000_003 + k)  # the same z for both
+                t0 = time.process_time()
+                losses[name] = sides[name].step(real)
+                times[name].append(1e3 * (time.process_time() - t0))
+            pairs = zip(losses["dgm"], losses["reference"], strict=True)
+            gap = max(gap, *(abs(float(a) - float(b)) for a, b in pairs))
+    warmup = min(WARMUP, steps // 4)
+    out = {name: {"ms_per_step": statistics.median(t[warmup:])} for name, t in times.items()}
+    return {"seed": seed, "largest_loss_gap": gap, **out}
+
+
+def _rerun_reuse(quick: bool) -> dict[str, Any]:
+    """The ``reuse`` part: every objective and seed timed with ``--reuse-fakes`` against
+    the reusing reference, written into the existing results file (its rows kept)."""
+    t0 = time.perf_counter()
+    steps = QUICK_REUSE_STEPS if quick else REUSE_STEPS
+    seeds = QUICK_SEEDS if quick else SEEDS
+    rows = []
+    for objective in OBJECTIVES:
+        per_seed = [reuse_timing(objective, seed, steps, quick) for seed in seeds]
+        ratios = [s["dgm"]["ms_per_step"] / s["reference"]["ms_per_step"] for s in per_seed]
+        rows.append({"objective": objective, "per_seed": per_seed, "ms_ratio": interval(ratios)})
+        log(f"  reuse_fakes, {objective}: ms/step dgm / examples/dcgan {rows[-1]['ms_ratio']}")
+    payload, wall = common.existing_payload(NAME, quick=quick)
+    payload["reuse_variant"] = {
+        "steps": steps,
+        "seeds": list(seeds),
+        "cpu_wall_s": round(time.perf_counter() - t0, 1),
+        "load_average": list(os.getloadavg()),
+        "rows": rows,
+    }
+    write_result(
+        NAME, payload, quick=quick, seed=seeds[0], steps=payload["train_steps"], wall_time_s=wall
+    )
+    return payload
+
+
 PAIRED = ("fd", "kid", "precision", "recall", "modes_captured")
 
 
@@ -394,10 +453,13 @@ def _task(objective: str, seed: int, steps: int, samples: int, quick: bool) -> d
     return result
 
 
-def run(quick: bool = False, jobs: int = 1) -> dict[str, Any]:
+def run(quick: bool = False, jobs: int = 1, part: str | None = None) -> dict[str, Any]:
     """Both objectives over the seeds (``jobs`` runs at once, each in its own process at one
     torch thread: ms/step is each process's own CPU time), then the results file. The file
-    is written after every finished run too, marked incomplete until the last."""
+    is written after every finished run too, marked incomplete until the last. ``part``
+    "reuse" times only the ``--reuse-fakes`` variant into the existing file."""
+    if part == "reuse":
+        return _rerun_reuse(quick)
     warning = busy_warning()
     if warning:
         log(warning)
@@ -553,8 +615,28 @@ def table(record: dict[str, Any]) -> list[str]:
         "step's fakes (one generator pass fewer per iteration), here both sides draw "
         "fresh z for it (dgm's algorithm). dgm's step "
         "is timed without its trainer's schedule, gradient-norm check and metric sums.",
+        *reuse_lines(record),
         "",
         reading(record),
+    ]
+
+
+def reuse_lines(record: dict[str, Any]) -> list[str]:
+    """The ``--reuse-fakes`` variant's timing against examples/dcgan as it is, if measured."""
+    variant = record.get("reuse_variant")
+    if not variant:
+        return []
+    cells = [
+        f"{row['objective']} {plus_minus(row['ms_ratio'], '.3f')} (float32 losses apart by "
+        f"at most {max(s['largest_loss_gap'] for s in row['per_seed']):.0e})"
+        for row in variant["rows"]
+    ]
+    return [
+        "",
+        "With `--reuse-fakes` (the generator step scores the discriminator step's fakes) "
+        "against examples/dcgan's loop as it is, on the same batches, z and weights, "
+        f"{variant['steps']} iterations × seeds {variant['seeds']}, timing only: CPU "
+        f"ms/step dgm ÷ examples/dcgan {'; '.join(cells)}.",
     ]
 
 
@@ -594,6 +676,28 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 "same cost, not two independent trainings",
             )
         )
+    variant = record.get("reuse_variant") or {"rows": []}
+    for row in variant["rows"]:
+        gap = max(s["largest_loss_gap"] for s in row["per_seed"])
+        out.append(
+            PeerRow(
+                family="GAN",
+                model=f"gan --reuse-fakes, {row['objective']} (DCGAN, conv_channels "
+                f"{c['conv_channels']})",
+                peer="examples/dcgan's loop as it is, reusing its fakes (same networks, "
+                "weights copied)",
+                data=f"{record['data']} in [0, 1]",
+                budget=f"{variant['steps']} steps of {record['batch_size']}, timing only, "
+                f"{len(row['per_seed'])} seeds",
+                dgm="–",
+                peer_value="–",
+                difference=f"losses within {gap:.0e}",
+                speed=interval_cell(row["ms_ratio"], 3, sign=""),
+                reading="the same algorithm (equal losses in float64, tested); in float32 "
+                f"the losses drift apart by at most {gap:.0e} in {variant['steps']} steps "
+                f"(fused AdamW vs Adam rounding); {speed_reading(row['ms_ratio']['mean'])}",
+            )
+        )
     return out
 
 
@@ -603,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
         __doc__,
         "2 seeds, 30 steps, 200 samples",
         argv,
+        {"reuse": "time --reuse-fakes against examples/dcgan's own reuse loop alone"},
         jobs="(objective, seed) runs at once, one process each",
     )
 

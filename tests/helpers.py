@@ -326,6 +326,17 @@ def snapshot(folder):
     }
 
 
+def assert_same_weights(a, b, names) -> None:
+    """Every weights file in ``names`` holds bit-identical tensors in run folders a and b."""
+    from safetensors.torch import load_file
+
+    for name in names:
+        mine, theirs = load_file(str(a / name)), load_file(str(b / name))
+        assert mine.keys() == theirs.keys(), name
+        for k in mine:
+            assert torch.equal(mine[k], theirs[k]), f"{name}: {k}"
+
+
 def one_line_error(err: str, command: str) -> str:
     """The one line ``dgm COMMAND: error: ...`` that ``err`` must be (no traceback)."""
     lines = [line for line in err.splitlines() if line.strip()]

@@ -24,8 +24,8 @@ def bench(monkeypatch: pytest.MonkeyPatch):  # benchmarks/ is a top-level folder
     return module
 
 
-def _pair(bench, objective: str):
-    ours, ref = bench.make_pair(objective, SHAPE, 0, **SMALL)
+def _pair(bench, objective: str, reuse: bool = False):
+    ours, ref = bench.make_pair(objective, SHAPE, 0, **SMALL, reuse_fakes=reuse)
     ours.model.double()
     ref.netG.double()
     ref.netD.double()
@@ -40,20 +40,27 @@ def _state(ours, ref) -> tuple[dict, dict]:
     return mine, theirs
 
 
+@pytest.mark.parametrize("reuse", [False, True])
 @pytest.mark.parametrize("objective", ["nonsaturating", "hinge"])
-def test_one_step_of_each_side_is_the_same(bench, objective: str) -> None:
-    ours, ref = _pair(bench, objective)
+def test_one_step_of_each_side_is_the_same(bench, objective: str, reuse: bool) -> None:
+    # reuse: dgm's --reuse-fakes against examples/dcgan as it is (the generator step scores
+    # the discriminator step's fakes); three iterations on different batches, so a fake
+    # left over from one step, or a fresh z drawn where none should be, shows
+    ours, ref = _pair(bench, objective, reuse)
     before, copied = _state(ours, ref)
     assert before.keys() == copied.keys()
     for k in before:
         torch.testing.assert_close(copied[k], before[k], rtol=0, atol=0)
-    real = torch.rand(16, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    torch.manual_seed(7)
-    d_ours, g_ours = ours.step(real)
-    torch.manual_seed(7)
-    d_ref, g_ref = ref.step(real)
-    torch.testing.assert_close(d_ref, d_ours, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(g_ref, g_ours, rtol=1e-10, atol=1e-12)
+    for step in range(3 if reuse else 1):
+        gen = torch.Generator().manual_seed(1 + step)
+        real = torch.rand(16, *SHAPE, dtype=torch.float64, generator=gen)
+        torch.manual_seed(7 + step)
+        d_ours, g_ours = ours.step(real)
+        torch.manual_seed(7 + step)
+        d_ref, g_ref = ref.step(real)
+        torch.testing.assert_close(d_ref, d_ours, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(g_ref, g_ours, rtol=1e-10, atol=1e-12)
+    assert ours.model._fakes is None  # the generator phase took them
     after, theirs = _state(ours, ref)
     for k in after:
         if k.endswith(("weight", "running_mean", "running_var")):  # (a bias before a

@@ -12,6 +12,7 @@ import dgm
 from dgm import run_dir as rd
 from dgm.cli import main
 from dgm.data import get
+from helpers import assert_same_weights
 
 DATA = ["--data", "digits", "--scale", "byte", "--dequantize", "uniform", "--device", "cpu"]
 DATA += ["--batch-size", "32", "--eval-every", "0", "--sample-every", "0", "--log-every", "2"]
@@ -46,11 +47,7 @@ def test_a_resumed_glow_run_with_ema_ends_bit_identical(tmp_path):
     assert main(["train", *GLOW, *DATA, "--steps", "6", "--out", str(whole)]) == 0
     assert main(["train", *GLOW, *DATA, "--steps", "3", "--out", str(cut)]) == 0
     assert main(["resume", str(cut), "--steps", "6"]) == 0
-    for name in (rd.WEIGHTS, rd.EMA_WEIGHTS):
-        a, b = load_file(str(whole / name)), load_file(str(cut / name))
-        assert a.keys() == b.keys()
-        for k in a:
-            assert torch.equal(a[k], b[k]), f"{name}: {k}"
+    assert_same_weights(whole, cut, (rd.WEIGHTS, rd.EMA_WEIGHTS))
     ema, raw = load_file(str(whole / rd.EMA_WEIGHTS)), load_file(str(whole / rd.WEIGHTS))
     scales = [k for k in raw if k.endswith("log_scale") and "transforms.1." in k]
     assert scales  # the first ActNorm: its EMA started from its initialised value

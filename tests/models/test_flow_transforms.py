@@ -183,6 +183,30 @@ def test_channel_coupling_refuses_odd_channels():
         ChannelCoupling(3, 0, ConvConditioner(1, 4, 2))
 
 
+@pytest.mark.parametrize("conditional", [False, True])
+def test_conv_conditioner_in_channels_last_computes_the_plain_networks_function(conditional):
+    # the conditioner runs its convolutions on channels-last activations for speed; it must
+    # give what its own layers give on the ordinary (NCHW) tensor, values and gradients,
+    # so the weights of a run saved before the change give the same log_prob
+    g = torch.Generator().manual_seed(0)
+    net = ConvConditioner(2, 8, 2, K if conditional else 0)
+    with torch.no_grad():
+        net.net[-1].weight.normal_(generator=g)  # not the near-zero start
+    h = torch.randn(5, 2, 6, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(5, K, generator=g, dtype=torch.float64) if conditional else None
+    net = net.double()
+    out = net(h, c)
+    assert out.shape == (5, 2, 2, 6, 4) and out.is_contiguous()
+    plain = h if c is None else torch.cat([h, c[:, :, None, None].expand(5, K, 6, 4)], 1)
+    want = net.net(plain.contiguous()).view(5, 2, 2, 6, 4)
+    torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
+    weights = [net.net[0].weight, net.net[-1].weight]
+    got_grads = torch.autograd.grad(out.square().sum(), [h, *weights])
+    want_grads = torch.autograd.grad(want.square().sum(), [h, *weights])
+    for a, b in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
 def test_coupling_scale_is_bounded():
     t = AffineCoupling(checkerboard_mask((4,), 0), MLPConditioner(4, (8,), 2), bound=2.0)
     with torch.no_grad():

@@ -85,6 +85,7 @@ class GANConfig(ContextConditional, ClassConditional):
     clip: float = 0.01  # wgan: critic weights clipped to [-clip, clip] (Arjovsky 2017)
     gp_weight: float = 10.0  # wgan_gp: weight λ of the gradient penalty (Gulrajani 2017)
     output: Output = "auto"  # x's support: real, unit [0,1], binary {0,1}; auto: unit for images
+    reuse_fakes: bool = False  # G's phase scores D's last fakes (examples/dcgan): one G pass fewer
 
 
 @dataclasses.dataclass
@@ -184,6 +185,10 @@ class GAN(GenerativeModel):
             self.generator = MLPGenerator(g_in, sizes, self.event_shape)
             features, width = mlp_features(self.num_dims, sizes[::-1]), sizes[0]
         self.discriminator = ProjectionDiscriminator(features, width, cond, config.spectral_norm)
+        # reuse_fakes: the last discriminator phase's fakes (with the generator's graph) and
+        # their condition, until the generator phase takes them; never saved (a step ends
+        # with its generator phase, so a checkpoint never falls between the two)
+        self._fakes: tuple[Tensor, Tensor | None] | None = None
 
     def support_hint(self) -> str:
         if self.output == "unit":
@@ -240,8 +245,11 @@ class GAN(GenerativeModel):
         return step[phase](x, c)
 
     def _discriminator_loss(self, x: Tensor, c: Tensor | None) -> Loss:
-        with torch.no_grad():
-            fake = self._fake(len(x), c)
+        keep = self.config.reuse_fakes and torch.is_grad_enabled()
+        with torch.set_grad_enabled(keep):  # the generator's graph only when it is reused
+            generated = self._fake(len(x), c)
+        self._fakes = (generated, c) if keep else None
+        fake = generated.detach()
         real_v, fake_v = self.discriminator(x, c), self.discriminator(fake, c)
         value = self.objective.discriminator_loss(real_v, fake_v)
         metrics = {
@@ -256,7 +264,12 @@ class GAN(GenerativeModel):
         return Loss(value, metrics)
 
     def _generator_loss(self, x: Tensor, c: Tensor | None) -> Loss:
-        fake_v = self.discriminator(self._fake(len(x), c), c)
+        """On fresh fakes for the batch's c, or with ``reuse_fakes`` on the fakes (and their
+        c) of the discriminator phase just before, scored by the updated discriminator; a
+        generator phase with no discriminator phase before it draws fresh ones."""
+        reused, self._fakes = self._fakes, None
+        fake, c = reused if reused is not None else (self._fake(len(x), c), c)
+        fake_v = self.discriminator(fake, c)
         return Loss(self.objective.generator_loss(fake_v), {"fake": fake_v.mean().detach()})
 
     def log_prob(self, x: Tensor, c: Tensor | None = None) -> Tensor:

@@ -28,6 +28,7 @@ from dgm.model import GenerativeModel, Likelihood
 from dgm.registry import register
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+BLOCK_ELEMENTS = 1 << 17  # (rows, points) pairs per block of the log-sum-exp: 1 MiB in float64
 GRID_LOW, GRID_HIGH = 1 / 8, 4  # bandwidth=validation: factors from Scott's h/8 to 4h
 
 
@@ -115,13 +116,26 @@ class KernelDensity(GenerativeModel):
         """log (1/N) Σ_i N(x_o; p_{i,o}, diag(s_o²)) for rows (B, D) whose missing entries
         hold any finite value, against ``points`` (N, D): (B,)."""
         m = observed.to(flat.dtype)  # (B, D)
+        complete = bool(observed.all())
         center = points.mean(0)  # (D,): distances lose less precision around the data
         a = (flat - center) / scale * m  # (B, D), 0 where missing
+        a_sq = (a * a).sum(-1, keepdim=True)  # (B, 1)
         terms = []
         for p in points.split(self.config.chunk_size):
             p = (p - center) / scale  # (M, D)
-            sq = (a * a).sum(-1, keepdim=True) - 2 * a @ p.T + m @ (p * p).T  # (B, M)
-            terms.append((-0.5 * sq.clamp_min(0)).logsumexp(-1))  # (B,)
+            p_sq = p * p  # (M, D)
+            p_norm = p_sq.sum(-1)  # (M,): |p|² when every dimension is observed
+            # rows in blocks of BLOCK_ELEMENTS pairs: the (rows, M) temporaries stay in
+            # cache and reuse freed memory (one (B, M) block for B = 4000 touched fresh
+            # pages in every operation: 219k page faults, ~80% of a 2-D KDE's time)
+            rows = max(1, BLOCK_ELEMENTS // len(p))
+            lse = []
+            blocks = zip(a.split(rows), a_sq.split(rows), m.split(rows), strict=True)
+            for a_b, a_sq_b, m_b in blocks:
+                far = p_norm if complete else m_b @ p_sq.T  # (M,) or (b, M): |p_o|²
+                sq = torch.addmm(a_sq_b + far, a_b, p.T, alpha=-2)  # (b, M)
+                lse.append((-0.5 * sq.clamp_min(0)).logsumexp(-1))  # (b,)
+            terms.append(torch.cat(lse))  # (B,)
         const = -(m * (scale.log() + HALF_LOG_2PI)).sum(-1) - math.log(len(points))  # (B,)
         return torch.stack(terms, -1).logsumexp(-1) + const
 

