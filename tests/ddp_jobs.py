@@ -5,8 +5,8 @@ process starting torch would cost seconds and prove nothing more)."""
 import torch
 
 from dgm.data import TensorData
-from dgm.train import TrainConfig, Trainer
-from helpers import DiagonalGaussian, GaussianConfig
+from dgm.train import Trainer
+from helpers import DiagonalGaussian, GaussianConfig, quiet_config
 
 
 def data() -> TensorData:
@@ -17,16 +17,13 @@ def data() -> TensorData:
 
 def fit(model: torch.nn.Module, batch: int, steps: int, **kw) -> int:
     """Train ``model`` quietly on ``data()`` with batches of ``batch`` per rank; its rank."""
-    cfg = TrainConfig(
+    cfg = quiet_config(
         steps=steps,
         batch_size=batch,
         lr=0.05,
         warmup_steps=3,
-        eval_every=0,
-        sample_every=0,
         log_every=0,
         checkpoint_every=0,
-        device="cpu",
         **kw,
     )
     trainer = Trainer(model, data(), None, cfg, progress=False)
