@@ -48,7 +48,6 @@ SLOW_FIRST = [
     "tests/test_cli_first_use.py::test_misspelled_flags",  # a process, 31 s
     "tests/models/test_pixelrnn.py::test_training_on_binarized_digits",  # 30 s
     "tests/models/test_diffusion_theory.py::test_samplers_with_the_optimal_eps",  # 30 s
-    "tests/train/test_run_dirs.py::test_a_lock_dies_with_its_process",  # a process, 28 s
 ]
 
 

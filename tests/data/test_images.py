@@ -309,6 +309,20 @@ def test_digits_splits():
     torch.testing.assert_close(byte.x.float(), torch.round(splits["test"].x * 255))
 
 
+def test_digits_read_from_sklearns_file_equal_load_digits(monkeypatch):
+    """The CSV read (no sklearn import) and the fallback through load_digits, used when
+    the file is not where scikit-learn kept it, give the same read-only arrays."""
+    read = images_module.digits_arrays.__wrapped__  # uncached
+    direct = read()
+    monkeypatch.setattr(images_module.importlib.util, "find_spec", lambda name: None)
+    fallback = read()
+    bunch = load_digits()
+    for pixels, labels in (direct, fallback):
+        assert pixels.dtype == np.uint8 and labels.dtype == np.int64
+        assert np.array_equal(pixels, bunch.images) and np.array_equal(labels, bunch.target)
+        assert not pixels.flags.writeable and not labels.flags.writeable
+
+
 @FASHION_MNIST
 def test_real_fashion_mnist(monkeypatch):
     monkeypatch.delenv("DGM_DATA", raising=False)

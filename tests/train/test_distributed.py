@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
+import ddp_jobs
 from dgm import run_dir as rd
 from dgm.train.lock import LOCK
 
 SCRIPT = textwrap.dedent("""
     import json, os, shutil, sys, torch
     sys.path.insert(0, {tests!r})
+    import ddp_jobs
     from helpers import DiagonalGaussian, GaussianConfig, ToyGAN, ToyGANConfig
     from dgm.cli import main
-    from dgm.data import TensorData
-    from dgm.train import TrainConfig, Trainer
     from dgm.train import distributed
 
     batch, out, jobs = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
@@ -29,25 +29,16 @@ SCRIPT = textwrap.dedent("""
     # after the first is destroyed, so the group is left at the very end
     leave, distributed.teardown = distributed.teardown, lambda: None
     torch.set_default_dtype(torch.float64)
-    g = torch.Generator().manual_seed(0)
-    data = TensorData(torch.randn(400, 3, generator=g) * 0.7 + 1.0)
 
     def fit(model, steps, **kw):
-        cfg = TrainConfig(steps=steps, batch_size=batch, lr=0.05, warmup_steps=3,
-                          eval_every=0, sample_every=0, log_every=0, checkpoint_every=0,
-                          device="cpu", **kw)
-        trainer = Trainer(model, data, None, cfg, progress=False)
-        trainer.fit()
-        return trainer.rank
+        return ddp_jobs.fit(model, batch, steps, **kw)
 
     def state(model):
         return {{k: v.clone() for k, v in model.state_dict().items()}}
 
     if "gaussian" in jobs:  # deterministic: 2 x 16 must equal 1 x 32
-        torch.manual_seed(0)
-        model = DiagonalGaussian((3,), GaussianConfig())
-        rank = fit(model, 25, grad_clip=1.0)
-        torch.save(state(model), f"{{out}}/gaussian{{rank}}.pt")
+        rank, trained = ddp_jobs.gaussian(batch)
+        torch.save(trained, f"{{out}}/gaussian{{rank}}.pt")
     if "noise" in jobs:  # the loss draws torch.randn: each rank its own
         torch.manual_seed(0)
         model = DiagonalGaussian((3,), GaussianConfig(noise=0.1))
@@ -110,12 +101,10 @@ def _load(path):
     return torch.load(path, weights_only=True)
 
 
-def test_two_gloo_processes_match_one_process_with_the_combined_batch(script, two_ranks):
-    one = script.parent / "one"
-    one.mkdir()
-    _run([sys.executable, str(script), "32", str(one), "gaussian"])
+def test_two_gloo_processes_match_one_process_with_the_combined_batch(two_ranks):
     r0, r1 = (_load(two_ranks / f"gaussian{r}.pt") for r in (0, 1))
-    single = _load(one / "gaussian0.pt")
+    rank, single = ddp_jobs.gaussian(32)  # one process: this one, with the same code
+    assert rank == 0
     for k in single:
         assert torch.equal(r0[k], r1[k]), f"{k} differs between ranks"
         assert torch.allclose(r0[k], single[k], rtol=1e-9, atol=1e-12), f"{k}: 2x16 != 1x32"

@@ -209,7 +209,7 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
         "--binarize",
         "static",
         "--steps",
-        "400",
+        "200",  # the signal comes at step 50 or soon after: 150 steps of margin
         "--batch-size",
         "32",
         "--device",
@@ -241,9 +241,9 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
     _, err = proc.communicate(timeout=120)
     stopped_at = rd.weights_step(tmp_path / "cut" / rd.WEIGHTS)
     if proc.returncode == 130:
-        assert b"dgm resume" in err and 50 <= stopped_at < 400
+        assert b"dgm resume" in err and 50 <= stopped_at < 200
     else:  # the signal came after the last step: nothing to resume, but still a clean exit
-        assert proc.returncode == 0 and stopped_at == 400
+        assert proc.returncode == 0 and stopped_at == 200
     assert main(["resume", str(tmp_path / "cut")]) == 0
     whole, cut = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
     for k in whole:
