@@ -294,6 +294,8 @@ def status(ref: Reference, root: Path, known: dict[str, Any], *, quick: bool) ->
         "epochs": step / cfg.eval_every,
         "best_epoch": best[0] if best else None,
         "best_valid_nll": best[1] if best else None,
+        # how flat the curve is at its end: the valid NLL's change over the last 5 epochs
+        "last_5_epochs_change": curve[-1][1] - curve[-6][1] if len(curve) > 5 else None,
         "curve": curve,
         "slices": slices,
         "wall_s": round(sum(s["wall_s"] for s in slices), 1),
@@ -385,11 +387,12 @@ def _figure(r: dict[str, Any]) -> str:
 
 def table(record: dict[str, Any]) -> list[str]:
     header = ["run", "model", "data", "state", "epochs", "best epoch", "best valid NLL (nats)",
+              "change over the last 5 epochs",
               "test", "wall h", "CPU h", "slices"]  # fmt: skip
     rows = []
     for name, r in record.get("runs", {}).items():
         if r.get("state") == "not started":
-            rows.append([name, "–", "–", "not started", *["–"] * 7])
+            rows.append([name, "–", "–", "not started", *["–"] * 8])
             continue
         data = r["data"]["name"] + "".join(f", {v}" for k, v in r["data"].items() if k != "name")
         rows.append(
@@ -401,6 +404,9 @@ def table(record: dict[str, Any]) -> list[str]:
                 f"{r['epochs']:.1f}",
                 fmt(r["best_epoch"], 0),
                 fmt(r["best_valid_nll"]),
+                "–"
+                if r.get("last_5_epochs_change") is None
+                else f"{r['last_5_epochs_change']:+.2f}",
                 _figure(r),
                 f"{r['wall_s'] / 3600:.2f}",
                 f"{r['cpu_s'] / 3600:.2f}",
