@@ -267,6 +267,11 @@ class ShardData(Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
+    @property
+    def example_bytes(self) -> int:
+        """Bytes of one example as a read gives it: x, y and c together."""
+        return sum(math.prod(shape) * dtype.itemsize for shape, dtype in self._layout.values())
+
     def _column(self, key: str) -> Tensor:
         """One array of the whole split, read into memory (x, y or c: the tools that take
         a split's labels or contexts at once, ``Run.conditions``)."""
