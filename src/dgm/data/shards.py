@@ -265,7 +265,7 @@ class ShardData(Dataset):
                     )
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return int(self._starts[-1])
 
     @property
     def example_bytes(self) -> int:
