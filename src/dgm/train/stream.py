@@ -250,6 +250,11 @@ class ShardBatchStream:
         if self.source.split == "rows":
             sizes = [self.source.global_sizes(w) for w in range(self.source.workers)]
             self._global = [sizes[w][j] for w, j in self._plan]
+        if not self.workers and self.device.type != "cuda":
+            # read here, in the plan's order: a loader without workers would only add its
+            # per-item cost (~0.1 ms a batch), having nothing to pin or prefetch
+            self._batches = iter(Parcels(self.source))
+            return
         if self.workers:  # forked workers would inherit the maps of the up-front data check
             self.data.close()
             return_free_heap()  # nor the heap pages the check freed
