@@ -11,8 +11,10 @@ One epoch of one rank, given (seed, epoch):
    by (seed, epoch, rank, worker), and all but ``buffer`` of them leave it), then cuts the
    result into batches of ``batch_size``; the last batch of a unit may be short, so no
    example is dropped or read twice;
-4. the DataLoader yields the workers' batches in turn (worker 0, 1, ..., skipping those
-   that are done): ``rank_plan`` lists that order.
+4. the rank takes the workers' batches in turn (worker 0, 1, ..., skipping those that are
+   done): ``rank_plan`` lists that order. Iterated, a ``ShardStream`` yields them so
+   (through a DataLoader too); training's ``Parcels`` hands them over several at a time
+   and the receiver puts them back in that order.
 
 With ``split="rows"`` the ranks share batches instead of shards: every rank plans the
 epoch of one process (steps 1 to 3 with ``world_size`` 1) with batches of ``batch_size *
