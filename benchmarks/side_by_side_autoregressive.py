@@ -47,9 +47,14 @@ Without it the benchmark says so and runs dgm alone (peer columns empty). When t
 Fashion-MNIST files are absent the MNIST subset dgm ships is used instead (recorded).
 
     python -m benchmarks.side_by_side_autoregressive [--quick] [--peer-path DIR] [--jobs N]
-        [--only made|nade|pixelcnn]
+        [--only made|nade|pixelcnn] [--sampling]
 
-``--quick`` (about a minute): 2 seeds, a few steps, 200 test images.
+``--quick`` (about a minute): 2 seeds, a few steps, 200 test images. ``--sampling`` trains
+nothing: it times dgm's ``sample`` against the peer's own ``sample`` for each pair (or
+those of ``--only``) and writes the figures into the saved rows
+(``benchmarks/side_by_side_sampling.py`` says how; about 5 CPU minutes, most of it the
+peer's PixelCNN loop). Steps: MADE 1000; NADE 300 and PixelCNN 200, about 20 CPU minutes
+together for 3 seeds (the peer's NADE step is about 650 ms, its PixelCNN's 520 ms).
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ from torch import Tensor, nn
 import dgm
 from benchmarks.common import (
     busy_warning,
+    existing_payload,
     fashion_mnist_root,
     log,
     result_path,
@@ -165,7 +171,7 @@ PAIRS = (
         {"hidden_size": 500},
         lambda p: p["NADE"](784, 500),
         _probs_nll,
-        40,
+        300,
         3,
         "both ReLU + Kaiming init; the peer draws a sample per forward; both trained on the "
         "correct NLL (the peer's reproduce() takes its probabilities as logits)",
@@ -176,7 +182,7 @@ PAIRS = (
         {"variant": "plain", "hidden_channels": 24, "num_layers": 16},
         lambda p: p["PixelCNN"](1, 1, 15, 16, 32),
         _logits_nll,
-        40,
+        200,
         3,
         "dgm: 16 masked 3x3 layers of 24 channels; peer: 15 residual blocks of 32 "
         "channels, each residual added twice (as published)",
@@ -435,6 +441,44 @@ def run(quick: bool, peer_path: Path, jobs: int = 1, only: str | None = None) ->
     return payload
 
 
+def run_sampling(quick: bool, peer_path: Path, only: str | None = None) -> dict[str, Any]:
+    """The sampling part (``benchmarks/side_by_side_sampling.py``): dgm's ``sample``
+    against the peer's for every pair (or those of ``only``) over the seeds, written into
+    the pair's row of the saved results (the training figures kept as they are)."""
+    from benchmarks import side_by_side_sampling as sampling
+
+    torch.set_num_threads(THREADS)
+    peer_classes = load_peer(peer_path)
+    if peer_classes is None:
+        raise SystemExit(f"{PEER} not found at {peer_path}: fetch it with: {FETCH_HINT}")
+    t0 = time.perf_counter()
+    _, test, _ = load_images(QUICK_TEST_IMAGES)
+    seeds = QUICK_SEEDS if quick else SEEDS
+    payload, wall = existing_payload(NAME, quick=quick)
+    for row in payload["rows"]:
+        pair = PAIRS_BY_LABEL[row["model"]]
+        if only is not None and pair.dgm_name != only:
+            continue
+        repeats = sampling.QUICK_REPEATS if quick else sampling.REPEATS[pair.dgm_name]
+        per_seed = []
+        for seed in seeds:
+            per_seed.append(sampling.sample_seed(pair, peer_classes, test, seed, repeats))
+            log(f"{pair.label} sampling, seed {seed}: {per_seed[-1]}")
+        row["sampling"] = {
+            "batch_size": sampling.SAMPLE_BATCH,
+            "repeats": repeats,
+            "weights": "untrained, seeded as the training run starts",
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "per_seed": per_seed,
+            **sampling.summarise(per_seed, interval),
+        }
+        wall += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        write_result(NAME, payload, quick=quick, seed=seeds[0], steps=None, wall_time_s=wall)
+    log(table(payload))
+    return payload
+
+
 def plus_minus(summary: dict[str, float] | None, fmt: str) -> str:
     """``mean ± half-width`` of an ``interval`` in format ``fmt``, or a dash."""
     if not summary:
@@ -489,8 +533,9 @@ def table(record: dict[str, Any]) -> list[str]:
         "± is a 95 % t-interval over the seeds (paired).",
         "",
         "| model | steps | params dgm / peer | NLL dgm | NLL peer | NLL dgm − peer "
-        "| CPU ms/step dgm | CPU ms/step peer | ms/step dgm ÷ peer |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| CPU ms/step dgm | CPU ms/step peer | ms/step dgm ÷ peer "
+        "| sampling CPU s dgm / peer | sampling peer ÷ dgm | sampling check |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in record["rows"]:
         seeds = row["per_seed"]
@@ -507,16 +552,59 @@ def table(record: dict[str, Any]) -> list[str]:
             f"| {row['model']} | {row['steps']} | {params} | {mean('dgm', 'nll')} "
             f"| {mean(PEER, 'nll')} | {plus_minus(row.get('nll_difference'), '+.2f')} "
             f"| {mean('dgm', 'ms_per_step')} | {mean(PEER, 'ms_per_step')} "
-            f"| {plus_minus(row.get('ms_ratio'), '.3f')} |"
+            f"| {plus_minus(row.get('ms_ratio'), '.3f')} | {' | '.join(sampling_cells(row))} |"
         )
     notes: dict[str, list[str]] = {}
     for r in record["rows"]:  # rows that differ the same way share one note
         notes.setdefault(r["difference"], []).append(r["model"])
     described = "; ".join(f"{' and '.join(m)}: {d}" for d, m in notes.items())
     lines += ["", f"Differences: {described}.", "", reading(record)]
+    sampled = [r["sampling"] for r in record["rows"] if "sampling" in r]
+    if sampled:
+        lines += ["", sampling_note(sampled[0])]
     if not record.get("peer_found", True):
         lines += ["", f"{record['peer']} was not found: dgm alone (fetch it: {FETCH_HINT})."]
     return lines
+
+
+def sampling_cells(row: dict[str, Any]) -> list[str]:
+    """The three sampling cells of a row (dashes when its sampling was not measured): CPU
+    seconds per call of each side, the speed-up peer ÷ dgm with its interval, the check."""
+    from benchmarks.side_by_side_sampling import check_cell, seconds_cell
+
+    sampling = row.get("sampling")
+    if not sampling:
+        return ["–", "–", "–"]
+    seeds = sampling["per_seed"]
+    return [
+        f"{seconds_cell(seeds, 'dgm')} / {seconds_cell(seeds, 'peer')}",
+        plus_minus(sampling["speedup"], ".2f"),
+        check_cell(sampling),
+    ]
+
+
+def sampling_reading(sampling: dict[str, Any]) -> str:
+    """The sampling speed-up peer ÷ dgm in words, for the peers page."""
+    speedup = sampling["speedup"]["mean"]
+    pace = f"{speedup:.1f}× faster" if speedup >= 1 else f"{1 / speedup:.1f}× slower"
+    same = " (same pixels, weights copied)" if sampling.get("same_pixels") else ""
+    return f"samples {pace} than the peer's `sample`{same}"
+
+
+def sampling_note(sampling: dict[str, Any]) -> str:
+    """What the sampling columns measured."""
+    return (
+        f"Sampling: {sampling['batch_size']} images per call of dgm's `sample` and of the "
+        f"peer's own `sample`, {sampling['weights']} (the cost does not depend on the "
+        "weights), alternating, 1 thread, CPU seconds: the median over a seed's calls, "
+        "then the mean over the seeds; peer ÷ dgm is the mean of the per-seed ratios of "
+        "the medians ± its 95 % t-interval. NADE: both the O(HD) recursion; MADE: both one "
+        "network pass per dimension; PixelCNN: dgm's incremental sampler (cached "
+        "activations) against the peer's one full pass per pixel. Where the function is "
+        "the same (NADE, MADE) the peer's weights, masks and order are copied into dgm's "
+        "model and both sides draw with the same seed: the same pixels mean one "
+        "distribution, sampled the same way."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,8 +626,17 @@ def main(argv: list[str] | None = None) -> int:
         help="rerun only the pairs of this dgm model (made, nade, pixelcnn); the saved "
         "results keep the other rows",
     )
+    p.add_argument(
+        "--sampling",
+        action="store_true",
+        help="time dgm's sample against the peer's (untrained weights) into the saved rows, "
+        "instead of training",
+    )
     ns = p.parse_args(argv)
-    run(ns.quick, ns.peer_path, ns.jobs, ns.only)
+    if ns.sampling:
+        run_sampling(ns.quick, ns.peer_path, ns.only)
+    else:
+        run(ns.quick, ns.peer_path, ns.jobs, ns.only)
     return 0
 
 
@@ -570,8 +667,12 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
         reading = caveat or f"NLL {peer_verdict(diff)}"
         if ratio:
             reading += f"; {speed_reading(ratio['mean'])}"
+        if row.get("sampling"):
+            reading += f"; {sampling_reading(row['sampling'])}"
         if row["steps"] < 200:
             reading += f"; only {row['steps']} steps: far from a plateau"
+        elif row["steps"] < 1000:
+            reading += f"; {row['steps']} steps (under an epoch): short of a plateau"
         out.append(
             PeerRow(
                 family="autoregressive",
