@@ -454,9 +454,10 @@ def run_sampling(quick: bool, peer_path: Path, only: str | None = None) -> dict[
     t0 = time.perf_counter()
     _, test, _ = load_images(QUICK_TEST_IMAGES)
     seeds = QUICK_SEEDS if quick else SEEDS
-    payload, wall = existing_payload(NAME, quick=quick)
-    for row in payload["rows"]:
-        pair = PAIRS_BY_LABEL[row["model"]]
+    payload, _ = existing_payload(NAME, quick=quick)
+    labels = [r["model"] for r in payload["rows"]]
+    for label in labels:
+        pair = PAIRS_BY_LABEL[label]
         if only is not None and pair.dgm_name != only:
             continue
         repeats = sampling.QUICK_REPEATS if quick else sampling.REPEATS[pair.dgm_name]
@@ -464,6 +465,9 @@ def run_sampling(quick: bool, peer_path: Path, only: str | None = None) -> dict[
         for seed in seeds:
             per_seed.append(sampling.sample_seed(pair, peer_classes, test, seed, repeats))
             log(f"{pair.label} sampling, seed {seed}: {per_seed[-1]}")
+        # read again just before writing: a training run may have rewritten other rows
+        payload, wall = existing_payload(NAME, quick=quick)
+        row = next(r for r in payload["rows"] if r["model"] == label)
         row["sampling"] = {
             "batch_size": sampling.SAMPLE_BATCH,
             "repeats": repeats,
