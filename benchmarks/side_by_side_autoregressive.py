@@ -52,7 +52,7 @@ Fashion-MNIST files are absent the MNIST subset dgm ships is used instead (recor
 ``--quick`` (about a minute): 2 seeds, a few steps, 200 test images. ``--sampling`` trains
 nothing: it times dgm's ``sample`` against the peer's own ``sample`` for each pair (or
 those of ``--only``) and writes the figures into the saved rows
-(``benchmarks/side_by_side_sampling.py`` says how; about 5 CPU minutes, most of it the
+(``benchmarks/peer_sampling.py`` says how; about 5 CPU minutes, most of it the
 peer's PixelCNN loop). Steps: MADE 1000; NADE 300 and PixelCNN 200, about 20 CPU minutes
 together for 3 seeds (the peer's NADE step is about 650 ms, its PixelCNN's 520 ms).
 """
@@ -442,10 +442,10 @@ def run(quick: bool, peer_path: Path, jobs: int = 1, only: str | None = None) ->
 
 
 def run_sampling(quick: bool, peer_path: Path, only: str | None = None) -> dict[str, Any]:
-    """The sampling part (``benchmarks/side_by_side_sampling.py``): dgm's ``sample``
+    """The sampling part (``benchmarks/peer_sampling.py``): dgm's ``sample``
     against the peer's for every pair (or those of ``only``) over the seeds, written into
     the pair's row of the saved results (the training figures kept as they are)."""
-    from benchmarks import side_by_side_sampling as sampling
+    from benchmarks import peer_sampling as sampling
 
     torch.set_num_threads(THREADS)
     peer_classes = load_peer(peer_path)
@@ -574,7 +574,7 @@ def table(record: dict[str, Any]) -> list[str]:
 def sampling_cells(row: dict[str, Any]) -> list[str]:
     """The three sampling cells of a row (dashes when its sampling was not measured): CPU
     seconds per call of each side, the speed-up peer ÷ dgm with its interval, the check."""
-    from benchmarks.side_by_side_sampling import check_cell, seconds_cell
+    from benchmarks.peer_sampling import check_cell, seconds_cell
 
     sampling = row.get("sampling")
     if not sampling:

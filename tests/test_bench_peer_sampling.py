@@ -1,4 +1,4 @@
-"""benchmarks/side_by_side_sampling.py: the peer's NADE and MADE copied into dgm's give the
+"""benchmarks/peer_sampling.py: the peer's NADE and MADE copied into dgm's give the
 same log p and, from the same seed, the same pixels (run where the peer's checkout is);
 the checks and the table's sampling cells say what was measured."""
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
+from benchmarks import peer_sampling as sampling
 from benchmarks import side_by_side_autoregressive as bench
-from benchmarks import side_by_side_sampling as sampling
 
 PEER = bench.load_peer(bench.DEFAULT_PEER_PATH)
 needs_peer = pytest.mark.skipif(
