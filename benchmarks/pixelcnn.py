@@ -364,8 +364,8 @@ def table(record: dict[str, Any]) -> list[str]:
             "alternating, same seed; ratio: median of the paired ratios (min–max); goal ≥ 5x; "
             "clock: CPU time of the process, or wall time for rows measured before it was "
             "recorded (at load 8–11 on 2 cores: inflated and noisy). A naive time "
-            '"extrapolated from N rows" ran the naive loop on the first N of the image\'s H '
-            "rows and scales that time by H/N: every pixel costs one full pass over the "
+            '"extrapolated from N rows" ran the naive loop on the first N of the image rows '
+            "(H in all) and scales that time by H/N: every pixel costs one full pass over the "
             "whole image, so the time per pixel is constant; its pixels are compared on "
             "those N rows):",
             "",
