@@ -588,11 +588,17 @@ def sampling_cells(row: dict[str, Any]) -> list[str]:
 
 
 def sampling_reading(sampling: dict[str, Any]) -> str:
-    """The sampling speed-up peer ÷ dgm in words, for the peers page."""
-    speedup = sampling["speedup"]["mean"]
-    pace = f"{speedup:.1f}× faster" if speedup >= 1 else f"{1 / speedup:.1f}× slower"
+    """The sampling speed-up peer ÷ dgm in words, for the peers page: "as fast" when its
+    95 % interval holds 1."""
+    speedup, half = sampling["speedup"]["mean"], sampling["speedup"]["half_width"]
+    if not math.isnan(half) and speedup - half <= 1 <= speedup + half:
+        pace = f"as fast as (peer ÷ dgm {speedup:.2f} ± {half:.2f})"
+    elif speedup >= 1:
+        pace = f"{speedup:.1f}× faster than"
+    else:
+        pace = f"{1 / speedup:.1f}× slower than"
     same = " (same pixels, weights copied)" if sampling.get("same_pixels") else ""
-    return f"samples {pace} than the peer's `sample`{same}"
+    return f"samples {pace} the peer's `sample`{same}"
 
 
 def sampling_note(sampling: dict[str, Any]) -> str:

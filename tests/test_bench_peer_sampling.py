@@ -126,6 +126,20 @@ def test_table_rows_carry_the_sampling_cells() -> None:
     assert rows[0].endswith("| – | – | – |")
     assert "| 1 / 3 | 3.00 ± 12.71 | same pixels from the same seed (weights copied) |" in rows[1]
     assert any(line.startswith("Sampling: 16 images per call") for line in lines)
-    assert bench.sampling_reading(sampled["sampling"]) == (
-        "samples 3.0× faster than the peer's `sample` (same pixels, weights copied)"
+    assert bench.sampling_reading(sampled["sampling"]) == (  # 3.00 ± 12.71 holds 1
+        "samples as fast as (peer ÷ dgm 3.00 ± 12.71) the peer's `sample` (same pixels, "
+        "weights copied)"
     )
+
+
+def test_sampling_reading_says_faster_or_slower_only_beyond_the_interval() -> None:
+    def reading(speedups: list[float], copied: bool = True) -> str:
+        seeds = [_seed(s) for s in speedups]
+        for s in seeds:
+            s["copied"] = copied
+        return bench.sampling_reading(sampling.summarise(seeds, bench.interval))
+
+    assert reading([2.0, 2.1, 2.2]) == (
+        "samples 2.1× faster than the peer's `sample` (same pixels, weights copied)"
+    )
+    assert reading([0.5, 0.5, 0.5], copied=False) == "samples 2.0× slower than the peer's `sample`"
