@@ -176,8 +176,9 @@ PAIRS = (
         300,
         3,
         "both ReLU + Kaiming init, drawn from the same seed in the same order, so both start "
-        "from the same weights (equal to 3e-8) and train the same function on the same batches (the NLL "
-        "difference is rounding: fused AdamW against torch's Adam); the peer draws a sample "
+        "from the same weights (equal to 3e-8) and train the same function on the same "
+        "batches (the NLL difference is rounding: fused AdamW against torch's Adam); the "
+        "peer draws a sample "
         "per forward; both trained on the correct NLL (the peer's reproduce() takes its "
         "probabilities as logits)",
     ),
