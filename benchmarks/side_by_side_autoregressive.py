@@ -24,12 +24,12 @@ The pairs, and where they differ:
   first rows are mostly empty background (see the table's reading).
 - NADE, 500 hidden units: both ReLU with Kaiming's init (dgm's default), drawn from the
   same seed in the same order: both start from the same weights (equal to 3e-8; the same
-  function with the same parametrisation), so their NLLs differ by rounding only; the peer draws
-  a Bernoulli sample at every dimension of every forward pass (part of its step). Its
-  ``forward`` returns probabilities and its ``reproduce`` applies
-  ``binary_cross_entropy_with_logits`` to them (a loss on probabilities taken as
-  logits): here both train on and report the correct NLL, ``binary_cross_entropy`` of
-  the probabilities.
+  function with the same parametrisation), so their NLLs differ by rounding only; the
+  peer draws a Bernoulli sample at every dimension of every forward pass (part of its
+  step). Its ``forward`` returns probabilities and its ``reproduce`` applies
+  ``binary_cross_entropy_with_logits`` to them (a loss on probabilities taken as logits):
+  here both train on and report the correct NLL, ``binary_cross_entropy`` of the
+  probabilities.
 - PixelCNN, about 53k parameters: dgm's ``plain`` variant (16 masked layers of 24
   channels, 7x7 then 3x3, 53,521 parameters) against the peer's ``reproduce`` config (a
   7x7 masked input, 15 residual blocks of 32 channels with 1x1, 3x3 masked, 1x1
@@ -55,8 +55,8 @@ Fashion-MNIST files are absent the MNIST subset dgm ships is used instead (recor
 nothing: it times dgm's ``sample`` against the peer's own ``sample`` for each pair (or
 those of ``--only``) and writes the figures into the saved rows
 (``benchmarks/peer_sampling.py`` says how; about 5 CPU minutes, most of it the
-peer's PixelCNN loop). Steps: MADE 1000; NADE 300 and PixelCNN 200, about 20 CPU minutes
-together for 3 seeds (the peer's NADE step is about 650 ms, its PixelCNN's 520 ms).
+peer's PixelCNN loop). Steps: MADE 1000; NADE 300 and PixelCNN 200, about 25 CPU minutes
+together for 3 seeds (a step pair costs about 0.74 s for NADE, 1.2 s for PixelCNN).
 """
 
 from __future__ import annotations
