@@ -25,9 +25,9 @@ Full mode keeps within about 15 minutes of one CPU core on Fashion-MNIST alone (
 networks, 1500 steps); quick mode (``--quick``, under a minute) samples 14x14 images with
 narrower networks and trains 20 steps, evaluating on the first 200 test images.
 
-``--part speed-28`` (about 6 CPU minutes) or ``--part speed-32`` (about 5) reruns the
+``--part speed-28`` (about 6 CPU minutes) or ``--part speed-32`` (about 10) reruns the
 sampling rows of one image size alone into the existing results file; ``speed-32-plain``
-(about 1.5) or ``speed-32-gated`` (about 3, the naive loop on 3 rows) one row.
+(about 1.5) or ``speed-32-gated`` (about 1: 50 CPU s, the naive loop on 3 rows) one row.
 
     python -m benchmarks.pixelcnn [--quick] [--part speed-SIZE[-VARIANT]]
 """
