@@ -1,6 +1,8 @@
-"""benchmarks/peer_sampling.py: the peer's NADE and MADE copied into dgm's give the
-same log p and, from the same seed, the same pixels (run where the peer's checkout is);
-the checks and the table's sampling cells say what was measured."""
+"""benchmarks/peer_sampling.py: the checks and the table's sampling cells say what was
+measured. Whether the peer's NADE and MADE copied into dgm's give the same log p and
+pixels needs pytorch-generative's checkout, which no package index has: the benchmark
+checks it each time it runs (it stops when log p differs; the table says when pixels do),
+not the suite, which skips nothing but the Debian extras."""
 
 import math
 
@@ -8,55 +10,6 @@ import pytest
 import torch
 from benchmarks import peer_sampling as sampling
 from benchmarks import side_by_side_autoregressive as bench
-
-PEER = bench.load_peer(bench.DEFAULT_PEER_PATH)
-needs_peer = pytest.mark.skipif(
-    PEER is None, reason=f"no pytorch-generative checkout: {bench.FETCH_HINT}"
-)
-
-SMALL = {  # 4x4 images: the benchmark's pairs at a size a test affords
-    "nade": bench.Pair(
-        "NADE", "nade", {"hidden_size": 8}, lambda p: p["NADE"](16, 8), bench._probs_nll, 1, 1, ""
-    ),
-    "made": bench.Pair(
-        "MADE",
-        "made",
-        {"hidden_sizes": (12,), "ordering": "random"},
-        lambda p: p["MADE"](16, [12], 1),
-        bench._logits_nll,
-        1,
-        1,
-        "",
-    ),
-}
-
-
-@needs_peer
-@pytest.mark.parametrize("name", ["nade", "made"])
-def test_copied_weights_give_the_peers_log_prob_and_pixels(name: str) -> None:
-    test = torch.randint(2, (64, 1, 4, 4), generator=torch.Generator().manual_seed(0)).float()
-    out = sampling.sample_seed(SMALL[name], PEER, test, seed=3, repeats=2)
-    assert out["copied"] and out["copy_max_abs_diff"] < 1e-4
-    assert out["valid"] and out["same_pixels"] and out["equal_pixel_fraction"] == 1.0
-    assert len(out["seconds"]["dgm"]) == len(out["seconds"]["peer"]) == 2
-    assert out["speedup"] == pytest.approx(out["median_s"]["peer"] / out["median_s"]["dgm"])
-
-
-@needs_peer
-def test_made_without_the_peers_order_draws_other_pixels() -> None:
-    """The order matters: dgm's own mask set and order draw other pixels from the seed."""
-    import dgm
-
-    test = torch.zeros(2, 1, 4, 4)
-    torch.manual_seed(3)
-    peer = SMALL["made"].peer(PEER).eval()
-    peer(test[:1])
-    ours = dgm.create("made", (1, 4, 4), hidden_sizes=(12,), ordering="random").eval()
-    sampling.copy_made(ours, peer)
-    ours.net.orderings.copy_(ours.net.orderings.flip(-1))  # a wrong order, same weights
-    torch.manual_seed(7)
-    theirs = peer.sample(64)
-    assert not torch.equal(ours.sample(64, generator=torch.Generator().manual_seed(7)), theirs)
 
 
 def test_binary_image_batch() -> None:
