@@ -8,8 +8,13 @@ Two parts, each saved as soon as it is done (partial results survive a crash):
   pass per pixel) for a batch of 4 binary images, 28x28 and 32x32, plain and gated, 64
   hidden channels, 7 layers, untrained weights (the cost does not depend on them), same
   seed on both sides, one torch thread. Both sides are checked to draw the same pixels;
-  we report ms per batch (median over the repeats, sides alternating) and the ratio naive
-  / fast (median of the paired ratios, with their min and max).
+  we report ms per batch of CPU time of the process (median over the repeats, sides
+  alternating; rows saved before that was recorded show wall time) and the ratio naive /
+  fast (median of the paired ratios, with their min and max). Where the naive loop is
+  too slow in full (``NAIVE_ROWS``: gated 32x32) it runs the first rows only, stopped by a
+  hook on the network, and its time is scaled by height / rows (every pixel costs one full
+  pass over the whole image, so the time per pixel is constant); the pixels are compared
+  on those rows.
 - images: plain and gated PixelCNN trained by dgm's trainer on statically binarized
   Fashion-MNIST (the VAE table's data and binarization: every pixel drawn once from
   Bernoulli(grey level) with the data seed), and MNIST too when ``$DGM_MNIST_ROOT``
@@ -22,7 +27,7 @@ narrower networks and trains 20 steps, evaluating on the first 200 test images.
 
 ``--part speed-28`` (about 6 CPU minutes) or ``--part speed-32`` (about 10) reruns the
 sampling rows of one image size alone into the existing results file; ``speed-32-plain``
-(about 1.5) or ``speed-32-gated`` one row.
+(about 1.5) or ``speed-32-gated`` (about 1: 50 CPU s, the naive loop on 3 rows) one row.
 
     python -m benchmarks.pixelcnn [--quick] [--part speed-SIZE[-VARIANT]]
 """
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 import dgm
 from benchmarks import common
@@ -61,6 +67,9 @@ THREADS = 1  # steady on a shared 2-core machine (benchmarks/threads.py)
 SPEED_MODEL = {"hidden_channels": 64, "num_layers": 7}  # the issue's "realistic size"
 SPEED_SIZES = (28, 32)  # Fashion-MNIST's images, and CIFAR's size
 SPEED_BATCH, SPEED_REPEATS = 4, 3
+# rows whose naive loop is too slow in full (gated 28x28 took 324-1065 s of wall time per
+# batch at load 8-11): the naive loop runs this many rows, its time extrapolated
+NAIVE_ROWS = {("gated", 32): 3}
 IMAGE_MODELS: dict[str, dict[str, Any]] = {  # label -> config: small enough for a CPU
     "pixelcnn": {"variant": "plain", "hidden_channels": 32, "num_layers": 7},
     "gated pixelcnn": {"variant": "gated", "hidden_channels": 32, "num_layers": 5},
@@ -87,23 +96,81 @@ REFERENCES = [  # published negative log-likelihoods on binarized MNIST, nats pe
 # -- speed -------------------------------------------------------------------------------------
 
 
+class _PrefixDrawn(Exception):
+    """Raised by ``naive_prefix``'s hook to stop the naive loop after the prefix."""
+
+
+def naive_prefix(
+    model: Any, batch: int, rows: int, generator: torch.Generator
+) -> tuple[Tensor, int]:
+    """The naive loop (``sample(fast=False)``) stopped once its first ``rows`` image rows
+    are drawn: those rows (B, C, rows, W) and the network passes run. The loop runs one
+    full network pass per sub-pixel, so a forward pre-hook on the network counts the
+    passes and stops the loop at the first pass after the prefix, whose input holds the
+    drawn rows (scaled to [-1, 1]: a binary 1 is above 0)."""
+    C, _, W = model.event_shape
+    limit, seen = rows * W * C, {"passes": 0}
+
+    def stop_after_prefix(module: torch.nn.Module, args: tuple[Tensor, ...]) -> None:
+        if seen["passes"] == limit:
+            seen["image"] = args[0]  # (B, C, H, W), scaled
+            raise _PrefixDrawn
+        seen["passes"] += 1
+
+    handle = model.net.register_forward_pre_hook(stop_after_prefix)
+    try:
+        full = model.sample(batch, generator=generator, fast=False)
+        return full[:, :, :rows], seen["passes"]  # the prefix was the whole image
+    except _PrefixDrawn:
+        return (seen["image"][:, :, :rows] > 0).to(model.dtype), seen["passes"]
+    finally:
+        handle.remove()
+
+
+def extrapolate_naive(prefix_ms: float, rows: int, height: int) -> float:
+    """The naive loop's time for a whole image of ``height`` rows from its time on the
+    first ``rows``: every sub-pixel costs one full network pass over the whole canvas,
+    whatever has been drawn, so the time per pixel is constant and the image costs
+    height / rows times the prefix."""
+    if not 0 < rows <= height:
+        raise ValueError(f"rows must be in 1..{height} (the image's height), got {rows}")
+    return prefix_ms * height / rows
+
+
 def sampling_speed(
-    variant: str, config: dict[str, Any], size: int, batch: int, repeats: int
+    variant: str,
+    config: dict[str, Any],
+    size: int,
+    batch: int,
+    repeats: int,
+    naive_rows: int | None = None,
 ) -> dict[str, Any]:
-    """ms per batch of fast and naive sampling, interleaved, and whether they agree."""
+    """ms per batch of fast and naive sampling, interleaved (wall and CPU time of the
+    process), and whether they agree. With ``naive_rows`` the naive loop runs on the first
+    ``naive_rows`` rows only and its time is extrapolated to the image
+    (``extrapolate_naive``); the pixels are compared on those rows."""
     torch.manual_seed(SEED)
     model = dgm.create("pixelcnn", (1, size, size), variant=variant, **config).eval()
     ms: dict[str, list[float]] = {"fast": [], "naive": []}
+    cpu_ms: dict[str, list[float]] = {"fast": [], "naive": []}
+    rows = size if naive_rows is None else naive_rows
     same = True
     for r in range(repeats):
         draws = {}
         for side in ("fast", "naive") if r % 2 == 0 else ("naive", "fast"):
             gen = torch.Generator().manual_seed(SEED + r)
-            t0 = time.perf_counter()
-            draws[side] = model.sample(batch, generator=gen, fast=side == "fast")
-            ms[side].append(1000 * (time.perf_counter() - t0))
-        same = same and torch.equal(draws["fast"], draws["naive"])
-    ratios = [n / f for n, f in zip(ms["naive"], ms["fast"], strict=True)]  # paired
+            t0, c0 = time.perf_counter(), time.process_time()
+            if side == "naive" and rows < size:
+                draws[side], _ = naive_prefix(model, batch, rows, gen)
+            else:
+                draws[side] = model.sample(batch, generator=gen, fast=side == "fast")
+            wall, cpu = 1000 * (time.perf_counter() - t0), 1000 * (time.process_time() - c0)
+            if side == "naive":
+                wall, cpu = extrapolate_naive(wall, rows, size), extrapolate_naive(cpu, rows, size)
+            ms[side].append(wall)
+            cpu_ms[side].append(cpu)
+        same = same and torch.equal(draws["fast"][:, :, :rows], draws["naive"][:, :, :rows])
+    ratios = [n / f for n, f in zip(cpu_ms["naive"], cpu_ms["fast"], strict=True)]  # paired
     result = {
         "variant": variant,
         "model_config": {"variant": variant, **config},
@@ -111,16 +178,21 @@ def sampling_speed(
         "batch_size": batch,
         "repeats": repeats,
         "threads": THREADS,
+        "clock": "cpu",  # ratio and table from CPU time of the process (rows saved before: wall)
         "ms": {side: statistics.median(v) for side, v in ms.items()},
         "ms_all": ms,
+        "cpu_ms": {side: statistics.median(v) for side, v in cpu_ms.items()},
+        "cpu_ms_all": cpu_ms,
+        "naive_rows": rows,  # rows the naive loop ran; fewer than the image: extrapolated
         "ratio_naive_over_fast": statistics.median(ratios),
         "ratio_min": min(ratios),
         "ratio_max": max(ratios),
         "same_pixels": same,
     }
+    measured = "" if rows == size else f" (extrapolated from {rows} rows)"
     log(
-        f"  {variant} {size}x{size}: fast {result['ms']['fast']:.0f} ms, naive "
-        f"{result['ms']['naive']:.0f} ms per batch of {batch} "
+        f"  {variant} {size}x{size}: fast {result['cpu_ms']['fast']:.0f} ms, naive "
+        f"{result['cpu_ms']['naive']:.0f} ms{measured} CPU per batch of {batch} "
         f"({result['ratio_naive_over_fast']:.1f}x, {min(ratios):.1f} to {max(ratios):.1f}), "
         f"same pixels: {same}"
     )
@@ -196,7 +268,8 @@ def speed_row(quick: bool, variant: str, size: int) -> dict[str, Any]:
         config, size, batch, repeats = {"hidden_channels": 16, "num_layers": 4}, 14, 2, 1
     else:
         config, batch, repeats = SPEED_MODEL, SPEED_BATCH, SPEED_REPEATS
-    return sampling_speed(variant, config, size, batch, repeats)
+    naive_rows = None if quick else NAIVE_ROWS.get((variant, size))
+    return sampling_speed(variant, config, size, batch, repeats, naive_rows)
 
 
 def run(quick: bool = False, part: str | None = None) -> dict[str, Any]:
@@ -280,19 +353,7 @@ def table(record: dict[str, Any]) -> list[str]:
     """Fast vs naive sampling and binarized-image NLLs of benchmarks/pixelcnn.py."""
     out: list[str] = []
     speed = record.get("speed", {})
-    rows = [
-        [
-            r["variant"],
-            "x".join(map(str, r["image"][1:])),
-            str(r["batch_size"]),
-            fmt(r["ms"]["fast"], 0),
-            fmt(r["ms"]["naive"], 0),
-            fmt(r["ratio_naive_over_fast"], 1)
-            + (f" ({fmt(r['ratio_min'], 1)}–{fmt(r['ratio_max'], 1)})" if "ratio_min" in r else ""),
-            "yes" if r["same_pixels"] else "NO",
-        ]
-        for r in speed.values()
-    ]
+    rows = [speed_cells(r) for r in speed.values()]
     if rows:
         cfg = next(iter(speed.values()))["model_config"]
         out += [
@@ -300,10 +361,25 @@ def table(record: dict[str, Any]) -> list[str]:
             f"{cfg.get('hidden_channels')} hidden channels, {cfg.get('num_layers')} layers, "
             "untrained weights; fast: cached activations, one position per layer per "
             "sub-pixel, naive: one full pass per pixel; median ms per batch, sides "
-            "alternating, same seed; ratio: median of the paired ratios (min–max); goal ≥ 5x):",
+            "alternating, same seed; ratio: median of the paired ratios (min–max); goal ≥ 5x; "
+            "clock: CPU time of the process, or wall time for rows measured before it was "
+            "recorded (at load 8–11 on 2 cores: inflated and noisy). A naive time "
+            '"extrapolated from N rows" ran the naive loop on the first N of the image rows '
+            "(H in all) and scales that time by H/N: every pixel costs one full pass over the "
+            "whole image, so the time per pixel is constant; its pixels are compared on "
+            "those N rows):",
             "",
             *markdown_table(
-                ["variant", "image", "batch", "fast ms", "naive ms", "ratio", "same pixels"],
+                [
+                    "variant",
+                    "image",
+                    "batch",
+                    "clock",
+                    "fast ms",
+                    "naive ms",
+                    "ratio",
+                    "same pixels",
+                ],
                 rows,
             ),
             "",
@@ -339,6 +415,28 @@ def table(record: dict[str, Any]) -> list[str]:
             ),
         ]
     return out
+
+
+def speed_cells(r: dict[str, Any]) -> list[str]:
+    """One row of the sampling table: CPU times where the row has them, else wall; a naive
+    time measured on a prefix of rows is marked as extrapolated."""
+    clock = "cpu_ms" if "cpu_ms" in r else "ms"
+    height = r["image"][1]
+    rows = r.get("naive_rows", height)
+    naive = fmt(r[clock]["naive"], 0)
+    if rows < height:
+        naive += f" (extrapolated from {rows} rows)"
+    return [
+        r["variant"],
+        "x".join(map(str, r["image"][1:])),
+        str(r["batch_size"]),
+        "CPU" if clock == "cpu_ms" else "wall",
+        fmt(r[clock]["fast"], 0),
+        naive,
+        fmt(r["ratio_naive_over_fast"], 1)
+        + (f" ({fmt(r['ratio_min'], 1)}–{fmt(r['ratio_max'], 1)})" if "ratio_min" in r else ""),
+        ("yes" if r["same_pixels"] else "NO") + ("" if rows == height else f" (first {rows} rows)"),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,12 +22,14 @@ The pairs, and where they differ:
   peer's drawn uniformly. At H = 500 dgm also trains in its default natural order on the
   same batches (the ``natural order`` variant): that order costs nats on images, whose
   first rows are mostly empty background (see the table's reading).
-- NADE, 500 hidden units: both ReLU with Kaiming's init (dgm's default); the peer draws
-  a Bernoulli sample at every dimension of every forward pass (part of its step). Its
-  ``forward`` returns probabilities and its ``reproduce`` applies
-  ``binary_cross_entropy_with_logits`` to them (a loss on probabilities taken as
-  logits): here both train on and report the correct NLL, ``binary_cross_entropy`` of
-  the probabilities.
+- NADE, 500 hidden units: both ReLU with Kaiming's init (dgm's default), drawn from the
+  same seed in the same order: both start from the same weights (equal to 3e-8; the same
+  function with the same parametrisation), so their NLLs differ by rounding only; the
+  peer draws a Bernoulli sample at every dimension of every forward pass (part of its
+  step). Its ``forward`` returns probabilities and its ``reproduce`` applies
+  ``binary_cross_entropy_with_logits`` to them (a loss on probabilities taken as logits):
+  here both train on and report the correct NLL, ``binary_cross_entropy`` of the
+  probabilities.
 - PixelCNN, about 53k parameters: dgm's ``plain`` variant (16 masked layers of 24
   channels, 7x7 then 3x3, 53,521 parameters) against the peer's ``reproduce`` config (a
   7x7 masked input, 15 residual blocks of 32 channels with 1x1, 3x3 masked, 1x1
@@ -47,9 +49,14 @@ Without it the benchmark says so and runs dgm alone (peer columns empty). When t
 Fashion-MNIST files are absent the MNIST subset dgm ships is used instead (recorded).
 
     python -m benchmarks.side_by_side_autoregressive [--quick] [--peer-path DIR] [--jobs N]
-        [--only made|nade|pixelcnn]
+        [--only made|nade|pixelcnn] [--sampling]
 
-``--quick`` (about a minute): 2 seeds, a few steps, 200 test images.
+``--quick`` (about a minute): 2 seeds, a few steps, 200 test images. ``--sampling`` trains
+nothing: it times dgm's ``sample`` against the peer's own ``sample`` for each pair (or
+those of ``--only``) and writes the figures into the saved rows
+(``benchmarks/peer_sampling.py`` says how; about 5 CPU minutes, most of it the
+peer's PixelCNN loop). Steps: MADE 1000; NADE 300 and PixelCNN 200, about 25 CPU minutes
+together for 3 seeds (a step pair costs about 0.74 s for NADE, 1.2 s for PixelCNN).
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ from torch import Tensor, nn
 import dgm
 from benchmarks.common import (
     busy_warning,
+    existing_payload,
     fashion_mnist_root,
     log,
     result_path,
@@ -165,10 +173,14 @@ PAIRS = (
         {"hidden_size": 500},
         lambda p: p["NADE"](784, 500),
         _probs_nll,
-        40,
+        300,
         3,
-        "both ReLU + Kaiming init; the peer draws a sample per forward; both trained on the "
-        "correct NLL (the peer's reproduce() takes its probabilities as logits)",
+        "both ReLU + Kaiming init, drawn from the same seed in the same order, so both start "
+        "from the same weights (equal to 3e-8) and train the same function on the same "
+        "batches (the NLL difference is rounding: fused AdamW against torch's Adam); the "
+        "peer draws a sample "
+        "per forward; both trained on the correct NLL (the peer's reproduce() takes its "
+        "probabilities as logits)",
     ),
     Pair(
         "PixelCNN, ~53k parameters",
@@ -176,7 +188,7 @@ PAIRS = (
         {"variant": "plain", "hidden_channels": 24, "num_layers": 16},
         lambda p: p["PixelCNN"](1, 1, 15, 16, 32),
         _logits_nll,
-        40,
+        200,
         3,
         "dgm: 16 masked 3x3 layers of 24 channels; peer: 15 residual blocks of 32 "
         "channels, each residual added twice (as published)",
@@ -435,6 +447,48 @@ def run(quick: bool, peer_path: Path, jobs: int = 1, only: str | None = None) ->
     return payload
 
 
+def run_sampling(quick: bool, peer_path: Path, only: str | None = None) -> dict[str, Any]:
+    """The sampling part (``benchmarks/peer_sampling.py``): dgm's ``sample``
+    against the peer's for every pair (or those of ``only``) over the seeds, written into
+    the pair's row of the saved results (the training figures kept as they are)."""
+    from benchmarks import peer_sampling as sampling
+
+    torch.set_num_threads(THREADS)
+    peer_classes = load_peer(peer_path)
+    if peer_classes is None:
+        raise SystemExit(f"{PEER} not found at {peer_path}: fetch it with: {FETCH_HINT}")
+    t0 = time.perf_counter()
+    _, test, _ = load_images(QUICK_TEST_IMAGES)
+    seeds = QUICK_SEEDS if quick else SEEDS
+    payload, _ = existing_payload(NAME, quick=quick)
+    labels = [r["model"] for r in payload["rows"]]
+    for label in labels:
+        pair = PAIRS_BY_LABEL[label]
+        if only is not None and pair.dgm_name != only:
+            continue
+        repeats = sampling.QUICK_REPEATS if quick else sampling.REPEATS[pair.dgm_name]
+        per_seed = []
+        for seed in seeds:
+            per_seed.append(sampling.sample_seed(pair, peer_classes, test, seed, repeats))
+            log(f"{pair.label} sampling, seed {seed}: {per_seed[-1]}")
+        # read again just before writing: a training run may have rewritten other rows
+        payload, wall = existing_payload(NAME, quick=quick)
+        row = next(r for r in payload["rows"] if r["model"] == label)
+        row["sampling"] = {
+            "batch_size": sampling.SAMPLE_BATCH,
+            "repeats": repeats,
+            "weights": "untrained, seeded as the training run starts",
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "per_seed": per_seed,
+            **sampling.summarise(per_seed, interval),
+        }
+        wall += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        write_result(NAME, payload, quick=quick, seed=seeds[0], steps=None, wall_time_s=wall)
+    log(table(payload))
+    return payload
+
+
 def plus_minus(summary: dict[str, float] | None, fmt: str) -> str:
     """``mean ± half-width`` of an ``interval`` in format ``fmt``, or a dash."""
     if not summary:
@@ -489,8 +543,9 @@ def table(record: dict[str, Any]) -> list[str]:
         "± is a 95 % t-interval over the seeds (paired).",
         "",
         "| model | steps | params dgm / peer | NLL dgm | NLL peer | NLL dgm − peer "
-        "| CPU ms/step dgm | CPU ms/step peer | ms/step dgm ÷ peer |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| CPU ms/step dgm | CPU ms/step peer | ms/step dgm ÷ peer "
+        "| sampling CPU s dgm / peer | sampling peer ÷ dgm | sampling check |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in record["rows"]:
         seeds = row["per_seed"]
@@ -507,16 +562,65 @@ def table(record: dict[str, Any]) -> list[str]:
             f"| {row['model']} | {row['steps']} | {params} | {mean('dgm', 'nll')} "
             f"| {mean(PEER, 'nll')} | {plus_minus(row.get('nll_difference'), '+.2f')} "
             f"| {mean('dgm', 'ms_per_step')} | {mean(PEER, 'ms_per_step')} "
-            f"| {plus_minus(row.get('ms_ratio'), '.3f')} |"
+            f"| {plus_minus(row.get('ms_ratio'), '.3f')} | {' | '.join(sampling_cells(row))} |"
         )
     notes: dict[str, list[str]] = {}
     for r in record["rows"]:  # rows that differ the same way share one note
         notes.setdefault(r["difference"], []).append(r["model"])
     described = "; ".join(f"{' and '.join(m)}: {d}" for d, m in notes.items())
     lines += ["", f"Differences: {described}.", "", reading(record)]
+    sampled = [r["sampling"] for r in record["rows"] if "sampling" in r]
+    if sampled:
+        lines += ["", sampling_note(sampled[0])]
     if not record.get("peer_found", True):
         lines += ["", f"{record['peer']} was not found: dgm alone (fetch it: {FETCH_HINT})."]
     return lines
+
+
+def sampling_cells(row: dict[str, Any]) -> list[str]:
+    """The three sampling cells of a row (dashes when its sampling was not measured): CPU
+    seconds per call of each side, the speed-up peer ÷ dgm with its interval, the check."""
+    from benchmarks.peer_sampling import check_cell, seconds_cell
+
+    sampling = row.get("sampling")
+    if not sampling:
+        return ["–", "–", "–"]
+    seeds = sampling["per_seed"]
+    return [
+        f"{seconds_cell(seeds, 'dgm')} / {seconds_cell(seeds, 'peer')}",
+        plus_minus(sampling["speedup"], ".2f"),
+        check_cell(sampling),
+    ]
+
+
+def sampling_reading(sampling: dict[str, Any]) -> str:
+    """The sampling speed-up peer ÷ dgm in words, for the peers page: "as fast" when its
+    95 % interval holds 1."""
+    speedup, half = sampling["speedup"]["mean"], sampling["speedup"]["half_width"]
+    if not math.isnan(half) and speedup - half <= 1 <= speedup + half:
+        pace = f"as fast as (peer ÷ dgm {speedup:.2f} ± {half:.2f})"
+    elif speedup >= 1:
+        pace = f"{speedup:.1f}× faster than"
+    else:
+        pace = f"{1 / speedup:.1f}× slower than"
+    same = " (same pixels, weights copied)" if sampling.get("same_pixels") else ""
+    return f"samples {pace} the peer's `sample`{same}"
+
+
+def sampling_note(sampling: dict[str, Any]) -> str:
+    """What the sampling columns measured."""
+    return (
+        f"Sampling: {sampling['batch_size']} images per call of dgm's `sample` and of the "
+        f"peer's own `sample`, {sampling['weights']} (the cost does not depend on the "
+        "weights), alternating, 1 thread, CPU seconds: the median over a seed's calls, "
+        "then the mean over the seeds; peer ÷ dgm is the mean of the per-seed ratios of "
+        "the medians ± its 95 % t-interval. NADE: both the O(HD) recursion; MADE: both one "
+        "network pass per dimension; PixelCNN: dgm's incremental sampler (cached "
+        "activations) against the peer's one full pass per pixel. Where the function is "
+        "the same (NADE, MADE) the peer's weights, masks and order are copied into dgm's "
+        "model and both sides draw with the same seed: the same pixels mean one "
+        "distribution, sampled the same way."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,8 +642,17 @@ def main(argv: list[str] | None = None) -> int:
         help="rerun only the pairs of this dgm model (made, nade, pixelcnn); the saved "
         "results keep the other rows",
     )
+    p.add_argument(
+        "--sampling",
+        action="store_true",
+        help="time dgm's sample against the peer's (untrained weights) into the saved rows, "
+        "instead of training",
+    )
     ns = p.parse_args(argv)
-    run(ns.quick, ns.peer_path, ns.jobs, ns.only)
+    if ns.sampling:
+        run_sampling(ns.quick, ns.peer_path, ns.only)
+    else:
+        run(ns.quick, ns.peer_path, ns.jobs, ns.only)
     return 0
 
 
@@ -570,8 +683,12 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
         reading = caveat or f"NLL {peer_verdict(diff)}"
         if ratio:
             reading += f"; {speed_reading(ratio['mean'])}"
+        if row.get("sampling"):
+            reading += f"; {sampling_reading(row['sampling'])}"
         if row["steps"] < 200:
             reading += f"; only {row['steps']} steps: far from a plateau"
+        elif row["steps"] < 1000:
+            reading += f"; {row['steps']} steps (under an epoch): short of a plateau"
         out.append(
             PeerRow(
                 family="autoregressive",

@@ -6,7 +6,8 @@ when the shards are larger than a memory cap.
   and from shards (``dgm.data.shards.convert``, 10,000 examples per shard) read by 0, 1 and
   2 DataLoader workers; one thread, the conditions alternating over rounds; examples/s
   over the steps of ``fit`` (the DataLoader's start included, the up-front data check
-  not).
+  not), the training process's CPU time per step (its threads, not the workers') and the
+  machine's 1-minute load average after each round (other work on the cores).
 - Formats: examples/s of reading the first 20,000 examples once (no training) as dgm's
   ``.npy`` shards (memory-mapped), WebDataset tar shards and memory-mapped Arrow IPC files
   (``benchmarks.shard_formats``), 10,000 examples per shard, a 10,000-example shuffle
@@ -20,8 +21,8 @@ when the shards are larger than a memory cap.
   shared-memory pages (``Pss_Anon + Pss_Shmem``: the batches in flight), passes a cap of a
   quarter of the shards' size. The pages of mapped shard files (``Pss_File``) are
   reported beside it: they are page cache, which the kernel reclaims under pressure, and
-  dgm keeps at most 3 shards mapped per reader. The peaks are kept per phase (set-up, then
-  each epoch).
+  a reader keeps the pages of the last 3 shards it read and of those its last batch drew
+  on. The peaks are kept per phase (set-up, then each epoch).
 
 Not measured here: two processes with the same global batch (the tests check that two
 gloo processes read every example once per epoch, resume exactly, score the same
@@ -116,7 +117,8 @@ def _binarized_train() -> tuple[str, TensorData]:
         return "digits", DataConfig("digits", binarize="static").load("train")
 
 
-def _examples_per_s(data: Any, workers: int, steps: int, event_shape: Any) -> float:
+def _examples_per_s(data: Any, workers: int, steps: int, event_shape: Any) -> tuple[float, float]:
+    """(examples/s, this process's CPU ms per step) of ``fit`` from ``data``."""
     cfg = TrainConfig(
         steps=steps, batch_size=CS236_BATCH, lr=CS236_LR, eval_every=0, sample_every=0,
         log_every=0, checkpoint_every=0, device="cpu", workers=workers, seed=SEED,
@@ -124,24 +126,36 @@ def _examples_per_s(data: Any, workers: int, steps: int, event_shape: Any) -> fl
     torch.manual_seed(SEED)
     model = dgm.create("vae", event_shape, **CS236_MODEL)
     trainer = Trainer(model, data, None, cfg, progress=False)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     trainer.fit()
-    return steps * CS236_BATCH / (time.perf_counter() - t0)
+    cpu_ms = 1000 * (time.process_time() - cpu0) / steps
+    return steps * CS236_BATCH / (time.perf_counter() - t0), cpu_ms
 
 
 def _throughput(train: TensorData, shards: ShardData, steps: int, rounds: int) -> dict:
     conditions = ["memory", *(f"workers_{w}" for w in WORKERS)]
     speeds: dict[str, list[float]] = {c: [] for c in conditions}
+    cpu: dict[str, list[float]] = {c: [] for c in conditions}
+    loads = []
     for r in range(rounds):
         order = conditions if r % 2 == 0 else conditions[::-1]
         for c in order:
             data, workers = (train, 0) if c == "memory" else (shards, int(c.split("_")[1]))
-            speeds[c].append(_examples_per_s(data, workers, steps, train.event_shape))
-        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{c} {speeds[c][-1]:.0f}" for c in order))
+            speed, cpu_ms = _examples_per_s(data, workers, steps, train.event_shape)
+            speeds[c].append(speed)
+            cpu[c].append(cpu_ms)
+        loads.append(os.getloadavg()[0])
+        log(
+            f"  round {r + 1}/{rounds} (load {loads[-1]:.1f}): "
+            + ", ".join(f"{c} {speeds[c][-1]:.0f}" for c in order)
+        )
     return {
         "steps_per_condition": steps,
         "rounds": rounds,
+        "load_average_1min": loads,  # after each round: the machine's other work
         "examples_per_s": {c: common.summary(v) for c, v in speeds.items()},
+        # the training process's CPU per step (all its threads; the workers' not counted)
+        "cpu_ms_per_step": {c: common.summary(v) for c, v in cpu.items()},
         "ratio_to_memory": {
             c: common.paired_ratio(speeds[c], speeds["memory"]) for c in conditions[1:]
         },
@@ -336,7 +350,7 @@ def _memory(shards_dir: Path, work: Path, copies: int, epochs: int, quick: bool)
 def run(quick: bool = False, part: str | None = None) -> dict[str, Any]:
     """Every part, or with ``part`` one of them, replacing its entry in the results file."""
     t_start = time.perf_counter()
-    steps, rounds = (60, 1) if quick else (200, 3)
+    steps, rounds = (60, 1) if quick else (500, 5)
     copies, epochs = (1, 2) if quick else (10, 3)
     torch.set_num_threads(1)
     name, train = _binarized_train()
@@ -379,16 +393,26 @@ def table(record: dict[str, Any]) -> list[str]:
             continue
         ratio = record["ratio_to_memory"].get(c)
         spread = f"{fmt(s['min'], 0)}–{fmt(s['max'], 0)}"
-        rows.append([label, fmt(s["median"], 0), spread, "1" if ratio is None else fmt(ratio)])
+        cpu = record.get("cpu_ms_per_step", {}).get(c)
+        rows.append(
+            [label, fmt(s["median"], 0), spread, "1" if ratio is None else fmt(ratio)]
+            + ([fmt(cpu["median"], 2)] if cpu else [])
+        )
+    loads = record.get("load_average_1min")
+    load = f"; load average {fmt(min(loads), 1)}–{fmt(max(loads), 1)}" if loads else ""
     lines = [
         "## Streaming shards",
         "",
         f"The CS236 VAE (batch {record['batch_size']}, one thread) on {record['dataset']} "
         f"({record['examples']} examples), {record['steps_per_condition']} steps per "
         f"condition, {record['rounds']} alternating round(s) (`python -m benchmarks.streaming`; "
-        "× in memory is the median of the per-round ratios):",
+        f"× in memory is the median of the per-round ratios{load}):",
         "",
-        *markdown_table(["data", "examples/s (median)", "rounds' range", "× in memory"], rows),
+        *markdown_table(
+            ["data", "examples/s (median)", "rounds' range", "× in memory"]
+            + (["trainer CPU ms/step"] if "cpu_ms_per_step" in record else []),
+            rows,
+        ),
     ]
     f = record.get("formats")
     if f:

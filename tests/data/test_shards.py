@@ -169,6 +169,20 @@ def test_a_damaged_shard_writes_nothing_to_the_run_directory(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_read_keeps_the_order_asked_and_maps_each_shard_once(counted, monkeypatch):
+    """A batch drawn from two shards, interleaved, comes back in the order asked, read
+    with one gather per shard (not example by example: that was the reader's cost)."""
+    opened = []
+    arrays = counted._arrays
+    monkeypatch.setattr(counted, "_arrays", lambda k: opened.append(k) or arrays(k))
+    ids = [3, 25, 4, 27, 9, 20]  # shards 0 and 2
+    batch = counted.read(torch.tensor(ids))
+    assert batch.x[:, 0].long().tolist() == ids and batch.y.tolist() == [i % 3 for i in ids]
+    assert sorted(opened) == [0, 2]
+    assert counted.read(torch.tensor([12, 11])).x[:, 0].tolist() == [12, 11]  # one shard
+    assert len(counted.read(torch.zeros(0, dtype=torch.long)).x) == 0
+
+
 def _file_backed_kb() -> int:
     """This process's resident pages of mapped files (kB, proportional: Pss_File)."""
     for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
@@ -251,6 +265,30 @@ def test_loader_workers_give_the_planned_order_from_any_position(counted):
         stream.set_position(0, position)
         got = _ids(DataLoader(stream, batch_size=None, num_workers=2))
         assert got == _ids(planned[position:])
+
+
+def test_parcels_from_workers_come_back_in_the_planned_order(counted):
+    """Training's stream takes batches from 2 workers ``group`` at a time (one hand-over
+    per parcel) and puts them back in the plan's order: the batches of reading in this
+    process, over two epochs (the workers' shares differ: 6 and 5 shards) and after a
+    resume at worker 1's turn."""
+
+    def batches(stream, n):
+        return [stream.next().x[:, 0].long().tolist() for _ in range(n)]
+
+    plan = ShardStream(counted, 4, seed=3, workers=2)
+    expected = []
+    for epoch in (0, 1):
+        plan.set_position(epoch, 0)
+        expected += [b.x[:, 0].long().tolist() for b in plan]
+    stream = ShardBatchStream(counted, 4, seed=3, workers=2)
+    assert stream.group > 1
+    assert batches(stream, len(expected)) == expected
+    first = ShardBatchStream(counted, 4, seed=3, workers=2)
+    head = batches(first, 5)
+    second = ShardBatchStream(counted, 4, seed=3, workers=2)
+    second.load_state_dict(first.state_dict())
+    assert head + batches(second, len(expected) - 5) == expected
 
 
 @pytest.mark.parametrize("split", ["shards", "rows"])

@@ -8,7 +8,8 @@ vocabulary, classes, context) and, per shard file, its example count, its size i
 and its SHA-256. ``--data shards --data-root DIR`` (``dgm.data.get("shards", split, DIR)``)
 reads them back as a ``ShardData``: a map-style dataset whose shards are memory-mapped
 (``mmap`` viewed by numpy), so only the pages a batch touches are read, and only those of
-the last ``RESIDENT_SHARDS`` shards read stay resident; the trainer streams it with
+the last ``RESIDENT_SHARDS`` shards read (and of every shard the last batch drew on) stay
+resident; the trainer streams it with
 DataLoader workers (``dgm.data.shard_stream``).
 
 Why ``.npy``: it needs nothing beyond numpy, a memory-mapped shard is read without a copy
@@ -43,7 +44,7 @@ from dgm.io import atomic_write, file_digest, write_json
 INDEX = "index.json"
 FORMAT = "dgm-shards"
 VERSION = 1
-RESIDENT_SHARDS = 3  # shards whose read pages stay mapped in; older ones give theirs back
+RESIDENT_SHARDS = 3  # shards (at least) whose read pages stay mapped in; older: given back
 OPEN_SHARDS = 64  # shards kept mapped (a descriptor per file: 192 at most); older: unmapped
 # what a model needs to know of the data, copied from the dataset when it has it
 ATTRIBUTES = ("num_classes", "class_names", "value_range", "vocab", "context_vocab", "end_token")
@@ -210,6 +211,14 @@ class ShardData(Dataset):
         counts = [int(s["count"]) for s in self.shards]
         self.counts = torch.tensor(counts, dtype=torch.long)
         self.offsets = torch.cumsum(torch.tensor([0, *counts]), 0)  # (S + 1,)
+        self._starts = self.offsets.numpy()  # the same, for the reads' numpy gathers
+        # (event shape, dtype) of each stored array, the batch arrays a read fills
+        self._layout = {
+            "x": (tuple(self.event_shape), np.dtype(index["dtype"])),
+            "y": ((), np.dtype(np.int64)),
+        }
+        if self.has_context:
+            self._layout["c"] = (self.context_shape, np.dtype(index["context_dtype"]))
         self._maps: dict[int, dict[str, _Mapped]] = {}  # open shards, least recent first
         self._resident: list[int] = []  # shards whose pages are kept, least recent first
         self._check(verify)
@@ -256,13 +265,21 @@ class ShardData(Dataset):
                     )
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return int(self._starts[-1])
+
+    @property
+    def example_bytes(self) -> int:
+        """Bytes of one example as a read gives it: x, y and c together."""
+        return sum(math.prod(shape) * dtype.itemsize for shape, dtype in self._layout.values())
 
     def _column(self, key: str) -> Tensor:
         """One array of the whole split, read into memory (x, y or c: the tools that take
         a split's labels or contexts at once, ``Run.conditions``)."""
-        parts = [np.asarray(self._arrays(k)[key]) for k in range(len(self.shards))]
-        return torch.from_numpy(np.concatenate(parts))
+        shards = range(len(self.shards))
+        whole = np.concatenate([self._arrays(k)[key] for k in shards])
+        for k in shards:  # all but the last few give their pages back
+            self._keep([k])
+        return torch.from_numpy(whole)
 
     @property
     def x(self) -> Tensor:
@@ -290,9 +307,9 @@ class ShardData(Dataset):
         self._resident.clear()
 
     def _arrays(self, k: int) -> dict[str, np.ndarray]:
-        """The arrays of shard ``k``, mapped; the ``RESIDENT_SHARDS`` shards read last keep
-        their pages, the ``OPEN_SHARDS`` read last their maps (a shuffle buffer draws from
-        a dozen shards at once: reopening a map per batch cost most of the reading time)."""
+        """The arrays of shard ``k``, mapped; the ``OPEN_SHARDS`` shards read last keep their
+        maps (a shuffle buffer draws from a dozen shards at once: reopening a map per batch
+        cost most of the reading time). Which keep their pages is ``_keep``'s choice."""
         maps = self._maps.pop(k, None)
         if maps is None:
             if len(self._maps) >= OPEN_SHARDS:
@@ -301,37 +318,48 @@ class ShardData(Dataset):
                 key: _Mapped(self.root / e["file"], e) for key, e in self.shards[k]["files"].items()
             }
         self._maps[k] = maps  # the most recent
-        if k in self._resident:
-            self._resident.remove(k)
-        self._resident.append(k)
-        if len(self._resident) > RESIDENT_SHARDS:
-            for mapped in self._maps.get(self._resident.pop(0), {}).values():
-                mapped.release()
         return {key: mapped.array for key, mapped in maps.items()}
 
+    def _keep(self, read: list[int]) -> None:
+        """After a read of shards ``read``: the pages of the ``RESIDENT_SHARDS`` shards read
+        last stay mapped in, and those of every shard this read touched; older shards give
+        theirs back. Decided once per read, not per shard: a shuffle buffer's batch draws
+        on 4 to 8 shards, and giving back pages a batch had just mapped in, to map them in
+        again for the next, cost half the reading time (``benchmarks/streaming.py``)."""
+        for k in read:
+            if k in self._resident:
+                self._resident.remove(k)
+            self._resident.append(k)
+        while len(self._resident) > max(RESIDENT_SHARDS, len(read)):
+            for mapped in self._maps.get(self._resident.pop(0), {}).values():
+                mapped.release()
+
     def read(self, ids: Tensor) -> Batch:
-        """Examples ``ids`` (positions in the split) as stored: x in its dtype, y int64."""
-        ids = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
-        if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= len(self)):
+        """Examples ``ids`` (positions in the split) as stored: x in its dtype, y int64.
+
+        One numpy gather per shard the ids touch, into the batch's arrays: this is the
+        reader's whole cost per batch, so it stays in numpy (a dozen small torch ops per
+        shard cost ten times the gather itself)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if len(ids) and (ids.min() < 0 or ids.max() >= len(self)):
             raise IndexError(f"example ids must lie in 0..{len(self) - 1}")
-        shard = torch.searchsorted(self.offsets, ids, right=True) - 1  # (n,)
-        parts: dict[str, list[np.ndarray]] = {"x": [], "y": [], "c": []}
-        order = []
-        for k in shard.unique().tolist():
-            where = (shard == k).nonzero().flatten()
-            rows = (ids[where] - self.offsets[k]).numpy()
+        shard = np.searchsorted(self._starts, ids, side="right") - 1  # (n,)
+        touched = np.unique(shard).tolist()
+        out = {
+            key: np.empty((len(ids), *shape), dtype) for key, (shape, dtype) in self._layout.items()
+        }
+        for k in touched:
+            if len(touched) == 1:  # the whole batch from one shard: gather straight into it
+                for key, array in self._arrays(k).items():
+                    np.take(array, ids - self._starts[k], axis=0, out=out[key])
+                break
+            here = shard == k  # (n,)
+            rows = ids[here] - self._starts[k]
             for key, array in self._arrays(k).items():
-                parts[key].append(array[rows])
-            order.append(where)
-        back = torch.argsort(torch.cat(order)) if order else torch.zeros(0, dtype=torch.long)
-
-        def joined(key: str) -> Tensor:
-            return torch.from_numpy(np.concatenate(parts[key]))[back]
-
-        if not order:
-            x = torch.zeros((0, *self.event_shape))
-            return Batch(x, torch.zeros(0, dtype=torch.long), None)
-        return Batch(joined("x"), joined("y"), joined("c") if self.has_context else None)
+                out[key][here] = array[rows]
+        self._keep(touched)
+        c = torch.from_numpy(out["c"]) if "c" in out else None
+        return Batch(torch.from_numpy(out["x"]), torch.from_numpy(out["y"]), c)
 
     def batch(self, index: Tensor, generator: torch.Generator | None = None) -> Batch:
         """Examples ``index`` as one ``Batch``, as ``TensorData.batch`` gives them: dynamic

@@ -1,0 +1,98 @@
+"""benchmarks/peer_sampling.py: the checks and the table's sampling cells say what was
+measured. Whether the peer's NADE and MADE copied into dgm's give the same log p and
+pixels needs pytorch-generative's checkout, which no package index has: the benchmark
+checks it each time it runs (it stops when log p differs; the table says when pixels do),
+not the suite, which skips nothing but the Debian extras."""
+
+import math
+
+import pytest
+import torch
+from benchmarks import peer_sampling as sampling
+from benchmarks import side_by_side_autoregressive as bench
+
+
+def test_binary_image_batch() -> None:
+    x = torch.tensor([0.0, 1.0]).repeat(8).view(4, 1, 2, 2)
+    assert sampling.is_binary_image_batch(x, 4, (1, 2, 2))
+    assert not sampling.is_binary_image_batch(x, 3, (1, 2, 2))  # wrong count
+    assert not sampling.is_binary_image_batch(x.view(4, 4), 4, (1, 2, 2))  # wrong shape
+    assert not sampling.is_binary_image_batch(x * 0.5, 4, (1, 2, 2))  # not binary
+
+
+def _seed(speedup: float, same: bool = True) -> dict:
+    return {
+        "copied": True,
+        "valid": True,
+        "median_s": {"dgm": 1.0, "peer": speedup},
+        "speedup": speedup,
+        "same_pixels": same,
+        "equal_pixel_fraction": 1.0 if same else 0.75,
+    }
+
+
+def test_summary_over_seeds() -> None:
+    summary = sampling.summarise([_seed(2.0), _seed(4.0), _seed(3.0)], bench.interval)
+    assert summary["speedup"]["mean"] == pytest.approx(3.0)
+    assert summary["speedup"]["half_width"] == pytest.approx(4.303 * 1.0 / math.sqrt(3), 1e-3)
+    assert summary["same_pixels"] and summary["valid"]
+    mixed = sampling.summarise([_seed(2.0), _seed(2.0, same=False)], bench.interval)
+    assert not mixed["same_pixels"] and mixed["equal_pixel_fraction"] == 0.75
+    assert "DIFFER" in sampling.check_cell(mixed) and "75.0 %" in sampling.check_cell(mixed)
+
+
+def test_check_cell_says_what_was_checked() -> None:
+    assert sampling.check_cell({"valid": True, "copied": True, "same_pixels": True}) == (
+        "same pixels from the same seed (weights copied)"
+    )
+    assert "no weights copied" in sampling.check_cell({"valid": True, "copied": False})
+    assert sampling.check_cell({"valid": False, "copied": False}).startswith("NOT")
+
+
+def test_table_rows_carry_the_sampling_cells() -> None:
+    per_seed = [{"dgm": {"nll": 90.0, "ms_per_step": 1.0, "params": 10}} for _ in range(2)]
+    row = {"model": "NADE, 500 hidden units", "steps": 5, "difference": "d", "per_seed": per_seed}
+    sampled = {
+        **row,
+        "sampling": {
+            "batch_size": 16,
+            "weights": "untrained",
+            "per_seed": [_seed(2.0), _seed(4.0)],
+            **sampling.summarise([_seed(2.0), _seed(4.0)], bench.interval),
+        },
+    }
+    record = {
+        "peer": "p",
+        "peer_commit": "c",
+        "data": "d",
+        "batch_size": 64,
+        "lr": 1e-3,
+        "threads": 1,
+        "seeds": [0, 1],
+        "test_images": 10,
+        "rows": [row, sampled],
+    }
+    lines = bench.table(record)
+    header = next(line for line in lines if line.startswith("| model"))
+    rows = [line for line in lines if line.startswith("| NADE")]
+    assert all(line.count("|") == header.count("|") for line in rows)
+    assert rows[0].endswith("| – | – | – |")
+    assert "| 1 / 3 | 3.00 ± 12.71 | same pixels from the same seed (weights copied) |" in rows[1]
+    assert any(line.startswith("Sampling: 16 images per call") for line in lines)
+    assert bench.sampling_reading(sampled["sampling"]) == (  # 3.00 ± 12.71 holds 1
+        "samples as fast as (peer ÷ dgm 3.00 ± 12.71) the peer's `sample` (same pixels, "
+        "weights copied)"
+    )
+
+
+def test_sampling_reading_says_faster_or_slower_only_beyond_the_interval() -> None:
+    def reading(speedups: list[float], copied: bool = True) -> str:
+        seeds = [_seed(s) for s in speedups]
+        for s in seeds:
+            s["copied"] = copied
+        return bench.sampling_reading(sampling.summarise(seeds, bench.interval))
+
+    assert reading([2.0, 2.1, 2.2]) == (
+        "samples 2.1× faster than the peer's `sample` (same pixels, weights copied)"
+    )
+    assert reading([0.5, 0.5, 0.5], copied=False) == "samples 2.0× slower than the peer's `sample`"
