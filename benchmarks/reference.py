@@ -108,7 +108,7 @@ RUNS: tuple[Reference, ...] = (
     Reference("glow", "Glow (multi-scale)", "glow", BYTES, {"dequantize": "uniform"}, 64, 1e-3,
               epochs=30, patience=3, grad_clip=100.0, test="bits_per_dim"),
     Reference("pixelcnn_bytes", "gated PixelCNN, 8-bit (16 channels, 5 layers, logistic mixture)",
-              "pixelcnn", {"name": "fashion_mnist"},
+              "pixelcnn", BYTES,
               {"variant": "gated", "hidden_channels": 16, "num_layers": 5,
                "head": "logistic_mixture"},
               32, 2e-3, epochs=30, patience=3, test="bits_per_dim"),
@@ -118,7 +118,7 @@ RUNS: tuple[Reference, ...] = (
               64, 2e-4, epochs=30, patience=3, grad_clip=1.0, test="ddpm"),
 )  # fmt: skip
 QUICK = {"epochs": 2, "patience": 1}  # --quick: two epochs of 2 % of the train split
-QUICK_FRACTION, QUICK_TEST = 0.02, 200
+QUICK_FRACTION, QUICK_VALID, QUICK_TEST = 0.02, 0.01, 200  # of train; valid; test examples
 
 
 class _OutOfTime(Exception):
@@ -178,7 +178,10 @@ def advance(ref: Reference, root: Path, deadline: float, *, quick: bool) -> bool
         return False
     data = ref.data_config()
     if quick:
-        data = dataclasses.replace(data, train_fraction=QUICK_FRACTION)
+        n = len(data.load("train"))  # at least 4 batches of a small corpus
+        fraction = min(1.0, max(QUICK_FRACTION, 4 * ref.batch_size / n))
+        options = {**data.options, "valid_fraction": QUICK_VALID}
+        data = dataclasses.replace(data, train_fraction=fraction, options=options)
     started = rd.checkpoint_step(run) if (run / rd.CONFIG).is_file() else None
     done = _read_json(run / SESSIONS, [])[-1:]
     if started is not None and done and done[0]["stopped"] in ("plateau", "budget"):
@@ -251,12 +254,14 @@ def _ddpm_figure(model: Any, test: Any, *, quick: bool) -> dict[str, Any]:
 
     n = 50 if quick else 500
     x = test.x[:n]
+    torch.manual_seed(SEED)  # the t's and noise of the estimate
     b = _bound(model, x, 4 if quick else 50, 100)
+    per_dim = model.num_dims * math.log(2)
     return {
         "bound": "ddpm",
         "test_n": n,
-        "bits_per_dim": b["bits_per_dim"],
-        "bits_per_dim_se": b["bits_per_dim_se"],
+        "bits_per_dim": b["nll"] / per_dim,
+        "bits_per_dim_se": b["se"] / per_dim,
         "file_baselines_bits_per_dim": file_baselines(x),
     }
 
@@ -294,6 +299,8 @@ def status(ref: Reference, root: Path, known: dict[str, Any], *, quick: bool) ->
         "epochs": step / cfg.eval_every,
         "best_epoch": best[0] if best else None,
         "best_valid_nll": best[1] if best else None,
+        # how flat the curve is at its end: the valid NLL's change over the last 5 epochs
+        "last_5_epochs_change": curve[-1][1] - curve[-6][1] if len(curve) > 5 else None,
         "curve": curve,
         "slices": slices,
         "wall_s": round(sum(s["wall_s"] for s in slices), 1),
@@ -385,13 +392,16 @@ def _figure(r: dict[str, Any]) -> str:
 
 def table(record: dict[str, Any]) -> list[str]:
     header = ["run", "model", "data", "state", "epochs", "best epoch", "best valid NLL (nats)",
+              "change over the last 5 epochs",
               "test", "wall h", "CPU h", "slices"]  # fmt: skip
     rows = []
     for name, r in record.get("runs", {}).items():
         if r.get("state") == "not started":
-            rows.append([name, "–", "–", "not started", *["–"] * 7])
+            rows.append([name, "–", "–", "not started", *["–"] * 8])
             continue
-        data = r["data"]["name"] + "".join(f", {v}" for k, v in r["data"].items() if k != "name")
+        data = r["data"]["name"] + "".join(
+            f", {k} {v}" for k, v in r["data"].items() if k != "name"
+        )
         rows.append(
             [
                 name,
@@ -401,6 +411,9 @@ def table(record: dict[str, Any]) -> list[str]:
                 f"{r['epochs']:.1f}",
                 fmt(r["best_epoch"], 0),
                 fmt(r["best_valid_nll"]),
+                "–"
+                if r.get("last_5_epochs_change") is None
+                else f"{r['last_5_epochs_change']:+.2f}",
                 _figure(r),
                 f"{r['wall_s'] / 3600:.2f}",
                 f"{r['cpu_s'] / 3600:.2f}",

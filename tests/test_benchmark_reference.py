@@ -66,6 +66,7 @@ def test_a_run_in_slices_ends_as_one_trained_at_once(reference, tmp_path):
     assert record["state"] == "budget" and record["epochs"] == ref.epochs
     assert [s["stopped"] for s in record["slices"]] == ["out of time", "budget"]
     assert [p[0] for p in record["curve"]] == [1.0, 2.0, 3.0, 4.0]
+    assert record["last_5_epochs_change"] is None  # fewer than 6 evaluations
     best = min(record["curve"], key=lambda p: p[1])
     assert record["best_epoch"] == best[0] and record["best_valid_nll"] == best[1]
     run = Run.open(tmp_path / "cut" / "made")
@@ -91,6 +92,7 @@ def test_the_table_states_each_run(reference):
             "vae": {
                 "state": "plateau", "label": "VAE", "data": {"name": "fashion_mnist"},
                 "budget_epochs": 200, "epochs": 41.0, "best_epoch": 31.0, "best_valid_nll": 240.123,
+                "last_5_epochs_change": 0.314,
                 "test": {"bound": "iwae_100", "nll": 238.5}, "wall_s": 7200.0, "cpu_s": 3600.0,
                 "slices": [{}, {}],
             },
@@ -105,10 +107,10 @@ def test_the_table_states_each_run(reference):
     lines = reference.table(record)
     rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ")}
     assert (
-        "| plateau | 41.0 | 31 | 240.12 | 238.50 nats (−IWAE-100) | 2.00 | 1.00 | 2 |"
+        "| plateau | 41.0 | 31 | 240.12 | +0.31 | 238.50 nats (−IWAE-100) | 2.00 | 1.00 | 2 |"
         in rows["vae"]
     )
-    assert "| in progress (30 max) | 2.5 |" in rows["ddpm"] and "| – | 0.50 |" in rows["ddpm"]
+    assert "| in progress (30 max) | 2.5 | 2 | 3000.00 | – | – | 0.50 | 0.50 | 1 |" in rows["ddpm"]
     assert "not started" in rows["glow"]
 
 
