@@ -195,23 +195,24 @@ def _per_threads(measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 def nade_naive_logits(model: Any, x: Tensor) -> Tensor:
     """NADE's D logits computed the naive way, each from scratch: for every d,
-    h_d = σ(c + W[:, :d] x[:, :d]) and logit_d = b_d + V_d · h_d; O(H D²) per example."""
+    h_d = act(c + W[:, :d] x[:, :d]) and logit_d = b_d + V_d · h_d, with the model's
+    activation (ReLU by default, the paper's σ for ``activation="sigmoid"``); O(H D²)."""
     flat = x.flatten(1)  # (B, D)
     out = torch.empty_like(flat)
     for d in range(flat.shape[1]):
-        h = torch.sigmoid(model.c + flat[:, :d] @ model.W[:, :d].T)  # (B, H)
+        h = model.act(model.c + flat[:, :d] @ model.W[:, :d].T)  # (B, H)
         out[:, d] = h @ model.V[d] + model.b[d]  # (B,)
     return out
 
 
 def nade_one_tensor_logits(model: Any, x: Tensor) -> Tensor:
     """NADE's O(H D) sum formed as one (B, D, H) tensor: a_d = c + Σ_{j<d} W_{:, j} x_j as an
-    exclusive cumulative sum over d, then h_d = σ(a_d); the same arithmetic as the model's
+    exclusive cumulative sum over d, then h_d = act(a_d); the same arithmetic as the model's
     recursion, but every (B, D, H) intermediate goes through memory."""
     flat = x.flatten(1)  # (B, D)
     contrib = flat[:, :, None] * model.W.T  # (B, D, H)
     a = F.pad(contrib.cumsum(1)[:, :-1], (0, 0, 1, 0)) + model.c  # (B, D, H), j < d
-    return (torch.sigmoid(a) * model.V).sum(-1) + model.b  # (B, D)
+    return (model.act(a) * model.V).sum(-1) + model.b  # (B, D)
 
 
 @torch.no_grad()

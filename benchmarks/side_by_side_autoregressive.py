@@ -374,7 +374,9 @@ def seed_result(index: int, seed: int, quick: bool, peer_path: Path) -> dict[str
     return {"seed": seed, **result}
 
 
-def run(quick: bool, peer_path: Path, jobs: int = 1, only: str | None = None) -> dict[str, Any]:
+def run(
+    quick: bool = False, peer_path: Path = DEFAULT_PEER_PATH, jobs: int = 1, only: str | None = None
+) -> dict[str, Any]:
     """Every pair over the seeds, ``jobs`` (pair, seed) runs at a time in separate
     processes (each one thread: ms/step is each process's own CPU time, so it does not
     depend on ``jobs``). With ``only`` (a dgm model name) just those pairs run and replace

@@ -40,3 +40,20 @@ def test_a_junit_report_is_summed_by_family(timings, tmp_path):
     }
     lines = timings.table({"tests": {"families": got, "wall_s": None, "cpu_s": None}})
     assert any(line.startswith("| flow | 1 | 2.0 | 53% |") for line in lines), lines
+
+
+def test_every_benchmark_runs_from_make_bench(timings):
+    """`make bench` calls each module's ``run(quick=...)`` and nothing else: every other
+    parameter has a default, and every module has a table of the page."""
+    import inspect
+
+    from benchmarks import tables
+    from benchmarks.run import BENCHMARKS
+
+    for name in BENCHMARKS:
+        module = importlib.import_module(f"benchmarks.{name}")
+        params = inspect.signature(module.run).parameters
+        assert "quick" in params, name
+        required = [p for p in params.values() if p.default is inspect.Parameter.empty]
+        assert not [p.name for p in required if p.name != "quick"], name
+        assert name in tables.PAGE, name
