@@ -321,6 +321,15 @@ def test_patience_stops_at_the_plateau_and_keeps_the_best_weights(tmp_path):
     assert rd.weights_step(tmp_path / rd.WEIGHTS) == last["step"]  # checkpoint at the stop
 
 
+def test_patience_stops_where_nothing_is_written_too(tmp_path):
+    """A trainer that writes nothing (in memory, as every rank but 0 is) tracks the best
+    score itself and stops at the same step as the one writing the run."""
+    _, written = _patience_run(tmp_path)
+    _, in_memory = _patience_run(None)
+    assert in_memory["stopped_early"] and in_memory["step"] == written["step"]
+    assert in_memory["best_step"] == written["best_step"]
+
+
 def test_patience_stop_resumes_exactly_and_a_stopped_run_stays_stopped(tmp_path):
     _, whole = _patience_run(tmp_path / "whole")
     with stopping_at(whole["step"] - 17):
