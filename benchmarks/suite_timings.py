@@ -9,7 +9,7 @@
 2. **bench**: each benchmark of ``benchmarks.run`` in quick mode, one process each
    (``python -m benchmarks.run --quick --only NAME``), its wall and CPU seconds, by family.
 
-    python -m benchmarks.suite_timings [--part tests|bench] [--junit PATH]
+    python -m benchmarks.suite_timings [--part tests|bench] [--junit PATH] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -84,11 +84,13 @@ def run_tests(junit: Path | None) -> dict[str, Any]:
         return {"families": junit_times(report), "wall_s": wall, "cpu_s": cpu, "exit": code}
 
 
-def run_bench() -> list[dict[str, Any]]:
+def run_bench(only: list[str] | None = None) -> list[dict[str, Any]]:
     from benchmarks.run import BENCHMARKS
 
     rows = []
     for name in BENCHMARKS:
+        if only and name not in only:
+            continue
         cmd = [sys.executable, "-m", "benchmarks.run", "--quick", "--only", name]
         code, wall, cpu = timed_process(cmd)
         rows.append({"benchmark": name, "family": family(name), "wall_s": wall, "cpu_s": cpu})
@@ -97,8 +99,14 @@ def run_bench() -> list[dict[str, Any]]:
     return rows
 
 
-def run(quick: bool = False, part: str | None = None, junit: Path | None = None) -> None:
-    """Both parts (or one); the results file keeps the part not rerun."""
+def run(
+    quick: bool = False,
+    part: str | None = None,
+    junit: Path | None = None,
+    only: list[str] | None = None,
+) -> None:
+    """Both parts (or one); the results file keeps the part not rerun. ``only`` reruns
+    those benchmarks of the bench part and replaces their rows."""
     payload: dict[str, Any] = {}
     if part is not None and result_path(NAME, quick=quick).is_file():
         payload, _ = existing_payload(NAME, quick=quick)
@@ -106,7 +114,9 @@ def run(quick: bool = False, part: str | None = None, junit: Path | None = None)
     if part in (None, "tests"):
         payload["tests"] = run_tests(junit)
     if part in (None, "bench"):
-        payload["bench"] = run_bench()
+        rows = {r["benchmark"]: r for r in payload.get("bench", [])} if only else {}
+        rows |= {r["benchmark"]: r for r in run_bench(only)}
+        payload["bench"] = list(rows.values())
     wall = time.perf_counter() - t0
     write_result(NAME, payload, quick=quick, seed=0, steps=None, wall_time_s=wall)
 
@@ -168,8 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--part", choices=["tests", "bench"], help="run only this part")
     p.add_argument("--junit", type=Path, help="tabulate this JUnit report instead of a run")
+    from benchmarks.run import BENCHMARKS
+
+    p.add_argument(
+        "--only", nargs="+", metavar="NAME", choices=BENCHMARKS, help="bench part: rerun these"
+    )
     args = p.parse_args(argv)
-    run(part=args.part, junit=args.junit)
+    if args.only and args.part != "bench":
+        p.error("--only reruns benchmarks of the bench part: add --part bench")
+    run(part=args.part, junit=args.junit, only=args.only)
     return 0
 
 

@@ -57,3 +57,25 @@ def test_every_benchmark_runs_from_make_bench(timings):
         required = [p for p in params.values() if p.default is inspect.Parameter.empty]
         assert not [p.name for p in required if p.name != "quick"], name
         assert name in tables.PAGE, name
+
+
+def test_only_reruns_some_benchmarks_and_keeps_the_other_rows(timings, monkeypatch, tmp_path):
+    from benchmarks import common
+
+    monkeypatch.setattr(common, "QUICK_RESULTS", tmp_path)
+    calls = []
+
+    def fake(cmd):
+        calls.append(cmd[-1])
+        return 0, 2.0, 1.5
+
+    monkeypatch.setattr(timings, "timed_process", fake)
+    old = [
+        {"benchmark": "hmm", "family": "classical", "wall_s": 9.0, "cpu_s": 9.0, "exit": 1},
+        {"benchmark": "ebm", "family": "energy", "wall_s": 5.0, "cpu_s": 4.0, "exit": 0},
+    ]
+    common.write_result(timings.NAME, {"bench": old}, quick=True, seed=0, steps=None, wall_time_s=1)
+    timings.run(quick=True, part="bench", only=["hmm"])
+    rows = common.read_results(tmp_path)[timings.NAME]["bench"]
+    assert calls == ["hmm"]
+    assert rows == [{**old[0], "wall_s": 2.0, "cpu_s": 1.5, "exit": 0}, old[1]]
