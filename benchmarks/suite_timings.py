@@ -165,7 +165,8 @@ def table(record: dict[str, Any]) -> list[str]:
             "",
             "**`make bench-quick` by family** (each benchmark in its own process, "
             "`python -m benchmarks.run --quick --only NAME`; wall and CPU seconds)."
-            + (f" Failed: {', '.join(failed)}." if failed else ""),
+            + (f" Failed: {', '.join(failed)}." if failed else "")
+            + (f" Run: {record['bench_note']}." if record.get("bench_note") else ""),
             "",
             *markdown_table(["family", "benchmarks", "wall s", "CPU s"], rows),
         ]
