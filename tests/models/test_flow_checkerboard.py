@@ -11,7 +11,7 @@ import torch
 import dgm
 from dgm.models.flows.conditioners import ConvConditioner, checkerboard_mask
 from dgm.models.flows.transforms import AffineCoupling, CheckerboardCoupling
-from helpers import perturbed
+from helpers import masked_checkerboards, perturbed
 
 SHAPES = [(1, 6, 8), (2, 4, 4), (3, 2, 6), (1, 5, 7), (2, 3, 4), (1, 4, 1)]  # even and odd
 
@@ -74,17 +74,6 @@ def test_checkerboard_coupling_refuses_a_vector_shape():
         CheckerboardCoupling((4,), 0, ConvConditioner(1, 4, 2))
 
 
-def _former_layout(model):
-    """The model as the former code built it: every checkerboard coupling an
-    ``AffineCoupling`` with ``checkerboard_mask`` and the same conditioner."""
-    for module in list(model.modules()):
-        for name, child in module.named_children():
-            if isinstance(child, CheckerboardCoupling):
-                mask = checkerboard_mask(child.mask.shape, child.parity)
-                setattr(module, name, AffineCoupling(mask, child.conditioner, child.bound))
-    return model
-
-
 @pytest.mark.parametrize(
     ("shape", "config"),
     [((1, 8, 8), {}), ((3, 4, 4), {"num_classes": 3, "num_scales": 1})],
@@ -93,7 +82,7 @@ def _former_layout(model):
 def test_a_realnvp_saved_with_masked_couplings_loads_and_gives_the_same_log_prob(shape, config):
     torch.manual_seed(0)
     old = dgm.create("realnvp", shape, architecture="conv", hidden_channels=6, **config)
-    old = perturbed(_former_layout(old), scale=0.2)
+    old = perturbed(masked_checkerboards(old), scale=0.2)
     assert not any(isinstance(m, CheckerboardCoupling) for m in old.modules())
     state = old.state_dict()
     new = dgm.create("realnvp", shape, architecture="conv", hidden_channels=6, **config)

@@ -54,7 +54,10 @@ class RealNVP(FlowModel):
     between even and odd dimensions. ``conv`` (images): at each scale but the last, three
     checkerboard couplings, a squeeze, three channel couplings, then half the channels are
     factored out (they go to the N(0, I) base as they are) and the rest enters the next
-    scale; the last scale has four checkerboard couplings. z keeps the shape of x.
+    scale; the last scale has four checkerboard couplings. z keeps the shape of x. A
+    checkerboard coupling's network is the paper's (3×3 convolutions of the masked image
+    over the full grid), computed on the 2×2 phase grid (``CheckerboardCoupling``): the
+    first layer reads only the kept pixels and the last writes only the free ones.
     ``batch_norm`` adds a ``BatchNormFlow`` after every coupling (``mlp``: but the last),
     batch statistics only in a training ``loss``, running statistics everywhere else.
 
