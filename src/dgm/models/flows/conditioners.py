@@ -86,7 +86,8 @@ class ConvConditioner(Conditioner):
     def checkerboard(self, x: Tensor, parity: int, c: Tensor | None = None) -> Tensor:
         """``self(x * mask, c) * (1 − mask)`` for ``mask = checkerboard_mask(x.shape[1:],
         parity)``: the same function of the same weights at the free pixels (0 at the kept
-        ones, which a coupling multiplies by 0), at fewer multiply-adds and allocations.
+        ones, which a coupling multiplies by 0), faster: a RealNVP training step (1 CPU
+        thread, 16 hidden channels, 28×28) takes ~0.8× the time of the plain network's.
 
         On the 2×2 polyphase view of the (H, W) grid (pixel (2I + r, 2J + s) is phase
         (r, s), each phase an (H/2, W/2) grid), the kept pixels are two of the four phases
@@ -101,6 +102,13 @@ class ConvConditioner(Conditioner):
         constant channels enter through their exact contribution map (the 3×3 kernel
         summed over the taps inside the image, per pixel). Odd H or W: the plain network on
         the masked image. (B, C, H, W), (B, K) → (B, k, C, H, W).
+
+        The dense 2×2 kernels hold zero taps, so the multiply-adds stay about those of the
+        full-grid network (8/9 of the first layer's, ~1.02× the last's at 28×28); the time
+        goes down because the convolutions have 4× the channels of the plain ones (the
+        plain last layer writes 2C channels, which oneDNN runs at a few GMAC/s) and the
+        step allocates fewer activation-sized tensors (no masked copy, no full-grid output
+        of the last layer).
 
         References:
             Dinh, Sohl-Dickstein & Bengio 2016, arXiv:1605.08803 (the checkerboard mask).
