@@ -27,19 +27,26 @@ The pairs (normflows built as in its Glow example: ``MultiscaleFlow`` of ``GlowB
 - RealNVP, 2 scales, 16 hidden channels: 3 checkerboard couplings on (1, 28, 28), a
   squeeze, 3 channel couplings, half factored out, 4 checkerboard couplings on
   (2, 14, 14), exp scales (dgm's soft-clamped): the same parameter count. A checkerboard
-  coupling of dgm convolves the masked image at full resolution (Dinh et al. 2016);
-  normflows' gathers the kept half into (C, H, W/2) and convolves that, half the
-  positions (its 3×3 kernel then sees a sheared neighbourhood).
+  coupling of dgm computes the paper's function, 3×3 convolutions of the masked image
+  over the full grid (Dinh et al. 2016), on the 2×2 phase grid (its first layer reads
+  only the kept pixels, its last writes only the free ones, the hidden layer is at every
+  pixel); normflows' gathers the kept half into (C, H, W/2) and runs the whole network
+  on that, half the positions (its 3×3 kernel then sees a sheared neighbourhood: another
+  function).
 
-Beside the timings, the multiply-adds per image of every convolution in one ``log_prob``
-pass (``conv_macs_per_image``) say where a difference in ms/step comes from.
+Beside the timings, the multiply-adds per image of every 2-D convolution in one
+``log_prob`` pass (``conv_macs_per_image``, modules and functional calls alike) say where a
+difference in ms/step comes from.
 
 normflows is a bench-only extra (``pip install -c constraints.txt -e '.[bench]'``), never a
 dgm dependency; without it the benchmark says so and stops.
 
-    python -m benchmarks.side_by_side_flows [--quick] [--jobs J]
+    python -m benchmarks.side_by_side_flows [--quick] [--jobs J] [--only glow|realnvp]
+        [--seeds N]
 
-``--quick`` (a few CPU seconds per run): 2 seeds, 6 steps, 100 test images.
+``--quick`` (a few CPU seconds per run): 2 seeds, 6 steps, 100 test images. ``--only``
+reruns one row (its dgm model) into the existing results file, the other rows kept as
+they were; ``--seeds N`` runs seeds 0..N-1 (each row records its own seeds and run).
 """
 
 from __future__ import annotations
@@ -47,9 +54,11 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import datetime
 import functools
 import math
 import multiprocessing
+import os
 import resource
 import statistics
 import time
@@ -58,12 +67,15 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 
 import dgm
 from benchmarks.common import (
     bench_extra_missing,
     busy_warning,
     ci95,
+    existing_payload,
     fashion_mnist_root,
     fmt,
     log,
@@ -147,8 +159,9 @@ def _normflows_realnvp(hidden: int = 16) -> nn.Module:
 
 
 MACS_NOTE = {  # dgm model -> why its convolutions may do more multiply-adds than the peer's
-    "realnvp": "dgm's checkerboard couplings convolve the full masked image (Dinh et al. "
-    "2016), normflows' the gathered half",
+    "realnvp": "dgm's checkerboard couplings compute the paper's full-grid 3×3 network "
+    "(Dinh et al. 2016), its hidden layer at every pixel; normflows' gathers the kept half "
+    "and runs the whole network on half the pixels, a different function",
     "glow": "the same networks",
 }
 PAIRS = (
@@ -164,8 +177,9 @@ PAIRS = (
         "realnvp",
         {"architecture": "conv", "num_scales": 2, "hidden_channels": 16},
         _normflows_realnvp,
-        "checkerboard couplings: dgm convolves the masked (C, H, W), normflows the gathered "
-        "(C, H, W/2) half; dgm's log-scale soft-clamped",
+        "checkerboard couplings: dgm computes the paper's 3×3 network over the masked (C, H, "
+        "W) (on its 2×2 phase grid), normflows convolves the gathered (C, H, W/2) half; dgm's "
+        "log-scale soft-clamped",
     ),
 )
 
@@ -209,25 +223,35 @@ def test_bits(log_prob: Callable[[Tensor], Tensor], test: Tensor) -> float:
     return -lp.mean().item() / (math.prod(test.shape[1:]) * math.log(2))
 
 
+class _CountConvs(TorchFunctionMode):
+    """Adds up the multiply-adds of the first example of every ``F.conv2d`` call (an
+    ``nn.Conv2d`` module's and a functional one alike) while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if func is F.conv2d:
+            weight = args[1] if len(args) > 1 else kwargs["weight"]  # (out, in / groups, kh, kw)
+            self.total += out[0].numel() * math.prod(weight.shape[1:])
+        return out
+
+
 def conv_macs(model: nn.Module, log_prob: Callable[[Tensor], Tensor], x: Tensor) -> int:
-    """Multiply-adds per image of every ``nn.Conv2d`` of ``model`` in one ``log_prob`` pass
+    """Multiply-adds per image of every 2-D convolution of ``model`` in one ``log_prob`` pass
     over the first image of ``x`` (B, 1, 28, 28): where a flow's compute goes."""
-    total = 0
-
-    def hook(module: nn.Conv2d, inputs: tuple[Tensor, ...], out: Tensor) -> None:
-        nonlocal total
-        kh, kw = module.kernel_size
-        total += out[0].numel() * (module.in_channels // module.groups) * kh * kw
-
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    handles = [m.register_forward_hook(hook) for m in convs]
-    try:
-        with torch.no_grad():
-            log_prob(x[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    return total
+    counter = _CountConvs()
+    with torch.no_grad(), counter:
+        log_prob(x[:1])
+    return counter.total
 
 
 def cpu_ms(fn: Callable[[], Any]) -> float:
@@ -333,9 +357,12 @@ def _task(index: int, seed: int, steps: int, test_images: int) -> dict[str, Any]
     return {"seed": seed, **result}
 
 
-def run(quick: bool = False, jobs: int = 1) -> dict[str, Any] | None:
+def run(
+    quick: bool = False, jobs: int = 1, only: str | None = None, num_seeds: int | None = None
+) -> dict[str, Any] | None:
     """Every pair and seed (``jobs`` of them at once, each in its own process at one thread:
-    ms/step is each process's own CPU time), then the results file and its table."""
+    ms/step is each process's own CPU time), then the results file and its table. ``only``
+    (a dgm model name) reruns that row into the existing file; ``num_seeds`` seeds 0..N-1."""
     if bench_extra_missing(PEER):
         return None
     import normflows
@@ -347,15 +374,20 @@ def run(quick: bool = False, jobs: int = 1) -> dict[str, Any] | None:
     test_images = QUICK_TEST_IMAGES if quick else TEST_IMAGES
     _, test, data_name = load_data(test_images)
     seeds, steps = (QUICK_SEEDS, QUICK_STEPS) if quick else (SEEDS, STEPS)
-    tasks = [(i, seed, steps, test_images) for i in range(len(PAIRS)) for seed in seeds]
+    if num_seeds is not None:
+        seeds = tuple(range(num_seeds))
+    chosen = [i for i, pair in enumerate(PAIRS) if only in (None, pair.dgm_name)]
+    tasks = [(i, seed, steps, test_images) for i in chosen for seed in seeds]
     if jobs > 1:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
             results = list(pool.map(_task, *zip(*tasks, strict=True)))
     else:
         results = [_task(*t) for t in tasks]
+    wall = time.perf_counter() - t0
     rows = []
-    for i, pair in enumerate(PAIRS):
+    for i in chosen:
+        pair = PAIRS[i]
         per_seed = [r for t, r in zip(tasks, results, strict=True) if t[0] == i]
         rows.append(
             {
@@ -363,11 +395,22 @@ def run(quick: bool = False, jobs: int = 1) -> dict[str, Any] | None:
                 "dgm_model": pair.dgm_name,
                 "dgm_config": pair.dgm_config,
                 "difference": pair.difference,
+                "seeds": list(seeds),
+                "run": {  # this row's own run: rows rerun with --only keep theirs
+                    "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                    "wall_time_s": round(wall, 1),
+                    "warning": warning,
+                    "load_average": list(os.getloadavg()),
+                },
                 "per_seed": per_seed,
                 **summarise(per_seed),
             }
         )
-    wall = time.perf_counter() - t0
+    wall0 = 0.0
+    if only is not None:  # the other rows as the existing file holds them
+        old, wall0 = existing_payload(NAME, quick=quick)
+        fresh = {r["dgm_model"]: r for r in rows}
+        rows = [fresh.pop(r["dgm_model"], r) for r in old["rows"]] + list(fresh.values())
     payload = {
         "peer": PEER,
         "peer_version": normflows.__version__,
@@ -378,7 +421,7 @@ def run(quick: bool = False, jobs: int = 1) -> dict[str, Any] | None:
         "train_steps": steps,
         "threads": THREADS,
         "processes_at_once": jobs,
-        "seeds": list(seeds),
+        "seeds": sorted({seed for row in rows for seed in row.get("seeds", seeds)}),
         "samples": SAMPLES,
         "optimizers": {
             "dgm": "dgm's trainer optimizer (fused AdamW, weight decay 0)",
@@ -387,7 +430,9 @@ def run(quick: bool = False, jobs: int = 1) -> dict[str, Any] | None:
         "warning": warning,
         "rows": rows,
     }
-    path = write_result(NAME, payload, quick=quick, seed=seeds[0], steps=steps, wall_time_s=wall)
+    path = write_result(
+        NAME, payload, quick=quick, seed=seeds[0], steps=steps, wall_time_s=wall0 + wall
+    )
     log("\n".join(table(payload)))
     log(f"wrote {path} ({wall:.0f} s)")
     return payload
@@ -400,6 +445,14 @@ def _pm(summary: dict[str, Any] | None, digits: int, sign: str = "") -> str:
     ci = summary.get("ci95")
     spread = "" if ci is None else f" [{ci[0]:{sign}.{digits}f}, {ci[1]:{sign}.{digits}f}]"
     return f"{summary['mean']:{sign}.{digits}f}{spread}"
+
+
+def _seeds(record: dict[str, Any]) -> str:
+    """The seeds of the table: one list, or each row's where rows were run apart."""
+    lists = {r["model"].split(",")[0]: [s["seed"] for s in r["per_seed"]] for r in record["rows"]}
+    if len({tuple(v) for v in lists.values()}) == 1:
+        return f"seeds {next(iter(lists.values()))}"
+    return "seeds " + "; ".join(f"{name} {v}" for name, v in lists.items())
 
 
 def table(record: dict[str, Any]) -> list[str]:
@@ -435,7 +488,7 @@ def table(record: dict[str, Any]) -> list[str]:
         f"**Flows on images, side by side with {record['peer']}** {record.get('peer_version', '')} "
         f"on {record['data']}: the same batches and dequantization noise, "
         f"{record['train_steps']} steps of batch {record['batch_size']}, Adam lr {record['lr']}, "
-        f"{record['threads']} thread, alternating in one process, seeds {record['seeds']}; test "
+        f"{record['threads']} thread, alternating in one process, {_seeds(record)}; test "
         f"bits/dim on the first {record['test_images']} test images, the dequantization bound "
         "on the 0..255 scale for both (−(log p(y) − D ln 256) / (D ln 2)); CPU ms per training "
         f"step and per {record['samples']} samples; [ ] is a 95 % t-interval over the seeds "
@@ -521,10 +574,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--jobs", type=int, default=1, help="(pair, seed) runs at once, one process each"
     )
+    p.add_argument(
+        "--only",
+        choices=[pair.dgm_name for pair in PAIRS],
+        help="rerun this row into the existing results file, the other rows as they are",
+    )
+    p.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3, --quick 2)")
     ns = p.parse_args(argv)
     if ns.jobs < 1:
         p.error(f"--jobs must be at least 1, got {ns.jobs}")
-    run(quick=ns.quick, jobs=ns.jobs)
+    if ns.seeds is not None and ns.seeds < 2:
+        p.error(f"--seeds must be at least 2 (an interval needs two), got {ns.seeds}")
+    run(quick=ns.quick, jobs=ns.jobs, only=ns.only, num_seeds=ns.seeds)
     return 0
 
 

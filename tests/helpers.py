@@ -639,3 +639,18 @@ def fit_tracking_ema(trainer, decay: float) -> dict[str, Tensor]:
     for k, v in expected.items():
         assert torch.allclose(ema[k].double(), v, rtol=0, atol=1e-6), k
     return ema
+
+
+def masked_checkerboards(model: nn.Module) -> nn.Module:
+    """``model`` as the former code built it: every ``CheckerboardCoupling`` replaced by an
+    ``AffineCoupling`` with ``checkerboard_mask`` and the same conditioner (the masked
+    network at full resolution), in place."""
+    from dgm.models.flows.conditioners import checkerboard_mask
+    from dgm.models.flows.transforms import AffineCoupling, CheckerboardCoupling
+
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, CheckerboardCoupling):
+                mask = checkerboard_mask(child.mask.shape, child.parity)
+                setattr(module, name, AffineCoupling(mask, child.conditioner, child.bound))
+    return model

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import dgm
-from helpers import BENCH_EXTRA
+from helpers import BENCH_EXTRA, masked_checkerboards
 
 pytest.importorskip("normflows", reason=BENCH_EXTRA)
 from benchmarks import side_by_side_flows as bench
@@ -40,3 +40,23 @@ def test_normflows_log_prob_is_in_dgm_units_with_the_same_noise():
         other = bench.peer_log_prob(peer, x)
     torch.testing.assert_close(peer_lp, ours_lp, rtol=0, atol=1e-2)
     assert (other - ours_lp).abs().max() > 0.1
+
+
+def test_conv_macs_counts_functional_convolutions_as_module_ones():
+    # the polyphase checkerboard coupling calls F.conv2d, not its nn.Conv2d modules: the
+    # counter must see both, and give dgm's RealNVP built the former way (masked couplings
+    # at full resolution, modules only) the 3,154,816 per image the module hooks counted
+    conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+    x = torch.randn(2, 2, 5, 4)
+    want = 3 * 5 * 4 * 2 * 9
+    assert bench.conv_macs(conv, conv, x) == want
+    f = lambda x: torch.nn.functional.conv2d(x, conv.weight, padding=1)  # noqa: E731
+    assert bench.conv_macs(conv, f, x) == want
+    torch.manual_seed(0)
+    pair = bench.PAIRS[1]
+    model = dgm.create("realnvp", (1, 28, 28), **pair.dgm_config)
+    images = torch.randn(1, 1, 28, 28)
+    fast = bench.conv_macs(model, model.log_prob, images)
+    former = masked_checkerboards(model)
+    assert bench.conv_macs(former, former.log_prob, images) == 3_154_816
+    assert fast != 3_154_816  # the polyphase path's own convolutions were counted

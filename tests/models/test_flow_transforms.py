@@ -21,6 +21,7 @@ from dgm.models.flows.transforms import (
     BatchNormFlow,
     Chain,
     ChannelCoupling,
+    CheckerboardCoupling,
     FactorOut,
     Inverse,
     InvertibleConv1x1,
@@ -66,6 +67,11 @@ CASES = {  # name: (builder taking the condition width, event shape, conditional
     "affine_coupling_vector": (affine_vec, (4,), True),
     "affine_coupling_checkerboard": (affine_img, (2, 4, 4), True),
     "affine_coupling_channels": (affine_channels, (4, 2, 2), True),
+    "checkerboard_coupling": (
+        lambda c: CheckerboardCoupling((2, 4, 2), 1, ConvConditioner(2, 4, 2, c)),
+        (2, 4, 2),
+        True,
+    ),
     "channel_coupling": (
         lambda c: ChannelCoupling(4, 1, ConvConditioner(2, 4, 2, c)),
         (4, 2, 2),

@@ -11,8 +11,6 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Literal
 
-from torch import Tensor
-
 from dgm.model import ClassConditional, ContextConditional
 from dgm.models.flows.base import FlowConfig, FlowModel
 from dgm.models.flows.conditioners import (
@@ -27,6 +25,7 @@ from dgm.models.flows.transforms import (
     Bijection,
     Chain,
     ChannelCoupling,
+    CheckerboardCoupling,
     FactorOut,
     Inverse,
     Reshape,
@@ -55,7 +54,10 @@ class RealNVP(FlowModel):
     between even and odd dimensions. ``conv`` (images): at each scale but the last, three
     checkerboard couplings, a squeeze, three channel couplings, then half the channels are
     factored out (they go to the N(0, I) base as they are) and the rest enters the next
-    scale; the last scale has four checkerboard couplings. z keeps the shape of x.
+    scale; the last scale has four checkerboard couplings. z keeps the shape of x. A
+    checkerboard coupling's network is the paper's (3×3 convolutions of the masked image
+    over the full grid), computed on the 2×2 phase grid (``CheckerboardCoupling``): the
+    first layer reads only the kept pixels and the last writes only the free ones.
     ``batch_norm`` adds a ``BatchNormFlow`` after every coupling (``mlp``: but the last),
     batch statistics only in a training ``loss``, running statistics everywhere else.
 
@@ -89,29 +91,31 @@ class RealNVP(FlowModel):
         steps.append(Reshape((D,), shape))
         return Chain(steps)
 
-    def _coupling(self, mask: Tensor | int, channels: int, config: RealNVPConfig) -> Bijection:
-        """A checkerboard coupling (``mask`` a tensor), or a channel coupling whose network
-        reads only the kept half (``mask`` its parity), over ``channels`` channels."""
-        if isinstance(mask, Tensor):
+    def _coupling(
+        self, kind: str, parity: int, shape: tuple[int, ...], config: RealNVPConfig
+    ) -> Bijection:
+        """A checkerboard or a channel coupling (``kind``) of ``parity`` on (C, H, W) images,
+        each with a network that reads only the kept pixels or channels."""
+        channels = shape[0]
+        if kind == "checkerboard":
             net = ConvConditioner(channels, config.hidden_channels, 2, self.cond_width)
-            coupling: Bijection = AffineCoupling(mask, net, config.scale_bound)
+            coupling: Bijection = CheckerboardCoupling(shape, parity, net, config.scale_bound)
         else:
             net = ConvConditioner(channels // 2, config.hidden_channels, 2, self.cond_width)
-            coupling = ChannelCoupling(channels, mask, net, config.scale_bound)
+            coupling = ChannelCoupling(channels, parity, net, config.scale_bound)
         return Chain([coupling, BatchNormFlow(channels)]) if config.batch_norm else coupling
 
     def _scale(self, shape: tuple[int, ...], scales: int, config: RealNVPConfig) -> Bijection:
         """The transform of one scale (and, inside it, of the scales below), on (C, H, W)."""
         C, H, W = shape
         if scales == 1:
-            return Chain(
-                [self._coupling(checkerboard_mask(shape, k % 2), C, config) for k in range(4)]
-            )
+            return Chain([self._coupling("checkerboard", k % 2, shape, config) for k in range(4)])
         steps: list[Bijection] = [
-            self._coupling(checkerboard_mask(shape, k % 2), C, config) for k in range(3)
+            self._coupling("checkerboard", k % 2, shape, config) for k in range(3)
         ]
         steps.append(Squeeze())  # (4C, H/2, W/2)
-        steps += [self._coupling(k % 2, 4 * C, config) for k in range(3)]
+        squeezed = (4 * C, H // 2, W // 2)
+        steps += [self._coupling("channel", k % 2, squeezed, config) for k in range(3)]
         rest = (2 * C, H // 2, W // 2)  # the half that stays in the flow
         steps.append(FactorOut(2 * C, self._scale(rest, scales - 1, config)))
         steps.append(Inverse(Squeeze()))  # back to (C, H, W): z keeps x's shape
