@@ -299,7 +299,7 @@ def test_data_sent_to_spawned_workers_still_reads_right_here_and_there(counted):
     from a forkserver). Both sides must read the right examples after the hand-over."""
     from multiprocessing.reduction import ForkingPickler
 
-    import torch.multiprocessing  # noqa: F401  (registers torch's reductions)
+    import torch.multiprocessing
 
     ids = torch.tensor([0, 9, 10, 25, 4, len(counted) - 1])
     want = counted.read(ids).x.clone()
