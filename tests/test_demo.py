@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
+
+import processes
 
 STEPS = 1_000_000  # far more than the test waits for: only the signal can end training
 
@@ -18,12 +19,9 @@ STEPS = 1_000_000  # far more than the test waits for: only the signal can end t
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is a POSIX signal")
 def test_demo_stopped_by_sigterm_reports_the_step_and_exits_130(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dgm.demo", "--out", str(out), "--steps", str(STEPS)],
+    proc = processes.python(  # `python -m dgm.demo ...` in a process of its own
+        ["-m", "dgm.demo", "--out", out, "--steps", STEPS],
         env={**os.environ, "OMP_NUM_THREADS": "1"},  # two threads on two busy cores thrash
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     try:
         deadline = time.monotonic() + 120

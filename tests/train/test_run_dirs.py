@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 import dgm
+import processes
 from dgm import run_dir as rd
 from dgm.cli import main
 from dgm.data import DataConfig
@@ -67,13 +68,7 @@ def test_a_second_writer_is_refused_naming_the_first_and_readers_keep_working(tm
     script = tmp_path / "holder.py"
     script.write_text(HOLDER)
     args = [*DIGITS, *SMALL, "--steps", "10", "--checkpoint-every", "5", "--out", str(out)]
-    holder = subprocess.Popen(
-        [sys.executable, str(script), str(go), *args, "--seed", "1"],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    holder = processes.python([script, go, *args, "--seed", "1"], env=ENV)
     try:
         deadline = time.time() + 120
         while rd.committed(out) is None and time.time() < deadline:
@@ -111,11 +106,8 @@ def test_a_second_writer_is_refused_naming_the_first_and_readers_keep_working(tm
 
 def test_two_trains_started_together_run_once(tmp_path):
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "dgm", *DIGITS, *SMALL, "--steps", "300", "--out", str(out)]
-    procs = [
-        subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
+    argv = ["-m", "dgm", *DIGITS, *SMALL, "--steps", "300", "--out", out]
+    procs = [processes.python(argv, env=ENV) for _ in range(2)]
     results = [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 2], results
@@ -283,7 +275,8 @@ def test_a_kill_at_every_write_point_leaves_a_run_that_continues_exactly(tmp_pat
     script = tmp_path / "killer.py"
     cut = dataclasses.asdict(quiet_config(**KILL_CUT))
     script.write_text(KILLER.format(cut=cut, model=CUT_MODEL))
-    subprocess.run([sys.executable, script, tmp_path], env=ENV, check=True, timeout=600)
+    code, _, err = processes.run([script, tmp_path], env=ENV, timeout=600)
+    assert code == 0, err
     points = json.loads((tmp_path / "points.json").read_text())
     # per checkpoint: 4 files, the commit record, 4 top-level links, the previous folder
     assert points.count(rd.CHECKPOINT) == 2 and len(points) == 2 * 9 + 1, points

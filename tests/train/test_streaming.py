@@ -1,9 +1,6 @@
 """Training from a shard directory (``--data shards``): a run streamed by DataLoader workers
 that is stopped and resumed ends with the same weights, bit for bit, as one that was not."""
 
-import os
-import subprocess
-import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import processes
 from dgm import run_dir as rd
 from dgm.data import DataConfig, TensorData
 from dgm.data.shards import ShardData, convert
@@ -139,11 +137,11 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_two_processes_stream_every_example_once_resume_exactly_and_share_eval(tmp_path):
-    """One torchrun of 2 gloo processes: an epoch read by 2 ranks x 2 workers covers the
-    data once; a streamed run stopped and resumed under torchrun ends as the uninterrupted
-    one; the sharded, all-reduced eval NLL equals one process's. With --rank-split rows,
-    the ranks' epoch covers the data once too, and their losses and weights are those of
-    one process with the combined batch (float64, to rounding)."""
+    """Two gloo processes started as torchrun starts them: an epoch read by 2 ranks x 2
+    workers covers the data once; a streamed run stopped and resumed under torchrun ends as
+    the uninterrupted one; the sharded, all-reduced eval NLL equals one process's. With
+    --rank-split rows, the ranks' epoch covers the data once too, and their losses and
+    weights are those of one process with the combined batch (float64, to rounding)."""
     gen = torch.Generator().manual_seed(0)
     n = 70
     points = TensorData(torch.randn(n, 3, generator=gen) + 1, torch.arange(n))
@@ -154,13 +152,10 @@ def test_two_processes_stream_every_example_once_resume_exactly_and_share_eval(t
     script = tmp_path / "script.py"
     here = Path(__file__).parent
     script.write_text(SCRIPT.format(tests=str(here.parent), here=str(here)))
-    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(
-        [*run, str(script), str(tmp_path / "shards"), str(tmp_path), str(tmp_path / "rows")],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr[:3000]
+    # two ranks as torchrun starts them (tests/train/test_distributed.py runs torchrun itself)
+    ranks = processes.ranks([script, tmp_path / "shards", tmp_path, tmp_path / "rows"])
+    for code, _, err in ranks:
+        assert code == 0, err[-3000:]
     ids = [torch.load(tmp_path / f"ids{r}.pt") for r in (0, 1)]
     assert not set(ids[0]) & set(ids[1]) and sorted(ids[0] + ids[1]) == list(range(n))
     runs = [torch.load(tmp_path / f"run{r}.pt", weights_only=True) for r in (0, 1)]

@@ -7,8 +7,6 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -16,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 import dgm
+import processes
 from dgm import run_dir as rd
 from dgm.cli import main
 from dgm.data import DataConfig, TensorData
@@ -226,12 +225,8 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
         "0",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(  # only the interrupted run needs a process of its own
-        [sys.executable, "-m", "dgm", *args, "--out", str(tmp_path / "cut")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    # only the interrupted run needs a process of its own: `python -m dgm ...`
+    proc = processes.python(["-m", "dgm", *args, "--out", tmp_path / "cut"], env=env)
     deadline = time.time() + 120
     while not (tmp_path / "cut" / rd.WEIGHTS).exists() and time.time() < deadline:
         time.sleep(0.05)  # interrupt once training has really started
@@ -241,7 +236,7 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path):
     _, err = proc.communicate(timeout=120)
     stopped_at = rd.weights_step(tmp_path / "cut" / rd.WEIGHTS)
     if proc.returncode == 130:
-        assert b"dgm resume" in err and 50 <= stopped_at < 200
+        assert "dgm resume" in err and 50 <= stopped_at < 200
     else:  # the signal came after the last step: nothing to resume, but still a clean exit
         assert proc.returncode == 0 and stopped_at == 200
     assert main(["resume", str(tmp_path / "cut")]) == 0

@@ -211,7 +211,11 @@ class ShardData(Dataset):
         counts = [int(s["count"]) for s in self.shards]
         self.counts = torch.tensor(counts, dtype=torch.long)
         self.offsets = torch.cumsum(torch.tensor([0, *counts]), 0)  # (S + 1,)
-        self._starts = self.offsets.numpy()  # the same, for the reads' numpy gathers
+        # the same, for the reads' numpy gathers: an array of its own, not a view of offsets,
+        # whose storage torch moves to shared memory (freeing this one) when the data is
+        # pickled for DataLoader workers started by spawn or forkserver (Python 3.14's
+        # default on Linux; spawn on macOS): a view read freed memory, garbage example ids
+        self._starts = np.cumsum([0, *counts], dtype=np.int64)  # (S + 1,)
         # (event shape, dtype) of each stored array, the batch arrays a read fills
         self._layout = {
             "x": (tuple(self.event_shape), np.dtype(index["dtype"])),
