@@ -71,7 +71,9 @@ def test_fitted_one_step_nll_approaches_the_true_law():
     train, test = linear_transitions(4000, 0), linear_transitions(4000, 1)
     model = dgm.create("gaussian_mlp", (2,), hidden_sizes=(), context_shape=(3,)).double()
     before = control.one_step_nll(model, test)
-    control.fit(model, train, quiet_config(steps=1500, batch_size=256, lr=2e-2, warmup_steps=50))
+    # 500 steps (was 1500): on seeds 0-2 (init, data, batches) |mean gap| was 0.001-0.005
+    # nats against an allowance of 0.023, as at 1500 steps (0.002-0.004)
+    control.fit(model, train, quiet_config(steps=500, batch_size=256, lr=2e-2, warmup_steps=50))
     with torch.no_grad():
         gap = -model.log_prob(test.x, test.context) - true_nll(test)  # (N,) per transition
     se = float(gap.std() / math.sqrt(len(gap)))
