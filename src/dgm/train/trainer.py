@@ -36,6 +36,8 @@ from tqdm import tqdm
 from dgm import run_dir as rd
 from dgm.capabilities import model_modality
 from dgm.data.dataset import data_info, grid_conditions, take
+from dgm.data.shard_stream import return_free_heap
+from dgm.data.shards import ShardData
 from dgm.evaluate.likelihood import evaluate, evaluate_losses
 from dgm.model import ClosedFormFit, GenerativeModel, Likelihood
 from dgm.report.plots import save_curves, save_samples
@@ -623,6 +625,12 @@ class Trainer:
                         f"{int(index[-1])}) does not suit {type(self.model).__name__}: {e}"
                         f"{hint}"
                     ) from None
+                if isinstance(data, ShardData):
+                    # a chunk's pages back to the system at once: glibc's heap kept the freed
+                    # chunks of a 550,000-image check, 390 MB over the interpreter, above the
+                    # memory a streamed run promises (benchmarks/streaming.py, memory)
+                    del x, y, context
+                    return_free_heap()
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:
