@@ -113,3 +113,9 @@ def _name_the_group(item: pytest.Item, group: str) -> None:
     if node_id is None or not hasattr(node_id, "parse") or item.nodeid.endswith(f"@{group}"):
         return
     item._id = type(node_id).parse(f"{item.nodeid}@{group}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The test processes' server stops with the session (tests/processes.py)."""
+    if "processes" in sys.modules:
+        sys.modules["processes"].stop()

@@ -40,6 +40,16 @@ def _context() -> multiprocessing.context.BaseContext:
     return _server
 
 
+def stop() -> None:
+    """Stop this process's server and wait for it (the tests' session end, ``conftest``),
+    so that its CPU time and its children's count in this process's ``RUSAGE_CHILDREN``,
+    as a subprocess's would (``benchmarks.suite_timings`` sums the suite's CPU so)."""
+    from multiprocessing import forkserver
+
+    if _server is not None and hasattr(forkserver, "_forkserver"):
+        forkserver._forkserver._stop()  # closes its "alive" pipe, then waitpid
+
+
 def _run(argv: list[str], env: dict[str, str], cwd: str | None, out: str, err: str) -> None:
     """The child: become ``python ARGV`` run with ``env`` in ``cwd``."""
     os.environ.clear()
