@@ -123,6 +123,7 @@ class Pair:
     # extra dgm configurations trained on the same batches (label -> config overrides)
     variants: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     peer_caveat: str = ""  # why the peer's NLL is no fair figure, when it is not
+    peer_note: str = ""  # what was changed in the peer's model, said in its table cell
 
 
 def _logits_nll(model: nn.Module, x: Tensor) -> Tensor:
@@ -137,6 +138,23 @@ def _probs_nll(model: nn.Module, x: Tensor) -> Tensor:
     probs = model(x).reshape(len(x), -1)  # (B, D)
     target = x.reshape(len(x), -1)
     return F.binary_cross_entropy(probs, target, reduction="none").sum(1)
+
+
+def residual_once(pixelcnn: type) -> type:
+    """The peer's PixelCNN with each residual added once. Its ``forward`` computes
+    ``x = x + layer(x)`` where each layer already returns ``x + net(x)``, so every block
+    doubles the activations before adding its residual; this subclass keeps the peer's
+    layers and weights and runs ``x = layer(x)``, the residual network of its paper."""
+
+    class ResidualOnce(pixelcnn):
+        def forward(self, x: Tensor) -> Tensor:
+            x = self._input(x)
+            for layer in self._causal_layers:
+                x = layer(x)
+            return self._head(x)
+
+    ResidualOnce.__name__ = ResidualOnce.__qualname__ = f"{pixelcnn.__name__}ResidualOnce"
+    return ResidualOnce
 
 
 MADE_DIFFERENCE = (
@@ -173,7 +191,7 @@ PAIRS = (
         {"hidden_size": 500},
         lambda p: p["NADE"](784, 500),
         _probs_nll,
-        300,
+        1000,
         3,
         "both ReLU + Kaiming init, drawn from the same seed in the same order, so both start "
         "from the same weights (equal to 3e-8) and train the same function on the same "
@@ -194,6 +212,19 @@ PAIRS = (
         "channels, each residual added twice (as published)",
         peer_caveat="the peer adds each residual twice (as published), so its activations "
         "double per block and its NLL is no PixelCNN figure",
+    ),
+    Pair(
+        "PixelCNN, ~53k parameters, peer's residual added once",
+        "pixelcnn",
+        {"variant": "plain", "hidden_channels": 24, "num_layers": 16},
+        lambda p: residual_once(p["PixelCNN"])(1, 1, 15, 16, 32),
+        _logits_nll,
+        1000,
+        3,
+        "dgm: 16 masked 3x3 layers of 24 channels; peer: 15 residual blocks of 32 "
+        "channels (1x1, masked 3x3, 1x1) after a masked 7x7 input layer, its forward "
+        "changed to add each residual once (the same layers and initialisation)",
+        peer_note="residual added once",
     ),
 )
 
@@ -395,10 +426,12 @@ def run(
     t0 = time.perf_counter()
     _, test, data_name = load_images(QUICK_TEST_IMAGES if quick else TEST_IMAGES)
     seeds = QUICK_SEEDS if quick else SEEDS
-    chosen = [i for i, p in enumerate(PAIRS) if only is None or p.dgm_name == only]
+    chosen = [i for i, p in enumerate(PAIRS) if only in (None, p.dgm_name, p.label)]
     if not chosen:
         names = sorted({p.dgm_name for p in PAIRS})
-        raise SystemExit(f"--only {only!r} names no pair: give one of {', '.join(names)}")
+        raise SystemExit(
+            f"--only {only!r} names no pair: give one of {', '.join(names)} or a row's model"
+        )
     tasks = [(i, seed) for i in chosen for seed in seeds]
     args = [[t[0] for t in tasks], [t[1] for t in tasks], [quick] * len(tasks)]
     args.append([peer_path] * len(tasks))
@@ -428,6 +461,9 @@ def run(
         previous = json.loads(result_path(NAME, quick=quick).read_text())
         saved = [{"date": previous["date"][:16].replace("T", " "), **r} for r in previous["rows"]]
     kept = {r["model"]: r for r in saved if r["model"] not in fresh}
+    for r in saved:  # sampling is timed on untrained weights: a retrained row keeps it
+        if r["model"] in fresh and "sampling" in r:
+            fresh[r["model"]]["sampling"] = r["sampling"]
     rows = [fresh.get(p.label) or kept[p.label] for p in PAIRS if p.label in {**kept, **fresh}]
     wall = time.perf_counter() - t0
     payload = {
@@ -466,7 +502,7 @@ def run_sampling(quick: bool, peer_path: Path, only: str | None = None) -> dict[
     labels = [r["model"] for r in payload["rows"]]
     for label in labels:
         pair = PAIRS_BY_LABEL[label]
-        if only is not None and pair.dgm_name != only:
+        if only not in (None, pair.dgm_name, pair.label):
             continue
         repeats = sampling.QUICK_REPEATS if quick else sampling.REPEATS[pair.dgm_name]
         per_seed = []
@@ -641,8 +677,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--only",
-        help="rerun only the pairs of this dgm model (made, nade, pixelcnn); the saved "
-        "results keep the other rows",
+        help="rerun only the pairs of this dgm model (made, nade, pixelcnn) or the row of "
+        "this model label; the saved results keep the other rows",
     )
     p.add_argument(
         "--sampling",
@@ -681,7 +717,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
         if any(PEER not in s for s in seeds):
             continue
         diff, ratio = row.get("nll_difference"), row.get("ms_ratio")
-        caveat = row.get("peer_caveat") or PAIRS_BY_LABEL[row["model"]].peer_caveat
+        pair = PAIRS_BY_LABEL[row["model"]]
+        caveat = row.get("peer_caveat") or pair.peer_caveat
+        peer = f"{record['peer']} ({record['peer_commit']})"
         reading = caveat or f"NLL {peer_verdict(diff)}"
         if ratio:
             reading += f"; {speed_reading(ratio['mean'])}"
@@ -695,7 +733,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
             PeerRow(
                 family="autoregressive",
                 model=row["model"],
-                peer=f"{record['peer']} ({record['peer_commit']})",
+                peer=f"{peer}, {pair.peer_note}" if pair.peer_note else peer,
                 data=f"{record['data']}, {record['test_images']} test images",
                 budget=budget(row["steps"], record["batch_size"], "Adam", record["lr"], len(seeds)),
                 dgm=f"{statistics.fmean(s['dgm']['nll'] for s in seeds):.2f} nats",

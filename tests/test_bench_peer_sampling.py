@@ -96,3 +96,82 @@ def test_sampling_reading_says_faster_or_slower_only_beyond_the_interval() -> No
         "samples 2.1× faster than the peer's `sample` (same pixels, weights copied)"
     )
     assert reading([0.5, 0.5, 0.5], copied=False) == "samples 2.0× slower than the peer's `sample`"
+
+
+def test_residual_once_runs_the_peers_layers_adding_each_residual_once() -> None:
+    from torch import nn
+
+    class Block(nn.Module):  # the peer's block: returns x + net(x)
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.net(x)
+
+    class Published(nn.Module):  # the peer's forward: x = x + layer(x)
+        def __init__(self, blocks: int) -> None:
+            super().__init__()
+            self._input, self._head = nn.Linear(3, 4), nn.Linear(4, 2)
+            self._causal_layers = nn.ModuleList(Block() for _ in range(blocks))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self._input(x)
+            for layer in self._causal_layers:
+                x = x + layer(x)
+            return self._head(x)
+
+    torch.manual_seed(0)
+    published = Published(3)
+    torch.manual_seed(0)
+    fixed = bench.residual_once(Published)(3)
+    assert isinstance(fixed, Published)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(published.state_dict().values(), fixed.state_dict().values(), strict=True)
+    )
+    x = torch.randn(5, 3, dtype=torch.float64)
+    published.double(), fixed.double()
+    h = published._input(x)
+    for block in published._causal_layers:
+        h = h + block.net(h)  # a residual network: each block adds its residual once
+    torch.testing.assert_close(fixed(x), published._head(h), rtol=0, atol=0)
+    assert not torch.allclose(published(x), fixed(x))
+
+
+def test_peer_row_names_the_change_made_to_the_peer() -> None:
+    per_seed = [
+        {
+            "dgm": {"nll": 90.0 + s, "ms_per_step": 1.0},
+            bench.PEER: {"nll": 91.0, "ms_per_step": 2.0},
+        }
+        for s in range(2)
+    ]
+    rows = []
+    for label in (
+        "PixelCNN, ~53k parameters",
+        "PixelCNN, ~53k parameters, peer's residual added once",
+    ):
+        pair = bench.PAIRS_BY_LABEL[label]
+        rows.append(
+            {
+                "model": label,
+                "dgm_model": "pixelcnn",
+                "steps": 1000,
+                "per_seed": per_seed,
+                **bench.summarise(per_seed, list(pair.variants)),
+            }
+        )
+    record = {
+        "peer": "p",
+        "peer_commit": "c",
+        "data": "d",
+        "test_images": 10,
+        "batch_size": 64,
+        "lr": 1e-3,
+        "rows": rows,
+    }
+    published, fixed = bench.peer_rows(record)
+    assert published.peer == "p (c)" and published.difference == "– (see reading)"
+    assert fixed.peer == "p (c), residual added once"
+    assert fixed.difference != "– (see reading)" and "NLL" in fixed.reading
