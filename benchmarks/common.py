@@ -463,11 +463,14 @@ def main(
     argv: list[str] | None,
     parts: dict[str, str] | None = None,
     jobs: str | None = None,
+    threads: Callable[[bool, int], Any] | None = None,
 ) -> int:
     """The command line of one benchmark module: ``python -m benchmarks.NAME [--quick]``,
     ``[--part P]`` when ``parts`` names the parts that can be rerun alone (part -> help),
-    passed to ``run`` as ``part``, and ``[--jobs J]`` when ``jobs`` says what runs at once
-    (its help), passed to ``run`` as ``jobs``."""
+    passed to ``run`` as ``part``, ``[--jobs J]`` when ``jobs`` says what runs at once
+    (its help), passed to ``run`` as ``jobs``, and ``[--threads N]`` when the module has a
+    speed pass at N ≥ 2 threads (``benchmarks/alternate.py``): ``threads(quick, N)`` then
+    runs instead of ``run``."""
     p = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -477,9 +480,20 @@ def main(
         p.add_argument("--part", choices=sorted(parts), default=None, help=help_)
     if jobs:
         p.add_argument("--jobs", type=int, default=1, help=jobs)
+    if threads:
+        p.add_argument(
+            "--threads",
+            type=int,
+            default=1,
+            help="N ≥ 2: time the saved rows' steps at N threads (wall ms) into the saved "
+            "results, instead of the run",
+        )
     ns = p.parse_args(argv)
     if jobs and ns.jobs < 1:
         p.error(f"--jobs must be at least 1, got {ns.jobs}")
+    if threads and ns.threads != 1:
+        threads(ns.quick, ns.threads)
+        return 0
     extra = ({"part": ns.part} if parts else {}) | ({"jobs": ns.jobs} if jobs else {})
     run(quick=ns.quick, **extra)
     return 0

@@ -101,6 +101,16 @@ def speed_reading(ratio: float) -> str:
     return f"step at {ratio:.2f}× the peer's (slower)"
 
 
+def speed_cell(one_thread: str, threads: dict[str, Any] | None, digits: int = 2) -> str:
+    """The "time dgm ÷ peer" cell: the 1-thread figure as the module formats it, then the
+    wall ratio at each thread count its ``--threads`` pass measured (``benchmarks.alternate``),
+    e.g. ``0.74 [0.73, 0.75]; 2 threads: 0.80 [0.78, 0.82]``."""
+    parts = [one_thread]
+    for n in sorted(threads or {}, key=int):
+        parts.append(f"{n} threads: {interval_cell(threads[n]['ratio'], digits, sign='')}")
+    return "; ".join(parts)
+
+
 def rows(results: dict[str, dict[str, Any]]) -> list[PeerRow]:
     """Every module's rows whose results exist, in page order."""
     out: list[PeerRow] = []

@@ -81,6 +81,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import dgm
+from benchmarks.alternate import threads_line
 from benchmarks.common import (
     busy_warning,
     existing_payload,
@@ -295,16 +296,13 @@ def _dgm_stepper(model: nn.Module) -> Callable[[Tensor, int], None]:
     return step_fn
 
 
-def run_pair(
-    pair: Pair,
-    peer_classes: dict[str, type] | None,
-    train: Tensor,
-    test: Tensor,
-    seed: int,
-    steps: int,
-) -> dict[str, Any]:
-    """Train dgm's model and the peer's on the same ``steps`` batches; their figures."""
-    order = torch.randint(len(train), (steps, BATCH), generator=torch.Generator().manual_seed(seed))
+def build_pair(
+    pair: Pair, peer_classes: dict[str, type] | None, seed: int
+) -> tuple[dict[str, Callable[[Tensor, int], None]], nn.Module, dict[str, nn.Module], Any]:
+    """dgm's model of ``pair`` (and its variants) and the peer's, each seeded by ``seed``,
+    with their optimisers: (steppers by side, dgm's model, variants by side, the peer or
+    None). A stepper takes a batch and the step number; the training run and the
+    ``--threads`` pass both build their models here."""
     torch.manual_seed(seed)
     ours = dgm.create(pair.dgm_name, (1, 28, 28), **pair.dgm_config)
     ours_step = _dgm_stepper(ours)
@@ -328,6 +326,20 @@ def run_pair(
             peer_opt.step()
 
         steppers[PEER] = peer_step
+    return steppers, ours, variants, peer
+
+
+def run_pair(
+    pair: Pair,
+    peer_classes: dict[str, type] | None,
+    train: Tensor,
+    test: Tensor,
+    seed: int,
+    steps: int,
+) -> dict[str, Any]:
+    """Train dgm's model and the peer's on the same ``steps`` batches; their figures."""
+    order = torch.randint(len(train), (steps, BATCH), generator=torch.Generator().manual_seed(seed))
+    steppers, ours, variants, peer = build_pair(pair, peer_classes, seed)
     times: dict[str, list[float]] = {k: [] for k in steppers}
     walls: dict[str, list[float]] = {k: [] for k in steppers}
     for step in range(steps):
@@ -527,6 +539,47 @@ def run_sampling(quick: bool, peer_path: Path, only: str | None = None) -> dict[
     return payload
 
 
+def run_threads(
+    quick: bool, peer_path: Path, threads: int, only: str | None = None
+) -> dict[str, Any]:
+    """The ``--threads N`` pass (``benchmarks/alternate.py``): every saved row (or those of
+    ``only``) rebuilt from each seed as ``run`` builds it, dgm's step and the peer's timed
+    alternating at ``threads`` threads on the same batches, written into the row under
+    "threads" (the training figures kept as they are)."""
+    from benchmarks.alternate import speed_pass
+
+    peer_classes = load_peer(peer_path)
+    if peer_classes is None:
+        raise SystemExit(f"{PEER} not found at {peer_path}: fetch it with: {FETCH_HINT}")
+    train, _, _ = load_images(QUICK_TEST_IMAGES)
+
+    def steppers(_: dict[str, Any], row: dict[str, Any], seed: int, n: int) -> dict[str, Any]:
+        built = build_pair(PAIRS_BY_LABEL[row["model"]], peer_classes, seed)[0]
+        order = torch.randint(len(train), (n, BATCH), generator=torch.Generator().manual_seed(seed))
+        return {
+            side: (lambda i, step=built[side]: step(train[order[i]], i)) for side in ("dgm", PEER)
+        }
+
+    def rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in payload["rows"]
+            if only in (None, r["dgm_model"], r["model"]) and r["model"] in PAIRS_BY_LABEL
+        ]
+
+    payload = speed_pass(
+        NAME,
+        quick=quick,
+        threads=threads,
+        seeds=QUICK_SEEDS if quick else SEEDS,
+        rows=rows,
+        steppers=steppers,
+        sides=("dgm", PEER),
+    )
+    log("\n".join(table(payload)))
+    return payload
+
+
 def plus_minus(summary: dict[str, float] | None, fmt: str) -> str:
     """``mean ± half-width`` of an ``interval`` in format ``fmt``, or a dash."""
     if not summary:
@@ -602,6 +655,7 @@ def table(record: dict[str, Any]) -> list[str]:
             f"| {mean('dgm', 'ms_per_step')} | {mean(PEER, 'ms_per_step')} "
             f"| {plus_minus(row.get('ms_ratio'), '.3f')} | {' | '.join(sampling_cells(row))} |"
         )
+    lines += threads_line([(r["model"], r.get("threads")) for r in record["rows"]])
     notes: dict[str, list[str]] = {}
     for r in record["rows"]:  # rows that differ the same way share one note
         notes.setdefault(r["difference"], []).append(r["model"])
@@ -681,13 +735,22 @@ def main(argv: list[str] | None = None) -> int:
         "this model label; the saved results keep the other rows",
     )
     p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="N ≥ 2: time every saved row's training step at N threads (wall ms) into the "
+        "saved rows, instead of training",
+    )
+    p.add_argument(
         "--sampling",
         action="store_true",
         help="time dgm's sample against the peer's (untrained weights) into the saved rows, "
         "instead of training",
     )
     ns = p.parse_args(argv)
-    if ns.sampling:
+    if ns.threads != 1:
+        run_threads(ns.quick, ns.peer_path, ns.threads, ns.only)
+    elif ns.sampling:
         run_sampling(ns.quick, ns.peer_path, ns.only)
     else:
         run(ns.quick, ns.peer_path, ns.jobs, ns.only)
@@ -708,7 +771,7 @@ ORIENTATION = {  # dgm model -> published figures on other data and budgets (doc
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: one per model pair (NLL means over the seeds, paired difference)."""
-    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading
+    from benchmarks.peers import PeerRow, budget, interval_cell, speed_cell, speed_reading
     from benchmarks.peers import verdict as peer_verdict
 
     out = []
@@ -739,7 +802,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 dgm=f"{statistics.fmean(s['dgm']['nll'] for s in seeds):.2f} nats",
                 peer_value=f"{statistics.fmean(s[PEER]['nll'] for s in seeds):.2f}",
                 difference="– (see reading)" if caveat else interval_cell(diff, 2),
-                speed=interval_cell(ratio, 2, sign=""),
+                speed=speed_cell(interval_cell(ratio, 2, sign=""), row.get("threads")),
                 reading=reading,
                 orientation=ORIENTATION.get(row["dgm_model"], ""),
             )
