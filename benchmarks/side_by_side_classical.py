@@ -38,6 +38,7 @@ over rounds of dgm's ms ÷ the peer's ms in the same round, with the smallest an
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 import time
@@ -51,6 +52,7 @@ from torch import Tensor
 
 import dgm
 from benchmarks import common
+from benchmarks.alternate import threads_line
 from benchmarks.common import fmt, log, one_thread, timed_rounds, write_result
 from dgm.data import DataConfig, get
 
@@ -68,6 +70,9 @@ NB_VAR_SMOOTHING = 1e-9  # scikit-learn's default
 LR_C, LR_MAX_ITER = 1.0, 1000  # benchmarks/naive_bayes_vs_lr.py's settings
 BN_DATA, QUICK_BN_DATA = ("wine_bins", "breast_cancer_bins"), ("wine_bins",)
 TOL_LL = 1e-9  # nats per example, for fits that do the same arithmetic in float64
+
+
+Timer = Callable[..., dict[str, Any]]  # (sides, rounds, repeat=1) -> a row's timing
 
 
 def _peer(module: str) -> bool:
@@ -115,7 +120,10 @@ def _row(model: str, peer: str, data: str, checks: list[dict[str, Any]], **rest:
     row = {"model": model, "peer": peer, "data": data, "checks": checks, "agree": agree, **rest}
     worst = max(checks, key=lambda c: c["difference"] / (c["tolerance"] or 1.0))
     timing = rest.get("timing")
-    ratio = f", time dgm/peer {timing['ratio']:.2f}" if timing else ""
+    ratio = ""
+    if timing:
+        value = timing["ratio"]  # a number, or an interval (``_wall_timing``)
+        ratio = f", time dgm/peer {value['mean'] if isinstance(value, dict) else value:.2f}"
     log(
         f"  {model} vs {peer} on {data}: largest difference {worst['difference']:.2e} "
         f"({worst['what']}){ratio}"
@@ -155,7 +163,9 @@ def _gmm_sklearn(x: Tensor, start: Any, K: int, reg: float) -> Any:
     return sk.fit(x.numpy())
 
 
-def gmm_row(data: str, x: Tensor, y: Tensor, K: int, reg: float, rounds: int) -> dict:
+def gmm_row(
+    data: str, x: Tensor, y: Tensor, K: int, reg: float, rounds: int, timer: Timer = _timing
+) -> dict:
     seeded = dgm.create("gmm", x.shape[1:], num_components=K, reg_covar=reg).double()
     seeded.seed_components(x)  # dgm's start, given to scikit-learn
     start = {
@@ -174,7 +184,7 @@ def gmm_row(data: str, x: Tensor, y: Tensor, K: int, reg: float, rounds: int) ->
         _check("test log-likelihood per example", _diff(ours[1], theirs[1]), TOL_LL),
         _check("weights", _diff(model.log_weights.exp(), sk.weights_), 1e-9),
     ]
-    timing = _timing(
+    timing = timer(
         {"dgm": lambda: _gmm_dgm(x, K, reg), "peer": lambda: _gmm_sklearn(x, start, K, reg)},
         rounds,
     )
@@ -217,7 +227,7 @@ def _brute_force_kde(x: np.ndarray, y: np.ndarray, bandwidth: float) -> np.ndarr
     return logsumexp(-0.5 * sq / bandwidth**2, axis=1) - norm
 
 
-def kde_row(data: str, x: Tensor, y: Tensor, rounds: int) -> dict:
+def kde_row(data: str, x: Tensor, y: Tensor, rounds: int, timer: Timer = _timing) -> dict:
     model = dgm.create("kde", x.shape[1:], standardize=False).double()
     model.fit_step([(x, None)])
     bandwidth = float(model.scale[0])  # h σ̄: one kernel width for every dimension
@@ -240,7 +250,7 @@ def kde_row(data: str, x: Tensor, y: Tensor, rounds: int) -> dict:
             reason if peer_off > 1e-6 else "",
         ),
     ]
-    timing = _timing(
+    timing = timer(
         {"dgm": lambda: _kde_dgm(x, y), "peer": lambda: _kde_sklearn(X, Y, bandwidth)}, rounds
     )
     return _row(
@@ -296,7 +306,7 @@ def _digits(binary: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return train.x.flatten(1).double(), train.y, test.x.flatten(1).double(), test.y
 
 
-def naive_bayes_row(feature: str, rounds: int) -> dict:
+def naive_bayes_row(feature: str, rounds: int, timer: Timer = _timing) -> dict:
     x, y, xt, yt = _digits(binary=feature == "bernoulli")
     model, ours = _nb_dgm(x, y, xt, feature)
     peer, theirs = _nb_sklearn(x, y, xt, feature)
@@ -339,7 +349,7 @@ def naive_bayes_row(feature: str, rounds: int) -> dict:
     checks.append(
         _check("test predictions that differ", float((pred_ours != pred_theirs).sum()), 0)
     )
-    timing = _timing(
+    timing = timer(
         {
             "dgm": lambda: _nb_dgm(x, y, xt, feature),
             "peer": lambda: _nb_sklearn(x, y, xt, feature),
@@ -414,7 +424,7 @@ def _pgmpy_log_likelihood(net: Any, frame: Any) -> np.ndarray:
     return total
 
 
-def bayes_net_rows(data: str, rounds: int) -> list[dict]:
+def bayes_net_rows(data: str, rounds: int, timer: Timer = _timing) -> list[dict]:
     import pandas as pd
     from pgmpy.inference import VariableElimination
 
@@ -435,7 +445,7 @@ def bayes_net_rows(data: str, rounds: int) -> list[dict]:
         _check("train log-likelihood per example", _diff(ours[0], theirs[0]), TOL_LL),
         _check("test log-likelihood per example", _diff(ours[1], theirs[1]), TOL_LL),
     ]
-    fit = _timing({"dgm": lambda: _bn_dgm(x), "peer": lambda: _bn_pgmpy(frame, names)}, rounds)
+    fit = timer({"dgm": lambda: _bn_dgm(x), "peer": lambda: _bn_pgmpy(frame, names)}, rounds)
     rows = [
         _row(
             "bayes_net (Chow–Liu, alpha=1)",
@@ -458,7 +468,7 @@ def bayes_net_rows(data: str, rounds: int) -> list[dict]:
         table = model.query(target, evidence).numpy()
         peer_table = inference.query(target, evidence=evidence, show_progress=False)
         peer_values = peer_table.values.transpose([peer_table.variables.index(v) for v in target])
-        timing = _timing(
+        timing = timer(
             {
                 "dgm": lambda t=target, e=evidence: model.query(t, e),
                 "peer": lambda t=target, e=evidence: inference.query(
@@ -485,40 +495,41 @@ def bayes_net_rows(data: str, rounds: int) -> list[dict]:
     return rows
 
 
+def all_rows(quick: bool, rounds: int, timer: Timer = _timing) -> list[dict[str, Any]]:
+    """Every row's fits, checks and times (``timer``), at the thread count the caller set:
+    the training run and the ``--threads`` pass both fit here."""
+    rows: list[dict[str, Any]] = []
+    log("gmm vs sklearn GaussianMixture")
+    n = QUICK_TOY_POINTS if quick else TOY_POINTS
+    for toy in GMM_TOYS[:1] if quick else GMM_TOYS:
+        cfg = DataConfig(name=toy, num_samples=n)
+        x, y = cfg.load("train").x.double(), cfg.load("test").x.double()
+        rows.append(gmm_row(f"{toy}, {n} points", x, y, GMM_TOY_K, 1e-6, rounds, timer))
+    x, _, y, _ = _digits(binary=False)
+    rows.append(gmm_row("digits, unit scale (64-D)", x, y, GMM_DIGITS_K, DIGITS_REG, rounds, timer))
+    log("kde vs sklearn KernelDensity")
+    n = QUICK_KDE_POINTS if quick else KDE_POINTS
+    cfg = DataConfig(name="moons", num_samples=n)
+    train, test = cfg.load("train").x.double(), cfg.load("test").x.double()
+    rows.append(kde_row(f"moons, {n} points", train, test, rounds, timer))
+    rows.append(kde_row("digits, unit scale (64-D)", x, y, rounds, timer))
+    log("naive_bayes vs sklearn BernoulliNB / GaussianNB; logistic regression")
+    rows += [naive_bayes_row(f, rounds, timer) for f in ("bernoulli", "gaussian")]
+    rows.append(logistic_regression_row())
+    if _peer("pgmpy"):
+        log("bayes_net vs pgmpy")
+        for data in QUICK_BN_DATA if quick else BN_DATA:
+            rows += bayes_net_rows(data, rounds, timer)
+    return rows
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     rounds = QUICK_ROUNDS if quick else ROUNDS
     logging.getLogger("pgmpy").setLevel(logging.ERROR)
-    rows: list[dict[str, Any]] = []
     with one_thread(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pgmpy's and scikit-learn's chatter
         t0 = time.perf_counter()
-        log("gmm vs sklearn GaussianMixture")
-        n = QUICK_TOY_POINTS if quick else TOY_POINTS
-        for toy in GMM_TOYS[:1] if quick else GMM_TOYS:
-            cfg = DataConfig(name=toy, num_samples=n)
-            x, y = cfg.load("train").x.double(), cfg.load("test").x.double()
-            rows.append(gmm_row(f"{toy}, {n} points", x, y, GMM_TOY_K, 1e-6, rounds))
-        x, _, y, _ = _digits(binary=False)
-        rows.append(gmm_row("digits, unit scale (64-D)", x, y, GMM_DIGITS_K, DIGITS_REG, rounds))
-        log("kde vs sklearn KernelDensity")
-        n = QUICK_KDE_POINTS if quick else KDE_POINTS
-        cfg = DataConfig(name="moons", num_samples=n)
-        rows.append(
-            kde_row(
-                f"moons, {n} points",
-                cfg.load("train").x.double(),
-                cfg.load("test").x.double(),
-                rounds,
-            )
-        )
-        rows.append(kde_row("digits, unit scale (64-D)", x, y, rounds))
-        log("naive_bayes vs sklearn BernoulliNB / GaussianNB; logistic regression")
-        rows += [naive_bayes_row(f, rounds) for f in ("bernoulli", "gaussian")]
-        rows.append(logistic_regression_row())
-        if _peer("pgmpy"):
-            log("bayes_net vs pgmpy")
-            for data in QUICK_BN_DATA if quick else BN_DATA:
-                rows += bayes_net_rows(data, rounds)
+        rows = all_rows(quick, rounds)
         wall = time.perf_counter() - t0
     payload = {
         "description": "classical models side by side with scikit-learn and pgmpy",
@@ -529,6 +540,64 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     path = write_result(NAME, payload, quick=quick, seed=SEED, steps=None, wall_time_s=wall)
     log(f"wrote {path} ({wall:.0f} s)")
+    return payload
+
+
+def _wall_timing(
+    sides: dict[str, Callable[[], Any]], rounds: int, repeat: int = 1
+) -> dict[str, Any]:
+    """A ``Timer`` for the ``--threads`` pass: wall ms per call of "dgm" and "peer",
+    alternating (``benchmarks.alternate``) over ``rounds`` rounds of ``repeat`` calls after
+    one warm-up round, as the threads entry of a row (the ratio's interval over rounds)."""
+    from benchmarks.alternate import alternate, seed_figures, threads_entry
+
+    def calls(fn: Callable[[], Any]) -> Callable[[int], None]:
+        def round_(_: int) -> None:
+            for _ in range(repeat):
+                fn()
+
+        return round_
+
+    timings = alternate({side: calls(fn) for side, fn in sides.items()}, rounds, warmup=1)
+    per_round = []
+    for r in range(rounds):
+        one = dataclasses.replace(
+            timings,
+            wall_ms={k: [v[r] / repeat] for k, v in timings.wall_ms.items()},
+            cpu_ms={k: [v[r] / repeat] for k, v in timings.cpu_ms.items()},
+        )
+        per_round.append({"round": r, **seed_figures(one, "dgm", "peer")})
+    return threads_entry(per_round, rounds, 1, over="rounds") | {"calls_per_round": repeat}
+
+
+def run_threads(quick: bool, threads: int) -> dict[str, Any]:
+    """The ``--threads N`` pass: the same fits (``all_rows``) at ``threads`` threads for
+    torch and for numpy's BLAS, timed by the wall clock (``_wall_timing``), written into
+    the saved rows under "threads" (their checks and 1-thread times kept as they are)."""
+    from benchmarks.alternate import KEY, limit_threads, saved_record
+
+    if threads < 2:
+        raise SystemExit(f"--threads {threads}: the 1-thread times are the run's; give 2 or more")
+    payload, provenance = saved_record(NAME, quick)
+    logging.getLogger("pgmpy").setLevel(logging.ERROR)
+    with limit_threads(threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh = all_rows(quick, QUICK_ROUNDS if quick else ROUNDS, _wall_timing)
+    timed = {(r["model"], r["peer"], r["data"]): r["timing"] for r in fresh if r["timing"]}
+    for row in payload["rows"]:
+        entry = timed.get((row["model"], row["peer"], row["data"]))
+        if entry:
+            row.setdefault(KEY, {})[str(threads)] = entry
+    path = write_result(
+        NAME,
+        payload,
+        quick=quick,
+        seed=provenance["seed"],
+        steps=provenance["steps"],
+        wall_time_s=provenance["wall_time_s"] or 0.0,
+    )
+    log("\n".join(table(payload)))
+    log(f"wrote {path}")
     return payload
 
 
@@ -595,6 +664,8 @@ def table(record: dict[str, Any]) -> list[str]:
         label = f"{row['model']} vs {row['peer']}" + (f" ({value})" if value else "")
         cells = [label, row["data"], ours, theirs, same, *timing]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    labelled = [(f"{r['model']} on {r['data']}", r.get("threads")) for r in record["rows"]]
+    lines += threads_line(labelled, unit="call")
     notes = sorted({c["note"] for r in record["rows"] for c in r["checks"] if c["note"]})
     if notes:
         lines += ["", "† explained: " + "; ".join(notes) + "."]
@@ -617,7 +688,11 @@ def table(record: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     return common.main(
-        run, __doc__, f"{QUICK_ROUNDS} rounds, fewer points and data sets; results/quick/", argv
+        run,
+        __doc__,
+        f"{QUICK_ROUNDS} rounds, fewer points and data sets; results/quick/",
+        argv,
+        threads=run_threads,
     )
 
 
@@ -627,7 +702,7 @@ if __name__ == "__main__":
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: one per fit (queries are timed only: no figure to compare)."""
-    from benchmarks.peers import PeerRow
+    from benchmarks.peers import PeerRow, speed_cell
 
     versions = record.get("peers", {})
     out = []
@@ -657,10 +732,11 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 dgm=f"{row['dgm_value']:.4f} ({row['value']})",
                 peer_value=f"{row['peer_value']:.4f}",
                 difference=f"{difference:+.1e}",
-                speed=(
+                speed=speed_cell(
                     "–"
                     if t is None
-                    else f"{t['ratio']:.2f} ({t['ratio_min']:.2f}–{t['ratio_max']:.2f})"
+                    else f"{t['ratio']:.2f} ({t['ratio_min']:.2f}–{t['ratio_max']:.2f})",
+                    row.get("threads"),
                 ),
                 reading=reading,
             )

@@ -76,6 +76,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import dgm
+from benchmarks.alternate import threads_line
 from benchmarks.common import (
     bench_extra_missing,
     busy_warning,
@@ -293,12 +294,10 @@ class Pair:
         return {"dgm": self.ours, PEER: self.unet}
 
 
-def train_pair(
-    pair: Pair, train: Tensor, seed: int, steps: int
-) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """``steps`` alternating training steps of both sides on the same batches, t's and ε's.
-    Returns each side's CPU ms per step and its last loss."""
-    order = torch.randint(len(train), (steps, BATCH), generator=torch.Generator().manual_seed(seed))
+def pair_step(pair: Pair) -> Callable[[str, Tensor, int], float]:
+    """Both sides' optimisers and their training step ``step(side, x, noise_seed) -> loss``
+    (both modules put in training mode): the training run and the ``--threads`` pass both
+    step through it."""
     modules, losses = pair.modules(), pair.losses()
     opts = {
         "dgm": trainer_optimizer(pair.ours, LR),
@@ -316,6 +315,16 @@ def train_pair(
 
     for m in modules.values():
         m.train()
+    return step
+
+
+def train_pair(
+    pair: Pair, train: Tensor, seed: int, steps: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """``steps`` alternating training steps of both sides on the same batches, t's and ε's.
+    Returns each side's CPU ms per step and its last loss."""
+    order = torch.randint(len(train), (steps, BATCH), generator=torch.Generator().manual_seed(seed))
+    step = pair_step(pair)
     times: dict[str, list[float]] = {"dgm": [], PEER: []}
     last: dict[str, float] = {}
     for k in range(steps):
@@ -521,6 +530,40 @@ def run(quick: bool = False, seeds: list[int] | None = None) -> dict[str, Any] |
     return payload
 
 
+def run_threads(quick: bool, threads: int) -> dict[str, Any] | None:
+    """The ``--threads N`` pass (``benchmarks/alternate.py``): both U-Nets rebuilt from each
+    seed at the saved run's width, their training steps timed alternating at ``threads``
+    threads on the same batches, t's and ε's, written into the record's "speed" entry
+    under "threads" (the training figures kept as they are)."""
+    if bench_extra_missing(PEER):
+        return None
+    from benchmarks.alternate import speed_pass
+
+    train, _, _, levels = load_data()
+    shape = tuple(train.shape[1:])
+
+    def steppers(record: dict[str, Any], _: dict, seed: int, n: int) -> dict[str, Any]:
+        pair = Pair.build(shape, levels, record["budget"]["channels"], seed)
+        step = pair_step(pair)
+        order = torch.randint(len(train), (n, BATCH), generator=torch.Generator().manual_seed(seed))
+        return {
+            side: (lambda i, side=side: step(side, train[order[i]], seed * 1_000_003 + i))
+            for side in ("dgm", PEER)
+        }
+
+    payload = speed_pass(
+        NAME,
+        quick=quick,
+        threads=threads,
+        seeds=(QUICK if quick else FULL).seeds,
+        rows=lambda record: [record.setdefault("speed", {})],
+        steppers=steppers,
+        sides=("dgm", PEER),
+    )
+    log("\n".join(table(payload)))
+    return payload
+
+
 def _interval(summary: dict[str, Any], digits: int, sign: str = "") -> str:
     """``mean [lo, hi]`` of an ``interval``."""
     ci = summary.get("ci95")
@@ -581,6 +624,7 @@ def table(record: dict[str, Any]) -> list[str]:
         "t-interval over the seeds (paired).",
         "",
         *markdown_table(["measure", "dgm", PEER, "dgm − peer (or ÷)"], rows),
+        *threads_line([("training step", record.get("speed", {}).get("threads"))]),
         "",
         f"Differences: dgm's U-Net has widths {c}/{2 * c}/{2 * c} with one residual block and "
         "one skip per level and attention twice at the lowest resolution; diffusers' widths "
@@ -643,8 +687,18 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these of the budget's seeds (one process each, at once); the results "
         "file holds every seed finished so far",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="N ≥ 2: time the training steps at N threads (wall ms) into the saved results, "
+        "instead of training",
+    )
     ns = p.parse_args(argv)
-    run(quick=ns.quick, seeds=ns.seeds)
+    if ns.threads != 1:
+        run_threads(ns.quick, ns.threads)
+    else:
+        run(quick=ns.quick, seeds=ns.seeds)
     return 0
 
 
@@ -654,7 +708,7 @@ if __name__ == "__main__":
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: the DDPM's FD (DDIM) and bound against diffusers'."""
-    from benchmarks.peers import PeerRow, interval_cell, verdict
+    from benchmarks.peers import PeerRow, interval_cell, speed_cell, verdict
     from benchmarks.peers import budget as budget_cell
 
     seeds, b = record["per_seed"], record["budget"]
@@ -670,7 +724,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
         f"({seeds[0][PEER]['params']:,}) + DDPM/DDIM schedulers",
         "data": f"{record['data']}, {b['samples']} samples vs as many test images",
         "budget": budget_cell(b["steps"], record["batch_size"], "AdamW", record["lr"], len(seeds)),
-        "speed": interval_cell(ratio, 2, sign=""),
+        "speed": speed_cell(
+            interval_cell(ratio, 2, sign=""), record.get("speed", {}).get("threads")
+        ),
     }
     macs = mean("dgm", ("multiply_adds_per_image",)) / mean(PEER, ("multiply_adds_per_image",))
     out = []

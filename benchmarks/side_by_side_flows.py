@@ -71,6 +71,7 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 import dgm
+from benchmarks.alternate import threads_line
 from benchmarks.common import (
     bench_extra_missing,
     busy_warning,
@@ -261,14 +262,17 @@ def cpu_ms(fn: Callable[[], Any]) -> float:
     return 1e3 * (time.process_time() - t0)
 
 
-def run_pair(pair: Pair, train: Tensor, test: Tensor, seed: int, steps: int) -> dict[str, Any]:
-    """Train dgm's flow and normflows' on the same ``steps`` batches and noise; their figures."""
-    order = torch.randint(len(train), (steps, BATCH), generator=torch.Generator().manual_seed(seed))
+def build_pair(
+    pair: Pair, first: Tensor, seed: int
+) -> tuple[nn.Module, nn.Module, Callable[[str, Tensor, int], float]]:
+    """dgm's flow (ActNorm initialised on the first batch ``first``) and normflows', each
+    seeded by ``seed``, and their training step ``step(side, x, noise_seed) -> loss``: the
+    training run and the ``--threads`` pass both build them here."""
     torch.manual_seed(seed)
     ours = dgm.create(
         pair.dgm_name, (1, 28, 28), dequantize="uniform", logit_alpha=ALPHA, **pair.dgm_config
     )
-    ours.initialize(train[order[0]])  # ActNorm's data-dependent init, as dgm's trainer does
+    ours.initialize(first)  # ActNorm's data-dependent init, as dgm's trainer does
     torch.manual_seed(seed)
     peer = pair.peer()
     opts = {
@@ -288,6 +292,13 @@ def run_pair(pair: Pair, train: Tensor, test: Tensor, seed: int, steps: int) -> 
         opts[name].step()
         return loss.item()
 
+    return ours, peer, step
+
+
+def run_pair(pair: Pair, train: Tensor, test: Tensor, seed: int, steps: int) -> dict[str, Any]:
+    """Train dgm's flow and normflows' on the same ``steps`` batches and noise; their figures."""
+    order = torch.randint(len(train), (steps, BATCH), generator=torch.Generator().manual_seed(seed))
+    ours, peer, step = build_pair(pair, train[order[0]], seed)
     times: dict[str, list[float]] = {"dgm": [], PEER: []}
     faults: dict[str, list[int]] = {"dgm": [], PEER: []}  # minor page faults per step
     last: dict[str, float] = {}
@@ -438,6 +449,39 @@ def run(
     return payload
 
 
+def run_threads(quick: bool, threads: int, only: str | None = None) -> dict[str, Any] | None:
+    """The ``--threads N`` pass (``benchmarks/alternate.py``): every saved row (or the one
+    of ``only``) rebuilt from each seed as ``run`` builds it, both training steps timed
+    alternating at ``threads`` threads on the same batches and noise, written into the row
+    under "threads" (the training figures kept as they are)."""
+    if bench_extra_missing(PEER):
+        return None
+    from benchmarks.alternate import speed_pass
+
+    train, _, _ = load_data(QUICK_TEST_IMAGES)
+    by_name = {pair.dgm_name: pair for pair in PAIRS}
+
+    def steppers(_: dict[str, Any], row: dict[str, Any], seed: int, n: int) -> dict[str, Any]:
+        order = torch.randint(len(train), (n, BATCH), generator=torch.Generator().manual_seed(seed))
+        step = build_pair(by_name[row["dgm_model"]], train[order[0]], seed)[2]
+        return {
+            side: (lambda i, side=side: step(side, train[order[i]], seed * 1_000_003 + i))
+            for side in ("dgm", PEER)
+        }
+
+    payload = speed_pass(
+        NAME,
+        quick=quick,
+        threads=threads,
+        seeds=QUICK_SEEDS if quick else SEEDS,
+        rows=lambda p: [r for r in p["rows"] if only in (None, r["dgm_model"])],
+        steppers=steppers,
+        sides=("dgm", PEER),
+    )
+    log("\n".join(table(payload)))
+    return payload
+
+
 def _pm(summary: dict[str, Any] | None, digits: int, sign: str = "") -> str:
     """``mean [lo, hi]`` of an ``interval``, or a dash."""
     if not summary:
@@ -508,6 +552,7 @@ def table(record: dict[str, Any]) -> list[str]:
             ],
             rows,
         ),
+        *threads_line([(r["model"], r.get("threads")) for r in record["rows"]]),
         "",
         f"Differences: {notes}.",
         "",
@@ -580,12 +625,22 @@ def main(argv: list[str] | None = None) -> int:
         help="rerun this row into the existing results file, the other rows as they are",
     )
     p.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3, --quick 2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="N ≥ 2: time every saved row's training step at N threads (wall ms) into the "
+        "saved rows, instead of training",
+    )
     ns = p.parse_args(argv)
     if ns.jobs < 1:
         p.error(f"--jobs must be at least 1, got {ns.jobs}")
     if ns.seeds is not None and ns.seeds < 2:
         p.error(f"--seeds must be at least 2 (an interval needs two), got {ns.seeds}")
-    run(quick=ns.quick, jobs=ns.jobs, only=ns.only, num_seeds=ns.seeds)
+    if ns.threads != 1:
+        run_threads(ns.quick, ns.threads, ns.only)
+    else:
+        run(quick=ns.quick, jobs=ns.jobs, only=ns.only, num_seeds=ns.seeds)
     return 0
 
 
@@ -596,7 +651,14 @@ if __name__ == "__main__":
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: Glow and RealNVP on dequantized images against normflows (the
     means over the seeds where neither side diverged, as the paired difference)."""
-    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading, verdict
+    from benchmarks.peers import (
+        PeerRow,
+        budget,
+        interval_cell,
+        speed_cell,
+        speed_reading,
+        verdict,
+    )
 
     out = []
     for row in record["rows"]:
@@ -621,7 +683,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 dgm=f"{statistics.fmean(s['dgm']['bits_per_dim'] for s in paired):.3f} bits/dim",
                 peer_value=f"{statistics.fmean(s[PEER]['bits_per_dim'] for s in paired):.3f}",
                 difference=interval_cell(diff, 3),
-                speed=interval_cell(ratio, 2, sign=""),
+                speed=speed_cell(interval_cell(ratio, 2, sign=""), row.get("threads")),
                 reading=reading,
             )
         )

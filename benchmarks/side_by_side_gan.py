@@ -82,6 +82,7 @@ from torch import Tensor, nn
 
 import dgm
 from benchmarks import common
+from benchmarks.alternate import threads_line
 from benchmarks.common import (
     busy_warning,
     fashion_mnist_root,
@@ -421,6 +422,42 @@ def _rerun_reuse(quick: bool) -> dict[str, Any]:
     return payload
 
 
+def run_threads(quick: bool, threads: int) -> dict[str, Any]:
+    """The ``--threads N`` pass (``benchmarks/alternate.py``): each objective's pair rebuilt
+    from each seed (``make_pair``, as ``run_seed`` builds it), both iterations timed
+    alternating at ``threads`` threads on the same batches and z, written into the row
+    under "threads" (the training figures kept as they are)."""
+    from benchmarks.alternate import speed_pass
+
+    train, _, _ = load_data(quick)
+    shape = tuple(train.x.shape[1:])
+
+    def steppers(_: dict[str, Any], row: dict[str, Any], seed: int, n: int) -> dict[str, Any]:
+        order = batch_order(len(train), n, seed)
+        ours, ref = make_pair(row["objective"], shape, seed)
+
+        def stepper(side: Any) -> Callable[[int], Any]:
+            def step(i: int) -> Any:
+                torch.manual_seed(seed * 1_000_003 + i)  # the same z for both
+                return side.step(train.x[order[i]])
+
+            return step
+
+        return {"dgm": stepper(ours), "reference": stepper(ref)}
+
+    payload = speed_pass(
+        NAME,
+        quick=quick,
+        threads=threads,
+        seeds=QUICK_SEEDS if quick else SEEDS,
+        rows=lambda record: record["rows"],
+        steppers=steppers,
+        sides=("dgm", "reference"),
+    )
+    log("\n".join(table(payload)))
+    return payload
+
+
 PAIRED = ("fd", "kid", "precision", "recall", "modes_captured")
 
 
@@ -615,6 +652,7 @@ def table(record: dict[str, Any]) -> list[str]:
         "step's fakes (one generator pass fewer per iteration), here both sides draw "
         "fresh z for it (dgm's algorithm). dgm's step "
         "is timed without its trainer's schedule, gradient-norm check and metric sums.",
+        *threads_line([(r["objective"], r.get("threads")) for r in record["rows"]]),
         *reuse_lines(record),
         "",
         reading(record),
@@ -642,7 +680,7 @@ def reuse_lines(record: dict[str, Any]) -> list[str]:
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: dgm's GAN against the examples/dcgan-style loop, one per game."""
-    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading
+    from benchmarks.peers import PeerRow, budget, interval_cell, speed_cell, speed_reading
     from benchmarks.peers import verdict as peer_verdict
 
     c = record["model_config"]
@@ -669,7 +707,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 peer_value=f"FD {mean('reference', 'fd'):.2f}, precision "
                 f"{mean('reference', 'precision'):.3f}",
                 difference=f"FD {interval_cell(row['fd_difference'], 2)}",
-                speed=interval_cell(row["ms_ratio"], 3, sign=""),
+                speed=speed_cell(
+                    interval_cell(row["ms_ratio"], 3, sign=""), row.get("threads"), digits=3
+                ),
                 reading=f"FD {peer_verdict(row['fd_difference'])}, precision {precision}, "
                 f"recall {recall}; {speed_reading(row['ms_ratio']['mean'])}; both start from "
                 "the same weights, batches and z, so this shows the same computation at the "
@@ -709,6 +749,7 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         {"reuse": "time --reuse-fakes against examples/dcgan's own reuse loop alone"},
         jobs="(objective, seed) runs at once, one process each",
+        threads=run_threads,
     )
 
 

@@ -40,6 +40,7 @@ import dataclasses
 import math
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -48,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import dgm
+from benchmarks.alternate import threads_line
 from benchmarks.common import busy_warning, log, write_result
 from benchmarks.side_by_side_autoregressive import interval, plus_minus, verdict
 from dgm.data import DataConfig
@@ -181,12 +183,13 @@ def _median_ms(times: list[float]) -> float:
     return statistics.median(times[WARMUP:] or times)
 
 
-def run_seed(
-    seed: int, train: Tensor, valid: Tensor, vocab_size: int, end_token: int, steps: int
-) -> dict[str, Any]:
-    """Train both on the same ``steps`` batches; their figures for one seed."""
-    torch.set_num_threads(THREADS)
-    T = train.shape[1]
+def build_pair(
+    seed: int, T: int, vocab_size: int, end_token: int, steps: int
+) -> tuple[nn.Module, RefGPT, dict[str, Callable[[Tensor, int], None]], dict[str, int]]:
+    """dgm's GPT and the reference, each seeded by ``seed``, with their optimisers and lr
+    schedule over ``steps``: (dgm's model, the reference, steppers by side taking a batch and
+    the step number, the count of clipped steps by side). The training run and the
+    ``--threads`` pass both build them here."""
     torch.manual_seed(seed)
     ours = dgm.create("gpt", (T,), vocab_size=vocab_size, end_token=end_token, **CONFIG)
     torch.manual_seed(seed)
@@ -216,6 +219,16 @@ def run_seed(
         "dgm": stepper("dgm", ours, ours_opt, lambda x: ours.loss(x).value),
         "reference": stepper("reference", ref, ref_opt, lambda x: ref.nll(x).mean()),
     }
+    return ours, ref, steppers, clipped
+
+
+def run_seed(
+    seed: int, train: Tensor, valid: Tensor, vocab_size: int, end_token: int, steps: int
+) -> dict[str, Any]:
+    """Train both on the same ``steps`` batches; their figures for one seed."""
+    torch.set_num_threads(THREADS)
+    T = train.shape[1]
+    ours, ref, steppers, clipped = build_pair(seed, T, vocab_size, end_token, steps)
     order = torch.randint(len(train), (steps, BATCH), generator=torch.Generator().manual_seed(seed))
     times: dict[str, list[float]] = {k: [] for k in steppers}
     for i in range(steps):
@@ -317,6 +330,38 @@ def run(quick: bool, jobs: int = 1) -> dict[str, Any]:
     return payload
 
 
+def run_threads(quick: bool, threads: int) -> dict[str, Any]:
+    """The ``--threads N`` pass (``benchmarks/alternate.py``): both models rebuilt from each
+    seed as ``run_seed`` builds them (the same lr schedule), their steps timed alternating
+    at ``threads`` threads on the same batches, written into the record's "speed" entry
+    under "threads" (the training figures kept as they are)."""
+    from benchmarks.alternate import speed_pass
+
+    train = DataConfig("words").load("train")
+    x, vocab_size, end_token = train.x, len(train.info.vocab), train.info.end_token
+    steps = QUICK_STEPS if quick else STEPS
+
+    def steppers(_: dict[str, Any], __: dict, seed: int, n: int) -> dict[str, Any]:
+        built = build_pair(seed, x.shape[1], vocab_size, end_token, steps)[2]
+        order = torch.randint(len(x), (n, BATCH), generator=torch.Generator().manual_seed(seed))
+        return {
+            side: (lambda i, step=built[side]: step(x[order[i]], i))
+            for side in ("dgm", "reference")
+        }
+
+    record = speed_pass(
+        NAME,
+        quick=quick,
+        threads=threads,
+        seeds=QUICK_SEEDS if quick else SEEDS,
+        rows=lambda payload: [payload.setdefault("speed", {})],
+        steppers=steppers,
+        sides=("dgm", "reference"),
+    )
+    log("\n".join(table(record)))
+    return record
+
+
 def reading(record: dict[str, Any]) -> str:
     """One sentence on what the figures show: quality (the interval against 0), step time
     and sampling speed."""
@@ -372,6 +417,7 @@ def table(record: dict[str, Any]) -> list[str]:
         f"sampling times are for {record['samples_per_call']} sequences per call. Gradient "
         f"clipped at {clipped('dgm')} of dgm's steps and {clipped('reference')} of the "
         "reference's (both minimise nats per sequence: norms above 1).",
+        *threads_line([("gpt", record.get("speed", {}).get("threads"))]),
         "",
         reading(record),
     ]
@@ -383,8 +429,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--quick", action="store_true", help="2 seeds, 30 steps (~1 min)")
     p.add_argument("--jobs", type=int, default=1, help="seeds run at once, one process each")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="N ≥ 2: time both training steps at N threads (wall ms) into the saved results, "
+        "instead of training",
+    )
     ns = p.parse_args(argv)
-    run(ns.quick, ns.jobs)
+    if ns.threads != 1:
+        run_threads(ns.quick, ns.threads)
+    else:
+        run(ns.quick, ns.jobs)
     return 0
 
 
@@ -394,7 +450,7 @@ if __name__ == "__main__":
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md row: dgm's GPT against the nanoGPT-style reference."""
-    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading
+    from benchmarks.peers import PeerRow, budget, interval_cell, speed_cell, speed_reading
     from benchmarks.peers import verdict as peer_verdict
 
     seeds, c = record["per_seed"], record["model_config"]
@@ -410,7 +466,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
             dgm=f"{statistics.fmean(s['dgm']['nats_per_char'] for s in seeds):.3f} nats/char",
             peer_value=f"{statistics.fmean(s['reference']['nats_per_char'] for s in seeds):.3f}",
             difference=interval_cell(record["nats_per_char_difference"], 3),
-            speed=interval_cell(ratio, 2, sign=""),
+            speed=speed_cell(
+                interval_cell(ratio, 2, sign=""), record.get("speed", {}).get("threads")
+            ),
             reading=f"nats/char {peer_verdict(record['nats_per_char_difference'])}; "
             f"{speed_reading(ratio['mean'])}; sampling "
             f"{record['sampling_speedup']['mean']:.1f}× faster (KV cache)",

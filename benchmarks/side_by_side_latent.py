@@ -42,6 +42,7 @@ import dataclasses
 import importlib.metadata
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -49,6 +50,7 @@ from torch import Tensor, nn
 
 import dgm
 from benchmarks import common
+from benchmarks.alternate import threads_line
 from benchmarks.common import (
     CS236_BATCH,
     CS236_LR,
@@ -170,18 +172,10 @@ def build(row: Row, seed: int) -> tuple[dgm.GenerativeModel, nn.Module]:
     return model, pythae_model(model, row.kind, **row.options).train()
 
 
-def iwae_nll(model: dgm.GenerativeModel, test: Tensor, k: int, seed: int) -> float:
-    """Mean −IWAE_k of ``model`` on ``test`` in nats per image, draws seeded by ``seed``."""
-    model.eval()
-    torch.manual_seed(seed)
-    return -log_probs(lambda x: model.log_prob_iw(x, k), test, batch=500).mean().item()
-
-
-def run_row(row: Row, train: Tensor, test: Tensor, seed: int, steps: int, k: int) -> dict:
-    """Train dgm's and pythae's model of ``row`` side by side; their figures for one seed."""
-    model, peer = build(row, seed)
-    check = objective_check(model, peer, train[:CS236_BATCH], seed)
-    check_agrees(row, check)
+def steppers(model: dgm.GenerativeModel, peer: nn.Module) -> dict[str, Callable[[Tensor], None]]:
+    """Both sides' optimisers and training steps on a batch, by side: dgm's ``loss`` with its
+    trainer's optimiser, pythae's forward with the Adam its trainer runs. The training run
+    and the ``--threads`` pass both step through them."""
     dgm_opt = trainer_optimizer(model, CS236_LR)
     peer_opt = torch.optim.Adam(peer.parameters(), lr=CS236_LR)
 
@@ -195,10 +189,57 @@ def run_row(row: Row, train: Tensor, test: Tensor, seed: int, steps: int, k: int
         peer_opt.step()
         peer_opt.zero_grad()
 
+    return {"dgm": dgm_step, PEER: peer_step}
+
+
+def run_threads(quick: bool, threads: int) -> dict[str, Any] | None:
+    """The ``--threads N`` pass (``benchmarks/alternate.py``): each row's pair rebuilt from
+    each seed (``build``), both steps timed alternating at ``threads`` threads on the same
+    batches, written into the row under "threads" (the training figures kept as they are)."""
+    if bench_extra_missing("pythae"):
+        return None
+    from benchmarks.alternate import speed_pass
+
+    train, _, _ = load_images(QUICK_TEST_IMAGES)
+    by_label = {row.label: row for row in ROWS}
+
+    def timed(_: dict[str, Any], row: dict[str, Any], seed: int, n: int) -> dict[str, Any]:
+        sides = steppers(*build(by_label[row["model"]], seed))
+        order = torch.randint(
+            len(train), (n, CS236_BATCH), generator=torch.Generator().manual_seed(seed)
+        )
+        torch.manual_seed(seed)
+        return {side: (lambda i, step=step: step(train[order[i]])) for side, step in sides.items()}
+
+    record = speed_pass(
+        NAME,
+        quick=quick,
+        threads=threads,
+        seeds=QUICK_SEEDS if quick else SEEDS,
+        rows=lambda payload: payload["rows"],
+        steppers=timed,
+        sides=("dgm", PEER),
+    )
+    log("\n".join(table(record)))
+    return record
+
+
+def iwae_nll(model: dgm.GenerativeModel, test: Tensor, k: int, seed: int) -> float:
+    """Mean −IWAE_k of ``model`` on ``test`` in nats per image, draws seeded by ``seed``."""
+    model.eval()
+    torch.manual_seed(seed)
+    return -log_probs(lambda x: model.log_prob_iw(x, k), test, batch=500).mean().item()
+
+
+def run_row(row: Row, train: Tensor, test: Tensor, seed: int, steps: int, k: int) -> dict:
+    """Train dgm's and pythae's model of ``row`` side by side; their figures for one seed."""
+    model, peer = build(row, seed)
+    check = objective_check(model, peer, train[:CS236_BATCH], seed)
+    check_agrees(row, check)
     order = torch.randint(
         len(train), (steps, CS236_BATCH), generator=torch.Generator().manual_seed(seed)
     )
-    sides = {"dgm": dgm_step, PEER: peer_step}
+    sides = steppers(model, peer)
     cpu: dict[str, list[float]] = {s: [] for s in sides}
     wall: dict[str, list[float]] = {s: [] for s in sides}
     torch.manual_seed(seed)
@@ -366,6 +407,7 @@ def table(record: dict[str, Any]) -> list[str]:
         "on the same weights and draws, gradients included, before training):",
         "",
         *markdown_table(header, rows),
+        *threads_line([(r["model"], r.get("threads")) for r in record["rows"]]),
         "",
         f"Optimizers: dgm {record['optimizers']['dgm']}; pythae "
         f"{record['optimizers'][PEER]}: the ms/step ratio includes the fused kernel (the "
@@ -378,7 +420,7 @@ def table(record: dict[str, Any]) -> list[str]:
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: dgm's IWAE and β-VAE against pythae's, trained side by side."""
-    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading
+    from benchmarks.peers import PeerRow, budget, interval_cell, speed_cell, speed_reading
     from benchmarks.peers import verdict as peer_verdict
 
     out = []
@@ -400,7 +442,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 dgm=f"{mean('dgm'):.2f} nats (−IWAE-{record['eval_k']}, test)",
                 peer_value=f"{mean(PEER):.2f} (dgm's estimator on its weights)",
                 difference=interval_cell(row["nll_difference"], 2),
-                speed=interval_cell(row["ms_ratio"], 3, sign=""),
+                speed=speed_cell(
+                    interval_cell(row["ms_ratio"], 3, sign=""), row.get("threads"), digits=3
+                ),
                 reading=f"NLL {peer_verdict(row['nll_difference'])}; "
                 f"{speed_reading(row['ms_ratio']['mean'])} (CPU time; pythae on unfused Adam)",
             )
@@ -409,7 +453,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.main(run, __doc__, "2 seeds, a few steps; results/quick/", argv)
+    return common.main(
+        run, __doc__, "2 seeds, a few steps; results/quick/", argv, threads=run_threads
+    )
 
 
 if __name__ == "__main__":
