@@ -145,7 +145,8 @@ def test_a_speed_pass_adds_threads_and_keeps_every_training_figure(
 
 def test_a_second_thread_count_keeps_the_first(alt, results: Path) -> None:
     """speed_pass writes each count under its own key and never a row's other keys."""
-    payload = {"rows": [{"model": "m", "nll": 1.5, "threads": {"4": {"kept": True}}}]}
+    trained = {"model": "m", "nll": 1.5, "per_seed": [{"seed": 0, "ms_per_step": 9.0}]}
+    payload = {"rows": [{**trained, "threads": {"4": {"kept": True}}}]}
     alt.write_result("fake", copy.deepcopy(payload), quick=True, seed=0, steps=7, wall_time_s=1.0)
 
     def steppers(_: dict, row: dict, seed: int, n: int) -> dict:
@@ -155,7 +156,8 @@ def test_a_second_thread_count_keeps_the_first(alt, results: Path) -> None:
         "fake", quick=True, threads=2, seeds=(0,), rows=lambda p: p["rows"], steppers=steppers
     )
     row = record["rows"][0]
-    assert row["nll"] == 1.5 and row["threads"]["4"] == {"kept": True}
+    assert {k: v for k, v in row.items() if k != "threads"} == trained
+    assert row["threads"]["4"] == {"kept": True}
     assert row["threads"]["2"]["ratio"]["ci95"] is None  # one seed
     assert record["steps"] == 7 and record["seed"] == 0  # the provenance kept
     with pytest.raises(SystemExit, match="give 2 or more"):
