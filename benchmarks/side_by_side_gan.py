@@ -54,7 +54,12 @@ assigns to at least a quarter of the n/10 samples a perfect model would give eac
 applies to its 2-D toys). Over the seeds: paired
 differences dgm − reference with 95 % t-intervals, and the ms/step ratio dgm / reference.
 
-    python -m benchmarks.side_by_side_gan [--quick] [--jobs J] [--part reuse]
+    python -m benchmarks.side_by_side_gan [--quick] [--jobs J] [--part reuse] [--threads 2]
+
+``--threads 2`` trains nothing: it rebuilds every saved row's two models from each seed as
+the training run does and times their steps alternating at 2 threads, by the wall clock,
+into the saved rows (``benchmarks/alternate.py``; about 1.5 minutes on an idle 2-core
+machine; with ``--quick``, 2 seeds and 4 steps into results/quick/).
 
 ``--quick`` (about a minute): 2 seeds, 30 steps, 200 samples, a quickly trained classifier:
 it checks that the benchmark runs, its numbers mean nothing.

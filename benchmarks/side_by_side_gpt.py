@@ -28,7 +28,12 @@ whole prefix for every new token. Over the seeds: the paired difference dgm − 
 of nats/char and the ratios dgm / reference of ms/step and of sampling time, each a mean
 with a 95 % t-interval.
 
-    python -m benchmarks.side_by_side_gpt [--quick] [--jobs N]
+    python -m benchmarks.side_by_side_gpt [--quick] [--jobs N] [--threads 2]
+
+``--threads 2`` trains nothing: it rebuilds every saved row's two models from each seed as
+the training run does and times their steps alternating at 2 threads, by the wall clock,
+into the saved rows (``benchmarks/alternate.py``; about a minute on an idle 2-core machine;
+with ``--quick``, 2 seeds and 4 steps into results/quick/).
 
 ``--quick`` (about a minute): 2 seeds, 30 steps, 512 validation words.
 """

@@ -31,7 +31,12 @@ IWAE gradient (Burda et al. 2015, arXiv:1509.00519, eq. 14); dgm's is −IWAE_k 
 pythae is a bench-only extra (``pip install -c constraints.txt -e '.[bench]'``), never a
 dependency of dgm.
 
-    python -m benchmarks.side_by_side_latent [--quick]
+    python -m benchmarks.side_by_side_latent [--quick] [--threads 2]
+
+``--threads 2`` trains nothing: it rebuilds every saved row's two models from each seed as
+the training run does and times their steps alternating at 2 threads, by the wall clock,
+into the saved rows (``benchmarks/alternate.py``; under a minute on an idle 2-core machine;
+with ``--quick``, 2 seeds and 4 steps into results/quick/).
 
 ``--quick``: 2 seeds, a few steps, 200 test images, IWAE-20.
 """
