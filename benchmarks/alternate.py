@@ -24,7 +24,9 @@ import dataclasses
 import json
 import statistics
 import time
+import types
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -144,27 +146,30 @@ def saved_record(name: str, quick: bool) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def speed_pass(
-    name: str,
+    module: types.ModuleType,
+    steppers: Callable[[dict[str, Any], dict[str, Any], int, int], dict[str, Stepper]],
     *,
     quick: bool,
     threads: int,
-    seeds: tuple[int, ...] | list[int],
-    rows: Callable[[dict[str, Any]], list[dict[str, Any]]],
-    steppers: Callable[[dict[str, Any], dict[str, Any], int, int], dict[str, Stepper]],
-    sides: tuple[str, str] = ("dgm", "peer"),
+    seeds: tuple[int, ...] | list[int] | None = None,
+    rows: Callable[[dict[str, Any]], list[dict[str, Any]]] = lambda payload: payload["rows"],
 ) -> dict[str, Any]:
-    """Time every saved row of benchmark ``name`` at ``threads`` threads and write the
-    figures into it under ``KEY`` (``threads_entry``), the rest of the file as it was.
+    """Time every saved row of a side-by-side ``module`` (its ``NAME``, ``SEEDS`` and
+    ``QUICK_SEEDS`` unless ``seeds`` says, and ``table``) at ``threads`` threads and write
+    the figures into the row under ``KEY`` (``threads_entry``), the rest of the file as it
+    was.
 
     ``rows(payload)`` gives the rows (dicts of the payload, written in place);
     ``steppers(payload, row, seed, n)`` builds the row's two models from ``seed`` as the
-    training run does and returns their steppers, each taking a batch number below ``n``;
-    ``sides`` names dgm's and the peer's among them. The file is written after each row;
-    the record as written is returned."""
+    training run does and returns their steppers, dgm's first and the peer's second, each
+    taking a batch number below ``n``. The file is written after each row; the record as
+    written is returned and its table logged."""
     if threads < 2:
         raise SystemExit(
             f"--threads {threads}: the 1-thread figures are the training run's; give 2 or more"
         )
+    name = module.NAME
+    seeds = seeds or (module.QUICK_SEEDS if quick else module.SEEDS)
     steps, warmup = speed_steps(quick)
     payload, provenance = saved_record(name, quick)
     chosen = rows(payload)
@@ -176,21 +181,50 @@ def speed_pass(
             per_seed = []
             for seed in seeds:
                 built = steppers(payload, row, seed, warmup + steps)
-                timed = {side: built[side] for side in sides}
-                figures = seed_figures(alternate(timed, steps, warmup), *sides)
+                if len(built) != 2:
+                    raise ValueError(
+                        f"steppers gave sides {list(built)}: give dgm's and the peer's"
+                    )
+                figures = seed_figures(alternate(built, steps, warmup), *built)
                 per_seed.append({"seed": seed, **figures})
                 log(f"  row {index}, seed {seed}, {threads_label(threads)}: {figures}")
             row.setdefault(KEY, {})[str(threads)] = threads_entry(per_seed, steps, warmup)
-            path = write_result(
-                name,
-                payload,
-                quick=quick,
-                seed=provenance["seed"],
-                steps=provenance["steps"],
-                wall_time_s=provenance["wall_time_s"] or 0.0,
-            )
+            path = write_back(name, payload, provenance, quick)
     log(f"wrote {path} ({time.perf_counter() - t0:.0f} s at {threads_label(threads)})")
-    return json.loads(path.read_text())
+    record = json.loads(path.read_text())
+    log("\n".join(module.table(record)))
+    return record
+
+
+def record_speed(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The one "row" of a benchmark whose record is its only row (GPT, diffusion): the
+    record's "speed" entry, made when absent (the record's own "threads" is its 1-thread
+    training setting)."""
+    return [payload.setdefault("speed", {})]
+
+
+def write_back(name: str, payload: dict[str, Any], provenance: dict[str, Any], quick: bool) -> Path:
+    """Write ``payload`` with the seed, steps and wall time of the run it came from
+    (``saved_record``'s provenance) to results[/quick]/; returns the path."""
+    return write_result(
+        name,
+        payload,
+        quick=quick,
+        seed=provenance["seed"],
+        steps=provenance["steps"],
+        wall_time_s=provenance["wall_time_s"] or 0.0,
+    )
+
+
+def noise_seeded(
+    step: Callable[[str, Any, int], Any], batch: Callable[[int], Any], seed: int, sides: tuple
+) -> dict[str, Stepper]:
+    """Steppers of a module whose ``step(side, x, noise_seed)`` draws its noise from a seed
+    (flows' dequantization, diffusion's t and ε): batch ``batch(i)`` and noise seed
+    ``seed * 1_000_003 + i`` at step i, as their training runs draw them."""
+    return {
+        side: (lambda i, side=side: step(side, batch(i), seed * 1_000_003 + i)) for side in sides
+    }
 
 
 def threads_line(

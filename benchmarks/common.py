@@ -456,6 +456,18 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads N`` of a side-by-side module: its speed pass at N ≥ 2 threads
+    (``benchmarks/alternate.py``) instead of the training run (N = 1, the default)."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="N ≥ 2: time every saved row's two steps at N threads (wall ms) into the saved "
+        "results, instead of the training run",
+    )
+
+
 def main(
     run: Callable[..., Any],
     doc: str | None,
@@ -481,13 +493,7 @@ def main(
     if jobs:
         p.add_argument("--jobs", type=int, default=1, help=jobs)
     if threads:
-        p.add_argument(
-            "--threads",
-            type=int,
-            default=1,
-            help="N ≥ 2: time the saved rows' steps at N threads (wall ms) into the saved "
-            "results, instead of the run",
-        )
+        add_threads_argument(p)
     ns = p.parse_args(argv)
     if jobs and ns.jobs < 1:
         p.error(f"--jobs must be at least 1, got {ns.jobs}")

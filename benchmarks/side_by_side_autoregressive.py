@@ -89,6 +89,7 @@ from torch import Tensor, nn
 import dgm
 from benchmarks.alternate import threads_line
 from benchmarks.common import (
+    add_threads_argument,
     busy_warning,
     existing_payload,
     fashion_mnist_root,
@@ -573,17 +574,7 @@ def run_threads(
             if only in (None, r["dgm_model"], r["model"]) and r["model"] in PAIRS_BY_LABEL
         ]
 
-    payload = speed_pass(
-        NAME,
-        quick=quick,
-        threads=threads,
-        seeds=QUICK_SEEDS if quick else SEEDS,
-        rows=rows,
-        steppers=steppers,
-        sides=("dgm", PEER),
-    )
-    log("\n".join(table(payload)))
-    return payload
+    return speed_pass(sys.modules[__name__], steppers, quick=quick, threads=threads, rows=rows)
 
 
 def plus_minus(summary: dict[str, float] | None, fmt: str) -> str:
@@ -740,13 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         help="rerun only the pairs of this dgm model (made, nade, pixelcnn) or the row of "
         "this model label; the saved results keep the other rows",
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="N ≥ 2: time every saved row's training step at N threads (wall ms) into the "
-        "saved rows, instead of training",
-    )
+    add_threads_argument(p)
     p.add_argument(
         "--sampling",
         action="store_true",

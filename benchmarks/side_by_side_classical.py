@@ -580,7 +580,7 @@ def run_threads(quick: bool, threads: int) -> dict[str, Any]:
     """The ``--threads N`` pass: the same fits (``all_rows``) at ``threads`` threads for
     torch and for numpy's BLAS, timed by the wall clock (``_wall_timing``), written into
     the saved rows under "threads" (their checks and 1-thread times kept as they are)."""
-    from benchmarks.alternate import KEY, limit_threads, saved_record
+    from benchmarks.alternate import KEY, limit_threads, saved_record, write_back
 
     if threads < 2:
         raise SystemExit(f"--threads {threads}: the 1-thread times are the run's; give 2 or more")
@@ -594,14 +594,7 @@ def run_threads(quick: bool, threads: int) -> dict[str, Any]:
         entry = timed.get((row["model"], row["peer"], row["data"]))
         if entry:
             row.setdefault(KEY, {})[str(threads)] = entry
-    path = write_result(
-        NAME,
-        payload,
-        quick=quick,
-        seed=provenance["seed"],
-        steps=provenance["steps"],
-        wall_time_s=provenance["wall_time_s"] or 0.0,
-    )
+    path = write_back(NAME, payload, provenance, quick)
     log("\n".join(table(payload)))
     log(f"wrote {path}")
     return payload

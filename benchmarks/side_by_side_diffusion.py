@@ -71,6 +71,7 @@ import functools
 import json
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +84,7 @@ from torch import Tensor, nn
 import dgm
 from benchmarks.alternate import threads_line
 from benchmarks.common import (
+    add_threads_argument,
     bench_extra_missing,
     busy_warning,
     fashion_mnist_root,
@@ -542,7 +544,7 @@ def run_threads(quick: bool, threads: int) -> dict[str, Any] | None:
     under "threads" (the training figures kept as they are)."""
     if bench_extra_missing(PEER):
         return None
-    from benchmarks.alternate import speed_pass
+    from benchmarks.alternate import noise_seeded, record_speed, speed_pass
 
     train, _, _, levels = load_data()
     shape = tuple(train.shape[1:])
@@ -551,22 +553,16 @@ def run_threads(quick: bool, threads: int) -> dict[str, Any] | None:
         pair = Pair.build(shape, levels, record["budget"]["channels"], seed)
         step = pair_step(pair)
         order = torch.randint(len(train), (n, BATCH), generator=torch.Generator().manual_seed(seed))
-        return {
-            side: (lambda i, side=side: step(side, train[order[i]], seed * 1_000_003 + i))
-            for side in ("dgm", PEER)
-        }
+        return noise_seeded(step, lambda i: train[order[i]], seed, ("dgm", PEER))
 
-    payload = speed_pass(
-        NAME,
+    return speed_pass(
+        sys.modules[__name__],
+        steppers,
         quick=quick,
         threads=threads,
+        rows=record_speed,
         seeds=(QUICK if quick else FULL).seeds,
-        rows=lambda record: [record.setdefault("speed", {})],
-        steppers=steppers,
-        sides=("dgm", PEER),
     )
-    log("\n".join(table(payload)))
-    return payload
 
 
 def _interval(summary: dict[str, Any], digits: int, sign: str = "") -> str:
@@ -692,13 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these of the budget's seeds (one process each, at once); the results "
         "file holds every seed finished so far",
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="N ≥ 2: time the training steps at N threads (wall ms) into the saved results, "
-        "instead of training",
-    )
+    add_threads_argument(p)
     ns = p.parse_args(argv)
     if ns.threads != 1:
         run_threads(ns.quick, ns.threads)

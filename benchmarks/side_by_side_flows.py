@@ -66,6 +66,7 @@ import multiprocessing
 import os
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -78,6 +79,7 @@ from torch.overrides import TorchFunctionMode
 import dgm
 from benchmarks.alternate import threads_line
 from benchmarks.common import (
+    add_threads_argument,
     bench_extra_missing,
     busy_warning,
     ci95,
@@ -461,7 +463,7 @@ def run_threads(quick: bool, threads: int, only: str | None = None) -> dict[str,
     under "threads" (the training figures kept as they are)."""
     if bench_extra_missing(PEER):
         return None
-    from benchmarks.alternate import speed_pass
+    from benchmarks.alternate import noise_seeded, speed_pass
 
     train, _, _ = load_data(QUICK_TEST_IMAGES)
     by_name = {pair.dgm_name: pair for pair in PAIRS}
@@ -469,22 +471,15 @@ def run_threads(quick: bool, threads: int, only: str | None = None) -> dict[str,
     def steppers(_: dict[str, Any], row: dict[str, Any], seed: int, n: int) -> dict[str, Any]:
         order = torch.randint(len(train), (n, BATCH), generator=torch.Generator().manual_seed(seed))
         step = build_pair(by_name[row["dgm_model"]], train[order[0]], seed)[2]
-        return {
-            side: (lambda i, side=side: step(side, train[order[i]], seed * 1_000_003 + i))
-            for side in ("dgm", PEER)
-        }
+        return noise_seeded(step, lambda i: train[order[i]], seed, ("dgm", PEER))
 
-    payload = speed_pass(
-        NAME,
+    return speed_pass(
+        sys.modules[__name__],
+        steppers,
         quick=quick,
         threads=threads,
-        seeds=QUICK_SEEDS if quick else SEEDS,
         rows=lambda p: [r for r in p["rows"] if only in (None, r["dgm_model"])],
-        steppers=steppers,
-        sides=("dgm", PEER),
     )
-    log("\n".join(table(payload)))
-    return payload
 
 
 def _pm(summary: dict[str, Any] | None, digits: int, sign: str = "") -> str:
@@ -630,13 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         help="rerun this row into the existing results file, the other rows as they are",
     )
     p.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: 3, --quick 2)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="N ≥ 2: time every saved row's training step at N threads (wall ms) into the "
-        "saved rows, instead of training",
-    )
+    add_threads_argument(p)
     ns = p.parse_args(argv)
     if ns.jobs < 1:
         p.error(f"--jobs must be at least 1, got {ns.jobs}")

@@ -77,6 +77,7 @@ import math
 import multiprocessing
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -450,17 +451,7 @@ def run_threads(quick: bool, threads: int) -> dict[str, Any]:
 
         return {"dgm": stepper(ours), "reference": stepper(ref)}
 
-    payload = speed_pass(
-        NAME,
-        quick=quick,
-        threads=threads,
-        seeds=QUICK_SEEDS if quick else SEEDS,
-        rows=lambda record: record["rows"],
-        steppers=steppers,
-        sides=("dgm", "reference"),
-    )
-    log("\n".join(table(payload)))
-    return payload
+    return speed_pass(sys.modules[__name__], steppers, quick=quick, threads=threads)
 
 
 PAIRED = ("fd", "kid", "precision", "recall", "modes_captured")

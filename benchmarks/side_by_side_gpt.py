@@ -44,6 +44,7 @@ import argparse
 import dataclasses
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -55,7 +56,7 @@ from torch import Tensor, nn
 
 import dgm
 from benchmarks.alternate import threads_line
-from benchmarks.common import busy_warning, log, write_result
+from benchmarks.common import add_threads_argument, busy_warning, log, write_result
 from benchmarks.side_by_side_autoregressive import interval, plus_minus, verdict
 from dgm.data import DataConfig
 from dgm.model import real_token_counts
@@ -340,7 +341,7 @@ def run_threads(quick: bool, threads: int) -> dict[str, Any]:
     seed as ``run_seed`` builds them (the same lr schedule), their steps timed alternating
     at ``threads`` threads on the same batches, written into the record's "speed" entry
     under "threads" (the training figures kept as they are)."""
-    from benchmarks.alternate import speed_pass
+    from benchmarks.alternate import record_speed, speed_pass
 
     train = DataConfig("words").load("train")
     x, vocab_size, end_token = train.x, len(train.info.vocab), train.info.end_token
@@ -354,17 +355,13 @@ def run_threads(quick: bool, threads: int) -> dict[str, Any]:
             for side in ("dgm", "reference")
         }
 
-    record = speed_pass(
-        NAME,
+    return speed_pass(
+        sys.modules[__name__],
+        steppers,
         quick=quick,
         threads=threads,
-        seeds=QUICK_SEEDS if quick else SEEDS,
-        rows=lambda payload: [payload.setdefault("speed", {})],
-        steppers=steppers,
-        sides=("dgm", "reference"),
+        rows=record_speed,
     )
-    log("\n".join(table(record)))
-    return record
 
 
 def reading(record: dict[str, Any]) -> str:
@@ -434,13 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--quick", action="store_true", help="2 seeds, 30 steps (~1 min)")
     p.add_argument("--jobs", type=int, default=1, help="seeds run at once, one process each")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="N ≥ 2: time both training steps at N threads (wall ms) into the saved results, "
-        "instead of training",
-    )
+    add_threads_argument(p)
     ns = p.parse_args(argv)
     if ns.threads != 1:
         run_threads(ns.quick, ns.threads)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -216,17 +217,7 @@ def run_threads(quick: bool, threads: int) -> dict[str, Any] | None:
         torch.manual_seed(seed)
         return {side: (lambda i, step=step: step(train[order[i]])) for side, step in sides.items()}
 
-    record = speed_pass(
-        NAME,
-        quick=quick,
-        threads=threads,
-        seeds=QUICK_SEEDS if quick else SEEDS,
-        rows=lambda payload: payload["rows"],
-        steppers=timed,
-        sides=("dgm", PEER),
-    )
-    log("\n".join(table(record)))
-    return record
+    return speed_pass(sys.modules[__name__], timed, quick=quick, threads=threads)
 
 
 def iwae_nll(model: dgm.GenerativeModel, test: Tensor, k: int, seed: int) -> float:

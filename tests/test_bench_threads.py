@@ -152,13 +152,12 @@ def test_a_second_thread_count_keeps_the_first(alt, results: Path) -> None:
     def steppers(_: dict, row: dict, seed: int, n: int) -> dict:
         return {"dgm": lambda i: None, "peer": lambda i: sum(range(1000))}
 
-    record = alt.speed_pass(
-        "fake", quick=True, threads=2, seeds=(0,), rows=lambda p: p["rows"], steppers=steppers
-    )
+    fake = types.SimpleNamespace(NAME="fake", QUICK_SEEDS=(0,), table=lambda record: [])
+    record = alt.speed_pass(fake, steppers, quick=True, threads=2)
     row = record["rows"][0]
     assert {k: v for k, v in row.items() if k != "threads"} == trained
     assert row["threads"]["4"] == {"kept": True}
     assert row["threads"]["2"]["ratio"]["ci95"] is None  # one seed
     assert record["steps"] == 7 and record["seed"] == 0  # the provenance kept
     with pytest.raises(SystemExit, match="give 2 or more"):
-        alt.speed_pass("fake", quick=True, threads=1, seeds=(0,), rows=list, steppers=steppers)
+        alt.speed_pass(fake, steppers, quick=True, threads=1)
