@@ -14,7 +14,9 @@ CPU ms are kept beside it): it needs a quiet machine. The row gets
     "threads": {"2": {"dgm_wall_ms": ..., "peer_wall_ms": ..., "ratio": {mean, ci95, n},
                       "steps": ..., "warmup": ..., "date": ..., "per_seed": [...]}}
 
-and keeps every training figure as it was (``speed_pass``).
+and keeps every training figure as it was (``speed_pass``). A benchmark whose 1-thread
+figure is spread over rounds of one seed (a whole fit, or a round of steps) is timed the same
+way: ``speed_pass(..., rounds=...)`` (``wall_rounds``), the interval then over the rounds.
 """
 
 from __future__ import annotations
@@ -106,6 +108,40 @@ def seed_figures(timings: Timings, dgm: str, peer: str) -> dict[str, float]:
     return out | {"ratio": out["dgm_wall_ms"] / out["peer_wall_ms"]}
 
 
+def two_sides(steppers: dict[str, Stepper]) -> dict[str, Stepper]:
+    """``steppers`` when it holds two sides (dgm's and the peer's), else a ValueError."""
+    if len(steppers) != 2:
+        raise ValueError(f"steppers gave sides {list(steppers)}: give dgm's and the peer's")
+    return steppers
+
+
+def wall_rounds(
+    steppers: dict[str, Stepper], rounds: int, warmup: int = 1, repeat: int = 1
+) -> dict[str, Any]:
+    """Time two sides (dgm's first) in ``warmup + rounds`` rounds of ``repeat`` calls each,
+    alternating (``alternate``: the order reversed every other round, the warm-up rounds
+    left out), call k of round r given the number ``r * repeat + k``: the threads entry of
+    a row with each round's wall ms per call and ratio, its interval over the rounds."""
+    two_sides(steppers)
+
+    def calls(step: Stepper) -> Stepper:
+        def round_(r: int) -> None:
+            for k in range(repeat):
+                step(r * repeat + k)
+
+        return round_
+
+    timings = alternate({side: calls(step) for side, step in steppers.items()}, rounds, warmup)
+    per_round = []
+    for r in range(rounds):
+        one = Timings(
+            wall_ms={k: [v[r] / repeat] for k, v in timings.wall_ms.items()},
+            cpu_ms={k: [v[r] / repeat] for k, v in timings.cpu_ms.items()},
+        )
+        per_round.append({"round": r, **seed_figures(one, *steppers)})
+    return threads_entry(per_round, rounds, warmup, over="rounds") | {"calls_per_round": repeat}
+
+
 def threads_entry(
     per_seed: list[dict[str, Any]], steps: int, warmup: int, over: str = "seeds"
 ) -> dict[str, Any]:
@@ -153,6 +189,8 @@ def speed_pass(
     threads: int,
     seeds: tuple[int, ...] | list[int] | None = None,
     rows: Callable[[dict[str, Any]], list[dict[str, Any]]] = lambda payload: payload["rows"],
+    rounds: tuple[int, int] | None = None,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     """Time every saved row of a side-by-side ``module`` (its ``NAME``, ``SEEDS`` and
     ``QUICK_SEEDS`` unless ``seeds`` says, and ``table``) at ``threads`` threads and write
@@ -162,15 +200,20 @@ def speed_pass(
     ``rows(payload)`` gives the rows (dicts of the payload, written in place);
     ``steppers(payload, row, seed, n)`` builds the row's two models from ``seed`` as the
     training run does and returns their steppers, dgm's first and the peer's second, each
-    taking a batch number below ``n``. The file is written after each row; the record as
-    written is returned and its table logged."""
+    taking a batch number below ``n``. With ``rounds`` (timed rounds, warm-up rounds) each
+    row is built once, from the module's ``SEED``, and timed in rounds of ``repeat`` calls
+    (``wall_rounds``): the interval is over the rounds, as the 1-thread figure of a
+    benchmark with one seed. The file is written after each row; the record as written is
+    returned and its table logged."""
     if threads < 2:
         raise SystemExit(
             f"--threads {threads}: the 1-thread figures are the training run's; give 2 or more"
         )
     name = module.NAME
+    if rounds:
+        seeds = [module.SEED]
     seeds = seeds or (module.QUICK_SEEDS if quick else module.SEEDS)
-    steps, warmup = speed_steps(quick)
+    steps, warmup = rounds or speed_steps(quick)
     payload, provenance = saved_record(name, quick)
     chosen = rows(payload)
     if not chosen:
@@ -178,17 +221,19 @@ def speed_pass(
     t0 = time.perf_counter()
     with limit_threads(threads):
         for index, row in enumerate(chosen):
-            per_seed = []
-            for seed in seeds:
-                built = steppers(payload, row, seed, warmup + steps)
-                if len(built) != 2:
-                    raise ValueError(
-                        f"steppers gave sides {list(built)}: give dgm's and the peer's"
-                    )
-                figures = seed_figures(alternate(built, steps, warmup), *built)
-                per_seed.append({"seed": seed, **figures})
-                log(f"  row {index}, seed {seed}, {threads_label(threads)}: {figures}")
-            row.setdefault(KEY, {})[str(threads)] = threads_entry(per_seed, steps, warmup)
+            if rounds:
+                built = steppers(payload, row, seeds[0], (warmup + steps) * repeat)
+                entry = wall_rounds(built, steps, warmup, repeat)
+                log(f"  row {index}, {threads_label(threads)}: ratio {entry['ratio']}")
+            else:
+                per_seed = []
+                for seed in seeds:
+                    built = two_sides(steppers(payload, row, seed, warmup + steps))
+                    figures = seed_figures(alternate(built, steps, warmup), *built)
+                    per_seed.append({"seed": seed, **figures})
+                    log(f"  row {index}, seed {seed}, {threads_label(threads)}: {figures}")
+                entry = threads_entry(per_seed, steps, warmup)
+            row.setdefault(KEY, {})[str(threads)] = entry
             path = write_back(name, payload, provenance, quick)
     log(f"wrote {path} ({time.perf_counter() - t0:.0f} s at {threads_label(threads)})")
     record = json.loads(path.read_text())
@@ -248,8 +293,8 @@ def threads_line(
         some = next(e[str(n)] for _, e in labelled if e and str(n) in e)
         if some.get("over") == "rounds":
             how = (
-                f"{some['steps']} rounds after {some['warmup']} warm-up round, means over the "
-                "rounds"
+                f"{some['steps']} rounds after {some['warmup']} warm-up "
+                f"round{'s' if some['warmup'] != 1 else ''}, means over the rounds"
             )
         else:
             how = (

@@ -44,7 +44,6 @@ with ``--quick``, 3 rounds and fewer data sets into results/quick/).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import statistics
 import time
@@ -553,27 +552,13 @@ def _wall_timing(
     sides: dict[str, Callable[[], Any]], rounds: int, repeat: int = 1
 ) -> dict[str, Any]:
     """A ``Timer`` for the ``--threads`` pass: wall ms per call of "dgm" and "peer",
-    alternating (``benchmarks.alternate``) over ``rounds`` rounds of ``repeat`` calls after
-    one warm-up round, as the threads entry of a row (the ratio's interval over rounds)."""
-    from benchmarks.alternate import alternate, seed_figures, threads_entry
+    alternating over ``rounds`` rounds of ``repeat`` calls after one warm-up round, as the
+    threads entry of a row (``benchmarks.alternate.wall_rounds``: the ratio's interval over
+    rounds)."""
+    from benchmarks.alternate import wall_rounds
 
-    def calls(fn: Callable[[], Any]) -> Callable[[int], None]:
-        def round_(_: int) -> None:
-            for _ in range(repeat):
-                fn()
-
-        return round_
-
-    timings = alternate({side: calls(fn) for side, fn in sides.items()}, rounds, warmup=1)
-    per_round = []
-    for r in range(rounds):
-        one = dataclasses.replace(
-            timings,
-            wall_ms={k: [v[r] / repeat] for k, v in timings.wall_ms.items()},
-            cpu_ms={k: [v[r] / repeat] for k, v in timings.cpu_ms.items()},
-        )
-        per_round.append({"round": r, **seed_figures(one, "dgm", "peer")})
-    return threads_entry(per_round, rounds, 1, over="rounds") | {"calls_per_round": repeat}
+    calls = {side: (lambda _, fn=fn: fn()) for side, fn in sides.items()}
+    return wall_rounds(calls, rounds, warmup=1, repeat=repeat)
 
 
 def run_threads(quick: bool, threads: int) -> dict[str, Any]:
