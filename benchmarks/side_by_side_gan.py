@@ -57,9 +57,10 @@ differences dgm − reference with 95 % t-intervals, and the ms/step ratio dgm /
     python -m benchmarks.side_by_side_gan [--quick] [--jobs J] [--part reuse] [--threads 2]
 
 ``--threads 2`` trains nothing: it rebuilds every saved row's two models from each seed as
-the training run does and times their steps alternating at 2 threads, by the wall clock,
-into the saved rows (``benchmarks/alternate.py``; about 1.5 minutes on an idle 2-core
-machine; with ``--quick``, 2 seeds and 4 steps into results/quick/).
+the training run does (the ``--reuse-fakes`` rows as ``--part reuse`` does) and times their
+steps alternating at 2 threads, by the wall clock, into the saved rows
+(``benchmarks/alternate.py``; about 3 minutes on an idle 2-core machine for the four rows;
+with ``--quick``, 2 seeds and 4 steps into results/quick/).
 
 ``--quick`` (about a minute): 2 seeds, 30 steps, 200 samples, a quickly trained classifier:
 it checks that the benchmark runs, its numbers mean nothing.
@@ -428,19 +429,26 @@ def _rerun_reuse(quick: bool) -> dict[str, Any]:
     return payload
 
 
+def reuse_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of the ``--reuse-fakes`` variant (``--part reuse``), none if not measured."""
+    return (payload.get("reuse_variant") or {}).get("rows", [])
+
+
 def run_threads(quick: bool, threads: int) -> dict[str, Any]:
     """The ``--threads N`` pass (``benchmarks/alternate.py``): each objective's pair rebuilt
-    from each seed (``make_pair``, as ``run_seed`` builds it), both iterations timed
-    alternating at ``threads`` threads on the same batches and z, written into the row
-    under "threads" (the training figures kept as they are)."""
+    from each seed (``make_pair``, as ``run_seed`` builds it, and as ``reuse_timing`` does
+    for the ``--reuse-fakes`` rows), both iterations timed alternating at ``threads``
+    threads on the same batches and z, written into the row under "threads" (the training
+    figures kept as they are)."""
     from benchmarks.alternate import speed_pass
 
     train, _, _ = load_data(quick)
     shape = tuple(train.x.shape[1:])
 
-    def steppers(_: dict[str, Any], row: dict[str, Any], seed: int, n: int) -> dict[str, Any]:
+    def steppers(payload: dict[str, Any], row: dict[str, Any], seed: int, n: int) -> dict:
         order = batch_order(len(train), n, seed)
-        ours, ref = make_pair(row["objective"], shape, seed)
+        reuse = any(row is r for r in reuse_rows(payload))
+        ours, ref = make_pair(row["objective"], shape, seed, reuse_fakes=reuse)
 
         def stepper(side: Any) -> Callable[[int], Any]:
             def step(i: int) -> Any:
@@ -451,7 +459,13 @@ def run_threads(quick: bool, threads: int) -> dict[str, Any]:
 
         return {"dgm": stepper(ours), "reference": stepper(ref)}
 
-    return speed_pass(sys.modules[__name__], steppers, quick=quick, threads=threads)
+    return speed_pass(
+        sys.modules[__name__],
+        steppers,
+        quick=quick,
+        threads=threads,
+        rows=lambda payload: payload["rows"] + reuse_rows(payload),
+    )
 
 
 PAIRED = ("fd", "kid", "precision", "recall", "modes_captured")
@@ -665,12 +679,14 @@ def reuse_lines(record: dict[str, Any]) -> list[str]:
         f"at most {max(s['largest_loss_gap'] for s in row['per_seed']):.0e})"
         for row in variant["rows"]
     ]
+    labelled = [(row["objective"], row.get("threads")) for row in variant["rows"]]
     return [
         "",
         "With `--reuse-fakes` (the generator step scores the discriminator step's fakes) "
         "against examples/dcgan's loop as it is, on the same batches, z and weights, "
         f"{variant['steps']} iterations × seeds {variant['seeds']}, timing only: CPU "
         f"ms/step dgm ÷ examples/dcgan {'; '.join(cells)}.",
+        *threads_line(labelled),
     ]
 
 
@@ -728,7 +744,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 dgm="–",
                 peer_value="–",
                 difference=f"losses within {gap:.0e}",
-                speed=interval_cell(row["ms_ratio"], 3, sign=""),
+                speed=speed_cell(
+                    interval_cell(row["ms_ratio"], 3, sign=""), row.get("threads"), digits=3
+                ),
                 reading="the same algorithm (equal losses in float64, tested); in float32 "
                 f"the losses drift apart by at most {gap:.0e} in {variant['steps']} steps "
                 f"(fused AdamW vs Adam rounding); {speed_reading(row['ms_ratio']['mean'])}",
