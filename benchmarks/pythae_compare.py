@@ -32,7 +32,14 @@ the median ms/step of each and the median of the per-round ratios dgm / pythae.
 pythae is a bench-only extra (``pip install -c constraints.txt -e '.[bench]'``), never a
 dependency of dgm.
 
-    python -m benchmarks.pythae_compare [--quick]
+    python -m benchmarks.pythae_compare [--quick] [--threads 2]
+
+``--threads 2`` trains nothing for the table above: for each pythae side it rebuilds the
+three models from the same seed as the run does and times dgm's step and that side's in
+40 rounds of 100 steps after 5 warm-up rounds, alternating at 2 threads, by the wall clock
+(``benchmarks/alternate.py``), into ``speed`` of the saved record, the 1-thread figures as
+they were (about 2 minutes on an idle 2-core machine; with ``--quick``, 4 rounds of 50
+steps into results/quick/).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import importlib.metadata
 import importlib.util
 import itertools
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +59,7 @@ from torch import Tensor, nn
 
 import dgm
 from benchmarks import common
+from benchmarks.alternate import threads_line
 from benchmarks.common import (
     CS236_BATCH,
     CS236_LR,
@@ -75,6 +84,9 @@ NAME = "pythae_compare"
 SEED = 0
 NUM_BATCHES = 16  # distinct batches cycled through by every side
 SIDES = ("dgm", "pythae_adam", "pythae_adam_fused")
+STEPS, QUICK_STEPS = 100, 50  # steps per round
+ROUNDS, QUICK_ROUNDS = 51, 31
+WARMUP, QUICK_WARMUP = 300, 100  # steps of every side before the first round
 
 
 def pythae_model(model: dgm.GenerativeModel, kind: str = "VAE", **options: Any) -> nn.Module:
@@ -145,19 +157,69 @@ def load_into_dgm(peer: nn.Module, model: dgm.GenerativeModel) -> dgm.Generative
 def run(quick: bool = False) -> dict[str, Any] | None:
     if bench_extra_missing("pythae"):
         return None
-    steps, rounds, warmup = (50, 31, 100) if quick else (100, 51, 300)
+    steps, rounds, warmup = (
+        (QUICK_STEPS, QUICK_ROUNDS, QUICK_WARMUP) if quick else (STEPS, ROUNDS, WARMUP)
+    )
     with one_thread():
         return _run(quick, steps, rounds, warmup)
 
 
-def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
+def load_batches() -> tuple[DataConfig, list[Tensor]]:
+    """The data and its ``NUM_BATCHES`` first training batches (statically binarized)."""
     data = DataConfig(name="fashion_mnist", root=fashion_mnist_root(), binarize="static")
     train = data.load("train")
-    batches = [train.x[i * CS236_BATCH : (i + 1) * CS236_BATCH].clone() for i in range(NUM_BATCHES)]
+    return data, [
+        train.x[i * CS236_BATCH : (i + 1) * CS236_BATCH].clone() for i in range(NUM_BATCHES)
+    ]
+
+
+def build(
+    batches: list[Tensor],
+) -> tuple[dgm.GenerativeModel, dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
+    """dgm's CS236 VAE from ``SEED`` (value checks off, as ``fit`` runs it), pythae's model
+    on a copy of its weights for each pythae side, and every side's optimizer."""
     torch.manual_seed(SEED)
-    model = dgm.create("vae", train.event_shape, **CS236_MODEL).train()
+    model = dgm.create("vae", tuple(batches[0].shape[1:]), **CS236_MODEL).train()
     model.check_values = False
     pythae = {side: pythae_model(model).train() for side in SIDES[1:]}
+    opts = {
+        "dgm": trainer_optimizer(model, CS236_LR),
+        "pythae_adam": torch.optim.Adam(pythae["pythae_adam"].parameters(), lr=CS236_LR),
+        "pythae_adam_fused": torch.optim.Adam(
+            pythae["pythae_adam_fused"].parameters(), lr=CS236_LR, fused=True
+        ),
+    }
+    return model, pythae, opts
+
+
+def steppers(
+    model: dgm.GenerativeModel,
+    pythae: dict[str, nn.Module],
+    opts: dict[str, torch.optim.Optimizer],
+    batches: list[Tensor],
+) -> dict[str, Callable[[int], None]]:
+    """Every side's training step on batch ``i`` (the batches cycled): forward, backward,
+    optimizer step and ``zero_grad``."""
+
+    def dgm_step(i: int) -> None:
+        model.loss(batches[i % len(batches)]).value.backward()
+        opts["dgm"].step()
+        opts["dgm"].zero_grad()
+
+    def pythae_step(side: str) -> Callable[[int], None]:
+        def step(i: int) -> None:
+            pythae[side]({"data": batches[i % len(batches)]}).loss.backward()
+            opts[side].step()
+            opts[side].zero_grad()
+
+        return step
+
+    return {"dgm": dgm_step, **{side: pythae_step(side) for side in SIDES[1:]}}
+
+
+def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
+    data, batches = load_batches()
+    model, pythae, opts = build(batches)
 
     # the same objective on the same weights and the same draw of z
     torch.manual_seed(SEED)
@@ -177,37 +239,17 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
             raise SystemExit(f"{k}: pythae computes {pythae_terms[k]}, dgm {v}: not the same")
     del out, p_out
 
-    opts = {
-        "dgm": trainer_optimizer(model, CS236_LR),
-        "pythae_adam": torch.optim.Adam(pythae["pythae_adam"].parameters(), lr=CS236_LR),
-        "pythae_adam_fused": torch.optim.Adam(
-            pythae["pythae_adam_fused"].parameters(), lr=CS236_LR, fused=True
-        ),
-    }
     dgm_defaults = opts["dgm"].defaults
 
-    def dgm_round() -> float:
-        opt = opts["dgm"]
+    def timed_round(step: Callable[[int], None]) -> float:
         t0 = time.perf_counter()
         for i in range(steps):
-            model.loss(batches[i % NUM_BATCHES]).value.backward()
-            opt.step()
-            opt.zero_grad()
-        return time.perf_counter() - t0
-
-    def pythae_round(side: str) -> float:
-        vae, opt = pythae[side], opts[side]
-        t0 = time.perf_counter()
-        for i in range(steps):
-            vae({"data": batches[i % NUM_BATCHES]}).loss.backward()
-            opt.step()
-            opt.zero_grad()
+            step(i)
         return time.perf_counter() - t0
 
     fns: dict[str, Callable[[], float]] = {
-        "dgm": dgm_round,
-        "pythae_adam": lambda: pythae_round("pythae_adam"),
-        "pythae_adam_fused": lambda: pythae_round("pythae_adam_fused"),
+        side: (lambda step=step: timed_round(step))
+        for side, step in steppers(model, pythae, opts, batches).items()
     }
     warning = busy_warning()
     if warning:
@@ -270,6 +312,41 @@ def _run(quick: bool, steps: int, rounds: int, warmup: int) -> dict[str, Any]:
     return payload
 
 
+def speed_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where the ``--threads`` figures of dgm against each pythae side go:
+    ``payload["speed"][side]`` (made when absent), in the order of ``SIDES``."""
+    speed = payload.setdefault("speed", {})
+    return [speed.setdefault(side, {}) for side in SIDES[1:]]
+
+
+def run_threads(quick: bool, threads: int) -> dict[str, Any] | None:
+    """The ``--threads N`` pass (``benchmarks/alternate.py``): for each pythae side, dgm's
+    model and pythae's rebuilt from ``SEED`` (``build``, as the training run builds them)
+    and timed in rounds of ``STEPS`` steps (``QUICK_STEPS`` quick) on the same batches,
+    alternating at ``threads`` threads, by the wall clock; written under
+    ``record["speed"][side]["threads"]`` (the 1-thread figures kept as they are)."""
+    if bench_extra_missing("pythae"):
+        return None
+    from benchmarks.alternate import speed_pass, speed_steps
+
+    _, batches = load_batches()
+
+    def timed(payload: dict[str, Any], row: dict[str, Any], _: int, __: int) -> dict:
+        side = next(s for s, r in zip(SIDES[1:], speed_rows(payload), strict=True) if r is row)
+        steps = steppers(*build(batches), batches)
+        return {"dgm": steps["dgm"], side: steps[side]}
+
+    return speed_pass(
+        sys.modules[__name__],
+        timed,
+        quick=quick,
+        threads=threads,
+        rows=speed_rows,
+        rounds=speed_steps(quick),
+        repeat=QUICK_STEPS if quick else STEPS,
+    )
+
+
 def table(record: dict[str, Any]) -> list[str]:
     """Markdown lines for docs/benchmarks.md: dgm's and pythae's ms/step."""
     ms, opts = record["ms_per_step"], record["optimizers"]
@@ -300,11 +377,19 @@ def table(record: dict[str, Any]) -> list[str]:
         "",
         f"A dgm training step costs {fmt(adam, 2)}× pythae's with pythae's default (unfused) "
         f"Adam and {fmt(fused, 2)}× with pythae on the fused Adam kernel too{share}.",
+        *threads_line(
+            [
+                (labels[side][0], record.get("speed", {}).get(side, {}).get("threads"))
+                for side in SIDES[1:]
+            ]
+        ),
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.main(run, __doc__, "fewer, shorter rounds; results/quick/", argv)
+    return common.main(
+        run, __doc__, "fewer, shorter rounds; results/quick/", argv, threads=run_threads
+    )
 
 
 if __name__ == "__main__":
@@ -314,7 +399,7 @@ if __name__ == "__main__":
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md row: the CS236 VAE step against pythae's (speed; the objective is the
     same number on the same weights, checked before timing)."""
-    from benchmarks.peers import PeerRow
+    from benchmarks.peers import PeerRow, speed_cell
 
     check = record["loss_check"]
     rounds = record["ms_per_step_rounds"]
@@ -330,8 +415,11 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
             dgm=f"{check['dgm']['nelbo']:.4f} nats (−ELBO at step 0)",
             peer_value=f"{check['pythae']['nelbo']:.4f}",
             difference=f"{check['dgm']['nelbo'] - check['pythae']['nelbo']:+.1e}",
-            speed=f"{record['ratio_dgm_over_pythae_adam']:.2f} (rounds "
-            f"{min(per_round):.2f}–{max(per_round):.2f})",
+            speed=speed_cell(
+                f"{record['ratio_dgm_over_pythae_adam']:.2f} (rounds "
+                f"{min(per_round):.2f}–{max(per_round):.2f})",
+                record.get("speed", {}).get("pythae_adam", {}).get("threads"),
+            ),
             reading="the same objective on the same weights; training speed only, no trained "
             "quality compared in this row",
         )
