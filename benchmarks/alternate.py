@@ -299,7 +299,7 @@ def threads_line(
         else:
             how = (
                 f"medians of {some['steps']} after {some['warmup']} warm-up, means over "
-                f"{some['ratio']['n']} seeds"
+                f"{some['ratio']['n']} seed{'s' if some['ratio']['n'] != 1 else ''}"
             )
         parts.append(
             f"At {threads_label(n)} (wall ms per {unit}, {how}, alternating in one process; "

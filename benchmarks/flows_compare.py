@@ -22,7 +22,14 @@ zuko and normflows are bench-only extras (``pip install -c constraints.txt -e '.
 never dependencies of dgm; without them this benchmark is skipped with a message. The
 compare part of ``results[/quick]/flows.json`` (``benchmarks.flows``).
 
-    python -m benchmarks.flows_compare [--quick]
+    python -m benchmarks.flows_compare [--quick] [--threads 2]
+
+``--threads 2`` trains nothing for quality: for every saved case and peer library it
+rebuilds dgm's flow and the peer's from 3 of the training seeds (0, 1, 2; the 1-thread
+figures use all 16) as the training run does and times their steps alternating at 2
+threads, 40 steps after 5 of warm-up per seed, by the wall clock (``benchmarks/alternate.py``),
+into the saved compare part, its other figures as they were (about a minute on an idle
+2-core machine; with ``--quick``, one seed and 4 steps into results/quick/).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import importlib.util
 import itertools
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +49,7 @@ from torch import Tensor, nn
 
 import dgm
 from benchmarks import common, flows
+from benchmarks.alternate import threads_line
 from benchmarks.common import (
     bench_extra_missing,
     busy_warning,
@@ -66,6 +75,7 @@ COMPARE_MODELS = ("maf", "realnvp")
 # training seeds: the per-seed spread of dgm − zuko (SD 0.02-0.07 nats) is as large as the
 # gaps being judged, so 16 seeds give a standard error near 0.005-0.017 nats
 COMPARE_SEEDS = tuple(range(16))
+SPEED_SEEDS, QUICK_SPEED_SEEDS = COMPARE_SEEDS[:3], COMPARE_SEEDS[:1]  # of the --threads pass
 LIBRARIES = ("dgm", "zuko", "normflows")
 
 
@@ -124,15 +134,39 @@ def _batches(n: int, steps: int, seed: int = SEED) -> Tensor:
     return torch.cat(perms).view(-1, BATCH)[:steps]
 
 
+def build_sides(
+    model_name: str, seed: int, libs: tuple[str, ...] = LIBRARIES
+) -> tuple[dict[str, _Side], dict[str, torch.optim.Optimizer]]:
+    """Each library's flow ``model_name`` (of ``libs``) in training mode and its optimizer,
+    torch's global seed set to ``seed`` before each (so its initial weights do not depend
+    on which other libraries are built)."""
+    sides: dict[str, _Side] = {}
+    opts: dict[str, torch.optim.Optimizer] = {}
+    for lib in libs:
+        torch.manual_seed(seed)
+        if lib == "dgm":
+            sides[lib], opts[lib] = _dgm_side(model_name)
+        else:
+            sides[lib] = _zuko_side(model_name) if lib == "zuko" else _normflows_side(model_name)
+            opts[lib] = torch.optim.Adam(sides[lib].module.parameters(), lr=LR, fused=True)
+        sides[lib].module.train()
+    return sides, opts
+
+
+def _train_step(side: _Side, opt: torch.optim.Optimizer, x: Tensor) -> None:
+    """One training step: forward, backward, optimizer step and ``zero_grad``."""
+    side.loss(x).backward()
+    opt.step()
+    opt.zero_grad()
+
+
 def _profile_dgm_step(side: _Side, opt: torch.optim.Optimizer, x: Tensor) -> list[dict[str, Any]]:
     """The ten operators with the most self CPU time in 20 dgm training steps."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(20):
-            side.loss(x).backward()
-            opt.step()
-            opt.zero_grad()
+            _train_step(side, opt, x)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
     return [
@@ -169,9 +203,7 @@ def _train_interleaved(
             side, opt = sides[lib], opts[lib]
             t0 = time.perf_counter()
             for x in chunk:
-                side.loss(x).backward()
-                opt.step()
-                opt.zero_grad()
+                _train_step(side, opt, x)
             if r > 0:
                 ms[lib].append(1000 * (time.perf_counter() - t0) / len(chunk))
     return ms
@@ -243,18 +275,7 @@ def measure(
         floor = nll(log_probs(test.density.log_prob, test.x))["nll"]
         order = _batches(len(train), rounds * chunk, seed)
         for model_name in COMPARE_MODELS:
-            sides: dict[str, _Side] = {}
-            opts: dict[str, torch.optim.Optimizer] = {}
-            for lib in LIBRARIES:
-                torch.manual_seed(seed)
-                if lib == "dgm":
-                    sides[lib], opts[lib] = _dgm_side(model_name)
-                else:
-                    sides[lib] = (
-                        _zuko_side(model_name) if lib == "zuko" else _normflows_side(model_name)
-                    )
-                    opts[lib] = torch.optim.Adam(sides[lib].module.parameters(), lr=LR, fused=True)
-                sides[lib].module.train()
+            sides, opts = build_sides(model_name, seed)
             _check_losses(sides, train.x[order[0]])
             ms = _train_interleaved(sides, opts, train.x[order].view(rounds, chunk, BATCH, 2))
             lps = {}
@@ -349,6 +370,52 @@ def run(quick: bool = False) -> dict[str, Any] | None:
     steps, chunk = (100, 10) if quick else (2000, 50)
     seeds = (SEED,) if quick else COMPARE_SEEDS
     return run_part("compare", lambda: measure(steps, chunk, quick, seeds), quick=quick)
+
+
+def speed_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where the ``--threads`` figures of each case against each peer library go:
+    ``by_case[i]["speed"][lib]`` of the compare part (made when absent)."""
+    compare = payload.get("compare") or {}
+    return [
+        case.setdefault("speed", {}).setdefault(lib, {})
+        for case in compare.get("by_case", [])
+        for lib in compare.get("versions", {})
+    ]
+
+
+def run_threads(quick: bool, threads: int) -> dict[str, Any] | None:
+    """The ``--threads N`` pass (``benchmarks/alternate.py``): for each saved case and peer
+    library, dgm's flow and the peer's rebuilt from each of ``SPEED_SEEDS`` (``build_sides``,
+    as ``measure`` builds them) and their training steps timed alternating at ``threads``
+    threads on the same batches, by the wall clock, written under
+    ``by_case[i]["speed"][lib]["threads"]`` (the training figures kept as they are)."""
+    if bench_extra_missing("zuko", "normflows"):
+        return None
+    from benchmarks.alternate import speed_pass
+
+    def steppers(payload: dict[str, Any], row: dict[str, Any], seed: int, n: int) -> dict:
+        case, lib = next(
+            (case, lib)
+            for case in payload["compare"]["by_case"]
+            for lib, r in case.get("speed", {}).items()
+            if r is row
+        )
+        train = load_toy(case["toy"], "train")
+        order = _batches(len(train), n, seed)
+        sides, opts = build_sides(case["model"], seed, ("dgm", lib))
+        return {
+            name: (lambda i, name=name: _train_step(sides[name], opts[name], train.x[order[i]]))
+            for name in sides
+        }
+
+    return speed_pass(
+        sys.modules[__name__],
+        steppers,
+        quick=quick,
+        threads=threads,
+        seeds=QUICK_SPEED_SEEDS if quick else SPEED_SEEDS,
+        rows=speed_rows,
+    )
 
 
 def table(record: dict[str, Any]) -> list[str]:
@@ -479,6 +546,13 @@ def _seeds_table(compare: dict[str, Any], libs: list[str], versions: str) -> lis
             rows,
         ),
         *_diverged(compare["by_case"], len(seeds)),
+        *threads_line(
+            [
+                (f"{case['model']} on {case['toy']} vs {lib}", speed.get("threads"))
+                for case in compare["by_case"]
+                for lib, speed in case.get("speed", {}).items()
+            ]
+        ),
     ]
 
 
@@ -496,7 +570,9 @@ def _diverged(cases: list[dict[str, Any]], num_seeds: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.main(run, __doc__, "100 steps and one seed; results/quick/", argv)
+    return common.main(
+        run, __doc__, "100 steps and one seed; results/quick/", argv, threads=run_threads
+    )
 
 
 if __name__ == "__main__":
@@ -505,7 +581,14 @@ if __name__ == "__main__":
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: each 2-D toy and flow against each peer library."""
-    from benchmarks.peers import PeerRow, budget, interval_cell, speed_reading, verdict
+    from benchmarks.peers import (
+        PeerRow,
+        budget,
+        interval_cell,
+        speed_cell,
+        speed_reading,
+        verdict,
+    )
 
     compare = record.get("compare") or {}
     out = []
@@ -535,7 +618,9 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                     peer_value=f"{case['nll_mean'][lib]:.3f}"
                     + (f" ({lost} diverged)" if lost else ""),
                     difference=interval_cell(diff, 3),
-                    speed=f"{ratio:.2f}",
+                    speed=speed_cell(
+                        f"{ratio:.2f}", case.get("speed", {}).get(lib, {}).get("threads")
+                    ),
                     reading=f"NLL {verdict(diff)}; {speed_reading(ratio)}",
                 )
             )
