@@ -18,11 +18,20 @@ and outlier detection on sequences through ``dgm anomaly``.
    shuffled (``--ood shuffled_words``), scored by ``dgm anomaly RUN --ood shuffled_words``
    for the HMM, char_rnn and gpt runs: AUROC of −log p and of the typicality score.
 
-    python -m benchmarks.hmm [--quick] [--part words]
+    python -m benchmarks.hmm [--quick] [--part words] [--threads 2]
+
+``--threads 2`` fits nothing new for the tables: it rebuilds each saved dgm vs hmmlearn
+comparison from the same start (the row's states, iterations and words) and times the two
+whole fits by the wall clock, 5 rounds after a warm-up round, alternating, at 2 threads for
+torch and for numpy's BLAS (``benchmarks/alternate.py``), into the saved rows' "threads"
+entries; their 1-thread CPU times stay as they are (about 4 minutes on an idle 2-core
+machine, nearly all of it hmmlearn's; with ``--quick``, 2 rounds into results/quick/).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import os
@@ -36,6 +45,7 @@ import numpy as np
 import torch
 
 import dgm
+from benchmarks.alternate import threads_line
 from benchmarks.common import existing_payload, fresh_run_dir, log, runs_dir, write_result
 from dgm.data import DataConfig
 from dgm.data.sequences import TRUE_HMM
@@ -52,6 +62,7 @@ COMPARE_WORDS, QUICK_COMPARE_WORDS = 5000, 2000  # training words of the compari
 RUN_K, RUN_ITERS, QUICK_RUN_ITERS = 32, 10, 2  # the HMM on the whole split (LM table)
 TOY_K, TOY_ITERS, QUICK_TOY_ITERS = 3, 20, 10
 LM_STEPS, QUICK_LM_STEPS = 300, 20
+SPEED_ROUNDS, QUICK_SPEED_ROUNDS = 5, 2  # --threads: timed rounds of one fit, after one more
 OOD_N, QUICK_OOD_N = 5000, 500
 LMS = {  # label -> registry name, config, learning rate
     "char_rnn (GRU 128)": ("char_rnn", {"cell": "gru", "hidden_size": 128}, 3e-3),
@@ -138,29 +149,77 @@ def _fit_dgm(model: Any, x: torch.Tensor, iters: int) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+@dataclasses.dataclass
+class Fits:
+    """One comparison's two fits from the same start: dgm's HMM, hmmlearn's with dgm's
+    initial parameters, and the data each reads."""
+
+    model: Any
+    peer: Any
+    x: torch.Tensor  # dgm's training sequences
+    X: np.ndarray  # hmmlearn's: the same real tokens (or vectors), concatenated
+    lengths: list[int]
+    iterations: int
+
+    def fresh(self) -> Fits:
+        """The same fits on copies of both start points (a fit changes its model)."""
+        return dataclasses.replace(
+            self, model=copy.deepcopy(self.model), peer=copy.deepcopy(self.peer)
+        )
+
+    def fit_dgm(self) -> tuple[float, float]:
+        """dgm's fit (``_fit_dgm``): (wall-clock, CPU) seconds."""
+        return _fit_dgm(self.model, self.x, self.iterations)
+
+    def fit_hmmlearn(self) -> tuple[float, float]:
+        """hmmlearn's fit (``_fit_hmmlearn``): (wall-clock, CPU) seconds."""
+        return _fit_hmmlearn(self.peer, self.X, self.lengths)
+
+
+def words_fits(K: int, iterations: int, n: int) -> Fits:
+    """dgm vs hmmlearn on ``n`` training words drawn at random by ``SEED`` (the split is in
+    alphabetical order), ``K`` states, the same start."""
+    full = DataConfig(name="words").load("train")
+    pick = torch.randperm(len(full), generator=torch.Generator().manual_seed(SEED))[:n]
+    x = full.x[pick.sort().values]
+    model = dgm.create(
+        "hmm", (16,), num_states=K, vocab_size=len(full.vocab), end_token=full.info.end_token
+    )
+    h = _hmmlearn_categorical(model, model.config.pseudo_count, iterations)  # the same start
+    X, lengths = _real_sequences(x, model.token_counts(x))
+    return Fits(model, h, x, X, lengths, iterations)
+
+
+def toy_fits(K: int, iterations: int) -> Fits:
+    """dgm vs hmmlearn on the ``hmm_gaussian`` training split, ``K`` states, the same start
+    (dgm's initialisation from the data, which its first ``fit_step`` would make)."""
+    train_data = DataConfig(name="hmm_gaussian").load("train")
+    T = train_data.x.shape[1]
+    model = dgm.create("hmm", tuple(train_data.x.shape[1:]), num_states=K)
+    model.initialize(train_data.x)  # what the first fit_step does: the same start for both
+    h = _hmmlearn_gaussian(model, iterations)
+    X = train_data.x.double().reshape(-1, 2).numpy()
+    return Fits(model, h, train_data.x, X, [T] * len(train_data), iterations)
+
+
 def words_part(quick: bool) -> dict[str, Any]:
     """dgm vs hmmlearn on ``COMPARE_WORDS`` training words drawn at random (hmmlearn's fit
     loops over sequences in Python: about a minute per iteration on the whole split)."""
     K = QUICK_WORDS_K if quick else WORDS_K
     iters = QUICK_WORDS_ITERS if quick else WORDS_ITERS
     n = QUICK_COMPARE_WORDS if quick else COMPARE_WORDS
-    data = DataConfig(name="words")
-    full, test_data = data.load("train"), data.load("test")
-    pick = torch.randperm(len(full), generator=torch.Generator().manual_seed(SEED))[:n]
-    x = full.x[pick.sort().values]  # a random subset (the split is in alphabetical order)
-    model = dgm.create(
-        "hmm", (16,), num_states=K, vocab_size=len(full.vocab), end_token=full.info.end_token
-    )
-    h = _hmmlearn_categorical(model, model.config.pseudo_count, iters)  # the same start
-    dgm_wall, dgm_cpu = _fit_dgm(model, x, iters)
-    counts_train, counts_test = model.token_counts(x), model.token_counts(test_data.x)
-    X, lengths = _real_sequences(x, counts_train)
-    hl_wall, hl_cpu = _fit_hmmlearn(h, X, lengths)
+    fits = words_fits(K, iters, n)
+    model, h, x = fits.model, fits.peer, fits.x
+    test_data = DataConfig(name="words").load("test")
+    dgm_wall, dgm_cpu = fits.fit_dgm()
+    hl_wall, hl_cpu = fits.fit_hmmlearn()
+    X, lengths = fits.X, fits.lengths
+    counts_test = model.token_counts(test_data.x)
     Xt, lengths_t = _real_sequences(test_data.x, counts_test)
     with torch.no_grad():
         dgm_train = -model.log_prob(x).double().sum().item()
         dgm_test = -model.log_prob(test_data.x).double().sum().item()
-    tokens_train, tokens_test = int(counts_train.sum()), int(counts_test.sum())
+    tokens_train, tokens_test = sum(lengths), int(counts_test.sum())
     out = {
         "data": "words",
         "num_states": K,
@@ -211,12 +270,10 @@ def toy_part(quick: bool) -> dict[str, Any]:
     data = DataConfig(name="hmm_gaussian")
     train_data, test_data = data.load("train"), data.load("test")
     T = train_data.x.shape[1]
-    model = dgm.create("hmm", tuple(train_data.x.shape[1:]), num_states=TOY_K)
-    model.initialize(train_data.x)  # what the first fit_step does: the same start for both
-    h = _hmmlearn_gaussian(model, iters)
-    dgm_wall, dgm_cpu = _fit_dgm(model, train_data.x, iters)
-    X = train_data.x.double().reshape(-1, 2).numpy()
-    hl_wall, hl_cpu = _fit_hmmlearn(h, X, [T] * len(train_data))
+    fits = toy_fits(TOY_K, iters)
+    model, h = fits.model, fits.peer
+    dgm_wall, dgm_cpu = fits.fit_dgm()
+    hl_wall, hl_cpu = fits.fit_hmmlearn()
     Xt = test_data.x.double().reshape(-1, 2).numpy()
     truth = dgm.create("hmm", tuple(train_data.x.shape[1:]), num_states=3).double()
     with torch.no_grad():
@@ -343,6 +400,41 @@ def run(quick: bool = False, part: str | None = None) -> dict[str, Any]:
     return payload
 
 
+def fits_of(row: dict[str, Any]) -> Fits:
+    """The two fits of a saved comparison row, rebuilt from its own settings (states,
+    iterations, training words) as ``words_part`` / ``toy_part`` built them."""
+    if row["data"] == "words":
+        return words_fits(row["num_states"], row["iterations"], row["train_sequences"])
+    if row["data"] == "hmm_gaussian":
+        return toy_fits(row["num_states"], row["iterations"])
+    raise ValueError(f"no fits for data {row['data']!r}: expected 'words' or 'hmm_gaussian'")
+
+
+def run_threads(quick: bool, threads: int) -> dict[str, Any]:
+    """The ``--threads N`` pass (``benchmarks/alternate.py``): each saved comparison's two
+    fits rebuilt from the same start (``fits_of``) and timed whole, by the wall clock, in
+    ``SPEED_ROUNDS`` rounds after one warm-up round (each fit from a fresh copy of the
+    start), alternating at ``threads`` threads for torch and numpy's BLAS, written into the
+    row under "threads" (its 1-thread CPU times kept as they are)."""
+    from benchmarks.alternate import speed_pass
+
+    def steppers(_: dict[str, Any], row: dict[str, Any], __: int, ___: int) -> dict:
+        fits = fits_of(row)
+        return {
+            "dgm": lambda _: fits.fresh().fit_dgm(),
+            "hmmlearn": lambda _: fits.fresh().fit_hmmlearn(),
+        }
+
+    return speed_pass(
+        sys.modules[__name__],
+        steppers,
+        quick=quick,
+        threads=threads,
+        rows=lambda payload: [payload[key] for key in ("words", "toy") if payload.get(key)],
+        rounds=(QUICK_SPEED_ROUNDS if quick else SPEED_ROUNDS, 1),
+    )
+
+
 def _f(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -368,6 +460,9 @@ def table(record: dict[str, Any]) -> list[str]:
         f"| hmm_gaussian | {t['num_states']} | {t['iterations']} | "
         f"{_f(t['dgm']['test_nats_per_step'])} | {_f(t['hmmlearn']['test_nats_per_step'])} | "
         f"{_f(t['dgm']['fit_cpu_s'], 1)} | {_f(t['hmmlearn']['fit_cpu_s'], 1)} |",
+        *threads_line(
+            [("words", w.get("threads")), ("hmm_gaussian", t.get("threads"))], unit="fit"
+        ),
         "",
         "words, test split, nats per character (the language models after a short budget, "
         "not their best), and outlier detection of shuffled-letter words by "
@@ -394,7 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks import common
 
     return common.main(
-        run, __doc__, "about 1 minute: fewer words, states and steps", argv, parts=PARTS
+        run,
+        __doc__,
+        "about 1 minute: fewer words, states and steps",
+        argv,
+        parts=PARTS,
+        threads=run_threads,
     )
 
 
@@ -404,7 +504,7 @@ if __name__ == "__main__":
 
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: the words and Gaussian-toy fits against hmmlearn."""
-    from benchmarks.peers import PeerRow
+    from benchmarks.peers import PeerRow, speed_cell
 
     out = []
     for key, data, unit, nll in (
@@ -426,7 +526,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 dgm=f"{ours:.4f} {unit}",
                 peer_value=f"{theirs:.4f}",
                 difference=f"{ours - theirs:+.1e}",
-                speed=f"{ratio:.3f} (fit CPU s)",
+                speed=speed_cell(f"{ratio:.3f} (fit CPU s)", r.get("threads"), digits=3),
                 reading="the same fit (dgm in float32, hmmlearn in float64), "
                 f"{1 / ratio:.0f}× less CPU",
             )
