@@ -161,3 +161,204 @@ def test_a_second_thread_count_keeps_the_first(alt, results: Path) -> None:
     assert record["steps"] == 7 and record["seed"] == 0  # the provenance kept
     with pytest.raises(SystemExit, match="give 2 or more"):
         alt.speed_pass(fake, steppers, quick=True, threads=1)
+
+
+def test_wall_rounds_times_rounds_of_calls_per_call(alt, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round is ``repeat`` calls of each side numbered on from the round's first, the
+    warm-up round is left out, and each round's ms are per call."""
+    wall = FakeClock()
+    monkeypatch.setattr(alt.time, "perf_counter", wall)
+    calls: list[tuple[str, int]] = []
+
+    def stepper(name: str, seconds: float):
+        def step(i: int) -> None:
+            calls.append((name, i))
+            wall.now += seconds * (1 + i // 3)  # every call of round r lasts (r + 1) × seconds
+
+        return step
+
+    entry = alt.wall_rounds({"d": stepper("d", 1.0), "p": stepper("p", 4.0)}, 2, 1, repeat=3)
+    assert [i for name, i in calls if name == "d"] == list(range(9))
+    assert calls[6:9] == [("p", 3), ("p", 4), ("p", 5)]  # round 1 runs the peer first
+    assert [r["dgm_wall_ms"] for r in entry["per_seed"]] == [2000.0, 3000.0]
+    assert [r["ratio"] for r in entry["per_seed"]] == [0.25, 0.25]
+    assert entry["over"] == "rounds" and entry["calls_per_round"] == 3
+    assert entry["steps"] == 2 and entry["ratio"]["n"] == 2
+    with pytest.raises(ValueError, match="give dgm's and the peer's"):
+        alt.wall_rounds({"d": stepper("d", 1.0)}, 2)
+    line = alt.threads_line([("fit", {"2": entry})], unit="fit")[1]
+    assert "wall ms per fit, 2 rounds after 1 warm-up round, means over the rounds" in line
+
+
+def _saved(results: Path, name: str, record: dict) -> dict:
+    """``record`` (its provenance left out) saved as the full results of ``name``; returns
+    it as written."""
+    from benchmarks.common import PROVENANCE, write_result
+
+    payload = {k: v for k, v in record.items() if k not in PROVENANCE}
+    path = write_result(name, payload, quick=False, seed=0, steps=3, wall_time_s=1.0)
+    return json.loads(path.read_text())
+
+
+def test_the_hmm_pass_refits_each_rows_start_in_rounds(
+    alt, results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hmm's real pass on a tiny Gaussian toy: each round fits fresh copies of the row's
+    start (states and iterations from the row), the full results stay as they were, and the
+    table and peers cell show the figures."""
+    import benchmarks.hmm as hm
+
+    import dgm
+    from dgm.data.dataset import TensorData
+
+    x = dgm.create("hmm", (6, 2), num_states=2).sample(
+        30, generator=torch.Generator().manual_seed(0)
+    )
+    monkeypatch.setattr(
+        hm, "DataConfig", lambda name: types.SimpleNamespace(load=lambda split: TensorData(x))
+    )
+    built: list[tuple[int, ...]] = []
+    real = hm.toy_fits
+    monkeypatch.setattr(hm, "toy_fits", lambda K, it: built.append((K, it)) or real(K, it))
+    # the words fit of a row: its settings seen, the tiny toy fitted in its place
+    monkeypatch.setattr(hm, "words_fits", lambda *a: built.append(a) or real(3, 1))
+    monkeypatch.setattr(alt, "limit_threads", lambda n: contextlib.nullcontext())
+    fits = real(2, 2)
+    start = fits.model.means.clone()
+    fits.fresh().fit_dgm()
+    assert torch.equal(fits.model.means, start)  # a fit changes only its copy
+    saved = json.loads((ROOT / "benchmarks" / "results" / "hmm.json").read_text())
+    saved["toy"] |= {"num_states": 2, "iterations": 2}  # the fit of the tiny toy
+    saved = _saved(results, "hmm", saved)
+
+    record = hm.run_threads(quick=True, threads=2)
+
+    assert built == [(16, 10, 5000), (2, 2)]  # each row's states, iterations (and words)
+    assert json.loads((results / "hmm.json").read_text()) == saved
+    entry = record["toy"]["threads"]["2"]
+    assert entry["over"] == "rounds" and entry["ratio"]["n"] == hm.QUICK_SPEED_ROUNDS
+    assert {k: v for k, v in record["toy"].items() if k != "threads"} == saved["toy"]
+    assert [r.speed.split("; ")[0] for r in hm.peer_rows(record)] == [
+        "0.030 (fit CPU s)",
+        "0.025 (fit CPU s)",
+    ]
+    assert all("; 2 threads: " in r.speed for r in hm.peer_rows(record))
+    assert not any("2 threads" in r.speed for r in hm.peer_rows(saved))
+    assert any(line.startswith("At 2 threads (wall ms per fit") for line in hm.table(record))
+    with pytest.raises(ValueError, match="no fits for data"):
+        hm.fits_of({"data": "moons"})
+
+
+def test_the_gan_pass_times_the_reuse_rows_with_reuse_fakes(
+    alt, results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """side_by_side_gan's pass builds the --reuse-fakes rows' pairs with reuse_fakes and the
+    trained rows' without (tiny networks and images), and renders both."""
+    import benchmarks.side_by_side_gan as gan
+
+    from dgm.data.dataset import TensorData
+
+    images = TensorData(torch.rand(64, 1, 8, 8))
+    monkeypatch.setattr(gan, "load_data", lambda quick: (images, None, "tiny"))
+    monkeypatch.setattr(gan, "BATCH", 4)
+    reuse: list[bool] = []
+    real = gan.make_pair
+
+    def make_pair(objective: str, shape: tuple, seed: int, **config) -> tuple:
+        reuse.append(config.get("reuse_fakes", False))
+        return real(objective, shape, seed, conv_channels=4, latent_dim=6, **config)
+
+    monkeypatch.setattr(gan, "make_pair", make_pair)
+    monkeypatch.setattr(alt, "limit_threads", lambda n: contextlib.nullcontext())
+    saved = json.loads((ROOT / "benchmarks" / "results" / f"{gan.NAME}.json").read_text())
+    payload = copy.deepcopy(saved)
+    payload["rows"] = payload["rows"][:1]
+    payload["reuse_variant"]["rows"] = payload["reuse_variant"]["rows"][:1]
+    _saved(results, gan.NAME, payload)
+    monkeypatch.setattr(gan, "QUICK_SEEDS", (0,))
+
+    record = gan.run_threads(quick=True, threads=2)
+
+    assert reuse == [False, True]
+    assert all("2" in r["threads"] for r in record["rows"] + record["reuse_variant"]["rows"])
+    lines = gan.reuse_lines(record)
+    assert lines[-1].startswith("At 2 threads") and "At 2 threads" not in "".join(
+        gan.reuse_lines(payload)
+    )
+    speeds = [row.speed for row in gan.peer_rows(record)]
+    assert len(speeds) == 2 and all("; 2 threads: " in s for s in speeds)
+
+
+def test_the_flows_pass_times_each_case_against_each_peer_library(
+    alt, results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flows_compare's real pass on one saved case: one row per peer library, each built
+    with dgm's flow and that library's alone (``build_sides``), its figures in that case's
+    peers cell and under the table only."""
+    pytest.importorskip("zuko")
+    pytest.importorskip("normflows")
+    import benchmarks.flows_compare as fc
+
+    built: list[tuple] = []
+    real = fc.build_sides
+    monkeypatch.setattr(fc, "build_sides", lambda *a: built.append(a) or real(*a))
+    monkeypatch.setattr(alt, "limit_threads", lambda n: contextlib.nullcontext())
+    saved = json.loads((ROOT / "benchmarks" / "results" / "flows.json").read_text())
+    payload = copy.deepcopy(saved)
+    payload["compare"]["by_case"] = payload["compare"]["by_case"][:2]
+    full = _saved(results, "flows", copy.deepcopy(payload))
+    chosen = fc.speed_rows(payload)  # the pass's rows, made in a copy: two cases × two peers
+    assert len(chosen) == 4 and "speed" not in full["compare"]["by_case"][0]
+    payload["compare"]["by_case"] = payload["compare"]["by_case"][:1]
+    del payload["compare"]["by_case"][0]["speed"]
+    _saved(results, "flows", payload)
+
+    record = fc.run_threads(quick=True, threads=2)
+
+    case = record["compare"]["by_case"][0]
+    assert built == [(case["model"], 0, ("dgm", lib)) for lib in ("zuko", "normflows")]
+    assert set(case["speed"]) == {"zuko", "normflows"}
+    assert [s["seed"] for s in case["speed"]["zuko"]["threads"]["2"]["per_seed"]] == [0]
+    rows = fc.peer_rows(record)
+    assert all("; 2 threads: " in r.speed for r in rows)
+    assert not any("2 threads" in r.speed for r in fc.peer_rows(full))
+    line = next(line for line in fc.table(record) if line.startswith("At 2 threads"))
+    assert f"{case['model']} on {case['toy']} vs zuko" in line
+
+
+def test_the_pythae_pass_times_dgm_against_each_pythae_optimizer_in_rounds(
+    alt, results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pythae_compare's real pass on random batches and 2-step rounds: one row per pythae
+    side, in which only dgm's step and that side's run, ms per step."""
+    pytest.importorskip("pythae")
+    import benchmarks.pythae_compare as pc
+
+    batches = [torch.bernoulli(torch.full((pc.CS236_BATCH, 1, 28, 28), 0.3)) for _ in range(2)]
+    monkeypatch.setattr(pc, "load_batches", lambda: (None, batches))
+    monkeypatch.setattr(pc, "QUICK_STEPS", 2)
+    monkeypatch.setattr(alt, "limit_threads", lambda n: contextlib.nullcontext())
+    ran: list[str] = []
+    real = pc.steppers
+
+    def steppers(*args) -> dict:
+        steps = real(*args)
+        return {k: (lambda i, k=k, f=f: ran.append(k) or f(i)) for k, f in steps.items()}
+
+    monkeypatch.setattr(pc, "steppers", steppers)
+    saved = json.loads((ROOT / "benchmarks" / "results" / f"{pc.NAME}.json").read_text())
+    payload = copy.deepcopy(saved)
+    _saved(results, pc.NAME, payload)
+
+    record = pc.run_threads(quick=True, threads=2)
+
+    calls = 2 * (alt.QUICK_SPEED_STEPS + alt.QUICK_SPEED_WARMUP)
+    assert len(ran) == 4 * calls
+    assert sorted(ran[: 2 * calls]) == ["dgm"] * calls + ["pythae_adam"] * calls
+    assert sorted(ran[2 * calls :]) == ["dgm"] * calls + ["pythae_adam_fused"] * calls
+    entry = record["speed"]["pythae_adam"]["threads"]["2"]
+    assert entry["over"] == "rounds" and entry["calls_per_round"] == 2
+    assert record["ms_per_step"] == payload["ms_per_step"]  # the 1-thread figures kept
+    assert "; 2 threads: " in pc.peer_rows(record)[0].speed
+    assert "2 threads" not in pc.peer_rows(payload)[0].speed
+    assert pc.table(record)[-1].startswith("At 2 threads (wall ms per step, 4 rounds")
