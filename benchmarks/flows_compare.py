@@ -28,7 +28,7 @@ compare part of ``results[/quick]/flows.json`` (``benchmarks.flows``).
 rebuilds dgm's flow and the peer's from 3 of the training seeds (0, 1, 2; the 1-thread
 figures use all 16) as the training run does and times their steps alternating at 2
 threads, 40 steps after 5 of warm-up per seed, by the wall clock (``benchmarks/alternate.py``),
-into the saved compare part, its other figures as they were (about a minute on an idle
+into the saved compare part, its other figures as they were (under a minute on an idle
 2-core machine; with ``--quick``, one seed and 4 steps into results/quick/).
 """
 

@@ -25,7 +25,8 @@ comparison from the same start (the row's states, iterations and words) and time
 whole fits by the wall clock, 5 rounds after a warm-up round, alternating, at 2 threads for
 torch and for numpy's BLAS (``benchmarks/alternate.py``), into the saved rows' "threads"
 entries; their 1-thread CPU times stay as they are (about 4 minutes on an idle 2-core
-machine, nearly all of it hmmlearn's; with ``--quick``, 2 rounds into results/quick/).
+machine, nearly all of it hmmlearn's; with ``--quick``, 2 rounds into results/quick/, of
+the quick run's fits or, where none is saved there, of the full run's).
 """
 
 from __future__ import annotations
