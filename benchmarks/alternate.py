@@ -37,6 +37,7 @@ from benchmarks.common import (
     PROVENANCE,
     ci95,
     log,
+    machine_info,
     result_path,
     threads_label,
     write_result,
@@ -155,6 +156,7 @@ def threads_entry(
         "ratio": {"mean": statistics.fmean(ratios), "ci95": ci95(ratios), "n": len(ratios)},
         "steps": steps,
         "warmup": warmup,
+        "machine": machine_info(),  # its thread count and load average during this pass
         "over": over,
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "per_seed": per_seed,
@@ -249,8 +251,11 @@ def record_speed(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def write_back(name: str, payload: dict[str, Any], provenance: dict[str, Any], quick: bool) -> Path:
-    """Write ``payload`` with the seed, steps and wall time of the run it came from
-    (``saved_record``'s provenance) to results[/quick]/; returns the path."""
+    """Write ``payload`` with the provenance of the run it came from (``saved_record``'s:
+    seed, steps, wall time, date, torch version and machine, whose thread count the
+    1-thread figures were measured at) to results[/quick]/; returns the path. The pass's
+    own machine and load are in each entry it adds (``threads_entry``)."""
+    kept = ("date", "torch_version", "machine")
     return write_result(
         name,
         payload,
@@ -258,6 +263,7 @@ def write_back(name: str, payload: dict[str, Any], provenance: dict[str, Any], q
         seed=provenance["seed"],
         steps=provenance["steps"],
         wall_time_s=provenance["wall_time_s"] or 0.0,
+        measured={k: provenance[k] for k in kept if provenance.get(k)},
     )
 
 

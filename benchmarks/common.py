@@ -129,18 +129,27 @@ def write_result(
     seed: int,
     steps: int | None,
     wall_time_s: float,
+    measured: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``payload`` with its provenance to ``results[/quick]/<name>.json``, atomically
-    (a temporary file in the same folder, then a rename). Returns the path."""
+    (a temporary file in the same folder, then a rename). Returns the path. ``measured``:
+    the ``date``, ``torch_version`` and ``machine`` of the run the figures come from, when
+    they are not this process's (a pass that adds to a saved record keeps its run's)."""
+    now = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+        "machine": machine_info(),
+    }
+    measured = {**now, **(measured or {})}
     record = {
         "benchmark": name,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": measured["date"],
         "quick": quick,
         "seed": seed,
         "steps": steps,
         "wall_time_s": round(wall_time_s, 3),
-        "torch_version": torch.__version__,
-        "machine": machine_info(),
+        "torch_version": measured["torch_version"],
+        "machine": measured["machine"],
         **payload,
     }
     path = result_path(name, quick=quick)

@@ -136,8 +136,8 @@ def test_a_speed_pass_adds_threads_and_keeps_every_training_figure(
     assert entry["steps"] == 4 and entry["warmup"] == 1 and entry["ratio"]["n"] == 2
     assert [s["seed"] for s in entry["per_seed"]] == list(gpt.QUICK_SEEDS)
     assert entry["dgm_wall_ms"] > 0 and entry["peer_wall_ms"] > 0
-    kept = {k: v for k, v in written.items() if k not in ("speed", "date", "quick", "machine")}
-    assert kept == {k: v for k, v in saved.items() if k not in ("date", "quick", "machine")}
+    kept = {k: v for k, v in written.items() if k not in ("speed", "quick")}
+    assert kept == {k: v for k, v in saved.items() if k != "quick"}  # its run's machine too
     assert any(line.startswith("At 2 threads (wall ms per step") for line in gpt.table(written))
     assert "; 2 threads: " in gpt.peer_rows(written)[0].speed
     assert "; 2 threads: " not in gpt.peer_rows(saved)[0].speed
@@ -147,7 +147,18 @@ def test_a_second_thread_count_keeps_the_first(alt, results: Path) -> None:
     """speed_pass writes each count under its own key and never a row's other keys."""
     trained = {"model": "m", "nll": 1.5, "per_seed": [{"seed": 0, "ms_per_step": 9.0}]}
     payload = {"rows": [{**trained, "threads": {"4": {"kept": True}}}]}
-    alt.write_result("fake", copy.deepcopy(payload), quick=True, seed=0, steps=7, wall_time_s=1.0)
+    stamp = {"date": "2026-01-01T00:00:00+00:00", "machine": {"torch_threads": 1}}
+    path = alt.write_result(
+        "fake",
+        copy.deepcopy(payload),
+        quick=True,
+        seed=0,
+        steps=7,
+        wall_time_s=1.0,
+        measured=stamp,
+    )
+    first = json.loads(path.read_text())
+    assert (first["date"], first["machine"]) == (stamp["date"], stamp["machine"])
 
     def steppers(_: dict, row: dict, seed: int, n: int) -> dict:
         return {"dgm": lambda i: None, "peer": lambda i: sum(range(1000))}
@@ -159,6 +170,8 @@ def test_a_second_thread_count_keeps_the_first(alt, results: Path) -> None:
     assert row["threads"]["4"] == {"kept": True}
     assert row["threads"]["2"]["ratio"]["ci95"] is None  # one seed
     assert record["steps"] == 7 and record["seed"] == 0  # the provenance kept
+    assert (record["date"], record["machine"]) == (first["date"], first["machine"])
+    assert "load_average" in row["threads"]["2"]["machine"]  # the pass's own machine
     with pytest.raises(SystemExit, match="give 2 or more"):
         alt.speed_pass(fake, steppers, quick=True, threads=1)
 
