@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +105,20 @@ def speed_reading(ratio: float) -> str:
 def speed_cell(one_thread: str, threads: dict[str, Any] | None, digits: int = 2) -> str:
     """The "time dgm ÷ peer" cell: the 1-thread figure as the module formats it, then the
     wall ratio at each thread count its ``--threads`` pass measured (``benchmarks.alternate``),
-    e.g. ``0.74 [0.73, 0.75]; 2 threads: 0.80 [0.78, 0.82]``."""
+    e.g. ``0.74 [0.73, 0.75]; 2 threads: 0.80 [0.78, 0.82]``: mean and 95 % interval over
+    seeds, or, for fits timed in rounds, the median and range of the rounds (as the
+    1-thread figures of those rows), which one slow round cannot move."""
     parts = [one_thread]
     for n in sorted(threads or {}, key=int):
-        parts.append(f"{n} threads: {interval_cell(threads[n]['ratio'], digits, sign='')}")
+        entry = threads[n]
+        if entry.get("over") == "rounds":  # one fit repeated: the median and range of rounds
+            r = sorted(s["ratio"] for s in entry["per_seed"])
+            cell = (
+                f"{statistics.median(r):.{digits}f} (rounds {r[0]:.{digits}f}–{r[-1]:.{digits}f})"
+            )
+        else:
+            cell = interval_cell(entry["ratio"], digits, sign="")
+        parts.append(f"{n} threads: {cell}")
     return "; ".join(parts)
 
 
