@@ -247,6 +247,7 @@ def test_the_hmm_pass_refits_each_rows_start_in_rounds(
     """hmm's real pass on a tiny Gaussian toy: each round fits fresh copies of the row's
     start (states and iterations from the row), the full results stay as they were, and the
     table and peers cell show the figures."""
+    pytest.importorskip("hmmlearn")  # the peer's fits are timed too (a bench extra)
     import benchmarks.hmm as hm
 
     import dgm
