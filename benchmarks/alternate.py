@@ -267,6 +267,15 @@ def write_back(name: str, payload: dict[str, Any], provenance: dict[str, Any], q
     )
 
 
+def seeded_batches(train: Any, n: int, batch_size: int, seed: int) -> Callable[[int], Any]:
+    """Batch i of ``n`` drawn from ``train`` (rows, with replacement) in the order seeded by
+    ``seed``, as the side-by-side training runs draw theirs."""
+    order = torch.randint(
+        len(train), (n, batch_size), generator=torch.Generator().manual_seed(seed)
+    )
+    return lambda i: train[order[i]]
+
+
 def noise_seeded(
     step: Callable[[str, Any, int], Any], batch: Callable[[int], Any], seed: int, sides: tuple
 ) -> dict[str, Stepper]:

@@ -544,7 +544,7 @@ def run_threads(quick: bool, threads: int) -> dict[str, Any] | None:
     under "threads" (the training figures kept as they are)."""
     if bench_extra_missing(PEER):
         return None
-    from benchmarks.alternate import noise_seeded, record_speed, speed_pass
+    from benchmarks.alternate import noise_seeded, record_speed, seeded_batches, speed_pass
 
     train, _, _, levels = load_data()
     shape = tuple(train.shape[1:])
@@ -552,8 +552,7 @@ def run_threads(quick: bool, threads: int) -> dict[str, Any] | None:
     def steppers(record: dict[str, Any], _: dict, seed: int, n: int) -> dict[str, Any]:
         pair = Pair.build(shape, levels, record["budget"]["channels"], seed)
         step = pair_step(pair)
-        order = torch.randint(len(train), (n, BATCH), generator=torch.Generator().manual_seed(seed))
-        return noise_seeded(step, lambda i: train[order[i]], seed, ("dgm", PEER))
+        return noise_seeded(step, seeded_batches(train, n, BATCH, seed), seed, ("dgm", PEER))
 
     return speed_pass(
         sys.modules[__name__],

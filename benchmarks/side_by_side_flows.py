@@ -463,15 +463,15 @@ def run_threads(quick: bool, threads: int, only: str | None = None) -> dict[str,
     under "threads" (the training figures kept as they are)."""
     if bench_extra_missing(PEER):
         return None
-    from benchmarks.alternate import noise_seeded, speed_pass
+    from benchmarks.alternate import noise_seeded, seeded_batches, speed_pass
 
     train, _, _ = load_data(QUICK_TEST_IMAGES)
     by_name = {pair.dgm_name: pair for pair in PAIRS}
 
     def steppers(_: dict[str, Any], row: dict[str, Any], seed: int, n: int) -> dict[str, Any]:
-        order = torch.randint(len(train), (n, BATCH), generator=torch.Generator().manual_seed(seed))
-        step = build_pair(by_name[row["dgm_model"]], train[order[0]], seed)[2]
-        return noise_seeded(step, lambda i: train[order[i]], seed, ("dgm", PEER))
+        batch = seeded_batches(train, n, BATCH, seed)
+        step = build_pair(by_name[row["dgm_model"]], batch(0), seed)[2]
+        return noise_seeded(step, batch, seed, ("dgm", PEER))
 
     return speed_pass(
         sys.modules[__name__],
