@@ -391,7 +391,7 @@ def test_a_signal_during_the_last_picture_stops_at_once_with_the_checkpoint_safe
         return draw(self, n, c, **kw)
 
     monkeypatch.setattr(Model, "sample", slow_sample)
-    monkeypatch.setattr("dgm.train.trainer.SLOW_PICTURE_S", 0.0)  # drawn in chunks
+    monkeypatch.setattr("dgm.train.pictures.SLOW_PICTURE_S", 0.0)  # drawn in chunks
     argv = [*DDPM, "--sample-every", "4", "--sample-sampler", "ddim", "--sample-steps", "3"]
     t0 = time.time()
     assert main([*argv, "--sample-count", "20", "--out", str(out)]) == 130

@@ -36,15 +36,16 @@ from tqdm import tqdm
 from dgm import run_dir as rd
 from dgm.capabilities import model_modality
 from dgm.data.dataset import data_info, grid_conditions, take
-from dgm.data.shard_stream import return_free_heap
-from dgm.data.shards import ShardData
 from dgm.evaluate.likelihood import evaluate, evaluate_losses
 from dgm.model import ClosedFormFit, GenerativeModel, Likelihood
 from dgm.report.plots import save_curves, save_samples
 from dgm.train import checkpoint as ckpt
 from dgm.train import distributed
 from dgm.train.config import TrainConfig
+from dgm.train.data_check import check_splits
+from dgm.train.metric_sums import MetricSums
 from dgm.train.optim import WeightAverage, build_optimizer
+from dgm.train.pictures import sample_in_chunks
 from dgm.train.stream import stream_for
 
 
@@ -57,10 +58,7 @@ class _SamplingInterrupted(Exception):
     """SIGINT/SIGTERM while a sample picture was drawn: the picture is given up."""
 
 
-CHECK_CHUNK = 8192  # examples per chunk of the up-front data check
 CURVES = "curves.png"  # the training curves, drawn from metrics.jsonl at the end of a run
-PICTURE_CHUNK = 8  # samples of a picture drawn first, to time it (and show progress if slow)
-SLOW_PICTURE_S = 5.0  # a picture expected to take longer is drawn in chunks, with a bar
 
 
 class Trainer:
@@ -96,7 +94,13 @@ class Trainer:
             torch.manual_seed(config.seed + 7919 * self.rank)
         data = train_data.to(self.device) if hasattr(train_data, "to") else train_data
         self.train_data = data
-        self._check_data()
+        check_splits(
+            self.model,
+            {"train": data, "valid": self.valid_data},
+            device=self.device,
+            seed=config.seed,
+            batch_size=config.batch_size,
+        )
         self.stream = stream_for(
             data,
             config.batch_size,
@@ -153,10 +157,8 @@ class Trainer:
         self._stop = False
         self._drawing = False  # a sample picture is being drawn: a signal interrupts it
         self._picture_cut = False
-        # metric names (one call's, in order) -> their sums over the calls since the last
-        # log, stacked in one float32 tensor, and the number of those calls: one add a call
-        self._sums: dict[tuple[str, ...], tuple[Tensor, int]] = {}
-        self._sum_steps = 0
+        self._sums = MetricSums()  # the metrics since the last log, summed on the device
+        self._unlogged_steps = 0
         self._one_norm: dict[str, bool] = {}  # phase -> its gradients take one foreach norm
 
     # -- public ------------------------------------------------------------------------------
@@ -229,7 +231,7 @@ class Trainer:
         train_time, t0, start = 0.0, time.perf_counter(), self.step
         self.model.train()
         check_values = self.model.check_values
-        self.model.check_values = False  # every example was checked up front (_check_data)
+        self.model.check_values = False  # every example was checked up front (check_splits)
         every = (cfg.log_every, cfg.eval_every, cfg.sample_every, cfg.checkpoint_every)
         due = self._next_due(every)
         try:
@@ -256,7 +258,7 @@ class Trainer:
                         self._draw_picture()
                     t0 = time.perf_counter()
             train_time += time.perf_counter() - t0
-            if self._sum_steps:
+            if self._unlogged_steps:
                 last = {**last, **self._log(train_time)}
             if self.saved_step != self.step:  # always end (or stop) with a checkpoint
                 self.save_checkpoint()
@@ -334,8 +336,8 @@ class Trainer:
                 raise TrainingDiverged(
                     f"non-finite fit_step metrics at step {self.step + 1}; {self._kept()}"
                 )
-            self._accumulate("", metrics)
-            self._sum_steps += 1
+            self._sums.add("", metrics)
+            self._unlogged_steps += 1
             return
         factor = self.config.lr_factor(self.step)
         clip = self.config.grad_clip
@@ -372,10 +374,10 @@ class Trainer:
                 torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
             opt.step()
             metrics = {"loss": out.value, **out.metrics, "grad_norm": norm}
-            self._accumulate(phase if len(self.optimizers) > 1 else "", metrics)
+            self._sums.add(phase if len(self.optimizers) > 1 else "", metrics)
         if self.ema is not None:
             self.ema.update()
-        self._sum_steps += 1
+        self._unlogged_steps += 1
 
     def _kept(self) -> str:
         """What is safe on disk, and the fix, for a divergence message."""
@@ -405,33 +407,6 @@ class Trainer:
         with torch.no_grad():
             return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
 
-    def _accumulate(self, prefix: str, metrics: dict[str, Any]) -> None:
-        """Add one call's metrics (scalars) to their sums, in float32, as one stacked tensor
-        (no host sync: the log reads them); the log divides each by its number of calls, so
-        a phase listed k times in ``model.phases`` logs the mean of its k calls, not their
-        sum."""
-        keys = tuple(f"{prefix}/{k}" if prefix else k for k in metrics)
-        with torch.no_grad():  # no graph through the loss: no detach per value
-            stacked = torch.stack(  # (number of metrics,)
-                [torch.as_tensor(v).float().reshape(()) for v in metrics.values()]
-            )
-        if keys in self._sums:
-            total, count = self._sums[keys]
-            self._sums[keys] = (total.add_(stacked), count + 1)
-        else:
-            self._sums[keys] = (stacked, 1)
-
-    def _means(self) -> dict[str, float]:
-        """Each metric's mean over its calls since the last log (one host sync per group of
-        metrics); a metric in several groups is summed over all of them."""
-        sums: dict[str, Tensor] = {}
-        counts: dict[str, int] = {}
-        for keys, (total, count) in self._sums.items():
-            for key, value in zip(keys, total.unbind(), strict=True):
-                sums[key] = sums[key] + value if key in sums else value
-                counts[key] = counts.get(key, 0) + count
-        return {k: (v / counts[k]).item() for k, v in sums.items()}
-
     def _full_pass(self) -> Iterator[tuple[Tensor, Tensor | None]]:
         n, bs = len(self.train_data), self.config.batch_size
         for index in torch.arange(n).split(bs):
@@ -451,10 +426,10 @@ class Trainer:
 
     def _log(self, train_time: float) -> dict[str, Any]:
         record: dict[str, Any] = {"step": self.step}
-        record.update(self._means())
+        record.update(self._sums.means())
         record["lr"] = self.config.lr * self.config.lr_factor(self.step - 1)
         record["train_time_s"] = round(train_time, 3)
-        self._sums, self._sum_steps = {}, 0
+        self._unlogged_steps = 0
         if self.writes:
             rd.append_metrics(self.run_dir / rd.METRICS, record)
         return record
@@ -539,7 +514,16 @@ class Trainer:
         value_range = data_info(self.train_data).value_range
         with self._quiet_rng(), self._averaged():
             gen = torch.Generator(self.device).manual_seed(self.config.seed)
-            x = self._sample_in_chunks(n, c, gen)
+            x = sample_in_chunks(
+                self.model,
+                n,
+                c,
+                gen,
+                self.config.sample_options,
+                guard=self._sampling,
+                progress=self.progress,
+                desc=f"samples at step {self.step}",
+            )
             # 2-D points are drawn over the data and the model's density, whose log_prob
             # draws noise for latent models: inside the quiet RNG, so resume stays exact
             extra: dict[str, Any] = {}
@@ -548,38 +532,15 @@ class Trainer:
                 extra = {"data": take(self.train_data, index, "cpu").x, "model": self.model}
             save_samples(x.float().cpu(), path, value_range, **extra)
 
-    def _sample_in_chunks(self, n: int, c: Tensor | None, gen: torch.Generator) -> Tensor:
-        """n samples with the run's sampling options: the first ``PICTURE_CHUNK`` timed, the
-        rest at once if that looks quick, else chunk by chunk under a progress bar."""
-
-        def draw(start: int, stop: int) -> Tensor:
-            part_c = None if c is None else c[start:stop]
-            self._drawing = True  # a signal now raises: only inside the model's sampler,
-            try:  # so the EMA swap and the RNG fork around it always unwind
-                return self.model.sample(stop - start, part_c, generator=gen, **options)
-            finally:
-                self._drawing = False
-
-        options = self.config.sample_options
-        size = min(n, PICTURE_CHUNK)
-        t0 = time.perf_counter()
-        parts = [draw(0, size)]
-        expected = (time.perf_counter() - t0) * (n - size) / size
-        chunk = n - size if expected < SLOW_PICTURE_S else size
-        bar = tqdm(
-            total=n,
-            initial=size,
-            disable=not self.progress or chunk == n - size,
-            desc=f"samples at step {self.step}",
-            leave=False,
-            dynamic_ncols=True,
-        )
-        with bar:
-            for start in range(size, n, max(chunk, 1)):
-                stop = min(start + chunk, n)
-                parts.append(draw(start, stop))
-                bar.update(stop - start)
-        return torch.cat(parts)
+    @contextlib.contextmanager
+    def _sampling(self) -> Iterator[None]:
+        """Inside the model's sampler a signal raises (a picture may take minutes): only
+        there, so the EMA swap and the RNG fork around it always unwind."""
+        self._drawing = True
+        try:
+            yield
+        finally:
+            self._drawing = False
 
     def _averaged(self) -> contextlib.AbstractContextManager[None]:
         """The EMA weights in the model for the duration, when EMA is on."""
@@ -598,39 +559,6 @@ class Trainer:
             draws = torch.Generator(self.device).manual_seed(self.config.seed)
             x, y, context = take(self.train_data, index, self.device, draws)
             self.model.initialize(x, self.model.conditioning.pick(y, context))
-
-    def _check_data(self) -> None:
-        """Check every example of both splits against the model (shape, dtype, support,
-        classes, context), in chunks drawn as training draws them (dynamic binarization
-        gives binary values), from a generator of its own: the run's RNG is untouched."""
-        gen = torch.Generator(self.device).manual_seed(self.config.seed)
-        chunk = max(CHECK_CHUNK, self.config.batch_size)
-        for split, data in (("train", self.train_data), ("valid", self.valid_data)):
-            if data is None:
-                continue
-            for index in torch.arange(len(data)).split(chunk):  # type: ignore[arg-type]
-                x, y, context = take(data, index, self.device, gen)
-                try:
-                    self.model.check_x(x)
-                    self.model.check_c(self.model.conditioning.pick(y, context), len(x))
-                except (ValueError, TypeError) as e:
-                    info = data_info(data)
-                    name = info.name or type(data).__name__
-                    hint = ""
-                    classes = info.num_classes
-                    if 0 < self.model.num_classes < classes:
-                        hint = f" (the data have {classes} classes: --num-classes {classes})"
-                    raise ValueError(
-                        f"the {split} split of dataset {name!r} (examples {int(index[0])}.."
-                        f"{int(index[-1])}) does not suit {type(self.model).__name__}: {e}"
-                        f"{hint}"
-                    ) from None
-                if isinstance(data, ShardData):
-                    # a chunk's pages back to the system at once: glibc's heap kept the freed
-                    # chunks of a 550,000-image check, 390 MB over the interpreter, above the
-                    # memory a streamed run promises (benchmarks/streaming.py, memory)
-                    del x, y, context
-                    return_free_heap()
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:
