@@ -401,6 +401,25 @@ def ci95(values: list[float]) -> list[float] | None:
     return [float(mean - half), float(mean + half)]
 
 
+def interval(values: list[float]) -> dict[str, float]:
+    """Mean and 95 % Student-t half-width of ``values`` (nan for one value): the paired
+    difference or ratio over seeds of a side-by-side row."""
+    n = len(values)
+    mean = statistics.fmean(values)
+    if n < 2:
+        return {"mean": mean, "half_width": math.nan, "n": n}
+    return {"mean": mean, "half_width": t95(n - 1) * sd(values) / math.sqrt(n), "n": n}
+
+
+def plus_minus(summary: dict[str, float] | None, fmt: str) -> str:
+    """``mean ± half-width`` of an ``interval`` in format ``fmt``, or a dash."""
+    if not summary:
+        return "–"
+    half = summary["half_width"]
+    spread = "" if math.isnan(half) else f" ± {half:{fmt.lstrip('+')}}"
+    return f"{summary['mean']:{fmt}}{spread}"
+
+
 # -- markdown --------------------------------------------------------------------------------
 
 

@@ -78,16 +78,22 @@ def interval_cell(summary: dict[str, Any] | None, digits: int, sign: str = "+") 
     return f"{mean:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
 
 
-def verdict(summary: dict[str, Any] | None, lower_is_better: bool = True) -> str:
-    """How dgm − peer reads against 0 at 95 %: better, worse or not distinguishable."""
+def verdict(
+    summary: dict[str, Any] | None, lower_is_better: bool = True, than: str = "the peer"
+) -> str:
+    """How dgm − peer (a paired difference) reads against 0 at 95 %: "better than",
+    "worse than" or "not distinguishable from", followed by ``than`` ("": the phrase
+    alone, for a sentence that names whom)."""
     b = bounds(summary)
     if b is None:
         return "not measured"
     _, low, high = b
     if math.isnan(low) or low <= 0 <= high:
-        return "not distinguishable from the peer"
-    better = high < 0 if lower_is_better else low > 0
-    return "better than the peer" if better else "worse than the peer"
+        said = "not distinguishable from"
+    else:
+        better = high < 0 if lower_is_better else low > 0
+        said = "better than" if better else "worse than"
+    return f"{said} {than}" if than else said
 
 
 def budget(steps: int, batch_size: int, optimizer: str, lr: float, seeds: int) -> str:

@@ -93,10 +93,13 @@ from benchmarks.common import (
     busy_warning,
     existing_payload,
     fashion_mnist_root,
+    interval,
     log,
+    plus_minus,
     result_path,
     write_result,
 )
+from benchmarks.peers import verdict
 from dgm.train import TrainConfig
 from dgm.train.optim import build_optimizer
 
@@ -113,7 +116,6 @@ BATCH, LR, THREADS = 64, 1e-3, 1
 SEEDS, QUICK_SEEDS = (0, 1, 2), (0, 1)
 TEST_IMAGES, QUICK_TEST_IMAGES = 2000, 200
 WARMUP = 3  # steps left out of the ms/step medians
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}  # Student t, 97.5 %, by dof
 
 
 @dataclasses.dataclass(frozen=True)
@@ -384,16 +386,6 @@ def run_pair(
     return out
 
 
-def interval(values: list[float]) -> dict[str, float]:
-    """Mean and 95 % t-interval half-width of ``values`` (nan for one value)."""
-    n = len(values)
-    mean = statistics.fmean(values)
-    if n < 2:
-        return {"mean": mean, "half_width": math.nan, "n": n}
-    half = T_975.get(n - 1, 1.96) * statistics.stdev(values) / math.sqrt(n)
-    return {"mean": mean, "half_width": half, "n": n}
-
-
 def summarise(per_seed: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]:
     """Paired NLL difference dgm - peer and ms/step ratio dgm / peer over the seeds, and
     each dgm variant's paired NLL difference variant - dgm."""
@@ -577,24 +569,6 @@ def run_threads(
     return speed_pass(sys.modules[__name__], steppers, quick=quick, threads=threads, rows=rows)
 
 
-def plus_minus(summary: dict[str, float] | None, fmt: str) -> str:
-    """``mean ± half-width`` of an ``interval`` in format ``fmt``, or a dash."""
-    if not summary:
-        return "–"
-    half = summary["half_width"]
-    spread = "" if math.isnan(half) else f" ± {half:{fmt.lstrip('+')}}"
-    return f"{summary['mean']:{fmt}}{spread}"
-
-
-def verdict(summary: dict[str, float]) -> str:
-    """How a paired difference (lower is better) reads against 0 at 95 %: "not
-    distinguishable from", "better than" or "worse than"."""
-    mean, half = summary["mean"], summary["half_width"]
-    if math.isnan(half) or mean - half <= 0 <= mean + half:
-        return "not distinguishable from"
-    return "better than" if mean + half < 0 else "worse than"
-
-
 def reading(record: dict[str, Any]) -> str:
     """The table's reading line, from the figures: each row's NLL against the peer's (the
     interval against 0), its ms/step ratio, and each dgm variant against dgm's row."""
@@ -605,7 +579,7 @@ def reading(record: dict[str, Any]) -> str:
             continue
         caveat = row.get("peer_caveat") or (PAIRS_BY_LABEL[row["model"]].peer_caveat)
         versus = (
-            f"dgm's NLL {verdict(diff)} the peer's ({diff['mean']:+.2f} ± "
+            f"dgm's NLL {verdict(diff, than='')} the peer's ({diff['mean']:+.2f} ± "
             f"{diff['half_width']:.2f} nats)"
             if not caveat
             else caveat
@@ -763,7 +737,6 @@ ORIENTATION = {  # dgm model -> published figures on other data and budgets (doc
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: one per model pair (NLL means over the seeds, paired difference)."""
     from benchmarks.peers import PeerRow, budget, interval_cell, speed_cell, speed_reading
-    from benchmarks.peers import verdict as peer_verdict
 
     out = []
     for row in record["rows"]:
@@ -774,7 +747,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
         pair = PAIRS_BY_LABEL[row["model"]]
         caveat = row.get("peer_caveat") or pair.peer_caveat
         peer = f"{record['peer']} ({record['peer_commit']})"
-        reading = caveat or f"NLL {peer_verdict(diff)}"
+        reading = caveat or f"NLL {verdict(diff)}"
         if ratio:
             reading += f"; {speed_reading(ratio['mean'])}"
         if row.get("sampling"):

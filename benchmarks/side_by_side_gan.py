@@ -94,13 +94,15 @@ from benchmarks.common import (
     busy_warning,
     fashion_mnist_root,
     fmt,
+    interval,
     log,
     markdown_table,
     one_thread,
+    plus_minus,
     write_result,
 )
 from benchmarks.gan import IMAGE
-from benchmarks.side_by_side_autoregressive import interval, plus_minus, verdict
+from benchmarks.peers import verdict
 from dgm.data import DataConfig
 from dgm.evaluate.features import ClassifierSettings, FeatureClassifier, feature_classifier
 from dgm.evaluate.sample_quality import draw, sample_quality
@@ -580,13 +582,11 @@ def reading(record: dict[str, Any]) -> str:
     reference (the paired interval against 0), and the ms/step ratio."""
     parts = []
     for row in record["rows"]:
-        fd = verdict(row["fd_difference"])
-        # higher precision/recall is better: verdict reads "lower is better"
-        flip = {"better than": "worse than", "worse than": "better than"}
+        fd = verdict(row["fd_difference"], than="")
         pr = []
-        for key in ("precision", "recall"):
-            said = verdict(row[f"{key}_difference"])
-            pr.append(f"{key} {flip.get(said, said)} it")
+        for key in ("precision", "recall"):  # higher is better
+            said = verdict(row[f"{key}_difference"], lower_is_better=False, than="")
+            pr.append(f"{key} {said} it")
         ratio = row["ms_ratio"]["mean"]
         parts.append(
             f"{row['objective']}: FD {fd} the reference's, {', '.join(pr)}, a step at "
@@ -693,7 +693,6 @@ def reuse_lines(record: dict[str, Any]) -> list[str]:
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: dgm's GAN against the examples/dcgan-style loop, one per game."""
     from benchmarks.peers import PeerRow, budget, interval_cell, speed_cell, speed_reading
-    from benchmarks.peers import verdict as peer_verdict
 
     c = record["model_config"]
     out = []
@@ -703,8 +702,8 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
         def mean(who: str, key: str, seeds: list[dict[str, Any]] = seeds) -> float:
             return statistics.fmean(s[who][key] for s in seeds)
 
-        precision = peer_verdict(row["precision_difference"], lower_is_better=False)
-        recall = peer_verdict(row["recall_difference"], lower_is_better=False)
+        precision = verdict(row["precision_difference"], lower_is_better=False)
+        recall = verdict(row["recall_difference"], lower_is_better=False)
         out.append(
             PeerRow(
                 family="GAN",
@@ -722,7 +721,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 speed=speed_cell(
                     interval_cell(row["ms_ratio"], 3, sign=""), row.get("threads"), digits=3
                 ),
-                reading=f"FD {peer_verdict(row['fd_difference'])}, precision {precision}, "
+                reading=f"FD {verdict(row['fd_difference'])}, precision {precision}, "
                 f"recall {recall}; {speed_reading(row['ms_ratio']['mean'])}; both start from "
                 "the same weights, batches and z, so this shows the same computation at the "
                 "same cost, not two independent trainings",

@@ -56,8 +56,15 @@ from torch import Tensor, nn
 
 import dgm
 from benchmarks.alternate import threads_line
-from benchmarks.common import add_threads_argument, busy_warning, log, write_result
-from benchmarks.side_by_side_autoregressive import interval, plus_minus, verdict
+from benchmarks.common import (
+    add_threads_argument,
+    busy_warning,
+    interval,
+    log,
+    plus_minus,
+    write_result,
+)
+from benchmarks.peers import verdict
 from dgm.data import DataConfig
 from dgm.model import real_token_counts
 from dgm.train import TrainConfig
@@ -369,7 +376,7 @@ def reading(record: dict[str, Any]) -> str:
     and sampling speed."""
     diff, ratio = record["nats_per_char_difference"], record["ms_ratio"]
     speedup = record["sampling_speedup"]
-    quality = f"validation nats/char {verdict(diff)} the reference's"
+    quality = f"validation nats/char {verdict(diff, than='')} the reference's"
     return (
         f"Reading: after {record['steps']} steps dgm's GPT has {quality} "
         f"({diff['mean']:+.3f} nats/char), a training step at {ratio['mean']:.2f}x the "
@@ -447,7 +454,6 @@ if __name__ == "__main__":
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md row: dgm's GPT against the nanoGPT-style reference."""
     from benchmarks.peers import PeerRow, budget, interval_cell, speed_cell, speed_reading
-    from benchmarks.peers import verdict as peer_verdict
 
     seeds, c = record["per_seed"], record["model_config"]
     ratio = record["ms_ratio"]
@@ -465,7 +471,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
             speed=speed_cell(
                 interval_cell(ratio, 2, sign=""), record.get("speed", {}).get("threads")
             ),
-            reading=f"nats/char {peer_verdict(record['nats_per_char_difference'])}; "
+            reading=f"nats/char {verdict(record['nats_per_char_difference'])}; "
             f"{speed_reading(ratio['mean'])}; sampling "
             f"{record['sampling_speedup']['mean']:.1f}× faster (KV cache)",
             orientation="tiny Shakespeare: 1.47 nats/char (nanoGPT README, 6×384, GPU, 5000 steps)",

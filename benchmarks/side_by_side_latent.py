@@ -63,15 +63,18 @@ from benchmarks.common import (
     CS236_MODEL,
     bench_extra_missing,
     busy_warning,
+    interval,
     log,
     log_probs,
     markdown_table,
     one_thread,
+    plus_minus,
     trainer_optimizer,
     write_result,
 )
+from benchmarks.peers import verdict
 from benchmarks.pythae_compare import load_into_dgm, pythae_model
-from benchmarks.side_by_side_autoregressive import interval, load_images, plus_minus, verdict
+from benchmarks.side_by_side_autoregressive import load_images
 from dgm.models.latent.vae import LOG_STD_MAX, LOG_STD_MIN
 
 NAME = "side_by_side_latent"
@@ -348,7 +351,7 @@ def reading(record: dict[str, Any]) -> str:
     for row in record["rows"]:
         diff, ratio = row["nll_difference"], row["ms_ratio"]
         parts.append(
-            f"{row['model']}: dgm's test NLL {verdict(diff)} pythae's "
+            f"{row['model']}: dgm's test NLL {verdict(diff, than='')} pythae's "
             f"({plus_minus(diff, '+.2f')} nats), its step {plus_minus(ratio, '.2f')}× pythae's"
         )
     return "Reading: " + "; ".join(parts) + "."
@@ -417,7 +420,6 @@ def table(record: dict[str, Any]) -> list[str]:
 def peer_rows(record: dict[str, Any]) -> list[Any]:
     """docs/peers.md rows: dgm's IWAE and β-VAE against pythae's, trained side by side."""
     from benchmarks.peers import PeerRow, budget, interval_cell, speed_cell, speed_reading
-    from benchmarks.peers import verdict as peer_verdict
 
     out = []
     for row in record["rows"]:
@@ -441,7 +443,7 @@ def peer_rows(record: dict[str, Any]) -> list[Any]:
                 speed=speed_cell(
                     interval_cell(row["ms_ratio"], 3, sign=""), row.get("threads"), digits=3
                 ),
-                reading=f"NLL {peer_verdict(row['nll_difference'])}; "
+                reading=f"NLL {verdict(row['nll_difference'])}; "
                 f"{speed_reading(row['ms_ratio']['mean'])} (CPU time; pythae on unfused Adam)",
             )
         )

@@ -70,9 +70,25 @@ def test_nats_per_char_counts_real_characters(bench) -> None:
 
 
 def test_verdict_reads_the_interval(bench) -> None:
-    from benchmarks.side_by_side_autoregressive import verdict
+    from benchmarks.peers import verdict
 
-    assert verdict({"mean": -0.5, "half_width": 0.2}) == "better than"
-    assert verdict({"mean": 0.5, "half_width": 0.2}) == "worse than"
-    assert verdict({"mean": 0.1, "half_width": 0.2}) == "not distinguishable from"
-    assert verdict({"mean": 0.1, "half_width": math.nan}) == "not distinguishable from"
+    assert verdict({"mean": -0.5, "half_width": 0.2}, than="") == "better than"
+    assert verdict({"mean": 0.5, "half_width": 0.2}, than="") == "worse than"
+    assert verdict({"mean": 0.1, "half_width": 0.2}, than="") == "not distinguishable from"
+    assert verdict({"mean": 0.1, "half_width": math.nan}, than="") == "not distinguishable from"
+    # higher is better (precision, recall): the same interval reads the other way
+    assert verdict({"mean": -0.5, "half_width": 0.2}, lower_is_better=False, than="it") == (
+        "worse than it"
+    )
+
+
+def test_interval_is_the_student_t_half_width() -> None:
+    """Over n values: t(0.975, n − 1) · sd / √n, for n beyond a short table too (n = 10:
+    t = 2.262, not the normal's 1.96)."""
+    from benchmarks.common import interval
+
+    values = [float(v) for v in range(10)]  # sd = √(55/6)
+    assert interval(values)["half_width"] == pytest.approx(
+        2.2622 * math.sqrt(55 / 6) / 10**0.5, 1e-4
+    )
+    assert math.isnan(interval([1.0])["half_width"])
