@@ -36,20 +36,17 @@ The pairs, and where they differ:
   convolutions, a 1x1 head of 32: 53,569); both see 18 rows above a pixel, both have the
   blind spot of unmasked stacks. The peer's ``forward`` adds each residual twice
   (``x = x + layer(x)`` around a block that already returns ``x + f(x)``), so activations
-  double per block: it is run as published.
+  double per block: it is run as published (200 steps), and again with each residual
+  added once (``residual_once``: the same layers and initialisation, 1000 steps), which
+  gives a PixelCNN figure to compare.
 
-The peer is never a dependency of dgm: its model modules are imported from a checkout of
-its public repository (commit d1f0a5c), by default ``.peers/pytorch-generative`` under the
-repository root (ignored by git), or ``--peer-path`` / ``$DGM_PEER_PYTORCH_GENERATIVE``::
-
-    git clone https://github.com/EugenHotaj/pytorch-generative .peers/pytorch-generative
-    git -C .peers/pytorch-generative checkout d1f0a5c
-
-Without it the benchmark says so and runs dgm alone (peer columns empty). When the
-Fashion-MNIST files are absent the MNIST subset dgm ships is used instead (recorded).
+The peer's classes come from a checkout of its repository (``benchmarks/pytorch_generative``
+says where and how). Without it the benchmark says so and runs dgm alone (peer columns
+empty). When the Fashion-MNIST files are absent the MNIST subset dgm ships is used instead
+(recorded).
 
     python -m benchmarks.side_by_side_autoregressive [--quick] [--peer-path DIR] [--jobs N]
-        [--only made|nade|pixelcnn] [--sampling] [--threads 2]
+        [--only made|nade|pixelcnn|LABEL] [--sampling] [--threads 2]
 
 ``--threads 2`` trains nothing: it rebuilds every saved row's two models from each seed as
 the training run does and times their steps alternating at 2 threads, by the wall clock,
@@ -61,29 +58,27 @@ results/quick/).
 nothing: it times dgm's ``sample`` against the peer's own ``sample`` for each pair (or
 those of ``--only``) and writes the figures into the saved rows
 (``benchmarks/peer_sampling.py`` says how; about 5 CPU minutes, most of it the
-peer's PixelCNN loop). Steps: MADE 1000; NADE 300 and PixelCNN 200, about 25 CPU minutes
-together for 3 seeds (a step pair costs about 0.74 s for NADE, 1.2 s for PixelCNN).
+peer's PixelCNN loop). Steps: MADE and NADE 1000; PixelCNN 200 as published and 1000 with
+the residual added once (``--only`` with a row's label trains that row alone: the last took
+61 minutes for 3 seeds on one thread).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
 import math
 import os
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 import dgm
@@ -100,18 +95,21 @@ from benchmarks.common import (
     write_result,
 )
 from benchmarks.peers import verdict
+from benchmarks.pytorch_generative import (
+    DEFAULT_PEER_PATH,
+    FETCH_HINT,
+    PEER,
+    PEER_COMMIT,
+    PEER_ENV,
+    load_peer,
+    logits_nll,
+    probs_nll,
+    residual_once,
+)
 from dgm.train import TrainConfig
 from dgm.train.optim import build_optimizer
 
 NAME = "side_by_side_autoregressive"
-PEER = "pytorch-generative"
-PEER_COMMIT = "d1f0a5c"
-PEER_ENV = "DGM_PEER_PYTORCH_GENERATIVE"
-DEFAULT_PEER_PATH = Path(__file__).resolve().parent.parent / ".peers" / "pytorch-generative"
-FETCH_HINT = (
-    "git clone https://github.com/EugenHotaj/pytorch-generative .peers/pytorch-generative "
-    f"&& git -C .peers/pytorch-generative checkout {PEER_COMMIT}"
-)
 BATCH, LR, THREADS = 64, 1e-3, 1
 SEEDS, QUICK_SEEDS = (0, 1, 2), (0, 1)
 TEST_IMAGES, QUICK_TEST_IMAGES = 2000, 200
@@ -136,37 +134,6 @@ class Pair:
     peer_note: str = ""  # what was changed in the peer's model, said in its table cell
 
 
-def _logits_nll(model: nn.Module, x: Tensor) -> Tensor:
-    """NLL (B,) of a peer model whose forward returns Bernoulli logits shaped like x."""
-    logits = model(x).reshape(len(x), -1)  # (B, D)
-    target = x.reshape(len(x), -1)
-    return F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(1)
-
-
-def _probs_nll(model: nn.Module, x: Tensor) -> Tensor:
-    """NLL (B,) of the peer's NADE, whose forward returns probabilities, not logits."""
-    probs = model(x).reshape(len(x), -1)  # (B, D)
-    target = x.reshape(len(x), -1)
-    return F.binary_cross_entropy(probs, target, reduction="none").sum(1)
-
-
-def residual_once(pixelcnn: type) -> type:
-    """The peer's PixelCNN with each residual added once. Its ``forward`` computes
-    ``x = x + layer(x)`` where each layer already returns ``x + net(x)``, so every block
-    doubles the activations before adding its residual; this subclass keeps the peer's
-    layers and weights and runs ``x = layer(x)``, the residual network of its paper."""
-
-    class ResidualOnce(pixelcnn):
-        def forward(self, x: Tensor) -> Tensor:
-            x = self._input(x)
-            for layer in self._causal_layers:
-                x = layer(x)
-            return self._head(x)
-
-    ResidualOnce.__name__ = ResidualOnce.__qualname__ = f"{pixelcnn.__name__}ResidualOnce"
-    return ResidualOnce
-
-
 MADE_DIFFERENCE = (
     "both a random order, fixed over the seeds (dgm: torch.randperm seeded by mask_seed 0; "
     "peer: numpy RandomState(0).permutation); dgm's hidden degrees spread over [1, D − 1], "
@@ -179,7 +146,7 @@ PAIRS = (
         "made",
         {"hidden_sizes": (1000,), "ordering": "random"},
         lambda p: p["MADE"](784, [1000], 1),
-        _logits_nll,
+        logits_nll,
         1000,
         6,
         MADE_DIFFERENCE,
@@ -189,7 +156,7 @@ PAIRS = (
         "made",
         {"hidden_sizes": (500,), "ordering": "random"},
         lambda p: p["MADE"](784, [500], 1),
-        _logits_nll,
+        logits_nll,
         1000,
         6,
         MADE_DIFFERENCE,
@@ -200,7 +167,7 @@ PAIRS = (
         "nade",
         {"hidden_size": 500},
         lambda p: p["NADE"](784, 500),
-        _probs_nll,
+        probs_nll,
         1000,
         3,
         "both ReLU + Kaiming init, drawn from the same seed in the same order, so both start "
@@ -215,7 +182,7 @@ PAIRS = (
         "pixelcnn",
         {"variant": "plain", "hidden_channels": 24, "num_layers": 16},
         lambda p: p["PixelCNN"](1, 1, 15, 16, 32),
-        _logits_nll,
+        logits_nll,
         200,
         3,
         "dgm: 16 masked 3x3 layers of 24 channels; peer: 15 residual blocks of 32 "
@@ -228,7 +195,7 @@ PAIRS = (
         "pixelcnn",
         {"variant": "plain", "hidden_channels": 24, "num_layers": 16},
         lambda p: residual_once(p["PixelCNN"])(1, 1, 15, 16, 32),
-        _logits_nll,
+        logits_nll,
         1000,
         3,
         "dgm: 16 masked 3x3 layers of 24 channels; peer: 15 residual blocks of 32 "
@@ -240,29 +207,6 @@ PAIRS = (
 
 
 PAIRS_BY_LABEL = {p.label: p for p in PAIRS}
-
-
-def load_peer(path: Path) -> dict[str, type] | None:
-    """The peer's MADE, NADE and PixelCNN classes from a checkout at ``path``, or None when
-    there is none. Its package ``__init__`` files import torchvision and every model, so
-    they are bypassed: empty packages point at the folders and only the three modules (and
-    what they import) are loaded."""
-    root = path / "pytorch_generative"
-    if not (root / "models" / "autoregressive" / "made.py").is_file():
-        return None
-    for name, sub in (
-        ("pytorch_generative", ""),
-        ("pytorch_generative.models", "models"),
-        ("pytorch_generative.models.autoregressive", "models/autoregressive"),
-    ):
-        package = types.ModuleType(name)
-        package.__path__ = [str(root / sub)]
-        sys.modules[name] = package
-    prefix = "pytorch_generative.models.autoregressive."
-    return {
-        cls: getattr(importlib.import_module(prefix + module), cls)
-        for module, cls in (("made", "MADE"), ("nade", "NADE"), ("pixel_cnn", "PixelCNN"))
-    }
 
 
 def load_images(test_images: int) -> tuple[Tensor, Tensor, str]:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from benchmarks import peer_sampling as sampling
 from benchmarks import side_by_side_autoregressive as bench
+from benchmarks.pytorch_generative import residual_once
 
 
 def test_binary_image_batch() -> None:
@@ -124,7 +125,7 @@ def test_residual_once_runs_the_peers_layers_adding_each_residual_once() -> None
     torch.manual_seed(0)
     published = Published(3)
     torch.manual_seed(0)
-    fixed = bench.residual_once(Published)(3)
+    fixed = residual_once(Published)(3)
     assert isinstance(fixed, Published)
     assert all(
         torch.equal(a, b)
