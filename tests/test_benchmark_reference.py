@@ -53,6 +53,16 @@ def test_a_run_in_slices_ends_as_one_trained_at_once(reference, tmp_path):
     ]
     record = reference.status(ref, tmp_path / "cut", {}, quick=False)
     assert record["state"] == "in progress" and "test" not in record
+    # the best weights so far (epoch 1 of 17 steps) on the test split, marked with their epoch
+    so_far = Run.open(tmp_path / "cut" / "made")
+    expected = evaluate(so_far.model(best=True, device="cpu"), so_far.data("test"), batch_size=500)
+    assert record["test_so_far"]["best_epoch"] == 1.0
+    assert record["test_so_far"]["nll"] == pytest.approx(expected["nll"], rel=1e-6)
+    kept = {**record, "test_so_far": {"best_epoch": 1.0, "nll": -1.0}}  # same best epoch: kept
+    assert reference.status(ref, tmp_path / "cut", kept, quick=False)["test_so_far"]["nll"] == -1.0
+    moved = {**record, "test_so_far": {"best_epoch": 7.0, "nll": -1.0}}  # another: recomputed
+    again = reference.status(ref, tmp_path / "cut", moved, quick=False)
+    assert again["test_so_far"] == record["test_so_far"]
     assert reference.advance(ref, tmp_path / "cut", far, quick=False)
     assert reference.advance(ref, tmp_path / "cut", far, quick=False)  # finished: nothing more
     a, b = (
@@ -69,6 +79,14 @@ def test_a_run_in_slices_ends_as_one_trained_at_once(reference, tmp_path):
     assert record["last_5_epochs_change"] is None  # fewer than 6 evaluations
     best = min(record["curve"], key=lambda p: p[1])
     assert record["best_epoch"] == best[0] and record["best_valid_nll"] == best[1]
+    # the training NLL over the best epoch: the lines logged inside it (every 3 steps, at
+    # the stop of the first slice, step 17, and at the last step)
+    logged = [json.loads(s) for s in (tmp_path / "cut" / "made" / "metrics.jsonl").open()]
+    lo, hi = (best[0] - 1) * per_epoch, best[0] * per_epoch
+    inside = [r["nll"] for r in logged if "nll" in r and lo < r["step"] <= hi]
+    steps = [s for s in range(1, 4 * per_epoch + 1) if s % 3 == 0 or s in (17, 4 * per_epoch)]
+    assert len(inside) == len([s for s in steps if lo < s <= hi]) > 0
+    assert record["train_nll_at_best"] == pytest.approx(sum(inside) / len(inside))
     run = Run.open(tmp_path / "cut" / "made")
     expected = evaluate(run.model(best=True, device="cpu"), run.data("test"), batch_size=500)
     assert record["test"]["nll"] == pytest.approx(expected["nll"], rel=1e-6)
@@ -102,6 +120,19 @@ def test_the_table_states_each_run(reference):
                 "wall_s": 1800.0, "cpu_s": 1800.0, "slices": [{}],
             },
             "glow": {"state": "not started"},
+            "gpt_words": {
+                "state": "plateau", "label": "GPT", "data": {"name": "words"},
+                "budget_epochs": 30, "epochs": 9.0, "best_epoch": 6.0, "best_valid_nll": 20.0,
+                "wall_s": 3600.0, "cpu_s": 3600.0, "slices": [{}],
+                "test": {"bound": "exact", "nll": 20.0, "nats_per_char": 1.4,
+                         "file_baselines_bits_per_char": {"lzma": 2.7, "gzip": 3.1, "bz2": 3.0}},
+            },
+            "realnvp": {
+                "state": "in progress", "label": "RealNVP", "data": {"name": "fashion_mnist"},
+                "budget_epochs": 30, "epochs": 3.5, "best_epoch": 3.0, "best_valid_nll": 2000.0,
+                "event_shape": [1, 28, 28], "wall_s": 1800.0, "cpu_s": 1800.0, "slices": [{}],
+                "test_so_far": {"bound": "exact", "bits_per_dim": 3.75, "best_epoch": 3.0},
+            },
         }
     }  # fmt: skip
     lines = reference.table(record)
@@ -112,6 +143,10 @@ def test_the_table_states_each_run(reference):
     )
     assert "| in progress (30 max) | 2.5 | 2 | 3000.00 | – | – | 0.50 | 0.50 | 1 |" in rows["ddpm"]
     assert "not started" in rows["glow"]
+    text = "| 1.400 nats/char = 2.020 bits/char (lzma 2.700, gzip 3.100 bits/char of the whole"
+    assert text in rows["gpt_words"]
+    # 2000 nats over 784 dimensions: 2000 / (784 ln 2) = 3.680 bits/dim
+    assert "| 2000.00 (3.680 bits/dim) | – | so far (epoch 3): 3.750 bits/dim |" in rows["realnvp"]
 
 
 def test_every_reference_run_names_a_registered_model_and_dataset(reference):
@@ -124,3 +159,56 @@ def test_every_reference_run_names_a_registered_model_and_dataset(reference):
         dataclasses.replace(ref).data_config()  # its options are the dataset's own
         if ref.data["name"] == "fashion_mnist":  # its config is the model's own
             dgm.create(ref.model, (1, 28, 28), **ref.config)
+
+
+def test_text_baselines_code_the_characters_the_model_is_scored_on(reference):
+    """Padded words: each word and its end token, not the padding; running text: the
+    windows joined back. Bits per character of lzma's whole file, headers included."""
+    import lzma
+
+    from dgm.data.text import TextData, encode, encode_padded
+
+    vocab = "\nabc"
+    words = TextData(encode_padded(["ab", "c", "cab"], 5, vocab), vocab=vocab, name="w",
+                     end_token=0)  # fmt: skip
+    text = "ab\nc\ncab\n"  # 9 characters scored: the padding after each "\n" is not
+    files = reference.text_file_baselines(words)
+    expected = 8 * len(lzma.compress(text.encode(), preset=9 | lzma.PRESET_EXTREME)) / 9
+    assert files["lzma"] == pytest.approx(expected)
+    running = TextData(encode("abcab\ncab", vocab).view(3, 3), vocab=vocab, name="r")
+    expected = 8 * len(lzma.compress(b"abcab\ncab", preset=9 | lzma.PRESET_EXTREME)) / 9
+    assert reference.text_file_baselines(running)["lzma"] == pytest.approx(expected)
+    assert set(files) == {"gzip", "bz2", "lzma"}
+
+
+def test_the_reading_puts_each_figure_beside_the_file_coders(reference):
+    ddpm = {
+        "test_so_far": {"bound": "ddpm", "bits_per_dim": 3.6, "bits_per_dim_se": 0.1,
+                        "test_n": 500, "best_epoch": 5.0,
+                        "file_baselines_bits_per_dim": {"gzip": 4.5, "lzma": 3.9, "png": 4.1}},
+    }  # fmt: skip
+    assert reference.reading("ddpm", ddpm) == (
+        "- ddpm: 3.600 ± 0.100 bits/dim (best epoch so far, 5): below lzma's 3.900 "
+        "(+3.0 standard errors), below PNG's 4.100 (+5.0 standard errors), on the same 500 "
+        "test images."
+    )
+    ddpm["test_so_far"]["bits_per_dim"] = 4.0  # between lzma and PNG
+    assert "above lzma's 3.900 (-1.0 standard errors), below PNG's 4.100 (+1.0" in (
+        reference.reading("ddpm", ddpm)
+    )
+    text = {
+        "data": {"name": "fortunes"},
+        "best_valid_nll": 150.0,
+        "train_nll_at_best": 110.0,  # 27 % below the valid NLL: overfitting
+        "test": {"bound": "exact", "nats_per_char": 2.4,  # 3.462 bits/char
+                 "file_baselines_bits_per_char": {"gzip": 3.5, "bz2": 3.2, "lzma": 3.3}},
+    }  # fmt: skip
+    line = reference.reading("gpt_fortunes", text)
+    assert line.startswith("- gpt_fortunes: 3.462 bits/char, above bz2 3.200, lzma 3.300; ")
+    assert "each window from its start" in line
+    assert "training NLL 110.00 against valid 150.00 nats" in line
+    close = {**text, "train_nll_at_best": 149.0, "test": {**text["test"], "nats_per_char": 2.0}}
+    assert reference.reading("gpt_fortunes", close) == (
+        "- gpt_fortunes: 2.885 bits/char, below every file coder (bz2 3.200)."
+    )
+    assert reference.reading("glow", {"state": "not started"}) is None
