@@ -291,6 +291,31 @@ def test_logged_metrics_are_the_float32_means_of_the_calls_since_the_last_log(tm
             assert record[key] == (total / len(calls)).item(), key
 
 
+def test_a_run_stopped_between_logs_logs_the_steps_since_the_last_one(tmp_path):
+    """Stopped after step 5 of 10 with a log every 4: the metrics of step 5 are logged too,
+    the mean of that one call."""
+    model = DiagonalGaussian((3,), GaussianConfig())
+    seen: list[float] = []
+    loss = model.loss
+    trainers: list[Trainer] = []
+
+    def stopping_loss(*args, **kwargs):
+        out = loss(*args, **kwargs)
+        seen.append(out.value.item())
+        if len(seen) == 5:
+            trainers[0].request_stop()
+        return out
+
+    model.loss = stopping_loss  # before the trainer takes it
+    cfg = quiet_config(steps=10, log_every=4, checkpoint_every=0)
+    trainers.append(Trainer(model, gaussian_data(d=3), None, cfg, tmp_path, progress=False))
+    with registered():
+        last = trainers[0].fit()
+    records = rd.read_metrics(tmp_path / rd.METRICS)
+    assert [r["step"] for r in records] == [4, 5] and last["interrupted"]
+    assert records[-1]["loss"] == pytest.approx(seen[4], rel=1e-6)
+
+
 def test_the_gradient_norm_is_torchs_total_norm_bit_for_bit():
     trainer = Trainer(
         DiagonalGaussian((3,), GaussianConfig()), gaussian_data(d=3), None, quiet_config(), None,

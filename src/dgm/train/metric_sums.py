@@ -20,13 +20,21 @@ class MetricSums:
         >>> sums = MetricSums()
         >>> sums.add("", {"loss": torch.tensor(1.0), "nll": 3.0})
         >>> sums.add("", {"loss": torch.tensor(2.0), "nll": 5.0})
+        >>> bool(sums)
+        True
         >>> sums.means()
         {'loss': 1.5, 'nll': 4.0}
+        >>> bool(sums)  # emptied by means()
+        False
     """
 
     def __init__(self) -> None:
         # metric names (one call's, in order) -> their stacked sums and the number of calls
         self._sums: dict[tuple[str, ...], tuple[Tensor, int]] = {}
+
+    def __bool__(self) -> bool:
+        """Whether any call was added since the last ``means()``."""
+        return bool(self._sums)
 
     def add(self, prefix: str, metrics: dict[str, Any]) -> None:
         """Add one call's metrics, each named ``prefix/name`` (``name`` without a prefix)."""

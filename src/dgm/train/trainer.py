@@ -158,7 +158,6 @@ class Trainer:
         self._drawing = False  # a sample picture is being drawn: a signal interrupts it
         self._picture_cut = False
         self._sums = MetricSums()  # the metrics since the last log, summed on the device
-        self._unlogged_steps = 0
         self._one_norm: dict[str, bool] = {}  # phase -> its gradients take one foreach norm
 
     # -- public ------------------------------------------------------------------------------
@@ -258,7 +257,7 @@ class Trainer:
                         self._draw_picture()
                     t0 = time.perf_counter()
             train_time += time.perf_counter() - t0
-            if self._unlogged_steps:
+            if self._sums:  # steps since the last log
                 last = {**last, **self._log(train_time)}
             if self.saved_step != self.step:  # always end (or stop) with a checkpoint
                 self.save_checkpoint()
@@ -337,7 +336,6 @@ class Trainer:
                     f"non-finite fit_step metrics at step {self.step + 1}; {self._kept()}"
                 )
             self._sums.add("", metrics)
-            self._unlogged_steps += 1
             return
         factor = self.config.lr_factor(self.step)
         clip = self.config.grad_clip
@@ -377,7 +375,6 @@ class Trainer:
             self._sums.add(phase if len(self.optimizers) > 1 else "", metrics)
         if self.ema is not None:
             self.ema.update()
-        self._unlogged_steps += 1
 
     def _kept(self) -> str:
         """What is safe on disk, and the fix, for a divergence message."""
@@ -429,7 +426,6 @@ class Trainer:
         record.update(self._sums.means())
         record["lr"] = self.config.lr * self.config.lr_factor(self.step - 1)
         record["train_time_s"] = round(train_time, 3)
-        self._unlogged_steps = 0
         if self.writes:
             rd.append_metrics(self.run_dir / rd.METRICS, record)
         return record
