@@ -137,8 +137,9 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def train_config(ref: Reference, n_train: int, *, quick: bool) -> Any:
-    """One evaluation and one checkpoint per epoch; early stopping after ``patience``."""
+def train_config(ref: Reference, n_train: int, *, quick: bool, device: str = "cpu") -> Any:
+    """One evaluation and one checkpoint per epoch; early stopping after ``patience``; on
+    ``device`` (CUDA: the trainer's bf16 autocast, ``benchmarks.devices_reference``)."""
     from dgm.train import TrainConfig
 
     epochs, patience = (QUICK["epochs"], QUICK["patience"]) if quick else (ref.epochs, ref.patience)
@@ -154,8 +155,13 @@ def train_config(ref: Reference, n_train: int, *, quick: bool) -> Any:
         log_every=max(1, per_epoch // 4),
         sample_every=0,
         seed=SEED,
-        device="cpu",
+        device=device,
     )
+
+
+def run_slices(run: Path) -> list[dict[str, Any]]:
+    """The slices that trained a run directory (``SESSIONS``), oldest first."""
+    return _read_json(run / SESSIONS, [])
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -168,10 +174,13 @@ def _write_json(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
-def advance(ref: Reference, root: Path, deadline: float, *, quick: bool) -> bool:
-    """Train ``ref`` (from scratch, or resumed from its checkpoint) until it finishes or the
-    wall clock reaches ``deadline``; record the slice in the run directory. False when it
-    was stopped (the deadline's SIGTERM, or anyone's SIGTERM or Ctrl-C): no run may follow."""
+def advance(
+    ref: Reference, root: Path, deadline: float, *, quick: bool, device: str = "cpu"
+) -> bool:
+    """Train ``ref`` (from scratch on ``device``, or resumed from its checkpoint) until it
+    finishes or the wall clock reaches ``deadline``; record the slice in the run directory.
+    False when it was stopped (the deadline's SIGTERM, or anyone's SIGTERM or Ctrl-C): no
+    run may follow."""
     from dgm import run_dir as rd
     from dgm.train import resume, train
 
@@ -186,7 +195,7 @@ def advance(ref: Reference, root: Path, deadline: float, *, quick: bool) -> bool
         options = {**data.options, "valid_fraction": QUICK_VALID}
         data = dataclasses.replace(data, train_fraction=fraction, options=options)
     started = rd.checkpoint_step(run) if (run / rd.CONFIG).is_file() else None
-    done = _read_json(run / SESSIONS, [])[-1:]
+    done = run_slices(run)[-1:]
     if started is not None and done and done[0]["stopped"] in ("plateau", "budget"):
         return True  # finished in an earlier slice
     timer = threading.Timer(left, os.kill, (os.getpid(), signal.SIGTERM))
@@ -196,7 +205,7 @@ def advance(ref: Reference, root: Path, deadline: float, *, quick: bool) -> bool
     try:
         if started is None:
             n_train = len(data.load("train"))
-            cfg = train_config(ref, n_train, quick=quick)
+            cfg = train_config(ref, n_train, quick=quick, device=device)
             log(f"{ref.name}: {cfg.steps} steps at most ({cfg.eval_every} per epoch)")
             _, last = train(ref.model, data, run, cfg, progress=False, overwrite=True, **ref.config)
         else:
@@ -210,7 +219,7 @@ def advance(ref: Reference, root: Path, deadline: float, *, quick: bool) -> bool
     step = rd.checkpoint_step(run) if (run / rd.CONFIG).is_file() else None
     if step is None:
         return not last.get("interrupted")
-    slices = _read_json(run / SESSIONS, [])
+    slices = run_slices(run)
     slices.append(
         {
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -306,7 +315,7 @@ def status(ref: Reference, root: Path, known: dict[str, Any], *, quick: bool) ->
     cfg = saved_config(rd.read_json(run / rd.CONFIG)["train"])
     lines = [json.loads(s) for s in (run / rd.METRICS).read_text().splitlines()]
     curve = [[r["step"] / cfg.eval_every, r["valid/nll"]] for r in lines if "valid/nll" in r]
-    slices = _read_json(run / SESSIONS, [])
+    slices = run_slices(run)
     step = rd.checkpoint_step(run) or 0
     best = min(curve, key=lambda p: p[1]) if curve else None
     # the training NLL over the best epoch (models that log one: exact likelihoods), beside

@@ -62,6 +62,7 @@ PAGE = (
     "reference",
     "suite_timings",
     "devices",
+    "devices_reference",
 )
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
