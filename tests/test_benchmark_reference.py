@@ -212,3 +212,24 @@ def test_the_reading_puts_each_figure_beside_the_file_coders(reference):
         "- gpt_fortunes: 2.885 bits/char, below every file coder (bz2 3.200)."
     )
     assert reference.reading("glow", {"state": "not started"}) is None
+
+
+def test_hours_zero_trains_nothing_and_refreshes_the_records(reference, tmp_path, monkeypatch):
+    ref = _made(reference, epochs=2)
+    reference.advance(ref, tmp_path / "runs", time.monotonic() + 3600, quick=False)
+    slices = (tmp_path / "runs" / "made" / reference.SESSIONS).read_text()
+    monkeypatch.setattr(reference, "RUNS", (ref,))
+    monkeypatch.setattr(reference, "runs_dir", lambda name, quick: tmp_path / "runs")
+    monkeypatch.setattr(reference, "result_path", lambda name, quick: tmp_path / "out.json")
+    written: list[dict] = []
+    monkeypatch.setattr(
+        reference, "write_result", lambda name, payload, **kw: written.append(payload)
+    )
+    monkeypatch.setattr(reference, "plot", lambda runs, path: None)
+    assert reference.main(["--hours", "0"]) == 0
+    assert (tmp_path / "runs" / "made" / reference.SESSIONS).read_text() == slices  # no slice
+    (record,) = [payload["runs"]["made"] for payload in written]
+    assert record["state"] == "budget" and record["epochs"] == 2 and record["test"]["nll"] > 0
+    with pytest.raises(SystemExit) as stop:
+        reference.main(["--hours", "-1"])
+    assert stop.value.code == 2
