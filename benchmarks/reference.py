@@ -239,21 +239,16 @@ def advance(
     return not last.get("interrupted")
 
 
-def test_split(run: Path, *, quick: bool) -> Any:
-    """The test split a run's figure is computed on (its first examples with ``quick``)."""
-    from dgm.run_dir import Run
-
-    test = Run.open(run).data("test")
-    return first_examples(test, QUICK_TEST) if quick else test
-
-
 def _test_figure(ref: Reference, run: Path, *, quick: bool) -> dict[str, Any]:
     """The test figure of a run's best validation weights (its best so far while in progress)."""
     from dgm.evaluate.likelihood import evaluate
     from dgm.run_dir import Run
 
-    model = Run.open(run).model(best=True, device="cpu")
-    test = test_split(run, quick=quick)
+    opened = Run.open(run)
+    model = opened.model(best=True, device="cpu")
+    test = opened.data("test")
+    if quick:
+        test = first_examples(test, QUICK_TEST)
     if ref.test == "ddpm":
         return _ddpm_figure(model, test, quick=quick)
     iw = 100 if ref.test == "iwae" else None
@@ -265,7 +260,44 @@ def _test_figure(ref: Reference, run: Path, *, quick: bool) -> dict[str, Any]:
     if ref.test == "per_char":
         out["nats_per_char"] = r["nats_per_token"]
         out["file_baselines_bits_per_char"] = text_file_baselines(test)
+        if running_text(test):  # the windows were cut from one text: score it with context
+            stride = test.x.shape[1] // 2
+            out["nats_per_char_in_context"] = nats_per_char_in_context(model, test, stride)
+            out["context_stride"] = stride
     return out
+
+
+def running_text(data: Any) -> bool:
+    """Whether text data are windows cut from one running text (no end token to pad)."""
+    end = data.info.end_token
+    return end is None or end < 0
+
+
+@torch.no_grad()
+def nats_per_char_in_context(model: Any, data: Any, stride: int, batch: int = 256) -> float:
+    """Nats per character of the running text the test windows (N, T) were cut from, each
+    character scored once with up to T − 1 characters of context: windows of T tokens
+    start every ``stride`` tokens (and one more ends at the last token), and each scores
+    only the tokens no earlier window scored, so every character but the first T − stride
+    has at least T − stride of context (Hugging Face's strided perplexity). ``stride`` = T
+    scores each window on its own, as the per-window figure does."""
+    tokens = data.x.reshape(-1)  # (N·T,): the text, the windows joined back
+    n, T = len(tokens), data.x.shape[1]
+    if not 1 <= stride <= T:
+        raise ValueError(f"stride {stride} must be in 1..{T} (the window length)")
+    starts = list(range(0, n - T + 1, stride))
+    if starts[-1] != n - T:
+        starts.append(n - T)  # the tail the last stride left
+    total, scored = 0.0, 0  # nats so far; tokens [0, scored) are scored
+    for i in range(0, len(starts), batch):
+        chunk = starts[i : i + batch]
+        windows = torch.stack([tokens[s : s + T] for s in chunk])  # (B, T)
+        logits = model.conditional_logits(windows)  # (B, T, V)
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), windows, reduction="none")
+        for row, s in zip(nll, chunk, strict=True):  # row (T,): nats of each position
+            total += float(row[max(scored - s, 0) :].sum())
+            scored = s + T
+    return total / scored
 
 
 def text_file_baselines(data: Any) -> dict[str, float]:
@@ -356,11 +388,11 @@ def status(ref: Reference, root: Path, known: dict[str, Any], *, quick: bool) ->
         "cpu_s": round(sum(s["cpu_s"] for s in slices), 1),
     }
     if finished:
-        same = known.get("test") and known.get("epochs") == out["epochs"]
-        out["test"] = known["test"] if same else _test_figure(ref, run, quick=quick)
-        if ref.test == "per_char" and "file_baselines_bits_per_char" not in out["test"]:
-            test = test_split(run, quick=quick)  # a figure from before the baselines were kept
-            out["test"] = {**out["test"], "file_baselines_bits_per_char": text_file_baselines(test)}
+        kept = known.get("test") or {}
+        same = kept and known.get("epochs") == out["epochs"]
+        # a text figure from before the file coders (and the in-context figure) were kept
+        older = ref.test == "per_char" and "file_baselines_bits_per_char" not in kept
+        out["test"] = known["test"] if same and not older else _test_figure(ref, run, quick=quick)
     elif best is not None:
         # the best weights so far on the test split: reported only, never used to stop or
         # to choose (early stopping reads the valid NLL); recomputed when the best epoch moves
@@ -468,6 +500,12 @@ def _test_cell(test: dict[str, Any]) -> str:
                 f" = {test['nats_per_char'] / math.log(2):.3f} bits/char (lzma "
                 f"{files['lzma']:.3f}, gzip {files['gzip']:.3f} bits/char of the whole test text)"
             )
+        if "nats_per_char_in_context" in test:
+            in_context = test["nats_per_char_in_context"]
+            cell += (
+                f"; in context (≥ {test['context_stride']} characters before each): "
+                f"{in_context:.3f} nats/char = {in_context / math.log(2):.3f} bits/char"
+            )
         return cell
     what = "−IWAE-100" if test["bound"].startswith("iwae") else "NLL"
     return f"{test['nll']:.2f} nats ({what})"
@@ -495,18 +533,27 @@ def reading(name: str, r: dict[str, Any]) -> str | None:
         )
     files = test.get("file_baselines_bits_per_char")
     if files:
-        bits = test["nats_per_char"] / math.log(2)
+        in_context = "nats_per_char_in_context" in test
+        nats = test["nats_per_char_in_context"] if in_context else test["nats_per_char"]
+        bits, what = nats / math.log(2), " in context" if in_context else ""
         best = min(files, key=files.get)
         if bits < files[best]:
             parts.append(
-                f"{bits:.3f} bits/char{when}, below every file coder ({best} {files[best]:.3f})"
+                f"{bits:.3f} bits/char{what}{when}, below every file coder "
+                f"({best} {files[best]:.3f})"
             )
         else:
             above = ", ".join(
                 f"{k} {v:.3f}" for k, v in sorted(files.items(), key=lambda kv: kv[1]) if v < bits
             )
-            parts.append(f"{bits:.3f} bits/char{when}, above {above}")
-            if r.get("data", {}).get("name") != "words":
+            parts.append(f"{bits:.3f} bits/char{what}{when}, above {above}")
+            if in_context:
+                parts.append(
+                    f"the model, fitted to the train split, sees at most "
+                    f"{2 * test['context_stride'] - 1} characters back; the coders adapt to the "
+                    "test text itself as they read it and reach back over all of it"
+                )
+            elif r.get("data", {}).get("name") != "words":
                 parts.append(
                     "the model reads each window from its start, the coders the whole test "
                     "text with all its earlier context"

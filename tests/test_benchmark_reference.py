@@ -212,6 +212,14 @@ def test_the_reading_puts_each_figure_beside_the_file_coders(reference):
         "- gpt_fortunes: 2.885 bits/char, below every file coder (bz2 3.200)."
     )
     assert reference.reading("glow", {"state": "not started"}) is None
+    # the in-context figure, where there is one, is the one set beside the coders
+    context = {**text["test"], "nats_per_char_in_context": 2.3, "context_stride": 32}
+    line = reference.reading("gpt_fortunes", {**text, "test": context})  # 3.318 bits/char
+    assert line.startswith("- gpt_fortunes: 3.318 bits/char in context, above bz2 3.200, lzma")
+    assert "sees at most 63 characters back; the coders adapt to the test text itself" in line
+    assert "in context (≥ 32 characters before each): 2.300 nats/char = 3.318" in (
+        reference._test_cell(context)
+    )
 
 
 def test_hours_zero_trains_nothing_and_refreshes_the_records(reference, tmp_path, monkeypatch):
@@ -233,3 +241,34 @@ def test_hours_zero_trains_nothing_and_refreshes_the_records(reference, tmp_path
     with pytest.raises(SystemExit) as stop:
         reference.main(["--hours", "-1"])
     assert stop.value.code == 2
+
+
+def test_in_context_scoring_counts_every_character_once(reference):
+    """A model whose prediction ignores the context: whatever the stride, the figure is the
+    mean of −log p over every character of the text, each once (the tail after the last
+    stride too); stride T is the per-window figure of a real GPT."""
+    import dgm
+    from dgm.data.text import TextData
+
+    T, V = 8, 5
+    text = torch.randint(0, V, (7 * T,), generator=torch.Generator().manual_seed(0))
+    data = TextData(text.view(7, T), vocab="abcde", name="t")
+    weights = torch.tensor([0.0, 1.0, -1.0, 2.0, 0.5])  # (V,): the same logits everywhere
+
+    class Unigram:
+        def conditional_logits(self, x):
+            return weights.expand(*x.shape, V)  # (B, T, V)
+
+    expected = float((weights.logsumexp(0) - weights[text]).mean())
+    for stride in (1, 3, 5, T):  # 3 and 5 leave a tail the last window must score
+        got = reference.nats_per_char_in_context(Unigram(), data, stride, batch=4)
+        assert got == pytest.approx(expected, rel=1e-6), stride
+    with pytest.raises(ValueError, match=r"stride 9 must be in 1\.\.8"):
+        reference.nats_per_char_in_context(Unigram(), data, T + 1)
+
+    gpt = dgm.create("gpt", (T,), vocab_size=V, n_layer=1, n_head=2, n_embd=8).eval()
+    per_window = float(-gpt.log_prob(data.x).sum() / text.numel())
+    assert reference.nats_per_char_in_context(gpt, data, T) == pytest.approx(per_window, 1e-5)
+    assert reference.running_text(data) and not reference.running_text(
+        TextData(data.x, vocab="abcde", name="w", end_token=0)
+    )
