@@ -272,3 +272,41 @@ def test_in_context_scoring_counts_every_character_once(reference):
     assert reference.running_text(data) and not reference.running_text(
         TextData(data.x, vocab="abcde", name="w", end_token=0)
     )
+
+
+def test_a_record_of_another_setup_is_not_the_runs(reference, tmp_path):
+    """A finished record stands for its run while the setup is the same (it is then not
+    trained again, and kept when its folder is gone); changing the budget or the model's
+    config makes it another run's record."""
+    ref = _made(reference, epochs=2)
+    reference.advance(ref, tmp_path, time.monotonic() + 3600, quick=False)
+    record = reference.status(ref, tmp_path, {}, quick=False)
+    assert reference.same_setup(record, ref, quick=False)
+    longer = dataclasses.replace(ref, epochs=3)
+    wider = dataclasses.replace(ref, config={"hidden_sizes": (64,)})
+    assert not reference.same_setup(record, longer, quick=False)
+    assert not reference.same_setup(record, wider, quick=False)
+    assert not reference.same_setup(record, ref, quick=True)  # quick: another budget
+    gone = tmp_path / "elsewhere"  # the run folder moved away
+    assert reference.status(ref, gone, record, quick=False) == record
+    assert reference.status(longer, gone, record, quick=False) == {"state": "not started"}
+
+
+def test_a_finished_record_is_trained_again_only_when_its_setup_changed(
+    reference, tmp_path, monkeypatch
+):
+    ref = _made(reference, epochs=2)
+    reference.advance(ref, tmp_path / "old", time.monotonic() + 3600, quick=False)
+    record = reference.status(ref, tmp_path / "old", {}, quick=False)
+    monkeypatch.setattr(reference, "runs_dir", lambda name, quick: tmp_path / "runs")
+    monkeypatch.setattr(reference, "result_path", lambda name, quick: tmp_path / "out.json")
+    monkeypatch.setattr(reference, "write_result", lambda name, payload, **kw: payload)
+    monkeypatch.setattr(reference, "plot", lambda runs, path: None)
+    (tmp_path / "out.json").write_text(json.dumps({"runs": {"made": record}}, default=list))
+    trained = tmp_path / "runs" / "made" / reference.SESSIONS
+    monkeypatch.setattr(reference, "RUNS", (ref,))
+    reference.run(hours=1.0)  # the same setup, its folder gone: kept, not trained
+    assert not trained.exists()
+    monkeypatch.setattr(reference, "RUNS", (dataclasses.replace(ref, epochs=3),))
+    payload = reference.run(hours=1.0)  # a longer budget: another run, trained
+    assert trained.exists() and payload["runs"]["made"]["epochs"] == 3
