@@ -163,21 +163,24 @@ def train_config(ref: Reference, n_train: int, *, quick: bool, device: str = "cp
     )
 
 
-def same_setup(record: dict[str, Any], ref: Reference, *, quick: bool) -> bool:
-    """Whether a saved record was trained as ``ref`` says now (model and its config, data,
-    batch, learning rate, clip, epoch budget and patience); a record of an older setup is
-    not this run's: its run is trained again (after its folder is moved away)."""
-    epochs, patience = (QUICK["epochs"], QUICK["patience"]) if quick else (ref.epochs, ref.patience)
-    now = {
+def _setup(ref: Reference) -> dict[str, Any]:
+    """What a record says a run was trained as, besides its budget and patience."""
+    return {
         "model": ref.model,
         "model_config": ref.config,
         "data": ref.data,
         "batch_size": ref.batch_size,
         "lr": ref.lr,
         "grad_clip": ref.grad_clip,
-        "budget_epochs": epochs,
-        "patience_epochs": patience,
     }
+
+
+def same_setup(record: dict[str, Any], ref: Reference, *, quick: bool) -> bool:
+    """Whether a saved record was trained as ``ref`` says now (model and its config, data,
+    batch, learning rate, clip, epoch budget and patience); a record of an older setup is
+    not this run's: its run is trained again (after its folder is moved away)."""
+    epochs, patience = (QUICK["epochs"], QUICK["patience"]) if quick else (ref.epochs, ref.patience)
+    now = {**_setup(ref), "budget_epochs": epochs, "patience_epochs": patience}
     saved = {k: record.get(k) for k in now}
     return json.dumps(saved, sort_keys=True) == json.dumps(now, sort_keys=True)  # tuples: lists
 
@@ -386,12 +389,7 @@ def status(ref: Reference, root: Path, known: dict[str, Any], *, quick: bool) ->
         if finished
         else "in progress",
         "label": ref.label,
-        "model": ref.model,
-        "model_config": ref.config,
-        "data": ref.data,
-        "batch_size": ref.batch_size,
-        "lr": ref.lr,
-        "grad_clip": ref.grad_clip,
+        **_setup(ref),
         "steps_per_epoch": cfg.eval_every,
         "budget_epochs": cfg.steps // cfg.eval_every,
         "patience_epochs": cfg.patience,
