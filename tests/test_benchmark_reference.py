@@ -267,7 +267,8 @@ def test_in_context_scoring_counts_every_character_once(reference):
         reference.nats_per_char_in_context(Unigram(), data, T + 1)
 
     gpt = dgm.create("gpt", (T,), vocab_size=V, n_layer=1, n_head=2, n_embd=8).eval()
-    per_window = float(-gpt.log_prob(data.x).sum() / text.numel())
+    with torch.no_grad():
+        per_window = float(-gpt.log_prob(data.x).sum() / text.numel())
     assert reference.nats_per_char_in_context(gpt, data, T) == pytest.approx(per_window, 1e-5)
     assert reference.running_text(data) and not reference.running_text(
         TextData(data.x, vocab="abcde", name="w", end_token=0)
