@@ -30,8 +30,14 @@ class TextEncoder(nn.Module):
         >>> enc = TextEncoder(vocab_size=5, features=8, pad=0)
         >>> text = torch.tensor([[3, 1, 4]])
         >>> padded = torch.tensor([[3, 1, 4, 0, 0]])
-        >>> enc(text).shape, torch.allclose(enc(text), enc(padded))
-        (torch.Size([1, 8]), True)
+        >>> enc(text).shape
+        torch.Size([1, 8])
+
+        Equal up to float32 rounding: the GRU's input projection is one matrix product
+        over all T positions, whose summation order depends on T.
+
+        >>> bool((enc(text) - enc(padded)).abs().max() < 1e-6)
+        True
     """
 
     def __init__(
