@@ -1,8 +1,9 @@
-"""benchmarks/side_by_side_gan.py's reference loop runs dgm's algorithm: on copied weights,
-with the same batch and the same z, one iteration of each side (a discriminator step, then
-a generator step) gives the same losses, the same updated weights and the same batch-norm
-statistics, in float64, for both objectives. Another z, or a loss written differently
-(the reference's generator on the minimax loss), moves them by far more than rounding."""
+"""benchmarks/side_by_side_gan.py's reference loop (benchmarks/dcgan_loop.py) runs dgm's
+algorithm: on copied weights, with the same batch and the same z, one iteration of each side
+(a discriminator step, then a generator step) gives the same losses, the same updated
+weights and the same batch-norm statistics, in float64, for both objectives. Another z, or
+a loss written differently (the reference's generator on the minimax loss), moves them by
+far more than rounding."""
 
 from __future__ import annotations
 
