@@ -212,6 +212,23 @@ def test_the_reading_puts_each_figure_beside_the_file_coders(reference):
         "- gpt_fortunes: 2.885 bits/char, below every file coder (bz2 3.200)."
     )
     assert reference.reading("glow", {"state": "not started"}) is None
+    flow = {
+        "state": "budget",
+        "budget_epochs": 30,
+        "best_epoch": 30.0,
+        "event_shape": [1, 2, 2],
+        "last_5_epochs_change": -0.5,
+        "best_valid_nll": 10.0,
+        "test": {"bound": "dequantized", "bits_per_dim": 3.3},
+    }
+    assert reference.reading("glow", flow) == (  # -0.5 / (4 ln 2) = -0.180 bits/dim
+        "- glow: still improving at its 30-epoch budget (best epoch 30; valid NLL -0.50 nats "
+        "(-0.180 bits/dim), -5.00 %, over the last 5 epochs): the figure is the budget's, not "
+        "a plateau's."
+    )
+    flat = {**flow, "best_valid_nll": 600.0}  # -0.5 of 600: 0.08 %, flat
+    for done in ({**flow, "state": "plateau"}, {**flow, "last_5_epochs_change": 0.1}, flat):
+        assert reference.reading("glow", done) is None  # stopped, or no longer falling
     # the in-context figure, where there is one, is the one set beside the coders
     context = {**text["test"], "nats_per_char_in_context": 2.3, "context_stride": 32}
     line = reference.reading("gpt_fortunes", {**text, "test": context})  # 3.318 bits/char
