@@ -17,12 +17,16 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from dgm import run_dir as rd
 from dgm.io import atomic_write, file_digest
+
+if TYPE_CHECKING:
+    from dgm.model import GenerativeModel
+    from dgm.train.optim import WeightAverage
 
 TRAINER_STATE = rd.TRAINER_STATE
 
@@ -102,6 +106,34 @@ def verify(found: rd.Committed) -> None:
                 f"{path} has changed since step {found.step} was committed (its SHA-256 "
                 "differs): the checkpoint cannot be trusted"
             )
+
+
+def restore(run_dir: Path, model: GenerativeModel, ema: WeightAverage | None) -> dict[str, Any]:
+    """Load the committed checkpoint of ``run_dir`` into ``model`` (and ``ema``, a
+    ``WeightAverage``, when the run has one) and return its trainer state: every file
+    verified against the commit, the weights refused when they come from another model or
+    from another step than trainer.pt."""
+    found = rd.committed(run_dir)
+    if found is not None:
+        verify(found)  # every file as committed
+    state = load_trainer_state(rd.weights_file(run_dir, TRAINER_STATE))
+    rd.load_weights(rd.weights_file(run_dir, rd.WEIGHTS), model)
+    files = [rd.WEIGHTS]
+    if ema is not None:
+        path = rd.weights_file(run_dir, rd.EMA_WEIGHTS)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: the run has no EMA to continue")
+        ema.load(rd.read_weights(path, model))
+        files.append(rd.EMA_WEIGHTS)
+    steps = {rd.weights_step(rd.weights_file(run_dir, f)) for f in files}
+    if steps != {state["step"]}:  # only a run from before checkpoint.json can show this
+        raise ValueError(
+            f"{run_dir}: {' and '.join(files)} and trainer.pt come from different steps "
+            "(a crash between the writes of an older dgm): it cannot resume exactly; "
+            f"continue from its weights as a new run: dgm train ... --init-from {run_dir} "
+            "--out NEW_DIR"
+        )
+    return state
 
 
 def save_trainer_state(path: Path, state: dict[str, Any]) -> None:

@@ -34,18 +34,17 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from dgm import run_dir as rd
-from dgm.capabilities import model_modality
-from dgm.data.dataset import data_info, grid_conditions, take
+from dgm.data.dataset import take
 from dgm.evaluate.likelihood import evaluate, evaluate_losses
 from dgm.model import ClosedFormFit, GenerativeModel, Likelihood
-from dgm.report.plots import save_curves, save_samples
+from dgm.report.plots import save_curves
 from dgm.train import checkpoint as ckpt
 from dgm.train import distributed
 from dgm.train.config import TrainConfig
 from dgm.train.data_check import check_splits
 from dgm.train.metric_sums import MetricSums
 from dgm.train.optim import WeightAverage, build_optimizer
-from dgm.train.pictures import sample_in_chunks
+from dgm.train.pictures import write_picture
 from dgm.train.stream import stream_for
 
 
@@ -170,27 +169,7 @@ class Trainer:
         """Continue from the checkpoint in ``run_dir`` (weights, optimizers, data position, RNG)."""
         if self.run_dir is None:
             raise ValueError("this trainer has no run directory to resume from")
-        run_dir = self.run_dir
-        found = rd.committed(run_dir)
-        if found is not None:
-            ckpt.verify(found)  # every file as committed
-        state = ckpt.load_trainer_state(rd.weights_file(run_dir, ckpt.TRAINER_STATE))
-        rd.load_weights(rd.weights_file(run_dir, rd.WEIGHTS), self.model)
-        files = [rd.WEIGHTS]
-        if self.ema is not None:
-            path = rd.weights_file(run_dir, rd.EMA_WEIGHTS)
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} not found: the run has no EMA to continue")
-            self.ema.load(rd.read_weights(path, self.model))
-            files.append(rd.EMA_WEIGHTS)
-        steps = {rd.weights_step(rd.weights_file(run_dir, f)) for f in files}
-        if steps != {state["step"]}:  # only a run from before checkpoint.json can show this
-            raise ValueError(
-                f"{run_dir}: {' and '.join(files)} and trainer.pt come from different steps "
-                "(a crash between the writes of an older dgm): it cannot resume exactly; "
-                f"continue from its weights as a new run: dgm train ... --init-from {run_dir} "
-                "--out NEW_DIR"
-            )
+        state = ckpt.restore(self.run_dir, self.model, self.ema)
         if state["world_size"] != self.world_size:
             raise ValueError(
                 f"the run was trained with {state['world_size']} process(es), "
@@ -502,31 +481,21 @@ class Trainer:
     def _write_samples(self) -> None:
         if not self.writes:
             return
-        points = model_modality(self.model) == "points"
-        # a 2-D scatter needs more points than an image grid
-        n = self.config.sample_count or (1000 if points else 64)
-        c = grid_conditions(self.model, self.valid_data or self.train_data, n)
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
-        value_range = data_info(self.train_data).value_range
-        with self._quiet_rng(), self._averaged():
-            gen = torch.Generator(self.device).manual_seed(self.config.seed)
-            x = sample_in_chunks(
+        with self._quiet_rng(), self._averaged():  # a fixed seed: resume stays exact
+            write_picture(
                 self.model,
-                n,
-                c,
-                gen,
-                self.config.sample_options,
+                path,
+                self.train_data,
+                self.valid_data,
+                count=self.config.sample_count,
+                options=self.config.sample_options,
+                seed=self.config.seed,
+                device=self.device,
                 guard=self._sampling,
                 progress=self.progress,
                 desc=f"samples at step {self.step}",
             )
-            # 2-D points are drawn over the data and the model's density, whose log_prob
-            # draws noise for latent models: inside the quiet RNG, so resume stays exact
-            extra: dict[str, Any] = {}
-            if points:
-                index = torch.arange(min(2000, len(self.train_data)))  # type: ignore[arg-type]
-                extra = {"data": take(self.train_data, index, "cpu").x, "model": self.model}
-            save_samples(x.float().cpu(), path, value_range, **extra)
 
     @contextlib.contextmanager
     def _sampling(self) -> Iterator[None]:
