@@ -474,3 +474,30 @@ def test_a_start_refused_at_build_time_leaves_no_directory(tmp_path, monkeypatch
     (out / "notes.txt").write_text("mine")  # an existing folder keeps what it held
     assert main([*DIGITS, *SMALL, "--steps", "5", "--out", str(out)]) == 2
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_resume_refuses_a_committed_file_changed_or_missing_since_its_commit(tmp_path):
+    """checkpoint.json holds each file's SHA-256: a file edited after the commit (one byte
+    of the weights, still a readable safetensors file) or removed is refused by name before
+    any weight is loaded; put back, the run resumes."""
+    data = DataConfig("digits", binarize="static")
+    cfg = TrainConfig(steps=4, batch_size=32, checkpoint_every=2, device="cpu", sample_every=0)
+    train("vae", data, tmp_path, cfg, progress=False, latent_dim=2, hidden_sizes=(16,))
+    saved = rd.read_json(tmp_path / rd.CONFIG)
+    saved["train"]["steps"] = 6
+    rd.write_json(tmp_path / rd.CONFIG, saved)
+    found = rd.committed(tmp_path)
+    weights = found.folder / rd.WEIGHTS
+    blob = weights.read_bytes()
+    tensors = load_file(str(weights))
+    name = sorted(tensors)[0]
+    changed = {**tensors, name: tensors[name] + 1}  # the same keys, shapes and metadata
+    rd.save_weights(weights, dgm.load(tmp_path), found.step, changed)
+    with pytest.raises(ValueError, match=r"model\.safetensors has changed since step 4"):
+        resume(tmp_path, progress=False)
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors not found: .*incomplete"):
+        resume(tmp_path, progress=False)
+    weights.write_bytes(blob)
+    resume(tmp_path, progress=False)
+    assert rd.committed(tmp_path).step == 6
