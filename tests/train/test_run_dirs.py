@@ -44,7 +44,8 @@ def finished(tmp_path_factory):
 # -- 1. one writer per run directory --------------------------------------------------------
 
 HOLDER = textwrap.dedent("""
-    # `dgm train` that, once its first checkpoint is committed, waits for a go-file
+    # `dgm train` that, once its first checkpoint is written (committed, linked at the top
+    # level), says so in a file beside the go-file and waits for the go-file
     import pathlib, sys, time
     from dgm.cli import main
     from dgm.train.trainer import Trainer
@@ -55,6 +56,7 @@ HOLDER = textwrap.dedent("""
     def save_then_wait(self):
         save(self)
         if self.step == 5:
+            go.with_suffix(".waiting").touch()
             while not go.exists():
                 time.sleep(0.05)
 
@@ -71,9 +73,10 @@ def test_a_second_writer_is_refused_naming_the_first_and_readers_keep_working(tm
     holder = processes.python([script, go, *args, "--seed", "1"], env=ENV)
     try:
         deadline = time.time() + 120
-        while rd.committed(out) is None and time.time() < deadline:
+        waiting = go.with_suffix(".waiting")  # not the commit alone: its links come after it
+        while not waiting.exists() and holder.poll() is None and time.time() < deadline:
             time.sleep(0.05)
-        assert rd.committed(out) is not None, holder.communicate()[1]
+        assert waiting.exists(), holder.communicate()[1]
         before = snapshot(out)
         # the writers and the reader run in this process: the holder is another process,
         # which is what the lock is about (a fresh `python -m dgm` each would only add
