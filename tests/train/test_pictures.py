@@ -44,3 +44,33 @@ def test_the_picture_draws_its_default_count_or_the_asked_one(
         assert "data" not in seen
     else:  # 2-D points are drawn over the data and the model's density
         assert seen["data"].shape == (over, *shape) and seen["model"] is model
+
+
+def test_a_context_conditioned_picture_takes_its_contexts_from_the_valid_split(
+    tmp_path, monkeypatch
+):
+    torch.manual_seed(0)
+    model = dgm.create("gaussian_mlp", (2,), hidden_sizes=(4,), context_shape=(3,))
+    train = TensorData(torch.rand(50, 2), name="toy", context=torch.zeros(50, 3))
+    valid = TensorData(torch.rand(6, 2), name="toy", context=torch.randn(6, 3))
+    given = []
+    monkeypatch.setattr(pictures, "save_samples", lambda *a, **kw: None)
+    monkeypatch.setattr(model, "sample", lambda n, c, **kw: given.append(c) or torch.zeros(n, 2))
+    for valid_data, source in ((valid, valid), (None, train)):  # train only when no valid
+        given.clear()
+        pictures.write_picture(
+            model,
+            tmp_path / "p.png",
+            train,
+            valid_data,
+            count=9,
+            options={},
+            seed=0,
+            device=torch.device("cpu"),
+            guard=contextlib.nullcontext,
+            progress=False,
+            desc="test",
+        )
+        m = min(9, len(source))  # the first contexts of the split, cycled to 9 samples
+        expected = source.context[torch.arange(9) % m]
+        assert torch.equal(torch.cat(given), expected)
