@@ -1,4 +1,4 @@
-"""benchmarks.autoregressive's NADE references compute the model's own logits: the naive
+"""benchmarks.autoregressive_speed's NADE references compute the model's own logits: the naive
 O(HD²) loop and the one-tensor cumulative sum, with either activation."""
 
 import importlib
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 def test_nade_references_equal_the_models_logits(monkeypatch, activation):
     monkeypatch.syspath_prepend(str(ROOT))
-    bench = importlib.import_module("benchmarks.autoregressive")
+    bench = importlib.import_module("benchmarks.autoregressive_speed")
     torch.manual_seed(0)
     model = dgm.create("nade", (12,), hidden_size=5, activation=activation).double()
     with torch.no_grad():
