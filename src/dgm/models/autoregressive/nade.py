@@ -89,7 +89,7 @@ class NADE(FixedOrderModel):
         logit_d = b_d + V_d · act(a_d) and a_{d+1} = a_d + W_{:, d} x_d. Only the running
         (B, H) pre-activation stays live: on a CPU this is about 20 times faster than
         forming the same exclusive cumulative sum as one (B, D, H) tensor, whose memory
-        traffic dominates (benchmarks/autoregressive.py measures both). The rows of W
+        traffic dominates (benchmarks/autoregressive_speed.py measures both). The rows of W
         (through one contiguous (D, H) copy: a row of the view ``W.T`` is strided by D)
         and of V come from one ``unbind`` each, whose backward stacks the D row gradients
         once; indexing ``V[d]`` D times would make autograd write a zero (D, H) gradient
