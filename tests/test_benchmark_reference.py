@@ -239,6 +239,13 @@ def test_the_reading_puts_each_figure_beside_the_file_coders(reference):
     )
 
 
+def test_a_slice_too_short_to_be_worth_its_loading_is_not_started(reference, tmp_path):
+    ref = _made(reference)
+    soon = time.monotonic() + reference.SLICE_FLOOR_S / 2
+    assert not reference.advance(ref, tmp_path, soon, quick=False)  # the runs after it wait
+    assert not (tmp_path / "made").exists()  # nothing trained, no slice recorded
+
+
 def test_hours_zero_trains_nothing_and_refreshes_the_records(reference, tmp_path, monkeypatch):
     ref = _made(reference, epochs=2)
     reference.advance(ref, tmp_path / "runs", time.monotonic() + 3600, quick=False)
