@@ -110,3 +110,16 @@ def test_reading_names_the_side_whose_interval_excludes_zero():
     text = bench.reading(record)
     assert "bits/dim better for dgm (-0.500)" in text
     assert "FD not distinguishable" in text
+
+
+def test_both_ddim_samplers_start_at_the_last_timestep_and_visit_50_steps():
+    from dgm.models.diffusion.schedulers import spaced_timesteps
+
+    pair = bench.Pair.build(SHAPE, LEVELS, 8, seed=0)
+    pair.ddim.set_timesteps(50)
+    peer = pair.ddim.timesteps.tolist()
+    ours = spaced_timesteps(1000, 50)
+    # the docstring's schedules: diffusers' "trailing" 999, 979, ..., 19 (its default
+    # "leading" would start at 980), dgm's round(linspace(999, 0, 50))
+    assert peer == list(range(999, 0, -20))
+    assert ours[0] == peer[0] == 999 and ours[-1] == 0 and len(ours) == len(peer) == 50
