@@ -262,6 +262,12 @@ def advance(
     return not last.get("interrupted")
 
 
+# the key of the file coders' sizes of the same test data, by kind of test figure (every
+# bits/dim run is of 8-bit images: whole PNG and lzma files of them are its counterpart)
+FILE_CODERS = {"per_char": "file_baselines_bits_per_char",
+               "bits_per_dim": "file_baselines_bits_per_dim"}  # fmt: skip
+
+
 def _test_figure(ref: Reference, run: Path, *, quick: bool) -> dict[str, Any]:
     """The test figure of a run's best validation weights (its best so far while in progress)."""
     from dgm.evaluate.likelihood import evaluate
@@ -279,7 +285,10 @@ def _test_figure(ref: Reference, run: Path, *, quick: bool) -> dict[str, Any]:
     r = evaluate(model, test, iw_samples=iw, batch_size=batch)
     out = {"bound": r["bound"], "nll": r["nll"], "nll_se": r.get("nll_se"), "test_n": r["n"]}
     if ref.test == "bits_per_dim":
-        out["bits_per_dim"] = r["bits_per_dim"]
+        from benchmarks.ddpm import file_baselines
+
+        out["bits_per_dim"], out["bits_per_dim_se"] = r["bits_per_dim"], r["bits_per_dim_se"]
+        out["file_baselines_bits_per_dim"] = file_baselines(test.x)  # whole files, same images
     if ref.test == "per_char":
         out["nats_per_char"] = r["nats_per_token"]
         out["file_baselines_bits_per_char"] = text_file_baselines(test)
@@ -408,8 +417,9 @@ def status(ref: Reference, root: Path, known: dict[str, Any], *, quick: bool) ->
     if finished:
         kept = known.get("test") or {}
         same = kept and known.get("epochs") == out["epochs"]
-        # a text figure from before the file coders (and the in-context figure) were kept
-        older = ref.test == "per_char" and "file_baselines_bits_per_char" not in kept
+        # a figure from before the file coders (and the in-context figure) were kept beside it
+        coders = FILE_CODERS.get(ref.test)
+        older = coders is not None and coders not in kept
         out["test"] = known["test"] if same and not older else _test_figure(ref, run, quick=quick)
     elif best is not None:
         # the best weights so far on the test split: reported only, never used to stop or
@@ -503,7 +513,7 @@ def _valid_cell(r: dict[str, Any]) -> str:
 
 
 def _test_cell(test: dict[str, Any]) -> str:
-    if test["bound"] == "ddpm":
+    if "file_baselines_bits_per_dim" in test:
         files = test["file_baselines_bits_per_dim"]
         return (
             f"{test['bits_per_dim']:.3f} ± {test['bits_per_dim_se']:.3f} bits/dim "
@@ -543,7 +553,7 @@ def reading(name: str, r: dict[str, Any]) -> str | None:
         return None
     when = "" if r.get("test") else f" (best epoch so far, {r['test_so_far']['best_epoch']:.0f})"
     parts = []
-    if test["bound"] == "ddpm":
+    if "file_baselines_bits_per_dim" in test:
         files, bpd = test["file_baselines_bits_per_dim"], test["bits_per_dim"]
         se = test["bits_per_dim_se"]
 

@@ -5,6 +5,7 @@ validation weights; the table says what state each run is in."""
 import dataclasses
 import importlib
 import json
+import math
 import time
 from pathlib import Path
 
@@ -237,6 +238,45 @@ def test_the_reading_puts_each_figure_beside_the_file_coders(reference):
     assert "in context (≥ 32 characters before each): 2.300 nats/char = 3.318" in (
         reference._test_cell(context)
     )
+
+
+def test_an_8_bit_figure_stands_beside_whole_png_and_lzma_files_of_the_same_images(
+    reference, tmp_path
+):
+    from benchmarks.ddpm import file_baselines
+
+    from dgm.run_dir import Run
+
+    ref = _made(
+        reference,
+        name="bytes",
+        data={"name": "digits", "scale": "byte"},
+        config={"hidden_sizes": (16,), "head": "categorical"},
+        epochs=1,
+        test="bits_per_dim",
+    )
+    reference.advance(ref, tmp_path, time.monotonic() + 3600, quick=False)
+    record = reference.status(ref, tmp_path, {}, quick=False)
+    test = record["test"]
+    images = Run.open(tmp_path / "bytes").data("test").x
+    assert test["file_baselines_bits_per_dim"] == file_baselines(images)
+    assert test["test_n"] == len(images) == 300
+    nats_per_bit = 64 * math.log(2)  # 8×8 dimensions
+    assert test["bits_per_dim"] == pytest.approx(test["nll"] / nats_per_bit)
+    assert test["bits_per_dim_se"] == pytest.approx(test["nll_se"] / nats_per_bit)
+    files = test["file_baselines_bits_per_dim"]
+    assert reference._test_cell(test) == (
+        f"{test['bits_per_dim']:.3f} ± {test['bits_per_dim_se']:.3f} bits/dim "
+        f"(PNG {files['png']:.3f}, lzma {files['lzma']:.3f}; 300 images)"
+    )
+    assert "on the same 300 test images" in reference.reading("bytes", record)
+    # a figure kept from before the coders were set beside it is computed again; one with
+    # them is kept
+    bare = {k: v for k, v in test.items() if k != "file_baselines_bits_per_dim"}
+    again = reference.status(ref, tmp_path, {**record, "test": bare}, quick=False)
+    assert again["test"] == test
+    kept = {**test, "nll": -1.0}
+    assert reference.status(ref, tmp_path, {**record, "test": kept}, quick=False)["test"] == kept
 
 
 def test_a_slice_too_short_to_be_worth_its_loading_is_not_started(reference, tmp_path):
