@@ -153,6 +153,26 @@ def test_optimal_discriminator_and_value_on_gaussians_by_quadrature():
     torch.testing.assert_close(-loss, 2 * js - LOG4, rtol=0, atol=1e-12)
 
 
+def test_hinge_optimal_critic_is_the_sign_of_p_minus_q_and_its_loss_is_2_minus_2_tv():
+    """Per atom, p relu(1 − v) + q relu(1 + v) is least at v = sign(p − q) (±1), where it is
+    2 min(p, q): the optimal loss is Σ 2 min(p, q) = 2 − 2 TV(p, q)."""
+    p, q = discrete_pair(k=7, seed=3)
+    obj = OBJECTIVES["hinge"]()
+    tv = 0.5 * (p - q).abs().sum()
+    star = torch.sign(p - q)
+    loss = obj.discriminator_loss(star, star, p, q)
+    torch.testing.assert_close(loss, 2 - 2 * tv, rtol=0, atol=1e-14)
+    torch.testing.assert_close(obj.divergence(loss), tv, rtol=0, atol=1e-14)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):  # any other critic loses more; a scaled one too
+        v = star + 0.3 * torch.randn(len(p), generator=g, dtype=torch.float64)
+        assert obj.discriminator_loss(v, v, p, q) >= loss - 1e-14
+    for scale in (0.5, 2.0):
+        assert obj.discriminator_loss(scale * star, scale * star, p, q) > loss + 1e-3
+    # the generator raises the critic's value on its samples: −E_q v
+    torch.testing.assert_close(obj.generator_loss(star, q), -(q * star).sum())
+
+
 def test_kl_generator_loss_at_the_optimal_discriminator_is_the_reverse_kl():
     p, q = discrete_pair(seed=1)  # p = data, q = model
     star = p.log() - q.log()
