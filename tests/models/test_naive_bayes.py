@@ -129,6 +129,8 @@ def test_completion_without_labels_draws_the_exact_conditional():
     model = dgm.create("naive_bayes", (3,), num_classes=2, feature="categorical").double()
     p1 = torch.tensor([[0.1, 0.2, 0.3], [0.9, 0.7, 0.8]], dtype=torch.float64)  # p(x_d=1 | y)
     model.log_probs.copy_(torch.stack([1 - p1, p1], -1).log())  # x_0 = 1 points to y = 1
+    # and p(y) to y = 0: the posterior p(y | x_0) weighs both (a uniform p(y) would hide it)
+    model.log_prior.copy_(torch.tensor([0.8, 0.2], dtype=torch.float64).log())
     every = every_x(model)
     x = torch.tensor([[1, 0, 0]])
     mask = torch.tensor([True, False, False])
