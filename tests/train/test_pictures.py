@@ -11,6 +11,23 @@ from dgm.data.dataset import TensorData
 from dgm.train import pictures
 
 
+def draw(model, tmp_path, train, valid, count):
+    """``write_picture`` on CPU, seed 0, no progress bar and no signal guard."""
+    pictures.write_picture(
+        model,
+        tmp_path / "p.png",
+        train,
+        valid,
+        count=count,
+        options={},
+        seed=0,
+        device=torch.device("cpu"),
+        guard=contextlib.nullcontext,
+        progress=False,
+        desc="test",
+    )
+
+
 @pytest.mark.parametrize(
     ("shape", "count", "drawn", "over"),
     [((2,), 0, 1000, 2000), ((2,), 7, 7, 2000), ((1, 4, 4), 0, 64, None), ((1, 4, 4), 5, 5, None)],
@@ -26,19 +43,7 @@ def test_the_picture_draws_its_default_count_or_the_asked_one(
     monkeypatch.setattr(
         pictures, "save_samples", lambda x, path, value_range, **kw: seen.update(x=x, **kw)
     )
-    pictures.write_picture(
-        model,
-        tmp_path / "p.png",
-        data,
-        None,
-        count=count,
-        options={},
-        seed=0,
-        device=torch.device("cpu"),
-        guard=contextlib.nullcontext,
-        progress=False,
-        desc="test",
-    )
+    draw(model, tmp_path, data, None, count)
     assert seen["x"].shape == (drawn, *shape)
     if over is None:
         assert "data" not in seen
@@ -58,19 +63,7 @@ def test_a_context_conditioned_picture_takes_its_contexts_from_the_valid_split(
     monkeypatch.setattr(model, "sample", lambda n, c, **kw: given.append(c) or torch.zeros(n, 2))
     for valid_data, source in ((valid, valid), (None, train)):  # train only when no valid
         given.clear()
-        pictures.write_picture(
-            model,
-            tmp_path / "p.png",
-            train,
-            valid_data,
-            count=9,
-            options={},
-            seed=0,
-            device=torch.device("cpu"),
-            guard=contextlib.nullcontext,
-            progress=False,
-            desc="test",
-        )
+        draw(model, tmp_path, train, valid_data, 9)
         m = min(9, len(source))  # the first contexts of the split, cycled to 9 samples
         expected = source.context[torch.arange(9) % m]
         assert torch.equal(torch.cat(given), expected)
