@@ -647,18 +647,20 @@ def table(record: dict[str, Any]) -> list[str]:
             ]
         )
     return [
-        "**Reference runs** (headline model of each family trained until its valid NLL "
-        "stops improving for `patience` epochs, or to its epoch budget; one evaluation per "
-        "epoch; one torch thread; trained in slices that resume exactly, `python -m "
-        "benchmarks.reference --hours H`). State: *plateau* (stopped early), *budget* "
-        "(reached its epochs), *in progress* (will continue in the next slice: its curve so "
-        "far is saved). Test: the best validation weights on the test split; for a run in "
-        "progress, those of its best epoch so far, marked *so far* (reported only: early "
-        "stopping reads the validation NLL, never the test split). Below the table, each "
-        "figure beside gzip/bz2/lzma (and PNG) of the same test data where it has a "
-        "file-coder counterpart, the runs that ended at their budget with the valid NLL still "
-        "falling (by more than 0.1 % over their last 5 epochs), and the runs whose training "
-        "NLL was more than 2 % below their valid NLL at their best epoch. Curves: "
+        "**Reference runs** (headline model of each family trained until its valid NLL stops "
+        "improving for `patience` epochs, or to its epoch budget; one evaluation per epoch; "
+        "one torch thread; trained in slices that resume exactly, `python -m "
+        "benchmarks.reference --hours H`). State: *plateau* (stopped early, so at a higher "
+        "learning rate than its budget's: the rate warms up for 100 steps and decays by a "
+        "cosine to 10 % over the whole budget; a longer patience might still find a lower "
+        "valid NLL), *budget* (reached its epochs), *in progress* (will continue in the next "
+        "slice: its curve so far is saved). Test: the best validation weights on the test "
+        "split; for a run in progress, those of its best epoch so far, marked *so far* "
+        "(reported only: early stopping reads the validation NLL, never the test split). Below "
+        "the table, each figure beside gzip/bz2/lzma (and PNG) of the same test data where it "
+        "has a file-coder counterpart, the runs that ended at their budget with the valid NLL "
+        "still falling (by more than 0.1 % over their last 5 epochs), and the runs whose "
+        "training NLL was more than 2 % below their valid NLL at their best epoch. Curves: "
         "`benchmarks/results/reference_curves.png`.",
         "",
         *markdown_table(header, rows),
