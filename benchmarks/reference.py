@@ -23,6 +23,11 @@ CPU runs one torch thread per run.
 
 ``--hours 0`` trains nothing: it recomputes every record from the run directories (the test
 figures of runs whose best epoch moved) and rewrites the results file.
+
+A slice that ends before its run does leaves the run's resume state (its committed
+checkpoint, metrics and slices) in benchmarks/results/reference_state/<name>, tracked by git
+beside the record: runs/ is not, and a fresh machine with its own runs/ resumes from that
+state exactly, as it would from its own folder. The state is deleted when the run finishes.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import signal
 import statistics
 import threading
@@ -61,6 +67,8 @@ NAME = "reference"
 SEED = 0
 SLICE_FLOOR_S = 60.0  # a slice shorter than this is not started (loading costs as much)
 SESSIONS = "reference_slices.json"  # in each run directory: the slices that trained it
+CARRIED = "reference_state"  # beside the results file: the resume state of unfinished runs
+UNCARRIED = ("run.lock", "curves.png")  # what a run folder holds that resuming does not need
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,6 +268,48 @@ def advance(
     _write_json(run / SESSIONS, slices)
     log(f"{ref.name}: step {step} ({slices[-1]['stopped']})")
     return not last.get("interrupted")
+
+
+def carry(run: Path, state: Path) -> None:
+    """Keep ``run``'s resume state in ``state`` (replaced whole, never half-written) while
+    the run is unfinished; delete ``state`` once it has finished."""
+    from dgm import run_dir as rd
+
+    slices = run_slices(run)
+    if not slices or slices[-1]["stopped"] in ("plateau", "budget"):
+        shutil.rmtree(state, ignore_errors=True)
+        return
+    found = rd.committed(run)
+    if found is None:
+        return  # stopped before its first checkpoint: nothing to resume from
+    folder = found.folder.relative_to(run)  # the checkpoint a resume reads
+
+    def skipped(where: str, names: list[str]) -> set[str]:
+        inside = Path(where).relative_to(run)
+        if inside == Path(rd.CHECKPOINTS):
+            return {n for n in names if inside / n != folder}  # older checkpoints
+        return set(UNCARRIED) & set(names) if inside == Path(".") else set()
+
+    tmp = state.with_name(f".{state.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(run, tmp, ignore=skipped)
+    old = state.with_name(f".{state.name}.old")
+    if state.exists():
+        os.replace(state, old)
+    os.replace(tmp, state)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def restore(run: Path, state: Path) -> bool:
+    """Copy a carried resume state into ``run`` when ``run`` has none of its own (a fresh
+    machine); True when it did."""
+    from dgm import run_dir as rd
+
+    if (run / rd.CONFIG).is_file() or not (state / rd.CONFIG).is_file():
+        return False
+    shutil.rmtree(run, ignore_errors=True)  # a run folder without its config holds nothing
+    shutil.copytree(state, run)
+    return True
 
 
 # the key of the file coders' sizes of the same test data, by kind of test figure (every
@@ -470,13 +520,22 @@ def run(quick: bool = False, hours: float = 2.0, only: list[str] | None = None) 
     root.mkdir(parents=True, exist_ok=True)
     path = result_path(NAME, quick=quick)
     known = _read_json(path, {}).get("runs", {})
+    carried = path.parent / CARRIED
+    for ref in RUNS:  # an unfinished run's state, carried from another machine with its record
+        record = known.get(ref.name, {})
+        if record.get("state") == "in progress" and same_setup(record, ref, quick=quick):
+            if restore(root / ref.name, carried / ref.name):
+                log(f"{ref.name}: resume state restored from {carried / ref.name}")
     t0 = time.monotonic()
     deadline = t0 + hours * 3600
 
     for ref in chosen:
         record = known.get(ref.name, {})
         done = record.get("state") in ("plateau", "budget") and same_setup(record, ref, quick=quick)
-        if not done and not advance(ref, root, deadline, quick=quick):
+        going = done or advance(ref, root, deadline, quick=quick)
+        if (root / ref.name / SESSIONS).is_file():
+            carry(root / ref.name, carried / ref.name)
+        if not going:
             break  # stopped: the runs after it wait for the next invocation
     runs = {r.name: status(r, root, known.get(r.name, {}), quick=quick) for r in RUNS}
     figure = plot(runs, (path.parent / f"{NAME}_curves.png"))
@@ -654,7 +713,9 @@ def table(record: dict[str, Any]) -> list[str]:
         "learning rate than its budget's: the rate warms up for 100 steps and decays by a "
         "cosine to 10 % over the whole budget; a longer patience might still find a lower "
         "valid NLL), *budget* (reached its epochs), *in progress* (will continue in the next "
-        "slice: its curve so far is saved). Test: the best validation weights on the test "
+        "slice: its curve so far is saved, and its resume state beside it in "
+        "`benchmarks/results/reference_state/`, so that a fresh machine continues it). Test: "
+        "the best validation weights on the test "
         "split; for a run in progress, those of its best epoch so far, marked *so far* "
         "(reported only: early stopping reads the validation NLL, never the test split). Below "
         "the table, each figure beside gzip/bz2/lzma (and PNG) of the same test data where it "

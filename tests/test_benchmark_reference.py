@@ -6,6 +6,7 @@ import dataclasses
 import importlib
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -375,3 +376,75 @@ def test_a_finished_record_is_trained_again_only_when_its_setup_changed(
     monkeypatch.setattr(reference, "RUNS", (dataclasses.replace(ref, epochs=3),))
     payload = reference.run(hours=1.0)  # a longer budget: another run, trained
     assert trained.exists() and payload["runs"]["made"]["epochs"] == 3
+
+
+def _results_beside(reference, tmp_path, monkeypatch, ref):
+    """``run`` reads and writes its record in tmp_path/results (plots off) for ``ref`` alone;
+    returns the folder of ``ref``'s carried state."""
+    results = tmp_path / "results" / "reference.json"
+    results.parent.mkdir()
+    monkeypatch.setattr(reference, "RUNS", (ref,))
+    monkeypatch.setattr(reference, "result_path", lambda name, quick: results)
+    monkeypatch.setattr(
+        reference,
+        "write_result",
+        lambda name, payload, **kw: results.write_text(json.dumps(payload, default=list)),
+    )
+    monkeypatch.setattr(reference, "plot", lambda runs, path: None)
+    return results.parent / reference.CARRIED / ref.name
+
+
+def _on_machine(reference, monkeypatch, path):
+    monkeypatch.setattr(reference, "runs_dir", lambda name, quick: path)
+
+
+def test_a_fresh_machine_resumes_from_the_carried_state_exactly(reference, tmp_path, monkeypatch):
+    """runs/ is not tracked: a slice that ends before its run leaves the resume state beside
+    the record (the committed checkpoint only, no lock); another machine's empty runs/
+    resumes from it and ends as a run trained at once, and the state goes when it finishes."""
+    ref = _made(reference)
+    reference.advance(ref, tmp_path / "whole", time.monotonic() + 3600, quick=False)
+    state = _results_beside(reference, tmp_path, monkeypatch, ref)
+    for machine, stop in (("one", 17), ("two", 31)):  # two slices, each on a fresh machine
+        _on_machine(reference, monkeypatch, tmp_path / machine)
+        with stopping_at(stop):
+            reference.run(hours=1.0)
+        folders = sorted(p.name for p in (state / "checkpoints").iterdir())
+        assert folders == [f"step-{stop:07d}"]  # the committed checkpoint, not the older ones
+        assert not (state / "run.lock").exists()
+        shutil.rmtree(tmp_path / machine)  # the machine is gone
+    _on_machine(reference, monkeypatch, tmp_path / "three")
+    record = reference.run(hours=1.0)["runs"]["made"]
+    assert [(s["from_step"], s["to_step"], s["stopped"]) for s in record["slices"]] == [
+        (0, 17, "out of time"),
+        (17, 31, "out of time"),
+        (31, 56, "budget"),
+    ]
+    assert record["state"] == "budget" and not state.exists()
+    a, b = (
+        load_file(str(p / "made" / "model.safetensors"))
+        for p in (tmp_path / "whole", tmp_path / "three")
+    )
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_carried_state_is_restored_only_beside_its_record_of_the_same_setup(
+    reference, tmp_path, monkeypatch
+):
+    ref = _made(reference)
+    state = _results_beside(reference, tmp_path, monkeypatch, ref)
+    _on_machine(reference, monkeypatch, tmp_path / "one")
+    with stopping_at(17):
+        reference.run(hours=1.0)
+    _on_machine(reference, monkeypatch, tmp_path / "two")
+    results = state.parent.parent / "reference.json"
+    saved = results.read_text()
+    monkeypatch.setattr(reference, "RUNS", (dataclasses.replace(ref, epochs=5),))
+    assert reference.run(hours=0)["runs"]["made"] == {"state": "not started"}
+    assert not (tmp_path / "two" / "made").exists()  # another budget: another run's state
+    monkeypatch.setattr(reference, "RUNS", (ref,))
+    results.write_text(saved)  # the record of the same setup, as committed beside the state
+    record = reference.run(hours=0)["runs"]["made"]  # --hours 0: restored, nothing trained
+    assert record["state"] == "in progress" and record["epochs"] == 17 / 14
+    assert state.is_dir() and (tmp_path / "two" / "made" / "reference_slices.json").is_file()
+    assert not reference.restore(tmp_path / "two" / "made", state)  # it has its own now
