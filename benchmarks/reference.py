@@ -68,7 +68,7 @@ SEED = 0
 SLICE_FLOOR_S = 60.0  # a slice shorter than this is not started (loading costs as much)
 SESSIONS = "reference_slices.json"  # in each run directory: the slices that trained it
 CARRIED = "reference_state"  # beside the results file: the resume state of unfinished runs
-UNCARRIED = ("run.lock", "curves.png")  # what a run folder holds that resuming does not need
+UNCARRIED = ("run.lock", "*.png")  # in a run folder, not needed to resume: a crash's lock, pictures
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,9 +286,9 @@ def carry(run: Path, state: Path) -> None:
 
     def skipped(where: str, names: list[str]) -> set[str]:
         inside = Path(where).relative_to(run)
-        if inside == Path(rd.CHECKPOINTS):
-            return {n for n in names if inside / n != folder}  # older checkpoints
-        return set(UNCARRIED) & set(names) if inside == Path(".") else set()
+        if inside == Path(rd.CHECKPOINTS):  # older ones: a crash between commit and pruning
+            return {n for n in names if inside / n != folder}
+        return shutil.ignore_patterns(*UNCARRIED)(where, names) if inside == Path(".") else set()
 
     tmp = state.with_name(f".{state.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -448,3 +448,22 @@ def test_a_carried_state_is_restored_only_beside_its_record_of_the_same_setup(
     assert record["state"] == "in progress" and record["epochs"] == 17 / 14
     assert state.is_dir() and (tmp_path / "two" / "made" / "reference_slices.json").is_file()
     assert not reference.restore(tmp_path / "two" / "made", state)  # it has its own now
+
+
+def test_the_carried_state_is_what_a_resume_reads(reference, tmp_path):
+    """The committed checkpoint, not an older one that a crash between commit and pruning
+    left; no lock a crash left, no pictures (drawn again from metrics.jsonl)."""
+    ref = _made(reference)
+    with stopping_at(17):
+        reference.advance(ref, tmp_path, time.monotonic() + 3600, quick=False)
+    run = tmp_path / "made"
+    shutil.copytree(run / "checkpoints" / "step-0000017", run / "checkpoints" / "step-0000014")
+    (run / "run.lock").write_text("{}")
+    (run / "curves.png").write_bytes(b"png")
+    (run / "samples-0000014.png").write_bytes(b"png")
+    reference.carry(run, tmp_path / "state")
+    carried = {str(p.relative_to(tmp_path / "state")) for p in (tmp_path / "state").rglob("*")}
+    kept = {str(p.relative_to(run)) for p in run.rglob("*")}
+    gone = {"run.lock", "curves.png", "samples-0000014.png", "checkpoints/step-0000014"}
+    assert carried == {p for p in kept if not any(p.startswith(g) for g in gone)}
+    assert "checkpoints/step-0000017/trainer.pt" in carried and "metrics.jsonl" in carried
