@@ -279,10 +279,7 @@ def carry(run: Path, state: Path) -> None:
     if not slices or slices[-1]["stopped"] in ("plateau", "budget"):
         shutil.rmtree(state, ignore_errors=True)
         return
-    found = rd.committed(run)
-    if found is None:
-        return  # stopped before its first checkpoint: nothing to resume from
-    folder = found.folder.relative_to(run)  # the checkpoint a resume reads
+    folder = rd.committed(run).folder.relative_to(run)  # the checkpoint a resume reads
 
     def skipped(where: str, names: list[str]) -> set[str]:
         inside = Path(where).relative_to(run)
