@@ -6,9 +6,10 @@ Each row of ``ROWS`` is trained from scratch exactly as ``benchmarks.reference``
 ``--device`` (CUDA: the trainer's bf16 autocast), until ``--minutes`` of wall clock are
 spent (a SIGTERM the trainer turns into a checkpoint, as a reference slice ends). For each
 row the table gives the steps and epochs reached, the device's ms/step, the best valid NLL
-reached and its epoch; beside them the CPU reference run of the same row
-(runs/bench/reference/<row>, one thread): its ms/step, its valid NLL at the same epoch
-when it has got that far, and the CPU hours that many steps took it at its ms/step.
+reached and its epoch; beside them the CPU reference run of the same row, one thread (its
+folder runs/bench/reference/<row>, else its record in results/reference.json): its
+ms/step, its valid NLL at the same epoch when it has got that far, and the CPU hours that
+many steps took it at its ms/step.
 ms/step is the median over consecutive log lines of the training time between them (the
 trainer's own clock: evaluation, checkpoints and start-up are left out).
 
@@ -23,20 +24,28 @@ package) on the machine that runs it.
 from __future__ import annotations
 
 import argparse
-import itertools
+import json
 import math
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks import reference
-from benchmarks.common import fmt, fresh_run_dir, log, markdown_table, runs_dir, write_result
+from benchmarks.common import (
+    fmt,
+    fresh_run_dir,
+    log,
+    markdown_table,
+    result_path,
+    runs_dir,
+    write_result,
+)
 
 NAME = "devices_reference"
 SEED = reference.SEED
 ROWS = ("ddpm", "pixelcnn_binary")
 MINUTES = 3.0
+WHOLE_SLICES = "whole slices"  # a CPU ms/step of CPU seconds over steps, evaluation included
 
 
 def summary(run: Path) -> dict[str, Any] | None:
@@ -51,14 +60,6 @@ def summary(run: Path) -> dict[str, Any] | None:
         return None
     per_epoch = saved_config(rd.read_json(run / rd.CONFIG)["train"]).eval_every
     lines = rd.read_metrics(path)
-    timed = [r for r in lines if "train_time_s" in r]
-    # a resumed slice's clock starts again at 0: no interval across a slice's first step
-    starts = [s["from_step"] for s in reference.run_slices(run) if s["from_step"] > 0]
-    ms = [
-        1000 * (b["train_time_s"] - a["train_time_s"]) / (b["step"] - a["step"])
-        for a, b in itertools.pairwise(timed)
-        if b["step"] > a["step"] and not any(a["step"] <= s < b["step"] for s in starts)
-    ]
     curve = [[r["step"] / per_epoch, r["valid/nll"]] for r in lines if "valid/nll" in r]
     best = min(curve, key=lambda p: p[1]) if curve else None
     step = rd.checkpoint_step(run) or 0
@@ -66,11 +67,36 @@ def summary(run: Path) -> dict[str, Any] | None:
         "steps": step,
         "steps_per_epoch": per_epoch,
         "epochs": step / per_epoch,
-        "ms_per_step": statistics.median(ms) if ms else None,
+        "ms_per_step": reference.train_ms_per_step(run, lines),
+        "ms_per_step_of": "training steps",
         "curve": curve,
         "best_epoch": best[0] if best else None,
         "best_valid_nll": best[1] if best else None,
         "event_shape": rd.read_json(run / rd.CONFIG)["event_shape"],
+    }
+
+
+def recorded(name: str, quick: bool) -> dict[str, Any] | None:
+    """A CPU reference run's figures from its record in the results file (committed with
+    the code), as ``summary`` gives them from its folder: runs/ is not tracked, and a fresh
+    machine (a lent GPU's) has none. A record from before ``ms_per_step`` was kept gives the
+    CPU seconds per step of its whole slices (evaluation and checkpoints included), marked."""
+    path = result_path(reference.NAME, quick=quick)
+    r = json.loads(path.read_text()).get("runs", {}).get(name, {}) if path.is_file() else {}
+    if not r.get("curve"):
+        return None
+    steps = round(r["epochs"] * r["steps_per_epoch"])
+    whole = 1000 * r["cpu_s"] / steps if r.get("ms_per_step") is None and steps else None
+    return {
+        "steps": steps,
+        "steps_per_epoch": r["steps_per_epoch"],
+        "epochs": r["epochs"],
+        "ms_per_step": r["ms_per_step"] if whole is None else whole,
+        "ms_per_step_of": "training steps" if whole is None else WHOLE_SLICES,
+        "curve": r["curve"],
+        "best_epoch": r["best_epoch"],
+        "best_valid_nll": r["best_valid_nll"],
+        "event_shape": r["event_shape"],
     }
 
 
@@ -84,6 +110,7 @@ def cpu_beside(cpu: dict[str, Any] | None, device: dict[str, Any]) -> dict[str, 
     ms = cpu["ms_per_step"]
     return {
         "ms_per_step": ms,
+        "ms_per_step_of": cpu["ms_per_step_of"],
         "epochs": cpu["epochs"],
         "valid_nll_at_device_best_epoch": at.get(device["best_epoch"]),
         "hours_for_device_steps": None if ms is None else ms * device["steps"] / 3.6e6,
@@ -108,7 +135,7 @@ def run(quick: bool, minutes: float, device: str) -> dict[str, Any]:
         if on_device is None:
             log(f"{name}: no metrics written (too short a time?)")
             continue
-        cpu = cpu_beside(summary(cpu_root / name), on_device)
+        cpu = cpu_beside(summary(cpu_root / name) or recorded(name, quick), on_device)
         rows.append({"name": name, "label": ref.label, "device": on_device, "cpu": cpu})
         log(f"{name}: {on_device['steps']} steps, best valid {fmt(on_device['best_valid_nll'])}")
     payload = {
@@ -144,8 +171,9 @@ def table(record: dict[str, Any]) -> list[str]:
     rows = []
     for r in record["rows"]:
         d, c, shape = r["device"], r["cpu"] or {}, r["device"]["event_shape"]
+        mark = "†" if c.get("ms_per_step_of") == WHOLE_SLICES else ""
         ratio = (
-            f"{c['ms_per_step'] / d['ms_per_step']:.1f}×"
+            f"{c['ms_per_step'] / d['ms_per_step']:.1f}×{mark}"
             if c.get("ms_per_step") and d.get("ms_per_step")
             else "–"
         )
@@ -156,7 +184,7 @@ def table(record: dict[str, Any]) -> list[str]:
                 f"{d['steps']} ({d['epochs']:.2f})",
                 fmt(d["ms_per_step"], 1),
                 f"{_nll(d['best_valid_nll'], shape)} ({fmt(d['best_epoch'], 0)})",
-                fmt(c.get("ms_per_step"), 1),
+                fmt(c.get("ms_per_step"), 1) + mark,
                 ratio,
                 _nll(c.get("valid_nll_at_device_best_epoch"), shape),
                 fmt(c.get("hours_for_device_steps")),
@@ -170,7 +198,9 @@ def table(record: dict[str, Any]) -> list[str]:
         "them the one-thread CPU reference run of the same row. ms/step: median over the "
         "log lines of the trainer's training time (evaluation and checkpoints left out). "
         "The CPU ms/step come from reference slices that shared the 2-core machine with "
-        "another run.",
+        "another run; † marks a CPU run whose folder is gone and whose record predates its "
+        "step time: CPU seconds over steps of its whole slices, evaluation and checkpoints "
+        "included, so that ratio overstates the device's gain.",
         "",
         *markdown_table(header, rows),
     ]

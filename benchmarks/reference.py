@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -196,6 +197,20 @@ def same_setup(record: dict[str, Any], ref: Reference, *, quick: bool) -> bool:
 def run_slices(run: Path) -> list[dict[str, Any]]:
     """The slices that trained a run directory (``SESSIONS``), oldest first."""
     return _read_json(run / SESSIONS, [])
+
+
+def train_ms_per_step(run: Path, lines: list[dict[str, Any]]) -> float | None:
+    """The median over consecutive log lines of a run's training time per step (the
+    trainer's own clock: evaluation, checkpoints and start-up left out), no interval across
+    the first step of a resumed slice (its clock starts again at 0); None without two lines."""
+    timed = [r for r in lines if "train_time_s" in r]
+    starts = [s["from_step"] for s in run_slices(run) if s["from_step"] > 0]
+    ms = [
+        1000 * (b["train_time_s"] - a["train_time_s"]) / (b["step"] - a["step"])
+        for a, b in itertools.pairwise(timed)
+        if b["step"] > a["step"] and not any(a["step"] <= s < b["step"] for s in starts)
+    ]
+    return statistics.median(ms) if ms else None
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -460,6 +475,7 @@ def status(ref: Reference, root: Path, known: dict[str, Any], *, quick: bool) ->
         "slices": slices,
         "wall_s": round(sum(s["wall_s"] for s in slices), 1),
         "cpu_s": round(sum(s["cpu_s"] for s in slices), 1),
+        "ms_per_step": train_ms_per_step(run, lines),
     }
     if finished:
         kept = known.get("test") or {}

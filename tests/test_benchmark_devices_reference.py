@@ -89,3 +89,41 @@ def test_every_device_row_is_a_reference_run(monkeypatch) -> None:
         cfg = reference.train_config(ref, 6400, quick=False, device="cuda")
         assert cfg.device == "cuda" and cfg.amp  # bf16 autocast there
         assert cfg.eval_every == cfg.checkpoint_every == -(-6400 // ref.batch_size)
+
+
+def test_a_fresh_machine_reads_the_cpu_run_from_its_record(modules, tmp_path, monkeypatch):
+    """runs/ is not tracked, so a lent GPU machine has no CPU run folder: the CPU side comes
+    from the committed record, with the figures the folder gave; a record that predates the
+    kept step time gives CPU seconds over its whole slices' steps, marked in the table."""
+    import shutil
+
+    reference, devices, _ = modules
+    monkeypatch.setattr(reference, "runs_dir", lambda name, quick: tmp_path / "runs" / name)
+    monkeypatch.setattr(reference, "plot", lambda runs, path: None)
+    reference.run(quick=True, hours=1.0)
+    folder = devices.summary(tmp_path / "runs" / "reference" / "tiny")
+    shutil.rmtree(tmp_path / "runs")  # the fresh machine
+    assert devices.summary(tmp_path / "runs" / "reference" / "tiny") is None
+    assert devices.recorded("tiny", quick=True) == folder
+    assert folder["ms_per_step"] > 0 and folder["ms_per_step_of"] == "training steps"
+
+    record = devices.run(quick=True, minutes=10.0, device="cpu")
+    (row,) = record["rows"]
+    assert row["cpu"]["valid_nll_at_device_best_epoch"] == row["device"]["best_valid_nll"]
+    assert row["cpu"]["ms_per_step"] == folder["ms_per_step"]
+    assert "†" not in next(line for line in devices.table(record) if line.startswith("| tiny"))
+
+    results = tmp_path / "results" / "reference.json"
+    old = json.loads(results.read_text())
+    del old["runs"]["tiny"]["ms_per_step"]  # a record written before the step time was kept
+    results.write_text(json.dumps(old))
+    got = devices.recorded("tiny", quick=True)
+    cpu_s = old["runs"]["tiny"]["cpu_s"]
+    assert got["ms_per_step"] == pytest.approx(1000 * cpu_s / folder["steps"])
+    assert got["ms_per_step_of"] == devices.WHOLE_SLICES
+    beside = devices.cpu_beside(got, row["device"])
+    marked = devices.table({**record, "rows": [{**row, "cpu": beside}]})
+    body = next(line for line in marked if line.startswith("| tiny"))
+    assert body.count("†") == 2  # the CPU ms/step and the ratio
+    results.unlink()
+    assert devices.recorded("tiny", quick=True) is None
