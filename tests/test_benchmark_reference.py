@@ -25,6 +25,12 @@ def reference(monkeypatch):
     return importlib.import_module("benchmarks.reference")
 
 
+@pytest.fixture
+def figures(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    return importlib.import_module("benchmarks.reference_figures")
+
+
 def _made(reference, **kw):
     base = dict(
         name="made",
@@ -163,7 +169,7 @@ def test_every_reference_run_names_a_registered_model_and_dataset(reference):
             dgm.create(ref.model, (1, 28, 28), **ref.config)
 
 
-def test_text_baselines_code_the_characters_the_model_is_scored_on(reference):
+def test_text_baselines_code_the_characters_the_model_is_scored_on(figures):
     """Padded words: each word and its end token, not the padding; running text: the
     windows joined back. Bits per character of lzma's whole file, headers included."""
     import lzma
@@ -174,12 +180,12 @@ def test_text_baselines_code_the_characters_the_model_is_scored_on(reference):
     words = TextData(encode_padded(["ab", "c", "cab"], 5, vocab), vocab=vocab, name="w",
                      end_token=0)  # fmt: skip
     text = "ab\nc\ncab\n"  # 9 characters scored: the padding after each "\n" is not
-    files = reference.text_file_baselines(words)
+    files = figures.text_file_baselines(words)
     expected = 8 * len(lzma.compress(text.encode(), preset=9 | lzma.PRESET_EXTREME)) / 9
     assert files["lzma"] == pytest.approx(expected)
     running = TextData(encode("abcab\ncab", vocab).view(3, 3), vocab=vocab, name="r")
     expected = 8 * len(lzma.compress(b"abcab\ncab", preset=9 | lzma.PRESET_EXTREME)) / 9
-    assert reference.text_file_baselines(running)["lzma"] == pytest.approx(expected)
+    assert figures.text_file_baselines(running)["lzma"] == pytest.approx(expected)
     assert set(files) == {"gzip", "bz2", "lzma"}
 
 
@@ -308,7 +314,7 @@ def test_hours_zero_trains_nothing_and_refreshes_the_records(reference, tmp_path
     assert stop.value.code == 2
 
 
-def test_in_context_scoring_counts_every_character_once(reference):
+def test_in_context_scoring_counts_every_character_once(figures):
     """A model whose prediction ignores the context: whatever the stride, the figure is the
     mean of −log p over every character of the text, each once (the tail after the last
     stride too); stride T is the per-window figure of a real GPT."""
@@ -326,16 +332,16 @@ def test_in_context_scoring_counts_every_character_once(reference):
 
     expected = float((weights.logsumexp(0) - weights[text]).mean())
     for stride in (1, 3, 5, T):  # 3 and 5 leave a tail the last window must score
-        got = reference.nats_per_char_in_context(Unigram(), data, stride, batch=4)
+        got = figures.nats_per_char_in_context(Unigram(), data, stride, batch=4)
         assert got == pytest.approx(expected, rel=1e-6), stride
     with pytest.raises(ValueError, match=r"stride 9 must be in 1\.\.8"):
-        reference.nats_per_char_in_context(Unigram(), data, T + 1)
+        figures.nats_per_char_in_context(Unigram(), data, T + 1)
 
     gpt = dgm.create("gpt", (T,), vocab_size=V, n_layer=1, n_head=2, n_embd=8).eval()
     with torch.no_grad():
         per_window = float(-gpt.log_prob(data.x).sum() / text.numel())
-    assert reference.nats_per_char_in_context(gpt, data, T) == pytest.approx(per_window, 1e-5)
-    assert reference.running_text(data) and not reference.running_text(
+    assert figures.nats_per_char_in_context(gpt, data, T) == pytest.approx(per_window, 1e-5)
+    assert figures.running_text(data) and not figures.running_text(
         TextData(data.x, vocab="abcde", name="w", end_token=0)
     )
 
