@@ -113,6 +113,52 @@ def test_discrete_samples_follow_exp_log_prob(variant):
         assert tv < TV_TOLERANCE, f"(x_{i}, x_{j}): {tv:.3f} in TV from exp(log_prob)"
 
 
+def test_an_ensemble_of_random_orders_samples_its_mixture():
+    """MADE with M mask sets of different random orders: log_prob is the mixture
+    (1/M) Σ_m p_m(x), and each sample draws a mask set, then x in that set's own order (no
+    single order exists). A sampler that used mask set 0's order for every set (the
+    shared-order variants hide it) would draw from none of them."""
+    model = randomised("made", (1, 2, 2), hidden_sizes=(16,), num_masks=3, ordering="random")
+    orders = {tuple(model._order(m).tolist()) for m in range(3)}
+    assert len(orders) > 1  # another order than set 0's, or the test shows nothing
+    every = every_x(model)
+    probs = model.log_prob(every).softmax(0).detach()  # (16,)
+    n = draws_for(len(every))
+    with torch.no_grad():
+        drawn = model.sample(n, generator=torch.Generator().manual_seed(3))
+    tv = total_variation(codes(drawn, 2), probs)
+    assert tv < TV_TOLERANCE, f"samples are {tv:.3f} in TV from the mixture ({n} draws)"
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("fvsbn", {}),
+        ("nade", {"hidden_size": 8}),
+        ("made", {"hidden_sizes": (16,), "ordering": "random"}),
+        ("made", {"hidden_sizes": (16,), "num_masks": 3}),
+    ],
+)
+def test_samples_at_temperature_t_follow_each_conditional_tempered(name, overrides):
+    """At temperature T every conditional's logits are divided by T: the samples follow
+    Π_d softmax(logits_d(x before d) / T)[x_d], enumerated here over every x (T = 1, the
+    default, hides a T used the wrong way round)."""
+    model = randomised(name, (1, 2, 2), **overrides)
+    every = every_x(model)
+    T = 0.5
+    with torch.no_grad():
+        logits = model.conditional_logits(every)  # (16, D, 2)
+        tempered = (logits / T).log_softmax(-1)
+        picked = tempered.gather(-1, every.reshape(len(every), -1, 1).long()).squeeze(-1)
+        probs = picked.sum(-1).exp()  # (16,): sums to 1, an autoregressive law
+        assert float(probs.sum()) == pytest.approx(1.0)
+        n = draws_for(len(every))
+        with naive_loop(model):
+            drawn = model.sample(n, generator=torch.Generator().manual_seed(3), temperature=T)
+    tv = total_variation(codes(drawn, 2), probs)
+    assert tv < TV_TOLERANCE, f"samples at T = {T} are {tv:.3f} in TV from the tempered law"
+
+
 def grid_moments(model, c, drawn, points=201):
     """(grid (G, G, 2), cell probabilities (G, G)) of exp(log_prob) on a grid that covers
     the samples with two standard deviations to spare, and the grid's total mass."""
