@@ -300,6 +300,22 @@ def test_variational_dequantization_q_is_a_density_on_the_unit_interval(level):
     torch.testing.assert_close(log_det, -math.log(8) - log_q)
 
 
+def test_variational_dequantization_q_is_a_density_on_the_unit_square():
+    """D = 2 (one dimension hides a mean taken for the sum): for a fixed x, u_d depends on
+    ε_d alone, so an ε grid is a rectilinear u grid and q(u | x) must integrate to 1 over
+    the unit square."""
+    torch.manual_seed(0)
+    dq = perturbed(VariationalDequantization(2, num_levels=8, hidden_sizes=(8,)))
+    x = torch.tensor([[3, 6]])
+    axis = torch.linspace(-10, 10, 801, dtype=torch.float64)
+    eps = torch.cartesian_prod(axis, axis)  # (N², 2), the second coordinate fastest
+    u, log_q = dq.noise(x.expand(len(eps), 2), eps)
+    u0, u1 = u[:: len(axis), 0], u[: len(axis), 1]  # each axis of the u grid
+    density = log_q.exp().view(len(axis), len(axis))
+    mass = torch.trapezoid(torch.trapezoid(density, u1, dim=1), u0)
+    torch.testing.assert_close(mass, torch.tensor(1.0).double(), atol=1e-3, rtol=0)
+
+
 def test_batch_norm_uses_batch_statistics_only_inside_a_training_loss():
     bn = BatchNormFlow(3).double().train()
     x = torch.randn(32, 3, dtype=torch.float64) * 3 + 2
