@@ -214,3 +214,29 @@ def test_ddim_at_eta_one_is_the_ancestral_step_with_the_posterior_variance(steps
         a = ddim.step(eps, t, x, generator=torch.Generator().manual_seed(t))
         b = ddpm.step(eps, t, x, generator=torch.Generator().manual_seed(t))
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_a_clipped_ddim_step_moves_along_the_noise_the_clamped_x0_implies(eta):
+    """With ``clip``, x̂_0 is clamped and the step's direction uses the ε that the clamped
+    x̂_0 implies, ε' = (x − √ᾱ_t x̂_0) / √(1 − ᾱ_t) (diffusers' DDIM does the same): checked
+    at points whose x̂_0 falls outside [−1, 1], where it matters."""
+    s = NoiseSchedule(betas_for("cosine", 30))
+    ddim = DDIMScheduler(s, 6, eta=eta, clip=1.0)
+    g = torch.Generator().manual_seed(11)
+    x = 3 * torch.randn(4, 3, generator=g, dtype=torch.float64)
+    eps = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    for t, prev in zip(ddim.timesteps, [*ddim.timesteps[1:], -1], strict=True):
+        ab = s.alphas_cumprod[t].item()
+        ab_prev = s.alphas_cumprod[prev].item() if prev >= 0 else 1.0
+        raw = (x - (1 - ab) ** 0.5 * eps) / ab**0.5
+        assert (raw.abs() > 1).any()  # the clamp acts
+        x0 = raw.clamp(-1, 1)
+        implied = (x - ab**0.5 * x0) / (1 - ab) ** 0.5
+        sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)) ** 0.5
+        noise = torch.randn(4, 3, generator=torch.Generator().manual_seed(t), dtype=x.dtype)
+        want = ab_prev**0.5 * x0 + max(1 - ab_prev - sigma**2, 0.0) ** 0.5 * implied
+        if sigma > 0 and t != ddim.timesteps[-1]:
+            want = want + sigma * noise
+        got = ddim.step(eps, t, x, generator=torch.Generator().manual_seed(t))
+        torch.testing.assert_close(got, want)
