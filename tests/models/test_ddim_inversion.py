@@ -95,6 +95,10 @@ def test_a_step_that_cannot_be_inverted_names_the_step_and_the_fix():
         ValueError, match=r"did not converge at step t=\d+ -> s=-?\d+.*latent_steps"
     ):
         model.encode(x)
+    sched = model.latent_scheduler()  # a step inside the chain names the next visited index
+    t, s = sched.timesteps[0], sched.timesteps[1]
+    with pytest.raises(ValueError, match=rf"at step t={t} -> s={s}:"):
+        inverse_step(sched, model._eps_at(t, None), t, model.to_model_scale(x))
 
 
 def test_prior_latent_steps_and_config_checks():
