@@ -309,6 +309,20 @@ def test_conditional_models_need_the_same_c():
         cz.decompress(model, blob)
 
 
+def test_the_ideal_code_length_of_conditional_data_pairs_each_x_with_its_c():
+    """nll_bits in batches smaller than the data: each batch reads its own labels."""
+    model = build("fvsbn", (1, 2, 2), {"num_classes": 3})
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(0)).double())
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 2, (7, 1, 2, 2), generator=g).double()
+    c = torch.tensor([0, 1, 2, 2, 1, 0, 2])
+    want = -float(model.log_prob(x, c).sum()) / math.log(2)
+    for batch_size in (2, 3, 256):
+        assert cz.nll_bits(model, x, c, batch_size=batch_size) == pytest.approx(want, rel=1e-12)
+
+
 def test_naive_bayes_conditionals_mix_the_classes_by_their_posterior():
     """Without c, p(x_d | x_<d) = Σ_y p(y | x_<d) p(x_d | y): the chain rule gives
     log p(x), x_d moves no earlier conditional, and files round-trip."""
