@@ -2,6 +2,8 @@
 likelihood ratio cancelling a shared complexity term, and typicality catching a set that
 is *more* likely than typical data (Nalisnick et al. 2019's failure mode)."""
 
+import math
+
 import pytest
 import torch
 from torch.distributions import constraints
@@ -135,9 +137,17 @@ def test_models_without_a_likelihood_are_refused():
 def test_a_class_conditional_model_is_scored_by_its_mixture():
     torch.manual_seed(0)
     model = dgm.create("fvsbn", (1, 2, 2), num_classes=3).double()
+    with torch.no_grad():  # at initialisation every class gives the same p(x | y)
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
     x = torch.bernoulli(torch.full((4, 1, 2, 2), 0.5, dtype=torch.float64))
     prior = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64).log()
-    joint = torch.stack([model.log_prob(x, torch.full((4,), y)) for y in range(3)], -1)
+    with torch.no_grad():
+        joint = torch.stack([model.log_prob(x, torch.full((4,), y)) for y in range(3)], -1)
+    assert (joint.max(-1).values - joint.min(-1).values > 0.1).all()  # the classes differ
     torch.testing.assert_close(
-        anomaly.log_likelihood(model, x, log_prior=prior), (joint + prior).logsumexp(-1).detach()
+        anomaly.log_likelihood(model, x, log_prior=prior), (joint + prior).logsumexp(-1)
+    )
+    torch.testing.assert_close(  # the default: uniform over the classes
+        anomaly.log_likelihood(model, x), joint.logsumexp(-1) - math.log(3)
     )
