@@ -63,6 +63,29 @@ def test_heldout_log_likelihood_of_an_autoregressive_model_is_enumeration():
     assert impute.heldout_log_likelihood(vae, x.float(), bottom) is None
 
 
+def test_heldout_log_likelihood_reads_the_mask_in_the_models_own_order():
+    """A MADE in the random order 2, 3, 1, 0 (flattened): observing the bottom row puts
+    every observed dimension first in its order (exact, by enumeration); observing the top
+    row, first in raster order, does not (None). Natural-order models hide the difference."""
+    torch.manual_seed(0)
+    model = dgm.create("made", (1, 2, 2), hidden_sizes=(16,), ordering="random", mask_seed=3)
+    model = model.double().eval()
+    assert model.ordering().tolist() == [2, 3, 1, 0]
+    every = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)), dtype=torch.float64)
+    x = every[[3, 6, 13]].view(3, 1, 2, 2)
+    bottom_row = torch.tensor([[False, False], [True, True]]).view(1, 1, 2, 2)
+    got = impute.heldout_log_likelihood(model, x, bottom_row)
+    with torch.no_grad():
+        lp = model.log_prob(every.view(16, 1, 2, 2))  # (16,)
+        expected = [
+            lp[(every == xi.flatten()).all(-1)][0]
+            - lp[(every[:, 2:] == xi.flatten()[2:]).all(-1)].logsumexp(0)
+            for xi in x
+        ]
+    torch.testing.assert_close(got, torch.stack(expected))
+    assert impute.heldout_log_likelihood(model, x, ~bottom_row) is None
+
+
 def exact_conditional(model, x0, observed):
     """p(x_mis | x_obs) of a 3-pixel Bernoulli VAE with latent_dim 1, by quadrature over z."""
     every = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)), dtype=torch.float64)
