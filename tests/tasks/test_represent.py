@@ -75,6 +75,20 @@ def test_codes_and_decodings_are_means_in_any_batch_size():
     torch.testing.assert_close(reconstruct(model, x), means)
 
 
+def test_a_conditional_models_codes_and_decodings_read_each_examples_own_label():
+    """Batches smaller than the data: each batch reads its own slice of c."""
+    torch.manual_seed(0)
+    model = dgm.create("vae", (1, 2, 2), latent_dim=2, hidden_sizes=(8,), num_classes=3)
+    model = model.double()
+    x = torch.bernoulli(torch.full((5, 1, 2, 2), 0.5, dtype=torch.float64))
+    c = torch.tensor([0, 1, 2, 2, 1])
+    z = codes(model, x, c, batch_size=2)
+    torch.testing.assert_close(z, model.encode(x, c).mean.detach())
+    assert not torch.allclose(z, model.encode(x, c.flip(0)).mean.detach())  # c matters
+    means = decode_mean(model, z, c, batch_size=2)
+    torch.testing.assert_close(means, model.decode(z, c).base_dist.probs.detach())
+
+
 def test_pca_of_two_dimensional_codes_is_a_rigid_motion_and_tsne_runs():
     g = np.random.default_rng(0)
     pts = g.normal(size=(50, 2)) * [3.0, 0.5] + [4.0, -1.0]
