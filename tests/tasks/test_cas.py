@@ -129,3 +129,18 @@ def test_samples_outside_the_data_range_are_counted_not_clamped() -> None:
     assert 0.05 < expected and doubled["out_of_range"] == pytest.approx(expected)
     assert not any("outside" in line for line in cas_lines(real))
     assert f"{100 * expected:.2f} %  of the sample values lie outside" in cas_lines(doubled)[-1]
+
+
+def test_every_feature_is_read_on_the_unit_scale_whatever_the_datas_scale() -> None:
+    """8-bit digits score as the [0, 1] digits do: samples, real training examples and
+    test examples all reach the classifier on the same scale (the default [0, 1] range
+    would hide one read on its raw 0..255 scale)."""
+    scores = {}
+    for scale in ("unit", "byte"):
+        view = DataConfig(name="digits", scale=scale)
+        train, test = view.load("train"), view.load("test")
+        model = Replay(train.x.float(), train.y, ReplayConfig())
+        scores[scale] = classification_accuracy_score(model, train, test, CasOptions(n=300))
+    assert DataConfig(name="digits", scale="byte").load("train").value_range[1] > 1
+    for key in ("cas", "real_accuracy", "augmented_accuracy"):
+        assert scores["byte"][key] == pytest.approx(scores["unit"][key], abs=0.02), key
