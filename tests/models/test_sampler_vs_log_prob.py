@@ -50,6 +50,9 @@ REAL_2D = [
     ("rnade", (2,), {"hidden_size": 16, "num_components": 3, "context_shape": (2,)}),
     ("gaussian_mlp", (2,), {"hidden_sizes": (8,), "context_shape": (3,)}),
     ("naive_bayes", (2,), {"num_classes": 3, "feature": "gaussian"}),
+    # Gaussian emissions: two steps of a scalar sequence (the discrete variants hold the rest)
+    ("hmm", (2,), {"num_states": 3}),
+    ("hmm", (2,), {"num_states": 2, "training": "gradient"}),
     ("test_gaussian", (2,), {}),
     ("test_em_mixture", (2,), {}),
     ("test_context_gaussian", (2,), {"context_shape": (2,)}),
