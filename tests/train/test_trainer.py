@@ -35,12 +35,15 @@ from helpers import (
 
 
 def test_lr_schedule_warmup_cosine_floor():
-    c = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1, decay_steps=100)
+    # a run of 100 steps resumed to 120 keeps its horizon (decay_steps) at 100
+    c = TrainConfig(steps=120, warmup_steps=10, min_lr_ratio=0.1, decay_steps=100)
     f = [c.lr_factor(s) for s in range(120)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in itertools.pairwise(f[10:]))  # monotone decay, then flat
     assert f[55] == pytest.approx(0.1 + 0.9 * 0.5)  # half-way down the cosine
     assert f[100:] == [pytest.approx(0.1)] * 20  # resumed beyond the horizon: the floor
+    unset = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1)  # the horizon: steps
+    assert [unset.lr_factor(s) for s in range(100)] == [pytest.approx(v) for v in f[:100]]
 
 
 def test_gradient_model_learns_the_maximum_likelihood_solution():
