@@ -68,6 +68,24 @@ def test_a_probability_is_searched_on_the_logit_scale():
         torch.testing.assert_close(r.values, rare_class(r.z))
 
 
+def test_expected_improvement_is_over_the_best_warped_value(monkeypatch):
+    """The GP models warp(values), so the improvement is counted from the best of those:
+    with the logit warp, best_f is logit(best probability), not the probability."""
+    import botorch.acquisition
+
+    seen = []
+
+    class Recording(botorch.acquisition.LogExpectedImprovement):
+        def __init__(self, model, best_f, **kw):
+            seen.append(torch.as_tensor(best_f).item())
+            super().__init__(model, best_f, **kw)
+
+    monkeypatch.setattr(botorch.acquisition, "LogExpectedImprovement", Recording)
+    r = design.bayes_opt(rare_class, BOX, 6, initial=4, seed=0, warp=design.logit)
+    expected = [design.logit(r.values[:n]).max().item() for n in (4, 5)]
+    assert seen == pytest.approx(expected)
+
+
 def test_latent_box_is_prior_mean_plus_minus_width_std():
     vae = dgm.create("vae", (1, 2, 2), latent_dim=3, hidden_sizes=(4,))
     box = design.latent_box(vae, 2.0)
