@@ -332,3 +332,25 @@ def test_batch_norm_uses_batch_statistics_only_inside_a_training_loss():
     assert not bn.use_batch_statistics  # switched off again on leaving
     with batch_statistics(bn.eval()):  # eval mode: running statistics even inside
         torch.testing.assert_close(bn(x)[0], (x - bn.running_mean) / (bn.running_var + 1e-5).sqrt())
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda scale: MLPConditioner(3, (8,), 2, cond_features=2, init_scale=scale),
+        lambda scale: ConvConditioner(2, 4, 2, init_scale=scale),
+    ],
+    ids=["mlp", "conv"],
+)
+def test_a_new_conditioner_starts_with_its_last_layer_scaled_down(build):
+    """The last layer's weights are ``init_scale`` times the default initialisation (the
+    rest untouched), so a new coupling starts near the identity."""
+    torch.manual_seed(0)
+    small = build(0.1)
+    torch.manual_seed(0)
+    plain = build(1.0)
+    last = len(plain.net) - 1
+    plain_params = dict(plain.net.named_parameters())
+    for name, a in small.net.named_parameters():
+        b = plain_params[name]
+        torch.testing.assert_close(a, 0.1 * b if name == f"{last}.weight" else b, msg=name)
