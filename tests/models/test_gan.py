@@ -147,6 +147,29 @@ def test_conditional_samples_honour_the_class():
         assert (nearest == k).float().mean() > 0.9, k
 
 
+@pytest.mark.parametrize("reuse_fakes", [False, True])
+def test_a_conditional_discriminator_reads_the_batchs_labels_in_every_call(reuse_fakes):
+    """Every objective, both phases: the discriminator scores reals, fakes and a gradient
+    penalty's interpolates with the batch's labels (a call without them still trains,
+    and the class test above still passes, since the generator phase keeps them)."""
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
+    c = torch.tensor([0, 1, 2, 2, 1, 0])
+    for name in OBJECTIVES:
+        torch.manual_seed(0)
+        model = dgm.create(
+            "gan", (2,), objective=name, num_classes=3, reuse_fakes=reuse_fakes, **TINY
+        )
+        seen = []
+        forward = model.discriminator.forward
+        model.discriminator.forward = lambda t, c=None, f=forward, s=seen: (s.append(c), f(t, c))[1]
+        for phase in dict.fromkeys(model.phases):
+            model.loss(x, c, phase=phase).value.backward()
+        assert len(seen) >= 3 and all(got is not None and torch.equal(got, c) for got in seen), (
+            name,
+            seen,
+        )
+
+
 def test_a_loaded_ema_run_samples_from_the_averaged_generator(tmp_path):
     torch.manual_seed(0)
     model = dgm.create("gan", (2,), **TINY)
