@@ -142,6 +142,8 @@ def test_an_ensemble_of_random_orders_samples_its_mixture():
         ("nade", {"hidden_size": 8}),
         ("made", {"hidden_sizes": (16,), "ordering": "random"}),
         ("made", {"hidden_sizes": (16,), "num_masks": 3}),
+        ("pixelcnn", {"hidden_channels": 4, "num_layers": 2}),
+        ("pixelrnn", {"hidden_channels": 4}),
     ],
 )
 def test_samples_at_temperature_t_follow_each_conditional_tempered(name, overrides):
