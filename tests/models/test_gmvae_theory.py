@@ -167,3 +167,23 @@ def test_iwae_converges_to_log_likelihood(setup):
     iwae, se = mean_se(repeated(lambda v: model.log_prob_iw(v, k), x, 8))  # (B,) each
     assert ((logp - iwae).abs() < 2 * bias + 4 * se).all(), ((logp - iwae), bias, se)
     assert ((logp - iwae).abs() < 0.05 * (logp - elbo_exact)).all()  # closed most of the gap
+
+
+def test_a_prior_draw_at_temperature_t_scales_each_components_noise_not_its_mean():
+    """z ~ p(z) at temperature T: N(m_k, (T s_k)²) around each component's own mean m_k
+    (components far apart, so each draw's component is the nearest mean; T = 1 hides a T
+    that also shrank the means)."""
+    model = dgm.create("gmvae", (1, 2, 2), latent_dim=2, hidden_sizes=(8,), num_components=2)
+    model = model.double()
+    with torch.no_grad():
+        model.prior_means.copy_(torch.tensor([[10.0, 0.0], [-10.0, 5.0]]))
+    scales = model.prior().component_distribution.base_dist.scale.detach()  # (2, 2)
+    T, n = 0.5, 20000
+    z = model._sample_prior(n, torch.Generator().manual_seed(0), T)
+    k = torch.cdist(z, model.prior_means.detach()).argmin(1)
+    for j in range(2):
+        zj = z[k == j]
+        assert len(zj) > n / 3  # uniform weights
+        se = T * scales[j] / math.sqrt(len(zj))
+        assert ((zj.mean(0) - model.prior_means[j].detach()).abs() < 5 * se).all()
+        torch.testing.assert_close(zj.std(0), T * scales[j], rtol=0.05, atol=0)

@@ -48,6 +48,12 @@ def test_categorical_decoder_normalises_over_256_values_and_samples_integers():
     assert not dist.sample().is_floating_point()
     x = data(model, 50)
     assert x.dtype == torch.long and x.min() >= 0 and x.max() <= 255
+    # mean=True: E[x | z] = Σ_v v p(v | z) of the same z, within 0..255
+    means = model.sample(50, generator=torch.Generator().manual_seed(1), mean=True)
+    z = model._sample_prior(50, torch.Generator().manual_seed(1))
+    probs = model.decode(z).base_dist.probs.detach()  # (50, 1, 256)
+    torch.testing.assert_close(means, probs @ torch.arange(256, dtype=torch.float64))
+    assert ((means >= 0) & (means <= 255)).all()
 
 
 @pytest.mark.parametrize("std", [None, 0.3])
