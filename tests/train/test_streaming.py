@@ -184,3 +184,18 @@ def test_two_processes_stream_every_example_once_resume_exactly_and_share_eval(t
     for key, value in model.state_dict().items():
         for r in (0, 1):
             torch.testing.assert_close(two[r]["state"][key], value, rtol=1e-12, atol=1e-12)
+
+
+def test_an_epoch_of_whole_batches_is_read_to_its_last_batch():
+    """Data of exactly two batches: the first two batches are epoch 0 and cover every
+    example; the third starts epoch 1 (a test of `>=` for `>` at the epoch's end)."""
+    from dgm.data import TensorData
+    from dgm.train.stream import BatchStream
+
+    data = TensorData(torch.arange(8.0)[:, None], torch.zeros(8, dtype=torch.long))
+    stream = BatchStream(data, 4, seed=0)
+    first, second = stream.next(), stream.next()
+    assert stream.epoch == 0
+    assert sorted(torch.cat([first.x, second.x])[:, 0].tolist()) == list(range(8))
+    stream.next()
+    assert stream.epoch == 1

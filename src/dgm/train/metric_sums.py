@@ -26,6 +26,11 @@ class MetricSums:
         {'loss': 1.5, 'nll': 4.0}
         >>> bool(sums)  # emptied by means()
         False
+        >>> sums.add("", {"a": 1.0, "b": 2.0})  # a metric in two groups: over all its calls
+        >>> sums.add("", {"a": 3.0})
+        >>> sums.add("", {"a": 5.0})
+        >>> sums.means()
+        {'a': 3.0, 'b': 2.0}
     """
 
     def __init__(self) -> None:
