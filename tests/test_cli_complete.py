@@ -92,6 +92,18 @@ def test_image_mask_hides_the_named_region():
     assert torch.equal(obs["center"][0, 0], centre)
 
 
+def test_an_odd_sized_image_keeps_its_middle_row_and_column_observed():
+    """7 x 7 (odd, and 3 mod 4): each half hides 3 rows or columns at its own edge, the
+    middle one observed; the centre hides the 3 x 3 square at rows and columns 2..4."""
+    obs = {k: image_mask(k, (1, 1, 7, 7))[0, 0] for k in MASKS if k != "random"}
+    hidden = {k: (~m).nonzero().unique(dim=0) for k, m in obs.items()}
+    rows = {k: sorted(set(h[:, 0].tolist())) for k, h in hidden.items()}
+    cols = {k: sorted(set(h[:, 1].tolist())) for k, h in hidden.items()}
+    assert rows["top-half"] == [0, 1, 2] and rows["bottom-half"] == [4, 5, 6]
+    assert cols["left-half"] == [0, 1, 2] and cols["right-half"] == [4, 5, 6]
+    assert rows["center"] == cols["center"] == [2, 3, 4] and len(hidden["center"]) == 9
+
+
 def test_image_mask_fractions_and_seeding():
     shape = (64, 1, 28, 28)
     fractions = {k: (~image_mask(k, shape, torch.Generator().manual_seed(0))).float().mean()
