@@ -33,6 +33,14 @@ def test_splits_are_deterministic_and_disjoint(name):
     assert not (torch.cdist(flat[1][:50], flat[2]) == 0).any()
 
 
+@pytest.mark.parametrize("name", ["mnist_subset", "digits28"])  # noise: each split by seed
+def test_the_test_split_is_fixed_whatever_the_seed(name):
+    """The seed divides train from valid; the test split stays the same images."""
+    a, again = get(name, "test"), get(name, "test", seed=1)
+    assert torch.equal(again.x, a.x) and torch.equal(again.y, a.y)
+    assert not torch.equal(get(name, "valid", seed=1).x, get(name, "valid").x)
+
+
 def test_mnist_subset_sizes_and_labels():
     sizes = [len(get("mnist_subset", s)) for s in ("train", "valid", "test")]
     assert sum(sizes) == 5000 and sizes[2] == 1000
