@@ -120,6 +120,40 @@ def test_cem_finds_the_lqr_first_action():
     assert abs(first - expected) < 0.05, (first, expected)
 
 
+def last_elites(planner):
+    """Wrap ``planner._score``; the returned function gives the elites (E, H, A) of the last
+    CEM iteration, i.e. the plan act refined before its shift."""
+    calls = []
+    score = planner._score
+
+    def recording(s, plans):
+        calls.append((plans, score(s, plans)))
+        return calls[-1][1]
+
+    planner._score = recording
+    return lambda: calls[-1][0][calls[-1][1].topk(planner.options.elites).indices]
+
+
+def test_the_next_plan_starts_from_the_last_one_shifted_by_a_step():
+    """Warm start: after act, the refined plan's steps 1..H−1 move to 0..H−2 and the last
+    step starts uninformed (the middle of the bounds; uniform over discrete actions). The
+    other tests call act once, where any warm start passes."""
+    options = PlannerOptions(horizon=HORIZON, candidates=200, elites=20, iterations=3)
+    planner = Planner(LINEAR, linear_step, options, torch.Generator().manual_seed(0))
+    elites = last_elites(planner)
+    planner.act(torch.tensor([1.0], dtype=torch.float64))
+    torch.testing.assert_close(planner.mean[:-1], elites().mean(0)[1:])
+    torch.testing.assert_close(planner.mean[-1], torch.zeros(1, dtype=torch.float64))
+    choose = Problem("choose", 1, 3, 3, (), (), lambda _s, a, _n: a[:, 0])
+    options = PlannerOptions(horizon=4, candidates=50, elites=5, iterations=2)
+    discrete = Planner(choose, lambda s, a: s, options, torch.Generator().manual_seed(0))
+    elites = last_elites(discrete)
+    discrete.act(torch.zeros(1, dtype=torch.float64))
+    refined = (1 - control.planner.FLOOR) * elites().mean(0) + control.planner.FLOOR / 3
+    torch.testing.assert_close(discrete.probs[:-1], refined[1:])
+    torch.testing.assert_close(discrete.probs[-1], torch.full((3,), 1 / 3, dtype=torch.float64))
+
+
 def test_random_shooting_is_coarser_but_points_the_same_way():
     options = PlannerOptions(method="random", horizon=HORIZON, candidates=500, iterations=4)
     planner = Planner(LINEAR, linear_step, options, torch.Generator().manual_seed(0))
@@ -271,6 +305,27 @@ def test_planner_rolls_out_every_candidate_once_per_particle():
     assert batches == [60] * 6  # 10 candidates × 6 particles, 3 steps × 2 iterations
     with pytest.raises(ValueError, match="--particles must be >= 1"):
         PlannerOptions(particles=0)
+
+
+def test_cartpole_margin_is_one_at_the_centre_and_a_half_on_one_bound():
+    """1 − ((x / 2.4)² + (θ / 12°)²) / 2, in closed form at the centre, on each bound alone
+    and at a corner (the other tests start upright, where θ's term is 0)."""
+    from dgm.tasks.control.envs import cartpole_margin
+
+    deg12 = 12 * math.pi / 180
+    s = torch.tensor(
+        [
+            [0, 0, 0, 0],
+            [2.4, 0, 0, 0],
+            [0, 0, -deg12, 0],
+            [-2.4, 1, deg12, 1],
+            [1.2, 0, deg12 / 2, 0],
+        ],
+        dtype=torch.float64,
+    )
+    torch.testing.assert_close(
+        cartpole_margin(s), torch.tensor([1.0, 0.5, 0.5, 0.0, 0.75], dtype=torch.float64)
+    )
 
 
 def test_cartpole_margin_breaks_ties_towards_the_centre_and_never_outweighs_a_step():
