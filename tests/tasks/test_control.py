@@ -381,3 +381,20 @@ def test_cartpole_planner_steers_away_from_the_edge_within_a_tie():
         planner = Planner(prob, prob.true_step, options, torch.Generator().manual_seed(seed))
         firsts.append(int(planner.act(s0).argmax()))
     assert firsts == [0] * 6, firsts  # push left every time
+
+
+def test_each_transitions_episode_starts_from_its_own_seeded_reset():
+    """Episode i of a split starts at env.reset(seed=base + i): two episodes, two starts
+    (the random actions differ anyway, so one start for all would pass a weaker test)."""
+    from dgm.data.dataset import get
+    from dgm.data.images import split_seed
+
+    data = get("transitions", "train", env="Pendulum-v1", episodes=2)
+    env = make_env("Pendulum-v1")
+    base = split_seed("transitions", "train", 0) % 2**31
+    length = len(data) // 2  # Pendulum runs to its time limit: equal episodes
+    for i in range(2):
+        start, _ = env.reset(seed=base + i)
+        got = data.context[i * length, :3].double()
+        torch.testing.assert_close(got, torch.as_tensor(start).double(), atol=1e-6, rtol=0)
+    env.close()
