@@ -93,5 +93,8 @@ def test_caption_accuracy_counts_exact_paraphrases(test_pair):
     line = caption_accuracy_line(captions, wrong)
     assert line is not None and "2 of 4" in line and "50.0 %" in line
     assert caption_accuracy_line(test_pair[0], wrong) is None  # images are x: no captions
+    three = captions.subset(torch.arange(3))  # 7 captions for 3 examples: labels cycle
+    cycled = [PARAPHRASES[int(three.y[i % 3])][0] for i in range(7)]
+    assert "7 of 7" in caption_accuracy_line(three, cycled)
     with pytest.raises(ValueError, match="one per label"):
         caption_accuracy(right, labels[:2])
