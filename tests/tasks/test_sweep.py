@@ -103,6 +103,14 @@ def test_the_report_has_the_table_and_the_plots(tmp_path):
     options = SweepOptions(steps=20, early_stopping=True, eval_every=2)
     result = sweep("gmm", data, vary, tmp_path / "s", options)
     assert all(p["scored_at"] == "best validation" and p["best_step"] for p in result["points"])
+    # scored with the best validation's weights: the valid NLL is the curve's minimum, not
+    # its last value, where the curve turned (a small train split overfits)
+    turned = 0
+    for p in result["points"]:
+        lowest = min(nll for _, nll in p["valid_curve"])
+        assert p["valid_nll"] == pytest.approx(lowest, rel=1e-6)
+        turned += p["valid_curve"][-1][1] > lowest * (1 + 1e-4)
+    assert turned, [p["valid_curve"] for p in result["points"]]
     page = write_sweep_report(result, tmp_path / "s")
     text = page.read_text()
     assert text.count("<img") == 3  # NLL against each field, and the validation curves
