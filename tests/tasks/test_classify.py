@@ -3,6 +3,7 @@ x by enumeration, the label prior, the baseline and the refusals."""
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -35,7 +36,37 @@ def test_accuracy_and_the_logistic_regression_baseline():
     y = torch.arange(200) % 2
     x = torch.randn(200, 3, generator=g) + 4 * y[:, None]  # separable classes
     assert classify.logistic_regression_accuracy(x[:100], y[:100], x[100:], y[100:]) == 1.0
+
     assert classify.accuracy(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0])) == 2 / 3
+
+
+def test_logistic_regression_fills_a_missing_value_with_its_features_training_mean(
+    monkeypatch,
+):
+    """NaN → the mean of the feature's observed training values, in training and test
+    rows alike; 0 for a feature no training example observes."""
+    from sklearn.linear_model import LogisticRegression
+
+    seen = {}
+    fit, score = LogisticRegression.fit, LogisticRegression.score
+    monkeypatch.setattr(
+        LogisticRegression,
+        "fit",
+        lambda self, X, y: (seen.update(fit=X.copy()), fit(self, X, y))[1],
+    )
+    monkeypatch.setattr(
+        LogisticRegression,
+        "score",
+        lambda self, X, y: (seen.update(test=X.copy()), score(self, X, y))[1],
+    )
+    nan = float("nan")
+    x = torch.tensor([[1.0, nan, nan], [3.0, 2.0, nan], [nan, 4.0, nan], [nan, nan, nan]])
+    y = torch.tensor([0, 1, 0, 1])
+    classify.logistic_regression_accuracy(x, y, torch.full((1, 3), nan), torch.tensor([0]))
+    means = np.array([2.0, 3.0, 0.0])  # observed means; the third feature never observed
+    expected = np.where(np.isnan(x.numpy()), means, x.numpy())
+    np.testing.assert_allclose(seen["fit"], expected)
+    np.testing.assert_allclose(seen["test"], means[None])
 
 
 def test_unconditional_and_likelihood_free_models_are_refused():
