@@ -36,7 +36,6 @@ def test_accuracy_and_the_logistic_regression_baseline():
     y = torch.arange(200) % 2
     x = torch.randn(200, 3, generator=g) + 4 * y[:, None]  # separable classes
     assert classify.logistic_regression_accuracy(x[:100], y[:100], x[100:], y[100:]) == 1.0
-
     assert classify.accuracy(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0])) == 2 / 3
 
 
