@@ -106,3 +106,21 @@ def test_errors_name_the_fix():
         small(init_range=(1.0, -1.0))
     with pytest.raises(ValueError, match="noise must be >= 0"):
         small().sample(2, noise=-1.0)
+
+
+def test_a_class_conditional_completion_runs_sgld_on_the_energy_of_the_given_class():
+    """complete(x, mask, c): every energy the chains descend is E(x, c), and completing
+    with another class gives another completion (unconditional tests hide a dropped c)."""
+    model = small(num_classes=3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(0)).double())
+    seen = []
+    energy = model._energy
+    model._energy = lambda z, c, f=energy: (seen.append(c), f(z, c))[1]
+    x, mask = torch.zeros(4, 2, dtype=torch.float64), torch.tensor([True, False])
+    c = torch.tensor([0, 1, 2, 1])
+    out = model.complete(x, mask, c, generator=torch.Generator().manual_seed(1))
+    assert seen and all(got is not None and torch.equal(got, c) for got in seen)
+    other = model.complete(x, mask, (c + 1) % 3, generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(out, other)
