@@ -326,3 +326,16 @@ def test_traced_activations_grow_with_the_batch_and_the_block():
     )
     assert small > 0 and 1.9 * small < double <= 2 * small  # all but position embeddings
     assert longer >= 2 * small  # module outputs grow with T (attention scores are not counted)
+
+
+def test_traced_activations_count_every_phase_of_a_step():
+    """A GAN's step is n_critic discriminator phases, then the generator's: one more critic
+    phase adds the discriminator phase's bytes (D), and the generator phase adds its own."""
+    one, two = (
+        memory.estimate_training(
+            "gan", (4,), {"hidden_sizes": (8,), "latent_dim": 2, "n_critic": k}, batch_size=8
+        ).activation_bytes
+        for k in (1, 2)
+    )
+    critic = two - one  # D
+    assert critic > 0 and one - critic > 0  # G = (D + G) − D
