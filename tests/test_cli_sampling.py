@@ -92,3 +92,34 @@ def test_a_text_run_continues_a_prompt_and_names_an_unseen_character(name, flags
     assert "'Q'" in err and "never had" in err and "Traceback" not in err
     assert main(["sample", str(run), "--prompt", "the mat sat", "--out", str(out)]) == 2
     assert "prompt has 11 tokens but sequences have T = 10" in capsys.readouterr().err
+
+
+def test_batched_draws_give_each_batch_its_own_conditions():
+    """n = 10 in batches of 4: the model sees c[0:4], c[4:8], c[8:10], and the options
+    and generator reach every call (one batch, as in the other tests, hides a slice)."""
+    import torch
+
+    from dgm.evaluate.sample_quality import draw
+    from dgm.sampling import draws
+
+    class Echo:
+        def __init__(self):
+            self.seen = []
+
+        def sample(self, n, c, *, generator=None, **options):
+            self.seen.append((n, c.tolist(), options, generator))
+            return c[:, None].float() * options["scale"]
+
+    c, g = torch.arange(10), torch.Generator()
+    model = Echo()
+    out = torch.cat(list(draws(model, 10, c, 4, g, scale=2.0)))
+    assert [(n, part) for n, part, _, _ in model.seen] == [
+        (4, [0, 1, 2, 3]),
+        (4, [4, 5, 6, 7]),
+        (2, [8, 9]),
+    ]
+    assert all(o == {"scale": 2.0} and gen is g for _, _, o, gen in model.seen)
+    assert torch.equal(out[:, 0], 2.0 * c)
+    assert torch.equal(
+        draw(Echo(), 10, c, batch_size=3, generator=g, options={"scale": 1.0})[:, 0], c.float()
+    )

@@ -45,6 +45,7 @@ from dgm.config import option
 from dgm.data.dataset import TensorData, data_info, take
 from dgm.evaluate.features import FeatureClassifier, feature_classifier, to_unit_range
 from dgm.model import GenerativeModel
+from dgm.sampling import draws
 
 NUM_SAMPLES = 5000  # samples (and as many data examples) compared by dgm eval --sample-quality
 
@@ -199,13 +200,8 @@ def draw(
     options: dict[str, Any] | None = None,
 ) -> Tensor:
     """``n`` samples of ``model`` (for conditions ``c``, (n, ...) or None; with sampling
-    ``options``) in batches, on the CPU."""
-    out = []
-    for start in range(0, n, batch_size):
-        cb = None if c is None else c[start : start + batch_size]
-        size = min(batch_size, n - start)
-        out.append(model.sample(size, cb, generator=generator, **(options or {})).cpu())
-    return torch.cat(out)
+    ``options``) in batches, on the CPU: ``dgm.sampling.draws`` joined."""
+    return torch.cat(list(draws(model, n, c, batch_size, generator, **(options or {}))))
 
 
 @torch.no_grad()
