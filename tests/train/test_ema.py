@@ -134,3 +134,15 @@ def test_load_eval_and_sample_read_the_ema_unless_told_no_ema(tmp_path, capsys, 
             with torch.no_grad():
                 expected = model.sample(8, generator=torch.Generator().manual_seed(0))
             assert torch.equal(x, expected)
+
+
+def test_a_step_of_several_phases_updates_the_ema_once():
+    """A GAN's step is two critic phases and a generator phase: the EMA averages the
+    weights once per step, after all of them (single-phase models hide an update per
+    phase)."""
+    torch.manual_seed(0)
+    model = dgm.create("gan", (2,), hidden_sizes=(8,), latent_dim=2, n_critic=2)
+    assert len(model.phases) == 3
+    cfg = quiet_config(steps=6, lr=0.01, ema_decay=0.8, batch_size=16)
+    trainer = Trainer(model, gaussian_data(), None, cfg, progress=False)
+    fit_tracking_ema(trainer, 0.8)

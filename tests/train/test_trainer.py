@@ -354,3 +354,24 @@ def test_patience_needs_evaluations_and_a_likelihood():
     gauss = DiagonalGaussian((2,), GaussianConfig())
     with pytest.raises(ValueError, match="no valid split"):
         Trainer(gauss, gaussian_data(), None, quiet_config(patience=2, eval_every=5))
+
+
+def test_gradient_clipping_rescales_what_the_optimizer_steps_on():
+    """grad_clip = c far below the gradients' norm: every step the optimizer receives
+    gradients of total norm exactly c (AdamW hardly reacts to a constant rescaling, and the
+    fused-optimizer test clips on both sides, so skipping the clip passed)."""
+    torch.manual_seed(0)
+    model = DiagonalGaussian((2,), GaussianConfig())
+    cfg = quiet_config(steps=3, lr=0.01, grad_clip=1e-3)
+    trainer = Trainer(model, gaussian_data(), None, cfg, progress=False)
+    (opt,) = trainer.optimizers.values()
+    stepped, step = [], opt.step
+
+    def recording(*args, **kwargs):
+        grads = [p.grad for group in opt.param_groups for p in group["params"]]
+        stepped.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+        return step(*args, **kwargs)
+
+    opt.step = recording
+    trainer.fit()
+    assert len(stepped) == 3 and all(n == pytest.approx(1e-3, rel=1e-5) for n in stepped), stepped
