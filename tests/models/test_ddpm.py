@@ -93,6 +93,23 @@ def test_label_dropout_trains_the_null_label_on_the_stated_share():
     assert not (seen[1] == 3).any()
 
 
+def test_a_dropped_context_reaches_the_network_as_no_context():
+    """Context dropout trains the unconditional ε that guidance asks for: a dropped row's
+    network input is the one given without c (zeros and a cleared presence flag), and a
+    kept row's is the one given with its c."""
+    torch.manual_seed(0)
+    model = dgm.create("ddpm", (3,), num_timesteps=10, context_shape=(2,), condition_dropout=0.5)
+    x, c = torch.randn(4, 3), torch.randn(4, 2)
+    t = torch.tensor([1, 4, 7, 9])
+    keep = torch.tensor([True, False, True, False])
+    with torch.no_grad():
+        got = model._net(x, t, c, keep)
+        without, with_c = model._net(x, t, None), model._net(x, t, c)
+    torch.testing.assert_close(got[~keep], without[~keep])
+    torch.testing.assert_close(got[keep], with_c[keep])
+    assert not torch.allclose(without, with_c)  # the context matters
+
+
 def test_byte_images_need_integers_and_samples_are_levels():
     model = dgm.create("ddpm", (1, 4, 4), num_timesteps=5, unet_channels=4, num_levels=256)
     with pytest.raises(ValueError, match="integer tensor"):
