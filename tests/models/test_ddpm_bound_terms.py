@@ -93,3 +93,37 @@ def test_sampled_timesteps_estimate_each_step_term():
     want = closed_form_terms(betas, gains, x0)
     d = got["diffusion"]
     assert abs(d.mean().item() - want["diffusion"]) <= 5 * d.std().item() / math.sqrt(n)
+
+
+@pytest.mark.parametrize("levels", [256, 0])
+def test_the_bound_of_level_data_clamps_the_predicted_x0_as_sampling_does(levels, monkeypatch):
+    """With num_levels > 0 (data in [−1, 1]) the decoder term and every L_{t−1} read x̂_0
+    clamped to [−1, 1]; continuous data leave it as predicted. A network far from its
+    initialisation predicts x̂_0 outside the range (small models near init never do)."""
+    from dgm.models.diffusion import bound
+
+    torch.manual_seed(0)
+    model = dgm.create("ddpm", (3,), num_timesteps=6, num_levels=levels).double()
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.mul_(20)
+    seen = []
+    decoder = bound.decoder_log_prob
+    monkeypatch.setattr(
+        bound,
+        "decoder_log_prob",
+        lambda x0, mean, *a: (seen.append(mean), decoder(x0, mean, *a))[1],
+    )
+    posterior = model.schedule.posterior_mean
+    calls = []
+    monkeypatch.setattr(
+        model.schedule,
+        "posterior_mean",
+        lambda x0, xt, t: (calls.append(x0), posterior(x0, xt, t))[1],
+    )
+    x = torch.randint(0, 256, (8, 3)) if levels else torch.randn(8, 3, dtype=torch.float64)
+    with torch.no_grad():
+        model.bound_terms(x, timesteps=0)
+    predicted = [seen[0], *calls[1::2]]  # the decoder's mean, then each term's x̂_0
+    largest = max(float(p.abs().max()) for p in predicted)
+    assert largest <= 1.0 if levels else largest > 1.0
