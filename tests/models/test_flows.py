@@ -327,6 +327,13 @@ def test_dequantized_flow_takes_integers_samples_integers_and_encodes_cell_centr
     model = make("realnvp", (1, 2, 2), dequantize="uniform", num_levels=16)
     x = torch.randint(16, (5, 1, 2, 2))
     assert torch.equal(model.decode(model.encode(x)), x)
+    # encode is deterministic: the transform of the cell centres' logits, no noise drawn
+    with torch.no_grad():
+        z = model.encode(x)
+        torch.manual_seed(123)
+        assert torch.equal(model.encode(x), z)
+        expected = model.transform(model.logit((x.double() + 0.5) / 16)[0], None)[0]
+    torch.testing.assert_close(z, expected)
     s = model.sample(20, generator=torch.Generator().manual_seed(0))
     assert s.dtype == torch.long and ((s >= 0) & (s < 16)).all()
     with pytest.raises(ValueError, match="integer tensor"):
