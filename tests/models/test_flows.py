@@ -267,6 +267,40 @@ def test_glow_vector_actnorm_initialises_on_the_first_batch_to_zero_mean_unit_va
         torch.testing.assert_close(z.var(0, correction=0), torch.ones(3, dtype=torch.float64))
 
 
+@pytest.mark.parametrize(
+    ("name", "shape", "options"),
+    [
+        ("realnvp", (4,), {}),
+        ("realnvp", (1, 4, 4), {"architecture": "conv"}),
+        ("glow", (4,), {}),
+        ("glow", (1, 4, 4), {}),
+    ],
+)
+def test_every_coupling_takes_the_flows_options(name, shape, options):
+    """scale_bound reaches every coupling of every architecture, and RealNVP's batch_norm
+    adds BatchNorm bijections in each (the defaults hide an option dropped on one path)."""
+    model = make(name, shape, scale_bound=0.5, **options)
+    bounds = [m.bound for m in model.modules() if hasattr(m, "bound")]
+    assert bounds and set(bounds) == {0.5}
+    if name == "realnvp":
+        normed = make(name, shape, batch_norm=True, **options)
+        assert any(isinstance(m, BatchNormFlow) for m in normed.modules())
+        assert not any(isinstance(m, BatchNormFlow) for m in model.modules())
+
+
+def test_nice_couplings_alternate_so_every_output_depends_on_another_input():
+    """Two additive couplings on alternating halves: each output of encode depends on some
+    other input (couplings on the same half leave that half an identity)."""
+    from torch.autograd.functional import jacobian
+
+    model = make("nice", (4,), num_couplings=2, hidden_sizes=(32,))
+    reached = torch.zeros(4, dtype=torch.bool)  # outputs that depend on another input
+    for v in torch.randn(8, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64):
+        J = jacobian(lambda u: model.encode(u[None])[0], v)  # (out, in)
+        reached |= (J - torch.diag(J.diagonal())).abs().amax(1) > 1e-6
+    assert reached.all(), reached
+
+
 # -- BatchNorm inside a model ------------------------------------------------------------------
 
 
