@@ -273,7 +273,7 @@ def test_glow_vector_actnorm_initialises_on_the_first_batch_to_zero_mean_unit_va
         ("realnvp", (4,), {}),
         ("realnvp", (1, 4, 4), {"architecture": "conv"}),
         ("glow", (4,), {}),
-        ("glow", (1, 4, 4), {}),
+        ("glow", (1, 4, 4), {"architecture": "conv"}),
     ],
 )
 def test_every_coupling_takes_the_flows_options(name, shape, options):
