@@ -277,6 +277,13 @@ def feature_classifier(
 
 
 def to_unit_range(x: Tensor, value_range: tuple[float, float] | None) -> Tensor:
-    """Pixels mapped to [0, 1] from their ``value_range`` (default (0, 1)), as float32."""
+    """Pixels mapped to [0, 1] from their ``value_range`` (default (0, 1)), as float32.
+
+    Example:
+        >>> to_unit_range(torch.tensor([-1.0, 0.0, 1.0]), (-1.0, 1.0)).tolist()
+        [0.0, 0.5, 1.0]
+        >>> to_unit_range(torch.tensor([0, 51, 255]), (0.0, 255.0)).tolist()
+        [0.0, 0.20000000298023224, 1.0]
+    """
     lo, hi = value_range if value_range is not None else (0.0, 1.0)
     return (x.float() - lo) / (hi - lo)
