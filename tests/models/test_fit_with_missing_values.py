@@ -59,6 +59,22 @@ def test_gaussian_naive_bayes_means_and_variances_use_observed_entries_only():
             )
 
 
+def test_a_feature_a_class_never_observes_falls_back_to_its_overall_statistics():
+    """Feature 1 is missing in every example of class 0: that class gets the feature's mean
+    and variance over all observed examples (of any class), not 0 and nothing."""
+    g = torch.Generator().manual_seed(2)
+    n = 600
+    y = torch.arange(n) % 2
+    x = torch.randn(n, 2, generator=g, dtype=torch.float64) * 2 + 5
+    x[y == 0, 1] = math.nan
+    model = dgm.create("naive_bayes", (2,), num_classes=2, feature="gaussian").double()
+    model.fit_step([(x, y)])
+    seen = x[y == 1, 1]
+    torch.testing.assert_close(model.means[0, 1], seen.mean())
+    torch.testing.assert_close(model.variances[0, 1], seen.var(correction=0), rtol=1e-6, atol=0)
+    torch.testing.assert_close(model.means[1, 1], seen.mean())  # the class that saw it
+
+
 def test_categorical_naive_bayes_counts_observed_entries_only():
     """Integer features have no NaN: the fit with everything observed is the counts, and a
     completion draws from them (missing values enter categorical data as a mask only)."""
