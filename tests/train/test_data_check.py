@@ -4,6 +4,7 @@ naming the dataset and the split; the training steps then skip the value scan.""
 import pytest
 import torch
 
+import dgm
 from dgm.data import DataConfig, TensorData
 from dgm.train import Trainer, TrainingDiverged, train
 from helpers import DiagonalGaussian, GaussianConfig, gaussian_data, quiet_config
@@ -45,3 +46,18 @@ def test_steps_skip_the_value_scan_during_fit_and_restore_it_after():
     with pytest.raises(TrainingDiverged):
         Trainer(model, gaussian_data(), None, quiet_config(steps=3), progress=False).fit()
     assert model.seen_check_values == [False] * 2 and model.check_values is True
+
+
+def test_the_check_reads_every_chunk_to_the_last_example(monkeypatch):
+    """Chunks of 4 over 10 examples: a bad value in the last, short chunk is found and
+    named by its examples (one chunk, as every split here is, hides a skipped tail)."""
+    from dgm.train import data_check
+
+    monkeypatch.setattr(data_check, "CHECK_CHUNK", 4)
+    model = dgm.create("fvsbn", (3,))
+    x = torch.zeros(10, 3)
+    x[9, 1] = 0.5  # not binary
+    with pytest.raises(ValueError, match=r"examples 8\.\.9"):
+        data_check.check_splits(
+            model, {"train": TensorData(x)}, device=torch.device("cpu"), seed=0, batch_size=2
+        )
