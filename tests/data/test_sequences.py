@@ -22,6 +22,16 @@ def test_hmm_gaussian_is_seeded_per_split_and_has_the_stationary_mean():
     mean = torch.tensor(np.mean(expected, 0), dtype=torch.float32)
     se = a.x.std() / (3000**0.5)  # per-sequence means are independent across sequences
     assert ((a.x.mean((0, 1)) - mean).abs() < 6 * se).all()
+    # E[x_t²] = Σ_k p(z_t = k)(σ_k² + μ_k²): the emission spread too, not the mean alone
+    pi, square = np.array(TRUE_HMM["initial"]), []
+    moments = np.array(TRUE_HMM["stds"]) ** 2 + np.array(TRUE_HMM["means"]) ** 2  # (K, 2)
+    for _ in range(30):
+        square.append(pi @ moments)
+        pi = pi @ A
+    per_sequence = a.x.square().mean(1)  # (3000, 2): independent across sequences
+    want = torch.tensor(np.mean(square, 0), dtype=torch.float32)
+    se = per_sequence.std(0) / (3000**0.5)
+    assert ((per_sequence.mean(0) - want).abs() < 6 * se).all(), (per_sequence.mean(0), want)
 
 
 def test_shuffled_words_permute_each_word_and_keep_its_padding():

@@ -153,6 +153,8 @@ def test_pinwheel():
         d.log_prob(torch.zeros(3, 2))
     x, k = d.sample_labeled(20_000, torch.Generator().manual_seed(0))
     assert abs(x.norm(dim=-1).mean() - 2.0) < 0.15  # radial feature ~ 1 + 0.3 noise, times 2
+    # |x| / 2 = √(f_r² + f_t²) ≈ |f_r|: its spread is the radial std 0.3 (tangential: 0.1)
+    assert abs((x.norm(dim=-1) / 2).std() - 0.3) < 0.02
     # Each arm starts near angle 2 pi k / 5 (plus the twist rate * e at the mean radius).
     angle = torch.atan2(-x[:, 1], x[:, 0])
     expected = 2 * math.pi * k / 5 + 0.25 * math.e
