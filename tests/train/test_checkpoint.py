@@ -92,17 +92,24 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 
 def test_a_checkpoint_without_a_new_best_carries_the_best_weights_it_commits(tmp_path):
-    """Validation at step 10, checkpoints at 5, 10 and 15: the step-15 checkpoint names
-    the best weights of step 10 among its files (carried, hashed, verified on resume), not
-    only a top-level copy from before."""
+    """Validation at step 10, a stop at 13 (a checkpoint without validation, so without a
+    new best): the step-13 checkpoint names the best weights of step 10 among its files
+    (carried, hashed, verified on resume), not only the top-level copy from before."""
     from dgm.train import Trainer
-    from helpers import DiagonalGaussian, GaussianConfig, gaussian_data, quiet_config, registered
+    from helpers import (
+        DiagonalGaussian,
+        GaussianConfig,
+        gaussian_data,
+        quiet_config,
+        registered,
+        stopping_at,
+    )
 
     model = DiagonalGaussian((2,), GaussianConfig())
-    cfg = quiet_config(steps=15, lr=0.05, eval_every=10, checkpoint_every=5)
-    with registered():
+    cfg = quiet_config(steps=20, lr=0.05, eval_every=10, checkpoint_every=5)
+    with registered(), stopping_at(13):
         Trainer(model, gaussian_data(), gaussian_data(), cfg, tmp_path, progress=False).fit()
     found = rd.committed(tmp_path)
-    assert found.step == 15 and rd.BEST_WEIGHTS in found.files
+    assert found.step == 13 and rd.BEST_WEIGHTS in found.files
     assert (found.folder / rd.BEST_WEIGHTS).is_file()
     ckpt.verify(found)  # the hash it names is the file's
