@@ -100,7 +100,7 @@ def test_batched_draws_give_each_batch_its_own_conditions():
     import torch
 
     from dgm.evaluate.sample_quality import draw
-    from dgm.sampling import draws
+    from dgm.model import sample_batches
 
     class Echo:
         def __init__(self):
@@ -112,7 +112,7 @@ def test_batched_draws_give_each_batch_its_own_conditions():
 
     c, g = torch.arange(10), torch.Generator()
     model = Echo()
-    out = torch.cat(list(draws(model, 10, c, 4, g, scale=2.0)))
+    out = torch.cat(list(sample_batches(model, 10, c, 4, g, scale=2.0)))
     assert [(n, part) for n, part, _, _ in model.seen] == [
         (4, [0, 1, 2, 3]),
         (4, [4, 5, 6, 7]),

@@ -16,7 +16,7 @@ import enum
 import functools
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
@@ -530,3 +530,19 @@ class ClosedFormFit(Protocol):
     """
 
     def fit_step(self, batches: Iterable[tuple[Tensor, Tensor | None]]) -> dict[str, Tensor]: ...
+
+
+def sample_batches(
+    model: GenerativeModel,
+    n: int,
+    c: Tensor | None,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    **options: Any,
+) -> Iterator[Tensor]:
+    """``model.sample`` of n in batches of at most ``batch_size`` (c sliced to match),
+    each batch on the CPU. One batch when n <= batch_size: the same draws as one call."""
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        part = None if c is None else c[start:stop]
+        yield model.sample(stop - start, part, generator=generator, **options).cpu()

@@ -16,7 +16,7 @@ Example:
     >>> model = dgm.create("gmm", (3,), num_components=2)
     >>> path = os.path.join(tempfile.mkdtemp(), "draws.npy")
     >>> kind = output_kind(path, model.event_shape, text=False, n=10)
-    >>> write_array(draws(model, 10, None, 4), path, 10)
+    >>> write_array(sample_batches(model, 10, None, 4), path, 10)
     (10, 3)
     >>> np.load(path).shape
     (10, 3)
@@ -37,6 +37,7 @@ from torch import Tensor
 from dgm.capabilities import modality
 from dgm.config import option
 from dgm.io import atomic_write
+from dgm.model import sample_batches
 
 ARRAY_SUFFIXES = (".npy", ".pt")
 MAX_PICTURE = 4096  # samples in one picture: a 64 x 64 grid of images, or a scatter
@@ -103,22 +104,6 @@ def output_kind(
     return "picture"
 
 
-def draws(
-    model: Any,
-    n: int,
-    c: Tensor | None,
-    batch_size: int,
-    generator: torch.Generator | None = None,
-    **options: Any,
-) -> Iterator[Tensor]:
-    """``model.sample`` of n in batches of at most ``batch_size`` (c sliced to match),
-    each batch on the CPU. One batch when n <= batch_size: the same draws as one call."""
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        part = None if c is None else c[start:stop]
-        yield model.sample(stop - start, part, generator=generator, **options).cpu()
-
-
 def array_bytes(n: int, event_shape: tuple[int, ...] | torch.Size, itemsize: int = 4) -> int:
     """Bytes of n samples of ``event_shape`` at ``itemsize`` bytes per value."""
     return n * int(np.prod(tuple(event_shape), dtype=np.int64)) * itemsize
@@ -178,7 +163,6 @@ __all__ = [
     "Plan",
     "SampleOptions",
     "array_bytes",
-    "draws",
     "output_kind",
     "plan",
     "sample_file",
@@ -307,7 +291,7 @@ def sample_file(run: Any, model: Any, options: SampleOptions, planned: Plan) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator(model.device).manual_seed(options.seed)
     with torch.no_grad():
-        batches = draws(model, n, planned.c, options.batch_size, gen, **planned.options)
+        batches = sample_batches(model, n, planned.c, options.batch_size, gen, **planned.options)
         if planned.kind in ("npy", "pt"):
             shape = write_array(batches, out, n)
             return [f"wrote {out} ({n} samples, array of shape {shape})"]

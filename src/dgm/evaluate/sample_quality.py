@@ -44,8 +44,7 @@ from torch.utils.data import Dataset
 from dgm.config import option
 from dgm.data.dataset import TensorData, data_info, take
 from dgm.evaluate.features import FeatureClassifier, feature_classifier, to_unit_range
-from dgm.model import GenerativeModel
-from dgm.sampling import draws
+from dgm.model import GenerativeModel, sample_batches
 
 NUM_SAMPLES = 5000  # samples (and as many data examples) compared by dgm eval --sample-quality
 
@@ -200,8 +199,8 @@ def draw(
     options: dict[str, Any] | None = None,
 ) -> Tensor:
     """``n`` samples of ``model`` (for conditions ``c``, (n, ...) or None; with sampling
-    ``options``) in batches, on the CPU: ``dgm.sampling.draws`` joined."""
-    return torch.cat(list(draws(model, n, c, batch_size, generator, **(options or {}))))
+    ``options``) in batches, on the CPU: ``sample_batches`` joined."""
+    return torch.cat(list(sample_batches(model, n, c, batch_size, generator, **(options or {}))))
 
 
 @torch.no_grad()
