@@ -107,6 +107,29 @@ def test_wgan_clips_the_critic_before_each_use_and_spectral_norm_normalises_it()
     for _ in range(30):  # power iteration runs in each training forward
         model.loss(torch.randn(4, 2), phase="discriminator")
     assert torch.linalg.matrix_norm(layer.weight.detach(), ord=2) == pytest.approx(1, abs=1e-3)
+    weighted = [m for m in model.discriminator.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(weighted) >= 3 and all(is_parametrized(m, "weight") for m in weighted)  # ψ too
+    for image in (False, True):  # every weighted layer, the projection head's included
+        shape = (1, 8, 8) if image else (2,)
+        disc = dgm.create("gan", shape, spectral_norm=True, num_classes=3, **TINY).discriminator
+        layers = [m for m in disc.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+        assert layers and all(is_parametrized(m, "weight") for m in layers), image
+
+
+def test_the_gradient_penalty_weight_reaches_the_objective():
+    """gp_weight = λ: the penalty of the same critic and points is λ times its λ = 1 value
+    (every other test ran at the default λ = 10)."""
+    torch.manual_seed(0)
+    x, fake = torch.randn(6, 2), torch.randn(6, 2)
+    values = {}
+    for weight in (1.0, 2.5):
+        model = dgm.create("gan", (2,), objective="wgan_gp", gp_weight=weight, **TINY)
+        torch.manual_seed(1)  # the same interpolation points
+        critic = torch.nn.Linear(2, 1)
+        torch.nn.init.constant_(critic.weight, 3.0)
+        values[weight] = model.objective.penalty(lambda t, f=critic: f(t)[:, 0], x, fake)
+    torch.testing.assert_close(values[2.5], 2.5 * values[1.0])
+    assert values[1.0] > 0
 
 
 def test_per_phase_learning_rates_and_betas_reach_the_optimizers():
