@@ -43,6 +43,15 @@ def test_zero_noise_sgld_descends_the_energy_and_a_step_keeps_frozen_entries():
     assert (moved[:, frozen] == 0).all() and (moved[:, ~frozen] == 1).all()  # clamped at 1
 
 
+def test_an_sgld_step_adds_noise_of_std_tau_times_root_two_epsilon():
+    """x' = x − ε ∇E + τ √(2ε) ξ: with ∇E = 0 the increments' std is τ √(2ε), at τ = 0.5
+    (τ = 0 and τ = 1, the other tests' values, hide τ read as √τ)."""
+    sgld = SGLD(step_size=0.02, noise=0.5)
+    x = torch.zeros(20000, dtype=torch.float64)
+    out = sgld.step(x, torch.zeros_like(x), torch.Generator().manual_seed(0))
+    assert abs(out.std().item() - 0.5 * (2 * 0.02) ** 0.5) < 0.004
+
+
 def test_the_replay_buffer_is_updated_in_training_read_only_in_validation_and_saved():
     model = small()
     x = torch.randn(8, 2, dtype=torch.float64)
