@@ -20,6 +20,7 @@ from dgm.report.gather import (
     RunReport,
     Shown,
     gather,
+    logged_metrics,
     open_run,
 )
 from dgm.report.render import compare_html, render_comparison, render_report, report_html
@@ -124,3 +125,12 @@ def test_report_flags_are_the_fields_of_report_options():
         }
     ns = parser.parse_args(["compare", "runs/x", "runs/y"])
     assert options_from(ns, CompareOptions) == CompareOptions()
+
+
+def test_the_best_logged_validation_nll_is_the_lowest_finite_one():
+    """A NaN or −inf validation (a diverged evaluation) is never the best."""
+    nan, inf = float("nan"), float("inf")
+    records = [{"step": 1, "valid/nll": nan}, {"step": 2, "valid/nll": 3.0}]
+    records += [{"step": 3, "valid/nll": -inf}, {"step": 4, "valid/nll": 4.0}]
+    (best,) = [m for m in logged_metrics(records) if m.key == "logged/best_valid_nll"]
+    assert best.value == 3.0 and best.source == "step 2"

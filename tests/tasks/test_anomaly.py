@@ -120,6 +120,9 @@ def test_perturb_mutates_the_asked_share_within_the_support():
     assert abs(bits.mean().item() - 0.2) < 0.02  # half the mutations draw a 1
     levels = anomaly.perturb(x.long(), 1.0, constraints.integer_interval(0, 255), g)
     assert levels.dtype == torch.long and levels.max() > 200 and levels.min() >= 0
+    four = anomaly.perturb(x.long(), 1.0, constraints.integer_interval(0, 3), g)  # 5000 draws
+    counts = torch.bincount(four.flatten(), minlength=4)
+    assert len(counts) == 4 and ((counts / 5000 - 0.25).abs() < 0.03).all(), counts  # 0..3
     unit = anomaly.perturb(x, 1.0, constraints.real, g)
     assert 0 <= unit.min() and unit.max() <= 1
     with pytest.raises(ValueError, match=r"mutation rate must lie in \[0, 1\]"):
