@@ -103,9 +103,10 @@ def test_complete_draws_from_the_exact_conditional():
     assert torch.equal(draws, again)
 
 
-def test_complete_chooses_each_point_with_its_kernel_weight():
+@pytest.mark.parametrize("chunk_size", [2048, 2])  # 2: the points span two chunks
+def test_complete_chooses_each_point_with_its_kernel_weight(chunk_size):
     points = torch.tensor([[0.0, -10.0], [1.0, 0.0], [2.0, 10.0]], dtype=torch.float64)
-    model, _ = fitted(points)
+    model, _ = fitted(points, chunk_size=chunk_size)
     model.scale.copy_(torch.tensor([0.5, 0.1], dtype=torch.float64))
     n = 6000
     rows = torch.tensor([[0.8, 0.0]], dtype=torch.float64).expand(n, 2)

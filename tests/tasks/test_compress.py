@@ -159,6 +159,23 @@ def test_the_callers_model_keeps_its_dtype_and_mode_and_hash():
     assert torch.equal(cz.decompress(model, blob), x)
 
 
+def test_a_model_that_differs_in_a_buffer_alone_is_another_model():
+    """The model id hashes buffers too (a KDE's points, running statistics, masks): a file
+    coded with one is refused by a model whose parameters are the same but buffers not."""
+    model = dgm.create("made", (1, 2, 2), hidden_sizes=(8,)).double()
+    x = torch.ones(3, 1, 2, 2, dtype=torch.float64)
+    blob = cz.compress(model, x)
+    other = dgm.create("made", (1, 2, 2), hidden_sizes=(8,)).double()
+    other.load_state_dict(model.state_dict())
+    name, buffer = next(iter(other.named_buffers()))
+    with torch.no_grad():
+        buffer.copy_(buffer.flip(-1) if buffer.dim() else buffer + 1)
+    assert not torch.equal(buffer, dict(model.named_buffers())[name])
+    assert model_hash(other) != model_hash(model)
+    with pytest.raises(ContainerError, match="another model"):
+        cz.decompress(other, blob)
+
+
 # -- code length -------------------------------------------------------------------------------
 
 
