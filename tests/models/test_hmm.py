@@ -228,9 +228,11 @@ def test_baum_welch_never_decreases_the_likelihood(init_seed, shape, config):
     assert history[-1] > history[0] + 0.1  # it learns, not only stays put
 
 
-def test_one_em_step_is_the_m_step_of_brute_force_expected_counts():
-    """Rabiner's eqs. 40a-c from p(z | x) by enumeration: the new π, A and b."""
-    model = randomise(make((6,), num_states=2, vocab_size=4, end_token=3, pseudo_count=0.0), 12)
+@pytest.mark.parametrize("p", [0.0, 0.5])
+def test_one_em_step_is_the_m_step_of_brute_force_expected_counts(p):
+    """Rabiner's eqs. 40a-c from p(z | x) by enumeration: the new π, A and b, with the
+    pseudo-count p added to the transition and token counts (0 hides a count dropped)."""
+    model = randomise(make((6,), num_states=2, vocab_size=4, end_token=3, pseudo_count=p), 12)
     x = torch.tensor([w[:6] + [3] * (6 - len(w[:6])) for w in WORDS[:3]] + [[0, 1, 2, 0, 1, 2]])
     K, V = 2, 4
     first, trans, emis = torch.zeros(K), torch.zeros(K, K), torch.zeros(K, V)
@@ -246,6 +248,7 @@ def test_one_em_step_is_the_m_step_of_brute_force_expected_counts():
                 trans.index_put_((paths[:, t - 1], paths[:, t]), w, accumulate=True)
     model.fit_step([(x[:2], None), (x[2:], None)])  # two batches: one pass over all
     torch.testing.assert_close(model.log_initial.exp(), first / first.sum())
+    trans, emis = trans + p, emis + p
     torch.testing.assert_close(model.log_transition.exp(), trans / trans.sum(1, keepdim=True))
     torch.testing.assert_close(model.log_emission.exp(), emis / emis.sum(1, keepdim=True))
 
