@@ -500,24 +500,27 @@ def completion_masks(shape: tuple[int, ...], n: int) -> dict[str, Tensor]:
     """Observed masks (n, *shape) of images (C, H, W) that exercise a sampler's fill:
     ``bottom-half`` (whole rows observed in every example), ``random`` (each sub-pixel of
     each example), ``some-all-observed`` (random, but the first and last sub-pixels, the
-    middle channel of pixel (0, 1), every channel but the first of pixel (0, W − 1) for
-    C > 1 (its first channel drawn: a sampler must finish that pixel with no later draw)
-    and all of row 1 observed in every example: skipped with no draw) and ``none``
-    (nothing observed: a sample)."""
+    middle channel of pixel (0, 1) and all of row 1 observed in every example: skipped
+    with no draw), for C > 1 ``later-channels-observed`` (every channel of pixel (0, 0) but
+    the first, and nothing else: a sampler must finish that pixel after its one draw)
+    and ``none`` (nothing observed: a sample)."""
     C, H, W = shape
     rows = torch.arange(H)[:, None].expand(H, W)  # (H, W)
     g = torch.Generator().manual_seed(5)
     some = torch.rand(n, C, H, W, generator=g) < 0.5
     some[:, 0, 0, 0] = some[:, -1, -1, -1] = some[:, C // 2, 0, min(1, W - 1)] = True
-    if C > 1:
-        some[:, 1:, 0, W - 1], some[:, 0, 0, W - 1] = True, False
     some[:, :, min(1, H - 1)] = True
-    return {
+    masks = {
         "bottom-half": (rows < H - H // 2).expand(n, C, H, W).clone(),
         "random": torch.rand(n, C, H, W, generator=g) < 0.5,
         "some-all-observed": some,
         "none": torch.zeros(n, C, H, W, dtype=torch.bool),
     }
+    if C > 1:
+        later = torch.zeros(n, C, H, W, dtype=torch.bool)
+        later[:, 1:, 0, 0] = True
+        masks["later-channels-observed"] = later
+    return masks
 
 
 def complete_fast_and_naive(
