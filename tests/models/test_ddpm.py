@@ -74,6 +74,10 @@ def test_unet_keeps_the_shape_for_odd_sizes_and_uses_time_label_and_context():
     assert not torch.allclose(out, net(x, torch.tensor([40, 40]), y, ctx))
     assert not torch.allclose(out, net(x, t, torch.tensor([2, 2]), ctx))
     assert not torch.allclose(out, net(x, t, y, ctx + 1))
+    mixed = net(x, torch.tensor([3, 40]), torch.tensor([0, 2]), ctx)  # each row its own
+    for i, (ti, yi) in enumerate(((3, 0), (40, 2))):
+        alone = net(x[i : i + 1], torch.tensor([ti]), torch.tensor([yi]), ctx[i : i + 1])
+        torch.testing.assert_close(mixed[i : i + 1], alone)
     emb = timestep_embedding(torch.tensor([0.0, 5.0]), 7)
     assert emb.shape == (2, 7) and torch.equal(emb[0, :3], torch.zeros(3))
 
