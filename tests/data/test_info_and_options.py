@@ -259,3 +259,14 @@ def test_a_run_whose_config_json_has_the_old_data_section_still_evaluates(tmp_pa
     assert main(["eval", str(run), "--split", "test", "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again == new and new["n"] == 300  # the same 300 test points, seeded alike
+
+
+def test_a_train_fraction_is_a_subset_drawn_by_the_data_seed():
+    """train_fraction keeps round(f · N) examples of the train split, chosen by a
+    permutation seeded by the data seed (every sweep test used seed 0), in their order."""
+    for seed in (0, 3):
+        full = get("digits", "train", seed=seed)
+        sub = DataConfig("digits", train_fraction=0.2, seed=seed).load("train")
+        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
+        keep = order[: round(0.2 * len(full))].sort().values
+        assert torch.equal(sub.x, full.x[keep]) and torch.equal(sub.y, full.y[keep]), seed
