@@ -138,6 +138,9 @@ def test_discrete_data_set_num_levels_only_where_it_defaults_to_real_x():
     assert config_for_data("ddpm", byte, {})["num_levels"] == 256
     assert config_for_data("ddpm", binary, {})["num_levels"] == 2
     assert "num_levels" not in config_for_data("ddpm", real, {})
+    # dynamic binarization stores grey values and binarizes each batch: binary all the same
+    dynamic = data(torch.rand(6, 1, 2, 2), dynamic_binarize=True)
+    assert config_for_data("ddpm", dynamic, {})["num_levels"] == 2
     assert config_for_data("ddpm", byte, {"num_levels": 0}) == {"num_levels": 0}  # as given
     assert "num_levels" not in config_for_data("glow", binary, {})  # its default is not 0
 
