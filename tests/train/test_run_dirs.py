@@ -178,16 +178,13 @@ def test_a_run_without_trainer_state_says_what_it_can_still_do(finished, tmp_pat
     assert main(["eval", str(run)]) == 0  # the weights still serve
     capsys.readouterr()
 
-    # continue from the weights as a new run: same model options, the weights as the start
+    # continue from the weights as a new run, on the command line: same model options, the
+    # weights as the start
     new = tmp_path / "new"
-    train(
-        "vae",
-        DataConfig("digits", binarize="static"),
-        new,
-        TrainConfig(steps=1, lr=1e-12, warmup_steps=1, device="cpu", sample_every=0),
-        progress=False,
-        init_from=run,
-    )
+    argv = ["train", "vae", "--data", "digits", "--binarize", "static", "--steps", "1"]
+    argv += ["--lr", "1e-12", "--warmup-steps", "1", "--device", "cpu", "--sample-every", "0"]
+    assert main([*argv, "--init-from", str(run), "--out", str(new)]) == 0
+    capsys.readouterr()
     start, now = load_file(str(run / rd.WEIGHTS)), load_file(str(new / rd.WEIGHTS))
     for k in start:  # one step at lr 1e-12 from the old weights
         assert torch.allclose(start[k], now[k], atol=1e-6), k
