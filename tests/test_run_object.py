@@ -99,3 +99,9 @@ def test_the_cli_gives_a_context_model_its_examples_contexts(tmp_path, capsys):
     argv = ["interpolate", str(path), "--steps", "3", "--device", "cpu", "--out", str(out)]
     assert main(argv) == 0, capsys.readouterr().err
     assert out.is_file()
+    from dgm.cli.common import examples
+
+    run = Run.open(path)  # rows 3 and 5 (not the first two): each with its own context
+    _, c = examples(run, "test", [3, 5], "cpu", 0)
+    torch.testing.assert_close(c, run.conditions("test", torch.tensor([3, 5]), device="cpu"))
+    assert not torch.equal(c, run.conditions("test", torch.tensor([0, 1]), device="cpu"))
