@@ -92,6 +92,15 @@ def test_label_balance_follows_the_real_training_set(digits) -> None:
     classification_accuracy_score(model, train, test, CasOptions(batch_size=10_000))
     drawn = torch.bincount(torch.cat(seen), minlength=10)
     assert torch.equal(drawn, torch.bincount(train.y, minlength=10))
+    # fewer samples than examples, from a train split sorted by class: a seeded random
+    # subset of the labels (not the first n, all of the lowest classes)
+    order = train.y.argsort(stable=True)
+    by_class = train.subset(order)
+    seen.clear()
+    classification_accuracy_score(model, by_class, test, CasOptions(n=500, batch_size=10_000))
+    drawn = torch.bincount(torch.cat(seen), minlength=10).double()
+    share = torch.bincount(train.y, minlength=10).double() / len(train)
+    assert ((drawn / 500 - share).abs() < 5 * (share * (1 - share) / 500).sqrt()).all(), drawn
 
 
 def test_a_model_without_classes_is_refused(digits) -> None:
