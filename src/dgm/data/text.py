@@ -98,6 +98,8 @@ def encode_padded(texts: list[str], length: int, vocab: str) -> Tensor:
     Example:
         >>> encode_padded(["ab", "b"], 3, "\\nab").tolist()
         [[1, 2, 0], [2, 0, 0]]
+        >>> encode_padded(["a"], 3, "\\t\\na").tolist()  # a tab sorts before the end token
+        [[2, 1, 1]]
     """
     if END not in vocab:
         raise ValueError("the run's vocabulary has no end token to pad the text with")
