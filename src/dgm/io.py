@@ -45,7 +45,16 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """The hex digest of a file's bytes (``hashlib`` algorithm name), read in 1 MiB blocks."""
+    """The hex digest of a file's bytes (``hashlib`` algorithm name), read in 1 MiB blocks.
+
+    Example:
+        >>> import hashlib, os, tempfile
+        >>> data = os.urandom(5 << 19)  # 2.5 MiB: three blocks
+        >>> path = Path(tempfile.mkdtemp()) / "blob"
+        >>> _ = path.write_bytes(data)
+        >>> file_digest(path) == hashlib.sha256(data).hexdigest()
+        True
+    """
     digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

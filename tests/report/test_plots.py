@@ -30,6 +30,9 @@ def test_byte_images_and_explicit_ranges():
     y = torch.full((2, 3, 4, 4), 0.0)  # RGB on [-1, 1]: 0 is mid-grey
     img = grey(image_grid(y, value_range=(-1.0, 1.0)))
     assert img.shape[-1] == 3 and np.median(img) == pytest.approx(128, abs=1)
+    levels = torch.tensor([-1.0, 0.0, 1.0]).view(3, 1, 1, 1).expand(3, 1, 4, 4)
+    row = grey(image_grid(levels, nrow=3, pad=0, value_range=(-1.0, 1.0)))  # no grey padding
+    assert sorted(set(row.flatten().tolist())) == [0, 128, 255]  # low, middle, high
     with pytest.raises(ValueError, match="low < high"):
         image_grid(y, value_range=(1.0, 1.0))
 

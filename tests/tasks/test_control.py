@@ -398,3 +398,14 @@ def test_each_transitions_episode_starts_from_its_own_seeded_reset():
         got = data.context[i * length, :3].double()
         torch.testing.assert_close(got, torch.as_tensor(start).double(), atol=1e-6, rtol=0)
     env.close()
+
+
+def test_each_evaluation_episode_starts_from_its_own_seeded_reset():
+    """run_episodes: episode i starts at env.reset(seed=seed + i)."""
+    episodes = control.run_episodes("Pendulum-v1", "random", 2, 7, PlannerOptions(), max_steps=3)
+    env = make_env("Pendulum-v1")
+    for i, (states, _, _) in enumerate(episodes):
+        start, _ = env.reset(seed=7 + i)
+        torch.testing.assert_close(states[0], torch.as_tensor(start).double(), atol=1e-6, rtol=0)
+    env.close()
+    assert not torch.equal(episodes[0][0][0], episodes[1][0][0])

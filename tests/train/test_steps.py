@@ -255,6 +255,10 @@ def test_a_group_with_its_own_weight_decay_is_split_into_matrices_and_the_rest()
         ([(3,), (3,)], 0.0, 1e-3),
         ([(2, 2)], 0.0, 1e-3),
     ]
+    # a group's own weight decay is split even when the default is none
+    opt = optim.build_optimizer("main", entries[:1], quiet_config(weight_decay=0.0))
+    got = [([tuple(p.shape) for p in g["params"]], g["weight_decay"]) for g in opt.param_groups]
+    assert got == [([(3, 3)], 0.1), ([(3,)], 0.0)]
 
 
 def test_a_config_saved_before_weight_decay_on_resumes_decaying_everything():
