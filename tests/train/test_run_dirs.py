@@ -150,7 +150,8 @@ def test_a_lock_dies_with_its_process(tmp_path):
     holder.wait()
     assert (tmp_path / LOCK).exists()
     with RunLock(tmp_path) as lock:  # but the OS released the lock
-        assert lock.held
+        assert lock.held  # and the file names the new holder alone, not the dead one too
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
 
 
 # -- 2. weights are never deleted by accident ---------------------------------------------
