@@ -157,12 +157,13 @@ def test_conditional_vae_needs_c_and_unconditional_rejects_it():
 # -- architectures --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("hw", [(4, 4), (5, 7), (8, 8), (28, 28)])
+@pytest.mark.parametrize("hw", [(4, 4), (5, 7), (8, 8), (28, 28), (4, 9), (9, 4)])
 def test_conv_nets_handle_any_size(hw):
     enc = ConvEncoder((2, *hw), 6, channels=4)
     dec = ConvDecoder(6, (3, *hw), channels=4)
     assert enc(torch.zeros(5, 2, *hw)).shape == (5, 6)
     assert dec(torch.zeros(5, 6)).shape == (5, 3, *hw)
+    assert dec.grid == (4, -(-hw[0] // 4), -(-hw[1] // 4))  # the first grid, each axis its own
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (1, 8, 8)])
