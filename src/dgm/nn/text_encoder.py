@@ -38,6 +38,14 @@ class TextEncoder(nn.Module):
 
         >>> bool((enc(text) - enc(padded)).abs().max() < 1e-6)
         True
+
+        Another padding token: trailing 2s are padding, a trailing 0 is text.
+
+        >>> enc = TextEncoder(vocab_size=5, features=8, pad=2)
+        >>> bool((enc(text) - enc(torch.tensor([[3, 1, 4, 2, 2]]))).abs().max() < 1e-6)
+        True
+        >>> bool((enc(text) - enc(padded)).abs().max() < 1e-6)
+        False
     """
 
     def __init__(
