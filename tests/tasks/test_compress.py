@@ -143,12 +143,12 @@ def test_several_chunks_decode_together_whatever_the_batch_size(monkeypatch):
     labelled = build("fvsbn", (1, 2, 3), {"num_classes": 3})
     with torch.no_grad():
         labelled.class_bias.add_(4 * torch.randn(labelled.class_bias.shape).double())
-    c = torch.arange(10) % 3
+    c = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 1])  # each chunk of 3 its own labels
     blob = cz.compress(labelled, x.double(), c, batch_size=2)
     assert len(cz.read_header(blob)["chunk_bytes"]) == 4
     assert torch.equal(cz.decompress(labelled, blob, c, batch_size=4), x.double())
     ideal = cz.nll_bits(labelled, x.double(), c)
-    assert cz.payload_bits(blob) < ideal + 4 * 32 + 64  # each chunk's labels, not the first's
+    assert cz.payload_bits(blob) < ideal + 4 * 32  # each chunk's labels, not the first's
 
 
 def test_binary_data_may_come_as_bool_or_bytes_and_come_back_so():
