@@ -58,7 +58,13 @@ def esc(value: Any) -> str:
 
 
 def fmt(value: Any) -> str:
-    """A metric as shown: floats to 5 significant digits, everything else as text."""
+    """A metric as shown: floats to 5 significant digits (6 from 1e5, where 5 would print
+    a six-digit figure in exponent form), everything else as text.
+
+    Example:
+        >>> [fmt(v) for v in (3.14159265, 12345.67, 123456.7, None, 7)]
+        ['3.1416', '12346', '123457', 'None', '7']
+    """
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, float):
