@@ -173,6 +173,12 @@ def test_dynamic_binarization(root):
     draws = torch.stack([ds.batch(index)[0] for _ in range(20)])
     assert abs(draws.mean() - unit.x.mean()) < 0.005
     assert (draws.mean(0) - unit.x).abs().mean() < 0.1  # per pixel, 20 draws
+    # a generator makes the draw repeatable, whatever torch's global generator did between
+    again = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(100 + len(again))  # the global generator moves on
+        again.append(ds.batch(index, torch.Generator().manual_seed(seed))[0])
+    assert torch.equal(again[0], again[1]) and not torch.equal(again[0], again[2])
 
 
 def test_byte_scale(root):
