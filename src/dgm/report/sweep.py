@@ -11,6 +11,7 @@ from PIL import Image
 
 from dgm.report.gather import Figure
 from dgm.report.render import figure, html_table, note, page, section, write_page
+from dgm.tasks.sweep import minimum
 
 SIZE = (6.4, 4.0)  # inches at 100 dpi: 640 x 400 pixels
 
@@ -92,7 +93,7 @@ def write_plots(result: dict[str, Any], out: str | Path) -> list[Path]:
 def sweep_html(result: dict[str, Any], plots: list[Path]) -> str:
     """The sweep's page: its table (minimum in bold cells' row first) and its plots."""
     fields = list(result["vary"])
-    best = min(result["points"], key=lambda p: p["test_nll"])["point"]
+    best = minimum(result)["point"]
     header = [*fields, "train NLL", "test NLL", "gap", "valid NLL", "best step", "params"]
     rows = [
         [
