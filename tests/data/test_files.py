@@ -113,6 +113,12 @@ def test_csv_numeric_categorical_missing_and_labels(tmp_path):
     assert x.shape == (40, 3) and x.dtype == torch.float32 and parts[0].num_classes == 3
     assert torch.isnan(x[:, 1]).sum() == 6  # the empty cells are missing values
     assert set(x[:, 2].tolist()) == {0.0, 1.0}  # blue -> 0, red -> 1
+    tabs = tmp_path / "t.tsv"  # the same table, tab-separated: the same examples
+    tabs.write_text(path.read_text().replace(",", "\t"))
+    again = torch.cat(
+        [get("csv", s, str(tabs), label_column="label").x for s in ("train", "valid", "test")]
+    )
+    assert torch.equal(again.nan_to_num(-1), x.nan_to_num(-1))
     cats = tmp_path / "c.csv"
     cats.write_text("x,y\n" + "\n".join(f"{'ab'[i % 2]},{'pqr'[i % 3]}" for i in range(30)))
     data = get("csv", "train", str(cats))

@@ -65,6 +65,20 @@ def test_gpt_cached_logits_equal_the_uncached_ones():
     assert len(cache) == 2 and cache[0][0].shape == (4, 2, 7, 4)  # (B, nh, T, hs)
 
 
+def test_gpt_dropout_acts_in_training_only():
+    """dropout = 0.5: outside training the logits are the same every call (the default
+    dropout of 0 hides attention dropout left on in eval mode)."""
+    torch.manual_seed(0)
+    model = dgm.create("gpt", (7,), vocab_size=5, n_layer=2, n_head=2, n_embd=8, dropout=0.5)
+    x = torch.randint(5, (4, 7), generator=torch.Generator().manual_seed(2))
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.conditional_logits(x), model.conditional_logits(x))
+    model.train()
+    with torch.no_grad():
+        assert not torch.allclose(model.conditional_logits(x), model.conditional_logits(x))
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_gpt_cached_and_uncached_sampling_draw_the_same_tokens(dtype):
     model = build("gpt", T=8, V=6).to(dtype)
