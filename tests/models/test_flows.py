@@ -288,6 +288,27 @@ def test_every_coupling_takes_the_flows_options(name, shape, options):
         assert not any(isinstance(m, BatchNormFlow) for m in model.modules())
 
 
+def test_iaf_samples_in_one_pass_per_step_and_maf_evaluates_in_one():
+    """IAF is MAF turned around: drawing samples runs each step's MADE once, scoring runs
+    it at least D times; MAF the other way round (a MAF built for IAF passes every density
+    test)."""
+    D, K = 3, 2
+    calls = {}
+    for name in ("maf", "iaf"):
+        model = make(name, (D,), num_transforms=K, hidden_sizes=(8,))
+        count = [0]
+        for m in model.modules():
+            if type(m).__name__ == "MADE":
+                m.register_forward_hook(lambda *_, c=count: c.__setitem__(0, c[0] + 1))
+        with torch.no_grad():
+            model.sample(4)
+            sampled, count[0] = count[0], 0
+            model.log_prob(torch.randn(4, D, dtype=torch.float64))
+        calls[name] = (sampled, count[0])
+    (iaf_draw, iaf_score), (maf_draw, maf_score) = calls["iaf"], calls["maf"]
+    assert iaf_draw == maf_score == K and min(iaf_score, maf_draw) >= D * K, calls
+
+
 def test_nice_couplings_alternate_so_every_output_depends_on_another_input():
     """Two additive couplings on alternating halves: each output of encode depends on some
     other input (couplings on the same half leave that half an identity)."""

@@ -128,6 +128,8 @@ def test_objectives_over_decoded_samples_match_their_closed_forms():
     torch.testing.assert_close(mass(z), -(torch.sigmoid(z[:, 0]) - 0.3).abs())
     grey = design.mass_objective(model, 0.3, value_range=(0.0, 2.0))  # pixels on [0, 2]
     torch.testing.assert_close(grey(z), -(torch.sigmoid(z[:, 0]) / 2 - 0.3).abs())
+    signed = design.mass_objective(model, 0.3, value_range=(-1.0, 1.0))  # a range below 0
+    torch.testing.assert_close(signed(z), -((torch.sigmoid(z[:, 0]) + 1) / 2 - 0.3).abs())
 
     class Brightness(torch.nn.Module):  # logits (m, 1 - m): class 0 for bright images
         def forward(self, x):
