@@ -70,6 +70,7 @@ def test_npy_and_pt_round_trip_exactly_and_print_sizes(runs, images, tmp_path, c
     text = capsys.readouterr().out
     assert "bits/dim" in text and "model NLL" in text and f"{z.stat().st_size:,} bytes" in text
     assert main(["decompress", str(runs["fvsbn"]), str(z), str(tmp_path / "y.npy")]) == 0
+    assert f"{z}: {z.stat().st_size:,} bytes -> {tmp_path / 'y.npy'}" in capsys.readouterr().out
     back = np.load(tmp_path / "y.npy")
     assert back.dtype == images.dtype and np.array_equal(back, images)
     torch.save({"x": torch.from_numpy(images).bool()}, tmp_path / "x.pt")
