@@ -147,7 +147,7 @@ VARIANTS = [
     ("rnade", (2,), {"hidden_size": 16, "num_components": 3, "num_classes": 3}),
     ("rnade", (2,), {"hidden_size": 8, "num_components": 2, "context_shape": (2,)}),
     ("gaussian_mlp", (3,), {"hidden_sizes": (8,), "context_shape": (4,)}),
-    ("gaussian_mlp", (1, 2), {"hidden_sizes": (), "context_shape": (1, 3)}),
+    ("gaussian_mlp", (1, 2), {"hidden_sizes": (), "context_shape": (2, 3)}),  # flattened: 6
     ("naive_bayes", (1, 2, 2), {"num_classes": 3}),
     ("naive_bayes", (3,), {"num_classes": 2, "feature": "categorical", "num_categories": 3}),
     ("naive_bayes", (2,), {"num_classes": 3, "feature": "gaussian"}),
