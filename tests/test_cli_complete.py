@@ -168,3 +168,33 @@ def test_a_bad_mask_is_an_argparse_error(runs, capsys):
     with pytest.raises(SystemExit):
         main(["complete", str(made)])  # --mask is required
     assert "--mask" in capsys.readouterr().err
+
+
+def test_colour_pictures_count_filled_pixels_not_sub_pixels(tmp_path, capsys):
+    """On RGB pictures the line counts pixels (each hides its three channels together), and
+    the picture keeps the observed pixels' colours and greys the hidden ones."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "pics" / "a").mkdir(parents=True)
+    for i in range(30):
+        pixels = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "pics" / "a" / f"{i}.png")
+    run, out = tmp_path / "run", tmp_path / "c.png"
+    data = ["--data", "images", "--data-root", str(tmp_path / "pics"), "--image-size", "4",
+            "--scale", "byte"]  # fmt: skip
+    assert main(["train", "pixelcnn", *data, "--head", "categorical", "--hidden-channels", "6",
+                 "--num-layers", "2", "--steps", "3", "--batch-size", "8", *BASE[4:],
+                 "--out", str(run)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["complete", str(run), "--mask", "bottom-half", "-n", "3", "--split", "train",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert "filled 24 of 48 pixels (50.0 %) in 3 train examples" in capsys.readouterr().out
+    img = Image.open(out)  # 3 columns of 4 x 4 pictures, 2-pixel padding, 12x up
+    assert img.mode == "RGB" and img.size == (12 * (3 * 6 + 2), 12 * (3 * 6 + 2))
+    rgb = np.array(img)
+    by_channel = [cells(rgb[..., k], 3, size=4, scale=12) for k in range(3)]
+    original, masked, completed = torch.stack(by_channel, -1)  # (3, 4, 4, RGB) each
+    x = DataConfig("images", root=str(tmp_path / "pics"), image_size=4, scale="byte")
+    x = x.load("train").x[:3].float().permute(0, 2, 3, 1)  # (3, 4, 4, RGB)
+    assert torch.equal(original, x)
+    assert torch.equal(masked[:, :2], x[:, :2]) and (masked[:, 2:] == 128).all()
+    assert torch.equal(completed[:, :2], x[:, :2])
