@@ -120,3 +120,32 @@ def test_errors_are_one_line_with_the_fix(runs, capsys):
     assert main(["interpolate", str(cvae), "--arithmetic", "1,0", "-n", "100"]) == 0
     line = error_line(capsys, ["represent", str(vae), "--out", "plot.txt"])
     assert "name a picture file" in line
+
+
+def test_the_arithmetic_grid_shifts_the_first_test_examples_of_class_b(runs, tmp_path):
+    """Row r of the grid is the r-th test example of class B, then its decoding at code +
+    s * (mean code of class A - mean code of class B) over the first n train examples."""
+    import numpy as np
+    from PIL import Image
+
+    import dgm
+    from dgm.data import DataConfig
+    from dgm.tasks import interpolate as interp
+
+    vae, _, _ = runs
+    grid = tmp_path / "g.png"
+    argv = ["interpolate", str(vae), "--arithmetic", "1,0", "--scales", "0,1", "--rows", "3"]
+    assert main([*argv, "-n", "300", "--arithmetic-out", str(grid)]) == 0
+    data = DataConfig("digits", binarize="static")
+    train, test = data.load("train"), data.load("test")
+    model = dgm.load(vae)
+    with torch.no_grad():
+        vector = interp.attribute_vector(model, train.x[:300], train.y[:300], 1, 0)
+        inputs = test.x[test.y == 0][:3]  # (3, 1, 8, 8)
+        shifted = interp.arithmetic(model, inputs, vector, (0.0, 1.0))  # (3, 2, 1, 8, 8)
+    expected = torch.cat([inputs.unsqueeze(1), shifted], 1)[:, :, 0]  # (3, 3, 8, 8)
+    img = np.asarray(Image.open(grid).convert("L"), dtype=np.float32)[::8, ::8]  # 8x up
+    cells = [[img[2 + 10 * r :][:8, 2 + 10 * k :][:, :8] for k in range(3)] for r in range(3)]
+    got = torch.from_numpy(np.array(cells)) / 255
+    assert (got - expected).abs().max() <= 1 / 255 + 1e-6
+    assert not torch.equal(test.x[:3], inputs)  # the first test examples are not all 0s
