@@ -158,6 +158,11 @@ def test_compare_puts_runs_side_by_side(runs):
     ]
     assert len(page.images) == 4  # the overlaid curves and one sample picture per run
     assert "<tr><td>model</td><td>gmm</td><td>gan</td><td>vae</td></tr>" in text
+    config = text.split('<table class="config">')[1].split("</table>")[0]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in config.split("<tr")[2:]]
+    only_gmm = [row for row in cells if row[2] == row[3] == "—"]  # keys the others lack
+    assert only_gmm and all(row[1] != "—" for row in only_gmm), cells
+    assert all("None" not in row for row in cells)
     with pytest.raises(ValueError, match="at least two run directories"):
         compare_html([runs["gmm"]])
 
