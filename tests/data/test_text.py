@@ -43,6 +43,20 @@ def test_splits_are_contiguous_tails_and_train_windows_never_reach_them(text_fil
     assert last <= n - 200
 
 
+def test_each_tail_is_its_fraction_of_the_characters_rounded_to_the_nearest(tmp_path):
+    """1,000 characters, valid 0.0996 and test 0.1236: tails of 100 and 124 characters
+    (rounded to the nearest), 25 and 31 windows of 4 (flooring would give 24 and 30)."""
+    path = tmp_path / "t.txt"
+    text = "".join(chr(ord("a") + (i * 7) % 11) for i in range(1000))
+    path.write_text(text)
+    split = {s: get("text", s, str(path), block_size=4, valid_fraction=0.0996,
+                    test_fraction=0.1236) for s in dgm.data.SPLITS}  # fmt: skip
+    assert len(split["test"]) == 31 and len(split["valid"]) == 25
+    assert "".join(decode(split["test"].x, split["test"].vocab)) == text[-124:]
+    assert "".join(decode(split["valid"].x, split["valid"].vocab)) == text[-224:-124]
+    assert len(split["train"]) == (1000 - 224 - 4) // 2 + 1  # stride 2, before the tails
+
+
 def test_text_errors_name_the_fix(tmp_path, text_file):
     with pytest.raises(FileNotFoundError, match="--data-root"):
         get("text", "train")

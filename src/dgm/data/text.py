@@ -16,7 +16,8 @@ It is stored on the data (``TextData.vocab``: token i is ``vocab[i]``) and ``dgm
 writes it into config.json, so ``dgm sample`` can decode tokens back to text.
 
 Splits of running text (``text``, ``fortunes``) are contiguous: the last ``test_fraction``
-of the characters is "test", the ``valid_fraction`` before it "valid", the rest "train",
+of the characters is "test", the ``valid_fraction`` before it "valid" (each count rounded to
+the nearest character), the rest "train",
 so no held-out character is in a train window. Train windows of ``block_size`` characters
 start every ``block_size // 2`` characters (overlapping halves: twice the windows of a
 plain cut, each character seen in two contexts); valid and test windows do not overlap.
