@@ -261,7 +261,9 @@ def test_order_is_fixed_by_seed_and_epoch(counted):
 def test_the_shuffle_buffer_mixes_shards_and_holds_back_what_it_has_not_read(counted):
     """One worker, shards of 10 read in the plan's order. A buffer as large as the data
     mixes every shard into the first ten examples out; a buffer of 8 lets an example out
-    only once its shard is read, and holds 8 back, so that some wait for a later shard."""
+    only once its shard is read, and holds exactly 8 back: some wait for a later shard, and
+    the first example out after a shard joins is, for some shard, one of that shard's (a
+    buffer holding fewer would have let that place go to an example read before it)."""
     offsets = counted.offsets.tolist()
     for buffer in (N, 8):
         stream = ShardStream(counted, 4, seed=5, workers=1, buffer=buffer)
@@ -271,12 +273,14 @@ def test_the_shuffle_buffer_mixes_shards_and_holds_back_what_it_has_not_read(cou
         if buffer == N:
             assert len({shard_of[i] for i in out[:10]}) > 2  # a whole shuffle
             continue
-        read, held = 0, []
+        read, held, attained = 0, [], []
         for j, k in enumerate(order[:-1]):
             read += offsets[k + 1] - offsets[k]
             assert {shard_of[i] for i in out[: read - buffer]} <= set(order[: j + 1])
             held.append(not {shard_of[i] for i in out[:read]} <= set(order[: j + 1]))
+            attained.append(shard_of[out[read - buffer]] == order[j + 1])
         assert any(held)  # some of a shard's examples waited for a later one
+        assert any(attained)  # the bound above is reached: no fewer than 8 were held
 
 
 def test_loader_workers_give_the_planned_order_from_any_position(counted):
