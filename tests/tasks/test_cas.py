@@ -153,3 +153,20 @@ def test_every_feature_is_read_on_the_unit_scale_whatever_the_datas_scale() -> N
     assert DataConfig(name="digits", scale="byte").load("train").value_range[1] > 1
     for key in ("cas", "real_accuracy", "augmented_accuracy"):
         assert scores["byte"][key] == pytest.approx(scores["unit"][key], abs=0.02), key
+
+
+def test_every_accuracy_is_the_baseline_on_values_mapped_to_0_1() -> None:
+    """On 8-bit digits (values 0..255) the three classifiers see x / 255: the real accuracy
+    is the library baseline on the seeded real subset divided by 255, which differs from
+    the baseline on raw pixels (logistic regression's L2 penalty is not scale-free)."""
+    from dgm.tasks.classify import logistic_regression_accuracy as baseline
+
+    data = DataConfig("digits", scale="byte")
+    train, test = data.load("train"), data.load("test")
+    model = Replay(train.x.float(), train.y, ReplayConfig())
+    result = classification_accuracy_score(model, train, test, CasOptions(n=300, seed=2))
+    real = torch.randperm(len(train), generator=torch.Generator().manual_seed(2))[:300]
+    x, y = train.x[real].double(), train.y[real]
+    expected = baseline(x / 255, y, test.x.double() / 255, test.y, seed=2)
+    assert result["real_accuracy"] == expected
+    assert baseline(x, y, test.x.double(), test.y, seed=2) != expected  # the scale matters
