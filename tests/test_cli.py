@@ -47,7 +47,8 @@ def test_train_eval_sample_resume(tmp_path, capsys):
         32,
     ]
     assert config["train"]["batch_size"] == 32 and config["data"]["options"]["binarize"] == "static"
-    capsys.readouterr()
+    out = capsys.readouterr().out  # a bound is a likelihood to evaluate: no sample-quality hint
+    assert f"next:\n  dgm eval {run}\n  dgm sample {run} --out {run}/samples.png\n" in out
 
     assert main(["eval", str(run), "--json"]) == 0
     elbo = json.loads(capsys.readouterr().out)

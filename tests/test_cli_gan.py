@@ -18,6 +18,7 @@ def test_train_a_gan_on_eight_gaussians_then_eval_explains_itself(tmp_path, caps
     assert main(["train", "gan", *data, *flags, *QUIET, "--steps", "4", "--out", str(run)]) == 0
     out = capsys.readouterr().out
     assert "discriminator/loss" in out and "generator/loss" in out
+    assert f"next:\n  dgm eval {run} --sample-quality\n" in out  # no likelihood to evaluate
     assert (run / "ema.safetensors").is_file()
     model = dgm.load(run)
     assert model.phases == ("discriminator", "discriminator", "generator")

@@ -440,7 +440,10 @@ def test_dgm_convert_writes_shards_that_train_reads(tmp_path, capsys):
     argv = ["convert", "--data", "tensors", "--data-root", str(tmp_path / "x.npy")]
     assert main([*argv, "--out", str(tmp_path / "s"), "--shard-size", "4"]) == 0
     out = capsys.readouterr().out
-    assert "--data shards --data-root" in out and "train: " in out
+    assert "--data shards --data-root" in out
+    for split in ("train", "valid", "test"):  # every split's count, over all its shards
+        n = len(get("tensors", split, str(tmp_path / "x.npy")))
+        assert f"{split}: {n} examples in {-(-n // 4)} shard(s)" in out
     back = get("shards", "train", str(tmp_path / "s"))
     assert torch.equal(back.x, get("tensors", "train", str(tmp_path / "x.npy")).x)
     assert main([*argv, "--out", str(tmp_path / "t"), "--shard-size", "0"]) == 2
