@@ -206,7 +206,9 @@ def test_sample_out_paths_never_give_a_traceback(run, tmp_path, capsys):
     refused = {
         afile / "s.png": "afile is a file, not a folder",
         afile / "deeper" / "s.png": "afile is a file, not a folder",
-        "/proc/dgm-first-use/s.png": "cannot write /proc/dgm-first-use/s.png",
+        # the OS's reason, and the folder that could not be made
+        "/proc/dgm-first-use/s.png": "cannot write /proc/dgm-first-use/s.png: No such file "
+        "or directory (/proc/dgm-first-use)",
         tmp_path: "is a folder: name a picture file",
         tmp_path / "s.xyz": "suffix '.xyz'",
         tmp_path / "samples": "has no suffix",
