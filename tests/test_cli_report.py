@@ -51,3 +51,26 @@ def test_wrong_inputs_exit_2_with_the_fix(run, tmp_path, capsys, argv, words):
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith(f"dgm {argv[0]}: error: "), err
     assert words in err[0]
+
+
+def test_best_and_no_ema_reach_the_pages_loading(run, tmp_path, monkeypatch):
+    """--best and --no-ema choose the weights both pages load (defaults: the last, EMA)."""
+    import dgm.report.render as render
+
+    seen = []
+
+    def record(runs, options, *, device, best, ema):
+        seen.append((best, ema, str(device)))
+        return None
+
+    monkeypatch.setattr(render, "gather", record)
+    monkeypatch.setattr(render, "gather_comparison", record)
+    monkeypatch.setattr(render, "render_report", lambda report: "<p>")
+    monkeypatch.setattr(render, "render_comparison", lambda comparison: "<p>")
+    out = ["--out", str(tmp_path / "p.html")]
+    assert main(["report", str(run), *out]) == 0
+    assert main(["report", str(run), "--best", "--no-ema", *out]) == 0
+    assert main(["compare", str(run), str(run), "--best", *out]) == 0
+    assert main(["compare", str(run), str(run), "--no-ema", *out]) == 0
+    assert seen == [(False, True, "cpu"), (True, False, "cpu"), (True, True, "cpu"),
+                    (False, False, "cpu")]  # fmt: skip
