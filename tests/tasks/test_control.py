@@ -10,6 +10,7 @@
   a context and a context of the wrong size.
 """
 
+import json
 import math
 
 import numpy as np
@@ -212,10 +213,16 @@ def runs(tmp_path_factory):
 
 
 def test_cli_control_prints_the_return_and_plots(runs, tmp_path, capsys):
-    out = tmp_path / "returns.png"
-    assert main(["control", str(runs[0]), *TINY, "--iterations", "1", "--out", str(out)]) == 0
+    out, record = tmp_path / "returns.png", tmp_path / "c.json"
+    argv = ["control", str(runs[0]), *TINY, "--episodes", "2", "--iterations", "1"]
+    assert main([*argv, "--out", str(out), "--json", str(record)]) == 0
     line = capsys.readouterr().out
-    assert "Pendulum-v1: return" in line and "±" in line
+    saved = json.loads(record.read_text())
+    assert len(saved["returns"]) == 2 and saved["env"] == "Pendulum-v1"
+    mean, se = control.mean_se(saved["returns"])
+    assert saved["mean"] == mean and saved["se"] == se > 0
+    assert f"Pendulum-v1: return {mean:.1f} ± {se:.1f} (mean ± SE over 2 episodes" in line
+    assert saved["options"]["episodes"] == 2 and saved["options"]["horizon"] == 3
     assert out.stat().st_size > 0
 
 
