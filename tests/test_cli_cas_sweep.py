@@ -57,6 +57,9 @@ def test_sweep_writes_points_table_plots_and_page(tmp_path, capsys):
     assert text.count("trained") == 4 and "| num_components | train_fraction |" in text
     assert len(json.loads((out / "sweep.json").read_text())["points"]) == 4
     assert (out / "report.html").is_file() and (out / "nll-train_fraction.png").is_file()
+    wrote = text.splitlines()[-1]  # names the files as they are
+    assert wrote == f"wrote {out}/sweep.json, {out}/sweep.md, plots and {out}/report.html"
+    assert (out / "sweep.md").read_text().count("|") > 10
     assert main([*argv, "--out", str(out)]) == 0
     assert capsys.readouterr().out.count("done before") == 4
 
