@@ -504,3 +504,18 @@ def test_resume_refuses_a_committed_file_changed_or_missing_since_its_commit(tmp
     weights.write_bytes(blob)
     resume(tmp_path, progress=False)
     assert rd.committed(tmp_path).step == 6
+
+
+def test_metrics_skip_a_torn_last_line_and_refuse_a_broken_middle_one(tmp_path):
+    """A crash mid-append leaves a last line without its end: the records before it are
+    read. A broken line with records after it is damage, named by its line number."""
+    path = tmp_path / "metrics.jsonl"
+    good = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}]
+    body = "".join(json.dumps(r) + "\n" for r in good)
+    path.write_text(body + '{"step": 3, "lo')
+    assert rd.read_metrics(path) == good
+    path.write_text(body + "\n" + '{"step": 3, "lo')  # a blank line before the torn one
+    assert rd.read_metrics(path) == good
+    path.write_text(json.dumps(good[0]) + '\n{"step": 2, "lo\n' + json.dumps(good[1]) + "\n")
+    with pytest.raises(ValueError, match=r"metrics\.jsonl: line 2 is not valid JSON"):
+        rd.read_metrics(path)
