@@ -198,3 +198,28 @@ def test_field_comments_read_each_class_once_and_callers_get_their_own_dict():
         again = dgm.config.field_comments(VAEConfig)  # no source read this time
         build_parser("vae")  # the second build reads no source either
     assert again["latent_dim"] != "changed" and again.keys() == first.keys()
+
+
+@pytest.mark.parametrize("model", dgm.available_models())
+def test_every_shown_default_reads_back_through_its_flag_as_the_default(model):
+    """ "(default: X)" in a flag's help is text the flag takes: its parser gives the
+    field's default back (tuples as "300,300"; an empty tuple is shown "(empty)" and given
+    as '')."""
+    import dataclasses
+    import re
+
+    from dgm.config import _default
+    from dgm.registry import spec
+
+    _, parsers = build_parser(model, model)
+    by_dest = {a.dest: a for a in parsers["train"]._actions}
+    checked = 0
+    for f in dataclasses.fields(spec(model).config_cls):
+        default, action = _default(f), by_dest[f.name]
+        shown = re.search(r"\(default: (.*)\)$", action.help or "")
+        if default is None or isinstance(default, bool) or shown is None:
+            continue
+        text = "" if shown.group(1) == "(empty)" else shown.group(1)
+        assert action.type(text) == default, (model, f.name, shown.group(1))
+        checked += 1
+    assert checked > 0
