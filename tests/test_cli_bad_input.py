@@ -78,6 +78,10 @@ def test_realnvp_on_digits_levels_is_refused_and_dequantized_run_reports_the_bou
     line = refused(capsys, [*base, "--out", out], "17 discrete levels", "--dequantize uniform")
     assert "--scale byte" in line
     assert not out.exists()
+    for binarize in ("static", "dynamic"):  # 2 levels: a binary model is the fix
+        argv = [*base, "--binarize", binarize, "--out", out]
+        line = refused(capsys, argv, "2 discrete levels", "model binary data with nade")
+        assert "--scale byte" not in line and not out.exists()
     assert main([*base, "--scale", "byte", "--dequantize", "uniform", "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["eval", str(out), "--json"]) == 0
