@@ -97,7 +97,12 @@ def test_csv_with_one_word_in_a_numeric_column_is_refused_naming_the_cell(tmp_pa
     argv = ["train", "gmm", "--data", "csv", "--data-root", table, *QUIET, "--steps", "1"]
     line = refused(capsys, [*argv, "--out", tmp_path / "r"], "line 9", "'b'", "'oops'")
     assert "leave it empty" in line and not (tmp_path / "r").exists()
-    rows[8] = "7,,red"  # empty: missing; the all-word column stays categorical
+    assert "more)" not in line  # one word in the column
+    rows[12], rows[20] = "11,x,red", "19,y,red"  # two more words, after the first
+    table.write_text("\n".join(rows) + "\n")
+    line = refused(capsys, [*argv, "--out", tmp_path / "r"], "line 9", "'oops'", "(and 2 more)")
+    rows[8], rows[12], rows[20] = "7,,red", "11,22,red", "19,38,red"
+    # empty: missing; the all-word column stays categorical
     table.write_text("\n".join(rows) + "\n")
     from dgm.data import get
 

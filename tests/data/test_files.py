@@ -145,3 +145,19 @@ def test_rgb_pictures_train_evaluate_and_draw_through_the_cli(tmp_path, capsys):
     out = tmp_path / "s.png"
     assert main(["sample", str(run), "-n", "4", "--out", str(out)]) == 0
     assert Image.open(out).mode == "RGB"
+
+
+def test_an_rgb_picture_at_its_own_size_is_its_pixels_channel_first(tmp_path):
+    """(H, W, RGB) pixels become x (3, H, W) unchanged on --scale byte: row i, column j,
+    channel k of the picture is x[k, i, j] (a transposed picture would swap rows and
+    columns); the bars below are vertical, so the left column differs from the top row."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    pixels[:, 0] = (255, 0, 0)  # a red left column, a black right one
+    pixels[:, -1] = 0
+    (tmp_path / "pics").mkdir()
+    for i in range(10):
+        Image.fromarray(pixels).save(tmp_path / "pics" / f"{i}.png")
+    x = get("images", "train", str(tmp_path / "pics"), image_size=4, scale="byte").x
+    assert torch.equal(x[0], torch.from_numpy(pixels).permute(2, 0, 1))
