@@ -71,5 +71,5 @@ def test_a_csv_of_categories_is_coded_per_column_across_all_splits(tmp_path):
 def test_an_empty_cell_in_a_categorical_csv_is_an_error(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("a,b\n1,2\n,3\n2,2\n")
-    with pytest.raises(ValueError, match="column 0 has an empty cell"):
+    with pytest.raises(ValueError, match=r"column 0 has an empty cell \(line 3\)"):
         get("csv_categorical", "train", str(path), test_fraction=0.0, valid_fraction=0.0)
