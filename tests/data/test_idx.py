@@ -35,6 +35,17 @@ def test_round_trip(tmp_path, dtype, shape, suffix):
     assert (path.read_bytes()[:2] == b"\x1f\x8b") == (suffix == ".gz")
 
 
+def test_a_gzipped_file_is_the_same_bytes_whenever_it_is_written(tmp_path, monkeypatch):
+    import time
+
+    a = _array(np.uint8, (3, 4))
+    monkeypatch.setattr(time, "time", lambda: 1e9)
+    first = write_idx(tmp_path / "a.gz", a).read_bytes()
+    monkeypatch.setattr(time, "time", lambda: 2e9)
+    assert write_idx(tmp_path / "b.gz", a).read_bytes() == first
+    assert first[4:8] == bytes(4)  # gzip's MTIME field
+
+
 def test_byte_layout_is_big_endian(tmp_path):
     path = write_idx(tmp_path / "a", np.array([[1, 2, 3]], dtype=np.int32))
     assert path.read_bytes() == bytes.fromhex(

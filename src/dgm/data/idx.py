@@ -73,7 +73,8 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
-    """Write ``array`` to ``path`` as IDX (gzip-compressed when the name ends in ``.gz``).
+    """Write ``array`` to ``path`` as IDX (gzip-compressed when the name ends in ``.gz``,
+    with a zero time stamp: the same array gives the same bytes whenever it is written).
 
     The dtype must be one IDX stores: uint8, int8, int16, int32, float32 or float64.
     The write is atomic (a temporary file renamed into place). Returns the path.
