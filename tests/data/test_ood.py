@@ -53,6 +53,9 @@ def test_digits28_is_the_upscaled_digits():
     assert torch.equal(small.y, big.y)
     pooled = torch.nn.functional.adaptive_avg_pool2d(big.x, 8)  # back to 8x8
     assert torch.corrcoef(torch.stack([pooled.flatten(), small.x.flatten()]))[0, 1] > 0.95
+    # exactly: digits' [0, 1] pixels (0..16 / 16) upscaled bilinearly, on the same scale
+    up = torch.nn.functional.interpolate(small.x, size=(28, 28), mode="bilinear")
+    assert torch.allclose(big.x, up.clamp(0, 1), atol=1e-6, rtol=0)
 
 
 def test_uniform_noise_is_uniform_and_sized_by_num_samples():
