@@ -134,3 +134,43 @@ def test_the_best_logged_validation_nll_is_the_lowest_finite_one():
     records += [{"step": 3, "valid/nll": -inf}, {"step": 4, "valid/nll": 4.0}]
     (best,) = [m for m in logged_metrics(records) if m.key == "logged/best_valid_nll"]
     assert best.value == 3.0 and best.source == "step 2"
+
+
+def test_interpolation_rows_are_lerp_and_slerp_of_each_pair(runs, monkeypatch):
+    """Four test images: four rows (lerp, slerp between 0 and 1, then between 2 and 3),
+    each the library's interpolation; three images: the first pair's two rows."""
+    import torch
+
+    from dgm.report import gather as g
+    from dgm.tasks.interpolate import interpolate
+
+    model = open_run(runs["vae"]).load().model
+    x = torch.bernoulli(torch.full((4, 1, 8, 8), 0.3, dtype=torch.float32))
+    shown = []
+    monkeypatch.setattr(g.plots, "image_grid", lambda images, **kw: shown.append((images, kw)))
+    monkeypatch.setattr(g.Figure, "of", staticmethod(lambda img, caption: caption))
+    g.interpolations(model, x, None, 5, (0, 1))
+    g.interpolations(model, x[:3], None, 5, (0, 1))
+    (four, kw), (three, _) = shown
+    assert kw["nrow"] == 5 and four.shape == (4 * 5, 1, 8, 8) and three.shape == (2 * 5, 1, 8, 8)
+    with torch.no_grad():
+        expected = [
+            interpolate(model, x[a : a + 2], 5, m) for a in (0, 2) for m in ("lerp", "slerp")
+        ]
+    assert torch.allclose(four, torch.cat(expected), atol=1e-6)
+    assert torch.allclose(three, four[:10])
+
+
+def test_a_class_conditional_grid_has_one_column_per_class(tmp_path, monkeypatch):
+    from dgm.cli import main
+    from dgm.report import gather as g
+
+    run = tmp_path / "cvae"
+    argv = ["train", "vae", "--data", "digits", "--binarize", "static", "--num-classes", "10"]
+    argv += ["--latent-dim", "2", "--hidden-sizes", "4", "--steps", "1", "--eval-every", "0"]
+    assert main([*argv, "--device", "cpu", "--sample-every", "0", "--out", str(run)]) == 0
+    grids = []
+    real = g.plots.image_grid
+    monkeypatch.setattr(g.plots, "image_grid", lambda x, **kw: grids.append(kw) or real(x, **kw))
+    shown = g.samples(open_run(run).load(), n=20)
+    assert grids[0]["nrow"] == 10 and "column k: class k" in shown.figure.caption
