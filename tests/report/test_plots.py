@@ -105,6 +105,26 @@ def test_training_curves_show_each_loss_and_the_validation_nll(tmp_path):
     assert Image.open(tmp_path / "curves.png").size == (640, 400)
 
 
+def test_compared_runs_get_a_colour_each():
+    """Three runs overlaid: their curves in matplotlib's C0, C1 and C2 (blue, orange,
+    green), on both panels."""
+    from dgm.report.plots import overlaid_curves
+
+    runs = []
+    for i in range(3):
+        records = [{"step": s, "loss": (i + 1) * 10 / s} for s in range(10, 210, 10)]
+        records += [{"step": s, "valid/nll": i + 5 / s} for s in (100, 200)]
+        runs.append((f"run{i}", records))
+    img = np.asarray(overlaid_curves(runs), dtype=np.int64)
+
+    def pixels(rgb, half) -> int:
+        part = img[:, :480] if half == 0 else img[:, 480:]
+        return int((np.abs(part - np.array(rgb)).max(axis=-1) <= 12).sum())
+
+    for rgb in ((31, 119, 180), (255, 127, 14), (44, 160, 44)):
+        assert pixels(rgb, 0) > 20 and pixels(rgb, 1) > 20, rgb
+
+
 def test_curve_series():
     from dgm.report.plots import curve_series
 
