@@ -265,6 +265,24 @@ def test_sample_quality_of_exact_and_half_mode_toy_samplers():
     assert away["modes_captured"] == 0 and away["precision"] == 0  # options reach sample()
 
 
+def test_the_seed_picks_the_real_subset_too(monkeypatch):
+    """Fewer samples than data: the real examples compared are a subset drawn with the
+    seed (sorted), so seeds 0 and 1 compare different real points."""
+    import sys
+
+    sq = sys.modules[sample_quality.__module__]  # dgm.evaluate's sample_quality is the function
+
+    data = get("eight_gaussians", "test", num_samples=300)
+    model = Replay(get("eight_gaussians", "train", num_samples=300), ReplayConfig())
+    taken, take = [], sq.take
+    monkeypatch.setattr(sq, "take", lambda d, index, *a: taken.append(index) or take(d, index, *a))
+    for seed in (0, 1):
+        sample_quality(model, data, num_samples=100, kid_subsets=2, seed=seed)
+        pick = torch.randperm(300, generator=torch.Generator().manual_seed(seed))[:100]
+        assert torch.equal(taken[-1], pick.sort().values)
+    assert not torch.equal(taken[0], taken[1])
+
+
 def test_sample_quality_of_a_conditional_image_sampler(digits_classifier):
     data = get("digits", "test")
     good = Replay(get("digits", "train"), ReplayConfig(num_classes=10))
