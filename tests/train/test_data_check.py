@@ -28,6 +28,8 @@ def test_labels_beyond_the_models_classes_fail_up_front(tmp_path):
     ):
         train("vae", data, out, quiet_config(), progress=False, latent_dim=2, num_classes=3)
     assert not (out / "config.json").exists()
+    with pytest.raises(ValueError, match=r"outside 0\.\.8 \(the data have 10 classes: --num"):
+        train("vae", data, out, quiet_config(), progress=False, latent_dim=2, num_classes=9)
 
 
 def test_a_bad_validation_split_is_named():

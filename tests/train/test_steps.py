@@ -356,3 +356,31 @@ def test_periodic_work_is_checked_exactly_at_the_steps_where_some_is_due():
 def trainer_due(trainer: Trainer, step: int, every: int) -> bool:
     trainer.step = step
     return trainer._due(every)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"sample_count": -1}, "sample_count must be >= 0"),
+        ({"steps": 0}, "steps must be positive"),
+        ({"batch_size": 0}, "batch_size must be positive"),
+        ({"workers": -1}, "workers must be >= 0"),
+        ({"patience": 2, "eval_every": 0}, "patience 2 counts evaluations"),
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"grad_clip": 0.0}, "grad_clip must be positive"),
+        ({"ema_decay": 1.0}, r"ema_decay must lie in \[0, 1\)"),  # an EMA that never moves
+        ({"ema_decay": -0.1}, r"ema_decay must lie in \[0, 1\)"),
+        ({"min_lr_ratio": 1.01}, r"min_lr_ratio must lie in \[0, 1\]"),
+        ({"min_lr_ratio": -0.01}, r"min_lr_ratio must lie in \[0, 1\]"),
+    ],
+)
+def test_train_config_refuses_each_value_past_its_bound(bad, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**bad)
+
+
+def test_train_config_takes_each_bound_that_is_allowed():
+    for ok in ({"sample_count": 0}, {"steps": 1}, {"workers": 0}, {"ema_decay": 0.0},
+               {"ema_decay": 0.9999}, {"min_lr_ratio": 0.0}, {"min_lr_ratio": 1.0},
+               {"patience": 2, "eval_every": 5}):  # fmt: skip
+        TrainConfig(**ok)
