@@ -58,14 +58,15 @@ def test_per_phase_group_dicts_override_the_defaults_and_the_schedule_scales_the
         ],
         "generator": list(model.generator.parameters()),
     }
-    cfg = quiet_config(steps=6, lr=1e-3, warmup_steps=4, weight_decay=0.0)
+    cfg = quiet_config(steps=6, lr=1e-3, warmup_steps=4, weight_decay=0.0, adam_betas=(0.8, 0.95))
     trainer = Trainer(model, gaussian_data(d=1), None, cfg, progress=False)
     weight_group, bias_group = trainer.optimizers["discriminator"].param_groups
     assert weight_group["params"] == [d_weight] and bias_group["params"] == [d_bias]
     assert weight_group["betas"] == (0.5, 0.9) and weight_group["weight_decay"] == 0.1
-    assert bias_group["betas"] == (0.9, 0.999) and bias_group["weight_decay"] == 0.0
+    assert bias_group["betas"] == (0.8, 0.95) and bias_group["weight_decay"] == 0.0  # config's
     assert weight_group["initial_lr"] == 4e-3 and bias_group["initial_lr"] == 1e-3
     (gen_group,) = trainer.optimizers["generator"].param_groups
+    assert gen_group["betas"] == (0.8, 0.95)
     seen = []
     original = trainer._train_step
 
@@ -79,6 +80,19 @@ def test_per_phase_group_dicts_override_the_defaults_and_the_schedule_scales_the
     for step, lrs in enumerate(seen):
         factor = cfg.lr_factor(step)
         assert lrs == pytest.approx((4e-3 * factor, 1e-3 * factor, 1e-3 * factor))
+
+
+def test_the_logged_lr_is_the_one_the_step_used(tmp_path):
+    """Each log line's lr is lr * lr_factor(step - 1): the rate of the step that ended at
+    ``step`` (warm-up then cosine, so it differs from step to step)."""
+    cfg = quiet_config(steps=8, lr=1e-2, warmup_steps=3, log_every=1)
+    model = DiagonalGaussian((2,), GaussianConfig())
+    with registered():  # a run directory needs a registered model
+        Trainer(model, gaussian_data(), None, cfg, tmp_path, progress=False).fit()
+    logged = {r["step"]: r["lr"] for r in rd.read_metrics(tmp_path / rd.METRICS) if "lr" in r}
+    assert sorted(logged) == list(range(1, 9))
+    for step, lr in logged.items():
+        assert lr == pytest.approx(1e-2 * cfg.lr_factor(step - 1), rel=1e-6), step
 
 
 def test_fused_adamw_is_used_on_the_cpu_and_agrees_with_the_unfused_one(monkeypatch):
