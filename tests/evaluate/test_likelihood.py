@@ -77,3 +77,23 @@ def test_evaluation_errors_name_the_problem():
         evaluate(gauss, TensorData(torch.randn(4, 2)), iw_samples=10)
     with pytest.raises(ValueError, match="empty"):
         evaluate(gauss, TensorData(torch.randn(0, 2)))
+
+
+def test_validation_losses_weigh_each_batch_by_its_examples():
+    """A GAN's validation signal: every phase's loss metrics averaged over the examples.
+    Ten examples 0..9 in batches of 4, 4 and 2 whose losses are their batch means: 4.5
+    (a mean of batch means would weigh the short last batch double: 6.2)."""
+    from dgm.evaluate.likelihood import evaluate_losses
+    from dgm.model import Loss
+    from helpers import ConstantCritic, CriticConfig
+
+    class BatchMean(ConstantCritic):
+        def loss(self, x, c=None, *, phase="main"):
+            return Loss(x.mean(), {"first": x[:, 0].mean() + (phase == "critic")})
+
+    model = BatchMean((1,), CriticConfig(critic_steps=3))
+    data = TensorData(torch.arange(10.0)[:, None])
+    got = evaluate_losses(model, data, batch_size=4)
+    assert got == pytest.approx({"critic/loss": 4.5, "critic/first": 5.5, "generator/loss": 4.5,
+                                 "generator/first": 4.5, "n": 10})  # fmt: skip
+    assert evaluate_losses(model, data, batch_size=10) == pytest.approx(got)
