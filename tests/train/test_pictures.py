@@ -67,3 +67,18 @@ def test_a_context_conditioned_picture_takes_its_contexts_from_the_valid_split(
         m = min(9, len(source))  # the first contexts of the split, cycled to 9 samples
         expected = source.context[torch.arange(9) % m]
         assert torch.equal(torch.cat(given), expected)
+
+
+@pytest.mark.parametrize(("slow_s", "sizes"), [(1e9, [8, 12]), (0.0, [8, 8, 4])])
+def test_a_slow_picture_is_drawn_in_chunks_that_add_up_to_its_count(monkeypatch, slow_s, sizes):
+    """20 samples: the first 8 timed, then the other 12 at once, or (slow) in chunks of 8
+    and the 4 left; each chunk takes its own rows of c."""
+    monkeypatch.setattr(pictures, "SLOW_PICTURE_S", slow_s)
+    model = dgm.create("gaussian_mlp", (2,), hidden_sizes=(4,), context_shape=(1,))
+    c = torch.arange(20.0)[:, None]
+    given = []
+    monkeypatch.setattr(model, "sample", lambda n, c, **kw: given.append(c) or c.expand(n, 2))
+    out = pictures.sample_in_chunks(model, 20, c, torch.Generator(), {},
+                                    guard=contextlib.nullcontext, progress=False, desc="t")  # fmt: skip
+    assert [len(part) for part in given] == sizes
+    assert torch.equal(out, c.expand(20, 2))
