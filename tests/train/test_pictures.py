@@ -78,7 +78,7 @@ def test_a_slow_picture_is_drawn_in_chunks_that_add_up_to_its_count(monkeypatch,
     c = torch.arange(20.0)[:, None]
     given = []
     monkeypatch.setattr(model, "sample", lambda n, c, **kw: given.append(c) or c.expand(n, 2))
-    out = pictures.sample_in_chunks(model, 20, c, torch.Generator(), {},
-                                    guard=contextlib.nullcontext, progress=False, desc="t")  # fmt: skip
+    quiet = {"guard": contextlib.nullcontext, "progress": False, "desc": "t"}
+    out = pictures.sample_in_chunks(model, 20, c, torch.Generator(), {}, **quiet)
     assert [len(part) for part in given] == sizes
     assert torch.equal(out, c.expand(20, 2))

@@ -398,3 +398,33 @@ def test_train_config_takes_each_bound_that_is_allowed():
                {"ema_decay": 0.9999}, {"min_lr_ratio": 0.0}, {"min_lr_ratio": 1.0},
                {"patience": 2, "eval_every": 5}):  # fmt: skip
         TrainConfig(**ok)
+
+
+def test_validation_and_pictures_see_the_model_in_eval_mode(tmp_path, monkeypatch):
+    """Dropout, batch norm and the like must be off while the trainer scores the valid
+    split and draws its pictures, and back on for the next step."""
+    from dgm.registry import register, unregister
+    from dgm.train import pictures
+
+    modes: dict[str, list[bool]] = {"scored": [], "drawn": [], "trained": []}
+
+    class Recording(DiagonalGaussian):
+        def log_prob(self, x, c=None):
+            modes["trained" if torch.is_grad_enabled() else "scored"].append(self.training)
+            return super().log_prob(x, c)
+
+        def sample(self, n, c=None, **kw):
+            modes["drawn"].append(self.training)
+            return self.dist().sample((n,))
+
+    monkeypatch.setattr(pictures, "save_samples", lambda *a, **kw: None)
+    cfg = quiet_config(steps=4, eval_every=2, sample_every=2, checkpoint_every=0)
+    model = Recording((2,), GaussianConfig())
+    register("recording_gaussian", GaussianConfig)(Recording)
+    try:
+        Trainer(model, gaussian_data(), gaussian_data(), cfg, tmp_path, progress=False).fit()
+    finally:
+        unregister("recording_gaussian")
+    assert modes["scored"] and not any(modes["scored"])
+    assert modes["drawn"] and not any(modes["drawn"])
+    assert modes["trained"] and all(modes["trained"]) and model.training
