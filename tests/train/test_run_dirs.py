@@ -185,11 +185,14 @@ def test_a_run_without_trainer_state_says_what_it_can_still_do(finished, tmp_pat
     argv = ["train", "vae", "--data", "digits", "--binarize", "static", "--steps", "1"]
     argv += ["--lr", "1e-12", "--warmup-steps", "1", "--device", "cpu", "--sample-every", "0"]
     argv += ["--beta", "2.5"]  # an option given anew overrides the run's; the rest carry over
+    argv += ["--ema-decay", "0.9"]
     assert main([*argv, "--init-from", str(run), "--out", str(new)]) == 0
     capsys.readouterr()
     start, now = load_file(str(run / rd.WEIGHTS)), load_file(str(new / rd.WEIGHTS))
-    for k in start:  # one step at lr 1e-12 from the old weights
+    average = load_file(str(rd.weights_file(new, rd.EMA_WEIGHTS)))
+    for k in start:  # one step at lr 1e-12 from the old weights; the EMA starts there too
         assert torch.allclose(start[k], now[k], atol=1e-6), k
+        assert torch.allclose(start[k], average[k], atol=1e-6), k
     assert rd.read_json(new / rd.CONFIG)["init_from"] == {"run": str(run), "step": 10}
     assert rd.read_json(new / rd.CONFIG)["model_config"]["latent_dim"] == 2  # taken over
     assert rd.read_json(new / rd.CONFIG)["model_config"]["beta"] == 2.5  # given anew
