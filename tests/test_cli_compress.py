@@ -69,6 +69,8 @@ def test_npy_and_pt_round_trip_exactly_and_print_sizes(runs, images, tmp_path, c
     assert main(["compress", str(runs["fvsbn"]), str(tmp_path / "x.npy"), str(z)]) == 0
     text = capsys.readouterr().out
     assert "bits/dim" in text and "model NLL" in text and f"{z.stat().st_size:,} bytes" in text
+    source, packed = (tmp_path / "x.npy").stat().st_size, z.stat().st_size
+    assert f"{source:,} bytes -> {z}: {packed:,} bytes ({source / packed:.2f}x, " in text
     assert main(["decompress", str(runs["fvsbn"]), str(z), str(tmp_path / "y.npy")]) == 0
     assert f"{z}: {z.stat().st_size:,} bytes -> {tmp_path / 'y.npy'}" in capsys.readouterr().out
     back = np.load(tmp_path / "y.npy")
