@@ -334,6 +334,11 @@ def test_conditional_models_need_the_same_c():
         cz.decompress(model, blob, torch.tensor([0, 1, 2, 1]))
     with pytest.raises(ValueError, match="is conditional: pass c"):
         cz.decompress(model, blob)
+    vae = build("vae", (1, 2, 2), {"latent_dim": 2, "hidden_sizes": (4,), "num_classes": 3})
+    blob = bb.compress(vae, x, c)  # bits-back keeps the same promise
+    assert torch.equal(bb.decompress(vae, blob, c), x)
+    with pytest.raises(ContainerError, match="pass the same c"):
+        bb.decompress(vae, blob, torch.tensor([0, 1, 2, 1]))
 
 
 def test_the_ideal_code_length_of_conditional_data_pairs_each_x_with_its_c():
@@ -498,3 +503,19 @@ def test_the_coder_is_range_coding_for_conditionals_and_bits_back_for_a_discrete
 def test_a_model_no_coder_can_use_is_refused_naming_both_fixes(name, shape, overrides):
     with pytest.raises(ValueError, match=r"one of: .*fvsbn.*; or, by bits-back coding, vae"):
         choose_coder(build(name, shape, overrides))
+
+
+def test_a_model_that_differs_in_its_config_alone_is_another_model():
+    """Weights alike, config not: a logistic-mixture PixelCNN on 16 levels and one on 256
+    have the same tensors but another law of x; a file coded with one is refused by the
+    other."""
+    opts = {"head": "logistic_mixture", "hidden_channels": 3, "num_layers": 1}
+    model = build("pixelcnn", (1, 2, 2), {**opts, "num_levels": 16})
+    other = build("pixelcnn", (1, 2, 2), {**opts, "num_levels": 256})
+    other.load_state_dict(model.state_dict())  # the same names, shapes and values
+    x = torch.arange(4).view(1, 1, 2, 2).repeat(3, 1, 1, 1)
+    blob = cz.compress(model, x)
+    assert torch.equal(cz.decompress(model, blob), x)
+    assert model_hash(other) != model_hash(model)
+    with pytest.raises(ContainerError, match="another model"):
+        cz.decompress(other, blob)
