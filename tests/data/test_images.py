@@ -77,6 +77,8 @@ def test_shapes_and_unit_scale(root, name):
         assert ds.num_classes == 10 and not ds.dynamic_binarize and len(ds) == n
         assert ds.x.min() == 0 and ds.x.max() == 1
         torch.testing.assert_close(ds.y, torch.tensor(ids(ds)) % 10)
+        names = ds.info.class_names  # the dataset's own label names
+        assert names[0] == ("T-shirt/top" if name == "fashion_mnist" else "0") and len(names) == 10
 
 
 def test_test_split_is_the_official_test_set(root):
