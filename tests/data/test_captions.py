@@ -96,5 +96,8 @@ def test_caption_accuracy_counts_exact_paraphrases(test_pair):
     three = captions.subset(torch.arange(3))  # 7 captions for 3 examples: labels cycle
     cycled = [PARAPHRASES[int(three.y[i % 3])][0] for i in range(7)]
     assert "7 of 7" in caption_accuracy_line(three, cycled)
+    # 57 right of 100: 0.57 * 100 is 56.99999999999999 in floats, a count of 57
+    mixed = [PARAPHRASES[(int(three.y[i % 3]) + (i >= 57)) % 10][0] for i in range(100)]
+    assert "57 of 100 captions" in caption_accuracy_line(three, mixed)
     with pytest.raises(ValueError, match="one per label"):
         caption_accuracy(right, labels[:2])
