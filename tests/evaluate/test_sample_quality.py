@@ -373,3 +373,24 @@ def test_wrong_inputs_name_the_fix():
     with pytest.raises(ValueError, match="at least 2"):
         feature_distances(torch.zeros(1, 2), torch.zeros(5, 2), Identity(2))
     assert isinstance(Identity(3), nn.Module)
+
+
+def test_the_cache_folder_prefers_root_then_dgm_data_then_xdg(tmp_path, monkeypatch):
+    root, data, xdg = (tmp_path / name for name in ("root", "data", "xdg"))
+    root.mkdir(), data.mkdir()
+    monkeypatch.setenv("DGM_DATA", str(data))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
+    assert feat.cache_dir(root) == root and feat.cache_dir(None) == data
+    assert feat.cache_dir(tmp_path / "missing") == data  # not a folder: the next choice
+    monkeypatch.delenv("DGM_DATA")
+    assert feat.cache_dir(None) == xdg / "dgm"
+
+
+def test_the_cached_network_is_keyed_by_the_labels_too():
+    """Same images, other labels: another classifier, so another cache file."""
+    x = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 0, 1, 0, 1])
+    settings = ClassifierSettings()
+    assert feat._digest(x, y, settings) == feat._digest(x.clone(), y.clone(), settings)
+    assert feat._digest(x, y, settings) != feat._digest(x, 1 - y, settings)
+    assert feat._digest(x, y, settings) != feat._digest(x + 0.5, y, settings)
