@@ -314,6 +314,12 @@ def test_parcels_from_workers_come_back_in_the_planned_order(counted):
     second = ShardBatchStream(counted, 4, seed=3, workers=2)
     second.load_state_dict(first.state_dict())
     assert head + batches(second, len(expected) - 5) == expected
+    # resumed where another worker count is the default (another machine's cores): the
+    # saved count decides the order, which depends on it
+    for workers in (1, 0):
+        third = ShardBatchStream(counted, 4, seed=3, workers=workers)
+        third.load_state_dict(first.state_dict())
+        assert head + batches(third, len(expected) - 5) == expected, workers
 
 
 def test_data_sent_to_spawned_workers_still_reads_right_here_and_there(counted):

@@ -137,10 +137,14 @@ class ShardStream(IterableDataset):
         self.workers = max(1, workers)  # 0 workers: one unit read in the main process
         self.buffer = buffer
         self.split = split
-        # the units of one epoch: (rank, worker) pairs, or with "rows" the workers alone
-        self.units = self.workers * (world_size if split == "shards" else 1)
         self.epoch = 0
         self.position = 0
+
+    @property
+    def units(self) -> int:
+        """The reading units of one epoch: (rank, worker) pairs, or with "rows" the workers
+        alone (derived, so a resume that restores another worker count reads its plan)."""
+        return self.workers * (self.world_size if self.split == "shards" else 1)
 
     def set_position(self, epoch: int, position: int) -> None:
         """Start the next iteration at batch ``position`` of epoch ``epoch``."""
