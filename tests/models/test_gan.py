@@ -65,7 +65,7 @@ def test_projection_discriminator_is_psi_of_phi_plus_the_class_embedding_dot_phi
 
 
 def test_architecture_and_output_follow_the_event_shape():
-    for shape in ((1, 8, 8), (3, 28, 28)):
+    for shape in ((1, 8, 8), (3, 28, 28), (1, 8, 12), (2, 12, 8)):  # square or not
         model = dgm.create("gan", shape, conv_channels=4, latent_dim=3)
         assert isinstance(model.generator, ConvGenerator)
         x = model.sample(2, generator=torch.Generator().manual_seed(0))
