@@ -216,6 +216,25 @@ def test_ddim_at_eta_one_is_the_ancestral_step_with_the_posterior_variance(steps
         torch.testing.assert_close(a, b)
 
 
+def test_ddim_between_the_two_is_song_et_als_step_with_sigma_proportional_to_eta():
+    """η = 0.5 (η = 0 and 1 hide η² for η): x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε + σ z with
+    σ = η √((1 − ᾱ_s) / (1 − ᾱ_t)) √(1 − ᾱ_t / ᾱ_s), no noise at the last step."""
+    s = NoiseSchedule(betas_for("cosine", 30))
+    ddim = DDIMScheduler(s, 6, eta=0.5)
+    g = torch.Generator().manual_seed(12)
+    x, eps = torch.randn(2, 4, 3, generator=g, dtype=torch.float64)
+    for t, prev in zip(ddim.timesteps, [*ddim.timesteps[1:], -1], strict=True):
+        ab = s.alphas_cumprod[t].item()
+        ab_prev = s.alphas_cumprod[prev].item() if prev >= 0 else 1.0
+        x0 = (x - (1 - ab) ** 0.5 * eps) / ab**0.5
+        sigma = 0.5 * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)) ** 0.5
+        z = torch.randn(x.shape, generator=torch.Generator().manual_seed(t), dtype=x.dtype)
+        want = ab_prev**0.5 * x0 + (1 - ab_prev - sigma**2) ** 0.5 * eps
+        want = want + (sigma * z if prev >= 0 else 0)
+        got = ddim.step(eps, t, x, generator=torch.Generator().manual_seed(t))
+        torch.testing.assert_close(got, want)
+
+
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_a_clipped_ddim_step_moves_along_the_noise_the_clamped_x0_implies(eta):
     """With ``clip``, x̂_0 is clamped and the step's direction uses the ε that the clamped
