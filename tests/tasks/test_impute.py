@@ -137,6 +137,26 @@ def test_multiple_imputation_keeps_the_observed_values():
         impute.multiple_impute(flow, torch.zeros(2, 2), torch.ones(2, 2, dtype=torch.bool), 2)
 
 
+def test_the_models_estimate_is_the_mean_of_its_draws():
+    """compare_imputations scores the mean of the m draws (m = 4 here; one draw alone
+    scores worse on average), and the baseline fills in the training means."""
+    torch.manual_seed(0)
+    model = dgm.create("vae", (1, 4, 4), latent_dim=2, hidden_sizes=(8,))
+    x = torch.bernoulli(torch.full((6, 1, 4, 4), 0.5))
+    train_x = torch.bernoulli(torch.full((20, 1, 4, 4), 0.3))
+    mask = impute.make_mask("random", x.shape, torch.Generator().manual_seed(0))
+    rows, draws, _ = impute.compare_imputations(
+        model, x, mask, 4, train_x, generator=torch.Generator().manual_seed(0)
+    )
+    assert draws.shape == (4, 6, 1, 4, 4) and not torch.equal(draws[0], draws[1])
+    baseline, mine = rows
+    assert mine["method"] == "model (m=4)"
+    assert mine["rmse"] == impute.rmse(x, draws.double().mean(0), mask)
+    assert mine["rmse"] != impute.rmse(x, draws[0].double(), mask)
+    filled = impute.mean_impute(x, mask, train_x.double().mean(0))
+    assert baseline["rmse"] == pytest.approx(impute.rmse(x, filled, mask), rel=1e-12)
+
+
 def test_masks_and_mask_file_errors(tmp_path):
     shape = (2, 1, 4, 4)
     bottom = impute.make_mask("bottom-half", shape)
