@@ -199,6 +199,20 @@ def test_a_padded_batch_scores_each_sequence_as_its_unpadded_self():
     assert isinstance(model, TokenSequence)
 
 
+def test_viterbi_does_not_walk_through_the_padding():
+    """A chain that prefers to move on (z → z + 1 mod 3): the best path of "0 1 2 <end>"
+    ends in some state; padding after it must not move that state along the chain (the
+    score alone would not tell, as padding adds nothing to it)."""
+    model = randomise(make((6,), num_states=3, vocab_size=4, end_token=3), seed=7)
+    with torch.no_grad():
+        model.log_transition.copy_(3 * torch.tensor([[0, 1, 0], [0, 0, 1], [1, 0, 0]]))
+    path, score = model.viterbi(torch.tensor([[0, 1, 2, 3, 3, 3]]))
+    alone, x = single(model, 4), torch.tensor([[0, 1, 2, 3]])
+    paths, lp = joint_by_path(alone, x[0])
+    assert torch.equal(path[0, :4], paths[lp.argmax()]) and (path[0, 4:] == -1).all()
+    torch.testing.assert_close(score[0], lp.max())
+
+
 def test_samples_are_padded_after_the_first_end_token_and_follow_log_prob():
     model = randomise(make((3,), num_states=2, vocab_size=3, end_token=2), seed=8)
     n = 20_000
