@@ -309,12 +309,13 @@ def test_iaf_samples_in_one_pass_per_step_and_maf_evaluates_in_one():
     assert iaf_draw == maf_score == K and min(iaf_score, maf_draw) >= D * K, calls
 
 
-def test_nice_couplings_alternate_so_every_output_depends_on_another_input():
-    """Two additive couplings on alternating halves: each output of encode depends on some
-    other input (couplings on the same half leave that half an identity)."""
+@pytest.mark.parametrize("name", ["nice", "realnvp"])
+def test_couplings_alternate_so_every_output_depends_on_another_input(name):
+    """Two couplings (additive, affine) on alternating halves: each output of encode depends
+    on some other input (couplings on the same half leave that half an identity)."""
     from torch.autograd.functional import jacobian
 
-    model = make("nice", (4,), num_couplings=2, hidden_sizes=(32,))
+    model = make(name, (4,), num_couplings=2, hidden_sizes=(32,))
     reached = torch.zeros(4, dtype=torch.bool)  # outputs that depend on another input
     for v in torch.randn(8, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64):
         J = jacobian(lambda u: model.encode(u[None])[0], v)  # (out, in)
