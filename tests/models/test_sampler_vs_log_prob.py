@@ -144,17 +144,28 @@ def test_an_ensemble_of_random_orders_samples_its_mixture():
         ("made", {"hidden_sizes": (16,), "num_masks": 3}),
         ("pixelcnn", {"hidden_channels": 4, "num_layers": 2}),
         ("pixelrnn", {"hidden_channels": 4}),
+        # three levels per sub-pixel (1 x 2 pixels: 9 states): the value heads' softmax
+        (
+            "pixelcnn",
+            {"hidden_channels": 4, "num_layers": 2, "head": "categorical", "num_levels": 3},
+        ),
+        (
+            "pixelcnn",
+            {"hidden_channels": 4, "num_layers": 2, "head": "logistic_mixture", "num_levels": 3},
+        ),
+        ("pixelrnn", {"hidden_channels": 4, "head": "categorical", "num_levels": 3}),
     ],
 )
 def test_samples_at_temperature_t_follow_each_conditional_tempered(name, overrides):
     """At temperature T every conditional's logits are divided by T: the samples follow
     Π_d softmax(logits_d(x before d) / T)[x_d], enumerated here over every x (T = 1, the
     default, hides a T used the wrong way round)."""
-    model = randomised(name, (1, 2, 2), **overrides)
+    levels = overrides.get("num_levels", 2)
+    model = randomised(name, (1, 2, 2) if levels == 2 else (1, 1, 2), **overrides)
     every = every_x(model)
     T = 0.5
     with torch.no_grad():
-        logits = model.conditional_logits(every)  # (16, D, 2)
+        logits = model.conditional_logits(every)  # (states, D, levels)
         tempered = (logits / T).log_softmax(-1)
         picked = tempered.gather(-1, every.reshape(len(every), -1, 1).long()).squeeze(-1)
         probs = picked.sum(-1).exp()  # (16,): sums to 1, an autoregressive law
@@ -162,7 +173,7 @@ def test_samples_at_temperature_t_follow_each_conditional_tempered(name, overrid
         n = draws_for(len(every))
         with naive_loop(model):
             drawn = model.sample(n, generator=torch.Generator().manual_seed(3), temperature=T)
-    tv = total_variation(codes(drawn, 2), probs)
+    tv = total_variation(codes(drawn, levels), probs)
     assert tv < TV_TOLERANCE, f"samples at T = {T} are {tv:.3f} in TV from the tempered law"
 
 
