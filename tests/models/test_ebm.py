@@ -133,3 +133,13 @@ def test_a_class_conditional_completion_runs_sgld_on_the_energy_of_the_given_cla
     assert seen and all(got is not None and torch.equal(got, c) for got in seen)
     other = model.complete(x, mask, (c + 1) % 3, generator=torch.Generator().manual_seed(1))
     assert not torch.allclose(out, other)
+
+
+def test_the_conv_energy_reads_every_pixel_of_a_non_square_image():
+    """The conv energy pools its last feature map over every position: each pixel of an
+    8 x 12 image moves the energy (reading one position would leave most pixels out)."""
+    torch.manual_seed(0)
+    model = dgm.create("ebm", (1, 8, 12), architecture="conv", conv_channels=4).double()
+    x = torch.rand(3, 1, 8, 12, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(model.energy(x).sum(), x)
+    assert (grad.abs().amax(0) > 0).all()
