@@ -6,6 +6,7 @@ refused naming the fix; the report has its table and plots."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -109,6 +110,10 @@ def test_the_report_has_the_table_and_the_plots(tmp_path):
     for p in result["points"]:
         lowest = min(nll for _, nll in p["valid_curve"])
         assert p["valid_nll"] == pytest.approx(lowest, rel=1e-6)
+        assert p["best_step"] == min(p["valid_curve"], key=lambda sv: sv[1])[0]
+        # BIC = −2 log L + k ln n, the log-likelihood summed over the n train examples
+        n, k = p["num_train"], p["num_params"]
+        assert p["bic"] == pytest.approx(2 * n * p["train_nll"] + k * math.log(n), rel=1e-12)
         turned += p["valid_curve"][-1][1] > lowest * (1 + 1e-4)
     assert turned, [p["valid_curve"] for p in result["points"]]
     page = write_sweep_report(result, tmp_path / "s")
