@@ -92,6 +92,14 @@ def test_image_mask_hides_the_named_region():
     assert torch.equal(obs["center"][0, 0], centre)
 
 
+def test_the_centre_of_a_wide_image_is_centred_on_both_axes():
+    """4 x 8: the centre hides the middle half of the rows (1..2) and of the columns
+    (2..5)."""
+    hidden = ~image_mask("center", (1, 1, 4, 8))[0, 0]
+    assert hidden.nonzero()[:, 0].unique().tolist() == [1, 2]
+    assert hidden.nonzero()[:, 1].unique().tolist() == [2, 3, 4, 5] and hidden.sum() == 8
+
+
 def test_an_odd_sized_image_keeps_its_middle_row_and_column_observed():
     """7 x 7 (odd, and 3 mod 4): each half hides 3 rows or columns at its own edge, the
     middle one observed; the centre hides the 3 x 3 square at rows and columns 2..4."""

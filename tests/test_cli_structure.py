@@ -84,6 +84,7 @@ def test_require_names_the_registered_models_with_the_capability():
 
 def test_modality_names_the_four_kinds_of_data():
     assert modality((3, 8, 8)) == "image" and modality((1, 28, 28)) == "image"
+    assert modality((1, 4, 8)) == modality((3, 32, 16)) == "image"  # square or not
     assert modality((5, 8, 8)) == "vectors"  # not 1 or 3 channels: no picture
     assert modality((2,)) == "points"
     assert modality((64,), integer=True) == "tokens" and modality((64,)) == "vectors"
