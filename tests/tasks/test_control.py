@@ -145,6 +145,8 @@ def test_the_next_plan_starts_from_the_last_one_shifted_by_a_step():
     planner.act(torch.tensor([1.0], dtype=torch.float64))
     torch.testing.assert_close(planner.mean[:-1], elites().mean(0)[1:])
     torch.testing.assert_close(planner.mean[-1], torch.zeros(1, dtype=torch.float64))
+    # the spread of the last refit is the elites' (reset to the bounds at the next act)
+    torch.testing.assert_close(planner.std, elites().std(0, unbiased=False))
     choose = Problem("choose", 1, 3, 3, (), (), lambda _s, a, _n: a[:, 0])
     options = PlannerOptions(horizon=4, candidates=50, elites=5, iterations=2)
     discrete = Planner(choose, lambda s, a: s, options, torch.Generator().manual_seed(0))
