@@ -409,6 +409,19 @@ def test_each_transitions_episode_starts_from_its_own_seeded_reset():
     env.close()
 
 
+def test_each_transition_is_the_change_from_its_state_to_the_next():
+    """x = s' − s: within an episode, each context's state plus its x is the next
+    context's state (a change measured from the episode's start would not be)."""
+    from dgm.data.dataset import get
+
+    data = get("transitions", "train", env="Pendulum-v1", episodes=2)
+    length = len(data) // 2
+    for i in range(2):
+        s = data.context[i * length : (i + 1) * length, :3].double()
+        x = data.x[i * length : (i + 1) * length].double()
+        torch.testing.assert_close(s[:-1] + x[:-1], s[1:], atol=1e-5, rtol=0)
+
+
 def test_each_evaluation_episode_starts_from_its_own_seeded_reset():
     """run_episodes: episode i starts at env.reset(seed=seed + i)."""
     episodes = control.run_episodes("Pendulum-v1", "random", 2, 7, PlannerOptions(), max_steps=3)
