@@ -32,6 +32,16 @@ def test_hmm_gaussian_is_seeded_per_split_and_has_the_stationary_mean():
     want = torch.tensor(np.mean(square, 0), dtype=torch.float32)
     se = per_sequence.std(0) / (3000**0.5)
     assert ((per_sequence.mean(0) - want).abs() < 6 * se).all(), (per_sequence.mean(0), want)
+    # E[x_t · x_{t+1}] = Σ_kl p(z_t = k) A_kl μ_k · μ_l: each step follows its own
+    # sequence's last state (the two moments above hold for any pairing of the sequences)
+    mu = np.array(TRUE_HMM["means"])
+    pi, lagged = np.array(TRUE_HMM["initial"]), []
+    for _ in range(29):
+        lagged.append(float(pi @ (A * (mu @ mu.T)).sum(1)))
+        pi = pi @ A
+    per_sequence = (a.x[:, :-1] * a.x[:, 1:]).sum(-1).mean(1)  # (3000,)
+    se = per_sequence.std() / (3000**0.5)
+    assert abs(per_sequence.mean() - np.mean(lagged)) < 6 * se, (per_sequence.mean(), lagged)
 
 
 def test_shuffled_words_permute_each_word_and_keep_its_padding():
