@@ -75,6 +75,23 @@ def test_the_saved_data_are_rebuilt_once_and_the_config_read(tmp_path):
         run.data("test", "eight_gaussians")
 
 
+def test_data_named_by_folder_or_as_the_runs_own_dataset(tmp_path):
+    """The cache tells folders apart (two files of the run's dataset give their own
+    examples), and the run's own dataset named outright is the saved data, its options
+    (a train fraction) included."""
+    import numpy as np
+
+    zeros, ones = tmp_path / "zeros.npy", tmp_path / "ones.npy"
+    np.save(zeros, np.zeros((40, 2), dtype=np.float32))
+    np.save(ones, np.ones((40, 2), dtype=np.float32))
+    saved = DataConfig(name="tensors", root=str(zeros), train_fraction=0.5)
+    run = Run.open(write_run(tmp_path / "r", saved))
+    assert (run.data("test", "tensors", str(zeros)).x == 0).all()
+    assert (run.data("test", "tensors", str(ones)).x == 1).all()
+    assert len(run.data("train", "tensors")) == len(run.data("train")) == len(saved.load("train"))
+    assert len(saved.load("train")) < len(DataConfig(name="tensors", root=str(zeros)).load("train"))
+
+
 @pytest.mark.parametrize(
     "make, words",
     [
