@@ -107,6 +107,19 @@ def test_render_escapes_every_gathered_string():
     assert '<tr data-key="test/&lt;k&gt;">' in page
 
 
+def test_a_comparisons_data_note_names_its_own_run():
+    from dgm.report.compare import Comparison
+
+    png = io.BytesIO()
+    Image.new("RGB", (3, 2)).save(png, format="PNG")
+    fig = Figure(png.getvalue(), 3, 2, "curves")
+    comparison = Comparison(["a", "b"], ["vae", "gmm"], 10, ["", "its test split is missing"],
+                            [], fig, [Shown(note="x"), Shown(note="y")], [])  # fmt: skip
+    page = render_comparison(comparison)
+    assert '<p class="note">b: its test split is missing</p>' in page
+    assert "a: its test split" not in page
+
+
 def test_report_flags_are_the_fields_of_report_options():
     from argparse import ArgumentParser
 
