@@ -217,6 +217,20 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "NELBO" in out and "-IWAE-100" in out
     assert (tmp_path / "demo" / "model.safetensors").exists()
+    # the printed bounds are the library's on the saved run: the ELBO, then 100 samples
+    import re
+
+    import torch
+
+    from dgm.evaluate.likelihood import evaluate
+    from dgm.run_dir import Run
+
+    run = Run.open(tmp_path / "demo")
+    model, test = run.model(device="cpu"), run.data("test")
+    torch.manual_seed(0)
+    elbo, iwae = evaluate(model, test), evaluate(model, test, iw_samples=100)
+    printed = dict(re.findall(r"^(NELBO|-IWAE-100)\s+([\d.]+)", out, re.M))
+    assert printed == {"NELBO": f"{elbo['nll']:.2f}", "-IWAE-100": f"{iwae['nll']:.2f}"}
 
 
 def test_train_with_patience_stops_at_the_plateau_and_says_so(tmp_path, capsys):
