@@ -157,6 +157,33 @@ def test_a_lock_dies_with_its_process(tmp_path):
 # -- 2. weights are never deleted by accident ---------------------------------------------
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_a_lock_file_replaced_while_locking_is_locked_anew(tmp_path, monkeypatch):
+    """Between open and flock another process removes run.lock, makes a new one and locks
+    it: the lock just taken is on a file no one else will open, so acquire must retry on
+    the new file (and find it held), not keep the old one."""
+    import fcntl
+
+    from dgm.train import lock as run_lock
+
+    real, other = fcntl.flock, []
+
+    def racing(f, op):
+        if not other:
+            (tmp_path / LOCK).unlink()
+            g = open(tmp_path / LOCK, "a+")  # held until the test ends
+            real(g, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            other.append(g)
+        return real(f, op)
+
+    monkeypatch.setattr(run_lock.fcntl, "flock", racing)
+    try:
+        with pytest.raises(RunInUse):
+            RunLock(tmp_path).acquire()
+    finally:
+        other[0].close()
+
+
 def test_a_run_without_trainer_state_says_what_it_can_still_do(finished, tmp_path, capsys):
     run = tmp_path / "vae"
     subprocess.run(["cp", "-a", str(finished), str(run)], check=True)
