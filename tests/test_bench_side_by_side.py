@@ -92,3 +92,16 @@ def test_interval_is_the_student_t_half_width() -> None:
         2.2622 * math.sqrt(55 / 6) / 10**0.5, 1e-4
     )
     assert math.isnan(interval([1.0])["half_width"])
+
+
+def test_the_other_summaries_are_what_their_names_say() -> None:
+    """ci95: mean ± t(0.975, n − 1) sd / √n; summary: the median (not the mean) with the
+    extremes; mean_se: the sample SD over √n."""
+    from benchmarks.common import ci95, mean_se, summary
+
+    low, high = ci95([1.0, 2.0, 3.0])  # sd 1, t(0.975, 2) = 4.3027
+    assert (high - low) / 2 == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
+    assert (low + high) / 2 == pytest.approx(2.0) and ci95([1.0]) is None
+    assert summary([1.0, 2.0, 9.0]) == {"median": 2.0, "min": 1.0, "max": 9.0}
+    mean, se = mean_se(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    assert mean == pytest.approx(2.0) and se == pytest.approx(1 / math.sqrt(3))
