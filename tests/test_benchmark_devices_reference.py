@@ -127,3 +127,20 @@ def test_a_fresh_machine_reads_the_cpu_run_from_its_record(modules, tmp_path, mo
     assert body.count("†") == 2  # the CPU ms/step and the ratio
     results.unlink()
     assert devices.recorded("tiny", quick=True) is None
+
+
+def test_the_cpu_column_reads_the_cpu_run_at_the_devices_best_epoch(modules) -> None:
+    """CPU ÷ device is the CPU's ms/step over the device's (a 4× faster device reads 4.0×),
+    and the CPU's valid NLL is read at the device's best epoch, not the CPU's own."""
+    _, devices, _ = modules
+    cpu = {"curve": [[1, 5.0], [2, 4.0], [3, 3.0]], "ms_per_step": 40.0,
+           "ms_per_step_of": "training steps", "epochs": 3.0}  # fmt: skip
+    device = {"best_epoch": 1, "steps": 90, "ms_per_step": 10.0, "epochs": 1.2,
+              "best_valid_nll": 6.0, "event_shape": [2]}  # fmt: skip
+    beside = devices.cpu_beside(cpu, device)
+    assert beside["valid_nll_at_device_best_epoch"] == 5.0
+    assert beside["hours_for_device_steps"] == pytest.approx(40.0 * 90 / 3.6e6)
+    record = {"device": "cuda", "cuda_device": "GPU", "minutes": 1.0,
+              "rows": [{"name": "x", "label": "X", "device": device, "cpu": beside}]}  # fmt: skip
+    row = next(line for line in devices.table(record) if line.startswith("| x: X"))
+    assert "| 4.0× |" in row and "| 5.00 |" in row
