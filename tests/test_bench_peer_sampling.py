@@ -42,6 +42,27 @@ def test_summary_over_seeds() -> None:
     assert "DIFFER" in sampling.check_cell(mixed) and "75.0 %" in sampling.check_cell(mixed)
 
 
+def test_the_side_by_side_summary_reads_dgm_against_the_peer() -> None:
+    """Per seed dgm 2 ms and 10 nats, the peer 1 ms and 9 nats, a dgm variant 11 nats:
+    ms ratio dgm / peer 2, NLL difference dgm − peer +1, variant − dgm +1."""
+    row = {"dgm": {"ms_per_step": 2.0, "nll": 10.0}, bench.PEER: {"ms_per_step": 1.0, "nll": 9.0},
+           "dgm, wide": {"nll": 11.0}}  # fmt: skip
+    summary = bench.summarise([row, row, row], ["wide"])
+    assert summary["ms_ratio"]["mean"] == pytest.approx(2.0)
+    assert summary["nll_difference"]["mean"] == pytest.approx(1.0)
+    assert summary["variant_nll_difference"]["wide"]["mean"] == pytest.approx(1.0)
+
+
+def test_the_peers_nll_from_logits_counts_every_pixel() -> None:
+    """Zero logits on a 2 x 2 binary image: 4 ln 2 nats per image (a sum, not a mean)."""
+    from benchmarks.pytorch_generative import logits_nll
+
+    x = torch.tensor([[[[0.0, 1.0], [1.0, 1.0]]], [[[0.0, 0.0], [0.0, 1.0]]]])
+    zero = torch.nn.Module()
+    zero.forward = lambda x: torch.zeros_like(x)
+    assert torch.allclose(logits_nll(zero, x), torch.full((2,), 4 * math.log(2)))
+
+
 def test_check_cell_says_what_was_checked() -> None:
     assert sampling.check_cell({"valid": True, "copied": True, "same_pixels": True}) == (
         "same pixels from the same seed (weights copied)"
