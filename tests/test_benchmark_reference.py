@@ -83,6 +83,9 @@ def test_a_run_in_slices_ends_as_one_trained_at_once(reference, tmp_path):
     per_epoch = record["steps_per_epoch"]
     assert record["state"] == "budget" and record["epochs"] == ref.epochs
     assert [s["stopped"] for s in record["slices"]] == ["out of time", "budget"]
+    for key in ("wall_s", "cpu_s"):  # the run's time is both slices' together
+        assert all(s[key] > 0 for s in record["slices"])
+        assert record[key] == round(sum(s[key] for s in record["slices"]), 1)
     assert [p[0] for p in record["curve"]] == [1.0, 2.0, 3.0, 4.0]
     assert record["last_5_epochs_change"] is None  # fewer than 6 evaluations
     best = min(record["curve"], key=lambda p: p[1])
