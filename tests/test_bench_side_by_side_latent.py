@@ -64,3 +64,23 @@ def test_trained_pythae_weights_load_back_into_dgm() -> None:
     ours = model.log_prob_iw(x, 7)
     torch.manual_seed(2)
     torch.testing.assert_close(loaded.log_prob_iw(x, 7), ours)
+
+
+def test_the_speed_pass_alternates_the_sides_and_reads_dgm_over_pythae(monkeypatch) -> None:
+    """The rounds rotate the order of the sides, and each stored ratio is dgm's time over
+    that pythae side's, the median of the per-round ratios (dgm 2 ms, Adam 1, fused 4)."""
+    import benchmarks.pythae_compare as pc
+
+    batches = [torch.bernoulli(torch.full((pc.CS236_BATCH, 1, 28, 28), 0.3)) for _ in range(2)]
+    monkeypatch.setattr(pc, "load_batches", lambda: (dgm.data.DataConfig("digits"), batches))
+    asked = {}
+
+    def timed_rounds(sides, **kw):
+        asked.update(kw, sides=sorted(sides))
+        return {"dgm": [2.0, 2.0], "pythae_adam": [1.0, 1.0], "pythae_adam_fused": [4.0, 4.0]}
+
+    monkeypatch.setattr(pc, "timed_rounds", timed_rounds)
+    record = pc._run(quick=True, steps=1, rounds=2, warmup=0)
+    assert asked["rotate"] is True and asked["sides"] == ["dgm", "pythae_adam", "pythae_adam_fused"]
+    assert record["ratio_dgm_over_pythae_adam"] == 2.0
+    assert record["ratio_dgm_over_pythae_adam_fused"] == 0.5
