@@ -91,6 +91,17 @@ def test_alternate_reverses_the_order_every_other_step_and_drops_the_warmup(
         alt.alternate({"a": stepper("a", 1.0)}, steps=0, warmup=1)
 
 
+def test_a_thread_entry_stores_the_means_over_its_seeds(alt) -> None:
+    """Three seeds: each side's wall ms/step is their mean (a median would read 2, not
+    3), and the ratio's mean and interval are over the per-seed ratios."""
+    per_seed = [{"dgm_wall_ms": v, "peer_wall_ms": 2.0, "ratio": v / 2} for v in (1.0, 2.0, 6.0)]
+    entry = alt.threads_entry(per_seed, steps=5, warmup=1)
+    assert entry["dgm_wall_ms"] == 3.0 and entry["peer_wall_ms"] == 2.0
+    assert entry["ratio"]["mean"] == 1.5 and entry["ratio"]["n"] == 3
+    low, high = entry["ratio"]["ci95"]
+    assert (low + high) / 2 == pytest.approx(1.5) and entry["steps"] == 5
+
+
 def test_the_peers_cell_shows_the_2_thread_ratio_only_when_measured(alt) -> None:
     from benchmarks.peers import speed_cell
 
