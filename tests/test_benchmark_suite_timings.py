@@ -79,3 +79,17 @@ def test_only_reruns_some_benchmarks_and_keeps_the_other_rows(timings, monkeypat
     rows = common.read_results(tmp_path)[timings.NAME]["bench"]
     assert calls == ["hmm"]
     assert rows == [{**old[0], "wall_s": 2.0, "cpu_s": 1.5, "exit": 0}, old[1]]
+
+
+def test_a_process_costs_its_user_and_system_time(timings, monkeypatch):
+    """CPU s of a command: the user and the system time its children used, together."""
+    import types
+
+    usage = iter([types.SimpleNamespace(ru_utime=1.0, ru_stime=0.5),
+                  types.SimpleNamespace(ru_utime=3.0, ru_stime=1.5)])  # fmt: skip
+    monkeypatch.setattr(timings.resource, "getrusage", lambda who: next(usage))
+    monkeypatch.setattr(
+        timings.subprocess, "run", lambda *a, **kw: types.SimpleNamespace(returncode=0)
+    )
+    code, wall, cpu = timings.timed_process(["true"])
+    assert code == 0 and cpu == 3.0 and wall >= 0
