@@ -119,7 +119,7 @@ def ddpm_figure(model: Any, test: Any, *, quick: bool) -> dict[str, Any]:
     per_dim = model.num_dims * math.log(2)
     return {
         "bound": "ddpm",
-        "test_n": n,
+        "test_n": len(x),  # the images scored (fewer than n in a small test split)
         "bits_per_dim": b["nll"] / per_dim,
         "bits_per_dim_se": b["se"] / per_dim,
         "file_baselines_bits_per_dim": file_baselines(x),

@@ -476,3 +476,16 @@ def test_the_carried_state_is_what_a_resume_reads(reference, tmp_path):
     gone = {"run.lock", "curves.png", "samples-0000014.png", "checkpoints/step-0000014"}
     assert carried == {p for p in kept if not any(p.startswith(g) for g in gone)}
     assert "checkpoints/step-0000017/trainer.pt" in carried and "metrics.jsonl" in carried
+
+
+def test_the_ddpm_figure_is_its_bound_in_bits_per_dim(figures, monkeypatch):
+    """nats per image / (D ln 2): a bound of 4 ln 2 nats on 4 sub-pixels is 1 bit/dim."""
+    import types
+
+    import benchmarks.ddpm as ddpm
+
+    monkeypatch.setattr(ddpm, "_bound", lambda model, x, t, b: {"nll": 4 * math.log(2), "se": 0.0})
+    monkeypatch.setattr(ddpm, "file_baselines", lambda x: {})
+    test = types.SimpleNamespace(x=torch.zeros(10, 1, 2, 2))
+    out = figures.ddpm_figure(types.SimpleNamespace(num_dims=4), test, quick=True)
+    assert out["bits_per_dim"] == pytest.approx(1.0) and out["test_n"] == 10
