@@ -489,3 +489,27 @@ def test_the_ddpm_figure_is_its_bound_in_bits_per_dim(figures, monkeypatch):
     test = types.SimpleNamespace(x=torch.zeros(10, 1, 2, 2))
     out = figures.ddpm_figure(types.SimpleNamespace(num_dims=4), test, quick=True)
     assert out["bits_per_dim"] == pytest.approx(1.0) and out["test_n"] == 10
+
+
+def test_the_change_over_the_last_5_epochs_reads_the_curve_5_epochs_back(reference, tmp_path):
+    """Seven epochs whose valid NLL falls 10, 9, ..., 4: the change over the last 5 epochs
+    is 4 − 9 (epoch 7 against epoch 2)."""
+    from dgm import run_dir as rd
+    from dgm.config import to_dict
+    from dgm.train import TrainConfig
+
+    ref = _made(reference, epochs=10)
+    run = tmp_path / ref.name
+    run.mkdir()
+    train = to_dict(TrainConfig(steps=100, eval_every=10, batch_size=100))
+    rd.write_json(run / rd.CONFIG, {"train": train, "event_shape": [1, 8, 8]})
+    rd.write_json(run / reference.SESSIONS, [
+        {"from_step": 0, "to_step": 30, "wall_s": 10.0, "cpu_s": 8.0, "stopped": "out of time"},
+        {"from_step": 30, "to_step": 70, "wall_s": 20.0, "cpu_s": 16.0, "stopped": "out of time"},
+    ])  # fmt: skip
+    for epoch in range(1, 8):
+        rd.append_metrics(run / rd.METRICS, {"step": 10 * epoch, "valid/nll": 11.0 - epoch})
+    known = {"test_so_far": {"best_epoch": 7.0, "nll": 1.0}}  # kept: no model to load
+    record = reference.status(ref, tmp_path, known, quick=False)
+    assert record["last_5_epochs_change"] == 4.0 - 9.0 and record["best_epoch"] == 7.0
+    assert record["wall_s"] == 30.0 and record["cpu_s"] == 24.0
