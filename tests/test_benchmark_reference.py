@@ -513,3 +513,24 @@ def test_the_change_over_the_last_5_epochs_reads_the_curve_5_epochs_back(referen
     record = reference.status(ref, tmp_path, known, quick=False)
     assert record["last_5_epochs_change"] == 4.0 - 9.0 and record["best_epoch"] == 7.0
     assert record["wall_s"] == 30.0 and record["cpu_s"] == 24.0
+
+
+def test_running_text_is_scored_in_context_with_windows_half_a_block_apart(figures, monkeypatch):
+    """A text run cut from one running text (no end token): beside the per-window figure,
+    the in-context one, with windows every T / 2 tokens (T = 8: stride 4)."""
+    import types
+
+    import dgm.evaluate.likelihood as likelihood
+    import dgm.run_dir as rd
+
+    info = types.SimpleNamespace(end_token=None)
+    test = types.SimpleNamespace(x=torch.zeros(3, 8, dtype=torch.long), info=info)
+    opened = types.SimpleNamespace(model=lambda **kw: "model", data=lambda split: test)
+    monkeypatch.setattr(rd.Run, "open", staticmethod(lambda path: opened))
+    per_window = {"bound": "exact", "nll": 9.0, "n": 3, "nats_per_token": 1.5}
+    monkeypatch.setattr(likelihood, "evaluate", lambda *a, **kw: per_window)
+    monkeypatch.setattr(figures, "text_file_baselines", lambda data: {})
+    monkeypatch.setattr(figures, "nats_per_char_in_context", lambda m, data, stride: stride / 10)
+    out = figures.figure_on_test("per_char", Path("run"), quick=False)
+    assert out["nats_per_char"] == 1.5 and out["context_stride"] == 4
+    assert out["nats_per_char_in_context"] == 0.4
