@@ -60,3 +60,31 @@ def test_conv_macs_counts_functional_convolutions_as_module_ones():
     former = masked_checkerboards(model)
     assert bench.conv_macs(former, former.log_prob, images) == 3_154_816
     assert fast != 3_154_816  # the polyphase path's own convolutions were counted
+
+
+def test_the_toy_comparison_leaves_a_diverged_seed_out_of_its_library(monkeypatch) -> None:
+    """Three seeds, zuko diverged on one: zuko's figures are over the two it trained
+    (SE = SD / √2), normflows' over all three, and the divergence is counted."""
+    import math
+    import statistics
+
+    from benchmarks import flows_compare as fc
+
+    monkeypatch.setattr(fc, "COMPARE_TOYS", ("moons",))
+    monkeypatch.setattr(fc, "COMPARE_MODELS", ("maf",))
+    runs = []
+    for seed, (dgm_nll, zuko, normflows) in enumerate([(1.0, 1.5, 1.2), (1.1, math.inf, 1.0),
+                                                        (0.9, 1.0, 1.4)]):  # fmt: skip
+        nll = {"dgm": dgm_nll, "zuko": zuko, "normflows": normflows}
+        runs.append({"toy": "moons", "model": "maf", "seed": seed, "true_nll": 0.5,
+                     "test_nll": nll, "ratio_dgm_over": {"zuko": 1.0, "normflows": 2.0},
+                     "nll_dgm_minus": {lib: {"diff": dgm_nll - nll[lib]}
+                                       for lib in ("zuko", "normflows")}})  # fmt: skip
+    (case,) = fc.by_cases(runs)
+    assert case["diverged"] == {"dgm": 0, "zuko": 1, "normflows": 0}
+    kept = [1.0 - 1.5, 0.9 - 1.0]
+    assert case["nll_dgm_minus_mean"]["zuko"] == pytest.approx(statistics.mean(kept))
+    assert case["nll_dgm_minus_se"]["zuko"] == pytest.approx(statistics.stdev(kept) / math.sqrt(2))
+    three = [1.0 - 1.2, 1.1 - 1.0, 0.9 - 1.4]
+    assert case["nll_dgm_minus_se"]["normflows"] == pytest.approx(statistics.stdev(three) / 3**0.5)
+    assert case["nll_mean"]["zuko"] == pytest.approx(1.25)
