@@ -277,6 +277,8 @@ def test_report_to_an_unwritable_folder_names_the_path_and_the_reason(runs, caps
             "--sampling-steps",
         ),
         (["eval", "{ebm}", "--sample-quality", "--steps", "5"], "--steps", "--sampling-steps"),
+        (["eval", "{ebm}", "--sample-quality", "--steps=5"], "--steps", "--sampling-steps"),
+        (["anomaly", "{vae}", "--ood", "mnist", "--out-root=x"], "--out-root", "--ood-root"),
         (["impute", "{bn}", "--mask", "random-50"], "random-50", "--mask random"),
     ],
 )
