@@ -59,6 +59,11 @@ def test_impute_reports_rmse_and_heldout_loglik_and_draws_a_grid(runs, tmp_path,
     argv = ["impute", str(fv), "--mask", str(tmp_path / "rows.npy"), "-m", "1", "-n", "5"]
     assert main([*argv, "--out", str(tmp_path / "g2.png")]) == 0
     assert "held-out log-likelihood: not available" in capsys.readouterr().out
+    centre = tmp_path / "c.json"  # a quarter hidden: missing and observed counts differ
+    argv = ["impute", str(fv), "--mask", "center", "-m", "1", "-n", "5", "--json", str(centre)]
+    assert main([*argv, "--out", str(tmp_path / "g3.png")]) == 0
+    assert "mask center: 80 of 320 values missing (25.0 %) in 5 test" in capsys.readouterr().out
+    assert json.loads(centre.read_text())["missing"] == 80
     np.save(tmp_path / "bad.npy", np.ones((1, 7, 8), dtype=bool))
     line = error_line(capsys, ["impute", str(fv), "--mask", str(tmp_path / "bad.npy")])
     assert "expected one example's shape (1, 8, 8)" in line
@@ -76,6 +81,17 @@ def test_anomaly_prints_the_table_and_writes_json(runs, tmp_path, capsys):
     assert rows["likelihood"]["auroc"] > 0.5  # binary noise: less likely, even after 10 steps
     assert 0 <= rows["likelihood ratio"]["auroc"] <= 1  # ELBO against ELBO: noise
     assert record["in"] == "digits28" and record["n_out"] == 40
+    # fewer out-of-distribution examples than -n: each count is its own set's
+    from dgm.data import get
+
+    few = tmp_path / "few.npy"
+    np.save(few, (np.random.default_rng(0).random((60, 1, 28, 28)) < 0.5).astype(np.float32))
+    k = len(get("tensors", "test", str(few)))
+    argv = ["anomaly", str(vae), "--ood", "tensors", "--ood-root", str(few), "-n", "40"]
+    assert main([*argv, "--train-n", "40", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    record = json.loads(out.read_text())
+    assert 0 < k < 40 and record["n_in"] == 40 and record["n_out"] == k and f"(n={k}," in text
 
 
 def test_background_data_are_written_for_a_tensors_run(runs, tmp_path, capsys):
