@@ -83,6 +83,10 @@ def test_design_compares_bo_with_random_search(runs, tmp_path, capsys, monkeypat
     assert len(record["bo_mean_curve"]) == 6 and len(record["random_best"]) == 2
     assert record["bo_mean_curve"][:3] == record["random_mean_curve"][:3]  # same start
     assert all(v <= 0 for v in record["bo_best"])  # −|mass − M|
+    for side in ("bo", "random"):  # each side's bests end its own mean curve
+        mean_best = sum(record[f"{side}_best"]) / 2
+        assert record[f"{side}_mean_curve"][-1] == pytest.approx(mean_best, rel=1e-6)
+    assert record["bo_best"] != record["random_best"]
     # class objective: dgm's feature classifier, a small one cached in the test's folder
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("DGM_DATA", raising=False)
