@@ -153,3 +153,15 @@ def test_the_arithmetic_grid_shifts_the_first_test_examples_of_class_b(runs, tmp
     got = torch.from_numpy(np.array(cells)) / 255
     assert (got - expected).abs().max() <= 1 / 255 + 1e-6
     assert not torch.equal(test.x[:3], inputs)  # the first test examples are not all 0s
+
+
+def test_represent_counts_every_entry_of_an_image_shaped_code(tmp_path, capsys):
+    """A flow's code has the image's shape (1, 8, 8): 64 dimensions, as printed."""
+    run, out = tmp_path / "nvp", tmp_path / "r.json"
+    args = ["train", "realnvp", "--data", "digits", "--scale", "byte", "--dequantize", "uniform"]
+    args += ["--steps", "2", "--num-couplings", "2", "--hidden-sizes", "8", "--architecture", "mlp"]
+    assert main([*args, *QUIET, "--out", str(run)]) == 0
+    assert main(["represent", str(run), "-n", "100", "--train-n", "200", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(out.read_text())["code_dims"] == 64
+    assert any(line.startswith("realnvp codes") and " 64 " in line for line in printed.splitlines())
