@@ -38,6 +38,12 @@ def test_eval_cas_prints_and_returns_the_three_accuracies(runs, capsys):
     assert main(["eval", str(cond), "--cas", "--cas-n", "300", "--temperature", "1.0"]) == 0
     out = capsys.readouterr().out
     assert "trained on 300 samples (CAS)" in out and "trained on both" in out
+    # CAS is scored on the real test split, whatever split --split evaluates the NLL on
+    assert record["num_test"] == 300  # digits' test split
+    argv = ["eval", str(cond), "--cas", "--cas-n", "300", "--split", "valid", "--json"]
+    assert main([*argv, "--threads", "1"]) == 0
+    on_valid = json.loads(capsys.readouterr().out)
+    assert on_valid["split"] == "valid" and on_valid["cas"]["num_test"] == 300
 
 
 def test_eval_cas_refuses_a_model_without_classes(runs, capsys):
