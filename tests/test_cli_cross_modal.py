@@ -57,6 +57,12 @@ def test_image_to_text_captions_test_images_and_scores_them(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert len(out.read_text().splitlines()) == 8
     assert "caption accuracy: " in printed and " of 8 captions name their image's class" in printed
+    # scored against the first 8 test images, the ones the captions were drawn for
+    from dgm.data import get
+    from dgm.evaluate.caption_accuracy import caption_accuracy_line
+
+    test = get("fashion_mnist_captions", "test")
+    assert caption_accuracy_line(test, out.read_text().splitlines()) in printed
     prefixed = ["sample", str(run), "-n", "3", "--prompt", "a ", "--out", str(out)]
     assert main(prefixed) == 0  # a sequence model's own prompt: the start of every caption
     assert all(line.startswith("a ") for line in out.read_text().splitlines())
