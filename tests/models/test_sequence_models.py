@@ -65,24 +65,19 @@ def test_gpt_cached_logits_equal_the_uncached_ones():
     assert len(cache) == 2 and cache[0][0].shape == (4, 2, 7, 4)  # (B, nh, T, hs)
 
 
-def test_char_rnn_dropout_acts_between_layers_in_training_only():
-    """dropout = 0.5 between two recurrent layers: training draws differ, eval's do not."""
+@pytest.mark.parametrize(
+    "name, sizes",
+    [
+        ("gpt", {"n_layer": 2, "n_head": 2, "n_embd": 8}),
+        ("char_rnn", {"num_layers": 2, "hidden_size": 8}),  # between its recurrent layers
+    ],
+)
+def test_dropout_acts_in_training_only(name, sizes):
+    """dropout = 0.5: outside training the logits are the same every call, in training
+    they are not (the default dropout of 0 hides dropout left on in eval mode, or never
+    passed to the layers)."""
     torch.manual_seed(0)
-    model = dgm.create("char_rnn", (7,), vocab_size=5, num_layers=2, hidden_size=8, dropout=0.5)
-    x = torch.randint(5, (4, 7), generator=torch.Generator().manual_seed(2))
-    model.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(model.conditional_logits(x), model.conditional_logits(x))
-    model.train()
-    with torch.no_grad():
-        assert not torch.allclose(model.conditional_logits(x), model.conditional_logits(x))
-
-
-def test_gpt_dropout_acts_in_training_only():
-    """dropout = 0.5: outside training the logits are the same every call (the default
-    dropout of 0 hides attention dropout left on in eval mode)."""
-    torch.manual_seed(0)
-    model = dgm.create("gpt", (7,), vocab_size=5, n_layer=2, n_head=2, n_embd=8, dropout=0.5)
+    model = dgm.create(name, (7,), vocab_size=5, dropout=0.5, **sizes)
     x = torch.randint(5, (4, 7), generator=torch.Generator().manual_seed(2))
     model.eval()
     with torch.no_grad():
